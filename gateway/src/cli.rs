@@ -1,0 +1,284 @@
+//! The `twofold` command line: key set-up and the break-glass encrypt/decrypt path.
+//!
+//! `encrypt` produces exactly the bytes and the metadata the gateway stores for an object;
+//! `decrypt` opens an object copied straight off the backend, with no gateway running.
+//! Every failure is one line on stderr and a non-zero exit status.
+
+use crate::config::Config;
+use crate::envelope::aead::Layer;
+use crate::envelope::stream::{DecryptReader, EncryptWriter, envelope_error};
+use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
+use crate::keys::{Custodian, Keyring};
+use crate::{dev, objmeta};
+use clap::{Args, Parser, Subcommand};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Twofold: a dual-layer encrypting S3 gateway.
+#[derive(Debug, Parser)]
+#[command(name = "twofold", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Key-encryption keys in the custodians.
+    Keys {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Encrypt stdin as the object BUCKET/KEY; writes the stored bytes and their metadata.
+    Encrypt(ObjectArgs),
+    /// Decrypt an object copied off the backend (break-glass: no gateway needed).
+    Decrypt(ObjectArgs),
+}
+
+/// `twofold keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create the key-encryption keys in the configured custodians (idempotent).
+    Init(ConfigArgs),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct ConfigArgs {
+    /// The configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Use the development setup in ./.twofold-dev/, creating it (and its SoftHSM2 tokens)
+    /// on first use.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Arguments of encrypt and decrypt.
+#[derive(Debug, Args)]
+pub struct ObjectArgs {
+    /// Configuration.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Bucket the object is (or will be) stored in.
+    #[arg(long)]
+    pub bucket: String,
+    /// Object key.
+    #[arg(long)]
+    pub key: String,
+    /// Metadata JSON: written by encrypt, read by decrypt (`aws s3api head-object` output
+    /// is accepted as it is).
+    #[arg(long, value_name = "META.json")]
+    pub meta: PathBuf,
+    /// Read from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write to this file instead of stdout; it appears only if the whole run succeeds.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// A failure, as one line for the user.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> Self {
+        let mut msg = e.to_string();
+        let mut src = e.source();
+        while let Some(s) = src {
+            let part = s.to_string();
+            if !msg.contains(&part) {
+                msg.push_str(": ");
+                msg.push_str(&part);
+            }
+            src = s.source();
+        }
+        CliError(msg)
+    }
+}
+
+fn fail(msg: impl Into<String>) -> CliError {
+    CliError(msg.into())
+}
+
+/// Resolves `--config`/`--dev` to a configuration file, creating the dev files if asked.
+/// Touches no PKCS#11 module.
+pub fn config_path(args: &ConfigArgs) -> Result<PathBuf, CliError> {
+    match (&args.config, args.dev) {
+        (Some(p), false) => Ok(p.clone()),
+        (None, true) => Ok(dev::prepare_files(Path::new(dev::DEV_DIR))?),
+        _ => Err(fail("give either --config FILE or --dev")),
+    }
+}
+
+/// Completes the dev setup once `SOFTHSM2_CONF` is in place: tokens and KEKs.
+fn finish_dev_setup(config: &Config, quiet: bool) -> Result<(), CliError> {
+    let dir = config.path.parent().unwrap_or(Path::new("."));
+    for line in dev::ensure_tokens(dir)? {
+        if !quiet {
+            eprintln!("twofold: {line}");
+        }
+    }
+    for (layer, spec) in [(Layer::Outer, &config.outer), (Layer::Inner, &config.inner)] {
+        let said = Custodian::init(layer, spec)?;
+        if said.contains("created") && !quiet {
+            eprintln!("twofold: {said}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs a parsed command line. `config` is already loaded (and the process environment
+/// set from it) by `main`.
+pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Keys {
+            action: KeysAction::Init(args),
+        } => {
+            if args.dev {
+                let dir = config.path.parent().unwrap_or(Path::new("."));
+                for line in dev::ensure_tokens(dir)? {
+                    println!("{line}");
+                }
+            }
+            for (layer, spec) in [(Layer::Outer, &config.outer), (Layer::Inner, &config.inner)] {
+                println!("{}", Custodian::init(layer, spec)?);
+            }
+            Ok(())
+        }
+        Command::Encrypt(args) => {
+            if args.config.dev {
+                finish_dev_setup(config, false)?;
+            }
+            encrypt(args, config)
+        }
+        Command::Decrypt(args) => {
+            if args.config.dev {
+                finish_dev_setup(config, false)?;
+            }
+            decrypt(args, config)
+        }
+    }
+}
+
+/// The configuration selected by a command line.
+pub fn config_args(cli: &Cli) -> &ConfigArgs {
+    match &cli.command {
+        Command::Keys {
+            action: KeysAction::Init(a),
+        } => a,
+        Command::Encrypt(a) | Command::Decrypt(a) => &a.config,
+    }
+}
+
+fn keyring(config: &Config) -> Result<Keyring, CliError> {
+    let outer = Custodian::open(Layer::Outer, &config.outer)?;
+    let inner = Custodian::open(Layer::Inner, &config.inner)?;
+    Ok(Keyring::new(inner, outer, config.keyring))
+}
+
+fn input(args: &ObjectArgs) -> Result<Box<dyn Read>, CliError> {
+    Ok(match &args.input {
+        Some(p) => Box::new(io::BufReader::new(
+            std::fs::File::open(p).map_err(|e| fail(format!("{}: {e}", p.display())))?,
+        )),
+        None => Box::new(io::stdin().lock()),
+    })
+}
+
+/// An output that is either stdout or a temporary file renamed into place on success.
+struct Output {
+    target: Option<(PathBuf, PathBuf)>,
+    writer: Box<dyn Write>,
+}
+
+impl Output {
+    fn open(path: Option<&Path>) -> Result<Self, CliError> {
+        match path {
+            None => Ok(Self {
+                target: None,
+                writer: Box::new(io::BufWriter::new(io::stdout().lock())),
+            }),
+            Some(p) => {
+                let mut tmp = p.as_os_str().to_owned();
+                tmp.push(".twofold-partial");
+                let tmp = PathBuf::from(tmp);
+                let f = std::fs::File::create(&tmp)
+                    .map_err(|e| fail(format!("{}: {e}", tmp.display())))?;
+                Ok(Self {
+                    target: Some((tmp, p.to_path_buf())),
+                    writer: Box::new(io::BufWriter::new(f)),
+                })
+            }
+        }
+    }
+
+    fn commit(mut self) -> Result<(), CliError> {
+        self.writer.flush()?;
+        if let Some((tmp, dst)) = self.target.take() {
+            std::fs::rename(&tmp, &dst).map_err(|e| fail(format!("{}: {e}", dst.display())))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.target.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+fn encrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
+    let mut ring = keyring(config)?;
+    let name = ObjectName {
+        bucket: &args.bucket,
+        key: &args.key,
+    };
+    let (header, keys) = ring.seal_new(name, None)?;
+    let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)?;
+    let mut out = Output::open(args.output.as_deref())?;
+    let mut writer = EncryptWriter::new(cipher, &mut out.writer);
+    io::copy(&mut input(args)?, &mut writer)?;
+    writer.finish()?;
+    std::fs::write(&args.meta, objmeta::to_json(&header))
+        .map_err(|e| fail(format!("{}: {e}", args.meta.display())))?;
+    out.commit()
+}
+
+fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(&args.meta)
+        .map_err(|e| fail(format!("{}: {e}", args.meta.display())))?;
+    let header = objmeta::from_json(&text)?;
+    let mut ring = keyring(config)?;
+    let name = ObjectName {
+        bucket: &args.bucket,
+        key: &args.key,
+    };
+    let keys = ring.open(&header, name)?;
+    let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)?;
+    let mut out = Output::open(args.output.as_deref())?;
+    let mut reader = DecryptReader::new(cipher, input(args)?);
+    match io::copy(&mut reader, &mut out.writer) {
+        Ok(_) => out.commit(),
+        Err(e) => {
+            let msg = match envelope_error(&e) {
+                Some(env) => env.to_string(),
+                None => e.to_string(),
+            };
+            if args.output.is_none() {
+                Err(fail(format!(
+                    "{msg} (the verified plaintext written before this point is incomplete: discard it)"
+                )))
+            } else {
+                Err(fail(msg))
+            }
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Configuration: the TOML file as written ([`FileConfig`], every field defaulted and
+//! documented) and the validated form the rest of the code uses ([`Config`]). Relative
+//! paths in the file are taken relative to the file's folder. Secrets never sit in the
+//! file: PINs come from a file or an environment variable.
+
+use crate::envelope::aead::Layer;
+use crate::envelope::header::kek_id_is_valid;
+use crate::envelope::layout::SegmentSize;
+use crate::keys::{CustodianSpec, KeyringSettings, PinSource};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Default segment size of new objects.
+pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 64 * 1024;
+/// Default bucket-key window.
+pub const BUCKET_KEY_WINDOW_SECS_DEFAULT: u64 = 3600;
+/// Default number of bucket keys cached for reading, per layer and core.
+pub const KEY_CACHE_ENTRIES_DEFAULT: usize = 4096;
+/// Default PKCS#11 module: SoftHSM2 as Debian installs it.
+pub const SOFTHSM2_MODULE_DEFAULT: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// `[envelope]`: how new objects are encrypted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvelopeFile {
+    /// Plaintext bytes per segment: a power of two from 4096 to 16777216.
+    pub segment_size_bytes: u64,
+    /// Seconds each bucket key is used for new objects before a new one is made.
+    pub bucket_key_window_secs: u64,
+    /// Unwrapped bucket keys kept per layer and core for reading.
+    pub key_cache_entries: usize,
+}
+
+impl Default for EnvelopeFile {
+    fn default() -> Self {
+        Self {
+            segment_size_bytes: SEGMENT_SIZE_BYTES_DEFAULT,
+            bucket_key_window_secs: BUCKET_KEY_WINDOW_SECS_DEFAULT,
+            key_cache_entries: KEY_CACHE_ENTRIES_DEFAULT,
+        }
+    }
+}
+
+/// `[custodian.inner]` / `[custodian.outer]`: who holds a layer's key-encryption key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CustodianFile {
+    /// `"pkcs11"` or `"key-file"`.
+    pub kind: String,
+    /// pkcs11: path of the module (default: SoftHSM2's).
+    pub module: Option<PathBuf>,
+    /// pkcs11: token label.
+    pub token_label: Option<String>,
+    /// pkcs11: label of the KEK in the token.
+    pub key_label: Option<String>,
+    /// pkcs11: file holding the user PIN.
+    pub pin_file: Option<PathBuf>,
+    /// pkcs11: environment variable holding the user PIN.
+    pub pin_env: Option<String>,
+    /// pkcs11 with SoftHSM2: its configuration file (sets `SOFTHSM2_CONF` at start-up).
+    pub softhsm2_conf: Option<PathBuf>,
+    /// pkcs11: dedicated HSM threads (each with its own session); default 1.
+    pub hsm_threads: Option<usize>,
+    /// key-file: the file holding the KEK as 64 hex digits, mode 0600.
+    pub key_file: Option<PathBuf>,
+    /// key-file: the KEK id recorded in object headers.
+    pub key_id: Option<String>,
+}
+
+/// `[custodian]`: one per layer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CustodiansFile {
+    /// The inner layer's custodian.
+    pub inner: Option<CustodianFile>,
+    /// The outer layer's custodian.
+    pub outer: Option<CustodianFile>,
+}
+
+/// The configuration file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[envelope]`
+    pub envelope: EnvelopeFile,
+    /// `[custodian.inner]` and `[custodian.outer]`
+    pub custodian: CustodiansFile,
+}
+
+/// A configuration error, naming the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown field or a value of the wrong type (the message has the line).
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value that parses but is not acceptable.
+    #[error("{}: {field}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted field name.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Keyring settings.
+    pub keyring: KeyringSettings,
+    /// The inner layer's custodian.
+    pub inner: CustodianSpec,
+    /// The outer layer's custodian.
+    pub outer: CustodianSpec,
+    /// `SOFTHSM2_CONF` to set before any PKCS#11 module is loaded.
+    pub softhsm2_conf: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    /// Parses and validates configuration text said to come from `path`.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: one_line_parse_error(&e, text),
+        })?;
+        validate(file, path)
+    }
+}
+
+/// The TOML parser's message without its source excerpt, prefixed with the line and
+/// column, so that every configuration error is one line.
+fn one_line_parse_error(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.len() - line_start + 1;
+            let source_line = text[line_start..].lines().next().unwrap_or("").trim();
+            format!("line {line}, column {column}: {message} (in `{source_line}`)")
+        }
+        None => message,
+    }
+}
+
+fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let invalid = |field: &str, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        field: field.to_owned(),
+        message,
+    };
+    let segment_size = SegmentSize::from_bytes(file.envelope.segment_size_bytes).map_err(|_| {
+        invalid(
+            "envelope.segment_size_bytes",
+            format!(
+                "{} is not a power of two from 4096 to 16777216",
+                file.envelope.segment_size_bytes
+            ),
+        )
+    })?;
+    if file.envelope.bucket_key_window_secs == 0 {
+        return Err(invalid(
+            "envelope.bucket_key_window_secs",
+            "must be at least 1".into(),
+        ));
+    }
+    if file.envelope.key_cache_entries == 0 {
+        return Err(invalid(
+            "envelope.key_cache_entries",
+            "must be at least 1".into(),
+        ));
+    }
+    let mut softhsm2_conf: Option<PathBuf> = None;
+    let mut custodian = |layer: Layer, c: Option<CustodianFile>| {
+        let section = format!("custodian.{layer}");
+        let c =
+            c.ok_or_else(|| invalid(&section, "missing: each layer needs a custodian".into()))?;
+        let field = |name: &str| format!("{section}.{name}");
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        match c.kind.as_str() {
+            "pkcs11" => {
+                let token_label = c.token_label.ok_or_else(|| {
+                    invalid(
+                        &field("token_label"),
+                        "required for kind = \"pkcs11\"".into(),
+                    )
+                })?;
+                let key_label = c.key_label.ok_or_else(|| {
+                    invalid(&field("key_label"), "required for kind = \"pkcs11\"".into())
+                })?;
+                if !kek_id_is_valid(&key_label) {
+                    return Err(invalid(
+                        &field("key_label"),
+                        "must be 1 to 64 printable ASCII characters without spaces".into(),
+                    ));
+                }
+                let pin = match (c.pin_file, c.pin_env) {
+                    (Some(f), None) => PinSource::File(resolve(f)),
+                    (None, Some(v)) => PinSource::Env(v),
+                    _ => {
+                        return Err(invalid(
+                            &field("pin_file"),
+                            "give exactly one of pin_file and pin_env".into(),
+                        ));
+                    }
+                };
+                if c.key_file.is_some() || c.key_id.is_some() {
+                    return Err(invalid(
+                        &field("key_file"),
+                        "only for kind = \"key-file\"".into(),
+                    ));
+                }
+                if let Some(conf) = c.softhsm2_conf {
+                    let conf = resolve(conf);
+                    match &softhsm2_conf {
+                        Some(prev) if *prev != conf => {
+                            return Err(invalid(
+                                &field("softhsm2_conf"),
+                                "both custodians must use the same SoftHSM2 configuration (it is per process)".into(),
+                            ));
+                        }
+                        _ => softhsm2_conf = Some(conf),
+                    }
+                }
+                let hsm_threads = c.hsm_threads.unwrap_or(1);
+                if !(1..=64).contains(&hsm_threads) {
+                    return Err(invalid(
+                        &field("hsm_threads"),
+                        "must be from 1 to 64".into(),
+                    ));
+                }
+                Ok(CustodianSpec::Pkcs11 {
+                    module: resolve(
+                        c.module
+                            .unwrap_or_else(|| PathBuf::from(SOFTHSM2_MODULE_DEFAULT)),
+                    ),
+                    token_label,
+                    pin,
+                    key_label,
+                    hsm_threads,
+                })
+            }
+            "key-file" => {
+                let key_file = c.key_file.ok_or_else(|| {
+                    invalid(
+                        &field("key_file"),
+                        "required for kind = \"key-file\"".into(),
+                    )
+                })?;
+                let key_id = c.key_id.unwrap_or_else(|| format!("local-{layer}-kek"));
+                if !kek_id_is_valid(&key_id) {
+                    return Err(invalid(
+                        &field("key_id"),
+                        "must be 1 to 64 printable ASCII characters without spaces".into(),
+                    ));
+                }
+                if c.token_label.is_some()
+                    || c.pin_file.is_some()
+                    || c.pin_env.is_some()
+                    || c.module.is_some()
+                {
+                    return Err(invalid(
+                        &section,
+                        "token settings given for kind = \"key-file\"".into(),
+                    ));
+                }
+                Ok(CustodianSpec::KeyFile {
+                    path: resolve(key_file),
+                    key_id,
+                })
+            }
+            "" => Err(invalid(
+                &field("kind"),
+                "required: \"pkcs11\" or \"key-file\"".into(),
+            )),
+            other => Err(invalid(
+                &field("kind"),
+                format!("{other:?} is not \"pkcs11\" or \"key-file\""),
+            )),
+        }
+    };
+    let inner = custodian(Layer::Inner, file.custodian.inner)?;
+    let outer = custodian(Layer::Outer, file.custodian.outer)?;
+    if inner == outer {
+        return Err(invalid(
+            "custodian",
+            "the inner and outer layers must not use the same custodian and key".into(),
+        ));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        keyring: KeyringSettings {
+            segment_size,
+            window_secs: file.envelope.bucket_key_window_secs,
+            cache_entries: file.envelope.key_cache_entries,
+        },
+        inner,
+        outer,
+        softhsm2_conf,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[custodian.outer]
+kind = "pkcs11"
+token_label = "outer"
+key_label = "outer-kek"
+pin_env = "OUTER_PIN"
+
+[custodian.inner]
+kind = "key-file"
+key_file = "inner.key"
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(text, Path::new("/etc/twofold/twofold.toml"))
+    }
+
+    #[test]
+    fn minimal_config_validates_with_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.keyring.segment_size, SegmentSize::DEFAULT);
+        assert_eq!(
+            c.inner,
+            CustodianSpec::KeyFile {
+                path: "/etc/twofold/inner.key".into(),
+                key_id: "local-inner-kek".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = load(&GOOD.replace("pin_env = \"OUTER_PIN\"", "")).unwrap_err();
+        assert!(e.to_string().contains("custodian.outer.pin_file"), "{e}");
+        let e = load(&format!("[envelope]\nsegment_size_bytes = 1000\n{GOOD}")).unwrap_err();
+        assert!(e.to_string().contains("envelope.segment_size_bytes"), "{e}");
+        let e = load(&GOOD.replace("key-file", "vault")).unwrap_err();
+        assert!(e.to_string().contains("custodian.inner.kind"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_a_line_number() {
+        let e = load(&format!("{GOOD}\ncolour = \"blue\"\n")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("colour") && msg.contains("line"), "{msg}");
+    }
+}

@@ -1,0 +1,148 @@
+//! The development setup of the current folder, `.twofold-dev/`: a configuration with two
+//! custodians, each a SoftHSM2 token of its own (split custody, like production), created
+//! on first use. Nothing here is for production: the PINs sit in files next to the tokens.
+
+use crate::config::SOFTHSM2_MODULE_DEFAULT;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The folder, relative to the current directory.
+pub const DEV_DIR: &str = ".twofold-dev";
+/// Token of the outer layer's custodian.
+pub const OUTER_TOKEN: &str = "twofold-dev-outer";
+/// Token of the inner layer's custodian.
+pub const INNER_TOKEN: &str = "twofold-dev-inner";
+
+/// Places SoftHSM2's module may be in.
+const MODULE_CANDIDATES: &[&str] = &[
+    SOFTHSM2_MODULE_DEFAULT,
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+];
+
+/// Why the development setup could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// SoftHSM2 is not installed.
+    #[error("SoftHSM2 is not installed (looked for {}); install it, e.g. apt-get install softhsm2", MODULE_CANDIDATES.join(", "))]
+    NoSoftHsm,
+    /// A file could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A token could not be created.
+    #[error("creating dev token {label:?}: {source}")]
+    Token {
+        /// Token label.
+        label: String,
+        /// What the module said.
+        #[source]
+        source: hsm_bridge::Error,
+    },
+}
+
+/// Finds the SoftHSM2 module.
+pub fn softhsm_module() -> Result<PathBuf, DevError> {
+    MODULE_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or(DevError::NoSoftHsm)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevError + '_ {
+    move |source| DevError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write_new(path: &Path, contents: &str, mode: u32) -> Result<(), DevError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(contents.as_bytes()).map_err(io(path))
+}
+
+fn random_pin() -> Result<String, DevError> {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).map_err(|e| DevError::Io {
+        path: PathBuf::from("<random>"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(hex::encode(b))
+}
+
+/// Writes the files of `dir` (the `.twofold-dev` folder) that are missing, and returns the
+/// path of its configuration. Touches no PKCS#11 module: call [`ensure_tokens`] after
+/// `SOFTHSM2_CONF` has been set from the configuration.
+pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
+    let module = softhsm_module()?;
+    std::fs::create_dir_all(dir.join("tokens")).map_err(io(dir))?;
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    let conf = dir.join("softhsm2.conf");
+    if !conf.exists() {
+        let text = format!(
+            "# SoftHSM2 configuration of the Twofold development setup\n\
+             directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            dir.join("tokens").display()
+        );
+        write_new(&conf, &text, 0o600)?;
+    }
+    for name in ["outer.pin", "inner.pin", "so.pin"] {
+        let p = dir.join(name);
+        if !p.exists() {
+            write_new(&p, &format!("{}\n", random_pin()?), 0o600)?;
+        }
+    }
+    let config = dir.join("config.toml");
+    if !config.exists() {
+        let text = format!(
+            "# Twofold development configuration, written by `twofold ... --dev`.\n\
+             # Two custodians, one SoftHSM2 token each: both are needed to read an object.\n\
+             # Not for production: the PINs sit in files beside the tokens.\n\n\
+             [envelope]\nsegment_size_bytes = 65536\nbucket_key_window_secs = 3600\nkey_cache_entries = 4096\n\n\
+             [custodian.outer]\nkind = \"pkcs11\"\nmodule = \"{m}\"\ntoken_label = \"{OUTER_TOKEN}\"\n\
+             key_label = \"twofold-outer-kek\"\npin_file = \"outer.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n\
+             [custodian.inner]\nkind = \"pkcs11\"\nmodule = \"{m}\"\ntoken_label = \"{INNER_TOKEN}\"\n\
+             key_label = \"twofold-inner-kek\"\npin_file = \"inner.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n",
+            m = module.display()
+        );
+        write_new(&config, &text, 0o644)?;
+    }
+    Ok(config)
+}
+
+/// Creates the two dev tokens if they do not exist. `SOFTHSM2_CONF` must already point at
+/// the dev folder's `softhsm2.conf`.
+pub fn ensure_tokens(dir: &Path) -> Result<Vec<String>, DevError> {
+    let module = softhsm_module()?;
+    let mut said = Vec::new();
+    for (label, pin_file) in [(OUTER_TOKEN, "outer.pin"), (INNER_TOKEN, "inner.pin")] {
+        let token_err = |source| DevError::Token {
+            label: label.to_owned(),
+            source,
+        };
+        if hsm_bridge::token_exists(&module, label).map_err(token_err)? {
+            continue;
+        }
+        let so = hsm_bridge::Pin::from_file(&dir.join("so.pin")).map_err(token_err)?;
+        let user = hsm_bridge::Pin::from_file(&dir.join(pin_file)).map_err(token_err)?;
+        hsm_bridge::init_token(&module, label, &so, &user).map_err(token_err)?;
+        said.push(format!(
+            "created SoftHSM2 token {label:?} in {}",
+            dir.join("tokens").display()
+        ));
+    }
+    Ok(said)
+}

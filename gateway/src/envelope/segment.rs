@@ -1,0 +1,219 @@
+//! Sealing and opening single segments of one part under both layers.
+//!
+//! For part number `p` of an object with header `h`, for each layer `L` with data key `DK_L`:
+//!
+//! ```text
+//! K_L ‖ prefix_L = HKDF-SHA256(DK_L, salt "twofold/v1",
+//!                              info "twofold/v1 segment" ‖ L ‖ upload id ‖ BE32(p))   (32 + 7 bytes)
+//! nonce_L(i, last) = prefix_L ‖ BE32(i) ‖ (last ? 0x01 : 0x00)
+//! aad_L = h.fixed_bytes ‖ L ‖ BE32(p)
+//! seal(i, last, m):  c ‖ t = GCM_inner(K_inner, nonce_inner(i, last), aad_inner, m)
+//!                    d ‖ u = GCM_outer(K_outer, nonce_outer(i, last), aad_outer, c ‖ t)
+//!                    stored segment = d ‖ u           (|m| + 32 bytes)
+//! ```
+//!
+//! Opening checks the outer tag, then the inner tag, and only then is the buffer plaintext.
+
+use super::aead::{InnerAead, Layer, NONCE_LEN_BYTES, OuterAead, TAG_LEN_BYTES};
+use super::header::Header;
+use super::layout::{SEGMENT_OVERHEAD_BYTES, SEGMENTS_PER_PART_MAX, SegmentSize};
+use super::{DataKeys, Error, kdf};
+use zeroize::Zeroizing;
+
+const PREFIX_LEN_BYTES: usize = 7;
+const AAD_LEN_BYTES: usize = super::header::FIXED_LEN_BYTES + 1 + 4;
+const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
+
+/// Both layers' ciphers for one part, ready to seal or open its segments.
+#[derive(Debug)]
+pub struct SegmentCipher {
+    inner: InnerAead,
+    outer: OuterAead,
+    inner_prefix: [u8; PREFIX_LEN_BYTES],
+    outer_prefix: [u8; PREFIX_LEN_BYTES],
+    inner_aad: [u8; AAD_LEN_BYTES],
+    outer_aad: [u8; AAD_LEN_BYTES],
+    segment_size: SegmentSize,
+    part: u32,
+}
+
+/// One layer's derived segment key, nonce prefix and segment AAD for one part.
+struct LayerMaterial {
+    key: Zeroizing<[u8; 32]>,
+    prefix: [u8; PREFIX_LEN_BYTES],
+    aad: [u8; AAD_LEN_BYTES],
+}
+
+fn layer_material(
+    header: &Header,
+    keys: &DataKeys,
+    layer: Layer,
+    part: u32,
+) -> Result<LayerMaterial, Error> {
+    let mut info = Vec::with_capacity(48);
+    info.extend_from_slice(b"twofold/v1 segment");
+    info.push(layer.id());
+    info.extend_from_slice(&header.upload_id);
+    info.extend_from_slice(&part.to_be_bytes());
+    let mut okm = Zeroizing::new([0u8; 32 + PREFIX_LEN_BYTES]);
+    kdf::derive(layer, keys.key(layer), &info, okm.as_mut())
+        .map_err(|_| Error::Internal("HKDF"))?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&okm[..32]);
+    let mut prefix = [0u8; PREFIX_LEN_BYTES];
+    prefix.copy_from_slice(&okm[32..]);
+    let mut aad = [0u8; AAD_LEN_BYTES];
+    aad[..super::header::FIXED_LEN_BYTES].copy_from_slice(&header.fixed_bytes());
+    aad[super::header::FIXED_LEN_BYTES] = layer.id();
+    aad[super::header::FIXED_LEN_BYTES + 1..].copy_from_slice(&part.to_be_bytes());
+    Ok(LayerMaterial { key, prefix, aad })
+}
+
+fn nonce(prefix: &[u8; PREFIX_LEN_BYTES], index: u32, last: bool) -> [u8; NONCE_LEN_BYTES] {
+    let mut n = [0u8; NONCE_LEN_BYTES];
+    n[..PREFIX_LEN_BYTES].copy_from_slice(prefix);
+    n[PREFIX_LEN_BYTES..PREFIX_LEN_BYTES + 4].copy_from_slice(&index.to_be_bytes());
+    n[NONCE_LEN_BYTES - 1] = u8::from(last);
+    n
+}
+
+impl SegmentCipher {
+    /// Derives the part's segment keys from the object's data keys.
+    /// `part` is 0 for a single-part object, else the S3 part number (1..=10000).
+    pub fn new(header: &Header, keys: &DataKeys, part: u32) -> Result<Self, Error> {
+        let inner = layer_material(header, keys, Layer::Inner, part)?;
+        let outer = layer_material(header, keys, Layer::Outer, part)?;
+        Ok(Self {
+            inner: InnerAead::new(&inner.key),
+            outer: OuterAead::new(&outer.key).map_err(|_| Error::Internal("AWS-LC key"))?,
+            inner_prefix: inner.prefix,
+            outer_prefix: outer.prefix,
+            inner_aad: inner.aad,
+            outer_aad: outer.aad,
+            segment_size: header.segment_size,
+            part,
+        })
+    }
+
+    /// The object's segment size.
+    pub fn segment_size(&self) -> SegmentSize {
+        self.segment_size
+    }
+
+    /// The part number these keys belong to.
+    pub fn part(&self) -> u32 {
+        self.part
+    }
+
+    fn index32(index: u64) -> Result<u32, Error> {
+        if index >= SEGMENTS_PER_PART_MAX {
+            return Err(Error::TooManySegments);
+        }
+        u32::try_from(index).map_err(|_| Error::TooManySegments)
+    }
+
+    /// Seals segment `index` in place. `buf[..plain_len]` holds the plaintext and `buf` must
+    /// have room for the 32 bytes of tags after it; returns the stored length.
+    pub fn seal(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut [u8],
+        plain_len: usize,
+    ) -> Result<usize, Error> {
+        let stored = plain_len + OVERHEAD;
+        if plain_len > self.segment_size.bytes_usize() || buf.len() < stored {
+            return Err(Error::Internal("segment buffer of the wrong size"));
+        }
+        if plain_len == 0 && index != 0 {
+            return Err(Error::Internal(
+                "only the sole segment of a part may be empty",
+            ));
+        }
+        let i = Self::index32(index)?;
+        let (inner_part, rest) = buf[..stored].split_at_mut(plain_len);
+        let inner_tag = self
+            .inner
+            .seal_in_place(
+                &nonce(&self.inner_prefix, i, last),
+                &self.inner_aad,
+                inner_part,
+            )
+            .map_err(|_| Error::Internal("inner seal"))?;
+        rest[..TAG_LEN_BYTES].copy_from_slice(&inner_tag);
+        let outer_len = plain_len + TAG_LEN_BYTES;
+        let outer_tag = self
+            .outer
+            .seal_in_place(
+                &nonce(&self.outer_prefix, i, last),
+                &self.outer_aad,
+                &mut buf[..outer_len],
+            )
+            .map_err(|_| Error::Internal("outer seal"))?;
+        buf[outer_len..stored].copy_from_slice(&outer_tag);
+        Ok(stored)
+    }
+
+    /// Opens stored segment `index` (the whole of `buf`) in place and returns the plaintext
+    /// length; the plaintext is `buf[..len]`. On any error `buf` holds no usable plaintext
+    /// and must be discarded.
+    pub fn open(&self, index: u64, last: bool, buf: &mut [u8]) -> Result<usize, Error> {
+        let part = self.part;
+        if buf.len() < OVERHEAD {
+            return Err(Error::Framing {
+                part,
+                reason: "segment shorter than its two tags",
+            });
+        }
+        if buf.len() > self.segment_size.bytes_usize() + OVERHEAD {
+            return Err(Error::Framing {
+                part,
+                reason: "segment longer than the segment size",
+            });
+        }
+        let i = Self::index32(index)?;
+        let rejected = |layer| Error::SegmentRejected {
+            layer,
+            part,
+            segment: index,
+        };
+        let inner_len = self
+            .outer
+            .open_in_place(&nonce(&self.outer_prefix, i, last), &self.outer_aad, buf)
+            .map_err(|_| rejected(Layer::Outer))?;
+        let plain_len = inner_len - TAG_LEN_BYTES;
+        let (body, tag) = buf[..inner_len].split_at_mut(plain_len);
+        let mut inner_tag = [0u8; TAG_LEN_BYTES];
+        inner_tag.copy_from_slice(tag);
+        self.inner
+            .open_in_place(
+                &nonce(&self.inner_prefix, i, last),
+                &self.inner_aad,
+                body,
+                &inner_tag,
+            )
+            .map_err(|_| rejected(Layer::Inner))?;
+        Ok(plain_len)
+    }
+
+    /// Opens the final segment of a part, telling a cut-off part ([`Error::Truncated`]) from
+    /// an altered one: if the segment does not open as final but does open as non-final,
+    /// the segments that followed it were removed.
+    pub fn open_final(&self, index: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut copy = Zeroizing::new(buf.to_vec());
+        match self.open(index, true, buf) {
+            Ok(n) => Ok(n),
+            Err(e @ Error::SegmentRejected { .. }) => {
+                if self.open(index, false, copy.as_mut()).is_ok() {
+                    Err(Error::Truncated {
+                        part: self.part,
+                        segment: index,
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

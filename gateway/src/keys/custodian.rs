@@ -1,0 +1,337 @@
+//! Key custodians: who holds a layer's key-encryption key (KEK) and wraps its bucket keys.
+//!
+//! Two kinds: a PKCS#11 token (the KEK is a non-extractable AES-256 key inside it, used with
+//! CKM_AES_KEY_WRAP_PAD through `hsm-bridge`, on dedicated HSM threads), or a local key file
+//! for single-custodian setups (RFC 5649 key wrap with padding from RustCrypto `aes-kw`).
+
+use super::KeyError;
+use crate::envelope::aead::Layer;
+use aes_gcm::KeyInit;
+use hsm_bridge::{HsmWorkers, Pin, Token, TokenConfig};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Where a PKCS#11 user PIN comes from. Never the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinSource {
+    /// A file holding the PIN (one trailing newline is ignored).
+    File(PathBuf),
+    /// An environment variable holding the PIN.
+    Env(String),
+}
+
+impl PinSource {
+    /// Reads the PIN.
+    pub fn load(&self) -> Result<Pin, hsm_bridge::Error> {
+        match self {
+            PinSource::File(p) => Pin::from_file(p),
+            PinSource::Env(v) => Pin::from_env(v),
+        }
+    }
+}
+
+/// A validated custodian setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustodianSpec {
+    /// A PKCS#11 token.
+    Pkcs11 {
+        /// Path of the PKCS#11 module (shared library).
+        module: PathBuf,
+        /// Label of the token.
+        token_label: String,
+        /// Where the user PIN comes from.
+        pin: PinSource,
+        /// Label of the KEK inside the token; also the KEK id recorded in headers.
+        key_label: String,
+        /// Number of dedicated HSM threads (each with its own session).
+        hsm_threads: usize,
+    },
+    /// A local file holding a 256-bit KEK as 64 hex digits.
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// KEK id recorded in headers.
+        key_id: String,
+    },
+}
+
+impl CustodianSpec {
+    /// The KEK id this custodian wraps new bucket keys under.
+    pub fn kek_id(&self) -> &str {
+        match self {
+            CustodianSpec::Pkcs11 { key_label, .. } => key_label,
+            CustodianSpec::KeyFile { key_id, .. } => key_id,
+        }
+    }
+
+    /// A line for `keys init` and logs: which kind, where, which key. No secrets.
+    pub fn describe(&self) -> String {
+        match self {
+            CustodianSpec::Pkcs11 {
+                token_label,
+                key_label,
+                ..
+            } => format!("PKCS#11 token {token_label:?}, key {key_label:?}"),
+            CustodianSpec::KeyFile { path, key_id } => {
+                format!("key file {}, key id {key_id:?}", path.display())
+            }
+        }
+    }
+}
+
+/// A layer's custodian, opened and ready.
+#[derive(Debug, Clone)]
+pub enum Custodian {
+    /// A PKCS#11 token driven by dedicated HSM threads.
+    Pkcs11 {
+        /// Which layer it serves.
+        layer: Layer,
+        /// The KEK label used for new wraps.
+        key_label: String,
+        /// The token's HSM threads.
+        workers: HsmWorkers,
+    },
+    /// A local key file, loaded into memory (zeroised on drop).
+    KeyFile {
+        /// Which layer it serves.
+        layer: Layer,
+        /// KEK id.
+        key_id: String,
+        /// The KEK.
+        kek: std::sync::Arc<Zeroizing<[u8; 32]>>,
+    },
+}
+
+/// Length of an RFC 5649 wrapping of a 32-byte key.
+pub const WRAPPED_KEY_LEN_BYTES: usize = 40;
+
+fn token_config(
+    module: &Path,
+    token_label: &str,
+    pin: &PinSource,
+    layer: Layer,
+) -> Result<TokenConfig, KeyError> {
+    Ok(TokenConfig {
+        module_path: module.to_path_buf(),
+        token_label: token_label.to_owned(),
+        pin: pin
+            .load()
+            .map_err(|source| KeyError::Custody { layer, source })?,
+    })
+}
+
+impl Custodian {
+    /// Opens the custodian: logs in to the token and checks that the KEK exists, or reads
+    /// the key file.
+    pub fn open(layer: Layer, spec: &CustodianSpec) -> Result<Self, KeyError> {
+        match spec {
+            CustodianSpec::Pkcs11 {
+                module,
+                token_label,
+                pin,
+                key_label,
+                hsm_threads,
+            } => {
+                let custody = |source| KeyError::Custody { layer, source };
+                let token = Token::open(&token_config(module, token_label, pin, layer)?)
+                    .map_err(custody)?;
+                token
+                    .session()
+                    .and_then(|s| s.kek(key_label))
+                    .map_err(custody)?;
+                let workers = HsmWorkers::start(&token, (*hsm_threads).max(1)).map_err(custody)?;
+                Ok(Custodian::Pkcs11 {
+                    layer,
+                    key_label: key_label.clone(),
+                    workers,
+                })
+            }
+            CustodianSpec::KeyFile { path, key_id } => Ok(Custodian::KeyFile {
+                layer,
+                key_id: key_id.clone(),
+                kek: std::sync::Arc::new(read_key_file(path, layer)?),
+            }),
+        }
+    }
+
+    /// Creates the KEK if it does not exist yet. Returns a sentence saying what was found
+    /// or made.
+    pub fn init(layer: Layer, spec: &CustodianSpec) -> Result<String, KeyError> {
+        match spec {
+            CustodianSpec::Pkcs11 {
+                module,
+                token_label,
+                pin,
+                key_label,
+                ..
+            } => {
+                let custody = |source| KeyError::Custody { layer, source };
+                let token = Token::open(&token_config(module, token_label, pin, layer)?)
+                    .map_err(custody)?;
+                let session = token.session().map_err(custody)?;
+                if session.find_kek(key_label).map_err(custody)?.is_some() {
+                    Ok(format!("{layer} layer: {} exists", spec.describe()))
+                } else {
+                    session.create_kek(key_label).map_err(custody)?;
+                    Ok(format!("{layer} layer: created {}", spec.describe()))
+                }
+            }
+            CustodianSpec::KeyFile { path, .. } => {
+                if path.exists() {
+                    read_key_file(path, layer)?;
+                    Ok(format!("{layer} layer: {} exists", spec.describe()))
+                } else {
+                    create_key_file(path, layer)?;
+                    Ok(format!("{layer} layer: created {}", spec.describe()))
+                }
+            }
+        }
+    }
+
+    /// The layer this custodian serves.
+    pub fn layer(&self) -> Layer {
+        match self {
+            Custodian::Pkcs11 { layer, .. } | Custodian::KeyFile { layer, .. } => *layer,
+        }
+    }
+
+    /// The KEK id new bucket keys are wrapped under.
+    pub fn kek_id(&self) -> &str {
+        match self {
+            Custodian::Pkcs11 { key_label, .. } => key_label,
+            Custodian::KeyFile { key_id, .. } => key_id,
+        }
+    }
+
+    /// Wraps a bucket key under the current KEK. Blocks the calling thread until the HSM
+    /// thread answers: call it from a thread that may block, never from an I/O loop.
+    pub fn wrap(&self, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+        let layer = self.layer();
+        let wrapped = match self {
+            Custodian::Pkcs11 {
+                key_label, workers, ..
+            } => {
+                let label = key_label.clone();
+                let key = Zeroizing::new(*key);
+                workers
+                    .submit(move |s| {
+                        let kek = s.kek(&label)?;
+                        s.wrap_key(&kek, &key)
+                    })
+                    .wait()
+                    .map_err(|source| KeyError::Custody { layer, source })?
+            }
+            Custodian::KeyFile { kek, .. } => {
+                let kek: &[u8; 32] = kek;
+                let kwp = aes_kw::KwpAes256::new(kek.into());
+                let mut buf = [0u8; WRAPPED_KEY_LEN_BYTES];
+                kwp.wrap_key(key, &mut buf)
+                    .map_err(|_| KeyError::Internal("RFC 5649 wrap"))?
+                    .to_vec()
+            }
+        };
+        if wrapped.len() != WRAPPED_KEY_LEN_BYTES {
+            return Err(KeyError::Internal(
+                "wrapped bucket key of unexpected length",
+            ));
+        }
+        Ok(wrapped)
+    }
+
+    /// Unwraps a bucket key that a header says was wrapped under `kek_id`.
+    pub fn unwrap(&self, kek_id: &str, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let layer = self.layer();
+        if wrapped.len() != WRAPPED_KEY_LEN_BYTES {
+            return Err(KeyError::BucketKeyRejected { layer });
+        }
+        match self {
+            Custodian::Pkcs11 { workers, .. } => {
+                let label = kek_id.to_owned();
+                let wrapped = wrapped.to_vec();
+                workers
+                    .submit(move |s| {
+                        let kek = s.kek(&label)?;
+                        s.unwrap_key(&kek, &wrapped)
+                    })
+                    .wait()
+                    .map_err(|source| match source {
+                        hsm_bridge::Error::UnwrapRejected { .. } => {
+                            KeyError::BucketKeyRejected { layer }
+                        }
+                        source => KeyError::Custody { layer, source },
+                    })
+            }
+            Custodian::KeyFile { key_id, kek, .. } => {
+                if kek_id != key_id {
+                    return Err(KeyError::UnknownKek {
+                        layer,
+                        kek_id: kek_id.to_owned(),
+                    });
+                }
+                let kek: &[u8; 32] = kek;
+                let kwp = aes_kw::KwpAes256::new(kek.into());
+                let mut out = Zeroizing::new([0u8; WRAPPED_KEY_LEN_BYTES]);
+                let n = kwp
+                    .unwrap_key(wrapped, out.as_mut())
+                    .map_err(|_| KeyError::BucketKeyRejected { layer })?
+                    .len();
+                if n != 32 {
+                    return Err(KeyError::BucketKeyRejected { layer });
+                }
+                let mut key = Zeroizing::new([0u8; 32]);
+                key.copy_from_slice(&out[..32]);
+                Ok(key)
+            }
+        }
+    }
+}
+
+fn key_file_error(path: &Path, layer: Layer, reason: String) -> KeyError {
+    KeyError::KeyFile {
+        layer,
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Reads a KEK file: 64 hex digits, optionally followed by a newline, readable by its
+/// owner only.
+pub fn read_key_file(path: &Path, layer: Layer) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| key_file_error(path, layer, e.to_string()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(key_file_error(
+            path,
+            layer,
+            format!("readable by group or others (mode {mode:03o}); run chmod 600"),
+        ));
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| key_file_error(path, layer, e.to_string()))?,
+    );
+    let hex_text = text.strip_suffix('\n').unwrap_or(&text);
+    let mut key = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_text, key.as_mut())
+        .map_err(|_| key_file_error(path, layer, "does not hold exactly 64 hex digits".into()))?;
+    Ok(key)
+}
+
+/// Creates a new KEK file with mode 0600; refuses to overwrite.
+pub fn create_key_file(path: &Path, layer: Layer) -> Result<(), KeyError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key: [u8; 32] = crate::envelope::random_bytes(layer).map_err(KeyError::Envelope)?;
+    let key = Zeroizing::new(key);
+    let mut text = Zeroizing::new(hex::encode(key.as_ref()));
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| key_file_error(path, layer, e.to_string()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| key_file_error(path, layer, e.to_string()))
+}

@@ -1,0 +1,328 @@
+//! Key custody and the bucket-key cache: the layer between the envelope (which needs keys in
+//! the clear) and the custodians (which hold the KEKs).
+//!
+//! Like S3 Bucket Keys, custodian calls are amortised: for each bucket, layer and time
+//! window a [`Keyring`] makes one random bucket key, has the custodian wrap it once, and
+//! wraps every object's data key under it locally. The wrapped bucket key travels in each
+//! object's header, so any gateway can read any object; a reader unwraps each distinct
+//! wrapped bucket key once and caches it. The caches are bounded and their keys are
+//! zeroised when evicted or dropped. A `Keyring` is per core: it is not shared.
+
+pub mod custodian;
+
+use crate::envelope::aead::Layer;
+use crate::envelope::header::{Header, UPLOAD_ID_LEN_BYTES};
+use crate::envelope::layout::SegmentSize;
+use crate::envelope::{self, BucketKey, DataKeys, ObjectName, SealParams};
+pub use custodian::{Custodian, CustodianSpec, PinSource};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Why keys could not be had. Says which layer, and whose fault.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The layer's custodian (a PKCS#11 token) failed or refused.
+    #[error("{layer} layer custodian: {source}")]
+    Custody {
+        /// Which layer.
+        layer: Layer,
+        /// What the token said.
+        #[source]
+        source: hsm_bridge::Error,
+    },
+    /// The custodian refused to unwrap the bucket key recorded in the header: the header
+    /// was altered, or this is not the custodian (token or key file) that wrapped it.
+    #[error(
+        "{layer} layer: the custodian cannot unwrap this object's bucket key (wrong token or key, or the object's key metadata was altered)"
+    )]
+    BucketKeyRejected {
+        /// Which layer.
+        layer: Layer,
+    },
+    /// The header names a KEK this custodian does not have.
+    #[error(
+        "{layer} layer: the object was wrapped under key {kek_id:?}, which this custodian does not hold"
+    )]
+    UnknownKek {
+        /// Which layer.
+        layer: Layer,
+        /// KEK id from the header.
+        kek_id: String,
+    },
+    /// A local KEK file is missing, unreadable, badly formed or too widely readable.
+    #[error("{layer} layer key file {}: {reason}", path.display())]
+    KeyFile {
+        /// Which layer.
+        layer: Layer,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The envelope refused (wrong name, commitment mismatch, malformed header...).
+    #[error(transparent)]
+    Envelope(#[from] envelope::Error),
+    /// A primitive failed where it cannot by construction.
+    #[error("internal key-handling failure: {0}")]
+    Internal(&'static str),
+}
+
+impl KeyError {
+    /// True when the failure is the custodian being unreachable (answer 503, retry later)
+    /// rather than something wrong with the request or the object.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, KeyError::Custody { source, .. } if source.is_unavailable())
+    }
+}
+
+/// Settings of a keyring.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyringSettings {
+    /// Segment size of new objects.
+    pub segment_size: SegmentSize,
+    /// Length of a bucket-key window in seconds: a new bucket key per bucket and layer
+    /// each window.
+    pub window_secs: u64,
+    /// Most unwrapped bucket keys kept for reading (per layer).
+    pub cache_entries: usize,
+}
+
+/// Counters the gateway exports as metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Bucket keys found in the cache.
+    pub hits: u64,
+    /// Bucket keys that needed a custodian call.
+    pub misses: u64,
+    /// Custodian wrap calls made.
+    pub custodian_wraps: u64,
+    /// Custodian unwrap calls made.
+    pub custodian_unwraps: u64,
+}
+
+struct SealEntry {
+    window: u64,
+    key: Arc<BucketKey>,
+}
+
+/// Bounded map from (KEK id, wrapped bucket key) to the key in the clear, evicting the
+/// oldest entry first.
+struct OpenCache {
+    map: HashMap<(String, Vec<u8>), Zeroizing<[u8; 32]>>,
+    order: VecDeque<(String, Vec<u8>)>,
+    capacity: usize,
+}
+
+impl OpenCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&self, kek_id: &str, wrapped: &[u8]) -> Option<&Zeroizing<[u8; 32]>> {
+        // Allocation-free lookup would need a borrowed key type; the key is ~50 bytes and
+        // this runs once per object header, so the clone is accepted.
+        self.map.get(&(kek_id.to_owned(), wrapped.to_vec()))
+    }
+
+    fn insert(&mut self, kek_id: &str, wrapped: &[u8], key: Zeroizing<[u8; 32]>) {
+        let k = (kek_id.to_owned(), wrapped.to_vec());
+        if self.map.insert(k.clone(), key).is_none() {
+            self.order.push_back(k);
+        }
+        while self.map.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// The two custodians and one core's bucket-key caches.
+pub struct Keyring {
+    inner: Custodian,
+    outer: Custodian,
+    settings: KeyringSettings,
+    seal: HashMap<(Layer, String), SealEntry>,
+    open: [OpenCache; 2],
+    stats: CacheStats,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("inner", &self.inner.kek_id())
+            .field("outer", &self.outer.kek_id())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn layer_index(layer: Layer) -> usize {
+    match layer {
+        Layer::Inner => 0,
+        Layer::Outer => 1,
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Keyring {
+    /// A keyring over two opened custodians.
+    pub fn new(inner: Custodian, outer: Custodian, settings: KeyringSettings) -> Self {
+        Self {
+            inner,
+            outer,
+            seal: HashMap::new(),
+            open: [
+                OpenCache::new(settings.cache_entries),
+                OpenCache::new(settings.cache_entries),
+            ],
+            settings,
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Another keyring over the same custodians with empty caches (one per core).
+    pub fn fork(&self) -> Self {
+        Self::new(self.inner.clone(), self.outer.clone(), self.settings)
+    }
+
+    /// Cache counters so far.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Bucket keys held in the clear for reading, both layers together.
+    pub fn cached_keys(&self) -> usize {
+        self.open.iter().map(OpenCache::len).sum::<usize>() + self.seal.len()
+    }
+
+    fn custodian(&self, layer: Layer) -> &Custodian {
+        match layer {
+            Layer::Inner => &self.inner,
+            Layer::Outer => &self.outer,
+        }
+    }
+
+    /// The current bucket key of `bucket` for `layer`, made and wrapped on first use in
+    /// each window.
+    fn sealing_key(&mut self, layer: Layer, bucket: &str) -> Result<Arc<BucketKey>, KeyError> {
+        let window = now_secs() / self.settings.window_secs.max(1);
+        if let Some(e) = self.seal.get(&(layer, bucket.to_owned()))
+            && e.window == window
+        {
+            self.stats.hits += 1;
+            return Ok(e.key.clone());
+        }
+        self.stats.misses += 1;
+        let key = Zeroizing::new(envelope::random_bytes::<32>(layer)?);
+        let custodian = self.custodian(layer);
+        let wrapped = custodian.wrap(&key)?;
+        let bk = Arc::new(BucketKey {
+            layer,
+            kek_id: custodian.kek_id().to_owned(),
+            key,
+            wrapped,
+        });
+        self.stats.custodian_wraps += 1;
+        if self.seal.len() >= self.settings.cache_entries.max(1) {
+            self.seal.retain(|_, e| e.window == window);
+        }
+        self.seal.insert(
+            (layer, bucket.to_owned()),
+            SealEntry {
+                window,
+                key: bk.clone(),
+            },
+        );
+        // The same key will be met again when reading objects written in this window.
+        let slot = &mut self.open[layer_index(layer)];
+        if slot.get(&bk.kek_id, &bk.wrapped).is_none() {
+            slot.insert(&bk.kek_id, &bk.wrapped, bk.key.clone());
+        }
+        Ok(bk)
+    }
+
+    /// The bucket key a header's layer block names, in the clear.
+    fn opening_key(
+        &mut self,
+        layer: Layer,
+        kek_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        if let Some(k) = self.open[layer_index(layer)].get(kek_id, wrapped) {
+            self.stats.hits += 1;
+            return Ok(k.clone());
+        }
+        self.stats.misses += 1;
+        self.stats.custodian_unwraps += 1;
+        let key = self.custodian(layer).unwrap(kek_id, wrapped)?;
+        self.open[layer_index(layer)].insert(kek_id, wrapped, key.clone());
+        Ok(key)
+    }
+
+    /// Keys and header for a new object (or multipart upload, with `upload_id`).
+    pub fn seal_new(
+        &mut self,
+        name: ObjectName<'_>,
+        upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
+    ) -> Result<(Header, DataKeys), KeyError> {
+        let inner = self.sealing_key(Layer::Inner, name.bucket)?;
+        let outer = self.sealing_key(Layer::Outer, name.bucket)?;
+        let keys = DataKeys::generate()?;
+        let params = SealParams {
+            segment_size: self.settings.segment_size,
+            upload_id,
+        };
+        let header = envelope::seal_header(params, &keys, &inner, &outer, name)?;
+        Ok((header, keys))
+    }
+
+    /// The data keys of an object stored under `name` with `header`.
+    pub fn open(&mut self, header: &Header, name: ObjectName<'_>) -> Result<DataKeys, KeyError> {
+        let outer = self.opening_key(
+            Layer::Outer,
+            &header.outer.kek_id,
+            &header.outer.wrapped_bucket_key,
+        )?;
+        let inner = self.opening_key(
+            Layer::Inner,
+            &header.inner.kek_id,
+            &header.inner.wrapped_bucket_key,
+        )?;
+        Ok(envelope::open_header(header, &inner, &outer, name)?)
+    }
+
+    /// The header of a copy of an object: its data keys re-wrapped for `to` under the
+    /// destination bucket's current bucket keys. The stored segments are unchanged.
+    pub fn rewrap(
+        &mut self,
+        header: &Header,
+        from: ObjectName<'_>,
+        to: ObjectName<'_>,
+    ) -> Result<Header, KeyError> {
+        let keys = self.open(header, from)?;
+        let inner = self.sealing_key(Layer::Inner, to.bucket)?;
+        let outer = self.sealing_key(Layer::Outer, to.bucket)?;
+        let mut out = header.clone();
+        envelope::rewrap_header(&mut out, &keys, &inner, &outer, to)?;
+        Ok(out)
+    }
+}
