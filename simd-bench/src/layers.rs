@@ -1,0 +1,344 @@
+//! The rows of the report: each AES-256-GCM layer alone, and the full dual-layer envelope.
+
+use std::hint::black_box;
+
+use twofold::envelope::aead::{
+    InnerAead, KEY_LEN_BYTES, Layer, NONCE_LEN_BYTES, OuterAead, TAG_LEN_BYTES,
+};
+use twofold::envelope::header::Header;
+use twofold::envelope::layout::{
+    SEGMENT_OVERHEAD_BYTES, SegmentSize, segment_count, segment_plain_len, stored_len,
+};
+use twofold::envelope::{
+    BucketKey, DataKeys, ObjectName, SINGLE_PART_NUMBER, SealParams, SegmentCipher, open_header,
+    seal_header,
+};
+use zeroize::Zeroizing;
+
+const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
+
+use crate::BenchError;
+use crate::measure::{Row, measure_row};
+
+/// Buffer sizes measured, in bytes: 4 KiB, 64 KiB and 1 MiB.
+pub const SIZES_BYTES: [usize; 3] = [4 << 10, 64 << 10, 1 << 20];
+
+/// Group of the rows that measure one layer's AES-256-GCM on its own.
+pub const GROUP_SINGLE_LAYER: &str = "single layer";
+/// Group of the rows that measure the whole envelope, both layers (see [`dual_layer_rows`]).
+pub const GROUP_DUAL_LAYER: &str = "dual layer";
+
+const INNER_NAME: &str = "inner (RustCrypto aes-gcm)";
+const OUTER_NAME: &str = "outer (AWS-LC)";
+
+/// A fixed key: the benchmark measures speed, not secrecy.
+const BENCH_KEY: [u8; KEY_LEN_BYTES] = [0x42; KEY_LEN_BYTES];
+/// Additional data passed with every operation, about the size of a segment's AAD.
+const BENCH_AAD: &[u8] = b"simd-bench aad..";
+
+/// All rows, in table order: single layer first, then dual layer.
+pub fn all_rows(budget_s: f64) -> Result<Vec<Row>, BenchError> {
+    let mut rows = single_layer_rows(budget_s)?;
+    rows.extend(dual_layer_rows(budget_s)?);
+    Ok(rows)
+}
+
+/// Seal and open of each layer alone, at every size in [`SIZES_BYTES`].
+fn single_layer_rows(budget_s: f64) -> Result<Vec<Row>, BenchError> {
+    let inner = InnerAead::new(&BENCH_KEY);
+    let outer = OuterAead::new(&BENCH_KEY).map_err(|_| BenchError::Crypto("outer key setup"))?;
+    let mut rows = Vec::new();
+    for size in SIZES_BYTES {
+        rows.push(inner_seal(&inner, size, budget_s)?);
+        rows.push(inner_open(&inner, size, budget_s)?);
+        rows.push(outer_seal(&outer, size, budget_s)?);
+        rows.push(outer_open(&outer, size, budget_s)?);
+    }
+    Ok(rows)
+}
+
+/// Seal and open of a whole object through the full dual-layer envelope, doing per object
+/// what the gateway does apart from I/O. Seal: fresh data keys, the header (data keys
+/// wrapped under cached bucket keys), the part's segment keys, and every segment sealed in
+/// place (64 KiB segments). Open: the header opened (unwrap and commitment check), the
+/// segment keys, and every segment copied into a work buffer and opened in place (the
+/// copy stands for the read from the backend).
+pub fn dual_layer_rows(budget_s: f64) -> Result<Vec<Row>, BenchError> {
+    let mut rows = Vec::new();
+    for size in SIZES_BYTES {
+        rows.push(dual_seal(size, budget_s)?);
+        rows.push(dual_open(size, budget_s)?);
+    }
+    Ok(rows)
+}
+
+const DUAL_NAME: &str = "envelope (inner + outer)";
+const BENCH_OBJECT: ObjectName<'static> = ObjectName {
+    bucket: "bench",
+    key: "object",
+};
+
+fn bench_bucket_key(layer: Layer) -> BucketKey {
+    BucketKey {
+        layer,
+        kek_id: format!("bench-{layer}"),
+        key: Zeroizing::new(BENCH_KEY),
+        wrapped: vec![0x5a; 40],
+    }
+}
+
+fn seal_params() -> SealParams {
+    SealParams {
+        segment_size: SegmentSize::DEFAULT,
+        upload_id: None,
+    }
+}
+
+/// Seals `plain` as a whole object into `stored` (laid out segment by segment).
+fn seal_object(
+    inner_bk: &BucketKey,
+    outer_bk: &BucketKey,
+    plain_len: usize,
+    stored: &mut [u8],
+) -> Result<Header, BenchError> {
+    let crypto = |_| BenchError::Crypto("envelope seal");
+    let keys = DataKeys::generate().map_err(crypto)?;
+    let header =
+        seal_header(seal_params(), &keys, inner_bk, outer_bk, BENCH_OBJECT).map_err(crypto)?;
+    let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER).map_err(crypto)?;
+    let seg = SegmentSize::DEFAULT.bytes_usize();
+    let n = segment_count(plain_len as u64, SegmentSize::DEFAULT);
+    let mut offset = 0;
+    for i in 0..n {
+        let len = segment_plain_len(plain_len as u64, i, SegmentSize::DEFAULT) as usize;
+        let end = offset + len + OVERHEAD;
+        cipher
+            .seal(i, i + 1 == n, &mut stored[offset..end], len)
+            .map_err(crypto)?;
+        offset = end;
+        debug_assert!(len <= seg);
+    }
+    Ok(header)
+}
+
+fn dual_seal(size: usize, budget_s: f64) -> Result<Row, BenchError> {
+    let (inner_bk, outer_bk) = (
+        bench_bucket_key(Layer::Inner),
+        bench_bucket_key(Layer::Outer),
+    );
+    let mut stored = vec![0u8; stored_len(size as u64, SegmentSize::DEFAULT) as usize];
+    let plain = sample(size);
+    // Lay the plaintext out where each segment's plaintext goes; later iterations seal the
+    // previous ciphertext, which costs the same.
+    let seg = SegmentSize::DEFAULT.bytes_usize();
+    for (i, chunk) in plain.chunks(seg).enumerate() {
+        let at = i * (seg + OVERHEAD);
+        stored[at..at + chunk.len()].copy_from_slice(chunk);
+    }
+    measure_row(GROUP_DUAL_LAYER, DUAL_NAME, "seal", size, budget_s, || {
+        let header = seal_object(&inner_bk, &outer_bk, size, black_box(&mut stored))?;
+        black_box(header);
+        Ok(())
+    })
+}
+
+fn dual_open(size: usize, budget_s: f64) -> Result<Row, BenchError> {
+    let (inner_bk, outer_bk) = (
+        bench_bucket_key(Layer::Inner),
+        bench_bucket_key(Layer::Outer),
+    );
+    let stored_size = stored_len(size as u64, SegmentSize::DEFAULT) as usize;
+    let mut stored = vec![0u8; stored_size];
+    let plain = sample(size);
+    let seg = SegmentSize::DEFAULT.bytes_usize();
+    for (i, chunk) in plain.chunks(seg).enumerate() {
+        let at = i * (seg + OVERHEAD);
+        stored[at..at + chunk.len()].copy_from_slice(chunk);
+    }
+    let header = seal_object(&inner_bk, &outer_bk, size, &mut stored)?;
+    let mut work = vec![0u8; seg + OVERHEAD];
+    let n = segment_count(size as u64, SegmentSize::DEFAULT);
+    measure_row(GROUP_DUAL_LAYER, DUAL_NAME, "open", size, budget_s, || {
+        let crypto = |_| BenchError::Crypto("envelope open");
+        let keys = open_header(
+            black_box(&header),
+            &inner_bk.key,
+            &outer_bk.key,
+            BENCH_OBJECT,
+        )
+        .map_err(crypto)?;
+        let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER).map_err(crypto)?;
+        let mut offset = 0;
+        for i in 0..n {
+            let len = segment_plain_len(size as u64, i, SegmentSize::DEFAULT) as usize + OVERHEAD;
+            work[..len].copy_from_slice(&stored[offset..offset + len]);
+            let plain_len = cipher
+                .open(i, i + 1 == n, &mut work[..len])
+                .map_err(crypto)?;
+            black_box(&work[..plain_len]);
+            offset += len;
+        }
+        Ok(())
+    })
+}
+
+/// A sample plaintext of `size` bytes (a byte pattern, not zeros).
+fn sample(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+/// Nonce number `n`: a counter in the last 8 bytes, so no two seals share a nonce.
+fn counter_nonce(n: u64) -> [u8; NONCE_LEN_BYTES] {
+    let mut nonce = [0u8; NONCE_LEN_BYTES];
+    nonce[NONCE_LEN_BYTES - 8..].copy_from_slice(&n.to_be_bytes());
+    nonce
+}
+
+fn inner_seal(aead: &InnerAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
+    let mut buf = sample(size);
+    let mut n: u64 = 0;
+    measure_row(
+        GROUP_SINGLE_LAYER,
+        INNER_NAME,
+        "seal",
+        size,
+        budget_s,
+        || {
+            n += 1;
+            let tag = aead
+                .seal_in_place(
+                    &black_box(counter_nonce(n)),
+                    black_box(BENCH_AAD),
+                    black_box(&mut buf),
+                )
+                .map_err(|_| BenchError::Crypto("inner seal"))?;
+            black_box(tag);
+            Ok(())
+        },
+    )
+}
+
+fn outer_seal(aead: &OuterAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
+    let mut buf = sample(size);
+    let mut n: u64 = 0;
+    measure_row(
+        GROUP_SINGLE_LAYER,
+        OUTER_NAME,
+        "seal",
+        size,
+        budget_s,
+        || {
+            n += 1;
+            let tag = aead
+                .seal_in_place(
+                    &black_box(counter_nonce(n)),
+                    black_box(BENCH_AAD),
+                    black_box(&mut buf),
+                )
+                .map_err(|_| BenchError::Crypto("outer seal"))?;
+            black_box(tag);
+            Ok(())
+        },
+    )
+}
+
+/// Two ciphertexts that open into each other under one nonce, so the open loop needs no
+/// copy. GCM encrypts with a keystream XOR: if sealing `p` gives `(c, tag_c)`, then sealing
+/// `c` under the same nonce gives back `p` with a tag `tag_p` that authenticates `p` as a
+/// ciphertext. Opening `(c, tag_c)` turns the buffer into `p`; opening `(p, tag_p)` turns it
+/// back into `c`. Each open is a full, successful verify-and-decrypt.
+struct OpenPair {
+    nonce: [u8; NONCE_LEN_BYTES],
+    /// Holds `c` at the start.
+    buf: Vec<u8>,
+    tag_c: [u8; TAG_LEN_BYTES],
+    tag_p: [u8; TAG_LEN_BYTES],
+}
+
+fn open_pair(
+    size: usize,
+    mut seal: impl FnMut(&[u8; NONCE_LEN_BYTES], &mut [u8]) -> Result<[u8; TAG_LEN_BYTES], BenchError>,
+) -> Result<OpenPair, BenchError> {
+    let nonce = counter_nonce(0);
+    let p = sample(size);
+    let mut buf = p.clone();
+    let tag_c = seal(&nonce, &mut buf)?;
+    let c = buf.clone();
+    let tag_p = seal(&nonce, &mut buf)?;
+    if buf != p {
+        return Err(BenchError::Crypto(
+            "sealing twice under one nonce did not give back the plaintext",
+        ));
+    }
+    Ok(OpenPair {
+        nonce,
+        buf: c,
+        tag_c,
+        tag_p,
+    })
+}
+
+fn inner_open(aead: &InnerAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
+    let OpenPair {
+        nonce,
+        mut buf,
+        tag_c,
+        tag_p,
+    } = open_pair(size, |nonce, buf| {
+        aead.seal_in_place(nonce, BENCH_AAD, buf)
+            .map_err(|_| BenchError::Crypto("inner seal"))
+    })?;
+    let mut holds_c = true;
+    measure_row(
+        GROUP_SINGLE_LAYER,
+        INNER_NAME,
+        "open",
+        size,
+        budget_s,
+        || {
+            let tag = if holds_c { &tag_c } else { &tag_p };
+            aead.open_in_place(
+                black_box(&nonce),
+                black_box(BENCH_AAD),
+                black_box(&mut buf),
+                tag,
+            )
+            .map_err(|_| BenchError::Crypto("inner open refused its own ciphertext"))?;
+            holds_c = !holds_c;
+            Ok(())
+        },
+    )
+}
+
+fn outer_open(aead: &OuterAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
+    let OpenPair {
+        nonce,
+        buf: c,
+        tag_c,
+        tag_p,
+    } = open_pair(size, |nonce, buf| {
+        aead.seal_in_place(nonce, BENCH_AAD, buf)
+            .map_err(|_| BenchError::Crypto("outer seal"))
+    })?;
+    // AWS-LC takes ciphertext ‖ tag in one buffer; only the 16 tag bytes are rewritten
+    // between calls.
+    let mut buf = c;
+    buf.extend_from_slice(&tag_c);
+    let mut holds_c = true;
+    measure_row(
+        GROUP_SINGLE_LAYER,
+        OUTER_NAME,
+        "open",
+        size,
+        budget_s,
+        || {
+            let len = aead
+                .open_in_place(black_box(&nonce), black_box(BENCH_AAD), black_box(&mut buf))
+                .map_err(|_| BenchError::Crypto("outer open refused its own ciphertext"))?;
+            holds_c = !holds_c;
+            let next_tag = if holds_c { &tag_c } else { &tag_p };
+            buf[len..].copy_from_slice(next_tag);
+            Ok(())
+        },
+    )
+}
