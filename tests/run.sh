@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Twofold's whole test run: installs what the tests need on a fresh Debian machine
+# (SoftHSM2), then checks formatting, runs clippy with warnings denied, and runs every
+# test of the workspace. Usage: bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+[ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
+command -v pkcs11-tool >/dev/null || missing+=(opensc)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The tests create their own SoftHSM2 tokens in temporary folders; an outside
+# configuration must not leak in.
+unset SOFTHSM2_CONF
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
+echo "== simd-bench smoke run"
+cargo run --release --locked -q -p simd-bench -- --seconds 0.05 >/dev/null
+echo "== all checks passed"
