@@ -427,7 +427,13 @@ mod tests {
     #[test]
     fn all_rows_run_briefly() {
         let rows = layers::all_rows(0.001).unwrap();
-        assert_eq!(rows.len(), layers::SIZES_BYTES.len() * 4);
+        // Per size: seal and open of each layer alone, and of the whole envelope.
+        assert_eq!(rows.len(), layers::SIZES_BYTES.len() * 6);
+        let dual = rows
+            .iter()
+            .filter(|r| r.group == layers::GROUP_DUAL_LAYER)
+            .count();
+        assert_eq!(dual, layers::SIZES_BYTES.len() * 2);
         assert!(rows.iter().all(|r| r.gb_per_s > 0.0 && r.iterations > 0));
     }
 }
