@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::envelope::aead::Layer;
 use crate::envelope::stream::{DecryptReader, EncryptWriter, envelope_error};
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
-use crate::keys::{Custodian, Keyring};
+use crate::keys::{Custodian, Keyring, block_on};
 use crate::{dev, objmeta};
 use clap::{Args, Parser, Subcommand};
 use std::io::{self, Read, Write};
@@ -36,6 +36,20 @@ pub enum Command {
     Encrypt(ObjectArgs),
     /// Decrypt an object copied off the backend (break-glass: no gateway needed).
     Decrypt(ObjectArgs),
+    /// Run the gateway. With --dev: an in-process S3 backend on ./.twofold-dev/data and
+    /// the dev SoftHSM2 tokens, listening on 127.0.0.1.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `twofold serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on (overrides the configuration; default 127.0.0.1:7480).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `twofold keys ...`
@@ -163,6 +177,7 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
             }
             decrypt(args, config)
         }
+        Command::Serve(args) => serve(args, config),
     }
 }
 
@@ -173,6 +188,7 @@ pub fn config_args(cli: &Cli) -> &ConfigArgs {
             action: KeysAction::Init(a),
         } => a,
         Command::Encrypt(a) | Command::Decrypt(a) => &a.config,
+        Command::Serve(a) => &a.config,
     }
 }
 
@@ -236,12 +252,12 @@ impl Drop for Output {
 }
 
 fn encrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
-    let mut ring = keyring(config)?;
+    let ring = keyring(config)?;
     let name = ObjectName {
         bucket: &args.bucket,
         key: &args.key,
     };
-    let (header, keys) = ring.seal_new(name, None)?;
+    let (header, keys) = block_on(ring.seal_new(name, None))?;
     let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)?;
     let mut out = Output::open(args.output.as_deref())?;
     let mut writer = EncryptWriter::new(cipher, &mut out.writer);
@@ -256,12 +272,12 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
     let text = std::fs::read_to_string(&args.meta)
         .map_err(|e| fail(format!("{}: {e}", args.meta.display())))?;
     let header = objmeta::from_json(&text)?;
-    let mut ring = keyring(config)?;
+    let ring = keyring(config)?;
     let name = ObjectName {
         bucket: &args.bucket,
         key: &args.key,
     };
-    let keys = ring.open(&header, name)?;
+    let keys = block_on(ring.open(&header, name))?;
     let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)?;
     let mut out = Output::open(args.output.as_deref())?;
     let mut reader = DecryptReader::new(cipher, input(args)?);
@@ -281,4 +297,59 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
             }
         }
     }
+}
+
+fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
+    let mut settings = config.serve.clone().ok_or_else(|| {
+        fail(format!(
+            "{}: `twofold serve` needs [server], [backend] and [[credential]] sections",
+            config.path.display()
+        ))
+    })?;
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    let mut dev_backend = None;
+    if args.config.dev {
+        finish_dev_setup(config, false)?;
+        let dir = config.path.parent().unwrap_or(Path::new("."));
+        let backend = crate::devbackend::DevBackend::start(
+            "127.0.0.1:0".parse().map_err(|_| fail("address"))?,
+            &dir.join(dev::DEV_DATA_DIR),
+            &settings.backend_access_key_id,
+            settings.backend_secret.0.as_str(),
+        )
+        .map_err(|e| fail(format!("starting the dev S3 backend: {e}")))?;
+        settings.backend_addr = backend.addr().to_string();
+        settings.backend_host = backend.addr().to_string();
+        dev_backend = Some(backend);
+    }
+    let outer = Custodian::open(Layer::Outer, &config.outer)?;
+    let inner = Custodian::open(Layer::Inner, &config.inner)?;
+    let region = settings.region.clone();
+    let client_secret = settings
+        .credentials
+        .first()
+        .map(|c| c.secret.0.as_str().to_owned());
+    let handle = crate::serve::start(settings, inner, outer, config.keyring)
+        .map_err(|e| fail(format!("starting the gateway: {e}")))?;
+    let addr = handle.addr();
+    if let (Some(backend), Some(secret)) = (&dev_backend, client_secret) {
+        let dir = config.path.parent().unwrap_or(Path::new("."));
+        let env = dev::write_client_env(dir, &addr, &region, &secret)?;
+        println!(
+            "twofold: gateway on http://{addr} (dev backend on {}, objects under {})",
+            backend.addr(),
+            backend.root().display()
+        );
+        println!(
+            "twofold: try:  set -a; . {}; set +a; aws s3 mb s3://demo && aws s3 cp README.md s3://demo/ && aws s3 ls s3://demo/",
+            env.display()
+        );
+    } else {
+        println!("twofold: gateway on http://{addr}");
+    }
+    handle.wait();
+    drop(dev_backend);
+    Ok(())
 }

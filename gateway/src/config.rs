@@ -77,6 +77,77 @@ pub struct CustodiansFile {
     pub outer: Option<CustodianFile>,
 }
 
+/// A secret (a secret access key): from a file, from an environment variable, or, for
+/// development set-ups only and marked as such, written in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretFile {
+    /// File holding the secret (one trailing newline ignored).
+    pub file: Option<PathBuf>,
+    /// Environment variable holding the secret.
+    pub env: Option<String>,
+    /// The secret itself, in plain text: accepted only for development set-ups.
+    pub dev_plaintext: Option<String>,
+}
+
+/// `[server]`: the client-facing side of `twofold serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerFile {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// Worker cores (one runtime each); 0 = one per available CPU.
+    pub cores: usize,
+    /// Region clients sign for.
+    pub region: String,
+    /// Domains under which `BUCKET.DOMAIN` virtual-hosted-style requests are accepted.
+    pub base_domains: Vec<String>,
+    /// What to do with backend objects that Twofold did not write: `"reject"` (the
+    /// default: GET and HEAD fail with a clear error) or `"pass-through"` (served as they
+    /// are, for migrations).
+    pub unencrypted_objects: String,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7480".into(),
+            cores: 0,
+            region: "us-east-1".into(),
+            base_domains: Vec::new(),
+            unencrypted_objects: "reject".into(),
+        }
+    }
+}
+
+/// `[backend]`: the S3 endpoint behind the gateway.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendFile {
+    /// `http://host:port` of the backend.
+    pub endpoint: String,
+    /// Region to sign backend requests for.
+    pub region: Option<String>,
+    /// Access key id the gateway uses towards the backend.
+    pub access_key_id: String,
+    /// Its secret access key.
+    pub secret_access_key: SecretFile,
+    /// Backend connections kept open per core.
+    pub pool_connections_per_core: Option<usize>,
+}
+
+/// `[[credential]]`: a client identity and the buckets it may use.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CredentialFile {
+    /// Access key id clients sign with.
+    pub access_key_id: String,
+    /// Its secret access key.
+    pub secret_access_key: SecretFile,
+    /// Buckets it may use; `"*"` for all.
+    pub buckets: Vec<String>,
+}
+
 /// The configuration file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -85,6 +156,12 @@ pub struct FileConfig {
     pub envelope: EnvelopeFile,
     /// `[custodian.inner]` and `[custodian.outer]`
     pub custodian: CustodiansFile,
+    /// `[server]`
+    pub server: Option<ServerFile>,
+    /// `[backend]`
+    pub backend: Option<BackendFile>,
+    /// `[[credential]]`
+    pub credential: Vec<CredentialFile>,
 }
 
 /// A configuration error, naming the file and the field.
@@ -132,6 +209,76 @@ pub struct Config {
     pub outer: CustodianSpec,
     /// `SOFTHSM2_CONF` to set before any PKCS#11 module is loaded.
     pub softhsm2_conf: Option<PathBuf>,
+    /// What `twofold serve` needs; `None` when the file has no `[server]`/`[backend]`.
+    pub serve: Option<ServeSettings>,
+}
+
+/// A secret string, zeroised on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+/// A validated client credential.
+#[derive(Debug, Clone)]
+pub struct ClientCredential {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret: Secret,
+    /// Buckets it may use; `None` = all.
+    pub buckets: Option<Vec<String>>,
+}
+
+impl ClientCredential {
+    /// May this credential use `bucket`?
+    pub fn allows(&self, bucket: &str) -> bool {
+        self.buckets
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|b| b == bucket))
+    }
+}
+
+/// Objects in the backend without Twofold's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnencryptedObjects {
+    /// Refuse to serve them.
+    Reject,
+    /// Serve them as they are.
+    PassThrough,
+}
+
+/// The validated `[server]`, `[backend]` and `[[credential]]` sections.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Worker cores; 0 = one per CPU.
+    pub cores: usize,
+    /// Region clients sign for.
+    pub region: String,
+    /// Virtual-hosted-style base domains.
+    pub base_domains: Vec<String>,
+    /// Policy for objects Twofold did not write.
+    pub unencrypted_objects: UnencryptedObjects,
+    /// Backend host and port.
+    pub backend_addr: String,
+    /// Host header value for the backend.
+    pub backend_host: String,
+    /// Region of backend signatures.
+    pub backend_region: String,
+    /// Backend access key id.
+    pub backend_access_key_id: String,
+    /// Backend secret access key.
+    pub backend_secret: Secret,
+    /// Idle backend connections kept per core.
+    pub pool_connections_per_core: usize,
+    /// Client credentials.
+    pub credentials: Vec<ClientCredential>,
 }
 
 impl Config {
@@ -316,7 +463,24 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             "the inner and outer layers must not use the same custodian and key".into(),
         ));
     }
+    let serve = match (file.server, file.backend) {
+        (None, None) => None,
+        (server, Some(backend)) => Some(validate_serve(
+            server.unwrap_or_default(),
+            backend,
+            file.credential,
+            path,
+            base,
+        )?),
+        (Some(_), None) => {
+            return Err(invalid(
+                "backend",
+                "missing: [server] needs a [backend]".into(),
+            ));
+        }
+    };
     Ok(Config {
+        serve,
         path: path.to_path_buf(),
         keyring: KeyringSettings {
             segment_size,
@@ -326,6 +490,158 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
         inner,
         outer,
         softhsm2_conf,
+    })
+}
+
+fn load_secret(
+    s: &SecretFile,
+    field: &str,
+    path: &Path,
+    base: &Path,
+) -> Result<Secret, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        field: field.to_owned(),
+        message,
+    };
+    let value = match (&s.file, &s.env, &s.dev_plaintext) {
+        (Some(f), None, None) => {
+            let f = if f.is_absolute() {
+                f.clone()
+            } else {
+                base.join(f)
+            };
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| invalid(format!("secret file {}: {e}", f.display())))?;
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        }
+        (None, Some(v), None) => {
+            std::env::var(v).map_err(|_| invalid(format!("environment variable {v} is not set")))?
+        }
+        (None, None, Some(v)) => v.clone(),
+        _ => {
+            return Err(invalid(
+                "give exactly one of file, env and dev_plaintext".into(),
+            ));
+        }
+    };
+    if value.is_empty() {
+        return Err(invalid("the secret is empty".into()));
+    }
+    Ok(Secret(zeroize::Zeroizing::new(value)))
+}
+
+fn validate_serve(
+    server: ServerFile,
+    backend: BackendFile,
+    credentials: Vec<CredentialFile>,
+    path: &Path,
+    base: &Path,
+) -> Result<ServeSettings, ConfigError> {
+    let invalid = |field: &str, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        field: field.to_owned(),
+        message,
+    };
+    let listen = server.listen.parse().map_err(|_| {
+        invalid(
+            "server.listen",
+            format!("{:?} is not ADDRESS:PORT", server.listen),
+        )
+    })?;
+    let unencrypted_objects = match server.unencrypted_objects.as_str() {
+        "reject" => UnencryptedObjects::Reject,
+        "pass-through" => UnencryptedObjects::PassThrough,
+        other => {
+            return Err(invalid(
+                "server.unencrypted_objects",
+                format!("{other:?} is not \"reject\" or \"pass-through\""),
+            ));
+        }
+    };
+    let rest = backend.endpoint.strip_prefix("http://").ok_or_else(|| {
+        invalid(
+            "backend.endpoint",
+            format!("{:?} must be http://HOST:PORT", backend.endpoint),
+        )
+    })?;
+    let host = rest.trim_end_matches('/');
+    if host.is_empty() || host.contains('/') {
+        return Err(invalid(
+            "backend.endpoint",
+            format!(
+                "{:?} must be http://HOST:PORT with no path",
+                backend.endpoint
+            ),
+        ));
+    }
+    let backend_addr = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
+    if backend.access_key_id.is_empty() {
+        return Err(invalid("backend.access_key_id", "required".into()));
+    }
+    let backend_secret = load_secret(
+        &backend.secret_access_key,
+        "backend.secret_access_key",
+        path,
+        base,
+    )?;
+    if credentials.is_empty() {
+        return Err(invalid(
+            "credential",
+            "at least one [[credential]] is needed for clients to sign with".into(),
+        ));
+    }
+    let mut creds = Vec::new();
+    for (i, c) in credentials.into_iter().enumerate() {
+        let field = format!("credential[{i}]");
+        if c.access_key_id.is_empty() {
+            return Err(invalid(
+                &format!("{field}.access_key_id"),
+                "required".into(),
+            ));
+        }
+        let secret = load_secret(
+            &c.secret_access_key,
+            &format!("{field}.secret_access_key"),
+            path,
+            base,
+        )?;
+        let buckets = if c.buckets.iter().any(|b| b == "*") {
+            None
+        } else if c.buckets.is_empty() {
+            return Err(invalid(
+                &format!("{field}.buckets"),
+                "list the buckets it may use, or [\"*\"] for all".into(),
+            ));
+        } else {
+            Some(c.buckets)
+        };
+        creds.push(ClientCredential {
+            access_key_id: c.access_key_id,
+            secret,
+            buckets,
+        });
+    }
+    Ok(ServeSettings {
+        listen,
+        cores: server.cores,
+        region: server.region.clone(),
+        base_domains: server.base_domains,
+        unencrypted_objects,
+        backend_addr,
+        backend_host: host.to_owned(),
+        backend_region: backend.region.unwrap_or(server.region),
+        backend_access_key_id: backend.access_key_id,
+        backend_secret,
+        pool_connections_per_core: backend.pool_connections_per_core.unwrap_or(64),
+        credentials: creds,
     })
 }
 

@@ -14,6 +14,30 @@ pub const OUTER_TOKEN: &str = "twofold-dev-outer";
 /// Token of the inner layer's custodian.
 pub const INNER_TOKEN: &str = "twofold-dev-inner";
 
+/// Access key id of the dev backend (its secret is random, in `backend.secret`).
+pub const DEV_BACKEND_ACCESS_KEY: &str = "twofold-dev-backend";
+/// Access key id clients use in dev mode (its secret is random, in `client.secret`).
+pub const DEV_CLIENT_ACCESS_KEY: &str = "twofold-dev";
+/// The backend's folder inside the dev folder.
+pub const DEV_DATA_DIR: &str = "data";
+
+/// Writes `client.env` for the aws CLI and SDKs: `set -a; . .twofold-dev/client.env; set +a`.
+pub fn write_client_env(
+    dir: &Path,
+    endpoint: &std::net::SocketAddr,
+    region: &str,
+    secret: &str,
+) -> Result<PathBuf, DevError> {
+    let path = dir.join("client.env");
+    let text = format!(
+        "AWS_ACCESS_KEY_ID={DEV_CLIENT_ACCESS_KEY}\nAWS_SECRET_ACCESS_KEY={secret}\n\
+         AWS_ENDPOINT_URL=http://{endpoint}\nAWS_DEFAULT_REGION={region}\nAWS_REGION={region}\n"
+    );
+    let _ = std::fs::remove_file(&path);
+    write_new(&path, &text, 0o600)?;
+    Ok(path)
+}
+
 /// Places SoftHSM2's module may be in.
 const MODULE_CANDIDATES: &[&str] = &[
     SOFTHSM2_MODULE_DEFAULT,
@@ -99,7 +123,13 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
         );
         write_new(&conf, &text, 0o600)?;
     }
-    for name in ["outer.pin", "inner.pin", "so.pin"] {
+    for name in [
+        "outer.pin",
+        "inner.pin",
+        "so.pin",
+        "backend.secret",
+        "client.secret",
+    ] {
         let p = dir.join(name);
         if !p.exists() {
             write_new(&p, &format!("{}\n", random_pin()?), 0o600)?;
@@ -115,7 +145,14 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
              [custodian.outer]\nkind = \"pkcs11\"\nmodule = \"{m}\"\ntoken_label = \"{OUTER_TOKEN}\"\n\
              key_label = \"twofold-outer-kek\"\npin_file = \"outer.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n\
              [custodian.inner]\nkind = \"pkcs11\"\nmodule = \"{m}\"\ntoken_label = \"{INNER_TOKEN}\"\n\
-             key_label = \"twofold-inner-kek\"\npin_file = \"inner.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n",
+             key_label = \"twofold-inner-kek\"\npin_file = \"inner.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n\
+             # `twofold serve --dev` runs s3s-fs on ./.twofold-dev/data as the backend, in process;\n\
+             # its port is picked at start, so the endpoint below is replaced then.\n\
+             [server]\nlisten = \"127.0.0.1:7480\"\nregion = \"us-east-1\"\nbase_domains = [\"localhost\"]\n\n\
+             [backend]\nendpoint = \"http://127.0.0.1:0\"\naccess_key_id = \"{DEV_BACKEND_ACCESS_KEY}\"\n\
+             secret_access_key = {{ file = \"backend.secret\" }}\n\n\
+             [[credential]]\naccess_key_id = \"{DEV_CLIENT_ACCESS_KEY}\"\n\
+             secret_access_key = {{ file = \"client.secret\" }}\nbuckets = [\"*\"]\n",
             m = module.display()
         );
         write_new(&config, &text, 0o644)?;

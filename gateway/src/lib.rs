@@ -2,10 +2,17 @@
 //! AES-256-GCM, with each layer's key under its own custodian.
 #![deny(unsafe_code)]
 
+pub mod awschunked;
+pub mod checksum;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod devbackend;
 pub mod envelope;
 pub mod hardening;
+pub mod http;
 pub mod keys;
 pub mod objmeta;
+pub mod s3;
+pub mod serve;
+pub mod sigv4;

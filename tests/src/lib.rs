@@ -28,6 +28,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use twofold::keys::block_on;
 
 use twofold::envelope::aead::{Layer, NONCE_LEN_BYTES, TAG_LEN_BYTES};
 use twofold::envelope::header::{FIXED_LEN_BYTES, Header};
@@ -245,19 +246,18 @@ pub fn seal_part(header: &Header, keys: &DataKeys, part: u32, plain: &[u8]) -> V
 
 /// A new single-part object: its header, data keys and stored bytes.
 pub fn seal_object_with_keys(
-    ring: &mut Keyring,
+    ring: &Keyring,
     name: ObjectName<'_>,
     plain: &[u8],
 ) -> (Header, DataKeys, Vec<u8>) {
-    let (header, keys) = ring
-        .seal_new(name, None)
+    let (header, keys) = block_on(ring.seal_new(name, None))
         .unwrap_or_else(|e| panic!("sealing a new object {name:?}: {e}"));
     let stored = seal_part(&header, &keys, twofold::envelope::SINGLE_PART_NUMBER, plain);
     (header, keys, stored)
 }
 
 /// A new single-part object: its header and stored bytes.
-pub fn seal_object(ring: &mut Keyring, name: ObjectName<'_>, plain: &[u8]) -> (Header, Vec<u8>) {
+pub fn seal_object(ring: &Keyring, name: ObjectName<'_>, plain: &[u8]) -> (Header, Vec<u8>) {
     let (header, _keys, stored) = seal_object_with_keys(ring, name, plain);
     (header, stored)
 }
@@ -305,13 +305,13 @@ pub fn into_envelope_error(e: std::io::Error) -> Error {
 /// Has the keyring open the header for `name` and reads part `part` of `stored` with the
 /// keys. `Err` when the keys do not open (nothing is released then).
 pub fn open_object(
-    ring: &mut Keyring,
+    ring: &Keyring,
     header: &Header,
     name: ObjectName<'_>,
     part: u32,
     stored: &[u8],
 ) -> Result<Opened, KeyError> {
-    let keys = ring.open(header, name)?;
+    let keys = block_on(ring.open(header, name))?;
     Ok(decrypt_part(header, &keys, part, stored))
 }
 

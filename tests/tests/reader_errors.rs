@@ -68,9 +68,9 @@ fn read_on_after_errors(
 #[test]
 fn reading_on_after_a_rejected_segment_neither_resumes_nor_ends_cleanly() {
     let custody = Custody::new("re-junk");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     let plain = random_bytes((SEGMENTS - 1) * SEGMENT_BYTES + 1000);
-    let (header, keys, stored) = seal_object_with_keys(&mut ring, NAME, &plain);
+    let (header, keys, stored) = seal_object_with_keys(&ring, NAME, &plain);
     // A forged segment inserted after segment 0.
     let first = segment_range(segment_4k(), 0, stored.len());
     let mut forged = stored[..first.end].to_vec();
@@ -98,9 +98,9 @@ fn reading_on_after_a_rejected_segment_neither_resumes_nor_ends_cleanly() {
 #[test]
 fn reading_on_after_a_truncation_error_does_not_report_a_clean_end_of_stream() {
     let custody = Custody::new("re-trunc");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     let plain = random_bytes((SEGMENTS - 1) * SEGMENT_BYTES + 1000);
-    let (header, keys, stored) = seal_object_with_keys(&mut ring, NAME, &plain);
+    let (header, keys, stored) = seal_object_with_keys(&ring, NAME, &plain);
     let last = segment_range(segment_4k(), SEGMENTS - 1, stored.len());
     let cut = &stored[..last.start];
 

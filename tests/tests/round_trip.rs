@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
+use twofold::keys::block_on;
 
 use twofold::envelope::aead::Layer;
 use twofold::envelope::layout::{SegmentSize, plain_len, stored_len};
@@ -22,7 +23,7 @@ const NAME: ObjectName<'static> = ObjectName {
 
 #[track_caller]
 fn assert_round_trip(
-    ring: &mut twofold::keys::Keyring,
+    ring: &twofold::keys::Keyring,
     seg: SegmentSize,
     name: ObjectName<'_>,
     len: usize,
@@ -46,17 +47,17 @@ fn assert_round_trip(
 #[test]
 fn single_part_objects_of_edge_sizes_round_trip_at_4k_segments() {
     let custody = Custody::new("rt-4k");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     for len in [0usize, 1, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 1] {
-        assert_round_trip(&mut ring, segment_4k(), NAME, len);
+        assert_round_trip(&ring, segment_4k(), NAME, len);
     }
 }
 
 #[test]
 fn one_mebibyte_object_round_trips_at_64k_segments() {
     let custody = Custody::new("rt-64k");
-    let mut ring = custody.keyring(settings(SegmentSize::DEFAULT));
-    assert_round_trip(&mut ring, SegmentSize::DEFAULT, NAME, 1 << 20);
+    let ring = custody.keyring(settings(SegmentSize::DEFAULT));
+    assert_round_trip(&ring, SegmentSize::DEFAULT, NAME, 1 << 20);
     assert_eq!(
         stored_len(1 << 20, SegmentSize::DEFAULT),
         (1 << 20) + 16 * 32
@@ -66,9 +67,9 @@ fn one_mebibyte_object_round_trips_at_64k_segments() {
 #[test]
 fn multipart_parts_round_trip_each_under_its_own_part_number() {
     let custody = Custody::new("rt-mp");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     let upload: [u8; 16] = random_bytes(16).try_into().unwrap();
-    let (header, keys) = ring.seal_new(NAME, Some(upload)).unwrap();
+    let (header, keys) = block_on(ring.seal_new(NAME, Some(upload))).unwrap();
     assert!(header.multipart);
     assert_eq!(header.upload_id, upload);
     let plains = [
@@ -83,7 +84,7 @@ fn multipart_parts_round_trip_each_under_its_own_part_number() {
     // The header travels in the object's metadata; a reader parses it and opens the keys.
     let parsed = twofold::envelope::header::Header::parse(&header.to_bytes()).unwrap();
     assert_eq!(parsed, header);
-    let keys = ring.fork().open(&parsed, NAME).unwrap();
+    let keys = block_on(ring.fork().open(&parsed, NAME)).unwrap();
     let mut whole = Vec::new();
     for (i, part) in (1u32..=3).enumerate() {
         assert_eq!(
@@ -104,9 +105,9 @@ fn multipart_parts_round_trip_each_under_its_own_part_number() {
 #[test]
 fn two_multipart_uploads_of_one_object_do_not_share_segment_keys() {
     let custody = Custody::new("rt-mp2");
-    let mut ring = custody.keyring(settings(segment_4k()));
-    let (h1, k1) = ring.seal_new(NAME, Some([1; 16])).unwrap();
-    let (h2, k2) = ring.seal_new(NAME, Some([2; 16])).unwrap();
+    let ring = custody.keyring(settings(segment_4k()));
+    let (h1, k1) = block_on(ring.seal_new(NAME, Some([1; 16]))).unwrap();
+    let (h2, k2) = block_on(ring.seal_new(NAME, Some([2; 16]))).unwrap();
     let plain = random_bytes(5000);
     let p1 = seal_part(&h1, &k1, 1, &plain);
     let p2 = seal_part(&h2, &k2, 1, &plain);
@@ -126,9 +127,9 @@ fn two_multipart_uploads_of_one_object_do_not_share_segment_keys() {
 #[test]
 fn rewrapped_copy_opens_under_the_new_name_and_not_the_old_one() {
     let custody = Custody::new("rt-copy");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     let plain = random_bytes(3 * 4096 + 5);
-    let (header, stored) = seal_object(&mut ring, NAME, &plain);
+    let (header, stored) = seal_object(&ring, NAME, &plain);
     for to in [
         ObjectName {
             bucket: NAME.bucket,
@@ -139,18 +140,18 @@ fn rewrapped_copy_opens_under_the_new_name_and_not_the_old_one() {
             key: NAME.key,
         },
     ] {
-        let copy = ring.rewrap(&header, NAME, to).unwrap();
+        let copy = block_on(ring.rewrap(&header, NAME, to)).unwrap();
         // Segments do not depend on the name: the same stored bytes serve the copy.
-        let opened = open_object(&mut ring, &copy, to, SINGLE_PART_NUMBER, &stored).unwrap();
+        let opened = open_object(&ring, &copy, to, SINGLE_PART_NUMBER, &stored).unwrap();
         assert!(opened.result.is_ok(), "{to:?}: {:?}", opened.result);
         assert!(opened.released == plain, "{to:?}: plaintext differs");
         // A reader with cold caches opens the copy too.
-        let mut cold = ring.fork();
-        assert!(cold.open(&copy, to).is_ok());
+        let cold = ring.fork();
+        assert!(block_on(cold.open(&copy, to)).is_ok());
         // The copy's header does not open under the old name, nor the original's under
         // the new one.
         for (h, name) in [(&copy, NAME), (&header, to)] {
-            let r = ring.open(h, name);
+            let r = block_on(ring.open(h, name));
             assert!(
                 matches!(
                     r,
@@ -162,7 +163,7 @@ fn rewrapped_copy_opens_under_the_new_name_and_not_the_old_one() {
             );
         }
         // The original still opens where it is.
-        assert!(ring.open(&header, NAME).is_ok());
+        assert!(block_on(ring.open(&header, NAME)).is_ok());
         assert_ne!(copy.outer.dek_nonce, header.outer.dek_nonce);
         assert_ne!(copy.inner.dek_nonce, header.inner.dek_nonce);
         if to.bucket != NAME.bucket {
@@ -182,7 +183,7 @@ fn rewrapped_copy_opens_under_the_new_name_and_not_the_old_one() {
 #[test]
 fn hundred_objects_in_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_layer() {
     let custody = Custody::new("rt-amort");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     let keys: Vec<String> = (0..100).map(|i| format!("obj-{i}")).collect();
     let headers: Vec<_> = keys
         .iter()
@@ -191,7 +192,7 @@ fn hundred_objects_in_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_laye
                 bucket: "amortised",
                 key,
             };
-            ring.seal_new(name, None).unwrap().0
+            block_on(ring.seal_new(name, None)).unwrap().0
         })
         .collect();
     let stats = ring.stats();
@@ -214,18 +215,18 @@ fn hundred_objects_in_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_laye
             bucket: "amortised",
             key,
         };
-        ring.open(h, name).unwrap();
+        block_on(ring.open(h, name)).unwrap();
     }
     assert_eq!(ring.stats().custodian_unwraps, 0, "{:?}", ring.stats());
 
     // A reader with cold caches asks each custodian once.
-    let mut reader = ring.fork();
+    let reader = ring.fork();
     for (h, key) in headers.iter().zip(&keys) {
         let name = ObjectName {
             bucket: "amortised",
             key,
         };
-        reader.open(h, name).unwrap();
+        block_on(reader.open(h, name)).unwrap();
     }
     let stats = reader.stats();
     assert_eq!(
@@ -236,13 +237,13 @@ fn hundred_objects_in_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_laye
     assert_eq!(stats.hits, 198, "{stats:?}");
 
     // Another bucket gets bucket keys of its own: one more wrap per layer.
-    ring.seal_new(
+    block_on(ring.seal_new(
         ObjectName {
             bucket: "amortised-2",
             key: "x",
         },
         None,
-    )
+    ))
     .unwrap();
     assert_eq!(ring.stats().custodian_wraps, 4, "{:?}", ring.stats());
 }
@@ -250,7 +251,7 @@ fn hundred_objects_in_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_laye
 #[test]
 fn no_sixteen_byte_run_of_the_plaintext_appears_in_the_stored_bytes_or_the_header() {
     let custody = Custody::new("rt-leak");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     // Low-entropy plaintext, so that a segment left in the clear, or a keystream reused
     // across segments or layers, would show as repeated runs.
     let mut plain = Vec::new();
@@ -259,7 +260,7 @@ fn no_sixteen_byte_run_of_the_plaintext_appears_in_the_stored_bytes_or_the_heade
     }
     plain.extend(std::iter::repeat_n(0xffu8, 8192));
     plain.extend(std::iter::repeat_n(0u8, 8192));
-    let (header, stored) = seal_object(&mut ring, NAME, &plain);
+    let (header, stored) = seal_object(&ring, NAME, &plain);
     let header_bytes = header.to_bytes();
     let leaked = |bytes: &[u8], allowed: &[[u8; 16]]| -> Vec<usize> {
         let seen: HashSet<&[u8]> = bytes.windows(16).collect();
@@ -287,7 +288,7 @@ fn no_sixteen_byte_run_of_the_plaintext_appears_in_the_stored_bytes_or_the_heade
     let full = 4096 + 32;
     let segs: HashSet<&[u8]> = stored.chunks(full).collect();
     assert_eq!(segs.len(), stored.len().div_ceil(full));
-    let opened = open_object(&mut ring, &header, NAME, SINGLE_PART_NUMBER, &stored).unwrap();
+    let opened = open_object(&ring, &header, NAME, SINGLE_PART_NUMBER, &stored).unwrap();
     assert!(opened.result.is_ok());
     assert!(opened.released == plain);
 }

@@ -12,6 +12,7 @@
 use twofold::envelope::aead::{Layer, NONCE_LEN_BYTES, OuterAead, TAG_LEN_BYTES};
 use twofold::envelope::header::{Header, HeaderError};
 use twofold::envelope::{DataKeys, Error, ObjectName, SINGLE_PART_NUMBER, kdf};
+use twofold::keys::block_on;
 use twofold::keys::{Custodian, KeyError, Keyring};
 use twofold_tests::{
     Custody, OVERHEAD_BYTES, Opened, decrypt_part, flip_bit, init_custodian, kek_label,
@@ -43,9 +44,9 @@ fn fixture(prefix: &str) -> Fixture {
 
 fn fixture_of_len(prefix: &str, len: usize) -> Fixture {
     let custody = Custody::new(prefix);
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     let plain = random_bytes(len);
-    let (header, keys, stored) = seal_object_with_keys(&mut ring, NAME, &plain);
+    let (header, keys, stored) = seal_object_with_keys(&ring, NAME, &plain);
     Fixture {
         custody,
         ring,
@@ -90,12 +91,12 @@ enum HeaderFailure {
 }
 
 fn open_header_bytes(
-    ring: &mut Keyring,
+    ring: &Keyring,
     bytes: &[u8],
     name: ObjectName<'_>,
 ) -> Result<DataKeys, HeaderFailure> {
     let header = Header::parse(bytes).map_err(HeaderFailure::Parse)?;
-    ring.open(&header, name).map_err(HeaderFailure::Keys)
+    block_on(ring.open(&header, name)).map_err(HeaderFailure::Keys)
 }
 
 /// Flips `bit` of `offset` in the fixture's header and opens it for the fixture's name.
@@ -106,7 +107,7 @@ fn open_with_flipped_header_bit(
 ) -> Result<DataKeys, HeaderFailure> {
     let mut bytes = f.header.to_bytes();
     flip_bit(&mut bytes, offset, bit);
-    open_header_bytes(&mut f.ring, &bytes, NAME)
+    open_header_bytes(&f.ring, &bytes, NAME)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -114,13 +115,13 @@ fn open_with_flipped_header_bit(
 
 #[test]
 fn untampered_fixture_opens_and_the_header_field_map_matches_the_header() {
-    let mut f = fixture("ok");
+    let f = fixture("ok");
     let opened = f.open(&f.stored);
     assert!(opened.result.is_ok(), "{:?}", opened.result);
     assert_eq!(opened.released, f.plain);
     assert_eq!(f.stored.len(), PLAIN_LEN + SEGMENTS * OVERHEAD_BYTES);
     let bytes = f.header.to_bytes();
-    assert!(open_header_bytes(&mut f.ring, &bytes, NAME).is_ok());
+    assert!(open_header_bytes(&f.ring, &bytes, NAME).is_ok());
     for layer in Layer::ALL {
         let r = layer_block_ranges(&f.header, layer);
         let b = f.header.layer(layer);
@@ -254,12 +255,12 @@ fn header_upload_id_bit_flip_on_a_single_part_object_is_malformed() {
 #[test]
 fn header_upload_id_bit_flip_on_a_multipart_object_is_rejected_by_the_outer_data_key() {
     let custody = Custody::new("h-upload-mp");
-    let mut ring = custody.keyring(settings(segment_4k()));
-    let (header, _keys) = ring.seal_new(NAME, Some([0x5a; 16])).unwrap();
+    let ring = custody.keyring(settings(segment_4k()));
+    let (header, _keys) = block_on(ring.seal_new(NAME, Some([0x5a; 16]))).unwrap();
     for offset in [7, 15, 22] {
         let mut bytes = header.to_bytes();
         flip_bit(&mut bytes, offset, 3);
-        let r = open_header_bytes(&mut ring, &bytes, NAME);
+        let r = open_header_bytes(&ring, &bytes, NAME);
         assert!(
             matches!(
                 r,
@@ -683,14 +684,14 @@ fn swapped_segments_are_rejected_at_the_first_swapped_index() {
 
 #[test]
 fn segment_spliced_from_another_object_of_the_same_bucket_and_size_is_rejected() {
-    let mut f = fixture("r-splice");
+    let f = fixture("r-splice");
     let other_name = ObjectName {
         bucket: NAME.bucket,
         key: "dir/other.bin",
     };
     let other_plain = random_bytes(PLAIN_LEN);
     let (other_header, _other_keys, other_stored) =
-        seal_object_with_keys(&mut f.ring, other_name, &other_plain);
+        seal_object_with_keys(&f.ring, other_name, &other_plain);
     // Same bucket, same window: the same bucket keys; only the data keys differ.
     assert_eq!(
         other_header.outer.wrapped_bucket_key,
@@ -734,7 +735,7 @@ fn segment_spliced_from_another_object_of_the_same_bucket_and_size_is_rejected()
 
 #[test]
 fn object_moved_to_another_bucket_or_key_is_data_key_rejected_in_the_outer_layer() {
-    let mut f = fixture("m-moved");
+    let f = fixture("m-moved");
     for to in [
         ObjectName {
             bucket: "another-bucket",
@@ -754,7 +755,7 @@ fn object_moved_to_another_bucket_or_key_is_data_key_rejected_in_the_outer_layer
             key: "ir/object.bin",
         },
     ] {
-        let r = f.ring.open(&f.header, to);
+        let r = block_on(f.ring.open(&f.header, to));
         assert!(
             matches!(
                 r,
@@ -765,7 +766,7 @@ fn object_moved_to_another_bucket_or_key_is_data_key_rejected_in_the_outer_layer
             "{to:?}: {r:?}"
         );
     }
-    assert!(f.ring.open(&f.header, NAME).is_ok());
+    assert!(block_on(f.ring.open(&f.header, NAME)).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -796,8 +797,8 @@ fn another_token_holding_a_kek_of_the_same_label_is_bucket_key_rejected_in_that_
     for layer in Layer::ALL {
         let impostor = pkcs11_spec(&token(&format!("w-imp-{layer}")), &kek_label(layer));
         init_custodian(layer, &impostor);
-        let mut ring = keyring_with_custodian(&f.custody, layer, open_custodian(layer, &impostor));
-        let r = ring.open(&f.header, NAME);
+        let ring = keyring_with_custodian(&f.custody, layer, open_custodian(layer, &impostor));
+        let r = block_on(ring.open(&f.header, NAME));
         assert!(
             matches!(r, Err(KeyError::BucketKeyRejected { layer: l }) if l == layer),
             "{layer}: {r:?}"
@@ -828,8 +829,8 @@ fn a_token_without_the_kek_named_in_the_header_is_a_custody_key_not_found_error(
     for layer in Layer::ALL {
         let other = pkcs11_spec(&token(&format!("w-other-{layer}")), "some-other-kek");
         init_custodian(layer, &other);
-        let mut ring = keyring_with_custodian(&f.custody, layer, open_custodian(layer, &other));
-        match ring.open(&f.header, NAME) {
+        let ring = keyring_with_custodian(&f.custody, layer, open_custodian(layer, &other));
+        match block_on(ring.open(&f.header, NAME)) {
             Err(KeyError::Custody {
                 layer: l,
                 source: hsm_bridge::Error::KeyNotFound { key, .. },
@@ -848,9 +849,9 @@ fn a_token_without_the_kek_named_in_the_header_is_a_custody_key_not_found_error(
 #[test]
 fn part_opened_under_another_part_number_is_rejected_at_its_first_segment() {
     let custody = Custody::new("p-parts");
-    let mut ring = custody.keyring(settings(segment_4k()));
+    let ring = custody.keyring(settings(segment_4k()));
     let upload: [u8; 16] = random_bytes(16).try_into().unwrap();
-    let (header, keys) = ring.seal_new(NAME, Some(upload)).unwrap();
+    let (header, keys) = block_on(ring.seal_new(NAME, Some(upload))).unwrap();
     let plains = [random_bytes(PLAIN_LEN), random_bytes(PLAIN_LEN)];
     let parts = [
         seal_part(&header, &keys, 1, &plains[0]),

@@ -203,9 +203,10 @@ impl Custodian {
         }
     }
 
-    /// Wraps a bucket key under the current KEK. Blocks the calling thread until the HSM
-    /// thread answers: call it from a thread that may block, never from an I/O loop.
-    pub fn wrap(&self, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+    /// Wraps a bucket key under the current KEK. A PKCS#11 custodian runs the call on its
+    /// HSM threads and this future waits for the answer without blocking the caller's
+    /// thread, so it is safe on an I/O loop.
+    pub async fn wrap(&self, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
         let layer = self.layer();
         let wrapped = match self {
             Custodian::Pkcs11 {
@@ -218,7 +219,7 @@ impl Custodian {
                         let kek = s.kek(&label)?;
                         s.wrap_key(&kek, &key)
                     })
-                    .wait()
+                    .await
                     .map_err(|source| KeyError::Custody { layer, source })?
             }
             Custodian::KeyFile { kek, .. } => {
@@ -238,8 +239,15 @@ impl Custodian {
         Ok(wrapped)
     }
 
-    /// Unwraps a bucket key that a header says was wrapped under `kek_id`.
-    pub fn unwrap(&self, kek_id: &str, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    /// Unwraps a bucket key that a header says was wrapped under `kek_id` (see [`wrap`]
+    /// for where the work runs).
+    ///
+    /// [`wrap`]: Custodian::wrap
+    pub async fn unwrap(
+        &self,
+        kek_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         let layer = self.layer();
         if wrapped.len() != WRAPPED_KEY_LEN_BYTES {
             return Err(KeyError::BucketKeyRejected { layer });
@@ -253,7 +261,7 @@ impl Custodian {
                         let kek = s.kek(&label)?;
                         s.unwrap_key(&kek, &wrapped)
                     })
-                    .wait()
+                    .await
                     .map_err(|source| match source {
                         hsm_bridge::Error::UnwrapRejected { .. } => {
                             KeyError::BucketKeyRejected { layer }

@@ -15,6 +15,7 @@ use crate::envelope::header::{Header, UPLOAD_ID_LEN_BYTES};
 use crate::envelope::layout::SegmentSize;
 use crate::envelope::{self, BucketKey, DataKeys, ObjectName, SealParams};
 pub use custodian::{Custodian, CustodianSpec, PinSource};
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -150,14 +151,23 @@ impl OpenCache {
     }
 }
 
+/// One core's bucket-key caches.
+struct Caches {
+    seal: HashMap<(Layer, String), SealEntry>,
+    open: [OpenCache; 2],
+    stats: CacheStats,
+}
+
 /// The two custodians and one core's bucket-key caches.
+///
+/// Methods take `&self` and are `async`: the caches sit in a `RefCell` that is borrowed
+/// only between awaits, so the many requests of one core can share one keyring (through
+/// an `Rc`) while a custodian call of one of them is in flight.
 pub struct Keyring {
     inner: Custodian,
     outer: Custodian,
     settings: KeyringSettings,
-    seal: HashMap<(Layer, String), SealEntry>,
-    open: [OpenCache; 2],
-    stats: CacheStats,
+    caches: RefCell<Caches>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -165,7 +175,7 @@ impl std::fmt::Debug for Keyring {
         f.debug_struct("Keyring")
             .field("inner", &self.inner.kek_id())
             .field("outer", &self.outer.kek_id())
-            .field("stats", &self.stats)
+            .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
@@ -189,13 +199,15 @@ impl Keyring {
         Self {
             inner,
             outer,
-            seal: HashMap::new(),
-            open: [
-                OpenCache::new(settings.cache_entries),
-                OpenCache::new(settings.cache_entries),
-            ],
+            caches: RefCell::new(Caches {
+                seal: HashMap::new(),
+                open: [
+                    OpenCache::new(settings.cache_entries),
+                    OpenCache::new(settings.cache_entries),
+                ],
+                stats: CacheStats::default(),
+            }),
             settings,
-            stats: CacheStats::default(),
         }
     }
 
@@ -204,14 +216,20 @@ impl Keyring {
         Self::new(self.inner.clone(), self.outer.clone(), self.settings)
     }
 
-    /// Cache counters so far.
-    pub fn stats(&self) -> CacheStats {
-        self.stats
+    /// The settings it was made with.
+    pub fn settings(&self) -> KeyringSettings {
+        self.settings
     }
 
-    /// Bucket keys held in the clear for reading, both layers together.
+    /// Cache counters so far.
+    pub fn stats(&self) -> CacheStats {
+        self.caches.borrow().stats
+    }
+
+    /// Bucket keys held in the clear, for sealing and for reading, both layers together.
     pub fn cached_keys(&self) -> usize {
-        self.open.iter().map(OpenCache::len).sum::<usize>() + self.seal.len()
+        let c = self.caches.borrow();
+        c.open.iter().map(OpenCache::len).sum::<usize>() + c.seal.len()
     }
 
     fn custodian(&self, layer: Layer) -> &Custodian {
@@ -223,29 +241,36 @@ impl Keyring {
 
     /// The current bucket key of `bucket` for `layer`, made and wrapped on first use in
     /// each window.
-    fn sealing_key(&mut self, layer: Layer, bucket: &str) -> Result<Arc<BucketKey>, KeyError> {
+    async fn sealing_key(&self, layer: Layer, bucket: &str) -> Result<Arc<BucketKey>, KeyError> {
         let window = now_secs() / self.settings.window_secs.max(1);
-        if let Some(e) = self.seal.get(&(layer, bucket.to_owned()))
-            && e.window == window
         {
-            self.stats.hits += 1;
-            return Ok(e.key.clone());
+            let mut c = self.caches.borrow_mut();
+            let hit = c
+                .seal
+                .get(&(layer, bucket.to_owned()))
+                .filter(|e| e.window == window)
+                .map(|e| e.key.clone());
+            if let Some(key) = hit {
+                c.stats.hits += 1;
+                return Ok(key);
+            }
+            c.stats.misses += 1;
         }
-        self.stats.misses += 1;
         let key = Zeroizing::new(envelope::random_bytes::<32>(layer)?);
         let custodian = self.custodian(layer);
-        let wrapped = custodian.wrap(&key)?;
+        let wrapped = custodian.wrap(&key).await?;
         let bk = Arc::new(BucketKey {
             layer,
             kek_id: custodian.kek_id().to_owned(),
             key,
             wrapped,
         });
-        self.stats.custodian_wraps += 1;
-        if self.seal.len() >= self.settings.cache_entries.max(1) {
-            self.seal.retain(|_, e| e.window == window);
+        let mut c = self.caches.borrow_mut();
+        c.stats.custodian_wraps += 1;
+        if c.seal.len() >= self.settings.cache_entries.max(1) {
+            c.seal.retain(|_, e| e.window == window);
         }
-        self.seal.insert(
+        c.seal.insert(
             (layer, bucket.to_owned()),
             SealEntry {
                 window,
@@ -253,7 +278,7 @@ impl Keyring {
             },
         );
         // The same key will be met again when reading objects written in this window.
-        let slot = &mut self.open[layer_index(layer)];
+        let slot = &mut c.open[layer_index(layer)];
         if slot.get(&bk.kek_id, &bk.wrapped).is_none() {
             slot.insert(&bk.kek_id, &bk.wrapped, bk.key.clone());
         }
@@ -261,31 +286,36 @@ impl Keyring {
     }
 
     /// The bucket key a header's layer block names, in the clear.
-    fn opening_key(
-        &mut self,
+    async fn opening_key(
+        &self,
         layer: Layer,
         kek_id: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-        if let Some(k) = self.open[layer_index(layer)].get(kek_id, wrapped) {
-            self.stats.hits += 1;
-            return Ok(k.clone());
+        {
+            let mut c = self.caches.borrow_mut();
+            let hit = c.open[layer_index(layer)].get(kek_id, wrapped).cloned();
+            if let Some(k) = hit {
+                c.stats.hits += 1;
+                return Ok(k);
+            }
+            c.stats.misses += 1;
         }
-        self.stats.misses += 1;
-        self.stats.custodian_unwraps += 1;
-        let key = self.custodian(layer).unwrap(kek_id, wrapped)?;
-        self.open[layer_index(layer)].insert(kek_id, wrapped, key.clone());
+        let key = self.custodian(layer).unwrap(kek_id, wrapped).await?;
+        let mut c = self.caches.borrow_mut();
+        c.stats.custodian_unwraps += 1;
+        c.open[layer_index(layer)].insert(kek_id, wrapped, key.clone());
         Ok(key)
     }
 
     /// Keys and header for a new object (or multipart upload, with `upload_id`).
-    pub fn seal_new(
-        &mut self,
+    pub async fn seal_new(
+        &self,
         name: ObjectName<'_>,
         upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
     ) -> Result<(Header, DataKeys), KeyError> {
-        let inner = self.sealing_key(Layer::Inner, name.bucket)?;
-        let outer = self.sealing_key(Layer::Outer, name.bucket)?;
+        let inner = self.sealing_key(Layer::Inner, name.bucket).await?;
+        let outer = self.sealing_key(Layer::Outer, name.bucket).await?;
         let keys = DataKeys::generate()?;
         let params = SealParams {
             segment_size: self.settings.segment_size,
@@ -296,33 +326,58 @@ impl Keyring {
     }
 
     /// The data keys of an object stored under `name` with `header`.
-    pub fn open(&mut self, header: &Header, name: ObjectName<'_>) -> Result<DataKeys, KeyError> {
-        let outer = self.opening_key(
-            Layer::Outer,
-            &header.outer.kek_id,
-            &header.outer.wrapped_bucket_key,
-        )?;
-        let inner = self.opening_key(
-            Layer::Inner,
-            &header.inner.kek_id,
-            &header.inner.wrapped_bucket_key,
-        )?;
+    pub async fn open(&self, header: &Header, name: ObjectName<'_>) -> Result<DataKeys, KeyError> {
+        let outer = self
+            .opening_key(
+                Layer::Outer,
+                &header.outer.kek_id,
+                &header.outer.wrapped_bucket_key,
+            )
+            .await?;
+        let inner = self
+            .opening_key(
+                Layer::Inner,
+                &header.inner.kek_id,
+                &header.inner.wrapped_bucket_key,
+            )
+            .await?;
         Ok(envelope::open_header(header, &inner, &outer, name)?)
     }
 
     /// The header of a copy of an object: its data keys re-wrapped for `to` under the
     /// destination bucket's current bucket keys. The stored segments are unchanged.
-    pub fn rewrap(
-        &mut self,
+    pub async fn rewrap(
+        &self,
         header: &Header,
         from: ObjectName<'_>,
         to: ObjectName<'_>,
     ) -> Result<Header, KeyError> {
-        let keys = self.open(header, from)?;
-        let inner = self.sealing_key(Layer::Inner, to.bucket)?;
-        let outer = self.sealing_key(Layer::Outer, to.bucket)?;
+        let keys = self.open(header, from).await?;
+        let inner = self.sealing_key(Layer::Inner, to.bucket).await?;
+        let outer = self.sealing_key(Layer::Outer, to.bucket).await?;
         let mut out = header.clone();
         envelope::rewrap_header(&mut out, &keys, &inner, &outer, to)?;
         Ok(out)
+    }
+}
+
+/// Runs a future to completion on the calling thread, parking between polls. For the
+/// command line and tests, where blocking is fine; never call it on an I/O loop.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
     }
 }

@@ -1,0 +1,215 @@
+//! The S3 error answer: status, code and the XML error document, in S3's exact shape.
+//!
+//! ```text
+//! <?xml version="1.0" encoding="UTF-8"?>\n
+//! <Error><Code>NoSuchKey</Code><Message>...</Message><Resource>/b/k</Resource><RequestId>...</RequestId></Error>
+//! ```
+//!
+//! `Resource` is left out when there is none. Codes and default messages are those of the S3
+//! API reference ("Error responses", list of error codes). One gateway-specific choice: a
+//! backend that fails or cannot be reached gets **502 with code `InternalError`** (S3 has no
+//! BadGateway code): the status tells SDKs it is transient and worth a retry (botocore, the
+//! Java and Go SDKs all retry 502), and the code is one every S3 client knows.
+
+use super::xml;
+use crate::http::{HttpError, ResponseHead};
+
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// An error to answer a client with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct S3Error {
+    /// HTTP status.
+    pub status: u16,
+    /// S3 error code, e.g. `NoSuchKey`.
+    pub code: &'static str,
+    /// Human-readable description.
+    pub message: String,
+    /// The bucket or object concerned, e.g. `/bucket/key`.
+    pub resource: Option<String>,
+    /// The request's id, also sent as `x-amz-request-id`. Empty until the caller sets it.
+    pub request_id: String,
+}
+
+macro_rules! constructors {
+    ($($(#[$doc:meta])* $fn:ident => $status:literal, $code:literal, $message:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $fn() -> Self {
+                Self::new($status, $code, $message)
+            }
+        )*
+    };
+}
+
+impl S3Error {
+    /// Any status, code and message; no resource, empty request id.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        S3Error {
+            status,
+            code,
+            message: message.into(),
+            resource: None,
+            request_id: String::new(),
+        }
+    }
+
+    /// Sets the resource (`/bucket` or `/bucket/key`).
+    pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = request_id.into();
+        self
+    }
+
+    /// Replaces the message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    constructors! {
+        /// 403 AccessDenied.
+        access_denied => 403, "AccessDenied", "Access Denied";
+        /// 403 SignatureDoesNotMatch.
+        signature_does_not_match => 403, "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
+        /// 403 InvalidAccessKeyId.
+        invalid_access_key_id => 403, "InvalidAccessKeyId",
+            "The AWS access key ID you provided does not exist in our records.";
+        /// 400 XAmzContentSHA256Mismatch.
+        x_amz_content_sha256_mismatch => 400, "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.";
+        /// 400 BadDigest: Content-MD5 (or a checksum) does not match the body.
+        bad_digest => 400, "BadDigest", "The Content-MD5 you specified did not match what we received.";
+        /// 400 InvalidDigest: Content-MD5 is not valid base64 of 16 bytes.
+        invalid_digest => 400, "InvalidDigest", "The Content-MD5 you specified is not valid.";
+        /// 416 InvalidRange.
+        invalid_range => 416, "InvalidRange", "The requested range is not satisfiable";
+        /// 404 NoSuchKey.
+        no_such_key => 404, "NoSuchKey", "The specified key does not exist.";
+        /// 404 NoSuchBucket.
+        no_such_bucket => 404, "NoSuchBucket", "The specified bucket does not exist";
+        /// 404 NoSuchUpload.
+        no_such_upload => 404, "NoSuchUpload",
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
+        /// 412 PreconditionFailed.
+        precondition_failed => 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold";
+        /// 501 NotImplemented.
+        not_implemented => 501, "NotImplemented", "A header you provided implies functionality that is not implemented";
+        /// 500 InternalError.
+        internal_error => 500, "InternalError", "We encountered an internal error. Please try again.";
+        /// 503 ServiceUnavailable.
+        service_unavailable => 503, "ServiceUnavailable", "Please reduce your request rate.";
+        /// 503 SlowDown.
+        slow_down => 503, "SlowDown", "Please reduce your request rate.";
+        /// 502 InternalError: the backend failed, answered with bytes that are not HTTP, or
+        /// could not be reached. See the module documentation for why this code.
+        bad_gateway => 502, "InternalError", "The gateway received an invalid response from the storage backend. Please try again.";
+        /// 400 EntityTooLarge.
+        entity_too_large => 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.";
+        /// 405 MethodNotAllowed.
+        method_not_allowed => 405, "MethodNotAllowed", "The specified method is not allowed against this resource.";
+        /// 400 RequestTimeout.
+        request_timeout => 400, "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the timeout period.";
+        /// 400 IncompleteBody.
+        incomplete_body => 400, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header";
+        /// 400 MalformedXML.
+        malformed_xml => 400, "MalformedXML",
+            "The XML you provided was not well-formed or did not validate against our published schema";
+        /// 400 InvalidBucketName.
+        invalid_bucket_name => 400, "InvalidBucketName", "The specified bucket is not valid.";
+        /// 400 KeyTooLongError.
+        key_too_long => 400, "KeyTooLongError", "Your key is too long";
+        /// 411 MissingContentLength.
+        missing_content_length => 411, "MissingContentLength", "You must provide the Content-Length HTTP header.";
+        /// 400 InvalidURI.
+        invalid_uri => 400, "InvalidURI", "Couldn't parse the specified URI.";
+    }
+
+    /// 400 InvalidRequest with a message saying what is wrong.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(400, "InvalidRequest", message)
+    }
+
+    /// 400 InvalidArgument with a message saying which argument and why.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(400, "InvalidArgument", message)
+    }
+
+    /// The answer to a client whose request bytes failed to parse: status and code from
+    /// [`HttpError::status`] and [`HttpError::s3_code`], the error's text as message.
+    pub fn from_http(e: &HttpError) -> Self {
+        Self::new(e.status(), e.s3_code(), e.to_string())
+    }
+
+    /// Appends the XML error document to `out`.
+    pub fn write_xml(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(XML_DECLARATION.as_bytes());
+        out.extend_from_slice(b"<Error><Code>");
+        xml::escape_into(self.code, out);
+        out.extend_from_slice(b"</Code><Message>");
+        xml::escape_into(&self.message, out);
+        out.extend_from_slice(b"</Message>");
+        if let Some(resource) = &self.resource {
+            out.extend_from_slice(b"<Resource>");
+            xml::escape_into(resource, out);
+            out.extend_from_slice(b"</Resource>");
+        }
+        out.extend_from_slice(b"<RequestId>");
+        xml::escape_into(&self.request_id, out);
+        out.extend_from_slice(b"</RequestId></Error>");
+    }
+
+    /// The XML error document.
+    pub fn to_xml(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.xml_len());
+        self.write_xml(&mut out);
+        out
+    }
+
+    /// The length of [`S3Error::to_xml`], computed without building it.
+    pub fn xml_len(&self) -> usize {
+        const FIXED: usize = XML_DECLARATION.len()
+            + "<Error><Code></Code><Message></Message><RequestId></RequestId></Error>".len();
+        FIXED
+            + xml::escaped_len(self.code)
+            + xml::escaped_len(&self.message)
+            + self
+                .resource
+                .as_deref()
+                .map_or(0, |r| "<Resource></Resource>".len() + xml::escaped_len(r))
+            + xml::escaped_len(&self.request_id)
+    }
+
+    /// The response head for the document: status, `Content-Type: application/xml`,
+    /// `Content-Length` and `x-amz-request-id` (when set). For a HEAD request send the head
+    /// alone, as S3 does; the caller adds `Connection: close` where it will close.
+    pub fn response_head(&self) -> ResponseHead {
+        let mut head = ResponseHead::new(self.status)
+            .with_header("content-type", "application/xml")
+            .with_header("content-length", self.xml_len().to_string());
+        if !self.request_id.is_empty() {
+            head.push_header("x-amz-request-id", self.request_id.as_bytes());
+        }
+        head
+    }
+}
+
+impl From<&HttpError> for S3Error {
+    fn from(e: &HttpError) -> Self {
+        Self::from_http(e)
+    }
+}
+
+impl From<HttpError> for S3Error {
+    fn from(e: HttpError) -> Self {
+        Self::from_http(&e)
+    }
+}

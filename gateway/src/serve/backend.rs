@@ -1,0 +1,248 @@
+//! The backend side of one core: a pool of keep-alive connections to the S3 endpoint, and
+//! requests re-signed with the gateway's own backend credentials.
+
+use super::io::{Conn, HeadError};
+use crate::config::ServeSettings;
+use crate::http::{BodyKind, ChunkedDecoder, RequestHead, ResponseHead, Step as ChunkedStep};
+use crate::sigv4::{self, PayloadMode, Query, Secret, SigningInput};
+use std::cell::RefCell;
+use std::io;
+
+/// Why a backend exchange failed: always the backend's (or the network's) fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Could not connect, or the connection broke.
+    #[error("backend connection: {0}")]
+    Io(#[from] io::Error),
+    /// The backend answered with something that is not acceptable HTTP.
+    #[error("backend sent an invalid response: {0}")]
+    Protocol(String),
+    /// Signing failed (a bad path or header).
+    #[error("signing the backend request: {0}")]
+    Sign(String),
+}
+
+impl From<HeadError> for BackendError {
+    fn from(e: HeadError) -> Self {
+        match e {
+            HeadError::Io(e) => BackendError::Io(e),
+            HeadError::Http(e) => BackendError::Protocol(e.to_string()),
+        }
+    }
+}
+
+/// One core's backend: where it is, how to sign for it, and idle connections.
+#[derive(Debug)]
+pub struct Backend {
+    addr: String,
+    host: String,
+    region: String,
+    access_key_id: String,
+    secret: Secret,
+    idle: RefCell<Vec<Conn>>,
+    idle_max: usize,
+}
+
+/// A request on its way to the backend: the connection it was sent on.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The connection; the request head has been written, the body (if any) not yet.
+    pub conn: Conn,
+}
+
+impl Backend {
+    /// A backend from the validated settings.
+    pub fn new(settings: &ServeSettings) -> Self {
+        Self {
+            addr: settings.backend_addr.clone(),
+            host: settings.backend_host.clone(),
+            region: settings.backend_region.clone(),
+            access_key_id: settings.backend_access_key_id.clone(),
+            secret: Secret::new(settings.backend_secret.0.as_str()),
+            idle: RefCell::new(Vec::new()),
+            idle_max: settings.pool_connections_per_core,
+        }
+    }
+
+    /// A connection from the pool, or a new one.
+    async fn connect(&self) -> Result<(Conn, bool), BackendError> {
+        let pooled = self.idle.borrow_mut().pop();
+        if let Some(c) = pooled {
+            return Ok((c, true));
+        }
+        let stream = compio::net::TcpStream::connect(self.addr.as_str()).await?;
+        Ok((Conn::new(stream), false))
+    }
+
+    /// Gives a connection whose exchange ended cleanly back to the pool.
+    pub fn release(&self, conn: Conn) {
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < self.idle_max {
+            idle.push(conn);
+        }
+    }
+
+    /// Signs and writes a request head. `path` is the path-style path (`/bucket/key`) as
+    /// it will be sent, `query` the raw query. `headers` are sent and signed as given;
+    /// Host, Content-Length and the signature headers are added here.
+    pub async fn send_head(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: Vec<(String, Vec<u8>)>,
+        content_length: Option<u64>,
+    ) -> Result<Exchange, BackendError> {
+        let path = sigv4::canonical::normalize_path(path)
+            .ok_or_else(|| BackendError::Sign("bad path encoding".into()))?;
+        let input = SigningInput {
+            method,
+            host: &self.host,
+            path: &path,
+            query: query.map_or(Query::None, Query::Raw),
+            headers: &headers,
+            payload: PayloadMode::Unsigned,
+        };
+        let signed = sigv4::sign(
+            &input,
+            &self.access_key_id,
+            &self.secret,
+            &self.region,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|e| BackendError::Sign(e.to_string()))?;
+        let target = match query {
+            Some(q) if !q.is_empty() => format!("{path}?{q}"),
+            _ => path.clone(),
+        };
+        let mut head = RequestHead::new(method, target);
+        head.push_header("host", self.host.as_bytes().to_vec());
+        for (n, v) in &headers {
+            head.push_header(n, v.clone());
+        }
+        for (n, v) in signed.headers() {
+            head.push_header(n, v.as_bytes().to_vec());
+        }
+        if let Some(len) = content_length {
+            head.push_header("content-length", len.to_string().into_bytes());
+        }
+        let mut bytes = Vec::with_capacity(1024);
+        head.write(&mut bytes)
+            .map_err(|e| BackendError::Sign(e.to_string()))?;
+        // A pooled connection may have been closed by the backend while idle: on a write
+        // failure there, retry once on a fresh connection (nothing of the body was sent).
+        let (mut conn, pooled) = self.connect().await?;
+        let (res, bytes) = conn.write_all(bytes).await;
+        match res {
+            Ok(()) => Ok(Exchange { conn }),
+            Err(_) if pooled => {
+                let stream = compio::net::TcpStream::connect(self.addr.as_str()).await?;
+                let mut conn = Conn::new(stream);
+                let (res, _) = conn.write_all(bytes).await;
+                res?;
+                Ok(Exchange { conn })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A whole exchange with a small body (at most a few MiB): sends it, reads the response
+    /// and its whole body. For listings, bucket operations and the like.
+    pub async fn simple(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Result<(ResponseHead, Vec<u8>), BackendError> {
+        let len = if body.is_empty() && !matches!(method, "PUT" | "POST") {
+            None
+        } else {
+            Some(body.len() as u64)
+        };
+        let mut ex = self.send_head(method, path, query, headers, len).await?;
+        if !body.is_empty() {
+            let (res, _) = ex.conn.write_all(body).await;
+            res?;
+        }
+        let head = ex.conn.read_response_head().await?;
+        let (body, reusable) =
+            read_small_body(&mut ex.conn, &head, method == "HEAD", SMALL_BODY_BYTES_MAX).await?;
+        if reusable && head.keep_alive() {
+            self.release(ex.conn);
+        }
+        Ok((head, body))
+    }
+}
+
+/// Largest response body [`Backend::simple`] reads into memory.
+pub const SMALL_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Reads a whole (small) response body. Returns it and whether the connection can be reused.
+pub async fn read_small_body(
+    conn: &mut Conn,
+    head: &ResponseHead,
+    was_head: bool,
+    max: usize,
+) -> Result<(Vec<u8>, bool), BackendError> {
+    let kind = head
+        .body_kind(was_head)
+        .map_err(|e| BackendError::Protocol(e.to_string()))?;
+    let too_big = || BackendError::Protocol(format!("response body over {max} bytes"));
+    match kind {
+        BodyKind::None => Ok((Vec::new(), true)),
+        BodyKind::ContentLength(n) => {
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(too_big)?;
+            let buf = vec![0u8; n];
+            let (res, buf) = conn.read_exact_into(buf, 0..n).await;
+            res?;
+            Ok((buf, true))
+        }
+        BodyKind::Chunked => {
+            let mut dec = ChunkedDecoder::new();
+            let mut out = Vec::new();
+            loop {
+                let (consumed, step) = dec
+                    .decode(conn.buffered())
+                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
+                match step {
+                    ChunkedStep::Data(d) => {
+                        if out.len() + d.len() > max {
+                            return Err(too_big());
+                        }
+                        out.extend_from_slice(d);
+                        conn.consume(consumed);
+                    }
+                    ChunkedStep::NeedMore => {
+                        conn.consume(consumed);
+                        if conn.fill().await? == 0 {
+                            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+                        }
+                    }
+                    ChunkedStep::Done => {
+                        conn.consume(consumed);
+                        return Ok((out, true));
+                    }
+                }
+            }
+        }
+        BodyKind::CloseDelimited => {
+            let mut out = conn.buffered().to_vec();
+            let n = out.len();
+            conn.consume(n);
+            while conn.fill().await? > 0 {
+                out.extend_from_slice(conn.buffered());
+                let n = conn.buffered().len();
+                conn.consume(n);
+                if out.len() > max {
+                    return Err(too_big());
+                }
+            }
+            Ok((out, false))
+        }
+    }
+}

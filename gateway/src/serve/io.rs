@@ -1,0 +1,167 @@
+//! A TCP connection with an owned read buffer, on compio: the head is read into the buffer,
+//! body bytes that arrived with it are handed out from there, and the rest is read either
+//! into the buffer or straight into the caller's buffer (no intermediate copy).
+
+use crate::http::{
+    HttpError, Limits, RequestHead, ResponseHead, parse_request_head, parse_response_head,
+};
+use compio::buf::{BufResult, IntoInner, IoBuf};
+use compio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use compio::net::TcpStream;
+use std::io;
+
+/// Size of a connection's read buffer: room for the largest head plus some body bytes.
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A connection and the bytes read from it but not consumed yet (`buf[pos..]`).
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+/// What went wrong reading a head.
+#[derive(Debug)]
+pub enum HeadError {
+    /// The peer closed or the socket failed.
+    Io(io::Error),
+    /// The bytes are not an acceptable HTTP head.
+    Http(HttpError),
+}
+
+impl From<io::Error> for HeadError {
+    fn from(e: io::Error) -> Self {
+        HeadError::Io(e)
+    }
+}
+
+impl Conn {
+    /// Wraps a connected stream.
+    pub fn new(stream: TcpStream) -> Self {
+        let _ = stream.set_nodelay(true);
+        Self {
+            stream,
+            buf: Vec::with_capacity(READ_BUFFER_BYTES),
+            pos: 0,
+        }
+    }
+
+    /// Bytes read and not consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Marks `n` buffered bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer; returns how many (0 at end of stream).
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        if self.buf.len() == self.buf.capacity() {
+            return Err(io::Error::other("read buffer full"));
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let BufResult(res, buf) = self.stream.append(buf).await;
+        self.buf = buf;
+        res
+    }
+
+    /// Reads exactly `dst.len()` bytes, first from the buffer, then straight from the socket
+    /// into `dst` (an owned buffer, given back). Fails with `UnexpectedEof` if the stream
+    /// ends first.
+    pub async fn read_exact_into(
+        &mut self,
+        mut dst: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> (io::Result<()>, Vec<u8>) {
+        let mut at = range.start;
+        let take = self.buffered().len().min(range.end - at);
+        dst[at..at + take].copy_from_slice(&self.buf[self.pos..self.pos + take]);
+        self.consume(take);
+        at += take;
+        while at < range.end {
+            let BufResult(res, slice) = self.stream.read(dst.slice(at..range.end)).await;
+            dst = slice.into_inner();
+            match res {
+                Ok(0) => return (Err(io::ErrorKind::UnexpectedEof.into()), dst),
+                Ok(n) => at += n,
+                Err(e) => return (Err(e), dst),
+            }
+        }
+        (Ok(()), dst)
+    }
+
+    /// Reads a request head. `Ok(None)` when the peer closed cleanly before sending one.
+    pub async fn read_request_head(
+        &mut self,
+        limits: &Limits,
+    ) -> Result<Option<RequestHead>, HeadError> {
+        loop {
+            match parse_request_head(self.buffered(), limits).map_err(HeadError::Http)? {
+                Some((head, len)) => {
+                    self.consume(len);
+                    return Ok(Some(head));
+                }
+                None => {
+                    if self.fill().await? == 0 {
+                        if self.buffered().is_empty() {
+                            return Ok(None);
+                        }
+                        return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a response head (from the backend).
+    pub async fn read_response_head(&mut self) -> Result<ResponseHead, HeadError> {
+        loop {
+            match parse_response_head(self.buffered(), &Limits::default())
+                .map_err(HeadError::Http)?
+            {
+                Some((head, len)) => {
+                    self.consume(len);
+                    return Ok(head);
+                }
+                None => {
+                    if self.fill().await? == 0 {
+                        return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes all of `data[range]` (an owned buffer, given back).
+    pub async fn write_range(
+        &mut self,
+        data: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> (io::Result<()>, Vec<u8>) {
+        let BufResult(res, slice) = self.stream.write_all(data.slice(range)).await;
+        (res, slice.into_inner())
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(&mut self, data: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let BufResult(res, data) = self.stream.write_all(data).await;
+        (res, data)
+    }
+
+    /// Flushes and shuts the write side down.
+    pub async fn shutdown(&mut self) {
+        let _ = self.stream.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+}

@@ -1,0 +1,438 @@
+//! `twofold serve`: the gateway. One thread per core, each pinned and running its own
+//! compio runtime (io_uring) with its own `SO_REUSEPORT` listener, backend connection pool
+//! and bucket-key caches; nothing on the data path is shared between cores
+//! (`docs/adr/0001-runtime.md`, `docs/request-lifecycle.md`).
+
+pub mod backend;
+pub mod body;
+pub mod io;
+mod object;
+mod passthrough;
+
+use crate::config::ServeSettings;
+use crate::http::{Limits, RequestHead, ResponseHead};
+use crate::keys::{Custodian, Keyring, KeyringSettings};
+use crate::s3::{Address, Query, S3Error, S3Op};
+use crate::sigv4::{self, RequestParts, Secret, Verified};
+use backend::Backend;
+use io::{Conn, HeadError};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Most query parameters accepted on one request.
+pub const QUERY_PARAMS_MAX: usize = 64;
+/// How often an idle accept loop checks whether the gateway is stopping.
+const STOP_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One core's state, shared by the connections of that core only.
+pub struct Core {
+    settings: Arc<ServeSettings>,
+    keyring: Keyring,
+    backend: Backend,
+    limits: Limits,
+    core_id: usize,
+    requests: Cell<u64>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("core_id", &self.core_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running gateway; dropping it (or [`ServeHandle::stop`]) stops it.
+#[derive(Debug)]
+pub struct ServeHandle {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ServeHandle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets the cores finish, and waits for their threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// Waits until the gateway stops (it runs until the process ends or `stop`).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServeHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Starts the gateway on `settings.listen` with the two custodians.
+pub fn start(
+    settings: ServeSettings,
+    inner: Custodian,
+    outer: Custodian,
+    keyring: KeyringSettings,
+) -> std::io::Result<ServeHandle> {
+    let cores = if settings.cores == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        settings.cores
+    };
+    // The first listener fixes the port (when 0 was asked for); the others share it.
+    let first = listener(settings.listen)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..cores {
+        listeners.push(listener(addr)?);
+    }
+    let settings = Arc::new(settings);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (core_id, l) in listeners.into_iter().enumerate() {
+        let settings = settings.clone();
+        let stop = stop.clone();
+        let (inner, outer) = (inner.clone(), outer.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("twofold-core-{core_id}"))
+            .spawn(move || {
+                let mut builder = compio::runtime::RuntimeBuilder::new();
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                builder.thread_affinity(std::iter::once(core_id % cpus).collect());
+                let rt = match builder.build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("twofold: core {core_id}: cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                let core = Rc::new(Core {
+                    backend: Backend::new(&settings),
+                    settings,
+                    keyring: Keyring::new(inner, outer, keyring),
+                    limits: Limits::default(),
+                    core_id,
+                    requests: Cell::new(0),
+                });
+                rt.block_on(accept_loop(core, l, stop));
+            })?;
+        threads.push(t);
+    }
+    Ok(ServeHandle {
+        addr,
+        stop,
+        threads,
+    })
+}
+
+async fn accept_loop(core: Rc<Core>, l: std::net::TcpListener, stop: Arc<AtomicBool>) {
+    let listener = match compio::net::TcpListener::from_std(l) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("twofold: core {}: listener: {e}", core.core_id);
+            return;
+        }
+    };
+    while !stop.load(Ordering::SeqCst) {
+        // A timeout or a failed accept (the peer gone already) just goes round again.
+        if let Ok(Ok((stream, _peer))) =
+            compio::time::timeout(STOP_POLL_INTERVAL, listener.accept()).await
+        {
+            let core = core.clone();
+            compio::runtime::spawn(async move {
+                serve_connection(core, Conn::new(stream)).await;
+            })
+            .detach();
+        }
+    }
+}
+
+/// Whether a connection can carry another request after this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    KeepAlive,
+    Close,
+}
+
+/// An error answer, and whether the connection must be closed after it.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    error: S3Error,
+    close: bool,
+}
+
+impl Failure {
+    pub(crate) fn keep(error: S3Error) -> Self {
+        Self {
+            error,
+            close: false,
+        }
+    }
+
+    pub(crate) fn close(error: S3Error) -> Self {
+        Self { error, close: true }
+    }
+}
+
+impl From<S3Error> for Failure {
+    fn from(e: S3Error) -> Self {
+        Failure::keep(e)
+    }
+}
+
+fn request_id(core: &Core) -> String {
+    let n = core.requests.get() + 1;
+    core.requests.set(n);
+    format!("{:02X}{:014X}", core.core_id, n)
+}
+
+async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
+    loop {
+        let head = match conn.read_request_head(&core.limits).await {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(HeadError::Io(_)) => break,
+            Err(HeadError::Http(e)) => {
+                let rid = request_id(&core);
+                let err = S3Error::from_http(&e).with_request_id(rid);
+                write_error(&mut conn, &err, true).await;
+                break;
+            }
+        };
+        let rid = request_id(&core);
+        let keep_alive = head.keep_alive();
+        let outcome = match handle(&core, &mut conn, &head, &rid).await {
+            Ok(o) => o,
+            Err(f) => {
+                let err = f.error.with_request_id(rid.clone());
+                let close = f.close || !keep_alive;
+                write_error(&mut conn, &err, close).await;
+                if close {
+                    Outcome::Close
+                } else {
+                    Outcome::KeepAlive
+                }
+            }
+        };
+        if outcome == Outcome::Close || !keep_alive {
+            break;
+        }
+    }
+    conn.shutdown().await;
+}
+
+/// Writes an S3 error document.
+pub(crate) async fn write_error(conn: &mut Conn, err: &S3Error, close: bool) {
+    let mut head = err.response_head();
+    if close {
+        head.push_header("connection", b"close".to_vec());
+    }
+    let mut out = Vec::with_capacity(512 + err.xml_len());
+    if head.write(&mut out).is_err() {
+        return;
+    }
+    err.write_xml(&mut out);
+    let _ = conn.write_all(out).await;
+}
+
+/// Writes a response head (and, for small bodies, the body after it).
+pub(crate) async fn write_response(
+    conn: &mut Conn,
+    head: &ResponseHead,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(512 + body.len());
+    head.write(&mut out)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    out.extend_from_slice(body);
+    conn.write_all(out).await.0
+}
+
+fn auth_error(e: &sigv4::AuthError) -> S3Error {
+    S3Error::new(e.http_status(), e.s3_code(), e.to_string())
+}
+
+/// Authenticates the request against the configured credentials.
+fn authenticate(core: &Core, head: &RequestHead) -> Result<Verified, S3Error> {
+    let creds = &core.settings.credentials;
+    let lookup = |ak: &str| {
+        creds
+            .iter()
+            .find(|c| c.access_key_id == ak)
+            .map(|c| Secret::new(c.secret.0.as_str()))
+    };
+    let parts = RequestParts {
+        method: &head.method,
+        target: &head.target,
+        headers: &head.headers,
+    };
+    sigv4::verify(
+        &parts,
+        std::time::SystemTime::now(),
+        &[core.settings.region.as_str()],
+        &lookup,
+    )
+    .map_err(|e| auth_error(&e))
+}
+
+/// One request: address, authentication, authorisation, then the operation.
+async fn handle(
+    core: &Core,
+    conn: &mut Conn,
+    head: &RequestHead,
+    rid: &str,
+) -> Result<Outcome, Failure> {
+    // Any request whose body is not read to its end leaves the connection unusable.
+    let has_body = !matches!(head.body_kind(), Ok(crate::http::BodyKind::None));
+    let fail = |e: S3Error| {
+        if has_body {
+            Failure::close(e)
+        } else {
+            Failure::keep(e)
+        }
+    };
+    let address = crate::s3::resolve(
+        head.header_str("host"),
+        &head.target,
+        &core.settings.base_domains,
+    )
+    .map_err(|e| fail(e.into()))?;
+    let query = Query::parse(head.query(), QUERY_PARAMS_MAX).map_err(|e| fail(e.into()))?;
+    let verified =
+        authenticate(core, head).map_err(|e| fail(e.with_resource(address.resource())))?;
+    if let Some(bucket) = &address.bucket {
+        let allowed = core
+            .settings
+            .credentials
+            .iter()
+            .find(|c| c.access_key_id == verified.access_key_id)
+            .is_some_and(|c| c.allows(bucket));
+        if !allowed {
+            return Err(fail(
+                S3Error::access_denied().with_resource(address.resource()),
+            ));
+        }
+    }
+    let op = S3Op::from_request(head, &address, &query);
+    let ctx = Request {
+        core,
+        head,
+        address: &address,
+        query: &query,
+        verified: &verified,
+        rid,
+    };
+    match op {
+        S3Op::PutObject => object::put(&ctx, conn).await,
+        S3Op::GetObject => object::get(&ctx, conn, false).await,
+        S3Op::HeadObject => object::get(&ctx, conn, true).await,
+        S3Op::ListObjects | S3Op::ListObjectsV2 | S3Op::ListObjectVersions => {
+            passthrough::forward(&ctx, conn, true).await
+        }
+        S3Op::CopyObject => object::copy(&ctx, conn).await,
+        S3Op::Other {
+            name: "SelectObjectContent" | "GetObjectTorrent",
+        } => Err(fail(S3Error::not_implemented().with_message(
+            "This operation would expose stored ciphertext and is not supported through Twofold",
+        ))),
+        S3Op::CreateMultipartUpload
+        | S3Op::UploadPart
+        | S3Op::UploadPartCopy
+        | S3Op::CompleteMultipartUpload
+        | S3Op::AbortMultipartUpload
+        | S3Op::ListParts
+        | S3Op::ListMultipartUploads
+        | S3Op::GetObjectAttributes => Err(fail(S3Error::not_implemented().with_message(format!(
+            "{} is not supported by this Twofold version yet; nothing was stored",
+            op.name()
+        )))),
+        S3Op::Unknown => Err(fail(S3Error::method_not_allowed())),
+        _ => passthrough::forward(&ctx, conn, false).await,
+    }
+}
+
+/// Everything a handler needs about the request.
+pub(crate) struct Request<'a> {
+    pub(crate) core: &'a Core,
+    pub(crate) head: &'a RequestHead,
+    pub(crate) address: &'a Address,
+    pub(crate) query: &'a Query,
+    pub(crate) verified: &'a Verified,
+    pub(crate) rid: &'a str,
+}
+
+/// Percent-encodes a path-style backend path `/bucket[/key]`: every byte but the
+/// unreserved ones and `/` is encoded.
+pub(crate) fn backend_path(bucket: Option<&str>, key: Option<&str>) -> String {
+    let mut out = String::from("/");
+    if let Some(b) = bucket {
+        out.push_str(&encode(b, false));
+        if let Some(k) = key {
+            out.push('/');
+            out.push_str(&encode(k, true));
+        }
+    }
+    out
+}
+
+/// RFC 3986 percent-encoding of all but unreserved bytes (and `/` when `keep_slash`).
+pub(crate) fn encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The client's query without the presigned-URL parameters, encoded for the backend.
+pub(crate) fn backend_query(query: &Query, drop: &[&str]) -> Option<String> {
+    let parts: Vec<String> = query
+        .params()
+        .iter()
+        .filter(|(k, _)| !k.starts_with("X-Amz-") && !drop.contains(&k.as_str()))
+        .map(|(k, v)| {
+            if v.is_empty() {
+                encode(k, false)
+            } else {
+                format!("{}={}", encode(k, false), encode(v, false))
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("&"))
+}

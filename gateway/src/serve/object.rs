@@ -1,0 +1,941 @@
+//! PutObject, GetObject and HeadObject on encrypted objects: the body is sealed segment by
+//! segment on its way to the backend and opened segment by segment on its way back, and
+//! every size the client sees is a plaintext size.
+
+use super::backend::{BackendError, read_small_body};
+use super::body::{BodyError, ClientBody};
+use super::io::Conn;
+use super::{Failure, Outcome, Request, backend_path, backend_query, write_response};
+use crate::config::UnencryptedObjects;
+use crate::envelope::header::Header;
+use crate::envelope::layout::{
+    Layout, PlainRange, SEGMENT_OVERHEAD_BYTES, plain_len, segment_count, segment_plain_len,
+    stored_len,
+};
+use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
+use crate::http::ResponseHead;
+use crate::keys::KeyError;
+use crate::objmeta;
+use crate::s3::{RangeRequest, S3Error, parse_range};
+
+/// Largest single PUT, as in S3.
+pub const PUT_OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// The value of `x-amz-server-side-encryption` on every encrypted object.
+pub const SSE_DSSE: &str = "aws:kms:dsse";
+/// Metadata entry recording the client's verified checksum (`ALGORITHM:BASE64`).
+pub const CHECKSUM_METADATA: &str = "x-amz-meta-twofold-checksum";
+
+const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
+
+/// Request headers passed on to the backend for a PUT (besides `x-amz-meta-*`).
+const PUT_FORWARDED: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "expires",
+    "x-amz-storage-class",
+    "x-amz-tagging",
+    "x-amz-acl",
+    "x-amz-grant-full-control",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-website-redirect-location",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+    "if-match",
+    "if-none-match",
+];
+
+/// Request headers passed on for GET and HEAD.
+const GET_FORWARDED: &[&str] = &[
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+];
+
+/// Backend response headers passed back to the client on GET and HEAD.
+const GET_RETURNED: &[&str] = &[
+    "etag",
+    "last-modified",
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "content-encoding",
+    "expires",
+    "x-amz-storage-class",
+    "x-amz-version-id",
+    "x-amz-tagging-count",
+    "x-amz-website-redirect-location",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+    "x-amz-delete-marker",
+];
+
+fn is_twofold_metadata(name: &str) -> bool {
+    name.starts_with("x-amz-meta-twofold")
+}
+
+fn key_failure(e: &KeyError) -> Failure {
+    if e.is_unavailable() {
+        Failure::keep(S3Error::service_unavailable().with_message(format!(
+            "A key custodian is unavailable; nothing was changed: {e}"
+        )))
+    } else {
+        Failure::keep(
+            S3Error::internal_error()
+                .with_message(format!("The object's keys could not be opened: {e}")),
+        )
+    }
+}
+
+fn backend_failure(e: &BackendError) -> Failure {
+    // The backend connection is in an unknown state and the client's may be too.
+    Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+}
+
+/// Checks the server-side-encryption request headers: DSSE or nothing is accepted (SSE-S3
+/// and SSE-KMS without a key are honoured by doing more); a customer key or a named KMS key
+/// cannot be, and is refused.
+fn check_sse_request(ctx: &Request<'_>) -> Result<(), S3Error> {
+    let h = ctx.head;
+    if h.header("x-amz-server-side-encryption-customer-algorithm")
+        .is_some()
+        || h.header("x-amz-server-side-encryption-customer-key")
+            .is_some()
+    {
+        return Err(S3Error::invalid_argument(
+            "Twofold encrypts with its own dual-layer keys; SSE-C (customer-provided keys) is not supported",
+        ));
+    }
+    if h.header("x-amz-server-side-encryption-aws-kms-key-id")
+        .is_some()
+    {
+        return Err(S3Error::invalid_argument(
+            "Twofold encrypts every object with its own two custodians' keys; a KMS key id cannot be honoured",
+        ));
+    }
+    match h.header_str("x-amz-server-side-encryption") {
+        None | Some("aws:kms:dsse" | "AES256" | "aws:kms") => Ok(()),
+        Some(other) => Err(S3Error::invalid_argument(format!(
+            "x-amz-server-side-encryption {other:?} is not supported; use aws:kms:dsse"
+        ))),
+    }
+}
+
+/// PutObject.
+pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::close(S3Error::invalid_request(
+            "PutObject needs a bucket and a key",
+        )));
+    };
+    let fail = Failure::close;
+    check_sse_request(ctx).map_err(fail)?;
+    if ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
+        return Err(fail(S3Error::invalid_argument(
+            "x-amz-meta-twofold* metadata is reserved for the gateway",
+        )));
+    }
+    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(fail)?;
+    let plain = body.len();
+    if plain > PUT_OBJECT_BYTES_MAX {
+        return Err(fail(S3Error::entity_too_large()));
+    }
+    let name = ObjectName { bucket, key };
+    let keyring = &ctx.core.keyring;
+    let (header, keys) = keyring.seal_new(name, None).await.map_err(|e| Failure {
+        close: true,
+        ..key_failure(&e)
+    })?;
+    let seg = header.segment_size;
+    let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
+        .map_err(|_| fail(S3Error::internal_error()))?;
+    drop(keys);
+
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+    for (n, v) in &ctx.head.headers {
+        if PUT_FORWARDED.contains(&n.as_str()) || n.starts_with("x-amz-meta-") {
+            headers.push((n.clone(), v.clone()));
+        }
+    }
+    headers.push((
+        objmeta::HTTP_HEADER.into(),
+        objmeta::encode(&header).into_bytes(),
+    ));
+    // A checksum sent as a header is known now; it is only stored if it verifies, since a
+    // mismatch aborts the backend write below.
+    for (n, v) in &ctx.head.headers {
+        if let Some(alg) = crate::checksum::ChecksumAlgorithm::from_header_name(n) {
+            let mut val = alg.name().as_bytes().to_vec();
+            val.push(b':');
+            val.extend_from_slice(v);
+            headers.push((CHECKSUM_METADATA.into(), val));
+        }
+    }
+    if ctx.head.expects_continue() {
+        let (res, _) = conn
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
+        res.map_err(|_| fail(S3Error::incomplete_body()))?;
+    }
+    let path = backend_path(Some(bucket), Some(key));
+    let mut ex = ctx
+        .core
+        .backend
+        .send_head("PUT", &path, None, headers, Some(stored_len(plain, seg)))
+        .await
+        .map_err(|e| backend_failure(&e))?;
+
+    let n = segment_count(plain, seg);
+    let mut buf = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut checksum = None;
+    for i in 0..n {
+        let len = segment_plain_len(plain, i, seg) as usize;
+        let (res, b) = body.read_exact(conn, buf, 0..len).await;
+        buf = b;
+        // On any client-side failure the backend connection is dropped before the body is
+        // complete, so the backend stores nothing.
+        res.map_err(|e| body_failure(&e))?;
+        let last = i + 1 == n;
+        if last {
+            checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
+        }
+        let sealed = cipher
+            .seal(i, last, &mut buf, len)
+            .map_err(|_| fail(S3Error::internal_error()))?;
+        let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
+        buf = b;
+        res.map_err(|e| backend_failure(&e.into()))?;
+    }
+    drop(buf);
+    let resp = ex
+        .conn
+        .read_response_head()
+        .await
+        .map_err(|e| backend_failure(&e.into()))?;
+    let (resp_body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if reusable && resp.keep_alive() {
+        ctx.core.backend.release(ex.conn);
+    }
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &resp_body, ctx.rid).await;
+    }
+    let mut out = ResponseHead::new(200);
+    for name in ["etag", "x-amz-version-id"] {
+        if let Some(v) = resp.header(name) {
+            out.push_header(name, v.to_vec());
+        }
+    }
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    if let Some(c) = checksum {
+        out.push_header(c.algorithm.header_name(), c.value.into_bytes());
+    }
+    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+    out.push_header("content-length", b"0".to_vec());
+    write_response(conn, &out, &[])
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+fn body_failure(e: &BodyError) -> Failure {
+    Failure::close(e.to_s3())
+}
+
+/// Sends the backend's own error response (an S3 error document) on to the client.
+pub(crate) async fn forward_error(
+    conn: &mut Conn,
+    resp: &ResponseHead,
+    body: &[u8],
+    rid: &str,
+) -> Result<Outcome, Failure> {
+    let mut out = ResponseHead::new(resp.status);
+    for name in [
+        "content-type",
+        "etag",
+        "last-modified",
+        "x-amz-delete-marker",
+        "x-amz-version-id",
+    ] {
+        if let Some(v) = resp.header(name) {
+            out.push_header(name, v.to_vec());
+        }
+    }
+    out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
+    out.push_header("content-length", body.len().to_string().into_bytes());
+    write_response(conn, &out, body)
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+/// The header of a backend object, from its response's metadata.
+fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
+    match resp.header_str(objmeta::HTTP_HEADER) {
+        None => Ok(None),
+        Some(v) => objmeta::decode(v).map(Some).map_err(|e| {
+            S3Error::internal_error()
+                .with_message(format!("The object's Twofold metadata is damaged: {e}"))
+        }),
+    }
+}
+
+/// The client-visible headers of an object's response.
+fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
+    for name in GET_RETURNED {
+        if let Some(v) = resp.header(name) {
+            out.push_header(name, v.to_vec());
+        }
+    }
+    for (n, v) in &resp.headers {
+        if n.starts_with("x-amz-meta-") && !is_twofold_metadata(n) {
+            out.push_header(n, v.clone());
+        }
+    }
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    out.push_header("accept-ranges", b"bytes".to_vec());
+    if ctx
+        .head
+        .header_str("x-amz-checksum-mode")
+        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
+        && ctx.head.header("range").is_none()
+        && let Some((alg, value)) = resp
+            .header_str(CHECKSUM_METADATA)
+            .and_then(|v| v.split_once(':'))
+        && let Some(alg) = crate::checksum::ChecksumAlgorithm::from_name(alg.as_bytes())
+    {
+        out.push_header(alg.header_name(), value.as_bytes().to_vec());
+    }
+    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+}
+
+/// GetObject (`head_only` = false) and HeadObject.
+pub(crate) async fn get(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    head_only: bool,
+) -> Result<Outcome, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::keep(S3Error::invalid_request(
+            "a bucket and a key are needed",
+        )));
+    };
+    if ctx
+        .head
+        .header("x-amz-server-side-encryption-customer-algorithm")
+        .is_some()
+    {
+        return Err(Failure::keep(S3Error::invalid_argument(
+            "Twofold objects are not encrypted with customer keys (SSE-C)",
+        )));
+    }
+    let path = backend_path(Some(bucket), Some(key));
+    let query = backend_query(ctx.query, &["partNumber"]);
+    let fwd: Vec<(String, Vec<u8>)> = ctx
+        .head
+        .headers
+        .iter()
+        .filter(|(n, _)| GET_FORWARDED.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let range = match ctx.head.header("range") {
+        Some(v) if !head_only => match parse_range(v) {
+            RangeRequest::Single(r) => Some(r),
+            _ => None,
+        },
+        _ => None,
+    };
+    // HEAD (and any ranged GET, which needs the size and segment size first).
+    if head_only || range.is_some() {
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple("HEAD", &path, query.as_deref(), fwd.clone(), Vec::new())
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        if resp.status != 200 {
+            return forward_error(conn, &resp, &body, ctx.rid).await;
+        }
+        let stored = resp.content_length().ok().flatten().unwrap_or(0);
+        let Some(header) = unencrypted_check(ctx, &resp)? else {
+            // A pass-through object: its size is what it is.
+            let mut out = ResponseHead::new(200);
+            object_headers(ctx, &resp, &mut out);
+            out.push_header("content-length", stored.to_string().into_bytes());
+            if head_only {
+                write_response(conn, &out, &[])
+                    .await
+                    .map_err(|_| Failure::close(S3Error::internal_error()))?;
+                return Ok(Outcome::KeepAlive);
+            }
+            return stream_plain_get(ctx, conn, &path, query.as_deref(), fwd).await;
+        };
+        let size = plain_len(stored, header.segment_size).map_err(|_| {
+            Failure::keep(
+                S3Error::internal_error()
+                    .with_message("The stored object's length is not valid Twofold ciphertext"),
+            )
+        })?;
+        if head_only {
+            let mut out = ResponseHead::new(200);
+            object_headers(ctx, &resp, &mut out);
+            out.push_header("content-length", size.to_string().into_bytes());
+            write_response(conn, &out, &[])
+                .await
+                .map_err(|_| Failure::close(S3Error::internal_error()))?;
+            return Ok(Outcome::KeepAlive);
+        }
+        let Some(r) = range else {
+            return Err(Failure::keep(S3Error::internal_error()));
+        };
+        let resolved = match r.resolve(size) {
+            Ok(rr) => rr,
+            Err(_) => {
+                let mut e = S3Error::invalid_range();
+                e = e.with_resource(ctx.address.resource());
+                let mut out = e.response_head();
+                out.push_header("content-range", format!("bytes */{size}").into_bytes());
+                let mut bytes = Vec::new();
+                let _ = out.write(&mut bytes);
+                e.with_request_id(ctx.rid).write_xml(&mut bytes);
+                let _ = conn.write_all(bytes).await;
+                return Ok(Outcome::KeepAlive);
+            }
+        };
+        let plain = PlainRange {
+            first: resolved.first,
+            last: resolved.last,
+        };
+        return stream_get(
+            ctx,
+            conn,
+            &path,
+            query.as_deref(),
+            fwd,
+            &header,
+            size,
+            Some(plain),
+            &resp,
+        )
+        .await;
+    }
+    // A whole GET: one backend request; the header comes with the response.
+    stream_whole_get(ctx, conn, &path, query.as_deref(), fwd).await
+}
+
+fn unencrypted_check(ctx: &Request<'_>, resp: &ResponseHead) -> Result<Option<Header>, Failure> {
+    match object_header(resp).map_err(Failure::keep)? {
+        Some(h) => Ok(Some(h)),
+        None => match ctx.core.settings.unencrypted_objects {
+            UnencryptedObjects::PassThrough => Ok(None),
+            UnencryptedObjects::Reject => Err(Failure::keep(
+                S3Error::new(
+                    403,
+                    "InvalidObjectState",
+                    "The object was not written through Twofold (it has no x-amz-meta-twofold metadata) and this gateway is configured to reject such objects",
+                )
+                .with_resource(ctx.address.resource()),
+            )),
+        },
+    }
+}
+
+async fn stream_whole_get(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    path: &str,
+    query: Option<&str>,
+    fwd: Vec<(String, Vec<u8>)>,
+) -> Result<Outcome, Failure> {
+    let mut ex = ctx
+        .core
+        .backend
+        .send_head("GET", path, query, fwd, None)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    let resp = ex
+        .conn
+        .read_response_head()
+        .await
+        .map_err(|e| backend_failure(&e.into()))?;
+    if resp.status != 200 {
+        let (body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        if reusable && resp.keep_alive() {
+            ctx.core.backend.release(ex.conn);
+        }
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    let stored = resp.content_length().ok().flatten().ok_or_else(|| {
+        backend_failure(&BackendError::Protocol(
+            "GET response without Content-Length".into(),
+        ))
+    })?;
+    let header = match unencrypted_check(ctx, &resp)? {
+        Some(h) => h,
+        None => {
+            let mut out = ResponseHead::new(200);
+            object_headers(ctx, &resp, &mut out);
+            out.push_header("content-length", stored.to_string().into_bytes());
+            return relay_raw(ctx, conn, ex.conn, out, stored).await;
+        }
+    };
+    let size = plain_len(stored, header.segment_size).map_err(|_| {
+        Failure::close(
+            S3Error::internal_error()
+                .with_message("The stored object's length is not valid Twofold ciphertext"),
+        )
+    })?;
+    open_and_stream(ctx, conn, ex.conn, &header, size, None, &resp, 0).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_get(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    path: &str,
+    query: Option<&str>,
+    mut fwd: Vec<(String, Vec<u8>)>,
+    header: &Header,
+    size: u64,
+    range: Option<PlainRange>,
+    meta: &ResponseHead,
+) -> Result<Outcome, Failure> {
+    let layout = Layout::single(size, header.segment_size);
+    let slices = match range {
+        Some(r) => layout
+            .map_range(r)
+            .map_err(|_| Failure::keep(S3Error::invalid_range()))?,
+        None => Vec::new(),
+    };
+    let (first_segment, stored_first, stored_last) = match slices.first() {
+        Some(s) => (s.first_segment, s.stored_first, s.stored_last),
+        None => (0, 0, layout.stored_len().saturating_sub(1)),
+    };
+    fwd.push((
+        "range".into(),
+        format!("bytes={stored_first}-{stored_last}").into_bytes(),
+    ));
+    let mut ex = ctx
+        .core
+        .backend
+        .send_head("GET", path, query, fwd, None)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    let resp = ex
+        .conn
+        .read_response_head()
+        .await
+        .map_err(|e| backend_failure(&e.into()))?;
+    if resp.status != 206 && resp.status != 200 {
+        let (body, _) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    // The object must not have changed between the HEAD and this GET.
+    if resp.header("etag") != meta.header("etag") {
+        return Err(Failure::keep(S3Error::service_unavailable().with_message(
+            "The object changed while it was being read; retry the request",
+        )));
+    }
+    open_and_stream(ctx, conn, ex.conn, header, size, range, meta, first_segment).await
+}
+
+/// Opens the object's keys, verifies the first segment, sends the response head, then
+/// streams: each segment is read from the backend, both tags checked, and only then its
+/// plaintext written to the client. A segment that fails after the head went out cuts the
+/// connection, so the client never sees a complete-looking response.
+#[allow(clippy::too_many_arguments)]
+async fn open_and_stream(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    mut backend_conn: Conn,
+    header: &Header,
+    size: u64,
+    range: Option<PlainRange>,
+    meta: &ResponseHead,
+    first_segment: u64,
+) -> Result<Outcome, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::close(S3Error::internal_error()));
+    };
+    let name = ObjectName { bucket, key };
+    let keys = ctx
+        .core
+        .keyring
+        .open(header, name)
+        .await
+        .map_err(|e| Failure {
+            close: true,
+            ..key_failure(&e)
+        })?;
+    let cipher = SegmentCipher::new(header, &keys, SINGLE_PART_NUMBER)
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    drop(keys);
+    let seg = header.segment_size;
+    let n = segment_count(size, seg);
+    let (first, last) = match range {
+        Some(r) => (r.first, r.last),
+        None => (0, size.saturating_sub(1)),
+    };
+    let last_segment = if size == 0 { 0 } else { last / seg.bytes() };
+    let mut buf = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut head_sent = false;
+    let mut index = first_segment;
+    while index <= last_segment {
+        let plain = segment_plain_len(size, index, seg) as usize;
+        let stored = plain + OVERHEAD;
+        let (res, b) = backend_conn.read_exact_into(buf, 0..stored).await;
+        buf = b;
+        if let Err(e) = res {
+            if head_sent {
+                return Ok(Outcome::Close);
+            }
+            return Err(backend_failure(&e.into()));
+        }
+        let is_last = index + 1 == n;
+        let opened = if is_last {
+            cipher.open_final(index, &mut buf[..stored])
+        } else {
+            cipher.open(index, false, &mut buf[..stored])
+        };
+        if let Err(e) = opened {
+            eprintln!(
+                "twofold: integrity failure reading {}: {e} (request {})",
+                ctx.address.resource(),
+                ctx.rid
+            );
+            if head_sent {
+                // Cut the connection: the client sees a short body, never a wrong one.
+                return Ok(Outcome::Close);
+            }
+            return Err(Failure::close(S3Error::internal_error().with_message(
+                format!("The stored object failed its integrity check and was not returned: {e}"),
+            )));
+        }
+        let seg_start = index * seg.bytes();
+        let from = first.saturating_sub(seg_start) as usize;
+        let to = ((last + 1).min(seg_start + plain as u64) - seg_start) as usize;
+        if !head_sent {
+            let mut out = ResponseHead::new(if range.is_some() { 206 } else { 200 });
+            object_headers(ctx, meta, &mut out);
+            if range.is_some() {
+                out.push_header(
+                    "content-range",
+                    format!("bytes {first}-{last}/{size}").into_bytes(),
+                );
+                out.push_header(
+                    "content-length",
+                    (last - first + 1).to_string().into_bytes(),
+                );
+            } else {
+                out.push_header("content-length", size.to_string().into_bytes());
+            }
+            let mut bytes = Vec::with_capacity(1024);
+            out.write(&mut bytes)
+                .map_err(|_| Failure::close(S3Error::internal_error()))?;
+            let (res, _) = conn.write_all(bytes).await;
+            res.map_err(|_| Failure::close(S3Error::internal_error()))?;
+            head_sent = true;
+        }
+        if size > 0 && from < to {
+            let (res, b) = conn.write_range(buf, from..to).await;
+            buf = b;
+            if res.is_err() {
+                return Ok(Outcome::Close);
+            }
+        }
+        index += 1;
+    }
+    if !head_sent {
+        // An empty object: its one (empty) segment opened above only if size == 0.
+        let mut out = ResponseHead::new(200);
+        object_headers(ctx, meta, &mut out);
+        out.push_header("content-length", b"0".to_vec());
+        write_response(conn, &out, &[])
+            .await
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    }
+    // Whatever of the stored body was not read leaves the backend connection unusable;
+    // a complete read can be pooled.
+    if range.is_none() || last_segment + 1 == n {
+        ctx.core.backend.release(backend_conn);
+    }
+    Ok(Outcome::KeepAlive)
+}
+
+async fn stream_plain_get(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    path: &str,
+    query: Option<&str>,
+    fwd: Vec<(String, Vec<u8>)>,
+) -> Result<Outcome, Failure> {
+    let mut ex = ctx
+        .core
+        .backend
+        .send_head("GET", path, query, fwd, None)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    let resp = ex
+        .conn
+        .read_response_head()
+        .await
+        .map_err(|e| backend_failure(&e.into()))?;
+    let stored = resp.content_length().ok().flatten().unwrap_or(0);
+    let mut out = ResponseHead::new(resp.status);
+    object_headers(ctx, &resp, &mut out);
+    out.push_header("content-length", stored.to_string().into_bytes());
+    relay_raw(ctx, conn, ex.conn, out, stored).await
+}
+
+/// Relays a pass-through object's bytes as they are (unencrypted objects, when allowed).
+async fn relay_raw(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    mut backend_conn: Conn,
+    out: ResponseHead,
+    len: u64,
+) -> Result<Outcome, Failure> {
+    let mut bytes = Vec::new();
+    out.write(&mut bytes)
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    let (res, _) = conn.write_all(bytes).await;
+    res.map_err(|_| Failure::close(S3Error::internal_error()))?;
+    let mut left = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        let (res, b) = backend_conn.read_exact_into(buf, 0..n).await;
+        buf = b;
+        if res.is_err() {
+            return Ok(Outcome::Close);
+        }
+        let (res, b) = conn.write_range(buf, 0..n).await;
+        buf = b;
+        if res.is_err() {
+            return Ok(Outcome::Close);
+        }
+        left -= n as u64;
+    }
+    ctx.core.backend.release(backend_conn);
+    Ok(Outcome::KeepAlive)
+}
+
+/// Response headers of the source that a COPY-directive copy carries over.
+const COPY_KEPT: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "content-encoding",
+    "expires",
+    "x-amz-website-redirect-location",
+];
+
+/// Headers of a copy request that describe the new object under REPLACE.
+const COPY_REPLACED: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "content-encoding",
+    "expires",
+    "x-amz-website-redirect-location",
+];
+
+/// Copy-request headers passed on as they are.
+const COPY_FORWARDED: &[&str] = &[
+    "x-amz-copy-source-if-match",
+    "x-amz-copy-source-if-none-match",
+    "x-amz-copy-source-if-modified-since",
+    "x-amz-copy-source-if-unmodified-since",
+    "x-amz-storage-class",
+    "x-amz-tagging-directive",
+    "x-amz-tagging",
+    "x-amz-acl",
+];
+
+/// Parses `x-amz-copy-source`: `bucket/key` or `/bucket/key`, percent-encoded, with an
+/// optional `?versionId=`.
+fn parse_copy_source(v: &str) -> Result<(String, String, Option<String>), S3Error> {
+    let (path, version) = match v.split_once("?versionId=") {
+        Some((p, ver)) => (p, Some(ver.to_owned())),
+        None => (v, None),
+    };
+    let decoded = crate::s3::percent_decode(path.trim_start_matches('/')).map_err(|_| {
+        S3Error::invalid_argument("x-amz-copy-source is not valid percent-encoding")
+    })?;
+    let (bucket, key) = decoded
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be BUCKET/KEY"))?;
+    Ok((bucket.to_owned(), key.to_owned(), version))
+}
+
+/// CopyObject: the backend copies the stored bytes; the gateway re-wraps the two data keys
+/// for the new name and writes them, with the metadata, as the copy's metadata.
+pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::keep(S3Error::invalid_request(
+            "CopyObject needs a bucket and a key",
+        )));
+    };
+    check_sse_request(ctx).map_err(Failure::keep)?;
+    let source = ctx
+        .head
+        .header_str("x-amz-copy-source")
+        .ok_or_else(|| Failure::keep(S3Error::invalid_argument("x-amz-copy-source is missing")))?;
+    let (src_bucket, src_key, version) = parse_copy_source(source).map_err(Failure::keep)?;
+    let granted = ctx
+        .core
+        .settings
+        .credentials
+        .iter()
+        .find(|c| c.access_key_id == ctx.verified.access_key_id)
+        .is_some_and(|c| c.allows(&src_bucket));
+    if !granted {
+        return Err(Failure::keep(
+            S3Error::access_denied().with_resource(format!("/{src_bucket}/{src_key}")),
+        ));
+    }
+    let replace = match ctx.head.header_str("x-amz-metadata-directive") {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(other) => {
+            return Err(Failure::keep(S3Error::invalid_argument(format!(
+                "Unknown metadata directive {other:?}"
+            ))));
+        }
+    };
+    if replace && ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
+        return Err(Failure::keep(S3Error::invalid_argument(
+            "x-amz-meta-twofold* metadata is reserved for the gateway",
+        )));
+    }
+    let src_path = backend_path(Some(&src_bucket), Some(&src_key));
+    let src_query = version
+        .as_ref()
+        .map(|v| format!("versionId={}", super::encode(v, false)));
+    let (src, src_body) = ctx
+        .core
+        .backend
+        .simple(
+            "HEAD",
+            &src_path,
+            src_query.as_deref(),
+            Vec::new(),
+            Vec::new(),
+        )
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if src.status != 200 {
+        return forward_error(conn, &src, &src_body, ctx.rid).await;
+    }
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+    let new_meta = match object_header(&src).map_err(Failure::keep)? {
+        Some(header) => {
+            let from = ObjectName {
+                bucket: &src_bucket,
+                key: &src_key,
+            };
+            let to = ObjectName { bucket, key };
+            let rewrapped = ctx
+                .core
+                .keyring
+                .rewrap(&header, from, to)
+                .await
+                .map_err(|e| key_failure(&e))?;
+            Some(objmeta::encode(&rewrapped))
+        }
+        None => match ctx.core.settings.unencrypted_objects {
+            UnencryptedObjects::PassThrough => None,
+            UnencryptedObjects::Reject => {
+                return Err(Failure::keep(S3Error::new(
+                    403,
+                    "InvalidObjectState",
+                    "The copy source was not written through Twofold and this gateway is configured to reject such objects",
+                )));
+            }
+        },
+    };
+    if replace {
+        for (n, v) in &ctx.head.headers {
+            if COPY_REPLACED.contains(&n.as_str()) || n.starts_with("x-amz-meta-") {
+                headers.push((n.clone(), v.clone()));
+            }
+        }
+    } else {
+        for name in COPY_KEPT {
+            if let Some(v) = src.header(name) {
+                headers.push(((*name).to_owned(), v.to_vec()));
+            }
+        }
+        for (n, v) in &src.headers {
+            if n.starts_with("x-amz-meta-") && !is_twofold_metadata(n) {
+                headers.push((n.clone(), v.clone()));
+            }
+        }
+    }
+    if let Some(v) = src.header(CHECKSUM_METADATA) {
+        headers.push((CHECKSUM_METADATA.into(), v.to_vec()));
+    }
+    if let Some(meta) = new_meta {
+        headers.push((objmeta::HTTP_HEADER.into(), meta.into_bytes()));
+    }
+    for (n, v) in &ctx.head.headers {
+        if COPY_FORWARDED.contains(&n.as_str()) {
+            headers.push((n.clone(), v.clone()));
+        }
+    }
+    // The keys were re-wrapped for exactly this version of the source.
+    if ctx.head.header("x-amz-copy-source-if-match").is_none()
+        && let Some(etag) = src.header("etag")
+    {
+        headers.push(("x-amz-copy-source-if-match".into(), etag.to_vec()));
+    }
+    let mut copy_source = src_path.clone();
+    if let Some(q) = &src_query {
+        copy_source.push('?');
+        copy_source.push_str(q);
+    }
+    headers.push(("x-amz-copy-source".into(), copy_source.into_bytes()));
+    headers.push(("x-amz-metadata-directive".into(), b"REPLACE".to_vec()));
+    let path = backend_path(Some(bucket), Some(key));
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple("PUT", &path, None, headers, Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    let mut out = ResponseHead::new(200);
+    for name in [
+        "content-type",
+        "x-amz-version-id",
+        "x-amz-copy-source-version-id",
+    ] {
+        if let Some(v) = resp.header(name) {
+            out.push_header(name, v.to_vec());
+        }
+    }
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+    out.push_header("content-length", body.len().to_string().into_bytes());
+    write_response(conn, &out, &body)
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}

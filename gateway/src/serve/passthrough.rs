@@ -1,0 +1,175 @@
+//! Everything that is not an object body: bucket operations, deletes, listings and the
+//! other subresources are sent on to the backend, re-signed, with their small bodies
+//! verified and buffered. Listings are rewritten so every size in them is a plaintext size.
+
+use super::backend::BackendError;
+use super::body::ClientBody;
+use super::io::Conn;
+use super::{Failure, Outcome, Request, backend_path, backend_query, write_response};
+use crate::envelope::layout::{SegmentSize, plain_len};
+use crate::http::ResponseHead;
+use crate::s3::S3Error;
+
+/// Largest request body forwarded (bucket configurations, DeleteObjects lists).
+pub const FORWARDED_BODY_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Request headers never forwarded: hop-by-hop, the client's signature and payload
+/// framing (the gateway re-signs and re-frames), and the gateway's own metadata.
+const DROPPED: &[&str] = &[
+    "host",
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-decoded-content-length",
+    "x-amz-security-token",
+    "x-amz-trailer",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "expect",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Response headers never returned.
+const RESPONSE_DROPPED: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "x-amz-request-id",
+    "x-amz-id-2",
+];
+
+pub(crate) async fn forward(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    rewrite_listing: bool,
+) -> Result<Outcome, Failure> {
+    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(Failure::close)?;
+    if body.len() > FORWARDED_BODY_BYTES_MAX {
+        return Err(Failure::close(S3Error::entity_too_large()));
+    }
+    if ctx.head.expects_continue() {
+        let (res, _) = conn
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
+        res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
+    }
+    let len = body.len() as usize;
+    let (res, payload) = body.read_exact(conn, vec![0u8; len], 0..len).await;
+    res.map_err(|e| Failure::close(e.to_s3()))?;
+    body.finish(conn)
+        .await
+        .map_err(|e| Failure::close(e.to_s3()))?;
+
+    let mut headers = Vec::new();
+    for (n, v) in &ctx.head.headers {
+        if DROPPED.contains(&n.as_str())
+            || n.starts_with("amz-sdk-")
+            || n.starts_with("x-amz-meta-twofold")
+        {
+            continue;
+        }
+        if n == "content-encoding" {
+            // aws-chunked was the client's framing, not a property of the content.
+            let rest: Vec<&str> = std::str::from_utf8(v)
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.eq_ignore_ascii_case("aws-chunked") && !c.is_empty())
+                .collect();
+            if !rest.is_empty() {
+                headers.push((n.clone(), rest.join(",").into_bytes()));
+            }
+            continue;
+        }
+        headers.push((n.clone(), v.clone()));
+    }
+    let path = backend_path(ctx.address.bucket.as_deref(), ctx.address.key.as_deref());
+    let query = backend_query(ctx.query, &[]);
+    let (resp, resp_body) = ctx
+        .core
+        .backend
+        .simple(&ctx.head.method, &path, query.as_deref(), headers, payload)
+        .await
+        .map_err(|e: BackendError| {
+            Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+        })?;
+    let resp_body = if rewrite_listing && resp.status == 200 {
+        rewrite_sizes(&resp_body, ctx.core.keyring.settings().segment_size)
+    } else {
+        resp_body
+    };
+    let mut out = ResponseHead::new(resp.status);
+    for (n, v) in &resp.headers {
+        if !RESPONSE_DROPPED.contains(&n.as_str()) && !n.starts_with("x-amz-meta-twofold") {
+            out.push_header(n, v.clone());
+        }
+    }
+    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+    if ctx.head.method != "HEAD" || resp.header("content-length").is_none() {
+        out.push_header("content-length", resp_body.len().to_string().into_bytes());
+    } else if let Some(v) = resp.header("content-length") {
+        out.push_header("content-length", v.to_vec());
+    }
+    write_response(conn, &out, &resp_body)
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+/// Replaces every `<Size>N</Size>` of a listing with the plaintext size of a stored size
+/// `N`. A size that is not a valid Twofold length (an object that was not written through
+/// Twofold) is left as it is.
+pub fn rewrite_sizes(xml: &[u8], seg: SegmentSize) -> Vec<u8> {
+    const OPEN: &[u8] = b"<Size>";
+    const CLOSE: &[u8] = b"</Size>";
+    let mut out = Vec::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(i) = find(rest, OPEN) {
+        let (before, after) = rest.split_at(i + OPEN.len());
+        out.extend_from_slice(before);
+        match find(after, CLOSE) {
+            Some(j) => {
+                let digits = &after[..j];
+                let stored = std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                match stored.map(|s| plain_len(s, seg)) {
+                    Some(Ok(p)) => out.extend_from_slice(p.to_string().as_bytes()),
+                    _ => out.extend_from_slice(digits),
+                }
+                rest = &after[j..];
+            }
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_sizes_become_plaintext_sizes() {
+        let seg = SegmentSize::DEFAULT;
+        let xml = b"<Contents><Key>a</Key><Size>47</Size></Contents><Contents><Size>65568</Size></Contents><Size>7</Size>";
+        let out = rewrite_sizes(xml, seg);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<Contents><Key>a</Key><Size>15</Size></Contents><Contents><Size>65536</Size></Contents><Size>7</Size>"
+        );
+    }
+}
