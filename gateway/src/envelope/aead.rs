@@ -143,6 +143,30 @@ impl OuterAead {
         Ok(out)
     }
 
+    /// Verifies `tag` over `input` and decrypts it into `out` (same length as `input`),
+    /// leaving `input` untouched: a failed attempt can be retried with another nonce.
+    pub fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN_BYTES],
+        aad: &[u8],
+        input: &[u8],
+        tag: &[u8; TAG_LEN_BYTES],
+        out: &mut [u8],
+    ) -> Result<(), AeadFailure> {
+        if out.len() != input.len() {
+            return Err(AeadFailure);
+        }
+        self.key
+            .open_separate_gather(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
+                aws_lc_rs::aead::Aad::from(aad),
+                input,
+                tag,
+                out,
+            )
+            .map_err(|_| AeadFailure)
+    }
+
     /// Verifies and decrypts `buf` = ciphertext ‖ tag in place; returns the plaintext length.
     /// On failure AWS-LC has zeroed no-longer-trusted output; the caller must not use `buf`.
     pub fn open_in_place(

@@ -196,6 +196,60 @@ impl SegmentCipher {
         Ok(plain_len)
     }
 
+    /// Opens stored segment `index` (all of `input`) into `out`, leaving `input` untouched,
+    /// so that a reader that does not know whether a segment ends its part can try one
+    /// flag and then the other. Returns the plaintext length (`out[..len]`); on error `out`
+    /// holds nothing usable.
+    pub fn open_to(
+        &self,
+        index: u64,
+        last: bool,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let part = self.part;
+        if input.len() < OVERHEAD || input.len() > self.segment_size.bytes_usize() + OVERHEAD {
+            return Err(Error::Framing {
+                part,
+                reason: "segment length out of range",
+            });
+        }
+        let inner_len = input.len() - TAG_LEN_BYTES;
+        if out.len() < inner_len {
+            return Err(Error::Internal("output buffer too small"));
+        }
+        let i = Self::index32(index)?;
+        let rejected = |layer| Error::SegmentRejected {
+            layer,
+            part,
+            segment: index,
+        };
+        let mut outer_tag = [0u8; TAG_LEN_BYTES];
+        outer_tag.copy_from_slice(&input[inner_len..]);
+        self.outer
+            .open_to(
+                &nonce(&self.outer_prefix, i, last),
+                &self.outer_aad,
+                &input[..inner_len],
+                &outer_tag,
+                &mut out[..inner_len],
+            )
+            .map_err(|_| rejected(Layer::Outer))?;
+        let plain_len = inner_len - TAG_LEN_BYTES;
+        let (body, tag) = out[..inner_len].split_at_mut(plain_len);
+        let mut inner_tag = [0u8; TAG_LEN_BYTES];
+        inner_tag.copy_from_slice(tag);
+        self.inner
+            .open_in_place(
+                &nonce(&self.inner_prefix, i, last),
+                &self.inner_aad,
+                body,
+                &inner_tag,
+            )
+            .map_err(|_| rejected(Layer::Inner))?;
+        Ok(plain_len)
+    }
+
     /// Opens the final segment of a part, telling a cut-off part ([`Error::Truncated`]) from
     /// an altered one: if the segment does not open as final but does open as non-final,
     /// the segments that followed it were removed.

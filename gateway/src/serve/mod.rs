@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod body;
 pub mod io;
+mod multipart;
 mod object;
 mod passthrough;
 
@@ -364,17 +365,18 @@ async fn handle(
         } => Err(fail(S3Error::not_implemented().with_message(
             "This operation would expose stored ciphertext and is not supported through Twofold",
         ))),
-        S3Op::CreateMultipartUpload
-        | S3Op::UploadPart
-        | S3Op::UploadPartCopy
-        | S3Op::CompleteMultipartUpload
-        | S3Op::AbortMultipartUpload
-        | S3Op::ListParts
-        | S3Op::ListMultipartUploads
-        | S3Op::GetObjectAttributes => Err(fail(S3Error::not_implemented().with_message(format!(
-            "{} is not supported by this Twofold version yet; nothing was stored",
-            op.name()
-        )))),
+        S3Op::CreateMultipartUpload => multipart::create(&ctx, conn).await,
+        S3Op::UploadPart => multipart::upload_part(&ctx, conn).await,
+        S3Op::CompleteMultipartUpload => multipart::complete(&ctx, conn).await,
+        S3Op::AbortMultipartUpload => multipart::abort_or_list(&ctx, conn, false).await,
+        S3Op::ListParts => multipart::abort_or_list(&ctx, conn, true).await,
+        S3Op::ListMultipartUploads => passthrough::forward(&ctx, conn, false).await,
+        S3Op::UploadPartCopy | S3Op::GetObjectAttributes => {
+            Err(fail(S3Error::not_implemented().with_message(format!(
+                "{} is not supported by this Twofold version yet; nothing was stored",
+                op.name()
+            ))))
+        }
         S3Op::Unknown => Err(fail(S3Error::method_not_allowed())),
         _ => passthrough::forward(&ctx, conn, false).await,
     }

@@ -81,7 +81,25 @@ fn is_twofold_metadata(name: &str) -> bool {
     name.starts_with("x-amz-meta-twofold")
 }
 
-fn key_failure(e: &KeyError) -> Failure {
+/// Checks the headers of a request that creates an object (PutObject,
+/// CreateMultipartUpload) and returns those passed on to the backend.
+pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec<u8>)>, S3Error> {
+    check_sse_request(ctx)?;
+    if ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
+        return Err(S3Error::invalid_argument(
+            "x-amz-meta-twofold* metadata is reserved for the gateway",
+        ));
+    }
+    Ok(ctx
+        .head
+        .headers
+        .iter()
+        .filter(|(n, _)| PUT_FORWARDED.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
+        .cloned()
+        .collect())
+}
+
+pub(crate) fn key_failure(e: &KeyError) -> Failure {
     if e.is_unavailable() {
         Failure::keep(S3Error::service_unavailable().with_message(format!(
             "A key custodian is unavailable; nothing was changed: {e}"
@@ -136,12 +154,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         )));
     };
     let fail = Failure::close;
-    check_sse_request(ctx).map_err(fail)?;
-    if ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
-        return Err(fail(S3Error::invalid_argument(
-            "x-amz-meta-twofold* metadata is reserved for the gateway",
-        )));
-    }
+    let mut headers = check_upload_headers(ctx).map_err(fail)?;
     let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(fail)?;
     let plain = body.len();
     if plain > PUT_OBJECT_BYTES_MAX {
@@ -158,12 +171,6 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         .map_err(|_| fail(S3Error::internal_error()))?;
     drop(keys);
 
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    for (n, v) in &ctx.head.headers {
-        if PUT_FORWARDED.contains(&n.as_str()) || n.starts_with("x-amz-meta-") {
-            headers.push((n.clone(), v.clone()));
-        }
-    }
     headers.push((
         objmeta::HTTP_HEADER.into(),
         objmeta::encode(&header).into_bytes(),
@@ -185,46 +192,14 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         res.map_err(|_| fail(S3Error::incomplete_body()))?;
     }
     let path = backend_path(Some(bucket), Some(key));
-    let mut ex = ctx
+    let ex = ctx
         .core
         .backend
         .send_head("PUT", &path, None, headers, Some(stored_len(plain, seg)))
         .await
         .map_err(|e| backend_failure(&e))?;
 
-    let n = segment_count(plain, seg);
-    let mut buf = vec![0u8; seg.bytes_usize() + OVERHEAD];
-    let mut checksum = None;
-    for i in 0..n {
-        let len = segment_plain_len(plain, i, seg) as usize;
-        let (res, b) = body.read_exact(conn, buf, 0..len).await;
-        buf = b;
-        // On any client-side failure the backend connection is dropped before the body is
-        // complete, so the backend stores nothing.
-        res.map_err(|e| body_failure(&e))?;
-        let last = i + 1 == n;
-        if last {
-            checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
-        }
-        let sealed = cipher
-            .seal(i, last, &mut buf, len)
-            .map_err(|_| fail(S3Error::internal_error()))?;
-        let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
-        buf = b;
-        res.map_err(|e| backend_failure(&e.into()))?;
-    }
-    drop(buf);
-    let resp = ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| backend_failure(&e.into()))?;
-    let (resp_body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
-        .await
-        .map_err(|e| backend_failure(&e))?;
-    if reusable && resp.keep_alive() {
-        ctx.core.backend.release(ex.conn);
-    }
+    let (resp, resp_body, checksum) = seal_upload(ctx, conn, &mut body, &cipher, ex).await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &resp_body, ctx.rid).await;
     }
@@ -244,6 +219,53 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
+}
+
+/// Streams a client body through `cipher` into a backend request whose head has been sent:
+/// each segment is read, sealed in place and written; the final segment is sealed only
+/// after every digest of the client's body has verified. On any failure the backend
+/// connection is dropped mid-body, so the backend stores nothing.
+pub(crate) async fn seal_upload(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    cipher: &SegmentCipher,
+    mut ex: super::backend::Exchange,
+) -> Result<(ResponseHead, Vec<u8>, Option<super::body::ClientChecksum>), Failure> {
+    let plain = body.len();
+    let seg = cipher.segment_size();
+    let n = segment_count(plain, seg);
+    let mut buf = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut checksum = None;
+    for i in 0..n {
+        let len = segment_plain_len(plain, i, seg) as usize;
+        let (res, b) = body.read_exact(conn, buf, 0..len).await;
+        buf = b;
+        res.map_err(|e| body_failure(&e))?;
+        let last = i + 1 == n;
+        if last {
+            checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
+        }
+        let sealed = cipher
+            .seal(i, last, &mut buf, len)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
+        buf = b;
+        res.map_err(|e| backend_failure(&e.into()))?;
+    }
+    drop(buf);
+    let resp = ex
+        .conn
+        .read_response_head()
+        .await
+        .map_err(|e| backend_failure(&e.into()))?;
+    let (resp_body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if reusable && resp.keep_alive() {
+        ctx.core.backend.release(ex.conn);
+    }
+    Ok((resp, resp_body, checksum))
 }
 
 fn body_failure(e: &BodyError) -> Failure {
@@ -517,10 +539,16 @@ async fn stream_get(
             .map_err(|_| Failure::keep(S3Error::invalid_range()))?,
         None => Vec::new(),
     };
-    let (first_segment, stored_first, stored_last) = match slices.first() {
+    let (mut first_segment, mut stored_first, stored_last) = match slices.first() {
         Some(s) => (s.first_segment, s.stored_first, s.stored_last),
         None => (0, 0, layout.stored_len().saturating_sub(1)),
     };
+    if header.multipart {
+        // Part boundaries are found by reading from the start (docs/format.md): the
+        // segments before the range are fetched and verified, not sent.
+        first_segment = 0;
+        stored_first = 0;
+    }
     fwd.push((
         "range".into(),
         format!("bytes={stored_first}-{stored_last}").into_bytes(),
@@ -551,10 +579,89 @@ async fn stream_get(
     open_and_stream(ctx, conn, ex.conn, header, size, range, meta, first_segment).await
 }
 
-/// Opens the object's keys, verifies the first segment, sends the response head, then
-/// streams: each segment is read from the backend, both tags checked, and only then its
-/// plaintext written to the client. A segment that fails after the head went out cuts the
-/// connection, so the client never sees a complete-looking response.
+/// Which part, and which segment of it, the reader is at; and that part's cipher.
+///
+/// A multipart object whose parts (all but the last) are whole numbers of segments is a run
+/// of full segments and one final partial segment, like a single-part object; only the keys
+/// change at part boundaries. A part's last segment carries the final flag, so a segment
+/// that does not open as non-final but opens as final ends its part (`docs/format.md`).
+struct PartCursor<'k> {
+    header: &'k Header,
+    keys: &'k crate::envelope::DataKeys,
+    cipher: SegmentCipher,
+    part: u32,
+    index: u64,
+}
+
+impl<'k> PartCursor<'k> {
+    fn new(
+        header: &'k Header,
+        keys: &'k crate::envelope::DataKeys,
+    ) -> Result<Self, crate::envelope::Error> {
+        let part = if header.multipart {
+            1
+        } else {
+            SINGLE_PART_NUMBER
+        };
+        Ok(Self {
+            header,
+            keys,
+            cipher: SegmentCipher::new(header, keys, part)?,
+            part,
+            index: 0,
+        })
+    }
+
+    /// Opens the next stored segment `input` into `out`; `object_last` says whether it is
+    /// the object's last segment.
+    fn open(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+        object_last: bool,
+    ) -> Result<usize, crate::envelope::Error> {
+        if object_last {
+            return match self.cipher.open_to(self.index, true, input, out) {
+                Ok(n) => Ok(n),
+                Err(e) => {
+                    // Opens as non-final: what followed it was cut off.
+                    if self.cipher.open_to(self.index, false, input, out).is_ok() {
+                        Err(crate::envelope::Error::Truncated {
+                            part: self.part,
+                            segment: self.index,
+                        })
+                    } else {
+                        Err(e)
+                    }
+                }
+            };
+        }
+        match self.cipher.open_to(self.index, false, input, out) {
+            Ok(n) => {
+                self.index += 1;
+                Ok(n)
+            }
+            Err(e) if self.header.multipart => {
+                // The end of a part?
+                let n = self
+                    .cipher
+                    .open_to(self.index, true, input, out)
+                    .map_err(|_| e)?;
+                self.part += 1;
+                self.index = 0;
+                self.cipher = SegmentCipher::new(self.header, self.keys, self.part)?;
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Opens the object's keys, then streams: each segment is read from the backend, both tags
+/// checked, and only then its plaintext written to the client. The response head goes out
+/// after the first segment verified; a segment that fails after that cuts the connection,
+/// so the client never sees a complete-looking response. `skip_segments` segments at the
+/// start of the backend body are opened (to follow part boundaries) but not sent.
 #[allow(clippy::too_many_arguments)]
 async fn open_and_stream(
     ctx: &Request<'_>,
@@ -579,9 +686,8 @@ async fn open_and_stream(
             close: true,
             ..key_failure(&e)
         })?;
-    let cipher = SegmentCipher::new(header, &keys, SINGLE_PART_NUMBER)
-        .map_err(|_| Failure::close(S3Error::internal_error()))?;
-    drop(keys);
+    let mut cursor =
+        PartCursor::new(header, &keys).map_err(|_| Failure::close(S3Error::internal_error()))?;
     let seg = header.segment_size;
     let n = segment_count(size, seg);
     let (first, last) = match range {
@@ -589,27 +695,22 @@ async fn open_and_stream(
         None => (0, size.saturating_sub(1)),
     };
     let last_segment = if size == 0 { 0 } else { last / seg.bytes() };
-    let mut buf = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut input = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
     let mut head_sent = false;
     let mut index = first_segment;
     while index <= last_segment {
         let plain = segment_plain_len(size, index, seg) as usize;
         let stored = plain + OVERHEAD;
-        let (res, b) = backend_conn.read_exact_into(buf, 0..stored).await;
-        buf = b;
+        let (res, b) = backend_conn.read_exact_into(input, 0..stored).await;
+        input = b;
         if let Err(e) = res {
             if head_sent {
                 return Ok(Outcome::Close);
             }
             return Err(backend_failure(&e.into()));
         }
-        let is_last = index + 1 == n;
-        let opened = if is_last {
-            cipher.open_final(index, &mut buf[..stored])
-        } else {
-            cipher.open(index, false, &mut buf[..stored])
-        };
-        if let Err(e) = opened {
+        if let Err(e) = cursor.open(&input[..stored], &mut out, index + 1 == n) {
             eprintln!(
                 "twofold: integrity failure reading {}: {e} (request {})",
                 ctx.address.resource(),
@@ -624,51 +725,45 @@ async fn open_and_stream(
             )));
         }
         let seg_start = index * seg.bytes();
+        index += 1;
+        if seg_start + (plain as u64) <= first && size > 0 {
+            continue; // opened only to follow the parts; before the range
+        }
         let from = first.saturating_sub(seg_start) as usize;
         let to = ((last + 1).min(seg_start + plain as u64) - seg_start) as usize;
         if !head_sent {
-            let mut out = ResponseHead::new(if range.is_some() { 206 } else { 200 });
-            object_headers(ctx, meta, &mut out);
+            let mut head = ResponseHead::new(if range.is_some() { 206 } else { 200 });
+            object_headers(ctx, meta, &mut head);
             if range.is_some() {
-                out.push_header(
+                head.push_header(
                     "content-range",
                     format!("bytes {first}-{last}/{size}").into_bytes(),
                 );
-                out.push_header(
+                head.push_header(
                     "content-length",
                     (last - first + 1).to_string().into_bytes(),
                 );
             } else {
-                out.push_header("content-length", size.to_string().into_bytes());
+                head.push_header("content-length", size.to_string().into_bytes());
             }
             let mut bytes = Vec::with_capacity(1024);
-            out.write(&mut bytes)
+            head.write(&mut bytes)
                 .map_err(|_| Failure::close(S3Error::internal_error()))?;
             let (res, _) = conn.write_all(bytes).await;
             res.map_err(|_| Failure::close(S3Error::internal_error()))?;
             head_sent = true;
         }
         if size > 0 && from < to {
-            let (res, b) = conn.write_range(buf, from..to).await;
-            buf = b;
+            let (res, b) = conn.write_range(out, from..to).await;
+            out = b;
             if res.is_err() {
                 return Ok(Outcome::Close);
             }
         }
-        index += 1;
     }
-    if !head_sent {
-        // An empty object: its one (empty) segment opened above only if size == 0.
-        let mut out = ResponseHead::new(200);
-        object_headers(ctx, meta, &mut out);
-        out.push_header("content-length", b"0".to_vec());
-        write_response(conn, &out, &[])
-            .await
-            .map_err(|_| Failure::close(S3Error::internal_error()))?;
-    }
-    // Whatever of the stored body was not read leaves the backend connection unusable;
-    // a complete read can be pooled.
-    if range.is_none() || last_segment + 1 == n {
+    drop(keys);
+    // A body read to its end can carry the next request.
+    if index == n {
         ctx.core.backend.release(backend_conn);
     }
     Ok(Outcome::KeepAlive)

@@ -1,0 +1,442 @@
+//! Multipart uploads. Stateless: the upload id the client gets carries the backend's upload
+//! id and the envelope header of the upload (its wrapped keys, as stored in the metadata),
+//! so any gateway can seal any part, and a gateway restart loses nothing.
+//!
+//! Each part is sealed with keys derived for its part number. Parts other than the last
+//! must be whole numbers of segments (multiples of 64 KiB by default: the part sizes of aws
+//! CLI, boto3, rclone and the SDKs), which CompleteMultipartUpload checks; see
+//! `docs/format.md` for why and for what remains open.
+
+use super::body::ClientBody;
+use super::io::Conn;
+use super::object::{SSE_DSSE, check_upload_headers, forward_error, seal_upload};
+use super::passthrough::rewrite_sizes;
+use super::{Failure, Outcome, Request, backend_path, encode, write_response};
+use crate::envelope::header::Header;
+use crate::envelope::layout::{plain_len, stored_len};
+use crate::envelope::{ObjectName, SegmentCipher};
+use crate::http::ResponseHead;
+use crate::objmeta;
+use crate::s3::S3Error;
+use base64::Engine;
+
+/// Prefix of the upload ids Twofold hands out.
+const TOKEN_PREFIX: &str = "tf1.";
+/// Largest part number, as in S3.
+pub const PART_NUMBER_MAX: u32 = 10_000;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+fn token(backend_id: &str, header: &Header) -> String {
+    format!(
+        "{TOKEN_PREFIX}{}.{}",
+        B64.encode(backend_id.as_bytes()),
+        objmeta::encode(header)
+    )
+}
+
+/// The backend upload id and (for Twofold ids) the header an upload id carries.
+fn parse_token(id: &str) -> Result<(String, Option<Header>), S3Error> {
+    let Some(rest) = id.strip_prefix(TOKEN_PREFIX) else {
+        return Ok((id.to_owned(), None));
+    };
+    let bad = || S3Error::no_such_upload();
+    let (backend, header) = rest.split_once('.').ok_or_else(bad)?;
+    let backend = String::from_utf8(B64.decode(backend).map_err(|_| bad())?).map_err(|_| bad())?;
+    let header = objmeta::decode(header).map_err(|_| bad())?;
+    if !header.multipart {
+        return Err(bad());
+    }
+    Ok((backend, Some(header)))
+}
+
+fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(&xml[start..end])
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+fn replace_upload_id(xml: &[u8], token: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(xml);
+    match (text.find("<UploadId>"), text.find("</UploadId>")) {
+        (Some(a), Some(b)) if a < b => {
+            let mut out = String::with_capacity(text.len() + token.len());
+            out.push_str(&text[..a + "<UploadId>".len()]);
+            out.push_str(&crate::s3::xml::escape(token));
+            out.push_str(&text[b..]);
+            out.into_bytes()
+        }
+        _ => xml.to_vec(),
+    }
+}
+
+fn names<'a>(ctx: &'a Request<'_>) -> Result<ObjectName<'a>, Failure> {
+    match (&ctx.address.bucket, &ctx.address.key) {
+        (Some(bucket), Some(key)) => Ok(ObjectName { bucket, key }),
+        _ => Err(Failure::close(S3Error::invalid_request(
+            "a bucket and a key are needed",
+        ))),
+    }
+}
+
+async fn read_small_request(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<u8>, Failure> {
+    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(Failure::close)?;
+    if body.len() > super::passthrough::FORWARDED_BODY_BYTES_MAX {
+        return Err(Failure::close(S3Error::entity_too_large()));
+    }
+    if ctx.head.expects_continue() {
+        let (res, _) = conn
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
+        res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
+    }
+    let len = body.len() as usize;
+    let (res, payload) = body.read_exact(conn, vec![0u8; len], 0..len).await;
+    res.map_err(|e| Failure::close(e.to_s3()))?;
+    body.finish(conn)
+        .await
+        .map_err(|e| Failure::close(e.to_s3()))?;
+    Ok(payload)
+}
+
+fn backend_failure(e: &super::backend::BackendError) -> Failure {
+    Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+}
+
+/// Sends a response with a small XML body.
+async fn reply(
+    conn: &mut Conn,
+    resp: &ResponseHead,
+    body: &[u8],
+    rid: &str,
+    sse: bool,
+) -> Result<Outcome, Failure> {
+    let mut out = ResponseHead::new(resp.status);
+    for name in ["content-type", "x-amz-version-id"] {
+        if let Some(v) = resp.header(name) {
+            out.push_header(name, v.to_vec());
+        }
+    }
+    if sse {
+        out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    }
+    out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
+    out.push_header("content-length", body.len().to_string().into_bytes());
+    write_response(conn, &out, body)
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+/// CreateMultipartUpload: makes the upload's keys and header, stores the header as the
+/// upload's metadata, and hands out an upload id carrying it.
+pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let name = names(ctx)?;
+    let headers = check_upload_headers(ctx).map_err(Failure::close)?;
+    let _ = read_small_request(ctx, conn).await?;
+    let upload_id: [u8; 16] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    let (header, _keys) = ctx
+        .core
+        .keyring
+        .seal_new(name, Some(upload_id))
+        .await
+        .map_err(|e| super::object::key_failure(&e))?;
+    let mut headers = headers;
+    headers.push((
+        objmeta::HTTP_HEADER.into(),
+        objmeta::encode(&header).into_bytes(),
+    ));
+    let path = backend_path(Some(name.bucket), Some(name.key));
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple("POST", &path, Some("uploads="), headers, Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let backend_id = xml_value(&text, "UploadId")
+        .map(xml_unescape)
+        .ok_or_else(|| {
+            backend_failure(&super::backend::BackendError::Protocol(
+                "no UploadId".into(),
+            ))
+        })?;
+    let body = replace_upload_id(&body, &token(&backend_id, &header));
+    reply(conn, &resp, &body, ctx.rid, true).await
+}
+
+fn part_number(ctx: &Request<'_>) -> Result<u32, S3Error> {
+    ctx.query
+        .get("partNumber")
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+        })
+}
+
+/// UploadPart: seals the part with the keys the upload id carries.
+pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let name = names(ctx)?;
+    let number = part_number(ctx).map_err(Failure::close)?;
+    let id = ctx.query.get("uploadId").unwrap_or("");
+    let (backend_id, header) = parse_token(id).map_err(Failure::close)?;
+    let header = header.ok_or_else(|| {
+        Failure::close(S3Error::no_such_upload().with_message(
+            "This upload id has no Twofold keys: use the upload id CreateMultipartUpload returned",
+        ))
+    })?;
+    let keys = ctx
+        .core
+        .keyring
+        .open(&header, name)
+        .await
+        .map_err(|e| match e {
+            crate::keys::KeyError::Envelope(_) => Failure::close(S3Error::no_such_upload()),
+            e => Failure {
+                close: true,
+                ..super::object::key_failure(&e)
+            },
+        })?;
+    let cipher = SegmentCipher::new(&header, &keys, number)
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    drop(keys);
+    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(Failure::close)?;
+    if body.len() > super::object::PUT_OBJECT_BYTES_MAX {
+        return Err(Failure::close(S3Error::entity_too_large()));
+    }
+    if ctx.head.expects_continue() {
+        let (res, _) = conn
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
+        res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
+    }
+    let path = backend_path(Some(name.bucket), Some(name.key));
+    let query = format!(
+        "partNumber={number}&uploadId={}",
+        encode(&backend_id, false)
+    );
+    let ex = ctx
+        .core
+        .backend
+        .send_head(
+            "PUT",
+            &path,
+            Some(&query),
+            Vec::new(),
+            Some(stored_len(body.len(), header.segment_size)),
+        )
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    let (resp, resp_body, checksum) = seal_upload(ctx, conn, &mut body, &cipher, ex).await?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &resp_body, ctx.rid).await;
+    }
+    let mut out = ResponseHead::new(200);
+    if let Some(v) = resp.header("etag") {
+        out.push_header("etag", v.to_vec());
+    }
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    if let Some(c) = checksum {
+        out.push_header(c.algorithm.header_name(), c.value.into_bytes());
+    }
+    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+    out.push_header("content-length", b"0".to_vec());
+    write_response(conn, &out, &[])
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+/// Every `<PartNumber>` and `<Size>` pair of a ListParts result, in order.
+fn listed_parts(xml: &str) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(a) = rest.find("<Part>") {
+        let Some(b) = rest[a..].find("</Part>") else {
+            break;
+        };
+        let part = &rest[a..a + b];
+        if let (Some(n), Some(s)) = (xml_value(part, "PartNumber"), xml_value(part, "Size"))
+            && let (Ok(n), Ok(s)) = (n.trim().parse(), s.trim().parse())
+        {
+            out.push((n, s));
+        }
+        rest = &rest[a + b..];
+    }
+    out
+}
+
+/// CompleteMultipartUpload: checks that the parts form a layout the envelope can read
+/// (numbered 1..N without gaps, every part but the last a whole number of segments), then
+/// lets the backend complete.
+pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let name = names(ctx)?;
+    let id = ctx.query.get("uploadId").unwrap_or("");
+    let (backend_id, header) = parse_token(id).map_err(Failure::close)?;
+    let request = read_small_request(ctx, conn).await?;
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let mut numbers = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(v) = xml_value(rest, "PartNumber") {
+        numbers.push(
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| Failure::keep(S3Error::malformed_xml()))?,
+        );
+        let at = rest
+            .find("</PartNumber>")
+            .map_or(rest.len(), |i| i + "</PartNumber>".len());
+        rest = &rest[at..];
+    }
+    if numbers.is_empty() {
+        return Err(Failure::keep(S3Error::malformed_xml()));
+    }
+    if numbers
+        .iter()
+        .enumerate()
+        .any(|(i, &n)| n as usize != i + 1)
+    {
+        return Err(Failure::keep(S3Error::new(
+            400,
+            "InvalidPart",
+            "Twofold needs the parts of an upload numbered 1, 2, 3... without gaps",
+        )));
+    }
+    let path = backend_path(Some(name.bucket), Some(name.key));
+    let upload_q = format!("uploadId={}", encode(&backend_id, false));
+    // The sizes of the parts, from the backend.
+    let seg = header
+        .as_ref()
+        .map_or(ctx.core.keyring.settings().segment_size, |h| h.segment_size);
+    let mut sizes = Vec::new();
+    let mut marker = 0u32;
+    loop {
+        let q = format!("{upload_q}&part-number-marker={marker}");
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple("GET", &path, Some(&q), Vec::new(), Vec::new())
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        if resp.status != 200 {
+            return forward_error(conn, &resp, &body, ctx.rid).await;
+        }
+        let text = String::from_utf8_lossy(&body);
+        let page = listed_parts(&text);
+        let truncated = xml_value(&text, "IsTruncated").is_some_and(|v| v.trim() == "true");
+        let next = page.last().map(|p| p.0);
+        sizes.extend(page);
+        match (truncated, next) {
+            (true, Some(n)) if n > marker => marker = n,
+            _ => break,
+        }
+    }
+    for (i, &n) in numbers.iter().enumerate() {
+        let stored = sizes
+            .iter()
+            .find(|(p, _)| *p == n)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| {
+                Failure::keep(S3Error::new(
+                    400,
+                    "InvalidPart",
+                    format!("Part {n} was not uploaded"),
+                ))
+            })?;
+        let plain = plain_len(stored, seg).map_err(|_| {
+            Failure::keep(S3Error::new(
+                400,
+                "InvalidPart",
+                format!("Part {n} was not uploaded through Twofold"),
+            ))
+        })?;
+        if i + 1 < numbers.len() && plain % seg.bytes() != 0 {
+            return Err(Failure::keep(S3Error::new(
+                400,
+                "InvalidPart",
+                format!(
+                    "Part {n} is {plain} bytes; Twofold needs every part but the last to be a multiple of {} bytes",
+                    seg.bytes()
+                ),
+            )));
+        }
+    }
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple(
+            "POST",
+            &path,
+            Some(&upload_q),
+            vec![("content-type".into(), b"application/xml".to_vec())],
+            request,
+        )
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    reply(conn, &resp, &body, ctx.rid, true).await
+}
+
+/// AbortMultipartUpload and ListParts: passed on with the backend's upload id; ListParts
+/// sizes are plaintext sizes.
+pub(crate) async fn abort_or_list(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    list: bool,
+) -> Result<Outcome, Failure> {
+    let name = names(ctx)?;
+    let id = ctx.query.get("uploadId").unwrap_or("");
+    let (backend_id, header) = parse_token(id).map_err(Failure::keep)?;
+    let _ = read_small_request(ctx, conn).await?;
+    let mut params = vec![format!("uploadId={}", encode(&backend_id, false))];
+    for (k, v) in ctx.query.params() {
+        if k != "uploadId" && !k.starts_with("X-Amz-") {
+            params.push(format!("{}={}", encode(k, false), encode(v, false)));
+        }
+    }
+    let path = backend_path(Some(name.bucket), Some(name.key));
+    let method = if list { "GET" } else { "DELETE" };
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple(
+            method,
+            &path,
+            Some(&params.join("&")),
+            Vec::new(),
+            Vec::new(),
+        )
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if !(200..300).contains(&resp.status) {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    let body = if list {
+        let seg = header
+            .as_ref()
+            .map_or(ctx.core.keyring.settings().segment_size, |h| h.segment_size);
+        replace_upload_id(&rewrite_sizes(&body, seg), id)
+    } else {
+        body
+    };
+    reply(conn, &resp, &body, ctx.rid, false).await
+}
