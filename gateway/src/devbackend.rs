@@ -67,6 +67,9 @@ impl DevBackend {
                             _ = &mut stop_rx => break,
                         };
                         let Ok((socket, _)) = accepted else { continue };
+                        // Without it, hyper's separate head and body writes meet delayed
+                        // ACKs and every small response waits 40 ms.
+                        let _ = socket.set_nodelay(true);
                         let conn = http
                             .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
                             .into_owned();
