@@ -371,12 +371,11 @@ async fn handle(
         S3Op::AbortMultipartUpload => multipart::abort_or_list(&ctx, conn, false).await,
         S3Op::ListParts => multipart::abort_or_list(&ctx, conn, true).await,
         S3Op::ListMultipartUploads => passthrough::forward(&ctx, conn, false).await,
-        S3Op::UploadPartCopy | S3Op::GetObjectAttributes => {
-            Err(fail(S3Error::not_implemented().with_message(format!(
-                "{} is not supported by this Twofold version yet; nothing was stored",
-                op.name()
-            ))))
-        }
+        S3Op::GetObjectAttributes => object::attributes(&ctx, conn).await,
+        S3Op::UploadPartCopy => Err(fail(S3Error::not_implemented().with_message(format!(
+            "{} is not supported by this Twofold version yet; nothing was stored",
+            op.name()
+        )))),
         S3Op::Unknown => Err(fail(S3Error::method_not_allowed())),
         _ => passthrough::forward(&ctx, conn, false).await,
     }

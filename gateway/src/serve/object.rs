@@ -1034,3 +1034,116 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
 }
+
+/// GetObjectAttributes, answered from the backend's HEAD of the object (so it works on
+/// backends without the operation): plaintext size, ETag, storage class, the client's
+/// checksum, and the part count of multipart objects.
+pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::keep(S3Error::invalid_request(
+            "a bucket and a key are needed",
+        )));
+    };
+    let wanted: Vec<String> = ctx
+        .head
+        .headers_all("x-amz-object-attributes")
+        .flat_map(|v| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return Err(Failure::keep(S3Error::invalid_argument(
+            "x-amz-object-attributes must name at least one attribute",
+        )));
+    }
+    let path = backend_path(Some(bucket), Some(key));
+    let query = backend_query(
+        ctx.query,
+        &["attributes", "max-parts", "part-number-marker"],
+    );
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple("HEAD", &path, query.as_deref(), Vec::new(), Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    let stored = resp.content_length().ok().flatten().unwrap_or(0);
+    let size = match unencrypted_check(ctx, &resp)? {
+        Some(h) => plain_len(stored, h.segment_size).map_err(|_| {
+            Failure::keep(
+                S3Error::internal_error()
+                    .with_message("The stored object's length is not valid Twofold ciphertext"),
+            )
+        })?,
+        None => stored,
+    };
+    let etag = resp
+        .header_str("etag")
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_owned();
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<GetObjectAttributesResponse xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+    );
+    let has = |name: &str| wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
+    if has("ETag") {
+        xml.push_str(&format!("<ETag>{}</ETag>", crate::s3::xml::escape(&etag)));
+    }
+    if has("Checksum")
+        && let Some((alg, value)) = resp
+            .header_str(CHECKSUM_METADATA)
+            .and_then(|v| v.split_once(':'))
+        && let Some(alg) = crate::checksum::ChecksumAlgorithm::from_name(alg.as_bytes())
+    {
+        let tag = match alg {
+            crate::checksum::ChecksumAlgorithm::Crc32 => "ChecksumCRC32",
+            crate::checksum::ChecksumAlgorithm::Crc32c => "ChecksumCRC32C",
+            crate::checksum::ChecksumAlgorithm::Crc64Nvme => "ChecksumCRC64NVME",
+            crate::checksum::ChecksumAlgorithm::Sha1 => "ChecksumSHA1",
+            crate::checksum::ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
+        };
+        xml.push_str(&format!(
+            "<Checksum><{tag}>{}</{tag}><ChecksumType>FULL_OBJECT</ChecksumType></Checksum>",
+            crate::s3::xml::escape(value)
+        ));
+    }
+    if has("ObjectParts")
+        && let Some((_, parts)) = etag.rsplit_once('-')
+        && let Ok(n) = parts.parse::<u32>()
+    {
+        xml.push_str(&format!(
+            "<ObjectParts><PartsCount>{n}</PartsCount></ObjectParts>"
+        ));
+    }
+    if has("StorageClass") {
+        let class = resp.header_str("x-amz-storage-class").unwrap_or("STANDARD");
+        xml.push_str(&format!(
+            "<StorageClass>{}</StorageClass>",
+            crate::s3::xml::escape(class)
+        ));
+    }
+    if has("ObjectSize") {
+        xml.push_str(&format!("<ObjectSize>{size}</ObjectSize>"));
+    }
+    xml.push_str("</GetObjectAttributesResponse>");
+    let mut out = ResponseHead::new(200);
+    for name in ["last-modified", "x-amz-version-id", "x-amz-delete-marker"] {
+        if let Some(v) = resp.header(name) {
+            out.push_header(name, v.to_vec());
+        }
+    }
+    out.push_header("content-type", b"application/xml".to_vec());
+    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+    out.push_header("content-length", xml.len().to_string().into_bytes());
+    write_response(conn, &out, xml.as_bytes())
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
