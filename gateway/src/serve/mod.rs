@@ -37,6 +37,8 @@ pub struct Core {
     limits: Limits,
     core_id: usize,
     requests: Cell<u64>,
+    /// Segments per part of multipart objects read with ranges, by (bucket, key, ETag).
+    part_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -144,6 +146,7 @@ pub fn start(
                     limits: Limits::default(),
                     core_id,
                     requests: Cell::new(0),
+                    part_sizes: Default::default(),
                 });
                 rt.block_on(accept_loop(core, l, stop));
             })?;
@@ -372,10 +375,7 @@ async fn handle(
         S3Op::ListParts => multipart::abort_or_list(&ctx, conn, true).await,
         S3Op::ListMultipartUploads => passthrough::forward(&ctx, conn, false).await,
         S3Op::GetObjectAttributes => object::attributes(&ctx, conn).await,
-        S3Op::UploadPartCopy => Err(fail(S3Error::not_implemented().with_message(format!(
-            "{} is not supported by this Twofold version yet; nothing was stored",
-            op.name()
-        )))),
+        S3Op::UploadPartCopy => multipart::upload_part_copy(&ctx, conn).await,
         S3Op::Unknown => Err(fail(S3Error::method_not_allowed())),
         _ => passthrough::forward(&ctx, conn, false).await,
     }

@@ -517,7 +517,7 @@ async fn stream_whole_get(
                 .with_message("The stored object's length is not valid Twofold ciphertext"),
         )
     })?;
-    open_and_stream(ctx, conn, ex.conn, &header, size, None, &resp, 0).await
+    open_and_stream(ctx, conn, ex.conn, &header, size, None, &resp, 0, None).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -526,7 +526,7 @@ async fn stream_get(
     conn: &mut Conn,
     path: &str,
     query: Option<&str>,
-    mut fwd: Vec<(String, Vec<u8>)>,
+    fwd: Vec<(String, Vec<u8>)>,
     header: &Header,
     size: u64,
     range: Option<PlainRange>,
@@ -539,44 +539,159 @@ async fn stream_get(
             .map_err(|_| Failure::keep(S3Error::invalid_range()))?,
         None => Vec::new(),
     };
-    let (mut first_segment, mut stored_first, stored_last) = match slices.first() {
-        Some(s) => (s.first_segment, s.stored_first, s.stored_last),
-        None => (0, 0, layout.stored_len().saturating_sub(1)),
+    let (range_first_segment, stored_last) = match slices.first() {
+        Some(s) => (s.first_segment, s.stored_last),
+        None => (0, layout.stored_len().saturating_sub(1)),
     };
-    if header.multipart {
-        // Part boundaries are found by reading from the start (docs/format.md): the
-        // segments before the range are fetched and verified, not sent.
-        first_segment = 0;
-        stored_first = 0;
+    // Where to start reading, and (for a multipart object) in which part. A multipart
+    // object's parts are found by probing for the part size; if the parts turn out not to
+    // be of one size, the read starts again from the beginning (docs/format.md).
+    let mut guess = None;
+    if header.multipart && range_first_segment > 0 {
+        if let Some(per_part) = segments_per_part(ctx, path, query, header, size, meta).await? {
+            let part = range_first_segment / per_part + 1;
+            if let Ok(part) = u32::try_from(part) {
+                guess = Some((part, range_first_segment % per_part));
+            }
+        }
     }
-    fwd.push((
-        "range".into(),
-        format!("bytes={stored_first}-{stored_last}").into_bytes(),
-    ));
-    let mut ex = ctx
-        .core
-        .backend
-        .send_head("GET", path, query, fwd, None)
-        .await
-        .map_err(|e| backend_failure(&e))?;
-    let resp = ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| backend_failure(&e.into()))?;
-    if resp.status != 206 && resp.status != 200 {
-        let (body, _) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+    let attempts: Vec<(u64, Option<(u32, u64)>)> = match (header.multipart, guess) {
+        (false, _) => vec![(range_first_segment, None)],
+        (true, Some(g)) => vec![(range_first_segment, Some(g)), (0, None)],
+        (true, None) => vec![(0, None)],
+    };
+    let tries = attempts.len();
+    for (attempt, (first_segment, start)) in attempts.into_iter().enumerate() {
+        let stored_first = first_segment * header.segment_size.stored_bytes();
+        let mut fwd = fwd.clone();
+        fwd.push((
+            "range".into(),
+            format!("bytes={stored_first}-{stored_last}").into_bytes(),
+        ));
+        let mut ex = ctx
+            .core
+            .backend
+            .send_head("GET", path, query, fwd, None)
             .await
             .map_err(|e| backend_failure(&e))?;
-        return forward_error(conn, &resp, &body, ctx.rid).await;
+        let resp = ex
+            .conn
+            .read_response_head()
+            .await
+            .map_err(|e| backend_failure(&e.into()))?;
+        if resp.status != 206 && resp.status != 200 {
+            let (body, _) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+                .await
+                .map_err(|e| backend_failure(&e))?;
+            return forward_error(conn, &resp, &body, ctx.rid).await;
+        }
+        // The object must not have changed between the HEAD and this GET.
+        if resp.header("etag") != meta.header("etag") {
+            return Err(Failure::keep(S3Error::service_unavailable().with_message(
+                "The object changed while it was being read; retry the request",
+            )));
+        }
+        let result = open_and_stream(
+            ctx,
+            conn,
+            ex.conn,
+            header,
+            size,
+            range,
+            meta,
+            first_segment,
+            start,
+        )
+        .await;
+        // Before the response head went out, a failure with a guessed part position means
+        // the guess was wrong: read again from the start.
+        match result {
+            Err(_) if attempt + 1 < tries => continue,
+            other => return other,
+        }
     }
-    // The object must not have changed between the HEAD and this GET.
-    if resp.header("etag") != meta.header("etag") {
-        return Err(Failure::keep(S3Error::service_unavailable().with_message(
-            "The object changed while it was being read; retry the request",
-        )));
+    Err(Failure::keep(S3Error::internal_error()))
+}
+
+/// Most part sizes remembered per core.
+const PART_SIZE_CACHE_ENTRIES: usize = 1024;
+
+/// Segments per part of a multipart object, assuming all parts but the last are of one
+/// size (the way every common client uploads): found by a binary search for the segment
+/// that ends part 1 (it opens as final of part 1; earlier ones open as non-final; later
+/// ones do not open under part 1's keys). About log2(segments) small ranged reads, once
+/// per object and core.
+async fn segments_per_part(
+    ctx: &Request<'_>,
+    path: &str,
+    query: Option<&str>,
+    header: &Header,
+    size: u64,
+    meta: &ResponseHead,
+) -> Result<Option<u64>, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Ok(None);
+    };
+    let etag = meta.header_str("etag").unwrap_or("").to_owned();
+    let cache_key = (bucket.clone(), key.clone(), etag.clone());
+    if let Some(m) = ctx.core.part_sizes.borrow().get(&cache_key) {
+        return Ok(Some(*m));
     }
-    open_and_stream(ctx, conn, ex.conn, header, size, range, meta, first_segment).await
+    let name = ObjectName { bucket, key };
+    let keys = ctx
+        .core
+        .keyring
+        .open(header, name)
+        .await
+        .map_err(|e| key_failure(&e))?;
+    let cipher = SegmentCipher::new(header, &keys, 1)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    let seg = header.segment_size;
+    let n = segment_count(size, seg);
+    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let (mut lo, mut hi) = (0u64, n - 1);
+    let mut found = None;
+    while lo <= hi {
+        let j = lo + (hi - lo) / 2;
+        let plain = segment_plain_len(size, j, seg);
+        let start = j * seg.stored_bytes();
+        let end = start + plain + SEGMENT_OVERHEAD_BYTES - 1;
+        let mut fwd = vec![(
+            "range".to_owned(),
+            format!("bytes={start}-{end}").into_bytes(),
+        )];
+        if !etag.is_empty() {
+            fwd.push(("if-match".into(), etag.clone().into_bytes()));
+        }
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple("GET", path, query, fwd, Vec::new())
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        if resp.status != 206 || body.len() as u64 != plain + SEGMENT_OVERHEAD_BYTES {
+            return Ok(None);
+        }
+        if cipher.open_to(j, true, &body, &mut out).is_ok() {
+            found = Some(j + 1);
+            break;
+        }
+        if cipher.open_to(j, false, &body, &mut out).is_ok() {
+            lo = j + 1;
+        } else if j == 0 {
+            return Ok(None);
+        } else {
+            hi = j - 1;
+        }
+    }
+    if let Some(m) = found {
+        let mut cache = ctx.core.part_sizes.borrow_mut();
+        if cache.len() >= PART_SIZE_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(cache_key, m);
+    }
+    Ok(found)
 }
 
 /// Which part, and which segment of it, the reader is at; and that part's cipher.
@@ -585,7 +700,7 @@ async fn stream_get(
 /// of full segments and one final partial segment, like a single-part object; only the keys
 /// change at part boundaries. A part's last segment carries the final flag, so a segment
 /// that does not open as non-final but opens as final ends its part (`docs/format.md`).
-struct PartCursor<'k> {
+pub(crate) struct PartCursor<'k> {
     header: &'k Header,
     keys: &'k crate::envelope::DataKeys,
     cipher: SegmentCipher,
@@ -594,7 +709,7 @@ struct PartCursor<'k> {
 }
 
 impl<'k> PartCursor<'k> {
-    fn new(
+    pub(crate) fn new(
         header: &'k Header,
         keys: &'k crate::envelope::DataKeys,
     ) -> Result<Self, crate::envelope::Error> {
@@ -612,9 +727,25 @@ impl<'k> PartCursor<'k> {
         })
     }
 
+    /// A cursor at segment `index` of part `part` of a multipart object.
+    pub(crate) fn at(
+        header: &'k Header,
+        keys: &'k crate::envelope::DataKeys,
+        part: u32,
+        index: u64,
+    ) -> Result<Self, crate::envelope::Error> {
+        Ok(Self {
+            header,
+            keys,
+            cipher: SegmentCipher::new(header, keys, part)?,
+            part,
+            index,
+        })
+    }
+
     /// Opens the next stored segment `input` into `out`; `object_last` says whether it is
     /// the object's last segment.
-    fn open(
+    pub(crate) fn open(
         &mut self,
         input: &[u8],
         out: &mut [u8],
@@ -672,6 +803,7 @@ async fn open_and_stream(
     range: Option<PlainRange>,
     meta: &ResponseHead,
     first_segment: u64,
+    start: Option<(u32, u64)>,
 ) -> Result<Outcome, Failure> {
     let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
         return Err(Failure::close(S3Error::internal_error()));
@@ -686,8 +818,11 @@ async fn open_and_stream(
             close: true,
             ..key_failure(&e)
         })?;
-    let mut cursor =
-        PartCursor::new(header, &keys).map_err(|_| Failure::close(S3Error::internal_error()))?;
+    let cursor = match start {
+        Some((part, index)) => PartCursor::at(header, &keys, part, index),
+        None => PartCursor::new(header, &keys),
+    };
+    let mut cursor = cursor.map_err(|_| Failure::close(S3Error::internal_error()))?;
     let seg = header.segment_size;
     let n = segment_count(size, seg);
     let (first, last) = match range {
@@ -863,7 +998,7 @@ const COPY_FORWARDED: &[&str] = &[
 
 /// Parses `x-amz-copy-source`: `bucket/key` or `/bucket/key`, percent-encoded, with an
 /// optional `?versionId=`.
-fn parse_copy_source(v: &str) -> Result<(String, String, Option<String>), S3Error> {
+pub(crate) fn parse_copy_source(v: &str) -> Result<(String, String, Option<String>), S3Error> {
     let (path, version) = match v.split_once("?versionId=") {
         Some((p, ver)) => (p, Some(ver.to_owned())),
         None => (v, None),
