@@ -547,13 +547,12 @@ async fn stream_get(
     // object's parts are found by probing for the part size; if the parts turn out not to
     // be of one size, the read starts again from the beginning (docs/format.md).
     let mut guess = None;
-    if header.multipart && range_first_segment > 0 {
-        if let Some(per_part) = segments_per_part(ctx, path, query, header, size, meta).await? {
-            let part = range_first_segment / per_part + 1;
-            if let Ok(part) = u32::try_from(part) {
-                guess = Some((part, range_first_segment % per_part));
-            }
-        }
+    if header.multipart
+        && range_first_segment > 0
+        && let Some(per_part) = segments_per_part(ctx, path, query, header, size, meta).await?
+        && let Ok(part) = u32::try_from(range_first_segment / per_part + 1)
+    {
+        guess = Some((part, range_first_segment % per_part));
     }
     let attempts: Vec<(u64, Option<(u32, u64)>)> = match (header.multipart, guess) {
         (false, _) => vec![(range_first_segment, None)],
