@@ -75,6 +75,7 @@ const GET_RETURNED: &[&str] = &[
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",
     "x-amz-delete-marker",
+    "x-amz-mp-parts-count",
 ];
 
 fn is_twofold_metadata(name: &str) -> bool {
@@ -375,8 +376,21 @@ pub(crate) async fn get(
         },
         _ => None,
     };
+    let part_number = match ctx.query.get("partNumber") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    Failure::keep(S3Error::invalid_argument(
+                        "Part number must be an integer between 1 and 10000, inclusive",
+                    ))
+                })?,
+        ),
+    };
     // HEAD (and any ranged GET, which needs the size and segment size first).
-    if head_only || range.is_some() {
+    if head_only || range.is_some() || part_number.is_some() {
         let (resp, body) = ctx
             .core
             .backend
@@ -406,6 +420,43 @@ pub(crate) async fn get(
                     .with_message("The stored object's length is not valid Twofold ciphertext"),
             )
         })?;
+        if let Some(k) = part_number {
+            let (first, last, count) =
+                part_bounds(ctx, &path, query.as_deref(), &header, size, &resp, k).await?;
+            let len = if size == 0 { 0 } else { last - first + 1 };
+            if head_only || size == 0 {
+                let mut out = ResponseHead::new(if size == 0 { 200 } else { 206 });
+                object_headers(ctx, &resp, &mut out);
+                out.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
+                if size > 0 {
+                    out.push_header(
+                        "content-range",
+                        format!("bytes {first}-{last}/{size}").into_bytes(),
+                    );
+                }
+                out.push_header("content-length", len.to_string().into_bytes());
+                write_response(conn, &out, &[])
+                    .await
+                    .map_err(|_| Failure::close(S3Error::internal_error()))?;
+                if head_only || size == 0 {
+                    return Ok(Outcome::KeepAlive);
+                }
+            }
+            let mut resp = resp.clone();
+            resp.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
+            return stream_get(
+                ctx,
+                conn,
+                &path,
+                query.as_deref(),
+                fwd,
+                &header,
+                size,
+                Some(PlainRange { first, last }),
+                &resp,
+            )
+            .await;
+        }
         if head_only {
             let mut out = ResponseHead::new(200);
             object_headers(ctx, &resp, &mut out);
@@ -610,6 +661,97 @@ async fn stream_get(
         }
     }
     Err(Failure::keep(S3Error::internal_error()))
+}
+
+/// The plaintext bytes `first..=last` of part `k`, and the object's part count. A
+/// single-part object has one part, the whole object. For a multipart object the part size
+/// comes from [`segments_per_part`]; the guessed bounds are then checked by opening the
+/// part's first segment as segment 0 of part `k` and its last one as final of part `k`.
+#[allow(clippy::too_many_arguments)]
+async fn part_bounds(
+    ctx: &Request<'_>,
+    path: &str,
+    query: Option<&str>,
+    header: &Header,
+    size: u64,
+    meta: &ResponseHead,
+    k: u32,
+) -> Result<(u64, u64, u32), Failure> {
+    let not_satisfiable = || {
+        Failure::keep(S3Error::new(
+            416,
+            "InvalidPartNumber",
+            "The requested partnumber is not satisfiable",
+        ))
+    };
+    if !header.multipart {
+        return if k == 1 {
+            Ok((0, size.saturating_sub(1), 1))
+        } else {
+            Err(not_satisfiable())
+        };
+    }
+    let count = meta
+        .header_str("etag")
+        .and_then(|e| e.trim_matches('"').rsplit_once('-'))
+        .and_then(|(_, n)| n.parse::<u32>().ok())
+        .unwrap_or(1);
+    if k > count {
+        return Err(not_satisfiable());
+    }
+    let unequal = || {
+        Failure::keep(S3Error::not_implemented().with_message(
+            "This object's parts are not all of one size; reading it by part number is not supported yet (use a Range)",
+        ))
+    };
+    let per_part = segments_per_part(ctx, path, query, header, size, meta)
+        .await?
+        .ok_or_else(unequal)?;
+    let seg = header.segment_size;
+    let n = segment_count(size, seg);
+    let g0 = u64::from(k - 1) * per_part;
+    let g1 = (u64::from(k) * per_part).min(n) - 1;
+    if g0 >= n || (k == count && g1 != n - 1) {
+        return Err(unequal());
+    }
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::keep(S3Error::internal_error()));
+    };
+    let keys = ctx
+        .core
+        .keyring
+        .open(header, ObjectName { bucket, key })
+        .await
+        .map_err(|e| key_failure(&e))?;
+    let cipher = SegmentCipher::new(header, &keys, k)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    for (g, index, must_be_final) in [(g0, 0, g0 == g1), (g1, g1 - g0, true)] {
+        let plain = segment_plain_len(size, g, seg);
+        let start = g * seg.stored_bytes();
+        let end = start + plain + SEGMENT_OVERHEAD_BYTES - 1;
+        let fwd = vec![(
+            "range".to_owned(),
+            format!("bytes={start}-{end}").into_bytes(),
+        )];
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple("GET", path, query, fwd, Vec::new())
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        if resp.status != 206 {
+            return Err(unequal());
+        }
+        let ok = cipher.open_to(index, true, &body, &mut out).is_ok()
+            || (!must_be_final && cipher.open_to(index, false, &body, &mut out).is_ok());
+        if !ok {
+            return Err(unequal());
+        }
+    }
+    let first = g0 * seg.bytes();
+    let last = ((g1 + 1) * seg.bytes()).min(size) - 1;
+    Ok((first, last, count))
 }
 
 /// Most part sizes remembered per core.
