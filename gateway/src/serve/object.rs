@@ -959,9 +959,12 @@ async fn open_and_stream(
             close: true,
             ..key_failure(&e)
         })?;
+    // A single-part object's segment index is its global index; a multipart read without
+    // a known position starts at the beginning of part 1.
     let cursor = match start {
         Some((part, index)) => PartCursor::at(header, &keys, part, index),
-        None => PartCursor::new(header, &keys),
+        None if header.multipart => PartCursor::new(header, &keys),
+        None => PartCursor::at(header, &keys, SINGLE_PART_NUMBER, first_segment),
     };
     let mut cursor = cursor.map_err(|_| Failure::close(S3Error::internal_error()))?;
     let seg = header.segment_size;
