@@ -268,13 +268,19 @@ impl ClientBody {
                 if self.aws_done {
                     return Ok(0);
                 }
+                // The decoder is never given more than `dst` can take: a payload slice it
+                // returns is then always copied whole, and the decoder's state (which has
+                // moved past everything it returned) stays in step with what was consumed.
                 let (input, from_conn): (&[u8], bool) = match &self.transport {
                     Transport::Length { remaining } => {
                         let avail = conn.buffered();
                         let n = (avail.len() as u64).min(*remaining) as usize;
-                        (&avail[..n], true)
+                        (&avail[..n.min(dst.len())], true)
                     }
-                    Transport::Chunked(_) => (&self.staged[..], false),
+                    Transport::Chunked(_) => {
+                        let n = self.staged.len().min(dst.len());
+                        (&self.staged[..n], false)
+                    }
                 };
                 if input.is_empty() {
                     let transport_done = match &self.transport {
@@ -295,11 +301,9 @@ impl ClientBody {
                 let (consumed, step) = aws.decode(input).map_err(BodyError::Chunk)?;
                 let copied = match step {
                     AwsStep::Data(d) => {
-                        let n = d.len().min(dst.len());
-                        dst[..n].copy_from_slice(&d[..n]);
-                        // Consume only what was copied: the rest is fed again next time.
-                        let framing = consumed - d.len();
-                        Some((framing + n, n))
+                        let n = d.len();
+                        dst[..n].copy_from_slice(d);
+                        Some((consumed, n))
                     }
                     AwsStep::NeedMore => Some((consumed, 0)),
                     AwsStep::Done { trailers } => {

@@ -412,6 +412,10 @@ pub(crate) async fn get(
                     .map_err(|_| Failure::close(S3Error::internal_error()))?;
                 return Ok(Outcome::KeepAlive);
             }
+            let mut fwd = fwd;
+            if let Some(r) = ctx.head.header("range") {
+                fwd.push(("range".into(), r.to_vec()));
+            }
             return stream_plain_get(ctx, conn, &path, query.as_deref(), fwd).await;
         };
         let size = plain_len(stored, header.segment_size).map_err(|_| {
@@ -1069,6 +1073,9 @@ async fn stream_plain_get(
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let mut out = ResponseHead::new(resp.status);
     object_headers(ctx, &resp, &mut out);
+    if let Some(v) = resp.header("content-range") {
+        out.push_header("content-range", v.to_vec());
+    }
     out.push_header("content-length", stored.to_string().into_bytes());
     relay_raw(ctx, conn, ex.conn, out, stored).await
 }

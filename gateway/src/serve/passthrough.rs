@@ -104,6 +104,23 @@ pub(crate) async fn forward(
     } else {
         resp_body
     };
+    // ListBuckets: a credential limited to some buckets sees only those.
+    let resp_body = match (&ctx.address.bucket, resp.status) {
+        (None, 200) if ctx.head.method == "GET" => {
+            let allowed = ctx
+                .core
+                .settings
+                .credentials
+                .iter()
+                .find(|c| c.access_key_id == ctx.verified.access_key_id)
+                .and_then(|c| c.buckets.clone());
+            match allowed {
+                Some(list) => filter_buckets(&resp_body, &list),
+                None => resp_body,
+            }
+        }
+        _ => resp_body,
+    };
     let mut out = ResponseHead::new(resp.status);
     for (n, v) in &resp.headers {
         if !RESPONSE_DROPPED.contains(&n.as_str()) && !n.starts_with("x-amz-meta-twofold") {
@@ -149,6 +166,34 @@ pub fn rewrite_sizes(xml: &[u8], seg: SegmentSize) -> Vec<u8> {
                 rest = after;
             }
         }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Drops every `<Bucket>...</Bucket>` of a ListBuckets result whose `<Name>` is not in
+/// `allowed`.
+pub fn filter_buckets(xml: &[u8], allowed: &[String]) -> Vec<u8> {
+    const OPEN: &[u8] = b"<Bucket>";
+    const CLOSE: &[u8] = b"</Bucket>";
+    let mut out = Vec::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(i) = find(rest, OPEN) {
+        out.extend_from_slice(&rest[..i]);
+        let Some(j) = find(&rest[i..], CLOSE) else {
+            rest = &rest[i..];
+            break;
+        };
+        let entry = &rest[i..i + j + CLOSE.len()];
+        let name = String::from_utf8_lossy(entry);
+        let keep = name
+            .split_once("<Name>")
+            .and_then(|(_, r)| r.split_once("</Name>"))
+            .is_some_and(|(n, _)| allowed.iter().any(|a| crate::s3::xml::escape(a) == n));
+        if keep {
+            out.extend_from_slice(entry);
+        }
+        rest = &rest[i + j + CLOSE.len()..];
     }
     out.extend_from_slice(rest);
     out
