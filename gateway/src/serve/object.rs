@@ -476,13 +476,16 @@ pub(crate) async fn get(
         let resolved = match r.resolve(size) {
             Ok(rr) => rr,
             Err(_) => {
-                let mut e = S3Error::invalid_range();
-                e = e.with_resource(ctx.address.resource());
+                // The request id goes in before the head is made: the head's
+                // Content-Length counts it.
+                let e = S3Error::invalid_range()
+                    .with_resource(ctx.address.resource())
+                    .with_request_id(ctx.rid);
                 let mut out = e.response_head();
                 out.push_header("content-range", format!("bytes */{size}").into_bytes());
                 let mut bytes = Vec::new();
                 let _ = out.write(&mut bytes);
-                e.with_request_id(ctx.rid).write_xml(&mut bytes);
+                e.write_xml(&mut bytes);
                 let _ = conn.write_all(bytes).await;
                 return Ok(Outcome::KeepAlive);
             }
