@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Twofold's whole test run: installs what the tests need on a fresh Debian machine
-# (SoftHSM2), then checks formatting, runs clippy with warnings denied, and runs every
-# test of the workspace. Usage: bash tests/run.sh
+# (SoftHSM2; the client script adds Python venvs), then checks formatting, runs clippy with
+# warnings denied, runs every test of the workspace, and drives the gateway with boto3 and
+# the aws CLI. Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,6 +27,8 @@ echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== real S3 clients (boto3, aws CLI) against twofold serve --dev"
+bash tests/clients/run.sh
 echo "== simd-bench smoke run"
 cargo run --release --locked -q -p simd-bench -- --seconds 0.05 >/dev/null
 echo "== all checks passed"

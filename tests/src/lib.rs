@@ -23,6 +23,9 @@
 //! touches a token calls it first. Every token gets a label of its own
 //! ([`unique_label`]), so tests run in parallel without seeing each other's tokens.
 
+pub mod gateway;
+pub mod rawhttp;
+
 use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -167,16 +167,32 @@ async fn accept_loop(core: Rc<Core>, l: std::net::TcpListener, stop: Arc<AtomicB
             return;
         }
     };
+    // One accept stays in flight across the stop checks: cancelling an accept that the
+    // kernel has just completed would drop the new connection unanswered.
+    let mut accept = Box::pin(listener.accept());
     while !stop.load(Ordering::SeqCst) {
-        // A timeout or a failed accept (the peer gone already) just goes round again.
-        if let Ok(Ok((stream, _peer))) =
-            compio::time::timeout(STOP_POLL_INTERVAL, listener.accept()).await
-        {
-            let core = core.clone();
-            compio::runtime::spawn(async move {
-                serve_connection(core, Conn::new(stream)).await;
-            })
-            .detach();
+        let mut tick = Box::pin(compio::time::sleep(STOP_POLL_INTERVAL));
+        let accepted = std::future::poll_fn(|cx| {
+            use std::future::Future;
+            if let std::task::Poll::Ready(r) = accept.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Some(r));
+            }
+            if tick.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        if let Some(result) = accepted {
+            accept = Box::pin(listener.accept());
+            // A failed accept (the peer gone already) just goes round again.
+            if let Ok((stream, _peer)) = result {
+                let core = core.clone();
+                compio::runtime::spawn(async move {
+                    serve_connection(core, Conn::new(stream)).await;
+                })
+                .detach();
+            }
         }
     }
 }

@@ -554,8 +554,6 @@ pub(crate) async fn upload_part_copy(
         .open(&src_header, src_name)
         .await
         .map_err(|e| super::object::key_failure(&e))?;
-    let mut cursor = super::object::PartCursor::new(&src_header, &src_keys)
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     let sseg = src_header.segment_size;
     // Single-part sources are read from the first segment of the range; multipart ones from
     // the start, to follow their part boundaries.
@@ -564,6 +562,17 @@ pub(crate) async fn upload_part_copy(
     } else {
         first / sseg.bytes()
     };
+    let cursor = if src_header.multipart {
+        super::object::PartCursor::new(&src_header, &src_keys)
+    } else {
+        super::object::PartCursor::at(
+            &src_header,
+            &src_keys,
+            crate::envelope::SINGLE_PART_NUMBER,
+            first_seg,
+        )
+    };
+    let mut cursor = cursor.map_err(|_| Failure::keep(S3Error::internal_error()))?;
     let last_seg = if src_size == 0 {
         0
     } else {

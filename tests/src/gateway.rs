@@ -1,0 +1,760 @@
+//! A whole Twofold deployment inside the test process, for end-to-end tests: an s3s-fs
+//! backend ([`DevBackend`]) on a temporary folder with random credentials, two SoftHSM2
+//! custodians (one token per layer), and the gateway ([`twofold::serve::start`]) on
+//! `127.0.0.1:0` in front of them. Clients are the real AWS SDK for Rust, or raw sockets
+//! ([`crate::rawhttp`]) for what no SDK sends.
+//!
+//! ```no_run
+//! # async fn f() {
+//! let gw = twofold_tests::gateway::TestGateway::start();
+//! let s3 = gw.client();
+//! s3.create_bucket().bucket("b").send().await.unwrap();
+//! twofold_tests::gateway::put(&s3, "b", "k", b"hello".to_vec()).await;
+//! assert_eq!(twofold_tests::gateway::get(&s3, "b", "k").await, b"hello");
+//! gw.assert_no_plaintext_in_backend(&[b"hello, sixteen bytes at least"]);
+//! # }
+//! ```
+
+use crate::{Custody, open_custodian, random_bytes};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::{
+    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_s3::config::{
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use twofold::config::{ClientCredential, Secret, ServeSettings, UnencryptedObjects};
+use twofold::devbackend::DevBackend;
+use twofold::envelope::aead::Layer;
+use twofold::envelope::layout::SegmentSize;
+use twofold::keys::KeyringSettings;
+use twofold::serve::ServeHandle;
+use twofold::sigv4::{self, ChunkSigner, PayloadMode, SigningInput};
+
+/// The region clients sign for.
+pub const REGION: &str = "us-east-1";
+/// The bucket the limited credential may use (and the only one).
+pub const LIMITED_BUCKET: &str = "limited-allowed";
+/// Worker cores of each test gateway.
+pub const CORES: usize = 2;
+/// Length of the windows [`TestGateway::assert_no_plaintext_in_backend`] looks for.
+pub const PLAINTEXT_WINDOW_BYTES: usize = 16;
+/// Shortest plaintext looked for whole when it is shorter than a window.
+pub const PLAINTEXT_SHORT_BYTES_MIN: usize = 8;
+/// How long any one SDK operation may take before the test fails instead of hanging.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An access key id and its secret.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret: String,
+}
+
+impl Credential {
+    /// A fresh random credential whose id starts with `prefix`.
+    pub fn random(prefix: &str) -> Self {
+        Self {
+            access_key_id: format!("{prefix}{}", hex::encode_upper(random_bytes(8))),
+            secret: hex::encode(random_bytes(20)),
+        }
+    }
+}
+
+/// How to start a [`TestGateway`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Policy for backend objects Twofold did not write.
+    pub unencrypted_objects: UnencryptedObjects,
+    /// Virtual-hosted-style base domains.
+    pub base_domains: Vec<String>,
+    /// Segment size of new objects.
+    pub segment_size: SegmentSize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            unencrypted_objects: UnencryptedObjects::Reject,
+            base_domains: vec!["localhost".to_owned()],
+            segment_size: SegmentSize::DEFAULT,
+        }
+    }
+}
+
+/// One running gateway process-equivalent: its own cores, custodian sessions and caches.
+#[derive(Debug)]
+pub struct Gateway {
+    handle: ServeHandle,
+    admin: Credential,
+}
+
+impl Gateway {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.addr()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// An SDK client with the all-buckets credential.
+    pub fn client(&self) -> Client {
+        client_for(&self.endpoint(), &self.admin)
+    }
+
+    /// Stops it and waits for its threads.
+    pub fn stop(self) {
+        self.handle.stop();
+    }
+}
+
+/// A backend, two custodians and a gateway, all in a temporary folder that goes when this
+/// is dropped (gateway first, then backend, then the folder).
+#[derive(Debug)]
+pub struct TestGateway {
+    gateway: Option<Gateway>,
+    backend: Option<DevBackend>,
+    backend_addr: SocketAddr,
+    backend_root: PathBuf,
+    backend_cred: Credential,
+    admin: Credential,
+    limited: Credential,
+    custody: Custody,
+    settings: ServeSettings,
+    keyring: KeyringSettings,
+    _dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    /// Starts everything with [`Options::default`].
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    /// Starts everything with `opts`.
+    pub fn start_with(opts: Options) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("twofold-gw-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("creating the test folder: {e}"));
+        let backend_root = dir.path().join("backend");
+        let backend_cred = Credential::random("BACKEND");
+        let backend = DevBackend::start(
+            loopback0(),
+            &backend_root,
+            &backend_cred.access_key_id,
+            &backend_cred.secret,
+        )
+        .unwrap_or_else(|e| panic!("starting the dev backend: {e}"));
+        let backend_addr = backend.addr();
+        let backend_root = backend.root().to_path_buf();
+        let custody = Custody::new("gw");
+        let admin = Credential::random("ADMIN");
+        let limited = Credential::random("LIMITED");
+        let settings = ServeSettings {
+            listen: loopback0(),
+            cores: CORES,
+            region: REGION.to_owned(),
+            base_domains: opts.base_domains,
+            unencrypted_objects: opts.unencrypted_objects,
+            backend_addr: backend_addr.to_string(),
+            backend_host: backend_addr.to_string(),
+            backend_region: REGION.to_owned(),
+            backend_access_key_id: backend_cred.access_key_id.clone(),
+            backend_secret: Secret(zeroize::Zeroizing::new(backend_cred.secret.clone())),
+            pool_connections_per_core: 8,
+            credentials: vec![
+                ClientCredential {
+                    access_key_id: admin.access_key_id.clone(),
+                    secret: Secret(zeroize::Zeroizing::new(admin.secret.clone())),
+                    buckets: None,
+                },
+                ClientCredential {
+                    access_key_id: limited.access_key_id.clone(),
+                    secret: Secret(zeroize::Zeroizing::new(limited.secret.clone())),
+                    buckets: Some(vec![LIMITED_BUCKET.to_owned()]),
+                },
+            ],
+        };
+        let keyring = crate::settings(opts.segment_size);
+        let mut gw = TestGateway {
+            gateway: None,
+            backend: Some(backend),
+            backend_addr,
+            backend_root,
+            backend_cred,
+            admin,
+            limited,
+            custody,
+            settings,
+            keyring,
+            _dir: dir,
+        };
+        gw.gateway = Some(gw.start_another());
+        gw
+    }
+
+    /// Starts one more gateway on the same backend, tokens, KEKs and credentials: what a
+    /// second process (or host) of the same deployment is. It opens its own custodian
+    /// sessions and has its own caches.
+    pub fn start_another(&self) -> Gateway {
+        let inner = open_custodian(Layer::Inner, self.custody.spec(Layer::Inner));
+        let outer = open_custodian(Layer::Outer, self.custody.spec(Layer::Outer));
+        let handle = twofold::serve::start(self.settings.clone(), inner, outer, self.keyring)
+            .unwrap_or_else(|e| panic!("starting a gateway: {e}"));
+        Gateway {
+            handle,
+            admin: self.admin.clone(),
+        }
+    }
+
+    fn gw(&self) -> &Gateway {
+        self.gateway
+            .as_ref()
+            .unwrap_or_else(|| panic!("the gateway was stopped"))
+    }
+
+    /// Stops the gateway (the backend keeps running).
+    pub fn stop_gateway(&mut self) {
+        if let Some(g) = self.gateway.take() {
+            g.stop();
+        }
+    }
+
+    /// Where the gateway listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.gw().addr()
+    }
+
+    /// The gateway's port.
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub fn endpoint(&self) -> String {
+        self.gw().endpoint()
+    }
+
+    /// The credential allowed on every bucket.
+    pub fn admin(&self) -> &Credential {
+        &self.admin
+    }
+
+    /// The credential allowed on [`LIMITED_BUCKET`] only.
+    pub fn limited(&self) -> &Credential {
+        &self.limited
+    }
+
+    /// The custodians' settings (the two tokens).
+    pub fn custody(&self) -> &Custody {
+        &self.custody
+    }
+
+    /// An SDK client of the gateway with the all-buckets credential: path-style, us-east-1,
+    /// retries off (a test sees the first answer), [`OPERATION_TIMEOUT`].
+    pub fn client(&self) -> Client {
+        self.client_as(&self.admin)
+    }
+
+    /// An SDK client of the gateway signing with `cred`.
+    pub fn client_as(&self, cred: &Credential) -> Client {
+        client_for(&self.endpoint(), cred)
+    }
+
+    /// A configuration builder for a gateway client with `cred`, to adjust before building.
+    pub fn config_builder(&self, cred: &Credential) -> aws_sdk_s3::config::Builder {
+        config_builder(&self.endpoint(), cred)
+    }
+
+    /// An SDK client of the gateway that records the headers of every request it sends.
+    pub fn recording_client(&self) -> (Client, Recorder) {
+        let recorder = Recorder::default();
+        let conf = self
+            .config_builder(&self.admin)
+            .interceptor(recorder.clone())
+            .build();
+        (Client::from_conf(conf), recorder)
+    }
+
+    /// An SDK client straight to the backend, with the backend's own credential: it sees
+    /// what is stored.
+    pub fn backend_client(&self) -> Client {
+        client_for(&format!("http://{}", self.backend_addr), &self.backend_cred)
+    }
+
+    /// Where the backend listens (also after [`TestGateway::stop_backend`]).
+    pub fn backend_addr(&self) -> SocketAddr {
+        self.backend_addr
+    }
+
+    /// The backend's folder: one sub-folder per bucket, one file per object, and s3s-fs's
+    /// hidden `.bucket-*.metadata.json` / `.internal.json` files beside them.
+    pub fn backend_root(&self) -> &Path {
+        &self.backend_root
+    }
+
+    /// The file holding the stored bytes of `bucket/key`.
+    pub fn stored_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.backend_root.join(bucket).join(key)
+    }
+
+    /// The stored bytes of `bucket/key`, if the backend has the object.
+    pub fn stored(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.stored_path(bucket, key)).ok()
+    }
+
+    /// Stops the backend (the gateway keeps running and must now answer with errors).
+    pub fn stop_backend(&mut self) {
+        drop(self.backend.take());
+    }
+
+    /// Starts the backend again on the same address and folder.
+    pub fn restart_backend(&mut self) {
+        assert!(self.backend.is_none(), "the backend is running");
+        let backend = DevBackend::start(
+            self.backend_addr,
+            &self.backend_root,
+            &self.backend_cred.access_key_id,
+            &self.backend_cred.secret,
+        )
+        .unwrap_or_else(|e| panic!("restarting the dev backend: {e}"));
+        self.backend = Some(backend);
+    }
+
+    /// Fails if any [`PLAINTEXT_WINDOW_BYTES`]-byte window of any of `plaintexts` appears in
+    /// any file under the backend's folder (hidden metadata files included). Plaintexts
+    /// shorter than a window are looked for whole if they are at least
+    /// [`PLAINTEXT_SHORT_BYTES_MIN`] long; shorter ones would match by chance and are skipped.
+    #[track_caller]
+    pub fn assert_no_plaintext_in_backend(&self, plaintexts: &[&[u8]]) {
+        let hits = find_plaintext(&self.backend_root, plaintexts);
+        assert!(
+            hits.is_empty(),
+            "plaintext found in the backend: {}",
+            hits.iter()
+                .map(|h| format!(
+                    "{} at byte {} (a window of plaintext #{})",
+                    h.file.display(),
+                    h.offset,
+                    h.plaintext
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+
+    /// Signs a request to the gateway with `cred` (header authentication) and returns every
+    /// header to send with it: `host`, then `headers` (all signed), then `authorization`,
+    /// `x-amz-date` and `x-amz-content-sha256`; and, for a streaming signed payload, the
+    /// chain that signs its chunks. `path` and `query` are given as they will be sent.
+    pub fn sign(
+        &self,
+        cred: &Credential,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+        payload: PayloadMode,
+    ) -> (Vec<(String, String)>, Option<ChunkSigner>) {
+        sign_for(
+            &self.addr().to_string(),
+            cred,
+            method,
+            path,
+            query,
+            headers,
+            payload,
+        )
+    }
+}
+
+/// `127.0.0.1:0`.
+pub fn loopback0() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Signs a request for `host` (see [`TestGateway::sign`]).
+pub fn sign_for(
+    host: &str,
+    cred: &Credential,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &[(&str, &str)],
+    payload: PayloadMode,
+) -> (Vec<(String, String)>, Option<ChunkSigner>) {
+    let input = SigningInput {
+        method,
+        host,
+        path,
+        query: query.map_or(sigv4::Query::None, sigv4::Query::Raw),
+        headers,
+        payload,
+    };
+    let out = sigv4::sign(
+        &input,
+        &cred.access_key_id,
+        &sigv4::Secret::new(cred.secret.clone()),
+        REGION,
+        SystemTime::now(),
+    )
+    .unwrap_or_else(|e| panic!("signing {method} {path}: {e}"));
+    let mut all = vec![("host".to_owned(), host.to_owned())];
+    all.extend(
+        headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+    );
+    all.extend(
+        out.headers()
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+    );
+    (all, out.chunk_signer)
+}
+
+/// An aws-chunked body with every chunk signed (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`):
+/// `chunk_bytes` per chunk, then the signed empty chunk.
+pub fn aws_chunked_signed(data: &[u8], chunk_bytes: usize, signer: &mut ChunkSigner) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 256);
+    for chunk in data.chunks(chunk_bytes.max(1)) {
+        let sig = signer.sign_chunk(chunk);
+        out.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    let sig = signer.sign_chunk(b"");
+    out.extend_from_slice(format!("0;chunk-signature={sig}\r\n\r\n").as_bytes());
+    out
+}
+
+/// An aws-chunked body without signatures (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`), ending
+/// with the trailer fields `trailers` (`name`, `value`).
+pub fn aws_chunked_unsigned(data: &[u8], chunk_bytes: usize, trailers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 256);
+    for chunk in data.chunks(chunk_bytes.max(1)) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n");
+    for (n, v) in trailers {
+        out.extend_from_slice(format!("{n}:{v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A configuration builder for a client of `endpoint` signing with `cred`: path-style,
+/// [`REGION`], retries off, [`OPERATION_TIMEOUT`].
+pub fn config_builder(endpoint: &str, cred: &Credential) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            cred.access_key_id.clone(),
+            cred.secret.clone(),
+            None,
+            None,
+            "twofold-tests",
+        ))
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(OPERATION_TIMEOUT)
+                .connect_timeout(Duration::from_secs(10))
+                .build(),
+        )
+}
+
+/// A client of `endpoint` signing with `cred` (see [`config_builder`]).
+pub fn client_for(endpoint: &str, cred: &Credential) -> Client {
+    Client::from_conf(config_builder(endpoint, cred).build())
+}
+
+/// Records the headers of every request a client sends, after signing (what went out).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    sent: Arc<Mutex<Vec<SentRequest>>>,
+}
+
+/// One request as the SDK sent it.
+#[derive(Debug, Clone)]
+pub struct SentRequest {
+    /// Method.
+    pub method: String,
+    /// The URI.
+    pub uri: String,
+    /// Header fields, names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SentRequest {
+    /// The value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Recorder {
+    /// The requests sent so far.
+    pub fn sent(&self) -> Vec<SentRequest> {
+        self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The last request sent.
+    pub fn last(&self) -> SentRequest {
+        self.sent()
+            .pop()
+            .unwrap_or_else(|| panic!("no request was recorded"))
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&self) {
+        if let Ok(mut v) = self.sent.lock() {
+            v.clear();
+        }
+    }
+}
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "twofold-tests-recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let req = context.request();
+        let sent = SentRequest {
+            method: req.method().to_owned(),
+            uri: req.uri().to_owned(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+                .collect(),
+        };
+        if let Ok(mut v) = self.sent.lock() {
+            v.push(sent);
+        }
+        Ok(())
+    }
+}
+
+/// Sends every request to `addr` whatever host its URI names, keeping the `Host` header the
+/// request was signed with: virtual-hosted-style addressing (`bucket.localhost`) without
+/// DNS for it.
+#[derive(Debug, Clone)]
+pub struct ConnectTo {
+    /// Where to connect.
+    pub addr: SocketAddr,
+}
+
+impl Intercept for ConnectTo {
+    fn name(&self) -> &'static str {
+        "twofold-tests-connect-to"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let req = context.request_mut();
+        let uri = req.uri().to_owned();
+        let rest = uri
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("not an http URI: {uri}"))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        req.headers_mut().insert("host", authority.to_owned());
+        req.set_uri(format!("http://{}{path}", self.addr))?;
+        Ok(())
+    }
+}
+
+/// The HTTP status and S3 error code of a failed SDK call. Panics if there was no
+/// response at all (a connection failure, a timeout).
+#[track_caller]
+pub fn status_code<E: ProvideErrorMetadata + std::fmt::Debug>(
+    e: &SdkError<E, HttpResponse>,
+) -> (u16, String) {
+    let Some(resp) = e.raw_response() else {
+        panic!("no response from the gateway: {e:?}");
+    };
+    (
+        resp.status().as_u16(),
+        e.code().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Creates `bucket` through `s3`.
+pub async fn create_bucket(s3: &Client, bucket: &str) {
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {e:?}"));
+}
+
+/// PutObject of `data` (in memory: the SDK sends its checksum as a header and signs the
+/// payload hash) and returns the ETag.
+pub async fn put(s3: &Client, bucket: &str, key: &str, data: Vec<u8>) -> String {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(data.into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutObject {bucket}/{key}: {e:?}"));
+    out.e_tag().unwrap_or_default().to_owned()
+}
+
+/// GetObject of the whole body.
+pub async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("reading GetObject {bucket}/{key}: {e:?}"))
+        .to_vec()
+}
+
+/// Whether `bucket/key` exists, asked through `s3` (HeadObject: 200 yes, 404 no).
+pub async fn exists(s3: &Client, bucket: &str, key: &str) -> bool {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => true,
+        Err(e) => {
+            let (status, _) = status_code(&e);
+            assert_eq!(status, 404, "HeadObject {bucket}/{key}: {e:?}");
+            false
+        }
+    }
+}
+
+/// A place where plaintext was found.
+#[derive(Debug, Clone)]
+pub struct PlaintextHit {
+    /// The file.
+    pub file: PathBuf,
+    /// Offset of the window in the file.
+    pub offset: usize,
+    /// Index of the plaintext in the list given.
+    pub plaintext: usize,
+}
+
+fn window_hash(w: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&w[..8]);
+    b.copy_from_slice(&w[8..16]);
+    let a = u64::from_le_bytes(a);
+    let b = u64::from_le_bytes(b);
+    (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Every file under `dir`, recursively, hidden ones included.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(p),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Where any [`PLAINTEXT_WINDOW_BYTES`]-byte window of `plaintexts` occurs in the files
+/// under `dir` (at most one hit per file). Plaintexts shorter than a window are looked
+/// for whole if at least [`PLAINTEXT_SHORT_BYTES_MIN`] long.
+pub fn find_plaintext(dir: &Path, plaintexts: &[&[u8]]) -> Vec<PlaintextHit> {
+    const W: usize = PLAINTEXT_WINDOW_BYTES;
+    let mut hashes: Vec<u64> = plaintexts
+        .iter()
+        .filter(|p| p.len() >= W)
+        .flat_map(|p| p.windows(W).map(window_hash))
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let which = |w: &[u8]| {
+        plaintexts
+            .iter()
+            .position(|p| p.len() >= W && p.windows(W).any(|pw| pw == w))
+    };
+    let mut hits = Vec::new();
+    for file in files_under(dir) {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let mut hit = None;
+        if bytes.len() >= W {
+            for (offset, w) in bytes.windows(W).enumerate() {
+                if hashes.binary_search(&window_hash(w)).is_ok()
+                    && let Some(i) = which(w)
+                {
+                    hit = Some((offset, i));
+                    break;
+                }
+            }
+        }
+        if hit.is_none() {
+            for (i, p) in plaintexts.iter().enumerate() {
+                if p.len() >= PLAINTEXT_SHORT_BYTES_MIN
+                    && p.len() < W
+                    && let Some(offset) = bytes.windows(p.len()).position(|w| w == *p)
+                {
+                    hit = Some((offset, i));
+                    break;
+                }
+            }
+        }
+        if let Some((offset, plaintext)) = hit {
+            hits.push(PlaintextHit {
+                file,
+                offset,
+                plaintext,
+            });
+        }
+    }
+    hits
+}

@@ -1,0 +1,345 @@
+//! S3 additional checksums and Content-MD5 through the gateway, with the AWS SDK for Rust
+//! computing them (an implementation independent of the gateway's):
+//!
+//! - each of CRC32, CRC32C, CRC64NVME, SHA1, SHA256 as a header (in-memory bodies: the SDK
+//!   signs the payload hash and sends `x-amz-checksum-*`) and as an aws-chunked trailer
+//!   (streaming bodies: over plain http the SDK sends
+//!   `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`); complaint 2 (CRC64NVME trailers rejected,
+//!   trailer bytes written into the object, empty bodies) is covered by these;
+//! - a wrong checksum or Content-MD5 is 400 BadDigest and stores nothing, not even over an
+//!   existing object;
+//! - GET and HEAD with checksum mode give back the checksum the object was stored with, and
+//!   the SDK validates it against the body it receives.
+//!
+//! Each test asserts, from the requests the SDK really sent, that it exercised the mode it
+//! is named for.
+
+// Test code throughout: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm as SdkAlg, ChecksumMode};
+use twofold::checksum::{ChecksumAlgorithm, checksum};
+use twofold_tests::gateway::{TestGateway, create_bucket, exists, get, put, status_code};
+use twofold_tests::random_bytes;
+
+const BUCKET: &str = "checksums";
+
+fn sdk_alg(a: ChecksumAlgorithm) -> SdkAlg {
+    match a {
+        ChecksumAlgorithm::Crc32 => SdkAlg::Crc32,
+        ChecksumAlgorithm::Crc32c => SdkAlg::Crc32C,
+        ChecksumAlgorithm::Crc64Nvme => SdkAlg::Crc64Nvme,
+        ChecksumAlgorithm::Sha1 => SdkAlg::Sha1,
+        ChecksumAlgorithm::Sha256 => SdkAlg::Sha256,
+    }
+}
+
+/// The checksum of algorithm `a` in a GetObject / HeadObject / PutObject output.
+macro_rules! checksum_of {
+    ($out:expr, $a:expr) => {
+        match $a {
+            ChecksumAlgorithm::Crc32 => $out.checksum_crc32(),
+            ChecksumAlgorithm::Crc32c => $out.checksum_crc32_c(),
+            ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64_nvme(),
+            ChecksumAlgorithm::Sha1 => $out.checksum_sha1(),
+            ChecksumAlgorithm::Sha256 => $out.checksum_sha256(),
+        }
+        .map(str::to_owned)
+    };
+}
+
+/// A file holding `data`, for a streaming (aws-chunked) upload.
+async fn streaming_body(dir: &tempfile::TempDir, name: &str, data: &[u8]) -> ByteStream {
+    let path = dir.path().join(name);
+    std::fs::write(&path, data).unwrap();
+    ByteStream::from_path(&path).await.unwrap()
+}
+
+#[tokio::test]
+async fn each_algorithm_as_a_header() {
+    let gw = TestGateway::start();
+    let (s3, rec) = gw.recording_client();
+    create_bucket(&s3, BUCKET).await;
+    for a in ChecksumAlgorithm::ALL {
+        let key = format!("header-{}", a.name());
+        let plain = random_bytes(100_000);
+        let want = checksum(a, &plain).to_base64();
+        rec.clear();
+        let out = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .checksum_algorithm(sdk_alg(a))
+            .body(plain.clone().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {}: {e:?}", a.name()));
+        let sent = rec.last();
+        assert_eq!(
+            sent.header(a.header_name()),
+            Some(want.as_str()),
+            "{}: the SDK sent the checksum as a header",
+            a.name()
+        );
+        assert!(
+            sent.header("content-encoding").is_none()
+                && sent
+                    .header("x-amz-content-sha256")
+                    .is_some_and(|v| v.len() == 64),
+            "{}: a signed, not chunked, payload: {sent:?}",
+            a.name()
+        );
+        assert_eq!(checksum_of!(out, a), Some(want.clone()), "PUT response");
+
+        let got = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(checksum_of!(got, a), Some(want.clone()), "GET {}", a.name());
+        // Collecting the body makes the SDK check it against the checksum.
+        let body = got.body.collect().await.unwrap().to_vec();
+        assert_eq!(body, plain);
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            checksum_of!(head, a),
+            Some(want.clone()),
+            "HEAD {}",
+            a.name()
+        );
+        // A ranged GET carries no whole-object checksum (as in S3).
+        let ranged = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .range("bytes=0-9")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(checksum_of!(ranged, a), None, "ranged GET {}", a.name());
+        assert_eq!(ranged.body.collect().await.unwrap().to_vec(), plain[..10]);
+    }
+}
+
+#[tokio::test]
+async fn each_algorithm_as_a_signed_aws_chunked_trailer() {
+    let gw = TestGateway::start();
+    let (s3, rec) = gw.recording_client();
+    create_bucket(&s3, BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut trailer_checksum_on_get = Vec::new();
+    for a in ChecksumAlgorithm::ALL {
+        for len in [0usize, 1, 65_536, 200_001] {
+            let key = format!("trailer-{}-{len}", a.name());
+            let plain = random_bytes(len);
+            let want = checksum(a, &plain).to_base64();
+            rec.clear();
+            let out = s3
+                .put_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .checksum_algorithm(sdk_alg(a))
+                .body(streaming_body(&dir, &key, &plain).await)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
+            let sent = rec.last();
+            assert_eq!(
+                sent.header("x-amz-content-sha256"),
+                Some("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"),
+                "{key}: {sent:?}"
+            );
+            assert_eq!(sent.header("content-encoding"), Some("aws-chunked"));
+            assert_eq!(sent.header("x-amz-trailer"), Some(a.header_name()));
+            assert_eq!(
+                sent.header("x-amz-decoded-content-length"),
+                Some(len.to_string().as_str())
+            );
+            assert_eq!(
+                checksum_of!(out, a),
+                Some(want.clone()),
+                "{key}: PUT response"
+            );
+
+            // The object is the payload: no framing, no trailer bytes in it.
+            let got = get(&s3, BUCKET, &key).await;
+            assert!(got == plain, "{key}: content ({} bytes back)", got.len());
+            let head = s3
+                .head_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.content_length(), Some(len as i64), "{key}: size");
+            match checksum_of!(head, a) {
+                Some(v) => assert_eq!(v, want, "{key}: HEAD checksum"),
+                None => trailer_checksum_on_get.push(key.clone()),
+            }
+        }
+    }
+    // Reported, not failed: a trailer checksum arrives after the backend write has begun,
+    // so the gateway may not be able to store it with the object.
+    if !trailer_checksum_on_get.is_empty() {
+        eprintln!(
+            "note: no checksum on HEAD/GET for objects uploaded with a trailer checksum: {}",
+            trailer_checksum_on_get.join(", ")
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_checksum_header_is_bad_digest_and_nothing_is_stored() {
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let old = random_bytes(5000);
+    for a in ChecksumAlgorithm::ALL {
+        let plain = random_bytes(70_000);
+        // The checksum of other bytes: well-formed, wrong.
+        let wrong = checksum(a, b"not the body").to_base64();
+        let req = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("new")
+            .body(plain.clone().into());
+        let req = match a {
+            ChecksumAlgorithm::Crc32 => req.checksum_crc32(&wrong),
+            ChecksumAlgorithm::Crc32c => req.checksum_crc32_c(&wrong),
+            ChecksumAlgorithm::Crc64Nvme => req.checksum_crc64_nvme(&wrong),
+            ChecksumAlgorithm::Sha1 => req.checksum_sha1(&wrong),
+            ChecksumAlgorithm::Sha256 => req.checksum_sha256(&wrong),
+        };
+        let e = req.send().await.unwrap_err();
+        assert_eq!(
+            status_code(&e),
+            (400, "BadDigest".to_owned()),
+            "{}: {e:?}",
+            a.name()
+        );
+        assert!(!exists(&s3, BUCKET, "new").await, "{}", a.name());
+        assert!(gw.stored(BUCKET, "new").is_none(), "{}", a.name());
+
+        // Over an existing object: the old one stays, whole.
+        put(&s3, BUCKET, "old", old.clone()).await;
+        let req = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("old")
+            .body(plain.clone().into());
+        let req = match a {
+            ChecksumAlgorithm::Crc32 => req.checksum_crc32(&wrong),
+            ChecksumAlgorithm::Crc32c => req.checksum_crc32_c(&wrong),
+            ChecksumAlgorithm::Crc64Nvme => req.checksum_crc64_nvme(&wrong),
+            ChecksumAlgorithm::Sha1 => req.checksum_sha1(&wrong),
+            ChecksumAlgorithm::Sha256 => req.checksum_sha256(&wrong),
+        };
+        let e = req.send().await.unwrap_err();
+        assert_eq!(status_code(&e).0, 400, "{}: {e:?}", a.name());
+        assert_eq!(get(&s3, BUCKET, "old").await, old, "{}", a.name());
+        gw.assert_no_plaintext_in_backend(&[&plain]);
+    }
+}
+
+#[tokio::test]
+async fn content_md5() {
+    use base64::Engine;
+    use md5::Digest;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let plain = random_bytes(100_000);
+    let right = b64.encode(md5::Md5::digest(&plain));
+    let wrong = b64.encode(md5::Md5::digest(b"other bytes"));
+
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("md5-right")
+        .content_md5(&right)
+        .body(plain.clone().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(&s3, BUCKET, "md5-right").await, plain);
+
+    let e = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("md5-wrong")
+        .content_md5(&wrong)
+        .body(plain.clone().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e), (400, "BadDigest".to_owned()), "{e:?}");
+    assert!(!exists(&s3, BUCKET, "md5-wrong").await);
+
+    // Over an existing object: it stays.
+    let e = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("md5-right")
+        .content_md5(&wrong)
+        .body(random_bytes(10).into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e).0, 400, "{e:?}");
+    assert_eq!(get(&s3, BUCKET, "md5-right").await, plain);
+
+    // Not base64 / not 16 bytes.
+    let e = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("md5-bad")
+        .content_md5("not-base64!!")
+        .body(plain.clone().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e).0, 400, "{e:?}");
+    assert!(!exists(&s3, BUCKET, "md5-bad").await);
+}
+
+#[tokio::test]
+async fn checksum_on_get_is_validated_by_the_sdk_on_a_multi_segment_object() {
+    // The SDK's response-checksum validation (on by default) recomputes the CRC32 over the
+    // whole body: a gateway that returned the right checksum with a wrong body, or the
+    // wrong checksum, would fail here.
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let plain = random_bytes(5 * 65_536 + 3);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .checksum_algorithm(SdkAlg::Crc32)
+        .body(plain.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("k")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert!(got.checksum_crc32().is_some());
+    assert_eq!(got.body.collect().await.unwrap().to_vec(), plain);
+}
