@@ -2,7 +2,7 @@
 # Twofold's whole test run: installs what the tests need on a fresh Debian machine
 # (SoftHSM2; the client script adds Python venvs), then checks formatting, runs clippy with
 # warnings denied, runs every test of the workspace, and drives the gateway with boto3 and
-# the aws CLI. Usage: bash tests/run.sh
+# the aws CLI, and fuzzes the parsers briefly. Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,6 +29,8 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== real S3 clients (boto3, aws CLI) against twofold serve --dev"
 bash tests/clients/run.sh
+echo "== fuzz targets (HTTP head, chunked, aws-chunked, envelope reader), 15 s each"
+bash tests/fuzz/run.sh 15
 echo "== simd-bench smoke run"
 cargo run --release --locked -q -p simd-bench -- --seconds 0.05 >/dev/null
 echo "== all checks passed"

@@ -1,0 +1,132 @@
+//! The envelope read path on arbitrary bytes: `Header::parse`, `objmeta::decode` (the
+//! header as it travels in `x-amz-meta-twofold`), and a `DecryptReader` with fixed keys (those
+//! of tests/vectors/format-v1.json: 4 KiB segments, single part) reading the input as a
+//! stored body to the end.
+//!
+//! Checks: a parsed header serialises back to exactly its input; the reader returns errors,
+//! never panics, never releases more than the input less 32 bytes per stored segment, and
+//! after an error every further read fails too.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::io::Read;
+use std::sync::OnceLock;
+use twofold::envelope::aead::Layer;
+use twofold::envelope::header::Header;
+use twofold::envelope::layout::{SEGMENT_OVERHEAD_BYTES, SegmentSize};
+use twofold::envelope::stream::DecryptReader;
+use twofold::envelope::{
+    BucketKey, DataKeys, ObjectName, SealParams, SegmentCipher, seal_header_with_nonces,
+};
+use twofold::objmeta;
+use zeroize::Zeroizing;
+
+/// Key byte i is `byte + i`, as in gateway/tests/format_vectors.rs.
+fn fill(byte: u8) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = byte.wrapping_add(i as u8);
+    }
+    k
+}
+
+fn data_keys() -> DataKeys {
+    DataKeys::from_bytes(fill(0x10), fill(0x20))
+}
+
+fn bucket_key(layer: Layer, seed: u8) -> BucketKey {
+    BucketKey {
+        layer,
+        kek_id: format!("vector-{layer}-kek"),
+        key: Zeroizing::new(fill(seed)),
+        wrapped: (0..40).map(|i| seed ^ i).collect(),
+    }
+}
+
+/// The header of the first format-v1 vector (`vectors` / `dir/object.bin`, 4 KiB segments).
+fn header() -> &'static Header {
+    static HEADER: OnceLock<Header> = OnceLock::new();
+    HEADER.get_or_init(|| {
+        let seg = match SegmentSize::from_log2(12) {
+            Ok(s) => s,
+            Err(e) => panic!("segment size: {e:?}"),
+        };
+        let params = SealParams {
+            segment_size: seg,
+            upload_id: None,
+        };
+        let name = ObjectName {
+            bucket: "vectors",
+            key: "dir/object.bin",
+        };
+        match seal_header_with_nonces(
+            params,
+            &data_keys(),
+            &bucket_key(Layer::Inner, 0x30),
+            &bucket_key(Layer::Outer, 0x40),
+            name,
+            [[0x51; 12], [0x52; 12]],
+        ) {
+            Ok(h) => h,
+            Err(e) => panic!("sealing the fixed header: {e:?}"),
+        }
+    })
+}
+
+fn cipher() -> SegmentCipher {
+    match SegmentCipher::new(header(), &data_keys(), 0) {
+        Ok(c) => c,
+        Err(e) => panic!("fixed segment cipher: {e:?}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(h) = Header::parse(data) {
+        assert_eq!(
+            h.to_bytes(),
+            data,
+            "a parsed header does not serialise to its input"
+        );
+        assert_eq!(objmeta::decode(&objmeta::encode(&h)).ok(), Some(h));
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(h) = objmeta::decode(text) {
+            assert_eq!(Header::parse(&h.to_bytes()).ok(), Some(h));
+        }
+        let _ = objmeta::from_json(text);
+    }
+
+    let cipher = cipher();
+    let stored_segment = (cipher.segment_size().bytes() + SEGMENT_OVERHEAD_BYTES) as usize;
+    let segments = data.len().div_ceil(stored_segment).max(1);
+    let bound = data
+        .len()
+        .saturating_sub(segments * SEGMENT_OVERHEAD_BYTES as usize);
+
+    let mut reader = DecryptReader::new(cipher, data);
+    // Odd-sized reads, so segment boundaries fall inside a read.
+    let mut buf = [0u8; 1000];
+    let mut out = 0usize;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                assert!(n <= buf.len());
+                out += n;
+                assert!(
+                    out <= bound,
+                    "released {out} bytes from a {}-byte body",
+                    data.len()
+                );
+            }
+            Err(_) => {
+                assert!(
+                    reader.read(&mut buf).is_err(),
+                    "a read after an error succeeded"
+                );
+                break;
+            }
+        }
+    }
+});
