@@ -146,6 +146,19 @@ impl Backend {
         }
     }
 
+    /// Sends a GET and reads the response head; the body is left on the returned
+    /// connection for the caller to stream.
+    pub async fn get(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> Result<(Conn, ResponseHead), BackendError> {
+        let mut ex = self.send_head("GET", path, query, headers, None).await?;
+        let head = ex.conn.read_response_head().await?;
+        Ok((ex.conn, head))
+    }
+
     /// A whole exchange with a small body (at most a few MiB): sends it, reads the response
     /// and its whole body. For listings, bucket operations and the like.
     pub async fn simple(

@@ -9,7 +9,7 @@
 
 use super::body::ClientBody;
 use super::io::Conn;
-use super::object::{SSE_DSSE, check_upload_headers, forward_error, seal_upload};
+use super::object::{SSE_DSSE, backend_failure, check_upload_headers, forward_error, seal_upload};
 use super::passthrough::rewrite_sizes;
 use super::{Failure, Outcome, Request, backend_path, encode, write_response};
 use crate::envelope::header::Header;
@@ -107,10 +107,6 @@ async fn read_small_request(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<u8
         .await
         .map_err(|e| Failure::close(e.to_s3()))?;
     Ok(payload)
-}
-
-fn backend_failure(e: &super::backend::BackendError) -> Failure {
-    Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
 }
 
 /// Sends a response with a small XML body.

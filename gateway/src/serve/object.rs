@@ -113,7 +113,7 @@ pub(crate) fn key_failure(e: &KeyError) -> Failure {
     }
 }
 
-fn backend_failure(e: &BackendError) -> Failure {
+pub(crate) fn backend_failure(e: &BackendError) -> Failure {
     // The backend connection is in an unknown state and the client's may be too.
     Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
 }
@@ -535,23 +535,18 @@ async fn stream_whole_get(
     query: Option<&str>,
     fwd: Vec<(String, Vec<u8>)>,
 ) -> Result<Outcome, Failure> {
-    let mut ex = ctx
+    let (mut backend_conn, resp) = ctx
         .core
         .backend
-        .send_head("GET", path, query, fwd, None)
+        .get(path, query, fwd)
         .await
         .map_err(|e| backend_failure(&e))?;
-    let resp = ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| backend_failure(&e.into()))?;
     if resp.status != 200 {
-        let (body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+        let (body, reusable) = read_small_body(&mut backend_conn, &resp, false, 1 << 20)
             .await
             .map_err(|e| backend_failure(&e))?;
         if reusable && resp.keep_alive() {
-            ctx.core.backend.release(ex.conn);
+            ctx.core.backend.release(backend_conn);
         }
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
@@ -566,7 +561,7 @@ async fn stream_whole_get(
             let mut out = ResponseHead::new(200);
             object_headers(ctx, &resp, &mut out);
             out.push_header("content-length", stored.to_string().into_bytes());
-            return relay_raw(ctx, conn, ex.conn, out, stored).await;
+            return relay_raw(ctx, conn, backend_conn, out, stored).await;
         }
     };
     let size = plain_len(stored, header.segment_size).map_err(|_| {
@@ -575,7 +570,7 @@ async fn stream_whole_get(
                 .with_message("The stored object's length is not valid Twofold ciphertext"),
         )
     })?;
-    open_and_stream(ctx, conn, ex.conn, &header, size, None, &resp, 0, None).await
+    open_and_stream(ctx, conn, backend_conn, &header, size, None, &resp, 0, None).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -625,19 +620,14 @@ async fn stream_get(
             "range".into(),
             format!("bytes={stored_first}-{stored_last}").into_bytes(),
         ));
-        let mut ex = ctx
+        let (mut backend_conn, resp) = ctx
             .core
             .backend
-            .send_head("GET", path, query, fwd, None)
+            .get(path, query, fwd)
             .await
             .map_err(|e| backend_failure(&e))?;
-        let resp = ex
-            .conn
-            .read_response_head()
-            .await
-            .map_err(|e| backend_failure(&e.into()))?;
         if resp.status != 206 && resp.status != 200 {
-            let (body, _) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
+            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20)
                 .await
                 .map_err(|e| backend_failure(&e))?;
             return forward_error(conn, &resp, &body, ctx.rid).await;
@@ -651,7 +641,7 @@ async fn stream_get(
         let result = open_and_stream(
             ctx,
             conn,
-            ex.conn,
+            backend_conn,
             header,
             size,
             range,
@@ -1062,17 +1052,12 @@ async fn stream_plain_get(
     query: Option<&str>,
     fwd: Vec<(String, Vec<u8>)>,
 ) -> Result<Outcome, Failure> {
-    let mut ex = ctx
+    let (backend_conn, resp) = ctx
         .core
         .backend
-        .send_head("GET", path, query, fwd, None)
+        .get(path, query, fwd)
         .await
         .map_err(|e| backend_failure(&e))?;
-    let resp = ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| backend_failure(&e.into()))?;
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let mut out = ResponseHead::new(resp.status);
     object_headers(ctx, &resp, &mut out);
@@ -1080,7 +1065,7 @@ async fn stream_plain_get(
         out.push_header("content-range", v.to_vec());
     }
     out.push_header("content-length", stored.to_string().into_bytes());
-    relay_raw(ctx, conn, ex.conn, out, stored).await
+    relay_raw(ctx, conn, backend_conn, out, stored).await
 }
 
 /// Relays a pass-through object's bytes as they are (unencrypted objects, when allowed).
