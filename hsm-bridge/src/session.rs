@@ -385,7 +385,7 @@ impl Session {
     }
 
     fn check_same_token(&self, kek: &Kek) -> Result<(), Error> {
-        if Arc::ptr_eq(&kek.token.module, &self.token.module) && kek.token.slot == self.token.slot {
+        if Arc::ptr_eq(&kek.token, &self.token) {
             Ok(())
         } else {
             Err(self.rejected(&kek.label, "belongs to another token"))

@@ -37,7 +37,9 @@ pub struct Token {
 
 pub(crate) struct TokenInner {
     pub(crate) module: Arc<Module>,
-    pub(crate) slot: Slot,
+    /// The slot; looked up again by label when the module no longer knows it (a module
+    /// initialised again, a token re-inserted: slot ids can change).
+    slot: Mutex<Slot>,
     pub(crate) label: String,
     pin: Pin,
     /// A session held open for the life of the token, so that the login
@@ -85,7 +87,7 @@ impl fmt::Debug for Token {
         f.debug_struct("Token")
             .field("label", &self.inner.label)
             .field("module", &self.inner.module.path)
-            .field("slot", &self.inner.slot.id())
+            .field("slot", &self.inner.slot().id())
             .finish_non_exhaustive()
     }
 }
@@ -113,7 +115,7 @@ impl Token {
         let open_already = tokens
             .iter()
             .filter_map(Weak::upgrade)
-            .find(|t| Arc::ptr_eq(&t.module, &module) && t.slot == slot);
+            .find(|t| Arc::ptr_eq(&t.module, &module) && t.slot() == slot);
         if let Some(inner) = open_already {
             return if inner.pin.same_as(&cfg.pin) {
                 Ok(Token { inner })
@@ -140,7 +142,7 @@ impl Token {
         }
         let inner = Arc::new(TokenInner {
             module,
-            slot,
+            slot: Mutex::new(slot),
             label: label.to_owned(),
             pin: cfg.pin.clone(),
             _login: Mutex::new(session),
@@ -159,12 +161,21 @@ impl Token {
     /// thread at a time (it is `Send`, not `Sync`).
     pub fn session(&self) -> Result<Session, Error> {
         let ctx = Ctx::token(&self.inner.label);
-        let session = self
-            .inner
-            .module
-            .ctx
-            .open_rw_session(self.inner.slot)
-            .map_err(|e| ctx.map(e))?;
+        let module = &self.inner.module;
+        let session = match module.ctx.open_rw_session(self.inner.slot()) {
+            Ok(session) => session,
+            Err(CkError::Pkcs11(
+                RvError::SlotIdInvalid | RvError::TokenNotPresent | RvError::DeviceRemoved,
+                _,
+            )) => {
+                // The module was initialised again or the token re-inserted, and slot ids
+                // can change with that: find the token by its label again.
+                let slot = module.token_slot(&self.inner.label)?;
+                *lock(&self.inner.slot) = slot;
+                module.ctx.open_rw_session(slot).map_err(|e| ctx.map(e))?
+            }
+            Err(e) => return Err(ctx.map(e)),
+        };
         let session = Session::new(session, Arc::clone(&self.inner));
         session.ensure_logged_in()?;
         Ok(session)
@@ -172,6 +183,11 @@ impl Token {
 }
 
 impl TokenInner {
+    /// The slot the token is in now.
+    pub(crate) fn slot(&self) -> Slot {
+        *lock(&self.slot)
+    }
+
     /// Logs the application in again (after the login was lost, e.g. every
     /// session was closed from elsewhere). Already logged in is fine.
     pub(crate) fn login(&self, session: &cryptoki::session::Session) -> Result<(), Error> {
