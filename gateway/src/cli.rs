@@ -39,6 +39,13 @@ pub enum Command {
     /// Run the gateway. With --dev: an in-process S3 backend on ./.twofold-dev/data and
     /// the dev SoftHSM2 tokens, listening on 127.0.0.1.
     Serve(ServeArgs),
+    /// Validate a configuration file (syntax, values, secret and PIN files) without
+    /// starting anything or touching a custodian.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// Arguments of `twofold serve`.
@@ -50,6 +57,10 @@ pub struct ServeArgs {
     /// Address to listen on (overrides the configuration; default 127.0.0.1:7480).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Address of the admin listener: /metrics, /healthz, /readyz (overrides the
+    /// configuration; default 127.0.0.1:7481).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 /// `twofold keys ...`
@@ -178,7 +189,47 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
             decrypt(args, config)
         }
         Command::Serve(args) => serve(args, config),
+        Command::CheckConfig { .. } => check_config(config),
     }
+}
+
+/// `twofold check-config`: the file has parsed and validated; now check that the secrets
+/// it names can be read, and say what it configures.
+fn check_config(config: &Config) -> Result<(), CliError> {
+    for (layer, spec) in [(Layer::Outer, &config.outer), (Layer::Inner, &config.inner)] {
+        match spec {
+            crate::keys::CustodianSpec::Pkcs11 { pin, module, .. } => {
+                pin.load()
+                    .map_err(|e| fail(format!("custodian.{layer}: the PIN: {e}")))?;
+                if !module.exists() {
+                    return Err(fail(format!(
+                        "custodian.{layer}.module: {} does not exist",
+                        module.display()
+                    )));
+                }
+            }
+            crate::keys::CustodianSpec::KeyFile { path, .. } => {
+                crate::keys::custodian::read_key_file(path, layer)
+                    .map_err(|e| fail(format!("custodian.{layer}.key_file: {e}")))?;
+            }
+        }
+        println!("{layer} layer: {}", spec.describe());
+    }
+    match &config.serve {
+        Some(s) => {
+            println!(
+                "serve: listen {}, backend {}, {} credential(s), admin {}",
+                s.listen,
+                s.backend_host,
+                s.credentials.len(),
+                s.admin_listen
+                    .map_or_else(|| "off".to_owned(), |a| a.to_string())
+            );
+        }
+        None => println!("serve: not configured (no [server]/[backend])"),
+    }
+    println!("{}: ok", config.path.display());
+    Ok(())
 }
 
 /// The configuration selected by a command line.
@@ -189,6 +240,21 @@ pub fn config_args(cli: &Cli) -> &ConfigArgs {
         } => a,
         Command::Encrypt(a) | Command::Decrypt(a) => &a.config,
         Command::Serve(a) => &a.config,
+        Command::CheckConfig { .. } => &CHECK_CONFIG_ARGS,
+    }
+}
+
+/// `check-config` names its file as an argument of its own; [`config_path`] gives it back.
+static CHECK_CONFIG_ARGS: ConfigArgs = ConfigArgs {
+    config: None,
+    dev: false,
+};
+
+/// The configuration file a command line names.
+pub fn config_file(cli: &Cli) -> Result<PathBuf, CliError> {
+    match &cli.command {
+        Command::CheckConfig { file } => Ok(file.clone()),
+        _ => config_path(config_args(cli)),
     }
 }
 
@@ -299,6 +365,60 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
     }
 }
 
+/// SIGTERM and SIGINT stop the gateway gracefully (no new connections, requests in flight
+/// finish within the shutdown grace); SIGHUP is logged.
+fn watch_signals(handle: &crate::serve::ServeHandle) -> Result<(), CliError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| fail(format!("installing signal handlers: {e}")))?;
+    let stop = handle.stop_flag();
+    std::thread::Builder::new()
+        .name("twofold-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                match signal {
+                    SIGHUP => {
+                        tracing::info!("SIGHUP: nothing to reload");
+                    }
+                    _ => {
+                        tracing::info!(
+                            signal,
+                            "stopping: no new connections, finishing requests in flight"
+                        );
+                        crate::notify::notify_or_log("STOPPING=1");
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+        .map_err(|e| fail(format!("starting the signal thread: {e}")))?;
+    Ok(())
+}
+
+/// Under a systemd watchdog: pings it while every core keeps going round its loop, so that
+/// a wedged core gets the service restarted.
+fn start_watchdog(handle: &crate::serve::ServeHandle) {
+    let Some(interval) = crate::notify::watchdog_interval() else {
+        return;
+    };
+    let heartbeats = handle.heartbeats();
+    let stop = handle.stop_flag();
+    let _ = std::thread::Builder::new()
+        .name("twofold-watchdog".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                if heartbeats.all_within(interval * 2)
+                    || stop.load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    crate::notify::notify_or_log("WATCHDOG=1");
+                } else {
+                    tracing::error!("a core is not going round its loop: not pinging the watchdog");
+                }
+            }
+        });
+}
+
 fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     let mut settings = config.serve.clone().ok_or_else(|| {
         fail(format!(
@@ -308,6 +428,9 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     })?;
     if let Some(listen) = args.listen {
         settings.listen = listen;
+    }
+    if let Some(admin) = args.admin_listen {
+        settings.admin_listen = Some(admin);
     }
     let mut dev_backend = None;
     if args.config.dev {
@@ -334,6 +457,12 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     let handle = crate::serve::start(settings, inner, outer, config.keyring)
         .map_err(|e| fail(format!("starting the gateway: {e}")))?;
     let addr = handle.addr();
+    watch_signals(&handle)?;
+    start_watchdog(&handle);
+    crate::notify::notify_or_log("READY=1");
+    if let Some(admin) = handle.admin_addr() {
+        println!("twofold: admin listener on http://{admin} (/metrics, /healthz, /readyz)");
+    }
     if let (Some(backend), Some(secret)) = (&dev_backend, client_secret) {
         let dir = config.path.parent().unwrap_or(Path::new("."));
         let env = dev::write_client_env(dir, &addr, &region, &secret)?;

@@ -18,6 +18,10 @@ pub const BUCKET_KEY_WINDOW_SECS_DEFAULT: u64 = 3600;
 pub const KEY_CACHE_ENTRIES_DEFAULT: usize = 4096;
 /// Default PKCS#11 module: SoftHSM2 as Debian installs it.
 pub const SOFTHSM2_MODULE_DEFAULT: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Default address of the admin listener.
+pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:7481";
+/// Default shutdown grace.
+pub const SHUTDOWN_GRACE_SECS_DEFAULT: u64 = 30;
 
 /// `[envelope]`: how new objects are encrypted.
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +110,9 @@ pub struct ServerFile {
     /// default: GET and HEAD fail with a clear error) or `"pass-through"` (served as they
     /// are, for migrations).
     pub unencrypted_objects: String,
+    /// Seconds a stopping gateway (SIGTERM) lets requests in flight run before it cuts
+    /// them.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerFile {
@@ -116,6 +123,42 @@ impl Default for ServerFile {
             region: "us-east-1".into(),
             base_domains: Vec::new(),
             unencrypted_objects: "reject".into(),
+            shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
+        }
+    }
+}
+
+/// `[admin]`: the operators' listener (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminFile {
+    /// Address and port, or `"off"`.
+    pub listen: String,
+}
+
+impl Default for AdminFile {
+    fn default() -> Self {
+        Self {
+            listen: ADMIN_LISTEN_DEFAULT.into(),
+        }
+    }
+}
+
+/// `[log]`: what the gateway writes to stderr (the journal, under systemd).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogFile {
+    /// `"text"` or `"json"`.
+    pub format: String,
+    /// A `tracing` filter: `"info"`, `"warn"`, `"info,twofold::access=warn"`...
+    pub level: String,
+}
+
+impl Default for LogFile {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
         }
     }
 }
@@ -162,6 +205,10 @@ pub struct FileConfig {
     pub backend: Option<BackendFile>,
     /// `[[credential]]`
     pub credential: Vec<CredentialFile>,
+    /// `[admin]`
+    pub admin: AdminFile,
+    /// `[log]`
+    pub log: LogFile,
 }
 
 /// A configuration error, naming the file and the field.
@@ -185,10 +232,12 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that parses but is not acceptable.
-    #[error("{}: {field}: {message}", path.display())]
+    #[error("{}{}: {field}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// The line of the field (or of its section) in the file, when it is written there.
+        line: Option<usize>,
         /// Dotted field name.
         field: String,
         /// What is wrong.
@@ -211,6 +260,10 @@ pub struct Config {
     pub softhsm2_conf: Option<PathBuf>,
     /// What `twofold serve` needs; `None` when the file has no `[server]`/`[backend]`.
     pub serve: Option<ServeSettings>,
+    /// Log format.
+    pub log_format: crate::telemetry::LogFormat,
+    /// Log filter.
+    pub log_level: String,
 }
 
 /// A secret string, zeroised on drop, never printed.
@@ -279,6 +332,10 @@ pub struct ServeSettings {
     pub pool_connections_per_core: usize,
     /// Client credentials.
     pub credentials: Vec<ClientCredential>,
+    /// How long a stopping gateway lets requests in flight run.
+    pub shutdown_grace: std::time::Duration,
+    /// The admin listener's address; `None`: no admin listener.
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -297,8 +354,71 @@ impl Config {
             path: path.to_path_buf(),
             message: one_line_parse_error(&e, text),
         })?;
-        validate(file, path)
+        validate(file, path).map_err(|e| match e {
+            ConfigError::Invalid {
+                path,
+                line: None,
+                field,
+                message,
+            } => ConfigError::Invalid {
+                line: field_line(text, &field),
+                path,
+                field,
+                message,
+            },
+            e => e,
+        })
     }
+}
+
+/// The line (1-based) where a dotted field such as `custodian.outer.pin_file` or
+/// `credential[1].buckets` is written, or else where its closest enclosing section starts.
+fn field_line(text: &str, field: &str) -> Option<usize> {
+    let wanted: Vec<&str> = field.split('.').collect();
+    let mut table: Vec<String> = Vec::new();
+    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+    let mut best: Option<(usize, usize)> = None; // (matched components, line)
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let header = if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next())
+        {
+            let name = name.trim().to_owned();
+            let n = arrays.entry(name.clone()).or_insert(0);
+            let indexed = format!("{name}[{n}]");
+            *n += 1;
+            Some(vec![indexed])
+        } else {
+            line.strip_prefix('[')
+                .and_then(|l| l.split(']').next())
+                .map(|name| name.split('.').map(|p| p.trim().to_owned()).collect())
+        };
+        let path: Vec<String> = match header {
+            Some(h) => {
+                table = h;
+                table.clone()
+            }
+            None => match line.split_once('=') {
+                Some((key, _)) => {
+                    let mut p = table.clone();
+                    p.push(key.trim().to_owned());
+                    p
+                }
+                None => continue,
+            },
+        };
+        let matched = path
+            .iter()
+            .zip(&wanted)
+            .take_while(|(a, b)| a.as_str() == **b)
+            .count();
+        if matched == path.len() && matched > best.map_or(0, |b| b.0) {
+            best = Some((matched, i + 1));
+        }
+    }
+    best.map(|(_, line)| line)
 }
 
 /// The TOML parser's message without its source excerpt, prefixed with the line and
@@ -322,6 +442,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
     let base = path.parent().unwrap_or(Path::new("."));
     let invalid = |field: &str, message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
+        line: None,
         field: field.to_owned(),
         message,
     };
@@ -463,12 +584,29 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             "the inner and outer layers must not use the same custodian and key".into(),
         ));
     }
+    let log_format = match file.log.format.as_str() {
+        "text" => crate::telemetry::LogFormat::Text,
+        "json" => crate::telemetry::LogFormat::Json,
+        other => {
+            return Err(invalid(
+                "log.format",
+                format!("{other:?} is not \"text\" or \"json\""),
+            ));
+        }
+    };
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
+        return Err(invalid(
+            "log.level",
+            format!("{:?} is not a log filter: {e}", file.log.level),
+        ));
+    }
     let serve = match (file.server, file.backend) {
         (None, None) => None,
         (server, Some(backend)) => Some(validate_serve(
             server.unwrap_or_default(),
             backend,
             file.credential,
+            &file.admin,
             path,
             base,
         )?),
@@ -490,6 +628,8 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
         inner,
         outer,
         softhsm2_conf,
+        log_format,
+        log_level: file.log.level,
     })
 }
 
@@ -501,6 +641,7 @@ fn load_secret(
 ) -> Result<Secret, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
+        line: None,
         field: field.to_owned(),
         message,
     };
@@ -535,11 +676,13 @@ fn validate_serve(
     server: ServerFile,
     backend: BackendFile,
     credentials: Vec<CredentialFile>,
+    admin: &AdminFile,
     path: &Path,
     base: &Path,
 ) -> Result<ServeSettings, ConfigError> {
     let invalid = |field: &str, message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
+        line: None,
         field: field.to_owned(),
         message,
     };
@@ -549,6 +692,21 @@ fn validate_serve(
             format!("{:?} is not ADDRESS:PORT", server.listen),
         )
     })?;
+    let admin_listen = match admin.listen.as_str() {
+        "off" => None,
+        a => Some(a.parse().map_err(|_| {
+            invalid(
+                "admin.listen",
+                format!("{a:?} is not ADDRESS:PORT or \"off\""),
+            )
+        })?),
+    };
+    if server.shutdown_grace_secs > 3600 {
+        return Err(invalid(
+            "server.shutdown_grace_secs",
+            "must be at most 3600".into(),
+        ));
+    }
     let unencrypted_objects = match server.unencrypted_objects.as_str() {
         "reject" => UnencryptedObjects::Reject,
         "pass-through" => UnencryptedObjects::PassThrough,
@@ -642,6 +800,8 @@ fn validate_serve(
         backend_secret,
         pool_connections_per_core: backend.pool_connections_per_core.unwrap_or(64),
         credentials: creds,
+        shutdown_grace: std::time::Duration::from_secs(server.shutdown_grace_secs),
+        admin_listen,
     })
 }
 
@@ -686,6 +846,31 @@ key_file = "inner.key"
         assert!(e.to_string().contains("envelope.segment_size_bytes"), "{e}");
         let e = load(&GOOD.replace("key-file", "vault")).unwrap_err();
         assert!(e.to_string().contains("custodian.inner.kind"), "{e}");
+    }
+
+    #[test]
+    fn field_lines_follow_sections_and_arrays_of_tables() {
+        let text = "[server]\nlisten = \"x\"\n\n[[credential]]\naccess_key_id = \"a\"\n\n[[credential]]\nbuckets = []\n";
+        assert_eq!(field_line(text, "server.listen"), Some(2));
+        assert_eq!(field_line(text, "credential[1].buckets"), Some(8));
+        // Not written: the section it belongs to.
+        assert_eq!(field_line(text, "credential[1].access_key_id"), Some(7));
+        assert_eq!(field_line(text, "backend.endpoint"), None);
+        let e = load(&format!("{GOOD}\n[log]\nformat = \"xml\"\n")).unwrap_err();
+        let line = GOOD.lines().count() + 3;
+        assert!(
+            e.to_string()
+                .contains(&format!("twofold.toml:{line}: log.format")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_commented_example_in_deploy_parses() {
+        let text = include_str!("../../deploy/twofold.toml");
+        let file: FileConfig = toml::from_str(text).unwrap();
+        assert!(file.server.is_some() && file.backend.is_some());
+        assert_eq!(file.credential.len(), 2);
     }
 
     #[test]

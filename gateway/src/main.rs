@@ -19,10 +19,13 @@ fn main() -> ExitCode {
     if let Err(e) = twofold::hardening::disable_core_dumps() {
         eprintln!("twofold: warning: could not turn off core dumps: {e}");
     }
-    let result = cli::config_path(cli::config_args(&cli)).and_then(|path| {
+    let result = cli::config_file(&cli).and_then(|path| {
         let config = Config::load(&path)?;
         if let Some(conf) = &config.softhsm2_conf {
             set_softhsm2_conf(conf);
+        }
+        if matches!(cli.command, cli::Command::Serve(_)) {
+            twofold::telemetry::init_logging(config.log_format, &config.log_level);
         }
         cli::run(&cli, &config)
     });

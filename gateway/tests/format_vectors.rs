@@ -20,7 +20,6 @@ use twofold::envelope::{
     BucketKey, DataKeys, ObjectName, SealParams, SegmentCipher, open_header,
     seal_header_with_nonces,
 };
-use zeroize::Zeroizing;
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -92,7 +91,7 @@ fn bucket_key(layer: Layer, seed: u8) -> BucketKey {
     BucketKey {
         layer,
         kek_id: format!("vector-{layer}-kek"),
-        key: Zeroizing::new(fill(seed)),
+        key: twofold::hardening::LockedKey::new(&fill(seed)),
         // The wrapped form is opaque to the envelope; vectors use fixed bytes.
         wrapped: (0..40).map(|i| seed ^ i).collect(),
     }

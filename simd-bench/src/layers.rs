@@ -13,7 +13,6 @@ use twofold::envelope::{
     BucketKey, DataKeys, ObjectName, SINGLE_PART_NUMBER, SealParams, SegmentCipher, open_header,
     seal_header,
 };
-use zeroize::Zeroizing;
 
 const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
 
@@ -82,7 +81,7 @@ fn bench_bucket_key(layer: Layer) -> BucketKey {
     BucketKey {
         layer,
         kek_id: format!("bench-{layer}"),
-        key: Zeroizing::new(BENCH_KEY),
+        key: twofold::hardening::LockedKey::new(&BENCH_KEY),
         wrapped: vec![0x5a; 40],
     }
 }

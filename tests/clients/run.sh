@@ -72,12 +72,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-echo "== twofold serve --dev --listen 127.0.0.1:$PORT (in $WORK)"
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+export TWOFOLD_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
+echo "== twofold serve --dev --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN_PORT (in $WORK)"
 (
   cd "$WORK"
   unset SOFTHSM2_CONF
-  exec "$TWOFOLD" serve --dev --listen "127.0.0.1:$PORT"
+  exec "$TWOFOLD" serve --dev --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT"
 ) >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
@@ -157,6 +162,21 @@ check "aws s3 rm" aws_ s3 rm "s3://$CLI_BUCKET/dir/small.bin"
 check "head-object after rm is 404" bash -c '
   ! "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3api head-object --bucket "$1" --key dir/small.bin 2>&1 | tee /dev/stderr | grep -q ContentLength
 ' "$AWS" "$CLI_BUCKET"
+
+check "admin listener: /readyz ready, /metrics counted PUTs and sealed bytes" "$PY" -c '
+import re, sys, urllib.request
+base = sys.argv[1]
+ready = urllib.request.urlopen(base + "/readyz").read().decode()
+print(ready)
+assert ready.startswith("ready"), ready
+text = urllib.request.urlopen(base + "/metrics").read().decode()
+def total(pattern):
+    return sum(float(m.group(1)) for m in re.finditer(pattern + r"\S* (\S+)$", text, re.M))
+puts = total(r"^twofold_requests_total\{[^}]*operation=\"PutObject\"[^}]*code=\"200\"")
+sealed = total(r"^twofold_sealed_bytes_total\{layer=\"inner\"")
+print("PutObject 200:", puts, "sealed by the inner layer:", sealed)
+assert puts >= 2 and sealed >= 3 * 1024 * 1024, (puts, sealed)
+' "$TWOFOLD_ADMIN_URL"
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   echo "FAIL the gateway died during the run:"; tail -20 "$WORK/server.log"; failed=$((failed + 1))

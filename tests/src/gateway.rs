@@ -80,6 +80,11 @@ pub struct Options {
     pub base_domains: Vec<String>,
     /// Segment size of new objects.
     pub segment_size: SegmentSize,
+    /// Whether the gateway gets an admin listener (`/metrics`, `/healthz`, `/readyz`) on a
+    /// free loopback port.
+    pub admin_listener: bool,
+    /// Worker cores.
+    pub cores: usize,
 }
 
 impl Default for Options {
@@ -88,6 +93,8 @@ impl Default for Options {
             unencrypted_objects: UnencryptedObjects::Reject,
             base_domains: vec!["localhost".to_owned()],
             segment_size: SegmentSize::DEFAULT,
+            admin_listener: false,
+            cores: CORES,
         }
     }
 }
@@ -108,6 +115,11 @@ impl Gateway {
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr())
+    }
+
+    /// Where its admin listener is, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.handle.admin_addr()
     }
 
     /// An SDK client with the all-buckets credential.
@@ -166,7 +178,7 @@ impl TestGateway {
         let limited = Credential::random("LIMITED");
         let settings = ServeSettings {
             listen: loopback0(),
-            cores: CORES,
+            cores: opts.cores,
             region: REGION.to_owned(),
             base_domains: opts.base_domains,
             unencrypted_objects: opts.unencrypted_objects,
@@ -176,6 +188,8 @@ impl TestGateway {
             backend_access_key_id: backend_cred.access_key_id.clone(),
             backend_secret: Secret(zeroize::Zeroizing::new(backend_cred.secret.clone())),
             pool_connections_per_core: 8,
+            shutdown_grace: Duration::from_secs(30),
+            admin_listen: opts.admin_listener.then(loopback0),
             credentials: vec![
                 ClientCredential {
                     access_key_id: admin.access_key_id.clone(),
@@ -237,6 +251,14 @@ impl TestGateway {
     /// Where the gateway listens.
     pub fn addr(&self) -> SocketAddr {
         self.gw().addr()
+    }
+
+    /// Where the gateway's admin listener is (started with
+    /// [`Options::admin_listener`]).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.gw()
+            .admin_addr()
+            .unwrap_or_else(|| panic!("this gateway was started without an admin listener"))
     }
 
     /// The gateway's port.

@@ -23,6 +23,7 @@
 //! touches a token calls it first. Every token gets a label of its own
 //! ([`unique_label`]), so tests run in parallel without seeing each other's tokens.
 
+pub mod admin;
 pub mod gateway;
 pub mod rawhttp;
 

@@ -102,8 +102,8 @@ pub struct BucketKey {
     pub layer: Layer,
     /// Name of the custodian's KEK that wrapped it.
     pub kek_id: String,
-    /// The key itself (zeroised on drop).
-    pub key: Zeroizing<[u8; KEY_LEN_BYTES]>,
+    /// The key itself, in memory kept out of core dumps and swap, zeroised on drop.
+    pub key: crate::hardening::LockedKey,
     /// The custodian's wrapping of `key`.
     pub wrapped: Vec<u8>,
 }

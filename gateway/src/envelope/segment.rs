@@ -151,6 +151,8 @@ impl SegmentCipher {
             )
             .map_err(|_| Error::Internal("outer seal"))?;
         buf[outer_len..stored].copy_from_slice(&outer_tag);
+        crate::telemetry::sealed(Layer::Inner, plain_len);
+        crate::telemetry::sealed(Layer::Outer, outer_len);
         Ok(stored)
     }
 
@@ -193,6 +195,8 @@ impl SegmentCipher {
                 &inner_tag,
             )
             .map_err(|_| rejected(Layer::Inner))?;
+        crate::telemetry::opened(Layer::Outer, inner_len);
+        crate::telemetry::opened(Layer::Inner, plain_len);
         Ok(plain_len)
     }
 
@@ -247,6 +251,8 @@ impl SegmentCipher {
                 &inner_tag,
             )
             .map_err(|_| rejected(Layer::Inner))?;
+        crate::telemetry::opened(Layer::Outer, inner_len);
+        crate::telemetry::opened(Layer::Inner, plain_len);
         Ok(plain_len)
     }
 

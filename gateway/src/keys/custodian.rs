@@ -98,7 +98,7 @@ pub enum Custodian {
         /// KEK id.
         key_id: String,
         /// The KEK.
-        kek: std::sync::Arc<Zeroizing<[u8; 32]>>,
+        kek: std::sync::Arc<crate::hardening::LockedKey>,
     },
 }
 
@@ -149,7 +149,9 @@ impl Custodian {
             CustodianSpec::KeyFile { path, key_id } => Ok(Custodian::KeyFile {
                 layer,
                 key_id: key_id.clone(),
-                kek: std::sync::Arc::new(read_key_file(path, layer)?),
+                kek: std::sync::Arc::new(crate::hardening::LockedKey::new(&*read_key_file(
+                    path, layer,
+                )?)),
             }),
         }
     }
@@ -188,6 +190,86 @@ impl Custodian {
         }
     }
 
+    /// Wraps a bucket key under the current KEK. A PKCS#11 custodian runs the call on its
+    /// HSM threads and this future waits for the answer without blocking the caller's
+    /// thread, so it is safe on an I/O loop. Counted in the metrics and written to the
+    /// audit log (KEK and the wrapped key's fingerprint, never the key).
+    pub async fn wrap(&self, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+        let started = std::time::Instant::now();
+        let result = self.wrap_raw(key).await;
+        self.account("wrap", started, result.as_ref().err());
+        if let Ok(wrapped) = &result {
+            tracing::info!(
+                target: "twofold::audit",
+                action = "bucket_key_wrap",
+                layer = %self.layer(),
+                kek = self.kek_id(),
+                bucket_key = %crate::telemetry::key_fingerprint(wrapped),
+                "new bucket key wrapped by the custodian"
+            );
+        }
+        result
+    }
+
+    /// Unwraps a bucket key that a header says was wrapped under `kek_id` (see [`wrap`]
+    /// for where the work runs, what is counted and what is audited).
+    ///
+    /// [`wrap`]: Custodian::wrap
+    pub async fn unwrap(
+        &self,
+        kek_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let started = std::time::Instant::now();
+        let result = self.unwrap_raw(kek_id, wrapped).await;
+        self.account("unwrap", started, result.as_ref().err());
+        tracing::info!(
+            target: "twofold::audit",
+            action = "bucket_key_unwrap",
+            layer = %self.layer(),
+            kek = kek_id,
+            bucket_key = %crate::telemetry::key_fingerprint(wrapped),
+            ok = result.is_ok(),
+            "bucket key unwrapped by the custodian"
+        );
+        result
+    }
+
+    /// Checks that the custodian can work now: a PKCS#11 custodian opens its KEK in a
+    /// session on one of its HSM threads; a key file was read at start and always can.
+    pub async fn check(&self) -> Result<(), KeyError> {
+        let started = std::time::Instant::now();
+        let result = match self {
+            Custodian::Pkcs11 {
+                layer,
+                key_label,
+                workers,
+            } => {
+                let label = key_label.clone();
+                let layer = *layer;
+                workers
+                    .submit(move |s| s.kek(&label).map(|_| ()))
+                    .await
+                    .map_err(|source| KeyError::Custody { layer, source })
+            }
+            Custodian::KeyFile { .. } => Ok(()),
+        };
+        self.account("check", started, result.as_ref().err());
+        result
+    }
+
+    fn account(&self, kind: &'static str, started: std::time::Instant, error: Option<&KeyError>) {
+        if let Custodian::Pkcs11 { .. } = self {
+            // A rejected unwrap is the token answering: not an HSM error.
+            let hsm_failed =
+                error.is_some_and(|e| !matches!(e, KeyError::BucketKeyRejected { .. }));
+            crate::telemetry::hsm_operation(self.layer(), kind, started.elapsed(), !hsm_failed);
+        }
+        if let Some(e) = error {
+            tracing::warn!(layer = %self.layer(), operation = kind, error = %e, "key custodian operation failed");
+        }
+    }
+
     /// The layer this custodian serves.
     pub fn layer(&self) -> Layer {
         match self {
@@ -203,10 +285,8 @@ impl Custodian {
         }
     }
 
-    /// Wraps a bucket key under the current KEK. A PKCS#11 custodian runs the call on its
-    /// HSM threads and this future waits for the answer without blocking the caller's
-    /// thread, so it is safe on an I/O loop.
-    pub async fn wrap(&self, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+    /// The wrap itself, uncounted.
+    async fn wrap_raw(&self, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
         let layer = self.layer();
         let wrapped = match self {
             Custodian::Pkcs11 {
@@ -223,7 +303,7 @@ impl Custodian {
                     .map_err(|source| KeyError::Custody { layer, source })?
             }
             Custodian::KeyFile { kek, .. } => {
-                let kek: &[u8; 32] = kek;
+                let kek: &[u8; 32] = kek.as_ref();
                 let kwp = aes_kw::KwpAes256::new(kek.into());
                 let mut buf = [0u8; WRAPPED_KEY_LEN_BYTES];
                 kwp.wrap_key(key, &mut buf)
@@ -239,11 +319,8 @@ impl Custodian {
         Ok(wrapped)
     }
 
-    /// Unwraps a bucket key that a header says was wrapped under `kek_id` (see [`wrap`]
-    /// for where the work runs).
-    ///
-    /// [`wrap`]: Custodian::wrap
-    pub async fn unwrap(
+    /// The unwrap itself, uncounted.
+    async fn unwrap_raw(
         &self,
         kek_id: &str,
         wrapped: &[u8],
@@ -276,7 +353,7 @@ impl Custodian {
                         kek_id: kek_id.to_owned(),
                     });
                 }
-                let kek: &[u8; 32] = kek;
+                let kek: &[u8; 32] = kek.as_ref();
                 let kwp = aes_kw::KwpAes256::new(kek.into());
                 let mut out = Zeroizing::new([0u8; WRAPPED_KEY_LEN_BYTES]);
                 let n = kwp

@@ -14,6 +14,7 @@ use crate::envelope::aead::Layer;
 use crate::envelope::header::{Header, UPLOAD_ID_LEN_BYTES};
 use crate::envelope::layout::SegmentSize;
 use crate::envelope::{self, BucketKey, DataKeys, ObjectName, SealParams};
+use crate::hardening::LockedKey;
 pub use custodian::{Custodian, CustodianSpec, PinSource};
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -111,7 +112,7 @@ struct SealEntry {
 /// Bounded map from (KEK id, wrapped bucket key) to the key in the clear, evicting the
 /// oldest entry first.
 struct OpenCache {
-    map: HashMap<(String, Vec<u8>), Zeroizing<[u8; 32]>>,
+    map: HashMap<(String, Vec<u8>), LockedKey>,
     order: VecDeque<(String, Vec<u8>)>,
     capacity: usize,
 }
@@ -125,13 +126,13 @@ impl OpenCache {
         }
     }
 
-    fn get(&self, kek_id: &str, wrapped: &[u8]) -> Option<&Zeroizing<[u8; 32]>> {
+    fn get(&self, kek_id: &str, wrapped: &[u8]) -> Option<&LockedKey> {
         // Allocation-free lookup would need a borrowed key type; the key is ~50 bytes and
         // this runs once per object header, so the clone is accepted.
         self.map.get(&(kek_id.to_owned(), wrapped.to_vec()))
     }
 
-    fn insert(&mut self, kek_id: &str, wrapped: &[u8], key: Zeroizing<[u8; 32]>) {
+    fn insert(&mut self, kek_id: &str, wrapped: &[u8], key: LockedKey) {
         let k = (kek_id.to_owned(), wrapped.to_vec());
         if self.map.insert(k.clone(), key).is_none() {
             self.order.push_back(k);
@@ -250,13 +251,14 @@ impl Keyring {
                 .get(&(layer, bucket.to_owned()))
                 .filter(|e| e.window == window)
                 .map(|e| e.key.clone());
+            crate::telemetry::key_cache("seal", hit.is_some());
             if let Some(key) = hit {
                 c.stats.hits += 1;
                 return Ok(key);
             }
             c.stats.misses += 1;
         }
-        let key = Zeroizing::new(envelope::random_bytes::<32>(layer)?);
+        let key = LockedKey::new(&Zeroizing::new(envelope::random_bytes::<32>(layer)?));
         let custodian = self.custodian(layer);
         let wrapped = custodian.wrap(&key).await?;
         let bk = Arc::new(BucketKey {
@@ -266,6 +268,7 @@ impl Keyring {
             wrapped,
         });
         let mut c = self.caches.borrow_mut();
+        let before = (c.seal.len(), c.open[layer_index(layer)].len());
         c.stats.custodian_wraps += 1;
         if c.seal.len() >= self.settings.cache_entries.max(1) {
             c.seal.retain(|_, e| e.window == window);
@@ -282,6 +285,8 @@ impl Keyring {
         if slot.get(&bk.kek_id, &bk.wrapped).is_none() {
             slot.insert(&bk.kek_id, &bk.wrapped, bk.key.clone());
         }
+        crate::telemetry::key_cache_entries("seal", before.0, c.seal.len());
+        crate::telemetry::key_cache_entries("open", before.1, c.open[layer_index(layer)].len());
         Ok(bk)
     }
 
@@ -291,20 +296,23 @@ impl Keyring {
         layer: Layer,
         kek_id: &str,
         wrapped: &[u8],
-    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    ) -> Result<LockedKey, KeyError> {
         {
             let mut c = self.caches.borrow_mut();
             let hit = c.open[layer_index(layer)].get(kek_id, wrapped).cloned();
+            crate::telemetry::key_cache("open", hit.is_some());
             if let Some(k) = hit {
                 c.stats.hits += 1;
                 return Ok(k);
             }
             c.stats.misses += 1;
         }
-        let key = self.custodian(layer).unwrap(kek_id, wrapped).await?;
+        let key = LockedKey::new(&*self.custodian(layer).unwrap(kek_id, wrapped).await?);
         let mut c = self.caches.borrow_mut();
         c.stats.custodian_unwraps += 1;
+        let before = c.open[layer_index(layer)].len();
         c.open[layer_index(layer)].insert(kek_id, wrapped, key.clone());
+        crate::telemetry::key_cache_entries("open", before, c.open[layer_index(layer)].len());
         Ok(key)
     }
 
@@ -322,6 +330,18 @@ impl Keyring {
             upload_id,
         };
         let header = envelope::seal_header(params, &keys, &inner, &outer, name)?;
+        tracing::info!(
+            target: "twofold::audit",
+            action = "data_keys_new",
+            bucket = name.bucket,
+            key = name.key,
+            multipart = upload_id.is_some(),
+            inner_kek = %inner.kek_id,
+            inner_bucket_key = %crate::telemetry::key_fingerprint(&inner.wrapped),
+            outer_kek = %outer.kek_id,
+            outer_bucket_key = %crate::telemetry::key_fingerprint(&outer.wrapped),
+            "new data keys sealed for an object"
+        );
         Ok((header, keys))
     }
 
@@ -341,7 +361,20 @@ impl Keyring {
                 &header.inner.wrapped_bucket_key,
             )
             .await?;
-        Ok(envelope::open_header(header, &inner, &outer, name)?)
+        let result = envelope::open_header(header, &inner, &outer, name);
+        tracing::info!(
+            target: "twofold::audit",
+            action = "data_keys_open",
+            bucket = name.bucket,
+            key = name.key,
+            inner_kek = %header.inner.kek_id,
+            inner_bucket_key = %crate::telemetry::key_fingerprint(&header.inner.wrapped_bucket_key),
+            outer_kek = %header.outer.kek_id,
+            outer_bucket_key = %crate::telemetry::key_fingerprint(&header.outer.wrapped_bucket_key),
+            ok = result.is_ok(),
+            "data keys of an object opened"
+        );
+        Ok(result?)
     }
 
     /// The header of a copy of an object: its data keys re-wrapped for `to` under the
@@ -357,7 +390,29 @@ impl Keyring {
         let outer = self.sealing_key(Layer::Outer, to.bucket).await?;
         let mut out = header.clone();
         envelope::rewrap_header(&mut out, &keys, &inner, &outer, to)?;
+        tracing::info!(
+            target: "twofold::audit",
+            action = "data_keys_rewrap",
+            from_bucket = from.bucket,
+            from_key = from.key,
+            bucket = to.bucket,
+            key = to.key,
+            inner_kek = %inner.kek_id,
+            inner_bucket_key = %crate::telemetry::key_fingerprint(&inner.wrapped),
+            outer_kek = %outer.kek_id,
+            outer_bucket_key = %crate::telemetry::key_fingerprint(&outer.wrapped),
+            "data keys re-wrapped for a copy"
+        );
         Ok(out)
+    }
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        let c = self.caches.get_mut();
+        crate::telemetry::key_cache_entries("seal", c.seal.len(), 0);
+        let open = c.open.iter().map(OpenCache::len).sum::<usize>();
+        crate::telemetry::key_cache_entries("open", open, 0);
     }
 }
 

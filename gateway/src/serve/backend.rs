@@ -41,6 +41,7 @@ pub struct Backend {
     secret: Secret,
     idle: RefCell<Vec<Conn>>,
     idle_max: usize,
+    meter: crate::telemetry::Meter,
 }
 
 /// A request on its way to the backend: the connection it was sent on.
@@ -61,6 +62,7 @@ impl Backend {
             secret: Secret::new(settings.backend_secret.0.as_str()),
             idle: RefCell::new(Vec::new()),
             idle_max: settings.pool_connections_per_core,
+            meter: crate::telemetry::Meter::backend(),
         }
     }
 
@@ -71,7 +73,7 @@ impl Backend {
             return Ok((c, true));
         }
         let stream = compio::net::TcpStream::connect(self.addr.as_str()).await?;
-        Ok((Conn::new(stream), false))
+        Ok((Conn::new(stream).with_meter(self.meter.clone()), false))
     }
 
     /// Gives a connection whose exchange ended cleanly back to the pool.
@@ -137,7 +139,7 @@ impl Backend {
             Ok(()) => Ok(Exchange { conn }),
             Err(_) if pooled => {
                 let stream = compio::net::TcpStream::connect(self.addr.as_str()).await?;
-                let mut conn = Conn::new(stream);
+                let mut conn = Conn::new(stream).with_meter(self.meter.clone());
                 let (res, _) = conn.write_all(bytes).await;
                 res?;
                 Ok(Exchange { conn })

@@ -19,6 +19,18 @@ pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     pos: usize,
+    meter: Option<crate::telemetry::Meter>,
+    response: ResponseMark,
+}
+
+/// The first final (non-1xx) response written since [`Conn::begin_request`]: its status and
+/// when its first byte went out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseMark {
+    /// Status code; 0 while no final response has been written.
+    pub status: u16,
+    /// When its first byte was written.
+    pub first_byte: Option<std::time::Instant>,
 }
 
 /// What went wrong reading a head.
@@ -44,6 +56,53 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(READ_BUFFER_BYTES),
             pos: 0,
+            meter: None,
+            response: ResponseMark::default(),
+        }
+    }
+
+    /// Counts the bytes read and written on this connection in `meter`.
+    pub fn with_meter(mut self, meter: crate::telemetry::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Starts watching for the response to a new request.
+    pub fn begin_request(&mut self) {
+        self.response = ResponseMark::default();
+    }
+
+    /// The response written since [`Conn::begin_request`], if any.
+    pub fn response(&self) -> ResponseMark {
+        self.response
+    }
+
+    fn note_read(&self, n: usize) {
+        if let Some(m) = &self.meter {
+            m.received.increment(n as u64);
+        }
+    }
+
+    /// Notes what a write about to go out says: the first final status line of a response.
+    fn note_write(&mut self, data: &[u8]) {
+        if self.response.status == 0
+            && let Some(code) = data
+                .strip_prefix(b"HTTP/1.1 ")
+                .and_then(|rest| rest.get(..3))
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .and_then(|c| c.parse::<u16>().ok())
+            && code >= 200
+        {
+            self.response = ResponseMark {
+                status: code,
+                first_byte: Some(std::time::Instant::now()),
+            };
+        }
+    }
+
+    fn note_written(&self, n: usize) {
+        if let Some(m) = &self.meter {
+            m.sent.increment(n as u64);
         }
     }
 
@@ -73,6 +132,9 @@ impl Conn {
         let buf = std::mem::take(&mut self.buf);
         let BufResult(res, buf) = self.stream.append(buf).await;
         self.buf = buf;
+        if let Ok(n) = res {
+            self.note_read(n);
+        }
         res
     }
 
@@ -94,7 +156,10 @@ impl Conn {
             dst = slice.into_inner();
             match res {
                 Ok(0) => return (Err(io::ErrorKind::UnexpectedEof.into()), dst),
-                Ok(n) => at += n,
+                Ok(n) => {
+                    self.note_read(n);
+                    at += n;
+                }
                 Err(e) => return (Err(e), dst),
             }
         }
@@ -149,13 +214,23 @@ impl Conn {
         data: Vec<u8>,
         range: std::ops::Range<usize>,
     ) -> (io::Result<()>, Vec<u8>) {
+        let len = range.len();
+        self.note_write(&data[range.clone()]);
         let BufResult(res, slice) = self.stream.write_all(data.slice(range)).await;
+        if res.is_ok() {
+            self.note_written(len);
+        }
         (res, slice.into_inner())
     }
 
     /// Writes all of `data`.
     pub async fn write_all(&mut self, data: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let len = data.len();
+        self.note_write(&data);
         let BufResult(res, data) = self.stream.write_all(data).await;
+        if res.is_ok() {
+            self.note_written(len);
+        }
         (res, data)
     }
 

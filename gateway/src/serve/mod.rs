@@ -3,6 +3,7 @@
 //! and bucket-key caches; nothing on the data path is shared between cores
 //! (`docs/adr/0001-runtime.md`, `docs/request-lifecycle.md`).
 
+mod admin;
 pub mod backend;
 pub mod body;
 pub mod io;
@@ -28,6 +29,20 @@ use std::time::Duration;
 pub const QUERY_PARAMS_MAX: usize = 64;
 /// How often an idle accept loop checks whether the gateway is stopping.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often a stopping core looks whether its requests in flight have finished.
+const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// S3 error codes that mean the request was refused by authentication or authorisation.
+const AUTH_FAILURE_CODES: &[&str] = &[
+    "AccessDenied",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "RequestTimeTooSkewed",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "ExpiredToken",
+    "InvalidToken",
+    "MissingSecurityHeader",
+];
 
 /// One core's state, shared by the connections of that core only.
 pub struct Core {
@@ -37,6 +52,12 @@ pub struct Core {
     limits: Limits,
     core_id: usize,
     requests: Cell<u64>,
+    /// This core's metric handles.
+    pub(crate) metrics: crate::telemetry::CoreMetrics,
+    /// Requests being served on this core now.
+    in_flight: Cell<usize>,
+    /// Set when the gateway stops: connections close after their current request.
+    stopping: Arc<AtomicBool>,
     /// Segments per part of multipart objects read with ranges, by (bucket, key, ETag).
     part_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
 }
@@ -55,6 +76,41 @@ pub struct ServeHandle {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    heartbeats: Arc<Heartbeats>,
+    admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
+    admin_done: Arc<AtomicBool>,
+}
+
+/// When each core's loop last went round, in milliseconds since the gateway started: the
+/// watchdog pings systemd only while every core keeps beating.
+#[derive(Debug)]
+pub struct Heartbeats {
+    started: std::time::Instant,
+    beats: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl Heartbeats {
+    fn new(cores: usize) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            beats: (0..cores).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn beat(&self, core: usize) {
+        if let Some(b) = self.beats.get(core) {
+            b.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether every core has gone round its loop within `within`.
+    pub fn all_within(&self, within: Duration) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        let limit = within.as_millis() as u64;
+        self.beats
+            .iter()
+            .all(|b| now.saturating_sub(b.load(Ordering::Relaxed)) <= limit)
+    }
 }
 
 impl ServeHandle {
@@ -63,23 +119,47 @@ impl ServeHandle {
         self.addr
     }
 
-    /// Stops accepting, lets the cores finish, and waits for their threads.
+    /// Stops accepting, lets the requests in flight finish (up to the configured
+    /// shutdown grace), and waits for the cores' threads.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
+    /// The admin listener's address, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The flag that stops the gateway when set (for signal handlers and the admin side).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// The cores' heartbeats.
+    pub fn heartbeats(&self) -> Arc<Heartbeats> {
+        self.heartbeats.clone()
+    }
+
     /// Waits until the gateway stops (it runs until the process ends or `stop`).
     pub fn wait(mut self) {
+        self.shutdown_after_stop();
+    }
+
+    /// Waits for the cores (they stop once the stop flag is set), then ends the admin
+    /// listener.
+    fn shutdown_after_stop(&mut self) {
         for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.admin_done.store(true, Ordering::SeqCst);
+        if let Some((_, t)) = self.admin.take() {
             let _ = t.join();
         }
     }
 
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.shutdown_after_stop();
     }
 }
 
@@ -121,10 +201,26 @@ pub fn start(
     }
     let settings = Arc::new(settings);
     let stop = Arc::new(AtomicBool::new(false));
+    let heartbeats = Arc::new(Heartbeats::new(cores));
+    crate::telemetry::install_metrics();
+    let admin_done = Arc::new(AtomicBool::new(false));
+    let admin = match settings.admin_listen {
+        Some(a) => Some(admin::start(
+            a,
+            &settings,
+            inner.clone(),
+            outer.clone(),
+            heartbeats.clone(),
+            stop.clone(),
+            admin_done.clone(),
+        )?),
+        None => None,
+    };
     let mut threads = Vec::new();
     for (core_id, l) in listeners.into_iter().enumerate() {
         let settings = settings.clone();
         let stop = stop.clone();
+        let heartbeats = heartbeats.clone();
         let (inner, outer) = (inner.clone(), outer.clone());
         let t = std::thread::Builder::new()
             .name(format!("twofold-core-{core_id}"))
@@ -135,7 +231,7 @@ pub fn start(
                 let rt = match builder.build() {
                     Ok(rt) => rt,
                     Err(e) => {
-                        eprintln!("twofold: core {core_id}: cannot start its runtime: {e}");
+                        tracing::error!(core = core_id, error = %e, "cannot start the core's runtime");
                         return;
                     }
                 };
@@ -146,24 +242,63 @@ pub fn start(
                     limits: Limits::default(),
                     core_id,
                     requests: Cell::new(0),
+                    metrics: crate::telemetry::CoreMetrics::new(),
+                    in_flight: Cell::new(0),
+                    stopping: stop.clone(),
                     part_sizes: Default::default(),
                 });
-                rt.block_on(accept_loop(core, l, stop));
+                rt.block_on(async {
+                    accept_loop(core.clone(), l, &stop, &heartbeats).await;
+                    drain(&core, &heartbeats).await;
+                });
             })?;
         threads.push(t);
     }
+    tracing::info!(%addr, cores, "gateway listening");
     Ok(ServeHandle {
         addr,
         stop,
         threads,
+        heartbeats,
+        admin,
+        admin_done,
     })
 }
 
-async fn accept_loop(core: Rc<Core>, l: std::net::TcpListener, stop: Arc<AtomicBool>) {
+/// After the listener closed: lets this core's requests in flight finish, up to the
+/// shutdown grace. Idle keep-alive connections are closed when the runtime ends.
+async fn drain(core: &Core, heartbeats: &Heartbeats) {
+    let deadline = std::time::Instant::now() + core.settings.shutdown_grace;
+    if core.in_flight.get() > 0 {
+        tracing::info!(
+            core = core.core_id,
+            in_flight = core.in_flight.get(),
+            "stopping: letting requests in flight finish"
+        );
+    }
+    while core.in_flight.get() > 0 && std::time::Instant::now() < deadline {
+        heartbeats.beat(core.core_id);
+        compio::time::sleep(DRAIN_POLL_INTERVAL).await;
+    }
+    if core.in_flight.get() > 0 {
+        tracing::warn!(
+            core = core.core_id,
+            in_flight = core.in_flight.get(),
+            "shutdown grace over: cutting the requests still in flight"
+        );
+    }
+}
+
+async fn accept_loop(
+    core: Rc<Core>,
+    l: std::net::TcpListener,
+    stop: &AtomicBool,
+    heartbeats: &Heartbeats,
+) {
     let listener = match compio::net::TcpListener::from_std(l) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("twofold: core {}: listener: {e}", core.core_id);
+            tracing::error!(core = core.core_id, error = %e, "cannot use the listener");
             return;
         }
     };
@@ -171,6 +306,7 @@ async fn accept_loop(core: Rc<Core>, l: std::net::TcpListener, stop: Arc<AtomicB
     // kernel has just completed would drop the new connection unanswered.
     let mut accept = Box::pin(listener.accept());
     while !stop.load(Ordering::SeqCst) {
+        heartbeats.beat(core.core_id);
         let mut tick = Box::pin(compio::time::sleep(STOP_POLL_INTERVAL));
         let accepted = std::future::poll_fn(|cx| {
             use std::future::Future;
@@ -188,8 +324,9 @@ async fn accept_loop(core: Rc<Core>, l: std::net::TcpListener, stop: Arc<AtomicB
             // A failed accept (the peer gone already) just goes round again.
             if let Ok((stream, _peer)) = result {
                 let core = core.clone();
+                let conn = Conn::new(stream).with_meter(core.metrics.client.clone());
                 compio::runtime::spawn(async move {
-                    serve_connection(core, Conn::new(stream)).await;
+                    serve_connection(core, conn).await;
                 })
                 .detach();
             }
@@ -237,7 +374,12 @@ fn request_id(core: &Core) -> String {
 }
 
 async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
+    use tracing::Instrument;
     loop {
+        if core.stopping.load(Ordering::Relaxed) && conn.buffered().is_empty() {
+            break;
+        }
+        conn.begin_request();
         let head = match conn.read_request_head(&core.limits).await {
             Ok(Some(h)) => h,
             Ok(None) | Err(HeadError::Io(_)) => break,
@@ -245,24 +387,60 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
                 let rid = request_id(&core);
                 let err = S3Error::from_http(&e).with_request_id(rid);
                 write_error(&mut conn, &err, true).await;
+                core.metrics
+                    .request("Malformed", err.status, Duration::ZERO, None);
                 break;
             }
         };
+        let started = std::time::Instant::now();
         let rid = request_id(&core);
         let keep_alive = head.keep_alive();
-        let outcome = match handle(&core, &mut conn, &head, &rid).await {
-            Ok(o) => o,
-            Err(f) => {
-                let err = f.error.with_request_id(rid.clone());
-                let close = f.close || !keep_alive;
-                write_error(&mut conn, &err, close).await;
-                if close {
-                    Outcome::Close
-                } else {
-                    Outcome::KeepAlive
+        let operation = Cell::new("Unknown");
+        core.in_flight.set(core.in_flight.get() + 1);
+        core.metrics.in_flight.increment(1.0);
+        let span = tracing::info_span!("request", id = %rid);
+        let outcome = async {
+            match handle(&core, &mut conn, &head, &rid, &operation).await {
+                Ok(o) => o,
+                Err(f) => {
+                    if AUTH_FAILURE_CODES.contains(&f.error.code) {
+                        core.metrics.auth_failure(f.error.code);
+                    }
+                    let err = f.error.with_request_id(rid.clone());
+                    let close = f.close || !keep_alive;
+                    write_error(&mut conn, &err, close).await;
+                    if close {
+                        Outcome::Close
+                    } else {
+                        Outcome::KeepAlive
+                    }
                 }
             }
-        };
+        }
+        .instrument(span)
+        .await;
+        core.in_flight.set(core.in_flight.get().saturating_sub(1));
+        core.metrics.in_flight.decrement(1.0);
+        let mark = conn.response();
+        let elapsed = started.elapsed();
+        core.metrics.request(
+            operation.get(),
+            mark.status,
+            elapsed,
+            mark.first_byte
+                .map(|t| t.saturating_duration_since(started)),
+        );
+        tracing::info!(
+            target: "twofold::access",
+            id = %rid,
+            operation = operation.get(),
+            method = %head.method,
+            // The path only: a presigned URL's query is a bearer credential.
+            path = %head.target.split('?').next().unwrap_or(""),
+            status = mark.status,
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            "request"
+        );
         if outcome == Outcome::Close || !keep_alive {
             break;
         }
@@ -330,6 +508,7 @@ async fn handle(
     conn: &mut Conn,
     head: &RequestHead,
     rid: &str,
+    operation: &Cell<&'static str>,
 ) -> Result<Outcome, Failure> {
     // Any request whose body is not read to its end leaves the connection unusable.
     let has_body = !matches!(head.body_kind(), Ok(crate::http::BodyKind::None));
@@ -347,6 +526,8 @@ async fn handle(
     )
     .map_err(|e| fail(e.into()))?;
     let query = Query::parse(head.query(), QUERY_PARAMS_MAX).map_err(|e| fail(e.into()))?;
+    let op = S3Op::from_request(head, &address, &query);
+    operation.set(op.name());
     let verified =
         authenticate(core, head).map_err(|e| fail(e.with_resource(address.resource())))?;
     if let Some(bucket) = &address.bucket {
@@ -362,7 +543,6 @@ async fn handle(
             ));
         }
     }
-    let op = S3Op::from_request(head, &address, &query);
     let ctx = Request {
         core,
         head,

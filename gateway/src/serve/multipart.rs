@@ -638,6 +638,7 @@ pub(crate) async fn upload_part_copy(
         cursor
             .open(&input[..plen + OVERHEAD], &mut plain, index + 1 == src_n)
             .map_err(|e| {
+                super::object::integrity_failure(ctx, &e);
                 Failure::close(
                     S3Error::internal_error()
                         .with_message(format!("The copy source failed its integrity check: {e}")),

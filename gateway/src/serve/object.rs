@@ -114,8 +114,40 @@ pub(crate) fn key_failure(e: &KeyError) -> Failure {
 }
 
 pub(crate) fn backend_failure(e: &BackendError) -> Failure {
+    let kind = match e {
+        BackendError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
+        BackendError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => "timeout",
+        BackendError::Io(_) => "connection",
+        BackendError::Protocol(_) => "protocol",
+        BackendError::Sign(_) => "signing",
+    };
+    metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => kind).increment(1);
+    tracing::warn!(kind, error = %e, "backend exchange failed");
     // The backend connection is in an unknown state and the client's may be too.
     Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+}
+
+/// Counts and logs a stored object that failed verification.
+pub(crate) fn integrity_failure(ctx: &Request<'_>, e: &crate::envelope::Error) {
+    use crate::envelope::Error as E;
+    let reason = match e {
+        E::SegmentRejected { .. } => "segment_rejected",
+        E::Truncated { .. } => "truncated",
+        E::Framing { .. } => "framing",
+        E::Layout(_) => "layout",
+        E::Header(_) => "header",
+        E::DataKeyRejected { .. } => "data_key_rejected",
+        E::KeyCommitmentMismatch { .. } => "key_commitment",
+        _ => "other",
+    };
+    ctx.core.metrics.integrity_failure(reason);
+    tracing::error!(
+        target: "twofold::integrity",
+        resource = %ctx.address.resource(),
+        reason,
+        error = %e,
+        "stored object failed verification; nothing unverified was sent"
+    );
 }
 
 /// Checks the server-side-encryption request headers: DSSE or nothing is accepted (SSE-S3
@@ -280,6 +312,10 @@ pub(crate) async fn forward_error(
     body: &[u8],
     rid: &str,
 ) -> Result<Outcome, Failure> {
+    if resp.status >= 500 {
+        metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => "status_5xx")
+            .increment(1);
+    }
     let mut out = ResponseHead::new(resp.status);
     for name in [
         "content-type",
@@ -987,11 +1023,7 @@ async fn open_and_stream(
             return Err(backend_failure(&e.into()));
         }
         if let Err(e) = cursor.open(&input[..stored], &mut out, index + 1 == n) {
-            eprintln!(
-                "twofold: integrity failure reading {}: {e} (request {})",
-                ctx.address.resource(),
-                ctx.rid
-            );
+            integrity_failure(ctx, &e);
             if head_sent {
                 // Cut the connection: the client sees a short body, never a wrong one.
                 return Ok(Outcome::Close);

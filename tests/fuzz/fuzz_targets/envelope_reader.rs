@@ -20,7 +20,6 @@ use twofold::envelope::{
     BucketKey, DataKeys, ObjectName, SealParams, SegmentCipher, seal_header_with_nonces,
 };
 use twofold::objmeta;
-use zeroize::Zeroizing;
 
 /// Key byte i is `byte + i`, as in gateway/tests/format_vectors.rs.
 fn fill(byte: u8) -> [u8; 32] {
@@ -39,7 +38,7 @@ fn bucket_key(layer: Layer, seed: u8) -> BucketKey {
     BucketKey {
         layer,
         kek_id: format!("vector-{layer}-kek"),
-        key: Zeroizing::new(fill(seed)),
+        key: twofold::hardening::LockedKey::new(&fill(seed)),
         wrapped: (0..40).map(|i| seed ^ i).collect(),
     }
 }

@@ -1,0 +1,220 @@
+//! The admin listener: `/metrics` (Prometheus text exposition), `/healthz` (the process is
+//! alive and its cores go round their loops) and `/readyz` (the backend answers and every
+//! key custodian has a working session). It runs on a thread and a compio runtime of its
+//! own, with its own backend connection, so probing never touches the cores' data path.
+//! It is meant for 127.0.0.1 or a management network: it has no authentication and tells
+//! nothing secret.
+
+use super::Heartbeats;
+use super::backend::Backend;
+use super::io::{Conn, HeadError};
+use crate::config::ServeSettings;
+use crate::http::{Limits, ResponseHead};
+use crate::keys::Custodian;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long one readiness probe (backend or custodian) may take before it counts as failed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A core whose loop has not gone round for this long makes `/healthz` fail.
+pub const CORE_STALL_LIMIT: Duration = Duration::from_secs(10);
+/// How often an idle admin accept loop looks whether the gateway has stopped.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+struct Admin {
+    backend: Backend,
+    inner: Custodian,
+    outer: Custodian,
+    metrics: PrometheusHandle,
+    heartbeats: Arc<Heartbeats>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// Binds the admin listener and starts its thread. The thread ends when `done` is set.
+pub(crate) fn start(
+    addr: SocketAddr,
+    settings: &ServeSettings,
+    inner: Custodian,
+    outer: Custodian,
+    heartbeats: Arc<Heartbeats>,
+    stopping: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let settings = settings.clone();
+    let metrics = crate::telemetry::install_metrics();
+    let thread = std::thread::Builder::new()
+        .name("twofold-admin".into())
+        .spawn(move || {
+            let rt = match compio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the admin listener's runtime");
+                    return;
+                }
+            };
+            let admin = Rc::new(Admin {
+                backend: Backend::new(&settings),
+                inner,
+                outer,
+                metrics,
+                heartbeats,
+                stopping,
+            });
+            rt.block_on(accept_loop(admin, listener, done));
+        })?;
+    tracing::info!(addr = %local, "admin listener on /metrics, /healthz, /readyz");
+    Ok((local, thread))
+}
+
+async fn accept_loop(admin: Rc<Admin>, l: std::net::TcpListener, done: Arc<AtomicBool>) {
+    let listener = match compio::net::TcpListener::from_std(l) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot use the admin listener");
+            return;
+        }
+    };
+    let mut accept = Box::pin(listener.accept());
+    while !done.load(Ordering::SeqCst) {
+        let mut tick = Box::pin(compio::time::sleep(POLL_INTERVAL));
+        let accepted = std::future::poll_fn(|cx| {
+            use std::future::Future;
+            if let std::task::Poll::Ready(r) = accept.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Some(r));
+            }
+            if tick.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        if let Some(result) = accepted {
+            accept = Box::pin(listener.accept());
+            if let Ok((stream, _)) = result {
+                let admin = admin.clone();
+                compio::runtime::spawn(async move { serve(&admin, Conn::new(stream)).await })
+                    .detach();
+            }
+        }
+    }
+}
+
+async fn serve(admin: &Admin, mut conn: Conn) {
+    let limits = Limits::default();
+    loop {
+        let head = match conn.read_request_head(&limits).await {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(HeadError::Io(_)) | Err(HeadError::Http(_)) => break,
+        };
+        let (status, content_type, body) = match (head.method.as_str(), head.path()) {
+            ("GET", "/metrics") => (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                admin.metrics.render(),
+            ),
+            ("GET", "/healthz") => healthz(admin),
+            ("GET", "/readyz") => readyz(admin).await,
+            ("GET", _) => (
+                404,
+                "text/plain",
+                "not found: /metrics, /healthz, /readyz\n".into(),
+            ),
+            _ => (405, "text/plain", "only GET\n".into()),
+        };
+        let mut out = ResponseHead::new(status);
+        out.push_header("content-type", content_type.as_bytes().to_vec());
+        out.push_header("content-length", body.len().to_string().into_bytes());
+        out.push_header("cache-control", b"no-store".to_vec());
+        let mut bytes = Vec::with_capacity(256 + body.len());
+        if out.write(&mut bytes).is_err() {
+            break;
+        }
+        bytes.extend_from_slice(body.as_bytes());
+        if conn.write_all(bytes).await.0.is_err() || !head.keep_alive() {
+            break;
+        }
+    }
+    conn.shutdown().await;
+}
+
+fn healthz(admin: &Admin) -> (u16, &'static str, String) {
+    if admin.heartbeats.all_within(CORE_STALL_LIMIT) {
+        (200, "text/plain", "ok\n".into())
+    } else {
+        (
+            503,
+            "text/plain",
+            format!(
+                "a core has not gone round its loop for {} s\n",
+                CORE_STALL_LIMIT.as_secs()
+            ),
+        )
+    }
+}
+
+/// Probes the backend and both custodians; ready only if all answer.
+async fn readyz(admin: &Admin) -> (u16, &'static str, String) {
+    let mut report = String::new();
+    let mut ready = true;
+    if admin.stopping.load(Ordering::SeqCst) {
+        ready = false;
+        report.push_str("gateway: stopping\n");
+    }
+    let backend = compio::time::timeout(
+        PROBE_TIMEOUT,
+        admin
+            .backend
+            .simple("GET", "/", None, Vec::new(), Vec::new()),
+    )
+    .await;
+    match backend {
+        Ok(Ok((head, _))) if head.status < 500 => {
+            report.push_str(&format!("backend: ok (HTTP {})\n", head.status));
+        }
+        Ok(Ok((head, _))) => {
+            ready = false;
+            report.push_str(&format!("backend: failing (HTTP {})\n", head.status));
+        }
+        Ok(Err(e)) => {
+            ready = false;
+            report.push_str(&format!("backend: unreachable: {e}\n"));
+        }
+        Err(_) => {
+            ready = false;
+            report.push_str(&format!(
+                "backend: no answer within {} s\n",
+                PROBE_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    for custodian in [&admin.outer, &admin.inner] {
+        let layer = custodian.layer();
+        match compio::time::timeout(PROBE_TIMEOUT, custodian.check()).await {
+            Ok(Ok(())) => report.push_str(&format!("custodian {layer}: ok\n")),
+            Ok(Err(e)) => {
+                ready = false;
+                report.push_str(&format!("custodian {layer}: failing: {e}\n"));
+            }
+            Err(_) => {
+                ready = false;
+                report.push_str(&format!(
+                    "custodian {layer}: no answer within {} s\n",
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            }
+        }
+    }
+    metrics::gauge!(crate::telemetry::READY).set(if ready { 1.0 } else { 0.0 });
+    if ready {
+        (200, "text/plain", format!("ready\n{report}"))
+    } else {
+        (503, "text/plain", format!("not ready\n{report}"))
+    }
+}
