@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         }
         cli::run(&cli, &config)
     });
+    twofold::telemetry::finish_logging();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

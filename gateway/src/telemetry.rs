@@ -390,6 +390,16 @@ pub fn key_cache_entries(cache: &'static str, before: usize, after: usize) {
     }
 }
 
+/// Keeps the log writer thread flushing until the process ends.
+static LOG_GUARD: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> =
+    std::sync::Mutex::new(None);
+
+/// Writes out the log lines still queued (call before the process exits).
+pub fn finish_logging() {
+    let guard = LOG_GUARD.lock().map(|mut g| g.take()).unwrap_or(None);
+    drop(guard);
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -409,9 +419,19 @@ pub fn init_logging(format: LogFormat, level: &str) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    // A writer thread of its own, so that a slow journal never stalls a core; not lossy:
+    // audit lines must not be dropped, so a full queue holds the caller back instead.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("twofold-log")
+        .finish(std::io::stderr());
+    match LOG_GUARD.lock() {
+        Ok(mut slot) if slot.is_none() => *slot = Some(guard),
+        _ => return,
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
