@@ -27,6 +27,7 @@ echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== deployment files (systemd unit, Debian package, Prometheus, Grafana, HAProxy)"; bash deploy/check.sh
 echo "== real S3 clients (boto3, aws CLI) against twofold serve --dev"
 bash tests/clients/run.sh
 echo "== fuzz targets (HTTP head, chunked, aws-chunked, envelope reader), 15 s each"
