@@ -1,0 +1,868 @@
+//! `twofold-bench`: the end-to-end benchmark's driver. On loopback it starts the in-memory
+//! S3 backend, nginx as a plain reverse proxy in front of it and the Twofold gateway in
+//! front of it, runs the same workloads with the same load generator against the three
+//! paths, reads CPU time and peak RSS of each server process, runs simd-bench for the
+//! crypto ceiling, and prints a table (and JSON with `--json FILE`). The realistic case,
+//! s3s-fs on a RAM folder, is measured beside it. `tests/bench/bench` builds and runs it;
+//! docs/benchmarks.md explains the figures.
+#![forbid(unsafe_code)]
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use twofold_bench::{procstat, prom};
+
+const USAGE: &str = "usage: twofold-bench [--quick] [--json FILE] [--skip-fs]";
+const MIB: u64 = 1 << 20;
+/// How long a server may take to accept connections after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sizes and durations of one run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    seconds: f64,
+    large_bytes: u64,
+    large_keys: u64,
+    large_concurrency: u64,
+    small_bytes: u64,
+    small_keys: u64,
+    small_concurrency: u64,
+    ttfb_count: u64,
+    stream_bytes: u64,
+    many_connections: u64,
+}
+
+const FULL: Plan = Plan {
+    seconds: 10.0,
+    large_bytes: 64 * MIB,
+    large_keys: 4,
+    large_concurrency: 4,
+    small_bytes: 4096,
+    small_keys: 512,
+    small_concurrency: 16,
+    ttfb_count: 1000,
+    stream_bytes: 4096 * MIB,
+    many_connections: 256,
+};
+
+const QUICK: Plan = Plan {
+    seconds: 3.0,
+    ttfb_count: 200,
+    stream_bytes: 512 * MIB,
+    ..FULL
+};
+
+type Res<T> = Result<T, String>;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twofold-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A server process we started; killed when dropped.
+struct Server {
+    name: &'static str,
+    child: Child,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// CPU seconds of the process and its children (nginx's workers).
+    fn cpu(&self) -> f64 {
+        let pid = self.pid();
+        let mut t = procstat::cpu_seconds(pid).unwrap_or(0.0);
+        for c in procstat::children(pid) {
+            t += procstat::cpu_seconds(c).unwrap_or(0.0);
+        }
+        t
+    }
+    /// Peak RSS in MiB, the largest of the process and its children.
+    fn peak_rss_mib(&self) -> f64 {
+        let pid = self.pid();
+        std::iter::once(pid)
+            .chain(procstat::children(pid))
+            .filter_map(|p| procstat::status_kib(p, "VmHWM").ok())
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        eprintln!("{}: killed", self.name);
+    }
+}
+
+fn free_port() -> Res<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("picking a port: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn wait_for_port(addr: SocketAddr, server: &mut Server) -> Res<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("{} exited at start: {status}", server.name));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("{} did not listen on {addr}", server.name))
+}
+
+fn random_hex(bytes: usize) -> Res<String> {
+    use std::io::Read;
+    let mut b = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn write_private(path: &Path, text: &str) -> Res<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Everything the run shares.
+struct Ctx {
+    bin: PathBuf,
+    work: PathBuf,
+    plan: Plan,
+    backend_key: String,
+    backend_secret: String,
+    client_key: String,
+    client_secret: String,
+}
+
+/// One of the paths measured.
+struct Target {
+    name: &'static str,
+    endpoint: String,
+    bucket: String,
+    access_key: String,
+    secret: String,
+}
+
+impl Ctx {
+    fn start_backend(&self, fs_root: Option<&Path>) -> Res<(Server, SocketAddr)> {
+        let mut cmd = Command::new(self.bin.join("twofold-bench-s3"));
+        cmd.args(["--listen", "127.0.0.1:0", "--access-key", &self.backend_key])
+            .env("TWOFOLD_BENCH_BACKEND_SECRET", &self.backend_secret)
+            .stdout(Stdio::piped());
+        if let Some(root) = fs_root {
+            cmd.arg("--fs").arg(root);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting twofold-bench-s3: {e}"))?;
+        let out = child.stdout.take().ok_or("no stdout of the backend")?;
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the backend's address: {e}"))?;
+        let server = Server {
+            name: if fs_root.is_some() {
+                "s3s-fs backend"
+            } else {
+                "in-memory backend"
+            },
+            child,
+        };
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("backend said {line:?}"))?;
+        Ok((server, addr))
+    }
+
+    fn start_nginx(&self, tag: &str, backend: SocketAddr) -> Res<(Server, SocketAddr)> {
+        let dir = self.work.join(format!("nginx-{tag}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes auto;\ndaemon off;\nmaster_process on;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             upstream backend {{ server {backend}; keepalive 64; }}\n\
+             server {{\n    listen 127.0.0.1:{port};\n    client_max_body_size 0;\n\
+             proxy_request_buffering off;\n    proxy_buffering off;\n    proxy_http_version 1.1;\n\
+             proxy_set_header Connection \"\";\n    proxy_set_header Host $http_host;\n\
+             location / {{ proxy_pass http://backend; }}\n  }}\n}}\n"
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf).map_err(|e| e.to_string())?;
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting nginx: {e}"))?;
+        let mut server = Server {
+            name: "nginx",
+            child,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_for_port(addr, &mut server)?;
+        Ok((server, addr))
+    }
+
+    /// Creates the run's two SoftHSM2 tokens (once) and a gateway configuration in front of
+    /// `backend`; starts `twofold serve` on it.
+    fn start_twofold(
+        &self,
+        tag: &str,
+        backend: SocketAddr,
+    ) -> Res<(Server, SocketAddr, Option<SocketAddr>)> {
+        let hsm = self.work.join("hsm");
+        let conf_path = hsm.join("softhsm2.conf");
+        if !conf_path.exists() {
+            std::fs::create_dir_all(hsm.join("tokens")).map_err(|e| e.to_string())?;
+            std::fs::write(
+                &conf_path,
+                format!(
+                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                    hsm.join("tokens").display()
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            for layer in ["inner", "outer"] {
+                let pin = random_hex(12)?;
+                write_private(&hsm.join(format!("{layer}.pin")), &format!("{pin}\n"))?;
+                let so = random_hex(12)?;
+                let st = Command::new("softhsm2-util")
+                    .args(["--init-token", "--free", "--label"])
+                    .arg(format!("twofold-bench-{layer}"))
+                    .args(["--so-pin", &so, "--pin", &pin])
+                    .env("SOFTHSM2_CONF", &conf_path)
+                    .stdout(Stdio::null())
+                    .status()
+                    .map_err(|e| format!("softhsm2-util: {e}"))?;
+                if !st.success() {
+                    return Err(format!("softhsm2-util --init-token failed: {st}"));
+                }
+            }
+            write_private(&hsm.join("backend.secret"), &self.backend_secret)?;
+            write_private(&hsm.join("client.secret"), &self.client_secret)?;
+        }
+        let port = free_port()?;
+        let module = "/usr/lib/softhsm/libsofthsm2.so";
+        let custodian = |layer: &str| {
+            format!(
+                "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{module}\"\n\
+                 token_label = \"twofold-bench-{layer}\"\nkey_label = \"twofold-bench-{layer}-kek\"\n\
+                 pin_file = \"{layer}.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n"
+            )
+        };
+        let config = format!(
+            "[envelope]\nsegment_size_bytes = 65536\nbucket_key_window_secs = 3600\nkey_cache_entries = 4096\n\n\
+             {}{}[server]\nlisten = \"127.0.0.1:{port}\"\ncores = 0\nregion = \"us-east-1\"\n\n\
+             [backend]\nendpoint = \"http://{backend}\"\naccess_key_id = \"{}\"\n\
+             secret_access_key = {{ file = \"backend.secret\" }}\n\n\
+             [[credential]]\naccess_key_id = \"{}\"\nsecret_access_key = {{ file = \"client.secret\" }}\n\
+             buckets = [\"*\"]\n",
+            custodian("outer"),
+            custodian("inner"),
+            self.backend_key,
+            self.client_key,
+        );
+        let config_path = hsm.join(format!("twofold-{tag}.toml"));
+        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let twofold = self.bin.join("twofold");
+        let out = Command::new(&twofold)
+            .args(["keys", "init", "--config"])
+            .arg(&config_path)
+            .output()
+            .map_err(|e| format!("twofold keys init: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "twofold keys init: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // The metrics endpoint, where this build of the gateway has it.
+        let help = Command::new(&twofold)
+            .args(["serve", "--help"])
+            .output()
+            .map_err(|e| format!("twofold serve --help: {e}"))?;
+        let admin = if String::from_utf8_lossy(&help.stdout).contains("--admin-listen") {
+            Some(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
+        } else {
+            None
+        };
+        let mut cmd = Command::new(&twofold);
+        cmd.args(["serve", "--config"]).arg(&config_path);
+        if let Some(a) = admin {
+            cmd.arg("--admin-listen").arg(a.to_string());
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting twofold serve: {e}"))?;
+        let mut server = Server {
+            name: "twofold",
+            child,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_for_port(addr, &mut server)?;
+        Ok((server, addr, admin))
+    }
+
+    fn target(&self, name: &'static str, addr: SocketAddr, through_gateway: bool) -> Target {
+        let (access_key, secret) = if through_gateway {
+            (self.client_key.clone(), self.client_secret.clone())
+        } else {
+            (self.backend_key.clone(), self.backend_secret.clone())
+        };
+        Target {
+            name,
+            endpoint: format!("http://{addr}"),
+            bucket: format!("bench-{}", name.replace('_', "-")),
+            access_key,
+            secret,
+        }
+    }
+
+    /// Runs the load generator once and returns its JSON.
+    fn load(&self, t: &Target, args: &[String]) -> Res<Value> {
+        let out = Command::new(self.bin.join("twofold-bench-load"))
+            .args(["--endpoint", &t.endpoint, "--access-key", &t.access_key])
+            .args(["--bucket", &t.bucket])
+            .args(args)
+            .env("TWOFOLD_BENCH_SECRET", &t.secret)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("twofold-bench-load: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "twofold-bench-load against {}: {}",
+                t.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("load output: {e}"))
+    }
+}
+
+/// A workload: the load generator's arguments.
+#[derive(Debug, Clone)]
+struct Workload {
+    name: &'static str,
+    args: Vec<String>,
+}
+
+fn args(items: &[(&str, String)]) -> Vec<String> {
+    items
+        .iter()
+        .flat_map(|(k, v)| [format!("--{k}"), v.clone()])
+        .collect()
+}
+
+fn workloads(p: &Plan) -> Vec<Workload> {
+    let s = p.seconds.to_string();
+    let large = |op: &str, extra: &[(&str, String)]| {
+        let mut a = args(&[
+            ("op", op.into()),
+            ("size", p.large_bytes.to_string()),
+            ("keys", p.large_keys.to_string()),
+            ("prefix", "large".into()),
+            ("concurrency", p.large_concurrency.to_string()),
+            ("seconds", s.clone()),
+        ]);
+        a.extend(args(extra));
+        a
+    };
+    let small = |op: &str| {
+        args(&[
+            ("op", op.into()),
+            ("size", p.small_bytes.to_string()),
+            ("keys", p.small_keys.to_string()),
+            ("prefix", "small".into()),
+            ("concurrency", p.small_concurrency.to_string()),
+            ("seconds", s.clone()),
+        ])
+    };
+    vec![
+        Workload {
+            name: "put_large",
+            args: large("put", &[]),
+        },
+        Workload {
+            name: "get_large",
+            args: large("get", &[]),
+        },
+        Workload {
+            name: "range_1mib",
+            args: large("range", &[("range-bytes", MIB.to_string())]),
+        },
+        Workload {
+            name: "put_small",
+            args: small("put"),
+        },
+        Workload {
+            name: "get_small",
+            args: small("get"),
+        },
+        Workload {
+            name: "fill_1mib",
+            args: args(&[
+                ("op", "put".into()),
+                ("size", MIB.to_string()),
+                ("keys", "16".into()),
+                ("count", "16".into()),
+                ("prefix", "mid".into()),
+                ("concurrency", "4".into()),
+                ("seconds", "600".into()),
+            ]),
+        },
+        Workload {
+            name: "ttfb_1mib",
+            args: args(&[
+                ("op", "get".into()),
+                ("size", MIB.to_string()),
+                ("keys", "16".into()),
+                ("count", p.ttfb_count.to_string()),
+                ("prefix", "mid".into()),
+                ("concurrency", "1".into()),
+                ("seconds", "600".into()),
+            ]),
+        },
+    ]
+}
+
+fn metrics(admin: Option<SocketAddr>) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = admin?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// (HSM operations, requests) so far, from the gateway's metrics.
+fn hsm_counters(admin: Option<SocketAddr>) -> Option<(f64, f64)> {
+    let text = metrics(admin)?;
+    Some((
+        prom::sum(&text, "twofold_hsm_operations_total", &[])?,
+        prom::sum(&text, "twofold_requests_total", &[])?,
+    ))
+}
+
+fn num(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    cur.as_f64()
+}
+
+/// Runs every workload against every target in turn (targets interleaved per workload,
+/// so that drift of the machine hits all alike), with CPU time of each server.
+fn run_workloads(
+    ctx: &Ctx,
+    targets: &[(&Target, Vec<&Server>)],
+    backend: &Server,
+    list: &[Workload],
+) -> Res<BTreeMap<String, BTreeMap<String, Value>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    for w in list {
+        for (t, servers) in targets {
+            let before: Vec<f64> = servers.iter().map(|s| s.cpu()).collect();
+            let backend_before = backend.cpu();
+            let mut r = ctx.load(t, &w.args)?;
+            let gb = num(&r, &["bytes"]).unwrap_or(0.0) / 1e9;
+            let cpu: f64 = servers.iter().zip(&before).map(|(s, b)| s.cpu() - b).sum();
+            let backend_cpu = backend.cpu() - backend_before;
+            if let Some(o) = r.as_object_mut() {
+                o.insert("proxy_cpu_s".into(), json!(cpu));
+                o.insert("backend_cpu_s".into(), json!(backend_cpu));
+                if gb > 0.0 {
+                    o.insert("proxy_cpu_s_per_gb".into(), json!(cpu / gb));
+                    o.insert("backend_cpu_s_per_gb".into(), json!(backend_cpu / gb));
+                }
+            }
+            let errors = num(&r, &["errors"]).unwrap_or(0.0);
+            eprintln!(
+                "  {:<10} {:<8} {:>8.3} GB/s {:>9.0} ops/s  p99 {:>8.2} ms  errors {}",
+                w.name,
+                t.name,
+                num(&r, &["gb_per_s"]).unwrap_or(0.0),
+                num(&r, &["ops_per_s"]).unwrap_or(0.0),
+                num(&r, &["latency_ms", "p99"]).unwrap_or(f64::NAN),
+                errors
+            );
+            if errors > 0.0 {
+                eprintln!("    first error: {}", r["first_error"]);
+            }
+            out.entry(w.name.to_owned())
+                .or_default()
+                .insert(t.name.to_owned(), r);
+        }
+    }
+    Ok(out)
+}
+
+fn simd_bench(ctx: &Ctx) -> Res<Value> {
+    let path = ctx.work.join("simd.json");
+    let mut cmd = Command::new(ctx.bin.join("simd-bench"));
+    if ctx.plan.seconds < FULL.seconds {
+        cmd.arg("--quick");
+    }
+    let st = cmd
+        .arg("--json")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("simd-bench: {e}"))?;
+    if !st.success() {
+        return Err(format!("simd-bench failed: {st}"));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("simd-bench JSON: {e}"))
+}
+
+/// simd-bench's GB/s for `group`/`operation` at the gateway's segment size, by
+/// implementation name prefix.
+fn simd_gbps(simd: &Value, group: &str, implementation: &str, operation: &str) -> Option<f64> {
+    simd["rows"].as_array()?.iter().find_map(|r| {
+        (r["group"] == group
+            && r["operation"] == operation
+            && r["size_bytes"] == 65536
+            && r["implementation"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(implementation)))
+        .then(|| r["gb_per_s"].as_f64())
+        .flatten()
+    })
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn run() -> Res<()> {
+    let mut plan = FULL;
+    let mut json_path = None;
+    let mut skip_fs = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => plan = QUICK,
+            "--json" => json_path = Some(it.next().ok_or(USAGE)?),
+            "--skip-fs" => skip_fs = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            _ => return Err(format!("unknown argument {a:?}\n{USAGE}")),
+        }
+    }
+    let bin = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .parent()
+        .ok_or("no folder of the executable")?
+        .to_path_buf();
+    let tmp = tempfile::Builder::new()
+        .prefix("twofold-bench-")
+        .tempdir()
+        .map_err(|e| format!("temporary folder: {e}"))?;
+    let ctx = Ctx {
+        bin,
+        work: tmp.path().to_path_buf(),
+        plan,
+        backend_key: "bench-backend".into(),
+        backend_secret: random_hex(20)?,
+        client_key: "bench-client".into(),
+        client_secret: random_hex(20)?,
+    };
+    let started = Instant::now();
+
+    eprintln!("== simd-bench (crypto ceiling, one core)");
+    let simd = simd_bench(&ctx)?;
+
+    eprintln!("== in-memory backend");
+    let (backend, backend_addr) = ctx.start_backend(None)?;
+    let (nginx, nginx_addr) = ctx.start_nginx("mem", backend_addr)?;
+    let (gateway, gateway_addr, admin) = ctx.start_twofold("mem", backend_addr)?;
+    let direct_t = ctx.target("direct", backend_addr, false);
+    let nginx_t = ctx.target("nginx", nginx_addr, false);
+    let twofold_t = ctx.target("twofold", gateway_addr, true);
+    for t in [&direct_t, &nginx_t, &twofold_t] {
+        ctx.load(t, &args(&[("op", "create-bucket".into())]))?;
+    }
+    let gateway_rss_start =
+        procstat::status_kib(gateway.pid(), "VmRSS").unwrap_or(0) as f64 / 1024.0;
+    let list = workloads(&plan);
+    // Warm-up: one pass of each path (connections, bucket keys), not counted.
+    for t in [&direct_t, &nginx_t, &twofold_t] {
+        let mut a = list[0].args.clone();
+        a.extend(args(&[("count", plan.large_keys.to_string())]));
+        ctx.load(t, &a)?;
+    }
+    let hsm_before = hsm_counters(admin);
+    let results = run_workloads(
+        &ctx,
+        &[
+            (&direct_t, vec![]),
+            (&nginx_t, vec![&nginx]),
+            (&twofold_t, vec![&gateway]),
+        ],
+        &backend,
+        &list,
+    )?;
+    let hsm_after = hsm_counters(admin);
+    let gateway_peak_main = gateway.peak_rss_mib();
+    let nginx_peak = nginx.peak_rss_mib();
+
+    eprintln!(
+        "== gateway memory: a {} MiB PUT then GET, one stream",
+        plan.stream_bytes / MIB
+    );
+    procstat::reset_peak_rss(gateway.pid()).map_err(|e| format!("clear_refs: {e}"))?;
+    let rss_base = procstat::status_kib(gateway.pid(), "VmRSS").unwrap_or(0) as f64 / 1024.0;
+    let stream = |op: &str| {
+        args(&[
+            ("op", op.into()),
+            ("size", plan.stream_bytes.to_string()),
+            ("keys", "1".into()),
+            ("count", "1".into()),
+            ("prefix", "stream".into()),
+            ("seconds", "3600".into()),
+        ])
+    };
+    let stream_put = ctx.load(&twofold_t, &stream("put"))?;
+    let stream_get = ctx.load(&twofold_t, &stream("get"))?;
+    let rss_stream_peak = gateway.peak_rss_mib();
+    eprintln!(
+        "  base {rss_base:.1} MiB, peak {rss_stream_peak:.1} MiB (PUT {:.3} GB/s, GET {:.3} GB/s, errors {} {})",
+        num(&stream_put, &["gb_per_s"]).unwrap_or(0.0),
+        num(&stream_get, &["gb_per_s"]).unwrap_or(0.0),
+        stream_put["errors"],
+        stream_get["errors"]
+    );
+
+    eprintln!(
+        "== gateway memory: {} concurrent connections, 1 MiB GETs",
+        plan.many_connections
+    );
+    procstat::reset_peak_rss(gateway.pid()).map_err(|e| format!("clear_refs: {e}"))?;
+    let many = ctx.load(
+        &twofold_t,
+        &args(&[
+            ("op", "get".into()),
+            ("size", MIB.to_string()),
+            ("keys", "16".into()),
+            ("prefix", "mid".into()),
+            ("concurrency", plan.many_connections.to_string()),
+            ("seconds", plan.seconds.to_string()),
+        ]),
+    )?;
+    let rss_many_peak = gateway.peak_rss_mib();
+    eprintln!(
+        "  peak {rss_many_peak:.1} MiB ({:.0} ops/s, errors {})",
+        num(&many, &["ops_per_s"]).unwrap_or(0.0),
+        many["errors"]
+    );
+    drop(gateway);
+    drop(nginx);
+    drop(backend);
+
+    let mut fs_results = Value::Null;
+    if !skip_fs {
+        eprintln!("== s3s-fs backend on a RAM folder (the realistic case)");
+        let shm = Path::new("/dev/shm");
+        let root_parent = if shm.is_dir() { shm } else { tmp.path() };
+        let root = tempfile::Builder::new()
+            .prefix("twofold-bench-fs-")
+            .tempdir_in(root_parent)
+            .map_err(|e| e.to_string())?;
+        let (backend, backend_addr) = ctx.start_backend(Some(root.path()))?;
+        let (nginx, nginx_addr) = ctx.start_nginx("fs", backend_addr)?;
+        let (gateway, gateway_addr, _) = ctx.start_twofold("fs", backend_addr)?;
+        let direct_t = ctx.target("direct", backend_addr, false);
+        let nginx_t = ctx.target("nginx", nginx_addr, false);
+        let twofold_t = ctx.target("twofold", gateway_addr, true);
+        for t in [&direct_t, &nginx_t, &twofold_t] {
+            ctx.load(t, &args(&[("op", "create-bucket".into())]))?;
+        }
+        let r = run_workloads(
+            &ctx,
+            &[
+                (&direct_t, vec![]),
+                (&nginx_t, vec![&nginx]),
+                (&twofold_t, vec![&gateway]),
+            ],
+            &backend,
+            &list[..2],
+        )?;
+        fs_results = json!(r);
+    }
+
+    // Ratios and targets.
+    let get = |w: &str, t: &str, path: &[&str]| {
+        results
+            .get(w)
+            .and_then(|m| m.get(t))
+            .and_then(|v| num(v, path))
+    };
+    let tp = |w: &str, t: &str| get(w, t, &["gb_per_s"]);
+    let ops = |w: &str, t: &str| get(w, t, &["ops_per_s"]);
+    let seal = simd_gbps(&simd, "dual layer", "", "seal");
+    let open = simd_gbps(&simd, "dual layer", "", "open");
+    let cpu_gb = |t: &str| -> Option<f64> {
+        let cpu = get("put_large", t, &["proxy_cpu_s"])? + get("get_large", t, &["proxy_cpu_s"])?;
+        let bytes = get("put_large", t, &["bytes"])? + get("get_large", t, &["bytes"])?;
+        (bytes > 0.0).then(|| cpu / (bytes / 1e9))
+    };
+    // Crypto seconds per GB: sealing for the PUT bytes, opening for the GET bytes.
+    let crypto_s_per_gb = (|| {
+        let pb = get("put_large", "twofold", &["bytes"])? / 1e9;
+        let gb = get("get_large", "twofold", &["bytes"])? / 1e9;
+        Some((pb / seal? + gb / open?) / (pb + gb))
+    })();
+    let twofold_cpu = cpu_gb("twofold");
+    let nginx_cpu = cpu_gb("nginx");
+    let budget = match (nginx_cpu, crypto_s_per_gb) {
+        (Some(n), Some(c)) => Some((n + c) * 1.25),
+        _ => None,
+    };
+    let crypto_efficiency = match (twofold_cpu, nginx_cpu, crypto_s_per_gb) {
+        (Some(t), Some(n), Some(c)) if t > n => Some(c / (t - n)),
+        _ => None,
+    };
+    let ttfb_added = match (
+        get("ttfb_1mib", "twofold", &["ttfb_ms", "p99"]),
+        get("ttfb_1mib", "direct", &["ttfb_ms", "p99"]),
+    ) {
+        (Some(a), Some(b)) => Some(a - b),
+        _ => None,
+    };
+    let hsm_per_request = match (hsm_before, hsm_after) {
+        (Some((h0, r0)), Some((h1, r1))) if r1 > r0 => Some((h1 - h0) / (r1 - r0)),
+        _ => None,
+    };
+    let ratios = json!({
+        "put_large_vs_nginx": ratio(tp("put_large", "twofold"), tp("put_large", "nginx")),
+        "get_large_vs_nginx": ratio(tp("get_large", "twofold"), tp("get_large", "nginx")),
+        "put_small_vs_nginx": ratio(ops("put_small", "twofold"), ops("put_small", "nginx")),
+        "get_small_vs_nginx": ratio(ops("get_small", "twofold"), ops("get_small", "nginx")),
+        "ttfb_p99_added_ms": ttfb_added,
+        "hsm_ops_per_request": hsm_per_request,
+        "rss_growth_mib": rss_stream_peak - rss_base,
+        "cpu_per_gb_vs_budget": ratio(twofold_cpu, budget),
+    });
+    let vs_direct = json!({
+        "put_large": ratio(tp("put_large", "twofold"), tp("put_large", "direct")),
+        "get_large": ratio(tp("get_large", "twofold"), tp("get_large", "direct")),
+        "range_1mib": ratio(ops("range_1mib", "twofold"), ops("range_1mib", "direct")),
+        "put_small": ratio(ops("put_small", "twofold"), ops("put_small", "direct")),
+        "get_small": ratio(ops("get_small", "twofold"), ops("get_small", "direct")),
+    });
+    let machine = json!({
+        "cpu_model": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| t.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
+        "nginx": Command::new("nginx").arg("-v").output().ok().map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+    });
+    let report = json!({
+        "tool": "twofold-bench",
+        "mode": if plan.seconds < FULL.seconds { "quick" } else { "full" },
+        "seconds_per_workload": plan.seconds,
+        "machine": machine,
+        "ratios": ratios,
+        "twofold_vs_direct": vs_direct,
+        "results": results,
+        "s3s_fs": fs_results,
+        "cpu": {
+            "twofold_s_per_gb": twofold_cpu,
+            "nginx_s_per_gb": nginx_cpu,
+            "dual_layer_crypto_s_per_gb": crypto_s_per_gb,
+            "budget_s_per_gb": budget,
+            "gateway_crypto_vs_simd_estimate": crypto_efficiency,
+        },
+        "memory": {
+            "gateway_rss_start_mib": gateway_rss_start,
+            "gateway_peak_rss_workloads_mib": gateway_peak_main,
+            "nginx_peak_rss_mib": nginx_peak,
+            "stream_bytes": plan.stream_bytes,
+            "stream_rss_base_mib": rss_base,
+            "stream_rss_peak_mib": rss_stream_peak,
+            "stream_put": stream_put,
+            "stream_get": stream_get,
+            "connections": plan.many_connections,
+            "connections_rss_peak_mib": rss_many_peak,
+            "connections_load": many,
+        },
+        "hsm": {
+            "metrics_endpoint": admin.map(|a| a.to_string()),
+            "note": if admin.is_none() { Some("this gateway build has no --admin-listen: no metrics") } else { None },
+            "before": hsm_before.map(|(h, r)| json!({"hsm_ops": h, "requests": r})),
+            "after": hsm_after.map(|(h, r)| json!({"hsm_ops": h, "requests": r})),
+        },
+        "simd_bench": {
+            "dual_seal_gb_per_s": seal,
+            "dual_open_gb_per_s": open,
+            "inner_seal_gb_per_s": simd_gbps(&simd, "single layer", "inner", "seal"),
+            "inner_open_gb_per_s": simd_gbps(&simd, "single layer", "inner", "open"),
+            "outer_seal_gb_per_s": simd_gbps(&simd, "single layer", "outer", "seal"),
+            "outer_open_gb_per_s": simd_gbps(&simd, "single layer", "outer", "open"),
+            "report": simd,
+        },
+        "wall_seconds": started.elapsed().as_secs_f64(),
+    });
+    print!("{}", twofold_bench::report::table(&report));
+    if let Some(p) = json_path {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(&p, text + "\n").map_err(|e| format!("{p}: {e}"))?;
+    }
+    Ok(())
+}

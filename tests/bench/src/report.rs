@@ -1,0 +1,207 @@
+//! The driver's human-readable table, made from the same JSON it writes with `--json`.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+/// Workloads in table order: (key, label, field, unit).
+const ROWS: &[(&str, &str, &str, &str)] = &[
+    ("put_large", "PUT 64 MiB", "gb_per_s", "GB/s"),
+    ("get_large", "GET 64 MiB", "gb_per_s", "GB/s"),
+    (
+        "range_1mib",
+        "GET 1 MiB range of 64 MiB",
+        "ops_per_s",
+        "req/s",
+    ),
+    ("put_small", "PUT 4 KiB", "ops_per_s", "obj/s"),
+    ("get_small", "GET 4 KiB", "ops_per_s", "obj/s"),
+];
+
+/// Targets: (ratio key, label, limit, whether the value must stay below the limit).
+const TARGETS: &[(&str, &str, f64, bool)] = &[
+    ("put_large_vs_nginx", "large PUT, Twofold/nginx", 0.8, false),
+    ("get_large_vs_nginx", "large GET, Twofold/nginx", 0.8, false),
+    ("put_small_vs_nginx", "small PUT, Twofold/nginx", 0.8, false),
+    ("get_small_vs_nginx", "small GET, Twofold/nginx", 0.8, false),
+    (
+        "ttfb_p99_added_ms",
+        "TTFB p99 added over direct (ms)",
+        1.0,
+        true,
+    ),
+    (
+        "hsm_ops_per_request",
+        "HSM operations per request",
+        0.01,
+        true,
+    ),
+    (
+        "rss_growth_mib",
+        "RSS growth over a streamed PUT+GET (MiB)",
+        64.0,
+        true,
+    ),
+    ("cpu_per_gb_vs_budget", "CPU s/GB over budget", 1.0, true),
+];
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(v, |cur, p| &cur[*p])
+}
+
+fn fmt_num(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
+        Some(x) if x.abs() >= 1.0 => format!("{x:.2}"),
+        Some(x) => format!("{x:.3}"),
+    }
+}
+
+/// The table for a report as `twofold-bench` builds it.
+pub fn table(r: &Value) -> String {
+    let mut s = String::new();
+    let m = &r["machine"];
+    let _ = writeln!(
+        s,
+        "\nTwofold end-to-end benchmark ({} mode) on {} ({} CPUs, Linux {})",
+        r["mode"].as_str().unwrap_or("?"),
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["cpus"],
+        m["kernel"].as_str().unwrap_or("?"),
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<28} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}  CPU s/GB (nginx, twofold)",
+        "workload (in-memory backend)",
+        "unit",
+        "direct",
+        "nginx",
+        "twofold",
+        "tf/nginx",
+        "tf/direct"
+    );
+    for (key, label, field, unit) in ROWS {
+        let get = |t: &str| at(r, &["results", key, t, field]).as_f64();
+        let (d, n, t) = (get("direct"), get("nginx"), get("twofold"));
+        let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let cpu = |t: &str| at(r, &["results", key, t, "proxy_cpu_s_per_gb"]).as_f64();
+        let _ = writeln!(
+            s,
+            "{label:<28} {unit:>6} {:>9} {:>9} {:>9} {:>9} {:>9}  {}, {}",
+            fmt_num(d),
+            fmt_num(n),
+            fmt_num(t),
+            fmt_num(div(t, n)),
+            fmt_num(div(t, d)),
+            fmt_num(cpu("nginx")),
+            fmt_num(cpu("twofold")),
+        );
+    }
+    let ttfb = |t: &str, p: &str| at(r, &["results", "ttfb_1mib", t, "ttfb_ms", p]).as_f64();
+    let _ = writeln!(
+        s,
+        "{:<28} {:>6} {:>9} {:>9} {:>9}",
+        "TTFB 1 MiB GET p50",
+        "ms",
+        fmt_num(ttfb("direct", "p50")),
+        fmt_num(ttfb("nginx", "p50")),
+        fmt_num(ttfb("twofold", "p50"))
+    );
+    let _ = writeln!(
+        s,
+        "{:<28} {:>6} {:>9} {:>9} {:>9}",
+        "TTFB 1 MiB GET p99",
+        "ms",
+        fmt_num(ttfb("direct", "p99")),
+        fmt_num(ttfb("nginx", "p99")),
+        fmt_num(ttfb("twofold", "p99"))
+    );
+    if r["s3s_fs"].is_object() {
+        for (key, label) in [
+            ("put_large", "PUT 64 MiB, s3s-fs"),
+            ("get_large", "GET 64 MiB, s3s-fs"),
+        ] {
+            let get = |t: &str| at(r, &["s3s_fs", key, t, "gb_per_s"]).as_f64();
+            let (d, n, t) = (get("direct"), get("nginx"), get("twofold"));
+            let _ = writeln!(
+                s,
+                "{label:<28} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "GB/s",
+                fmt_num(d),
+                fmt_num(n),
+                fmt_num(t),
+                fmt_num(t.zip(n).map(|(t, n)| t / n)),
+                fmt_num(t.zip(d).map(|(t, d)| t / d)),
+            );
+        }
+    }
+    let sb = &r["simd_bench"];
+    let _ = writeln!(
+        s,
+        "\nsimd-bench, one core, 64 KiB segments (GB/s): inner seal {} open {}, outer seal {} open {}, dual seal {} open {}",
+        fmt_num(sb["inner_seal_gb_per_s"].as_f64()),
+        fmt_num(sb["inner_open_gb_per_s"].as_f64()),
+        fmt_num(sb["outer_seal_gb_per_s"].as_f64()),
+        fmt_num(sb["outer_open_gb_per_s"].as_f64()),
+        fmt_num(sb["dual_seal_gb_per_s"].as_f64()),
+        fmt_num(sb["dual_open_gb_per_s"].as_f64()),
+    );
+    let c = &r["cpu"];
+    let _ = writeln!(
+        s,
+        "CPU s/GB, large PUT+GET: twofold {}, nginx {}, dual-layer crypto {}, budget (nginx + crypto) x 1.25 = {}",
+        fmt_num(c["twofold_s_per_gb"].as_f64()),
+        fmt_num(c["nginx_s_per_gb"].as_f64()),
+        fmt_num(c["dual_layer_crypto_s_per_gb"].as_f64()),
+        fmt_num(c["budget_s_per_gb"].as_f64()),
+    );
+    let mem = &r["memory"];
+    let _ = writeln!(
+        s,
+        "gateway RSS: start {} MiB, peak over the workloads {} MiB; streamed {} MiB PUT+GET: {} -> {} MiB; {} connections: peak {} MiB",
+        fmt_num(mem["gateway_rss_start_mib"].as_f64()),
+        fmt_num(mem["gateway_peak_rss_workloads_mib"].as_f64()),
+        mem["stream_bytes"].as_u64().map_or(0, |b| b >> 20),
+        fmt_num(mem["stream_rss_base_mib"].as_f64()),
+        fmt_num(mem["stream_rss_peak_mib"].as_f64()),
+        mem["connections"],
+        fmt_num(mem["connections_rss_peak_mib"].as_f64()),
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<44} {:>9} {:>8}  verdict",
+        "target", "value", "limit"
+    );
+    for (key, label, limit, below) in TARGETS {
+        let v = r["ratios"][key].as_f64();
+        let verdict = match v {
+            None => "not measured",
+            Some(x) if (*below && x <= *limit) || (!*below && x >= *limit) => "met",
+            Some(_) => "MISSED",
+        };
+        let op = if *below { "<=" } else { ">=" };
+        let _ = writeln!(
+            s,
+            "{label:<44} {:>9} {op}{:>6}  {verdict}",
+            fmt_num(v),
+            limit
+        );
+    }
+    let peak = mem["connections_rss_peak_mib"].as_f64();
+    let _ = writeln!(
+        s,
+        "{:<44} {:>9} <{:>7}  {}",
+        format!("RSS with {} connections (MiB)", mem["connections"]),
+        fmt_num(peak),
+        512,
+        match peak {
+            Some(p) if p < 512.0 => "met",
+            Some(_) => "MISSED",
+            None => "not measured",
+        }
+    );
+    s
+}
