@@ -237,6 +237,8 @@ fn request_id(core: &Core) -> String {
 }
 
 async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
+    // Whether the connection ends on an error answer, with request bytes maybe unread.
+    let mut refused = false;
     loop {
         let head = match conn.read_request_head(&core.limits).await {
             Ok(Some(h)) => h,
@@ -245,6 +247,7 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
                 let rid = request_id(&core);
                 let err = S3Error::from_http(&e).with_request_id(rid);
                 write_error(&mut conn, &err, true).await;
+                refused = true;
                 break;
             }
         };
@@ -257,6 +260,7 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
                 let close = f.close || !keep_alive;
                 write_error(&mut conn, &err, close).await;
                 if close {
+                    refused = true;
                     Outcome::Close
                 } else {
                     Outcome::KeepAlive
@@ -267,7 +271,11 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
             break;
         }
     }
-    conn.shutdown().await;
+    if refused {
+        conn.linger_close().await;
+    } else {
+        conn.shutdown().await;
+    }
 }
 
 /// Writes an S3 error document.
