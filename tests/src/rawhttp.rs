@@ -158,6 +158,24 @@ pub fn try_exchange(
     resp
 }
 
+/// Sends all of `bytes` on a new connection and only then reads one response, as a client
+/// that does not watch for an early answer and gives up on a request whose body it could
+/// not send (curl and many HTTP/1.1 clients do). A server that refuses the request before
+/// its body ends and closes at once, with the rest of the body unread, makes its kernel
+/// reset the connection: the client's next write fails (`ConnectionReset`, `BrokenPipe`,
+/// returned here) and the answer is never read. A server that drains what follows its
+/// answer before it closes (a lingering close) is always heard.
+pub fn send_then_read(
+    addr: SocketAddr,
+    bytes: &[u8],
+    head_request: bool,
+) -> std::io::Result<Response> {
+    let mut s = connect(addr);
+    s.write_all(bytes)?;
+    s.flush()?;
+    read_response(&mut s, head_request)
+}
+
 /// For a request the server must refuse before reading its whole body: the answer must be
 /// an S3 error document with `status` and `code`, or the connection was reset before it
 /// could be read (see [`try_exchange`]), which is reported on stderr and accepted.

@@ -93,8 +93,15 @@ impl std::fmt::Debug for ClientBody {
 pub struct ClientChecksum {
     /// Which algorithm.
     pub algorithm: ChecksumAlgorithm,
-    /// Base64 value, verified.
+    /// Base64 value, verified (canonical: the digest's own encoding).
     pub value: String,
+}
+
+impl ClientChecksum {
+    /// The metadata entry that records it with the object: `ALGORITHM:BASE64`.
+    pub fn metadata_value(&self) -> Vec<u8> {
+        format!("{}:{}", self.algorithm.name(), self.value).into_bytes()
+    }
 }
 
 impl ClientBody {
@@ -193,6 +200,12 @@ impl ClientBody {
     /// Payload length announced by the client.
     pub fn len(&self) -> u64 {
         self.expected_len
+    }
+
+    /// The algorithm of the checksum the client declared in `x-amz-trailer`: its value
+    /// arrives only after the payload.
+    pub fn trailer_checksum_algorithm(&self) -> Option<ChecksumAlgorithm> {
+        self.checksum_trailer.as_ref().map(Hasher::algorithm)
     }
 
     /// Whether the payload is empty.
@@ -428,12 +441,13 @@ impl ClientBody {
         let mut verified = None;
         if let Some((h, value)) = self.checksum_header.take() {
             let alg = h.algorithm();
-            if !h.verify(&value) {
+            let sum = h.finish_raw();
+            if !sum.matches_base64(&value) {
                 return Err(BodyError::BadChecksum(alg));
             }
             verified = Some(ClientChecksum {
                 algorithm: alg,
-                value,
+                value: sum.to_base64(),
             });
         }
         if let Some(h) = self.checksum_trailer.take() {
@@ -444,12 +458,13 @@ impl ClientBody {
                 .and_then(|t| t.get(alg.header_name()).map(str::to_owned));
             match sent {
                 Some(value) => {
-                    if !h.verify(&value) {
+                    let sum = h.finish_raw();
+                    if !sum.matches_base64(&value) {
                         return Err(BodyError::BadChecksum(alg));
                     }
                     verified = Some(ClientChecksum {
                         algorithm: alg,
-                        value,
+                        value: sum.to_base64(),
                     });
                 }
                 None => return Err(BodyError::BadChecksum(alg)),

@@ -12,6 +12,10 @@ use std::io;
 
 /// Size of a connection's read buffer: room for the largest head plus some body bytes.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Longest a refused connection is drained after its error answer ([`Conn::linger_close`]).
+pub const LINGER_TIME_MAX_MS: u64 = 5_000;
+/// Most request bytes read and discarded by [`Conn::linger_close`].
+pub const LINGER_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// A connection and the bytes read from it but not consumed yet (`buf[pos..]`).
 #[derive(Debug)]
@@ -238,5 +242,31 @@ impl Conn {
     pub async fn shutdown(&mut self) {
         let _ = self.stream.flush().await;
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Closes a connection whose request was refused before its body was read to the end
+    /// (a lingering close, as nginx's `lingering_close`): shuts the write side down after
+    /// the error answer, then reads and discards what the client still sends, until it
+    /// closes, [`LINGER_TIME_MAX_MS`] pass or [`LINGER_BYTES_MAX`] were read. Closing
+    /// with unread bytes at once would make the kernel reset the connection, and a reset
+    /// can discard the error answer before the client has read it.
+    pub async fn linger_close(mut self) {
+        self.shutdown().await;
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(LINGER_TIME_MAX_MS);
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut drained = 0_u64;
+        while drained < LINGER_BYTES_MAX {
+            buf.clear();
+            let read = compio::time::timeout_at(deadline, self.stream.read(buf)).await;
+            match read {
+                Ok(BufResult(Ok(n), b)) if n > 0 => {
+                    drained += n as u64;
+                    buf = b;
+                }
+                // Closed by the client, failed, or out of time.
+                _ => break,
+            }
+        }
     }
 }

@@ -375,6 +375,8 @@ fn request_id(core: &Core) -> String {
 
 async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
     use tracing::Instrument;
+    // Whether the connection ends on an error answer, with request bytes maybe unread.
+    let mut refused = false;
     loop {
         if core.stopping.load(Ordering::Relaxed) && conn.buffered().is_empty() {
             break;
@@ -389,6 +391,7 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
                 write_error(&mut conn, &err, true).await;
                 core.metrics
                     .request("Malformed", err.status, Duration::ZERO, None);
+                refused = true;
                 break;
             }
         };
@@ -410,6 +413,7 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
                     let close = f.close || !keep_alive;
                     write_error(&mut conn, &err, close).await;
                     if close {
+                        refused = true;
                         Outcome::Close
                     } else {
                         Outcome::KeepAlive
@@ -445,7 +449,11 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
             break;
         }
     }
-    conn.shutdown().await;
+    if refused {
+        conn.linger_close().await;
+    } else {
+        conn.shutdown().await;
+    }
 }
 
 /// Writes an S3 error document.

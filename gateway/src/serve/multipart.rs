@@ -50,7 +50,7 @@ fn parse_token(id: &str) -> Result<(String, Option<Header>), S3Error> {
     Ok((backend, Some(header)))
 }
 
-fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+pub(crate) fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let start = xml.find(&open)? + open.len();
@@ -58,7 +58,7 @@ fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     Some(&xml[start..end])
 }
 
-fn xml_unescape(s: &str) -> String {
+pub(crate) fn xml_unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")

@@ -24,6 +24,11 @@ pub const PUT_OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 pub const SSE_DSSE: &str = "aws:kms:dsse";
 /// Metadata entry recording the client's verified checksum (`ALGORITHM:BASE64`).
 pub const CHECKSUM_METADATA: &str = "x-amz-meta-twofold-checksum";
+/// Largest stored body of a PutObject with a trailer checksum that is held in memory until
+/// the trailer verified, so that the one backend PUT carries the checksum in its metadata
+/// (just under four 64 KiB segments of plaintext). Larger bodies are streamed and the checksum is recorded
+/// afterwards by a copy of the object onto itself (see [`attach_checksum`]).
+pub const HELD_PUT_STORED_BYTES_MAX: u64 = 256 * 1024;
 
 const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
 
@@ -209,13 +214,17 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         objmeta::encode(&header).into_bytes(),
     ));
     // A checksum sent as a header is known now; it is only stored if it verifies, since a
-    // mismatch aborts the backend write below.
-    for (n, v) in &ctx.head.headers {
-        if let Some(alg) = crate::checksum::ChecksumAlgorithm::from_header_name(n) {
-            let mut val = alg.name().as_bytes().to_vec();
-            val.push(b':');
-            val.extend_from_slice(v);
-            headers.push((CHECKSUM_METADATA.into(), val));
+    // mismatch aborts the backend write below. One sent as a trailer is known only at the
+    // end of the body: it is stored by holding a small body back, or by a copy afterwards.
+    let trailer = body.trailer_checksum_algorithm();
+    if trailer.is_none() {
+        for (n, v) in &ctx.head.headers {
+            if let Some(alg) = crate::checksum::ChecksumAlgorithm::from_header_name(n) {
+                let mut val = alg.name().as_bytes().to_vec();
+                val.push(b':');
+                val.extend_from_slice(v);
+                headers.push((CHECKSUM_METADATA.into(), val));
+            }
         }
     }
     if ctx.head.expects_continue() {
@@ -225,22 +234,48 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         res.map_err(|_| fail(S3Error::incomplete_body()))?;
     }
     let path = backend_path(Some(bucket), Some(key));
-    let ex = ctx
-        .core
-        .backend
-        .send_head("PUT", &path, None, headers, Some(stored_len(plain, seg)))
-        .await
-        .map_err(|e| backend_failure(&e))?;
-
-    let (resp, resp_body, checksum) = seal_upload(ctx, conn, &mut body, &cipher, ex).await?;
+    let stored = stored_len(plain, seg);
+    let held = trailer.is_some() && stored <= HELD_PUT_STORED_BYTES_MAX;
+    let (resp, resp_body, checksum) = if held {
+        seal_held(ctx, conn, &mut body, &cipher, &path, headers.clone()).await?
+    } else {
+        let ex = ctx
+            .core
+            .backend
+            .send_head("PUT", &path, None, headers.clone(), Some(stored))
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        seal_upload(ctx, conn, &mut body, &cipher, ex).await?
+    };
     if resp.status != 200 {
         return forward_error(conn, &resp, &resp_body, ctx.rid).await;
     }
-    let mut out = ResponseHead::new(200);
-    for name in ["etag", "x-amz-version-id"] {
-        if let Some(v) = resp.header(name) {
-            out.push_header(name, v.to_vec());
+    let mut etag = resp.header("etag").map(<[u8]>::to_vec);
+    let mut version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
+    if !held
+        && trailer.is_some()
+        && let Some(c) = &checksum
+        && let Some(put_etag) = &etag
+    {
+        match attach_checksum(ctx, &path, &headers, c, put_etag).await {
+            Ok((new_etag, new_version)) => {
+                etag = new_etag.or(etag);
+                version = new_version.or(version);
+            }
+            // The object is stored and verified: the client's PUT succeeded. Only the
+            // checksum is missing from it, as on any object stored without one.
+            Err(reason) => eprintln!(
+                "twofold: request {}: /{bucket}/{key} was stored, but its verified {} checksum could not be recorded: {reason}",
+                ctx.rid, c.algorithm
+            ),
         }
+    }
+    let mut out = ResponseHead::new(200);
+    if let Some(v) = etag {
+        out.push_header("etag", v);
+    }
+    if let Some(v) = version {
+        out.push_header("x-amz-version-id", v);
     }
     out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     if let Some(c) = checksum {
@@ -252,6 +287,106 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
+}
+
+/// PUT request headers that are not carried into the copy that records a trailer
+/// checksum: the copy leaves the tags as they are and has its own precondition.
+const ATTACH_DROPPED: &[&str] = &["x-amz-tagging", "if-match", "if-none-match"];
+
+/// Records a verified trailer checksum with an object just stored by a streamed PUT: a
+/// server-side copy of the object onto itself with `x-amz-metadata-directive: REPLACE`,
+/// carrying the PUT's own metadata (so the envelope header, whose wrapped keys are bound
+/// to bucket and key, stays valid as it is) plus the checksum. The copy applies only to
+/// the version this PUT wrote (`x-amz-copy-source-if-match` with its ETag): if another
+/// writer replaced the object meanwhile, nothing is changed. Returns the copy's ETag and
+/// version id.
+async fn attach_checksum(
+    ctx: &Request<'_>,
+    path: &str,
+    put_headers: &[(String, Vec<u8>)],
+    checksum: &super::body::ClientChecksum,
+    put_etag: &[u8],
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
+    let mut headers: Vec<(String, Vec<u8>)> = put_headers
+        .iter()
+        .filter(|(n, _)| !ATTACH_DROPPED.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    headers.push((CHECKSUM_METADATA.into(), checksum.metadata_value()));
+    headers.push(("x-amz-copy-source".into(), path.as_bytes().to_vec()));
+    headers.push(("x-amz-copy-source-if-match".into(), put_etag.to_vec()));
+    headers.push(("x-amz-metadata-directive".into(), b"REPLACE".to_vec()));
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple("PUT", path, None, headers, Vec::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&body);
+    // S3 may answer a copy 200 and put an error document in the body.
+    if resp.status != 200 || text.contains("<Error>") {
+        let code = super::multipart::xml_value(&text, "Code").unwrap_or("no error code");
+        return Err(format!("the backend answered {} ({code})", resp.status));
+    }
+    let etag = super::multipart::xml_value(&text, "ETag")
+        .map(|e| super::multipart::xml_unescape(e).into_bytes());
+    let version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
+    Ok((etag, version))
+}
+
+/// Seals a small body whose checksum comes as a trailer wholly in memory (at most
+/// [`HELD_PUT_STORED_BYTES_MAX`]), and sends the backend PUT only once every digest of
+/// the client's body verified, with the checksum in its metadata. Nothing reaches the
+/// backend if the body fails.
+async fn seal_held(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    cipher: &SegmentCipher,
+    path: &str,
+    mut headers: Vec<(String, Vec<u8>)>,
+) -> Result<(ResponseHead, Vec<u8>, Option<super::body::ClientChecksum>), Failure> {
+    let plain = body.len();
+    let seg = cipher.segment_size();
+    let stored = stored_len(plain, seg);
+    if stored > HELD_PUT_STORED_BYTES_MAX {
+        return Err(Failure::close(S3Error::internal_error()));
+    }
+    // In range: at most HELD_PUT_STORED_BYTES_MAX, checked just above.
+    let stored = stored as usize;
+    let n = segment_count(plain, seg);
+    let mut buf = vec![0u8; stored];
+    let mut at = 0;
+    let mut checksum = None;
+    for i in 0..n {
+        let len = segment_plain_len(plain, i, seg) as usize;
+        if at + len + OVERHEAD > stored {
+            return Err(Failure::close(S3Error::internal_error()));
+        }
+        let (res, b) = body.read_exact(conn, buf, at..at + len).await;
+        buf = b;
+        res.map_err(|e| body_failure(&e))?;
+        let last = i + 1 == n;
+        if last {
+            checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
+        }
+        at += cipher
+            .seal(i, last, &mut buf[at..], len)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    }
+    if at != stored {
+        return Err(Failure::close(S3Error::internal_error()));
+    }
+    if let Some(c) = &checksum {
+        headers.push((CHECKSUM_METADATA.into(), c.metadata_value()));
+    }
+    let (resp, resp_body) = ctx
+        .core
+        .backend
+        .simple("PUT", path, None, headers, buf)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    Ok((resp, resp_body, checksum))
 }
 
 /// Streams a client body through `cipher` into a backend request whose head has been sent:
