@@ -9,6 +9,7 @@ pub mod io;
 mod multipart;
 mod object;
 mod passthrough;
+mod unaligned;
 
 use crate::config::ServeSettings;
 use crate::http::{Limits, RequestHead, ResponseHead};
@@ -39,6 +40,9 @@ pub struct Core {
     requests: Cell<u64>,
     /// Segments per part of multipart objects read with ranges, by (bucket, key, ETag).
     part_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
+    /// Plaintext sizes of objects with a layout record, for listings, by (bucket, key and
+    /// version, ETag).
+    layout_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -147,6 +151,7 @@ pub fn start(
                     core_id,
                     requests: Cell::new(0),
                     part_sizes: Default::default(),
+                    layout_sizes: Default::default(),
                 });
                 rt.block_on(accept_loop(core, l, stop));
             })?;
