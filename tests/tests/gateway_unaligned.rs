@@ -152,7 +152,7 @@ async fn unaligned_parts_read_back_exactly_by_every_access_path() {
     points.extend([p1 + SEG - 1, p1 + SEG, p1 + SEG + 1, p2 - 2, p2 - 1, p2]);
     for &a in &points {
         for &b in &points {
-            if a > b || b >= size || b - a > SEG + 2 && !(a == 0 || b == size - 1) {
+            if a > b || b >= size || b - a > SEG + 2 {
                 continue;
             }
             let spec = format!("bytes={a}-{b}");
@@ -324,6 +324,7 @@ async fn last_parts_of_one_byte_and_100_kib_and_equal_odd_parts() {
     let gw = TestGateway::start();
     let s3 = gw.client();
     create_bucket(&s3, BUCKET).await;
+    let mut all = Vec::new();
     for (key, parts) in [
         (
             "one-byte-last",
@@ -336,7 +337,6 @@ async fn last_parts_of_one_byte_and_100_kib_and_equal_odd_parts() {
         (
             "equal-odd",
             vec![
-                random_bytes(5 * MIB + 7),
                 random_bytes(5 * MIB + 7),
                 random_bytes(5 * MIB + 7),
                 random_bytes(SEG - 1),
@@ -380,9 +380,10 @@ async fn last_parts_of_one_byte_and_100_kib_and_equal_odd_parts() {
             parts[parts.len() - 1],
             "{key}"
         );
-        let plains: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        gw.assert_no_plaintext_in_backend(&plains);
+        all.extend(parts);
     }
+    let plains: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+    gw.assert_no_plaintext_in_backend(&plains);
 }
 
 /// The metadata file s3s-fs keeps for an object.

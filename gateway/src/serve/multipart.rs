@@ -391,10 +391,16 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
                 .open(h, name)
                 .await
                 .map_err(|e| super::object::key_failure(&e))?;
-            Some(
-                record::seal(h, &keys, &plain_sizes)
-                    .map_err(|_| Failure::keep(S3Error::internal_error()))?,
-            )
+            let sealed = record::seal(h, &keys, &plain_sizes)
+                .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+            if sealed.len().div_ceil(3) * 4 > super::unaligned::LAYOUT_VALUE_LEN_MAX {
+                return Err(Failure::keep(S3Error::new(
+                    400,
+                    "InvalidPart",
+                    "Twofold cannot record this layout: the part sizes take too much metadata",
+                )));
+            }
+            Some(sealed)
         }
         _ => None,
     };

@@ -24,7 +24,7 @@ const COPY_PART_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 /// Most sizes of marked objects remembered per core for listings.
 const LISTED_SIZE_CACHE_ENTRIES: usize = 4096;
 /// Longest accepted layout metadata value, in characters.
-const LAYOUT_VALUE_LEN_MAX: usize = 1024;
+pub(crate) const LAYOUT_VALUE_LEN_MAX: usize = 1024;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
