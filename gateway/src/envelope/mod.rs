@@ -14,6 +14,7 @@ pub mod aead;
 pub mod header;
 pub mod kdf;
 pub mod layout;
+pub mod record;
 pub mod segment;
 pub mod stream;
 

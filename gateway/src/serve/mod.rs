@@ -10,6 +10,7 @@ pub mod io;
 mod multipart;
 mod object;
 mod passthrough;
+mod unaligned;
 
 use crate::config::ServeSettings;
 use crate::http::{Limits, RequestHead, ResponseHead};
@@ -60,6 +61,9 @@ pub struct Core {
     stopping: Arc<AtomicBool>,
     /// Segments per part of multipart objects read with ranges, by (bucket, key, ETag).
     part_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
+    /// Plaintext sizes of objects with a layout record, for listings, by (bucket, key and
+    /// version, ETag).
+    layout_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -246,6 +250,7 @@ pub fn start(
                     in_flight: Cell::new(0),
                     stopping: stop.clone(),
                     part_sizes: Default::default(),
+                    layout_sizes: Default::default(),
                 });
                 rt.block_on(async {
                     accept_loop(core.clone(), l, &stop, &heartbeats).await;

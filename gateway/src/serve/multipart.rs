@@ -14,6 +14,7 @@ use super::passthrough::rewrite_sizes;
 use super::{Failure, Outcome, Request, backend_path, encode, write_response};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{plain_len, stored_len};
+use crate::envelope::record;
 use crate::envelope::{ObjectName, SegmentCipher};
 use crate::http::ResponseHead;
 use crate::objmeta;
@@ -344,6 +345,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             _ => break,
         }
     }
+    let mut plain_sizes = Vec::with_capacity(numbers.len());
     for (i, &n) in numbers.iter().enumerate() {
         let stored = sizes
             .iter()
@@ -363,17 +365,45 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
                 format!("Part {n} was not uploaded through Twofold"),
             ))
         })?;
-        if i + 1 < numbers.len() && plain % seg.bytes() != 0 {
+        if i + 1 < numbers.len() && plain == 0 {
             return Err(Failure::keep(S3Error::new(
                 400,
-                "InvalidPart",
-                format!(
-                    "Part {n} is {plain} bytes; Twofold needs every part but the last to be a multiple of {} bytes",
-                    seg.bytes()
-                ),
+                "EntityTooSmall",
+                format!("Part {n} is empty; only the last part may be"),
             )));
         }
+        plain_sizes.push(plain);
     }
+    // Parts that are not whole numbers of segments (all but the last): the object gets a
+    // layout record, sealed now so that nothing is completed if it cannot be.
+    let sealed_record = match &header {
+        Some(h) if record::needs_record(&plain_sizes, seg) => {
+            record::encode(&plain_sizes).map_err(|e| {
+                Failure::keep(S3Error::new(
+                    400,
+                    "InvalidPart",
+                    format!("Twofold cannot record this layout: {e}"),
+                ))
+            })?;
+            let keys = ctx
+                .core
+                .keyring
+                .open(h, name)
+                .await
+                .map_err(|e| super::object::key_failure(&e))?;
+            let sealed = record::seal(h, &keys, &plain_sizes)
+                .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+            if sealed.len().div_ceil(3) * 4 > super::unaligned::LAYOUT_VALUE_LEN_MAX {
+                return Err(Failure::keep(S3Error::new(
+                    400,
+                    "InvalidPart",
+                    "Twofold cannot record this layout: the part sizes take too much metadata",
+                )));
+            }
+            Some(sealed)
+        }
+        _ => None,
+    };
     let (resp, body) = ctx
         .core
         .backend
@@ -389,6 +419,16 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
+    let (Some(sealed), Some(h)) = (sealed_record, &header) else {
+        return reply(conn, &resp, &body, ctx.rid, true).await;
+    };
+    if String::from_utf8_lossy(&body).contains("<Error>") {
+        // Completed with an error body (S3 may answer 200 and fail later): nothing to
+        // rewrite.
+        return reply(conn, &resp, &body, ctx.rid, false).await;
+    }
+    let (resp, body) =
+        super::unaligned::rewrite(ctx, name, &path, h, &sealed, &plain_sizes).await?;
     reply(conn, &resp, &body, ctx.rid, true).await
 }
 
@@ -517,8 +557,22 @@ pub(crate) async fn upload_part_copy(
         }
     };
     let src_stored = src.content_length().ok().flatten().unwrap_or(0);
-    let src_size = plain_len(src_stored, src_header.segment_size)
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    // A source with a layout record: its parts are found from the record.
+    let src_layout =
+        if src_header.multipart && record::is_marked(src_stored, src_header.segment_size) {
+            let src_name = ObjectName {
+                bucket: &src_bucket,
+                key: &src_key,
+            };
+            Some(super::unaligned::layout_of(ctx, src_name, &src_header, &src, src_stored).await?)
+        } else {
+            None
+        };
+    let src_size = match &src_layout {
+        Some(l) => l.plain_len(),
+        None => plain_len(src_stored, src_header.segment_size)
+            .map_err(|_| Failure::keep(S3Error::internal_error()))?,
+    };
     let (first, last) = match ctx.head.header("x-amz-copy-source-range") {
         Some(v) => match crate::s3::parse_range(v) {
             crate::s3::RangeRequest::Single(r) => {
@@ -574,11 +628,51 @@ pub(crate) async fn upload_part_copy(
     } else {
         last / sseg.bytes()
     };
-    let stored_first = first_seg * sseg.stored_bytes();
-    let stored_last = last_seg * sseg.stored_bytes()
+    let mut stored_first = first_seg * sseg.stored_bytes();
+    let mut stored_last = last_seg * sseg.stored_bytes()
         + segment_plain_len(src_size, last_seg, sseg)
         + SEGMENT_OVERHEAD_BYTES
         - 1;
+    // The segments to open, in order: (part number, index in the part, final, plaintext
+    // length, plaintext offset in the object). `None` for the part: the cursor follows the
+    // part boundaries itself.
+    let mut plan: Vec<(Option<u32>, u64, bool, u64, u64)> = Vec::new();
+    if let Some(layout) = &src_layout {
+        let slices = layout
+            .map_range(crate::envelope::layout::PlainRange { first, last })
+            .map_err(|_| Failure::keep(S3Error::invalid_range()))?;
+        if let (Some(a), Some(b)) = (slices.first(), slices.last()) {
+            stored_first = a.stored_first;
+            stored_last = b.stored_last;
+        }
+        for s in &slices {
+            let plen = layout.parts()[s.part_index];
+            let part_start: u64 = layout.parts()[..s.part_index].iter().sum();
+            let number = u32::try_from(s.part_index + 1)
+                .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+            let n = segment_count(plen, sseg);
+            for i in s.first_segment..=s.last_segment {
+                plan.push((
+                    Some(number),
+                    i,
+                    i + 1 == n,
+                    segment_plain_len(plen, i, sseg),
+                    part_start + i * sseg.bytes(),
+                ));
+            }
+        }
+    } else {
+        let src_n = segment_count(src_size, sseg);
+        for index in first_seg..=last_seg {
+            plan.push((
+                None,
+                index,
+                index + 1 == src_n,
+                segment_plain_len(src_size, index, sseg),
+                index * sseg.bytes(),
+            ));
+        }
+    }
     let mut fwd = vec![(
         "range".to_owned(),
         format!("bytes={stored_first}-{stored_last}").into_bytes(),
@@ -622,7 +716,6 @@ pub(crate) async fn upload_part_copy(
         )
         .await
         .map_err(|e| backend_failure(&e))?;
-    let src_n = segment_count(src_size, sseg);
     let dst_n = segment_count(part_len, dseg);
     let mut input = vec![0u8; sseg.bytes_usize() + OVERHEAD];
     let mut plain = vec![0u8; sseg.bytes_usize() + OVERHEAD];
@@ -630,21 +723,34 @@ pub(crate) async fn upload_part_copy(
     let mut dst_fill = 0usize;
     let mut dst_index = 0u64;
     let mut written = 0u64;
-    for index in first_seg..=last_seg {
-        let plen = segment_plain_len(src_size, index, sseg) as usize;
+    let mut part_cipher: Option<SegmentCipher> = None;
+    for (number, index, is_final, plen, seg_start) in plan {
+        let plen = plen as usize;
         let (res, b) = src_ex.conn.read_exact_into(input, 0..plen + OVERHEAD).await;
         input = b;
         res.map_err(|e| backend_failure(&e.into()))?;
-        cursor
-            .open(&input[..plen + OVERHEAD], &mut plain, index + 1 == src_n)
-            .map_err(|e| {
-                super::object::integrity_failure(ctx, &e);
-                Failure::close(
-                    S3Error::internal_error()
-                        .with_message(format!("The copy source failed its integrity check: {e}")),
-                )
-            })?;
-        let seg_start = index * sseg.bytes();
+        let opened = match number {
+            None => cursor.open(&input[..plen + OVERHEAD], &mut plain, is_final),
+            Some(number) => {
+                if part_cipher.as_ref().is_none_or(|c| c.part() != number) {
+                    part_cipher = Some(
+                        SegmentCipher::new(&src_header, &src_keys, number)
+                            .map_err(|_| Failure::close(S3Error::internal_error()))?,
+                    );
+                }
+                match &part_cipher {
+                    Some(c) => c.open_to(index, is_final, &input[..plen + OVERHEAD], &mut plain),
+                    None => Err(crate::envelope::Error::Internal("no cipher")),
+                }
+            }
+        };
+        opened.map_err(|e| {
+            super::object::integrity_failure(ctx, &e);
+            Failure::close(
+                S3Error::internal_error()
+                    .with_message(format!("The copy source failed its integrity check: {e}")),
+            )
+        })?;
         if seg_start + plen as u64 <= first && src_size > 0 {
             continue;
         }

@@ -12,6 +12,7 @@ use crate::envelope::layout::{
     Layout, PlainRange, SEGMENT_OVERHEAD_BYTES, plain_len, segment_count, segment_plain_len,
     stored_len,
 };
+use crate::envelope::record;
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::http::ResponseHead;
 use crate::keys::KeyError;
@@ -145,6 +146,16 @@ pub(crate) fn integrity_failure(ctx: &Request<'_>, e: &crate::envelope::Error) {
         E::KeyCommitmentMismatch { .. } => "key_commitment",
         _ => "other",
     };
+    report_integrity_failure(ctx, reason, e);
+}
+
+/// Counts and logs an integrity failure of a stored object under `reason` (the metric's
+/// label).
+pub(crate) fn report_integrity_failure(
+    ctx: &Request<'_>,
+    reason: &'static str,
+    e: &dyn std::fmt::Display,
+) {
     ctx.core.metrics.integrity_failure(reason);
     tracing::error!(
         target: "twofold::integrity",
@@ -264,9 +275,11 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
             }
             // The object is stored and verified: the client's PUT succeeded. Only the
             // checksum is missing from it, as on any object stored without one.
-            Err(reason) => eprintln!(
-                "twofold: request {}: /{bucket}/{key} was stored, but its verified {} checksum could not be recorded: {reason}",
-                ctx.rid, c.algorithm
+            Err(reason) => tracing::warn!(
+                resource = %format_args!("/{bucket}/{key}"),
+                algorithm = %c.algorithm,
+                reason = %reason,
+                "object stored, but its verified checksum could not be recorded with it"
             ),
         }
     }
@@ -483,7 +496,7 @@ fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
 }
 
 /// The client-visible headers of an object's response.
-fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
+pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
     for name in GET_RETURNED {
         if let Some(v) = resp.header(name) {
             out.push_header(name, v.to_vec());
@@ -589,6 +602,20 @@ pub(crate) async fn get(
             }
             return stream_plain_get(ctx, conn, &path, query.as_deref(), fwd).await;
         };
+        if header.multipart && record::is_marked(stored, header.segment_size) {
+            return super::unaligned::serve(
+                ctx,
+                conn,
+                &path,
+                query.as_deref(),
+                fwd,
+                &header,
+                &resp,
+                head_only,
+                part_number,
+            )
+            .await;
+        }
         let size = plain_len(stored, header.segment_size).map_err(|_| {
             Failure::keep(
                 S3Error::internal_error()
@@ -709,7 +736,7 @@ async fn stream_whole_get(
     let (mut backend_conn, resp) = ctx
         .core
         .backend
-        .get(path, query, fwd)
+        .get(path, query, fwd.clone())
         .await
         .map_err(|e| backend_failure(&e))?;
     if resp.status != 200 {
@@ -735,6 +762,12 @@ async fn stream_whole_get(
             return relay_raw(ctx, conn, backend_conn, out, stored).await;
         }
     };
+    if header.multipart && record::is_marked(stored, header.segment_size) {
+        // The layout record is needed before the body: read it again as a ranged GET.
+        drop(backend_conn);
+        return super::unaligned::serve(ctx, conn, path, query, fwd, &header, &resp, false, None)
+            .await;
+    }
     let size = plain_len(stored, header.segment_size).map_err(|_| {
         Failure::close(
             S3Error::internal_error()
@@ -1426,6 +1459,10 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     if let Some(v) = src.header(CHECKSUM_METADATA) {
         headers.push((CHECKSUM_METADATA.into(), v.to_vec()));
     }
+    // The layout record is sealed under the data keys, which the re-wrap keeps.
+    if let Some(v) = src.header(super::unaligned::LAYOUT_HTTP_HEADER) {
+        headers.push((super::unaligned::LAYOUT_HTTP_HEADER.into(), v.to_vec()));
+    }
     if let Some(meta) = new_meta {
         headers.push((objmeta::HTTP_HEADER.into(), meta.into_bytes()));
     }
@@ -1516,7 +1553,15 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
-    let size = match unencrypted_check(ctx, &resp)? {
+    let header = unencrypted_check(ctx, &resp)?;
+    let layout = match &header {
+        Some(h) if h.multipart && record::is_marked(stored, h.segment_size) => Some(
+            super::unaligned::layout_of(ctx, ObjectName { bucket, key }, h, &resp, stored).await?,
+        ),
+        _ => None,
+    };
+    let size = match header {
+        Some(_) if layout.is_some() => layout.as_ref().map_or(0, Layout::plain_len),
         Some(h) => plain_len(stored, h.segment_size).map_err(|_| {
             Failure::keep(
                 S3Error::internal_error()
@@ -1556,6 +1601,13 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         ));
     }
     if has("ObjectParts")
+        && let Some(layout) = &layout
+    {
+        xml.push_str(&format!(
+            "<ObjectParts><PartsCount>{}</PartsCount></ObjectParts>",
+            layout.parts().len()
+        ));
+    } else if has("ObjectParts")
         && let Some((_, parts)) = etag.rsplit_once('-')
         && let Ok(n) = parts.parse::<u32>()
     {

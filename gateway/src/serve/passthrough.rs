@@ -100,7 +100,12 @@ pub(crate) async fn forward(
             Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
         })?;
     let resp_body = if rewrite_listing && resp.status == 200 {
-        rewrite_sizes(&resp_body, ctx.core.keyring.settings().segment_size)
+        let marked = super::unaligned::listed_sizes(ctx, &resp_body).await?;
+        rewrite_sizes_with(
+            &resp_body,
+            ctx.core.keyring.settings().segment_size,
+            &marked,
+        )
     } else {
         resp_body
     };
@@ -143,6 +148,16 @@ pub(crate) async fn forward(
 /// `N`. A size that is not a valid Twofold length (an object that was not written through
 /// Twofold) is left as it is.
 pub fn rewrite_sizes(xml: &[u8], seg: SegmentSize) -> Vec<u8> {
+    rewrite_sizes_with(xml, seg, &std::collections::HashMap::new())
+}
+
+/// [`rewrite_sizes`], with the sizes of objects that have a layout record given by the byte
+/// offset of their `<Size>` digits in `xml`.
+pub fn rewrite_sizes_with(
+    xml: &[u8],
+    seg: SegmentSize,
+    marked: &std::collections::HashMap<usize, u64>,
+) -> Vec<u8> {
     const OPEN: &[u8] = b"<Size>";
     const CLOSE: &[u8] = b"</Size>";
     let mut out = Vec::with_capacity(xml.len());
@@ -153,6 +168,11 @@ pub fn rewrite_sizes(xml: &[u8], seg: SegmentSize) -> Vec<u8> {
         match find(after, CLOSE) {
             Some(j) => {
                 let digits = &after[..j];
+                if let Some(size) = marked.get(&(xml.len() - after.len())) {
+                    out.extend_from_slice(size.to_string().as_bytes());
+                    rest = &after[j..];
+                    continue;
+                }
                 let stored = std::str::from_utf8(digits)
                     .ok()
                     .and_then(|s| s.parse::<u64>().ok());

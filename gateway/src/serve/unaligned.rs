@@ -1,0 +1,647 @@
+//! Multipart objects whose parts are not whole numbers of segments (`docs/format.md`,
+//! *Unaligned multipart objects*): the server-side rewrite at CompleteMultipartUpload that
+//! adds the layout record and the marker padding, and the reads (HEAD, GET with ranges and
+//! part numbers, sizes for listings and GetObjectAttributes) that follow the record.
+
+use super::backend::read_small_body;
+use super::io::Conn;
+use super::object::{backend_failure, forward_error, key_failure, object_headers};
+use super::{Failure, Outcome, Request, encode, write_response};
+use crate::envelope::header::Header;
+use crate::envelope::layout::{
+    Layout, PlainRange, SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len, stored_len,
+};
+use crate::envelope::record;
+use crate::envelope::{ObjectName, SegmentCipher};
+use crate::http::ResponseHead;
+use crate::s3::{RangeRequest, S3Error, parse_range};
+use base64::Engine;
+
+/// User metadata that holds the sealed layout record, base64url without padding.
+pub const LAYOUT_HTTP_HEADER: &str = "x-amz-meta-twofold-layout";
+/// Largest byte range one backend UploadPartCopy may copy (S3: 5 GiB).
+const COPY_PART_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Most sizes of marked objects remembered per core for listings.
+const LISTED_SIZE_CACHE_ENTRIES: usize = 4096;
+/// Longest accepted layout metadata value, in characters.
+pub(crate) const LAYOUT_VALUE_LEN_MAX: usize = 1024;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
+
+/// Response headers of the completed object that the rewritten object keeps.
+const KEPT: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "content-encoding",
+    "expires",
+    "x-amz-website-redirect-location",
+    "x-amz-storage-class",
+];
+
+fn integrity(msg: impl Into<String>) -> Failure {
+    Failure::keep(S3Error::internal_error().with_message(msg))
+}
+
+/// The layout of a marked object (its stored length has the marker residue), from its
+/// sealed layout record, authenticated under the object's keys and checked against the
+/// stored length. Any failure is an integrity error: the object is not served.
+pub(crate) async fn layout_of(
+    ctx: &Request<'_>,
+    name: ObjectName<'_>,
+    header: &Header,
+    resp: &ResponseHead,
+    stored: u64,
+) -> Result<Layout, Failure> {
+    let value = resp
+        .header_str(LAYOUT_HTTP_HEADER)
+        .filter(|v| v.len() <= LAYOUT_VALUE_LEN_MAX)
+        .ok_or_else(|| {
+            integrity("The stored object's length says it has a layout record, and it has none")
+        })?;
+    let sealed = B64
+        .decode(value.trim())
+        .map_err(|_| integrity("The object's layout record is not base64url"))?;
+    let keys = ctx
+        .core
+        .keyring
+        .open(header, name)
+        .await
+        .map_err(|e| key_failure(&e))?;
+    record::open(header, &keys, &sealed, stored).map_err(|e| {
+        super::object::report_integrity_failure(ctx, "layout_record", &e);
+        integrity(format!("The stored object failed its integrity check: {e}"))
+    })
+}
+
+/// HeadObject and GetObject (whole, ranged, or by part number) of a marked object, after
+/// the backend's HEAD `resp`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    path: &str,
+    query: Option<&str>,
+    fwd: Vec<(String, Vec<u8>)>,
+    header: &Header,
+    resp: &ResponseHead,
+    head_only: bool,
+    part_number: Option<u32>,
+) -> Result<Outcome, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::keep(S3Error::internal_error()));
+    };
+    let name = ObjectName { bucket, key };
+    let stored = resp.content_length().ok().flatten().unwrap_or(0);
+    let layout = layout_of(ctx, name, header, resp, stored).await?;
+    let size = layout.plain_len();
+    let mut meta = resp.clone();
+    meta.headers.retain(|(n, _)| n != "x-amz-mp-parts-count");
+    let count = layout.parts().len();
+    let range = if let Some(k) = part_number {
+        let k = k as usize;
+        if k > count {
+            return Err(Failure::keep(S3Error::new(
+                416,
+                "InvalidPartNumber",
+                "The requested partnumber is not satisfiable",
+            )));
+        }
+        meta.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
+        let first: u64 = layout.parts()[..k - 1].iter().sum();
+        let len = layout.parts()[k - 1];
+        if len == 0 {
+            let mut out = ResponseHead::new(206);
+            object_headers(ctx, &meta, &mut out);
+            out.push_header("content-range", format!("bytes */{size}").into_bytes());
+            out.push_header("content-length", b"0".to_vec());
+            write_response(conn, &out, &[])
+                .await
+                .map_err(|_| Failure::close(S3Error::internal_error()))?;
+            return Ok(Outcome::KeepAlive);
+        }
+        Some(PlainRange {
+            first,
+            last: first + len - 1,
+        })
+    } else if head_only {
+        None
+    } else {
+        match ctx.head.header("range").map(parse_range) {
+            Some(RangeRequest::Single(r)) => match r.resolve(size) {
+                Ok(rr) => Some(PlainRange {
+                    first: rr.first,
+                    last: rr.last,
+                }),
+                Err(_) => {
+                    let e = S3Error::invalid_range()
+                        .with_resource(ctx.address.resource())
+                        .with_request_id(ctx.rid);
+                    let mut out = e.response_head();
+                    out.push_header("content-range", format!("bytes */{size}").into_bytes());
+                    let mut bytes = Vec::new();
+                    let _ = out.write(&mut bytes);
+                    e.write_xml(&mut bytes);
+                    let _ = conn.write_all(bytes).await;
+                    return Ok(Outcome::KeepAlive);
+                }
+            },
+            _ => None,
+        }
+    };
+    if head_only {
+        let mut out = ResponseHead::new(if range.is_some() { 206 } else { 200 });
+        object_headers(ctx, &meta, &mut out);
+        match range {
+            Some(r) => {
+                out.push_header(
+                    "content-range",
+                    format!("bytes {}-{}/{size}", r.first, r.last).into_bytes(),
+                );
+                out.push_header("content-length", r.len().to_string().into_bytes());
+            }
+            None => out.push_header("content-length", size.to_string().into_bytes()),
+        }
+        write_response(conn, &out, &[])
+            .await
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        return Ok(Outcome::KeepAlive);
+    }
+    let whole = PlainRange {
+        first: 0,
+        last: size.saturating_sub(1),
+    };
+    let slices = layout
+        .map_range(range.unwrap_or(whole))
+        .map_err(|_| Failure::keep(S3Error::invalid_range()))?;
+    let (Some(first), Some(last)) = (slices.first(), slices.last()) else {
+        return Err(Failure::keep(S3Error::internal_error()));
+    };
+    let mut fwd = fwd;
+    fwd.push((
+        "range".into(),
+        format!("bytes={}-{}", first.stored_first, last.stored_last).into_bytes(),
+    ));
+    if let Some(etag) = resp.header("etag") {
+        fwd.push(("if-match".into(), etag.to_vec()));
+    }
+    let (mut backend_conn, bresp) = ctx
+        .core
+        .backend
+        .get(path, query, fwd)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if bresp.status != 206 {
+        let (body, _) = read_small_body(&mut backend_conn, &bresp, false, 1 << 20)
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        return forward_error(conn, &bresp, &body, ctx.rid).await;
+    }
+    let keys = ctx
+        .core
+        .keyring
+        .open(header, name)
+        .await
+        .map_err(|e| Failure {
+            close: true,
+            ..key_failure(&e)
+        })?;
+    let seg = header.segment_size;
+    let (plain_first, plain_last) = match range {
+        Some(r) => (r.first, r.last),
+        None => (whole.first, whole.last),
+    };
+    let mut input = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut head_sent = false;
+    for slice in &slices {
+        let part_len = layout.parts()[slice.part_index];
+        let part_number = u32::try_from(slice.part_index + 1)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        let cipher = SegmentCipher::new(header, &keys, part_number)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        let n = segment_count(part_len, seg);
+        let mut skip = slice.skip_front as usize;
+        let mut left = slice.take as usize;
+        for index in slice.first_segment..=slice.last_segment {
+            let plain = segment_plain_len(part_len, index, seg) as usize;
+            let (res, b) = backend_conn
+                .read_exact_into(input, 0..plain + OVERHEAD)
+                .await;
+            input = b;
+            if let Err(e) = res {
+                if head_sent {
+                    return Ok(Outcome::Close);
+                }
+                return Err(backend_failure(&e.into()));
+            }
+            if let Err(e) =
+                cipher.open_to(index, index + 1 == n, &input[..plain + OVERHEAD], &mut out)
+            {
+                super::object::integrity_failure(ctx, &e);
+                if head_sent {
+                    return Ok(Outcome::Close);
+                }
+                return Err(Failure::close(S3Error::internal_error().with_message(
+                    format!(
+                        "The stored object failed its integrity check and was not returned: {e}"
+                    ),
+                )));
+            }
+            if !head_sent {
+                let mut head = ResponseHead::new(if range.is_some() { 206 } else { 200 });
+                object_headers(ctx, &meta, &mut head);
+                if range.is_some() {
+                    head.push_header(
+                        "content-range",
+                        format!("bytes {plain_first}-{plain_last}/{size}").into_bytes(),
+                    );
+                }
+                head.push_header(
+                    "content-length",
+                    (plain_last - plain_first + 1).to_string().into_bytes(),
+                );
+                let mut bytes = Vec::with_capacity(1024);
+                head.write(&mut bytes)
+                    .map_err(|_| Failure::close(S3Error::internal_error()))?;
+                let (res, _) = conn.write_all(bytes).await;
+                res.map_err(|_| Failure::close(S3Error::internal_error()))?;
+                head_sent = true;
+            }
+            let from = skip.min(plain);
+            let to = (from + left).min(plain);
+            skip -= from;
+            left -= to - from;
+            if from < to {
+                let (res, b) = conn.write_range(out, from..to).await;
+                out = b;
+                if res.is_err() {
+                    return Ok(Outcome::Close);
+                }
+            }
+        }
+    }
+    drop(keys);
+    // The padding (and any segments after the range) was not read: the backend connection
+    // is not reusable.
+    drop(backend_conn);
+    Ok(Outcome::KeepAlive)
+}
+
+/// Plaintext sizes of the marked objects of a listing, by the byte offset of their
+/// `<Size>` digits in `xml`: one backend HEAD per marked object not in the per-core cache.
+pub(crate) async fn listed_sizes(
+    ctx: &Request<'_>,
+    xml: &[u8],
+) -> Result<std::collections::HashMap<usize, u64>, Failure> {
+    let mut out = std::collections::HashMap::new();
+    let Some(bucket) = ctx.address.bucket.as_deref() else {
+        return Ok(out);
+    };
+    let seg = ctx.core.keyring.settings().segment_size;
+    let url_keys = ctx.query.get("encoding-type") == Some("url");
+    let text = String::from_utf8_lossy(xml);
+    for tag in ["Contents", "Version"] {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        let mut at = 0usize;
+        while let Some(a) = text[at..].find(&open) {
+            let start = at + a;
+            let Some(b) = text[start..].find(&close) else {
+                break;
+            };
+            let end = start + b;
+            let entry = &text[start..end];
+            at = end;
+            let Some(size_at) = entry.find("<Size>") else {
+                continue;
+            };
+            let digits_at = start + size_at + "<Size>".len();
+            let Some(stored) = text[digits_at..]
+                .split('<')
+                .next()
+                .and_then(|d| d.trim().parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if !record::is_marked(stored, seg) {
+                continue;
+            }
+            let Some(key) = tag_value(entry, "Key").map(|k| {
+                let k = unescape(k);
+                if url_keys { percent_decode(&k) } else { k }
+            }) else {
+                continue;
+            };
+            let etag = tag_value(entry, "ETag").map(unescape).unwrap_or_default();
+            let version = tag_value(entry, "VersionId")
+                .map(unescape)
+                .filter(|v| v != "null");
+            let cache_key = (
+                bucket.to_owned(),
+                format!("{key}\u{0}{}", version.as_deref().unwrap_or("")),
+                etag.clone(),
+            );
+            if let Some(size) = ctx.core.layout_sizes.borrow().get(&cache_key) {
+                out.insert(digits_at, *size);
+                continue;
+            }
+            if let Some(size) = head_size(ctx, bucket, &key, version.as_deref()).await? {
+                let mut cache = ctx.core.layout_sizes.borrow_mut();
+                if cache.len() >= LISTED_SIZE_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(cache_key, size);
+                out.insert(digits_at, size);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The plaintext size of a marked object from a backend HEAD and its record; `None` when
+/// the object is not (or no longer) a marked Twofold object.
+async fn head_size(
+    ctx: &Request<'_>,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<Option<u64>, Failure> {
+    let path = super::backend_path(Some(bucket), Some(key));
+    let query = version.map(|v| format!("versionId={}", encode(v, false)));
+    let (resp, _) = ctx
+        .core
+        .backend
+        .simple("HEAD", &path, query.as_deref(), Vec::new(), Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if resp.status != 200 {
+        return Ok(None);
+    }
+    let stored = resp.content_length().ok().flatten().unwrap_or(0);
+    let Some(header) = resp
+        .header_str(crate::objmeta::HTTP_HEADER)
+        .and_then(|v| crate::objmeta::decode(v).ok())
+    else {
+        return Ok(None);
+    };
+    if !record::is_marked(stored, header.segment_size) {
+        return Ok(None);
+    }
+    match layout_of(ctx, ObjectName { bucket, key }, &header, &resp, stored).await {
+        Ok(layout) => Ok(Some(layout.plain_len())),
+        // A damaged record: the listing keeps the stored size; reads of it fail.
+        Err(_) => Ok(None),
+    }
+}
+
+fn tag_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(&xml[start..end])
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#34;", "\"")
+        .replace("&amp;", "&")
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
+            let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+            out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
+            i += 3;
+        } else if bytes[i] == b'+' {
+            out.push(b' ');
+            i += 1;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Byte ranges (inclusive) of the backend UploadPartCopy calls that copy an object of
+/// `stored` bytes: as few as possible, each at most 5 GiB, of near-equal sizes (so each is
+/// at least 2.5 GiB when there are several, far above S3's 5 MiB minimum).
+pub(crate) fn copy_ranges(stored: u64) -> Vec<(u64, u64)> {
+    let n = stored.div_ceil(COPY_PART_BYTES_MAX).max(1);
+    let each = stored.div_ceil(n);
+    let mut out = Vec::new();
+    let mut first = 0;
+    while first < stored {
+        let last = (first + each).min(stored) - 1;
+        out.push((first, last));
+        first = last + 1;
+    }
+    out
+}
+
+/// CompleteMultipartUpload of an unaligned upload, after the backend completed it as the
+/// client asked: rewrites the object onto itself with a backend multipart copy whose
+/// metadata adds the sealed layout record and whose last part is the marker padding. On
+/// any failure the copy is aborted and the unmarked object deleted, so that it is never
+/// read with a wrong size; the client gets an error. Returns the final Complete response.
+pub(crate) async fn rewrite(
+    ctx: &Request<'_>,
+    name: ObjectName<'_>,
+    path: &str,
+    header: &Header,
+    sealed_record: &[u8],
+    parts: &[u64],
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    let result = rewrite_steps(ctx, path, header, sealed_record, parts).await;
+    if result.is_err() {
+        tracing::error!(
+            resource = %format_args!("/{}/{}", name.bucket, name.key),
+            "the layout rewrite at Complete failed; the unmarked object is removed"
+        );
+        let _ = ctx
+            .core
+            .backend
+            .simple("DELETE", path, None, Vec::new(), Vec::new())
+            .await;
+    }
+    result
+}
+
+async fn rewrite_steps(
+    ctx: &Request<'_>,
+    path: &str,
+    header: &Header,
+    sealed_record: &[u8],
+    parts: &[u64],
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    let seg = header.segment_size;
+    let backend = &ctx.core.backend;
+    let (src, _) = backend
+        .simple("HEAD", path, None, Vec::new(), Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    let parts_stored: u64 = parts.iter().map(|p| stored_len(*p, seg)).sum();
+    let stored = src.content_length().ok().flatten().unwrap_or(0);
+    if src.status != 200 || stored != parts_stored {
+        return Err(Failure::keep(S3Error::internal_error().with_message(
+            "The completed object changed before its layout could be recorded",
+        )));
+    }
+    let etag = src.header("etag").map(<[u8]>::to_vec).unwrap_or_default();
+    // The new upload: the object's metadata, plus the record.
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+    for (n, v) in &src.headers {
+        if (n.starts_with("x-amz-meta-") && n != LAYOUT_HTTP_HEADER) || KEPT.contains(&n.as_str()) {
+            headers.push((n.clone(), v.clone()));
+        }
+    }
+    headers.push((
+        LAYOUT_HTTP_HEADER.into(),
+        B64.encode(sealed_record).into_bytes(),
+    ));
+    let (resp, body) = backend
+        .simple("POST", path, Some("uploads="), headers, Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    let text = String::from_utf8_lossy(&body);
+    let upload = match (resp.status, tag_value(&text, "UploadId")) {
+        (200, Some(id)) => unescape(id),
+        _ => {
+            return Err(Failure::keep(S3Error::bad_gateway().with_message(format!(
+                "Storage backend refused the layout rewrite ({})",
+                resp.status
+            ))));
+        }
+    };
+    let upload_q = format!("uploadId={}", encode(&upload, false));
+    let result = copy_parts(ctx, path, &upload_q, &etag, stored, seg).await;
+    let done = match result {
+        Ok(etags) => {
+            let mut xml = String::from("<CompleteMultipartUpload>");
+            for (i, e) in etags.iter().enumerate() {
+                xml.push_str(&format!(
+                    "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                    i + 1,
+                    crate::s3::xml::escape(e)
+                ));
+            }
+            xml.push_str("</CompleteMultipartUpload>");
+            let (resp, body) = backend
+                .simple(
+                    "POST",
+                    path,
+                    Some(&upload_q),
+                    vec![("content-type".into(), b"application/xml".to_vec())],
+                    xml.into_bytes(),
+                )
+                .await
+                .map_err(|e| backend_failure(&e))?;
+            if resp.status == 200 && !String::from_utf8_lossy(&body).contains("<Error>") {
+                Ok((resp, body))
+            } else {
+                Err(Failure::keep(S3Error::bad_gateway().with_message(
+                    "Storage backend refused to complete the layout rewrite",
+                )))
+            }
+        }
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        let _ = backend
+            .simple("DELETE", path, Some(&upload_q), Vec::new(), Vec::new())
+            .await;
+    }
+    done
+}
+
+/// The copy parts and the padding part of the rewrite; their ETags in part order.
+async fn copy_parts(
+    ctx: &Request<'_>,
+    path: &str,
+    upload_q: &str,
+    etag: &[u8],
+    stored: u64,
+    seg: crate::envelope::layout::SegmentSize,
+) -> Result<Vec<String>, Failure> {
+    let backend = &ctx.core.backend;
+    let refused = |what: &str, status: u16| {
+        Failure::keep(S3Error::bad_gateway().with_message(format!(
+            "Storage backend refused the layout rewrite's {what} ({status})"
+        )))
+    };
+    let mut etags = Vec::new();
+    for (i, (first, last)) in copy_ranges(stored).into_iter().enumerate() {
+        let q = format!("partNumber={}&{upload_q}", i + 1);
+        let mut headers = vec![
+            ("x-amz-copy-source".to_owned(), path.as_bytes().to_vec()),
+            (
+                "x-amz-copy-source-range".to_owned(),
+                format!("bytes={first}-{last}").into_bytes(),
+            ),
+        ];
+        if !etag.is_empty() {
+            headers.push(("x-amz-copy-source-if-match".into(), etag.to_vec()));
+        }
+        let (resp, body) = backend
+            .simple("PUT", path, Some(&q), headers, Vec::new())
+            .await
+            .map_err(|e| backend_failure(&e))?;
+        let text = String::from_utf8_lossy(&body);
+        match (resp.status, tag_value(&text, "ETag")) {
+            (200, Some(e)) => etags.push(unescape(e)),
+            _ => return Err(refused("part copy", resp.status)),
+        }
+    }
+    // The padding: random bytes, so that it repeats nothing a client wrote.
+    let pad_len = record::padding_len(stored, seg) as usize;
+    let mut pad = vec![0u8; pad_len];
+    for chunk in pad.chunks_mut(32) {
+        let r: [u8; 32] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
+            .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    let q = format!("partNumber={}&{upload_q}", etags.len() + 1);
+    let (resp, _) = backend
+        .simple("PUT", path, Some(&q), Vec::new(), pad)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    match (resp.status, resp.header_str("etag")) {
+        (200, Some(e)) => etags.push(e.to_owned()),
+        _ => return Err(refused("padding part", resp.status)),
+    }
+    Ok(etags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_cover_the_object() {
+        assert_eq!(copy_ranges(10), vec![(0, 9)]);
+        let big = 11 * 1024 * 1024 * 1024 + 7;
+        let r = copy_ranges(big);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].0, 0);
+        assert_eq!(r[2].1, big - 1);
+        for w in r.windows(2) {
+            assert_eq!(w[0].1 + 1, w[1].0);
+        }
+        assert!(r.iter().all(|(a, b)| b - a < COPY_PART_BYTES_MAX));
+    }
+}
