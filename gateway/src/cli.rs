@@ -299,6 +299,32 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
     }
 }
 
+/// Reloads the client-facing certificate and key on each SIGHUP, from a thread of its own
+/// (the signal handler itself only wakes it). A failed reload keeps the old certificate.
+fn reload_on_sighup(tls: std::sync::Arc<crate::tls::ServerTls>) -> Result<(), CliError> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| fail(format!("installing the SIGHUP handler: {e}")))?;
+    std::thread::Builder::new()
+        .name("twofold-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match tls.reload() {
+                    Ok(()) => eprintln!(
+                        "twofold: SIGHUP: TLS certificate reloaded (generation {})",
+                        tls.generation()
+                    ),
+                    Err(e) => eprintln!(
+                        "twofold: SIGHUP: TLS reload failed, keeping the previous certificate \
+                         ({} failed reloads): {e}",
+                        tls.reloads_failed()
+                    ),
+                }
+            }
+        })
+        .map_err(|e| fail(format!("starting the SIGHUP thread: {e}")))?;
+    Ok(())
+}
+
 fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     let mut settings = config.serve.clone().ok_or_else(|| {
         fail(format!(
@@ -334,11 +360,19 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     let handle = crate::serve::start(settings, inner, outer, config.keyring)
         .map_err(|e| fail(format!("starting the gateway: {e}")))?;
     let addr = handle.addr();
+    let scheme = if handle.server_tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if let Some(tls) = handle.server_tls() {
+        reload_on_sighup(tls)?;
+    }
     if let (Some(backend), Some(secret)) = (&dev_backend, client_secret) {
         let dir = config.path.parent().unwrap_or(Path::new("."));
         let env = dev::write_client_env(dir, &addr, &region, &secret)?;
         println!(
-            "twofold: gateway on http://{addr} (dev backend on {}, objects under {})",
+            "twofold: gateway on {scheme}://{addr} (dev backend on {}, objects under {})",
             backend.addr(),
             backend.root().display()
         );
@@ -347,7 +381,7 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
             env.display()
         );
     } else {
-        println!("twofold: gateway on http://{addr}");
+        println!("twofold: gateway on {scheme}://{addr}");
     }
     handle.wait();
     drop(dev_backend);

@@ -16,3 +16,4 @@ pub mod objmeta;
 pub mod s3;
 pub mod serve;
 pub mod sigv4;
+pub mod tls;

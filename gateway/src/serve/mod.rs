@@ -10,7 +10,7 @@ mod multipart;
 mod object;
 mod passthrough;
 
-use crate::config::ServeSettings;
+use crate::config::{BackendTransport, ListenerTls, ServeSettings};
 use crate::http::{Limits, RequestHead, ResponseHead};
 use crate::keys::{Custodian, Keyring, KeyringSettings};
 use crate::s3::{Address, Query, S3Error, S3Op};
@@ -28,6 +28,8 @@ use std::time::Duration;
 pub const QUERY_PARAMS_MAX: usize = 64;
 /// How often an idle accept loop checks whether the gateway is stopping.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest a client may take over its TLS handshake before the connection is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 
 /// One core's state, shared by the connections of that core only.
 pub struct Core {
@@ -36,6 +38,8 @@ pub struct Core {
     backend: Backend,
     limits: Limits,
     core_id: usize,
+    /// The client-facing TLS acceptor of this core; `None` for plain HTTP.
+    tls: Option<crate::tls::CoreAcceptor>,
     requests: Cell<u64>,
     /// Segments per part of multipart objects read with ranges, by (bucket, key, ETag).
     part_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
@@ -55,12 +59,29 @@ pub struct ServeHandle {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 impl ServeHandle {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Reads the client-facing certificate and key again (what SIGHUP does). New
+    /// connections get the new certificate; open ones keep theirs. On failure the old
+    /// certificate stays in use. `Ok(false)` when the gateway serves plain HTTP.
+    pub fn reload_tls(&self) -> Result<bool, crate::tls::TlsError> {
+        match &self.tls {
+            Some(t) => t.reload().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// The client-facing certificate state, for a reload trigger that outlives `&self`
+    /// (the SIGHUP thread) and for counters; `None` for plain HTTP.
+    pub fn server_tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.tls.clone()
     }
 
     /// Stops accepting, lets the cores finish, and waits for their threads.
@@ -119,6 +140,19 @@ pub fn start(
     for _ in 1..cores {
         listeners.push(listener(addr)?);
     }
+    let to_io = |e: crate::tls::TlsError| std::io::Error::other(e.to_string());
+    let server_tls = match &settings.listener_tls {
+        ListenerTls::Tls { cert, key } => Some(Arc::new(
+            crate::tls::ServerTls::load(cert, key).map_err(to_io)?,
+        )),
+        ListenerTls::PlainHttp => None,
+    };
+    let backend_tls = match &settings.backend_transport {
+        BackendTransport::Tls { ca_bundle, .. } => {
+            Some(crate::tls::client_config(ca_bundle.as_deref()).map_err(to_io)?)
+        }
+        BackendTransport::PlainHttp => None,
+    };
     let settings = Arc::new(settings);
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
@@ -126,6 +160,8 @@ pub fn start(
         let settings = settings.clone();
         let stop = stop.clone();
         let (inner, outer) = (inner.clone(), outer.clone());
+        let server_tls = server_tls.clone();
+        let backend_tls = backend_tls.clone();
         let t = std::thread::Builder::new()
             .name(format!("twofold-core-{core_id}"))
             .spawn(move || {
@@ -140,7 +176,11 @@ pub fn start(
                     }
                 };
                 let core = Rc::new(Core {
-                    backend: Backend::new(&settings),
+                    backend: Backend::new(
+                        &settings,
+                        backend_tls.map(|c| crate::tls::core_client_config(&c)),
+                    ),
+                    tls: server_tls.map(crate::tls::CoreAcceptor::new),
                     settings,
                     keyring: Keyring::new(inner, outer, keyring),
                     limits: Limits::default(),
@@ -156,6 +196,7 @@ pub fn start(
         addr,
         stop,
         threads,
+        tls: server_tls,
     })
 }
 
@@ -188,8 +229,27 @@ async fn accept_loop(core: Rc<Core>, l: std::net::TcpListener, stop: Arc<AtomicB
             // A failed accept (the peer gone already) just goes round again.
             if let Ok((stream, _peer)) = result {
                 let core = core.clone();
+                // The acceptor is taken now, so a reload affects connections accepted
+                // after it and never one already open.
+                let acceptor = core.tls.as_ref().map(|t| t.acceptor());
                 compio::runtime::spawn(async move {
-                    serve_connection(core, Conn::new(stream)).await;
+                    let _ = stream.set_nodelay(true);
+                    let conn = match acceptor {
+                        None => Conn::new(stream),
+                        Some(acceptor) => {
+                            let handshake = compio::time::timeout(
+                                Duration::from_secs(TLS_HANDSHAKE_TIMEOUT_SECS),
+                                acceptor.accept(stream),
+                            );
+                            // A failed or slow handshake (a plain-HTTP client, an untrusting
+                            // client, a scanner) just ends the connection.
+                            match handshake.await {
+                                Ok(Ok(tls)) => Conn::from_stream(io::Stream::Tls(Box::new(tls))),
+                                Ok(Err(_)) | Err(_) => return,
+                            }
+                        }
+                    };
+                    serve_connection(core, conn).await;
                 })
                 .detach();
             }
