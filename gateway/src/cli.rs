@@ -301,13 +301,19 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
 
 /// Reloads the client-facing certificate and key on each SIGHUP, from a thread of its own
 /// (the signal handler itself only wakes it). A failed reload keeps the old certificate.
-fn reload_on_sighup(tls: std::sync::Arc<crate::tls::ServerTls>) -> Result<(), CliError> {
+/// With plain HTTP there is nothing to reload; SIGHUP is still caught (and said so) rather
+/// than ending the gateway.
+fn reload_on_sighup(tls: Option<std::sync::Arc<crate::tls::ServerTls>>) -> Result<(), CliError> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
         .map_err(|e| fail(format!("installing the SIGHUP handler: {e}")))?;
     std::thread::Builder::new()
         .name("twofold-sighup".into())
         .spawn(move || {
             for _ in signals.forever() {
+                let Some(tls) = &tls else {
+                    eprintln!("twofold: SIGHUP: plain HTTP, no certificate to reload");
+                    continue;
+                };
                 match tls.reload() {
                     Ok(()) => eprintln!(
                         "twofold: SIGHUP: TLS certificate reloaded (generation {})",
@@ -365,9 +371,7 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     } else {
         "http"
     };
-    if let Some(tls) = handle.server_tls() {
-        reload_on_sighup(tls)?;
-    }
+    reload_on_sighup(handle.server_tls())?;
     if let (Some(backend), Some(secret)) = (&dev_backend, client_secret) {
         let dir = config.path.parent().unwrap_or(Path::new("."));
         let env = dev::write_client_env(dir, &addr, &region, &secret)?;
