@@ -217,8 +217,27 @@ fn check_config(config: &Config) -> Result<(), CliError> {
     }
     match &config.serve {
         Some(s) => {
+            // The certificate and key are loaded as at start (the key must match the leaf),
+            // and the backend's trust roots too, so that a bad file fails here and not at
+            // the restart.
+            let listener = match &s.listener_tls {
+                crate::config::ListenerTls::Tls { cert, key } => {
+                    crate::tls::ServerTls::load(cert, key)
+                        .map_err(|e| fail(format!("server.tls: {e}")))?;
+                    "https"
+                }
+                crate::config::ListenerTls::PlainHttp => "http",
+            };
+            let backend = match &s.backend_transport {
+                crate::config::BackendTransport::Tls { ca_bundle, .. } => {
+                    crate::tls::client_config(ca_bundle.as_deref())
+                        .map_err(|e| fail(format!("backend: {e}")))?;
+                    "https"
+                }
+                crate::config::BackendTransport::PlainHttp => "http",
+            };
             println!(
-                "serve: listen {}, backend {}, {} credential(s), admin {}",
+                "serve: listen {listener}://{}, backend {backend}://{}, {} credential(s), admin {}",
                 s.listen,
                 s.backend_host,
                 s.credentials.len(),
@@ -366,20 +385,22 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
 }
 
 /// SIGTERM and SIGINT stop the gateway gracefully (no new connections, requests in flight
-/// finish within the shutdown grace); SIGHUP is logged.
+/// finish within the shutdown grace). SIGHUP reloads the client-facing certificate and key;
+/// a failed reload keeps the old ones. With plain HTTP there is nothing to reload, and
+/// SIGHUP is still caught (and said so) rather than ending the gateway. The signal handler
+/// itself only wakes this thread.
 fn watch_signals(handle: &crate::serve::ServeHandle) -> Result<(), CliError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| fail(format!("installing signal handlers: {e}")))?;
     let stop = handle.stop_flag();
+    let tls = handle.server_tls();
     std::thread::Builder::new()
         .name("twofold-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => {
-                        tracing::info!("SIGHUP: nothing to reload");
-                    }
+                    SIGHUP => reload_tls(tls.as_deref()),
                     _ => {
                         tracing::info!(
                             signal,
@@ -393,6 +414,29 @@ fn watch_signals(handle: &crate::serve::ServeHandle) -> Result<(), CliError> {
         })
         .map_err(|e| fail(format!("starting the signal thread: {e}")))?;
     Ok(())
+}
+
+/// The SIGHUP reload of the client-facing certificate and key.
+fn reload_tls(tls: Option<&crate::tls::ServerTls>) {
+    let Some(tls) = tls else {
+        tracing::info!("SIGHUP: plain HTTP, no certificate to reload");
+        return;
+    };
+    match tls.reload() {
+        Ok(()) => {
+            tracing::info!(
+                generation = tls.generation(),
+                "SIGHUP: TLS certificate reloaded"
+            );
+        }
+        Err(e) => {
+            tracing::error!(
+                failed_reloads = tls.reloads_failed(),
+                error = %e,
+                "SIGHUP: TLS reload failed, keeping the previous certificate"
+            );
+        }
+    }
 }
 
 /// Under a systemd watchdog: pings it while every core keeps going round its loop, so that
@@ -457,6 +501,11 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     let handle = crate::serve::start(settings, inner, outer, config.keyring)
         .map_err(|e| fail(format!("starting the gateway: {e}")))?;
     let addr = handle.addr();
+    let scheme = if handle.server_tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
     watch_signals(&handle)?;
     start_watchdog(&handle);
     crate::notify::notify_or_log("READY=1");
@@ -467,7 +516,7 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
         let dir = config.path.parent().unwrap_or(Path::new("."));
         let env = dev::write_client_env(dir, &addr, &region, &secret)?;
         println!(
-            "twofold: gateway on http://{addr} (dev backend on {}, objects under {})",
+            "twofold: gateway on {scheme}://{addr} (dev backend on {}, objects under {})",
             backend.addr(),
             backend.root().display()
         );
@@ -476,7 +525,7 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
             env.display()
         );
     } else {
-        println!("twofold: gateway on http://{addr}");
+        println!("twofold: gateway on {scheme}://{addr}");
     }
     handle.wait();
     drop(dev_backend);

@@ -113,6 +113,22 @@ pub struct ServerFile {
     /// Seconds a stopping gateway (SIGTERM) lets requests in flight run before it cuts
     /// them.
     pub shutdown_grace_secs: u64,
+    /// `{ cert = "chain.pem", key = "key.pem" }`: serve HTTPS with this certificate chain
+    /// and private key (PEM), reloaded on SIGHUP.
+    pub tls: Option<ServerTlsFile>,
+    /// Serve plain HTTP instead of HTTPS. Must be given explicitly; a `[server]` with
+    /// neither `tls` nor `plain_http = true` is an error.
+    pub plain_http: bool,
+}
+
+/// `[server] tls = { cert = "...", key = "..." }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerTlsFile {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching the leaf certificate.
+    pub key: PathBuf,
 }
 
 impl Default for ServerFile {
@@ -124,6 +140,8 @@ impl Default for ServerFile {
             base_domains: Vec::new(),
             unencrypted_objects: "reject".into(),
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
+            tls: None,
+            plain_http: false,
         }
     }
 }
@@ -167,8 +185,13 @@ impl Default for LogFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendFile {
-    /// `http://host:port` of the backend.
+    /// `https://host[:port]` of the backend (or `http://host:port` with `plain_http`).
     pub endpoint: String,
+    /// PEM file of the CA certificates the backend's certificate must chain to; without
+    /// it, the host's trust store.
+    pub ca_bundle: Option<PathBuf>,
+    /// Allow an `http://` endpoint (a backend on the same host or a private link).
+    pub plain_http: bool,
     /// Region to sign backend requests for.
     pub region: Option<String>,
     /// Access key id the gateway uses towards the backend.
@@ -305,6 +328,34 @@ pub enum UnencryptedObjects {
     PassThrough,
 }
 
+/// How the client-facing listener talks to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerTls {
+    /// HTTPS with the certificate chain and key in these PEM files.
+    Tls {
+        /// Certificate chain file.
+        cert: PathBuf,
+        /// Private key file.
+        key: PathBuf,
+    },
+    /// Plain HTTP, asked for explicitly.
+    PlainHttp,
+}
+
+/// How the gateway talks to the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendTransport {
+    /// Plain HTTP, asked for explicitly.
+    PlainHttp,
+    /// HTTPS, checking the certificate for `server_name`.
+    Tls {
+        /// CA bundle; `None` = the host's trust store.
+        ca_bundle: Option<PathBuf>,
+        /// The name (or IP address) the certificate must be valid for; also the SNI.
+        server_name: String,
+    },
+}
+
 /// The validated `[server]`, `[backend]` and `[[credential]]` sections.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -318,6 +369,10 @@ pub struct ServeSettings {
     pub base_domains: Vec<String>,
     /// Policy for objects Twofold did not write.
     pub unencrypted_objects: UnencryptedObjects,
+    /// HTTPS or (explicitly) plain HTTP towards clients.
+    pub listener_tls: ListenerTls,
+    /// HTTPS or (explicitly) plain HTTP towards the backend.
+    pub backend_transport: BackendTransport,
     /// Backend host and port.
     pub backend_addr: String,
     /// Host header value for the backend.
@@ -717,29 +772,105 @@ fn validate_serve(
             ));
         }
     };
-    let rest = backend.endpoint.strip_prefix("http://").ok_or_else(|| {
-        invalid(
+    let listener_tls = match (server.tls, server.plain_http) {
+        (Some(_), true) => {
+            return Err(invalid(
+                "server.plain_http",
+                "give either tls or plain_http = true, not both".into(),
+            ));
+        }
+        (Some(t), false) => {
+            if t.cert.as_os_str().is_empty() || t.key.as_os_str().is_empty() {
+                return Err(invalid(
+                    "server.tls",
+                    "needs both cert and key: tls = { cert = \"chain.pem\", key = \"key.pem\" }"
+                        .into(),
+                ));
+            }
+            ListenerTls::Tls {
+                cert: base.join(t.cert),
+                key: base.join(t.key),
+            }
+        }
+        (None, true) => ListenerTls::PlainHttp,
+        (None, false) => {
+            return Err(invalid(
+                "server.tls",
+                "missing: add tls = { cert = \"chain.pem\", key = \"key.pem\" } to serve HTTPS, \
+                 or plain_http = true to serve plain HTTP"
+                    .into(),
+            ));
+        }
+    };
+    let (rest, default_port, tls) = if let Some(r) = backend.endpoint.strip_prefix("https://") {
+        (r, 443, true)
+    } else if let Some(r) = backend.endpoint.strip_prefix("http://") {
+        (r, 80, false)
+    } else {
+        return Err(invalid(
             "backend.endpoint",
-            format!("{:?} must be http://HOST:PORT", backend.endpoint),
-        )
-    })?;
+            format!("{:?} must be https://HOST[:PORT]", backend.endpoint),
+        ));
+    };
     let host = rest.trim_end_matches('/');
     if host.is_empty() || host.contains('/') {
         return Err(invalid(
             "backend.endpoint",
             format!(
-                "{:?} must be http://HOST:PORT with no path",
+                "{:?} must be https://HOST[:PORT] with no path",
                 backend.endpoint
             ),
         ));
     }
-    let backend_addr = if host
+    let has_port = host
         .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
+        .is_some_and(|(h, p)| p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')));
+    let backend_addr = if has_port {
         host.to_owned()
     } else {
-        format!("{host}:80")
+        format!("{host}:{default_port}")
+    };
+    let backend_transport = if tls {
+        if backend.plain_http {
+            return Err(invalid(
+                "backend.plain_http",
+                "set for an https:// endpoint; drop it or use http://".into(),
+            ));
+        }
+        let name = if has_port {
+            host.rsplit_once(':').map_or(host, |(h, _)| h)
+        } else {
+            host
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        if rustls_pki_types::ServerName::try_from(name).is_err() {
+            return Err(invalid(
+                "backend.endpoint",
+                format!("{name:?} is not a valid DNS name or IP address for TLS"),
+            ));
+        }
+        BackendTransport::Tls {
+            ca_bundle: backend.ca_bundle.map(|p| base.join(p)),
+            server_name: name.to_owned(),
+        }
+    } else {
+        if !backend.plain_http {
+            return Err(invalid(
+                "backend.plain_http",
+                format!(
+                    "{:?} is plain HTTP: use https://, or add plain_http = true to [backend] \
+                     to allow it",
+                    backend.endpoint
+                ),
+            ));
+        }
+        if backend.ca_bundle.is_some() {
+            return Err(invalid(
+                "backend.ca_bundle",
+                "given for an http:// endpoint, which has no certificate to check".into(),
+            ));
+        }
+        BackendTransport::PlainHttp
     };
     if backend.access_key_id.is_empty() {
         return Err(invalid("backend.access_key_id", "required".into()));
@@ -793,6 +924,8 @@ fn validate_serve(
         region: server.region.clone(),
         base_domains: server.base_domains,
         unencrypted_objects,
+        listener_tls,
+        backend_transport,
         backend_addr,
         backend_host: host.to_owned(),
         backend_region: backend.region.unwrap_or(server.region),
@@ -878,5 +1011,123 @@ key_file = "inner.key"
         let e = load(&format!("{GOOD}\ncolour = \"blue\"\n")).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("colour") && msg.contains("line"), "{msg}");
+    }
+
+    const SERVE: &str = r#"
+[server]
+SERVER_TLS
+
+[backend]
+endpoint = "ENDPOINT"
+BACKEND_EXTRA
+access_key_id = "gw"
+secret_access_key = { dev_plaintext = "s" }
+
+[[credential]]
+access_key_id = "a"
+secret_access_key = { dev_plaintext = "s" }
+buckets = ["*"]
+"#;
+
+    fn serve(
+        server_tls: &str,
+        endpoint: &str,
+        backend_extra: &str,
+    ) -> Result<ServeSettings, ConfigError> {
+        let text = format!(
+            "{GOOD}{}",
+            SERVE
+                .replace("SERVER_TLS", server_tls)
+                .replace("ENDPOINT", endpoint)
+                .replace("BACKEND_EXTRA", backend_extra)
+        );
+        load(&text).map(|c| c.serve.unwrap())
+    }
+
+    #[test]
+    fn the_listener_needs_tls_or_an_explicit_plain_http() {
+        let e = serve("", "https://s3.example.com", "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.tls") && e.contains("plain_http = true"),
+            "{e}"
+        );
+        let s = serve("plain_http = true", "https://s3.example.com", "").unwrap();
+        assert_eq!(s.listener_tls, ListenerTls::PlainHttp);
+        let s = serve(
+            "tls = { cert = \"tls/chain.pem\", key = \"tls/key.pem\" }",
+            "https://s3.example.com",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            s.listener_tls,
+            ListenerTls::Tls {
+                cert: "/etc/twofold/tls/chain.pem".into(),
+                key: "/etc/twofold/tls/key.pem".into()
+            }
+        );
+        let e = serve(
+            "plain_http = true\ntls = { cert = \"c\", key = \"k\" }",
+            "https://s3.example.com",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("server.plain_http"), "{e}");
+        let e = serve("tls = { cert = \"c\" }", "https://s3.example.com", "").unwrap_err();
+        assert!(e.to_string().contains("server.tls"), "{e}");
+    }
+
+    #[test]
+    fn backend_https_checks_the_name_and_http_needs_opting_in() {
+        let s = serve("plain_http = true", "https://s3.example.com", "").unwrap();
+        assert_eq!(s.backend_addr, "s3.example.com:443");
+        assert_eq!(s.backend_host, "s3.example.com");
+        assert_eq!(
+            s.backend_transport,
+            BackendTransport::Tls {
+                ca_bundle: None,
+                server_name: "s3.example.com".into()
+            }
+        );
+        let s = serve(
+            "plain_http = true",
+            "https://10.0.0.5:9000",
+            "ca_bundle = \"backend-ca.pem\"",
+        )
+        .unwrap();
+        assert_eq!(s.backend_addr, "10.0.0.5:9000");
+        assert_eq!(
+            s.backend_transport,
+            BackendTransport::Tls {
+                ca_bundle: Some("/etc/twofold/backend-ca.pem".into()),
+                server_name: "10.0.0.5".into()
+            }
+        );
+        let s = serve("plain_http = true", "https://[::1]:9000", "").unwrap();
+        assert_eq!(s.backend_addr, "[::1]:9000");
+        assert!(matches!(
+            s.backend_transport,
+            BackendTransport::Tls { ref server_name, .. } if server_name == "::1"
+        ));
+        let e = serve("plain_http = true", "http://10.0.0.5:9000", "").unwrap_err();
+        assert!(e.to_string().contains("backend.plain_http"), "{e}");
+        let s = serve(
+            "plain_http = true",
+            "http://10.0.0.5:9000",
+            "plain_http = true",
+        )
+        .unwrap();
+        assert_eq!(s.backend_transport, BackendTransport::PlainHttp);
+        let e = serve(
+            "plain_http = true",
+            "http://10.0.0.5:9000",
+            "plain_http = true\nca_bundle = \"x.pem\"",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("backend.ca_bundle"), "{e}");
+        let e = serve("plain_http = true", "ftp://x", "").unwrap_err();
+        assert!(e.to_string().contains("backend.endpoint"), "{e}");
     }
 }

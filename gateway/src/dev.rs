@@ -148,8 +148,10 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
              key_label = \"twofold-inner-kek\"\npin_file = \"inner.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n\
              # `twofold serve --dev` runs s3s-fs on ./.twofold-dev/data as the backend, in process;\n\
              # its port is picked at start, so the endpoint below is replaced then.\n\
-             [server]\nlisten = \"127.0.0.1:7480\"\nregion = \"us-east-1\"\nbase_domains = [\"localhost\"]\n\n\
-             [backend]\nendpoint = \"http://127.0.0.1:0\"\naccess_key_id = \"{DEV_BACKEND_ACCESS_KEY}\"\n\
+             # Both sides are plain HTTP on loopback, explicitly: a development set-up only.\n\
+             [server]\nlisten = \"127.0.0.1:7480\"\nregion = \"us-east-1\"\nbase_domains = [\"localhost\"]\n\
+             plain_http = true\n\n\
+             [backend]\nendpoint = \"http://127.0.0.1:0\"\nplain_http = true\naccess_key_id = \"{DEV_BACKEND_ACCESS_KEY}\"\n\
              secret_access_key = {{ file = \"backend.secret\" }}\n\n\
              [[credential]]\naccess_key_id = \"{DEV_CLIENT_ACCESS_KEY}\"\n\
              secret_access_key = {{ file = \"client.secret\" }}\nbuckets = [\"*\"]\n",

@@ -18,3 +18,4 @@ pub mod s3;
 pub mod serve;
 pub mod sigv4;
 pub mod telemetry;
+pub mod tls;

@@ -54,6 +54,10 @@ pub const AUTH_FAILURES_TOTAL: &str = "twofold_auth_failures_total";
 pub const INTEGRITY_FAILURES_TOTAL: &str = "twofold_integrity_failures_total";
 /// Backend exchanges that failed, by kind.
 pub const BACKEND_ERRORS_TOTAL: &str = "twofold_backend_errors_total";
+/// SIGHUP reloads of the client-facing certificate, by result (`ok`, `failed`).
+pub const TLS_RELOADS_TOTAL: &str = "twofold_tls_reloads_total";
+/// Client TLS handshakes that failed, by reason (`error`, `timeout`).
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "twofold_tls_handshake_failures_total";
 /// 1 when `/readyz` last said ready, else 0.
 pub const READY: &str = "twofold_ready";
 /// Always 1, labelled with the version.
@@ -199,8 +203,29 @@ fn describe() {
         BACKEND_ERRORS_TOTAL,
         "Backend exchanges that failed, by kind."
     );
+    describe_counter!(
+        TLS_RELOADS_TOTAL,
+        "SIGHUP reloads of the client-facing TLS certificate, by result."
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES_TOTAL,
+        "Client TLS handshakes that failed or timed out, by reason."
+    );
     describe_gauge!(READY, "1 when the gateway last found itself ready, else 0.");
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
+}
+
+/// Counts a reload of the client-facing certificate (off the data path: the signal thread).
+pub fn tls_reload(ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    metrics::counter!(TLS_RELOADS_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts a client TLS handshake that failed (a plain-HTTP client, a client that does not
+/// trust the certificate, a scanner) or did not finish in time. Only at handshake time,
+/// never per request.
+pub fn tls_handshake_failure(reason: &'static str) {
+    metrics::counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => reason).increment(1);
 }
 
 /// A layer's label value.

@@ -29,7 +29,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use twofold::config::{ClientCredential, Secret, ServeSettings, UnencryptedObjects};
+use twofold::config::{
+    BackendTransport, ClientCredential, ListenerTls, Secret, ServeSettings, UnencryptedObjects,
+};
 use twofold::devbackend::DevBackend;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::layout::SegmentSize;
@@ -127,6 +129,16 @@ impl Gateway {
         client_for(&self.endpoint(), &self.admin)
     }
 
+    /// The running gateway's handle (for [`ServeHandle::reload_tls`]).
+    pub fn handle(&self) -> &ServeHandle {
+        &self.handle
+    }
+
+    /// The admin credential it was started with.
+    pub fn admin(&self) -> &Credential {
+        &self.admin
+    }
+
     /// Stops it and waits for its threads.
     pub fn stop(self) {
         self.handle.stop();
@@ -182,6 +194,10 @@ impl TestGateway {
             region: REGION.to_owned(),
             base_domains: opts.base_domains,
             unencrypted_objects: opts.unencrypted_objects,
+            // The tests' gateway and backend talk plain HTTP on loopback, explicitly;
+            // tests/tests/gateway_tls.rs starts TLS ones with `start_another_with`.
+            listener_tls: ListenerTls::PlainHttp,
+            backend_transport: BackendTransport::PlainHttp,
             backend_addr: backend_addr.to_string(),
             backend_host: backend_addr.to_string(),
             backend_region: REGION.to_owned(),
@@ -225,14 +241,25 @@ impl TestGateway {
     /// second process (or host) of the same deployment is. It opens its own custodian
     /// sessions and has its own caches.
     pub fn start_another(&self) -> Gateway {
+        self.try_start_another_with(|_| {})
+            .unwrap_or_else(|e| panic!("starting a gateway: {e}"))
+    }
+
+    /// Like [`TestGateway::start_another`], with the settings changed by `change` first
+    /// (TLS on either side, say); the error if it does not start.
+    pub fn try_start_another_with(
+        &self,
+        change: impl FnOnce(&mut ServeSettings),
+    ) -> std::io::Result<Gateway> {
+        let mut settings = self.settings.clone();
+        change(&mut settings);
         let inner = open_custodian(Layer::Inner, self.custody.spec(Layer::Inner));
         let outer = open_custodian(Layer::Outer, self.custody.spec(Layer::Outer));
-        let handle = twofold::serve::start(self.settings.clone(), inner, outer, self.keyring)
-            .unwrap_or_else(|e| panic!("starting a gateway: {e}"));
-        Gateway {
+        let handle = twofold::serve::start(settings, inner, outer, self.keyring)?;
+        Ok(Gateway {
             handle,
             admin: self.admin.clone(),
-        }
+        })
     }
 
     fn gw(&self) -> &Gateway {

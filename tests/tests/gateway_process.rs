@@ -80,9 +80,9 @@ impl Deployment {
             )
         };
         let text = format!(
-            "{}{}[server]\nlisten = \"127.0.0.1:0\"\ncores = 2\nshutdown_grace_secs = 20\n\n\
+            "{}{}[server]\nlisten = \"127.0.0.1:0\"\ncores = 2\nshutdown_grace_secs = 20\nplain_http = true\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
-             [backend]\nendpoint = \"http://{}\"\naccess_key_id = \"{}\"\n\
+             [backend]\nendpoint = \"http://{}\"\nplain_http = true\naccess_key_id = \"{}\"\n\
              secret_access_key = {{ file = \"backend.secret\" }}\n\n\
              [[credential]]\naccess_key_id = \"{}\"\nsecret_access_key = {{ file = \"client.secret\" }}\n\
              buckets = [\"*\"]\n",

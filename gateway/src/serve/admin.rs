@@ -35,6 +35,7 @@ struct Admin {
 }
 
 /// Binds the admin listener and starts its thread. The thread ends when `done` is set.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     addr: SocketAddr,
     settings: &ServeSettings,
@@ -43,6 +44,7 @@ pub(crate) fn start(
     heartbeats: Arc<Heartbeats>,
     stopping: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
+    backend_tls: Option<Arc<rustls::ClientConfig>>,
 ) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
@@ -60,7 +62,10 @@ pub(crate) fn start(
                 }
             };
             let admin = Rc::new(Admin {
-                backend: Backend::new(&settings),
+                backend: Backend::new(
+                    &settings,
+                    backend_tls.map(|c| crate::tls::core_client_config(&c)),
+                ),
                 inner,
                 outer,
                 metrics,

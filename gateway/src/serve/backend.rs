@@ -1,7 +1,7 @@
 //! The backend side of one core: a pool of keep-alive connections to the S3 endpoint, and
 //! requests re-signed with the gateway's own backend credentials.
 
-use super::io::{Conn, HeadError};
+use super::io::{Conn, HeadError, Stream};
 use crate::config::ServeSettings;
 use crate::http::{BodyKind, ChunkedDecoder, RequestHead, ResponseHead, Step as ChunkedStep};
 use crate::sigv4::{self, PayloadMode, Query, Secret, SigningInput};
@@ -14,6 +14,10 @@ pub enum BackendError {
     /// Could not connect, or the connection broke.
     #[error("backend connection: {0}")]
     Io(#[from] io::Error),
+    /// The TLS handshake with the backend failed (its certificate is not trusted, not for
+    /// its name, or the handshake broke).
+    #[error("backend TLS: {0}")]
+    Tls(String),
     /// The backend answered with something that is not acceptable HTTP.
     #[error("backend sent an invalid response: {0}")]
     Protocol(String),
@@ -42,6 +46,23 @@ pub struct Backend {
     idle: RefCell<Vec<Conn>>,
     idle_max: usize,
     meter: crate::telemetry::Meter,
+    /// For an `https://` backend: this core's connector and the name its certificate
+    /// must carry.
+    tls: Option<BackendTls>,
+}
+
+/// TLS towards the backend, for one core.
+struct BackendTls {
+    connector: compio::tls::TlsConnector,
+    server_name: String,
+}
+
+impl std::fmt::Debug for BackendTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A request on its way to the backend: the connection it was sent on.
@@ -52,8 +73,21 @@ pub struct Exchange {
 }
 
 impl Backend {
-    /// A backend from the validated settings.
-    pub fn new(settings: &ServeSettings) -> Self {
+    /// A backend from the validated settings; `tls` is this core's client configuration
+    /// when the backend is reached over HTTPS.
+    pub fn new(
+        settings: &ServeSettings,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        let tls = match (&settings.backend_transport, tls) {
+            (crate::config::BackendTransport::Tls { server_name, .. }, Some(config)) => {
+                Some(BackendTls {
+                    connector: compio::tls::TlsConnector::from(config),
+                    server_name: server_name.clone(),
+                })
+            }
+            _ => None,
+        };
         Self {
             addr: settings.backend_addr.clone(),
             host: settings.backend_host.clone(),
@@ -63,6 +97,7 @@ impl Backend {
             idle: RefCell::new(Vec::new()),
             idle_max: settings.pool_connections_per_core,
             meter: crate::telemetry::Meter::backend(),
+            tls,
         }
     }
 
@@ -72,8 +107,25 @@ impl Backend {
         if let Some(c) = pooled {
             return Ok((c, true));
         }
+        Ok((self.open().await?, false))
+    }
+
+    /// A new connection, with its TLS handshake done (certificate and name checked) for an
+    /// `https://` backend.
+    async fn open(&self) -> Result<Conn, BackendError> {
         let stream = compio::net::TcpStream::connect(self.addr.as_str()).await?;
-        Ok((Conn::new(stream).with_meter(self.meter.clone()), false))
+        let _ = stream.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Conn::new(stream).with_meter(self.meter.clone())),
+            Some(tls) => {
+                let stream = tls
+                    .connector
+                    .connect(&tls.server_name, stream)
+                    .await
+                    .map_err(|e| BackendError::Tls(e.to_string()))?;
+                Ok(Conn::from_stream(Stream::Tls(Box::new(stream))).with_meter(self.meter.clone()))
+            }
+        }
     }
 
     /// Gives a connection whose exchange ended cleanly back to the pool.
@@ -138,8 +190,7 @@ impl Backend {
         match res {
             Ok(()) => Ok(Exchange { conn }),
             Err(_) if pooled => {
-                let stream = compio::net::TcpStream::connect(self.addr.as_str()).await?;
-                let mut conn = Conn::new(stream).with_meter(self.meter.clone());
+                let mut conn = self.open().await?;
                 let (res, _) = conn.write_all(bytes).await;
                 res?;
                 Ok(Exchange { conn })

@@ -1,14 +1,67 @@
 //! A TCP connection with an owned read buffer, on compio: the head is read into the buffer,
 //! body bytes that arrived with it are handed out from there, and the rest is read either
-//! into the buffer or straight into the caller's buffer (no intermediate copy).
+//! into the buffer or straight into the caller's buffer (no intermediate copy). The stream
+//! under it is plain TCP or TLS ([`Stream`]); nothing above this module knows which.
 
 use crate::http::{
     HttpError, Limits, RequestHead, ResponseHead, parse_request_head, parse_response_head,
 };
-use compio::buf::{BufResult, IntoInner, IoBuf};
+use compio::buf::{BufResult, IntoInner, IoBuf, IoBufMut};
 use compio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 use std::io;
+
+/// A connection's byte stream: plain TCP, or TLS over TCP (client- or server-side).
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP: only where the configuration asks for it explicitly.
+    Plain(TcpStream),
+    /// TLS over TCP (rustls, driven on the core's runtime).
+    Tls(Box<compio::tls::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Stream::Plain(s) => s.write(buf).await,
+            Stream::Tls(s) => {
+                // The TLS stream buffers records; push them to the socket with each write
+                // so that a response never waits in a buffer for a flush that never comes.
+                let BufResult(res, buf) = s.write(buf).await;
+                match res {
+                    Ok(n) => match s.flush().await {
+                        Ok(()) => BufResult(Ok(n), buf),
+                        Err(e) => BufResult(Err(e), buf),
+                    },
+                    Err(e) => BufResult(Err(e), buf),
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush().await,
+            Stream::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        }
+    }
+}
 
 /// Size of a connection's read buffer: room for the largest head plus some body bytes.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -20,7 +73,7 @@ pub const LINGER_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// A connection and the bytes read from it but not consumed yet (`buf[pos..]`).
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     pos: usize,
     meter: Option<crate::telemetry::Meter>,
@@ -53,9 +106,14 @@ impl From<io::Error> for HeadError {
 }
 
 impl Conn {
-    /// Wraps a connected stream.
+    /// Wraps a connected plain TCP stream.
     pub fn new(stream: TcpStream) -> Self {
         let _ = stream.set_nodelay(true);
+        Self::from_stream(Stream::Plain(stream))
+    }
+
+    /// Wraps a stream (a TLS one after its handshake, or a plain one).
+    pub fn from_stream(stream: Stream) -> Self {
         Self {
             stream,
             buf: Vec::with_capacity(READ_BUFFER_BYTES),

@@ -12,7 +12,7 @@ mod object;
 mod passthrough;
 mod unaligned;
 
-use crate::config::ServeSettings;
+use crate::config::{BackendTransport, ListenerTls, ServeSettings};
 use crate::http::{Limits, RequestHead, ResponseHead};
 use crate::keys::{Custodian, Keyring, KeyringSettings};
 use crate::s3::{Address, Query, S3Error, S3Op};
@@ -44,6 +44,8 @@ const AUTH_FAILURE_CODES: &[&str] = &[
     "InvalidToken",
     "MissingSecurityHeader",
 ];
+/// Longest a client may take over its TLS handshake before the connection is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 
 /// One core's state, shared by the connections of that core only.
 pub struct Core {
@@ -52,6 +54,8 @@ pub struct Core {
     backend: Backend,
     limits: Limits,
     core_id: usize,
+    /// The client-facing TLS acceptor of this core; `None` for plain HTTP.
+    tls: Option<crate::tls::CoreAcceptor>,
     requests: Cell<u64>,
     /// This core's metric handles.
     pub(crate) metrics: crate::telemetry::CoreMetrics,
@@ -83,6 +87,7 @@ pub struct ServeHandle {
     heartbeats: Arc<Heartbeats>,
     admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
     admin_done: Arc<AtomicBool>,
+    tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 /// When each core's loop last went round, in milliseconds since the gateway started: the
@@ -121,6 +126,22 @@ impl ServeHandle {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Reads the client-facing certificate and key again (what SIGHUP does). New
+    /// connections get the new certificate; open ones keep theirs. On failure the old
+    /// certificate stays in use. `Ok(false)` when the gateway serves plain HTTP.
+    pub fn reload_tls(&self) -> Result<bool, crate::tls::TlsError> {
+        match &self.tls {
+            Some(t) => t.reload().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// The client-facing certificate state, for a reload trigger that outlives `&self`
+    /// (the SIGHUP thread) and for counters; `None` for plain HTTP.
+    pub fn server_tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.tls.clone()
     }
 
     /// Stops accepting, lets the requests in flight finish (up to the configured
@@ -203,6 +224,19 @@ pub fn start(
     for _ in 1..cores {
         listeners.push(listener(addr)?);
     }
+    let to_io = |e: crate::tls::TlsError| std::io::Error::other(e.to_string());
+    let server_tls = match &settings.listener_tls {
+        ListenerTls::Tls { cert, key } => Some(Arc::new(
+            crate::tls::ServerTls::load(cert, key).map_err(to_io)?,
+        )),
+        ListenerTls::PlainHttp => None,
+    };
+    let backend_tls = match &settings.backend_transport {
+        BackendTransport::Tls { ca_bundle, .. } => {
+            Some(crate::tls::client_config(ca_bundle.as_deref()).map_err(to_io)?)
+        }
+        BackendTransport::PlainHttp => None,
+    };
     let settings = Arc::new(settings);
     let stop = Arc::new(AtomicBool::new(false));
     let heartbeats = Arc::new(Heartbeats::new(cores));
@@ -217,6 +251,7 @@ pub fn start(
             heartbeats.clone(),
             stop.clone(),
             admin_done.clone(),
+            backend_tls.clone(),
         )?),
         None => None,
     };
@@ -226,6 +261,8 @@ pub fn start(
         let stop = stop.clone();
         let heartbeats = heartbeats.clone();
         let (inner, outer) = (inner.clone(), outer.clone());
+        let server_tls = server_tls.clone();
+        let backend_tls = backend_tls.clone();
         let t = std::thread::Builder::new()
             .name(format!("twofold-core-{core_id}"))
             .spawn(move || {
@@ -240,7 +277,11 @@ pub fn start(
                     }
                 };
                 let core = Rc::new(Core {
-                    backend: Backend::new(&settings),
+                    backend: Backend::new(
+                        &settings,
+                        backend_tls.map(|c| crate::tls::core_client_config(&c)),
+                    ),
+                    tls: server_tls.map(crate::tls::CoreAcceptor::new),
                     settings,
                     keyring: Keyring::new(inner, outer, keyring),
                     limits: Limits::default(),
@@ -267,6 +308,7 @@ pub fn start(
         heartbeats,
         admin,
         admin_done,
+        tls: server_tls,
     })
 }
 
@@ -329,8 +371,34 @@ async fn accept_loop(
             // A failed accept (the peer gone already) just goes round again.
             if let Ok((stream, _peer)) = result {
                 let core = core.clone();
-                let conn = Conn::new(stream).with_meter(core.metrics.client.clone());
+                // The acceptor is taken now, so a reload affects connections accepted
+                // after it and never one already open.
+                let acceptor = core.tls.as_ref().map(|t| t.acceptor());
                 compio::runtime::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let conn = match acceptor {
+                        None => Conn::new(stream).with_meter(core.metrics.client.clone()),
+                        Some(acceptor) => {
+                            let handshake = compio::time::timeout(
+                                Duration::from_secs(TLS_HANDSHAKE_TIMEOUT_SECS),
+                                acceptor.accept(stream),
+                            );
+                            // A failed or slow handshake (a plain-HTTP client, an untrusting
+                            // client, a scanner) just ends the connection.
+                            match handshake.await {
+                                Ok(Ok(tls)) => Conn::from_stream(io::Stream::Tls(Box::new(tls)))
+                                    .with_meter(core.metrics.client.clone()),
+                                Ok(Err(_)) => {
+                                    crate::telemetry::tls_handshake_failure("error");
+                                    return;
+                                }
+                                Err(_) => {
+                                    crate::telemetry::tls_handshake_failure("timeout");
+                                    return;
+                                }
+                            }
+                        }
+                    };
                     serve_connection(core, conn).await;
                 })
                 .detach();

@@ -126,6 +126,7 @@ pub(crate) fn backend_failure(e: &BackendError) -> Failure {
         BackendError::Io(_) => "connection",
         BackendError::Protocol(_) => "protocol",
         BackendError::Sign(_) => "signing",
+        BackendError::Tls(_) => "tls",
     };
     metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => kind).increment(1);
     tracing::warn!(kind, error = %e, "backend exchange failed");

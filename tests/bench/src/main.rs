@@ -294,8 +294,8 @@ impl Ctx {
         };
         let config = format!(
             "[envelope]\nsegment_size_bytes = 65536\nbucket_key_window_secs = 3600\nkey_cache_entries = 4096\n\n\
-             {}{}[server]\nlisten = \"127.0.0.1:{port}\"\ncores = 0\nregion = \"us-east-1\"\n\n\
-             [backend]\nendpoint = \"http://{backend}\"\naccess_key_id = \"{}\"\n\
+             {}{}[server]\nlisten = \"127.0.0.1:{port}\"\ncores = 0\nregion = \"us-east-1\"\nplain_http = true\n\n\
+             [backend]\nendpoint = \"http://{backend}\"\nplain_http = true\naccess_key_id = \"{}\"\n\
              secret_access_key = {{ file = \"backend.secret\" }}\n\n\
              [[credential]]\naccess_key_id = \"{}\"\nsecret_access_key = {{ file = \"client.secret\" }}\n\
              buckets = [\"*\"]\n",
