@@ -68,6 +68,49 @@ pub struct Core {
     /// Plaintext sizes of objects with a layout record, for listings, by (bucket, key and
     /// version, ETag).
     layout_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
+    /// Segment buffers kept between requests.
+    pub(crate) buffers: BufferPool,
+}
+
+/// Most buffers a core keeps between requests.
+const POOL_BUFFERS_MAX: usize = 64;
+/// Largest buffer a core keeps (buffers for larger segment sizes are allocated each time).
+const POOL_BUFFER_BYTES_MAX: usize = (1 << 20) + 64 * 1024;
+
+/// Segment buffers a core keeps between requests, so that streaming a body allocates and
+/// zero-fills nothing in steady state. Bounded: at most [`POOL_BUFFERS_MAX`] buffers of at
+/// most [`POOL_BUFFER_BYTES_MAX`] bytes each per core.
+///
+/// A buffer comes back with the bytes of its previous use in it. Every user fills the part
+/// it reads before reading it (a body or backend read, or a seal or open that writes its
+/// whole output), as with a fresh buffer it would have to; nothing is sent from a range
+/// that was not written in this request.
+#[derive(Debug, Default)]
+pub(crate) struct BufferPool {
+    free: std::cell::RefCell<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    /// A buffer of `len` bytes.
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let mut free = self.free.borrow_mut();
+        match free.iter().rposition(|b| b.capacity() >= len) {
+            Some(i) => {
+                let mut b = free.swap_remove(i);
+                b.resize(len, 0);
+                b
+            }
+            None => vec![0u8; len],
+        }
+    }
+
+    /// Gives a buffer back for later requests.
+    pub(crate) fn give(&self, b: Vec<u8>) {
+        let mut free = self.free.borrow_mut();
+        if b.capacity() <= POOL_BUFFER_BYTES_MAX && free.len() < POOL_BUFFERS_MAX {
+            free.push(b);
+        }
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -291,6 +334,7 @@ pub fn start(
                     in_flight: Cell::new(0),
                     stopping: stop.clone(),
                     part_sizes: Default::default(),
+                    buffers: BufferPool::default(),
                     layout_sizes: Default::default(),
                 });
                 rt.block_on(async {
@@ -713,4 +757,42 @@ pub(crate) fn backend_query(query: &Query, drop: &[&str]) -> Option<String> {
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join("&"))
+}
+
+#[cfg(test)]
+mod buffer_pool_tests {
+    use super::{BufferPool, POOL_BUFFER_BYTES_MAX, POOL_BUFFERS_MAX};
+
+    #[test]
+    fn a_buffer_given_back_is_taken_again_at_the_length_asked() {
+        let pool = BufferPool::default();
+        let mut b = pool.take(100);
+        assert_eq!(b.len(), 100);
+        b[0] = 7;
+        let at = b.as_ptr();
+        pool.give(b);
+        let b = pool.take(60);
+        assert_eq!((b.len(), b.as_ptr()), (60, at));
+        pool.give(b);
+        // Longer than its length, within its capacity: the tail is zero-filled.
+        let b = pool.take(100);
+        assert_eq!((b.len(), b.as_ptr(), b[99]), (100, at, 0));
+        pool.give(b);
+        // Larger than any buffer held: a new one.
+        let big = pool.take(1000);
+        assert_ne!(big.as_ptr(), at);
+        assert_eq!(pool.free.borrow().len(), 1);
+    }
+
+    #[test]
+    fn the_pool_is_bounded_in_count_and_buffer_size() {
+        let pool = BufferPool::default();
+        for _ in 0..POOL_BUFFERS_MAX + 10 {
+            pool.give(vec![0u8; 16]);
+        }
+        pool.give(vec![0u8; POOL_BUFFER_BYTES_MAX + 1]);
+        let held = pool.free.borrow();
+        assert_eq!(held.len(), POOL_BUFFERS_MAX);
+        assert!(held.iter().all(|b| b.capacity() <= POOL_BUFFER_BYTES_MAX));
+    }
 }

@@ -417,7 +417,7 @@ pub(crate) async fn seal_upload(
     let plain = body.len();
     let seg = cipher.segment_size();
     let n = segment_count(plain, seg);
-    let mut buf = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut buf = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
     let mut checksum = None;
     for i in 0..n {
         let len = segment_plain_len(plain, i, seg) as usize;
@@ -435,7 +435,7 @@ pub(crate) async fn seal_upload(
         buf = b;
         res.map_err(|e| backend_failure(&e.into()))?;
     }
-    drop(buf);
+    ctx.core.buffers.give(buf);
     let resp = ex
         .conn
         .read_response_head()
@@ -1131,6 +1131,11 @@ impl<'k> PartCursor<'k> {
     }
 }
 
+/// Bytes kept free before the plaintext in a GET's output buffer for the response head.
+/// A head that does not fit (user metadata near S3's 2 KiB limit fits easily) is written on
+/// its own.
+const HEAD_ROOM: usize = 8 * 1024;
+
 /// Opens the object's keys, then streams: each segment is read from the backend, both tags
 /// checked, and only then its plaintext written to the client. The response head goes out
 /// after the first segment verified; a segment that fails after that cuts the connection,
@@ -1176,8 +1181,14 @@ async fn open_and_stream(
         None => (0, size.saturating_sub(1)),
     };
     let last_segment = if size == 0 { 0 } else { last / seg.bytes() };
-    let mut input = vec![0u8; seg.bytes_usize() + OVERHEAD];
-    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut input = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
+    // Plaintext goes after room for the response head, so that the head and the first
+    // plaintext go out in one write (one segment later for the client otherwise: a
+    // separate small write, and a separate read and wake-up on its side).
+    let mut out = ctx
+        .core
+        .buffers
+        .take(HEAD_ROOM + seg.bytes_usize() + OVERHEAD);
     let mut head_sent = false;
     let mut index = first_segment;
     while index <= last_segment {
@@ -1191,7 +1202,7 @@ async fn open_and_stream(
             }
             return Err(backend_failure(&e.into()));
         }
-        if let Err(e) = cursor.open(&input[..stored], &mut out, index + 1 == n) {
+        if let Err(e) = cursor.open(&input[..stored], &mut out[HEAD_ROOM..], index + 1 == n) {
             integrity_failure(ctx, &e);
             if head_sent {
                 // Cut the connection: the client sees a short body, never a wrong one.
@@ -1226,12 +1237,24 @@ async fn open_and_stream(
             let mut bytes = Vec::with_capacity(1024);
             head.write(&mut bytes)
                 .map_err(|_| Failure::close(S3Error::internal_error()))?;
+            head_sent = true;
+            if size > 0 && from < to && bytes.len() <= HEAD_ROOM + from {
+                let start = HEAD_ROOM + from - bytes.len();
+                out[start..HEAD_ROOM + from].copy_from_slice(&bytes);
+                let (res, b) = conn.write_range(out, start..HEAD_ROOM + to).await;
+                out = b;
+                if res.is_err() {
+                    return Err(Failure::close(S3Error::internal_error()));
+                }
+                continue;
+            }
             let (res, _) = conn.write_all(bytes).await;
             res.map_err(|_| Failure::close(S3Error::internal_error()))?;
-            head_sent = true;
         }
         if size > 0 && from < to {
-            let (res, b) = conn.write_range(out, from..to).await;
+            let (res, b) = conn
+                .write_range(out, HEAD_ROOM + from..HEAD_ROOM + to)
+                .await;
             out = b;
             if res.is_err() {
                 return Ok(Outcome::Close);
@@ -1239,6 +1262,8 @@ async fn open_and_stream(
         }
     }
     drop(keys);
+    ctx.core.buffers.give(input);
+    ctx.core.buffers.give(out);
     // A body read to its end can carry the next request.
     if index == n {
         ctx.core.backend.release(backend_conn);

@@ -213,8 +213,8 @@ pub(crate) async fn serve(
         Some(r) => (r.first, r.last),
         None => (whole.first, whole.last),
     };
-    let mut input = vec![0u8; seg.bytes_usize() + OVERHEAD];
-    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let mut input = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
+    let mut out = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
     let mut head_sent = false;
     for slice in &slices {
         let part_len = layout.parts()[slice.part_index];
@@ -284,6 +284,8 @@ pub(crate) async fn serve(
         }
     }
     drop(keys);
+    ctx.core.buffers.give(input);
+    ctx.core.buffers.give(out);
     // The padding (and any segments after the range) was not read: the backend connection
     // is not reusable.
     drop(backend_conn);
