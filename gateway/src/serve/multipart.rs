@@ -261,6 +261,33 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
     Ok(Outcome::KeepAlive)
 }
 
+/// The client's CompleteMultipartUpload document without its `<Checksum...>` elements.
+/// They are checksums of the plaintext parts, which the gateway verified as each part
+/// arrived; the backend holds ciphertext parts uploaded without checksums, and a backend
+/// that checks them (AWS S3) would refuse the completion.
+fn without_part_checksums(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(at) = rest.find("<Checksum") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 1..];
+        let name_len = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        let close = format!("</{}>", &tail[..name_len]);
+        match rest[at..].find(&close) {
+            Some(end) => rest = &rest[at + end + close.len()..],
+            None => {
+                // Not an element this function knows how to remove: left as it is.
+                out.push_str(&rest[at..]);
+                return out;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Every `<PartNumber>` and `<Size>` pair of a ListParts result, in order.
 fn listed_parts(xml: &str) -> Vec<(u32, u64)> {
     let mut out = Vec::new();
@@ -412,7 +439,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             &path,
             Some(&upload_q),
             vec![("content-type".into(), b"application/xml".to_vec())],
-            request,
+            without_part_checksums(&text).into_bytes(),
         )
         .await
         .map_err(|e| backend_failure(&e))?;
@@ -832,4 +859,31 @@ fn http_date_to_iso(v: &str) -> String {
         return format!("{year}-{:02}-{day:0>2}T{time}.000Z", m + 1);
     }
     v.to_owned()
+}
+
+#[cfg(test)]
+mod complete_document_tests {
+    use super::without_part_checksums;
+
+    #[test]
+    fn part_checksums_are_removed_and_the_rest_kept() {
+        let xml = "<CompleteMultipartUpload><Part><ETag>\"a\"</ETag>\
+            <ChecksumCRC32>AAAAAA==</ChecksumCRC32><PartNumber>1</PartNumber></Part>\
+            <Part><ChecksumSHA256>x/y=</ChecksumSHA256><ETag>\"b\"</ETag>\
+            <PartNumber>2</PartNumber><ChecksumCRC64NVME>q</ChecksumCRC64NVME></Part>\
+            </CompleteMultipartUpload>";
+        assert_eq!(
+            without_part_checksums(xml),
+            "<CompleteMultipartUpload><Part><ETag>\"a\"</ETag><PartNumber>1</PartNumber></Part>\
+             <Part><ETag>\"b\"</ETag><PartNumber>2</PartNumber></Part></CompleteMultipartUpload>"
+        );
+    }
+
+    #[test]
+    fn a_document_without_checksums_or_with_a_broken_one_is_unchanged() {
+        let plain = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>";
+        assert_eq!(without_part_checksums(plain), plain);
+        let broken = "<Part><ChecksumCRC32>AAAA</Part>";
+        assert_eq!(without_part_checksums(broken), broken);
+    }
 }
