@@ -270,3 +270,80 @@ fn sha256_empty() -> [u8; 32] {
         .try_into()
         .unwrap()
 }
+
+/// A core remembers the size and header of an object it served a range of, and the next
+/// range needs no HEAD; whatever happens to the object in between, the next range is of
+/// the object as it is now.
+#[tokio::test]
+async fn a_range_after_the_object_changed_is_of_the_new_object() {
+    let gw = TestGateway::start_with(twofold_tests::gateway::Options {
+        cores: 1,
+        ..Default::default()
+    });
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let a = random_bytes(SIZE);
+    put(&s3, BUCKET, "obj", a.clone()).await;
+    let ranges = || ["bytes=65530-65545", "bytes=-10", "bytes=0-0"].map(str::to_owned);
+    check_all(&s3, "obj", &a, ranges()).await;
+    check_all(&s3, "obj", &a, ranges()).await;
+    // Replaced with an object of the same size, then of another size.
+    let b = random_bytes(SIZE);
+    put(&s3, BUCKET, "obj", b.clone()).await;
+    check_all(&s3, "obj", &b, ranges()).await;
+    let c = random_bytes(SIZE + 70_000);
+    put(&s3, BUCKET, "obj", c.clone()).await;
+    check_all(&s3, "obj", &c, ranges()).await;
+    // Shrunk below a range that was satisfiable: 416 with the new size.
+    put(&s3, BUCKET, "obj", random_bytes(10)).await;
+    let e = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("obj")
+        .range("bytes=65530-65545")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e).0, 416);
+    // New metadata on the same bytes: the range answer carries it.
+    put(&s3, BUCKET, "obj", c.clone()).await;
+    check_all(&s3, "obj", &c, ranges()).await;
+    s3.copy_object()
+        .bucket(BUCKET)
+        .key("obj")
+        .copy_source(format!("{BUCKET}/obj"))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("text/x-changed")
+        .send()
+        .await
+        .unwrap();
+    let out = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("obj")
+        .range("bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.content_type(), Some("text/x-changed"));
+    assert_eq!(
+        out.body.collect().await.unwrap().to_vec(),
+        c[c.len() - 10..]
+    );
+    // Deleted: the backend's 404.
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key("obj")
+        .send()
+        .await
+        .unwrap();
+    let e = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("obj")
+        .range("bytes=-10")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e), (404, "NoSuchKey".to_owned()));
+}

@@ -70,7 +70,14 @@ pub struct Core {
     layout_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
     /// Segment buffers kept between requests.
     pub(crate) buffers: BufferPool,
+    /// Single-part objects this core has answered a ranged GET for, by (bucket, key,
+    /// version query), so that the next range of the same object needs no HEAD first.
+    pub(crate) seen_objects:
+        std::cell::RefCell<std::collections::HashMap<(String, String, String), object::SeenObject>>,
 }
+
+/// Most objects a core remembers for ranged GETs; the memory is cleared when it is full.
+pub(crate) const SEEN_OBJECTS_MAX: usize = 4096;
 
 /// Most buffers a core keeps between requests.
 const POOL_BUFFERS_MAX: usize = 64;
@@ -335,6 +342,7 @@ pub fn start(
                     stopping: stop.clone(),
                     part_sizes: Default::default(),
                     buffers: BufferPool::default(),
+                    seen_objects: Default::default(),
                     layout_sizes: Default::default(),
                 });
                 rt.block_on(async {

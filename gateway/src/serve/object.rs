@@ -574,6 +574,26 @@ pub(crate) async fn get(
                 })?,
         ),
     };
+    // A ranged GET of a single-part object this core has seen: the stored size and header
+    // it remembers give the ciphertext range, and the GET's own answer proves they still
+    // hold (else the HEAD below is made as for any other).
+    let seen_key = (
+        bucket.clone(),
+        key.clone(),
+        query.clone().unwrap_or_default(),
+    );
+    if let (Some(r), None) = (&range, part_number) {
+        let seen = ctx.core.seen_objects.borrow().get(&seen_key).cloned();
+        if let Some(seen) = seen {
+            match ranged_get_seen(ctx, conn, &path, query.as_deref(), fwd.clone(), &seen, r).await?
+            {
+                Some(outcome) => return Ok(outcome),
+                None => {
+                    ctx.core.seen_objects.borrow_mut().remove(&seen_key);
+                }
+            }
+        }
+    }
     // HEAD (and any ranged GET, which needs the size and segment size first).
     if head_only || range.is_some() || part_number.is_some() {
         let (resp, body) = ctx
@@ -672,6 +692,22 @@ pub(crate) async fn get(
         let Some(r) = range else {
             return Err(Failure::keep(S3Error::internal_error()));
         };
+        if !header.multipart
+            && let Some(etag) = resp.header("etag")
+        {
+            let mut seen = ctx.core.seen_objects.borrow_mut();
+            if seen.len() >= super::SEEN_OBJECTS_MAX {
+                seen.clear();
+            }
+            seen.insert(
+                seen_key,
+                SeenObject {
+                    etag: etag.to_vec(),
+                    stored,
+                    header: header.clone(),
+                },
+            );
+        }
         let resolved = match r.resolve(size) {
             Ok(rr) => rr,
             Err(_) => {
@@ -708,6 +744,92 @@ pub(crate) async fn get(
     }
     // A whole GET: one backend request; the header comes with the response.
     stream_whole_get(ctx, conn, &path, query.as_deref(), fwd).await
+}
+
+/// What a core remembers of a single-part object after a ranged GET of it.
+#[derive(Debug, Clone)]
+pub(crate) struct SeenObject {
+    etag: Vec<u8>,
+    stored: u64,
+    header: Header,
+}
+
+/// A ranged GET of an object seen before, without a HEAD: `Ok(None)` when the object is no
+/// longer what was seen (another ETag, size or header, or a backend that did not answer
+/// the range), and the caller then serves the request the usual way.
+async fn ranged_get_seen(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    path: &str,
+    query: Option<&str>,
+    mut fwd: Vec<(String, Vec<u8>)>,
+    seen: &SeenObject,
+    r: &crate::s3::ByteRange,
+) -> Result<Option<Outcome>, Failure> {
+    let seg = seen.header.segment_size;
+    let Ok(size) = plain_len(seen.stored, seg) else {
+        return Ok(None);
+    };
+    // An unsatisfiable range is answered (416) by the usual way, with the size it finds.
+    let Ok(resolved) = r.resolve(size) else {
+        return Ok(None);
+    };
+    let plain = PlainRange {
+        first: resolved.first,
+        last: resolved.last,
+    };
+    let Ok(slices) = Layout::single(size, seg).map_range(plain) else {
+        return Ok(None);
+    };
+    let Some(slice) = slices.first() else {
+        return Ok(None);
+    };
+    let stored_first = slice.first_segment * seg.stored_bytes();
+    fwd.push((
+        "range".into(),
+        format!("bytes={stored_first}-{}", slice.stored_last).into_bytes(),
+    ));
+    let (mut backend_conn, resp) = ctx
+        .core
+        .backend
+        .get(path, query, fwd)
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    match resp.status {
+        206 => {}
+        // Not the object that was seen, or a backend that ignored the range.
+        200 | 416 => return Ok(None),
+        _ => {
+            // Gone, or a condition of the client's that failed: the backend's answer.
+            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20)
+                .await
+                .map_err(|e| backend_failure(&e))?;
+            return forward_error(conn, &resp, &body, ctx.rid).await.map(Some);
+        }
+    }
+    let total = resp
+        .header_str("content-range")
+        .and_then(|v| v.rsplit_once('/'))
+        .and_then(|(_, t)| t.trim().parse::<u64>().ok());
+    let same = resp.header("etag") == Some(seen.etag.as_slice())
+        && total == Some(seen.stored)
+        && object_header(&resp).ok().flatten().as_ref() == Some(&seen.header);
+    if !same {
+        return Ok(None);
+    }
+    open_and_stream(
+        ctx,
+        conn,
+        backend_conn,
+        &seen.header,
+        size,
+        Some(plain),
+        &resp,
+        slice.first_segment,
+        None,
+    )
+    .await
+    .map(Some)
 }
 
 fn unencrypted_check(ctx: &Request<'_>, resp: &ResponseHead) -> Result<Option<Header>, Failure> {
