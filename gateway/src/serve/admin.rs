@@ -88,18 +88,7 @@ async fn accept_loop(admin: Rc<Admin>, l: std::net::TcpListener, done: Arc<Atomi
     };
     let mut accept = Box::pin(listener.accept());
     while !done.load(Ordering::SeqCst) {
-        let mut tick = Box::pin(compio::time::sleep(POLL_INTERVAL));
-        let accepted = std::future::poll_fn(|cx| {
-            use std::future::Future;
-            if let std::task::Poll::Ready(r) = accept.as_mut().poll(cx) {
-                return std::task::Poll::Ready(Some(r));
-            }
-            if tick.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready(None);
-            }
-            std::task::Poll::Pending
-        })
-        .await;
+        let accepted = super::or_tick(accept.as_mut(), POLL_INTERVAL).await;
         if let Some(result) = accepted {
             accept = Box::pin(listener.accept());
             if let Ok((stream, _)) = result {

@@ -406,18 +406,7 @@ async fn accept_loop(
     let mut accept = Box::pin(listener.accept());
     while !stop.load(Ordering::SeqCst) {
         heartbeats.beat(core.core_id);
-        let mut tick = Box::pin(compio::time::sleep(STOP_POLL_INTERVAL));
-        let accepted = std::future::poll_fn(|cx| {
-            use std::future::Future;
-            if let std::task::Poll::Ready(r) = accept.as_mut().poll(cx) {
-                return std::task::Poll::Ready(Some(r));
-            }
-            if tick.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready(None);
-            }
-            std::task::Poll::Pending
-        })
-        .await;
+        let accepted = or_tick(accept.as_mut(), STOP_POLL_INTERVAL).await;
         if let Some(result) = accepted {
             accept = Box::pin(listener.accept());
             // A failed accept (the peer gone already) just goes round again.
@@ -457,6 +446,27 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Waits for `fut` at most `tick`: `Some` with its output, or `None` when the tick came
+/// first. `fut` is left pending, not dropped, so that an accept the kernel has just
+/// completed is not lost (the accept loops go round with the same one).
+pub(crate) async fn or_tick<T>(
+    mut fut: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
+    tick: Duration,
+) -> Option<T> {
+    let mut tick = Box::pin(compio::time::sleep(tick));
+    std::future::poll_fn(|cx| {
+        use std::future::Future;
+        if let std::task::Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(r));
+        }
+        if tick.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Whether a connection can carry another request after this one.

@@ -710,20 +710,7 @@ pub(crate) async fn get(
         }
         let resolved = match r.resolve(size) {
             Ok(rr) => rr,
-            Err(_) => {
-                // The request id goes in before the head is made: the head's
-                // Content-Length counts it.
-                let e = S3Error::invalid_range()
-                    .with_resource(ctx.address.resource())
-                    .with_request_id(ctx.rid);
-                let mut out = e.response_head();
-                out.push_header("content-range", format!("bytes */{size}").into_bytes());
-                let mut bytes = Vec::new();
-                let _ = out.write(&mut bytes);
-                e.write_xml(&mut bytes);
-                let _ = conn.write_all(bytes).await;
-                return Ok(Outcome::KeepAlive);
-            }
+            Err(_) => return write_unsatisfiable(ctx, conn, size).await,
         };
         let plain = PlainRange {
             first: resolved.first,
@@ -744,6 +731,26 @@ pub(crate) async fn get(
     }
     // A whole GET: one backend request; the header comes with the response.
     stream_whole_get(ctx, conn, &path, query.as_deref(), fwd).await
+}
+
+/// The 416 answer to a range outside an object of `size` plaintext bytes, with
+/// `Content-Range: bytes */SIZE` as S3 gives it.
+pub(crate) async fn write_unsatisfiable(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    size: u64,
+) -> Result<Outcome, Failure> {
+    // The request id goes in before the head is made: the head's Content-Length counts it.
+    let e = S3Error::invalid_range()
+        .with_resource(ctx.address.resource())
+        .with_request_id(ctx.rid);
+    let mut out = e.response_head();
+    out.push_header("content-range", format!("bytes */{size}").into_bytes());
+    let mut bytes = Vec::new();
+    let _ = out.write(&mut bytes);
+    e.write_xml(&mut bytes);
+    let _ = conn.write_all(bytes).await;
+    Ok(Outcome::KeepAlive)
 }
 
 /// What a core remembers of a single-part object after a ranged GET of it.

@@ -135,18 +135,7 @@ pub(crate) async fn serve(
                     first: rr.first,
                     last: rr.last,
                 }),
-                Err(_) => {
-                    let e = S3Error::invalid_range()
-                        .with_resource(ctx.address.resource())
-                        .with_request_id(ctx.rid);
-                    let mut out = e.response_head();
-                    out.push_header("content-range", format!("bytes */{size}").into_bytes());
-                    let mut bytes = Vec::new();
-                    let _ = out.write(&mut bytes);
-                    e.write_xml(&mut bytes);
-                    let _ = conn.write_all(bytes).await;
-                    return Ok(Outcome::KeepAlive);
-                }
+                Err(_) => return super::object::write_unsatisfiable(ctx, conn, size).await,
             },
             _ => None,
         }
