@@ -120,6 +120,30 @@ impl Checksum {
     }
 }
 
+impl Checksum {
+    /// A digest of `algorithm` from its big-endian bytes; `None` if the length is not the
+    /// algorithm's.
+    pub fn from_bytes(algorithm: ChecksumAlgorithm, digest: &[u8]) -> Option<Self> {
+        if digest.len() != algorithm.digest_len_bytes() {
+            return None;
+        }
+        let mut bytes = [0_u8; DIGEST_LEN_BYTES_MAX];
+        bytes[..digest.len()].copy_from_slice(digest);
+        Some(Self {
+            bytes,
+            len: digest.len(),
+        })
+    }
+
+    /// A digest of `algorithm` as S3 prints it (standard base64, padded); `None` if it is
+    /// not one.
+    pub fn from_base64(algorithm: ChecksumAlgorithm, value: &str) -> Option<Self> {
+        let mut buf = [0_u8; DIGEST_LEN_BYTES_MAX + 3];
+        let n = B64.decode_slice(value.trim().as_bytes(), &mut buf).ok()?;
+        Self::from_bytes(algorithm, &buf[..n])
+    }
+}
+
 impl fmt::Debug for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Checksum({})", self.to_base64())

@@ -14,6 +14,9 @@
 //!   of the object onto itself), with the ETag the PUT gave unchanged on HEAD, GET and in
 //!   listings;
 //! - the SDK's default (a CRC32 trailer on a streaming PutObject) is returned likewise.
+//! - the backend's copy of the checksum is sealed (no algorithm, no value in the clear), and
+//!   a record moved from another object, altered, or written in the clear fails the
+//!   requests that ask for it.
 //!
 //! Each test asserts, from the requests the SDK really sent, that it exercised the mode it
 //! is named for.
@@ -543,4 +546,146 @@ async fn checksum_on_get_is_validated_by_the_sdk_on_a_multi_segment_object() {
         .unwrap();
     assert!(got.checksum_crc32().is_some());
     assert_eq!(got.body.collect().await.unwrap().to_vec(), plain);
+}
+
+/// The checksum's metadata entry as the backend stores it.
+async fn stored_checksum_entry(gw: &TestGateway, key: &str) -> String {
+    let raw = gw
+        .backend_client()
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    raw.metadata()
+        .and_then(|m| m.get("twofold-checksum"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{key}: no checksum recorded"))
+}
+
+/// Replaces the backend object's checksum entry with `value`, leaving the body and the
+/// rest of its metadata as they are (what a tampering backend can do).
+async fn set_stored_checksum_entry(gw: &TestGateway, key: &str, value: &str) {
+    let backend = gw.backend_client();
+    let raw = backend
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let mut meta = raw.metadata().cloned().unwrap_or_default();
+    meta.insert("twofold-checksum".into(), value.into());
+    backend
+        .copy_object()
+        .bucket(BUCKET)
+        .key(key)
+        .copy_source(format!("{BUCKET}/{key}"))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .set_metadata(Some(meta))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_backend_never_sees_the_checksum_and_a_tampered_one_is_refused() {
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The three ways a checksum is recorded: a header, a trailer on a body held back, a
+    // trailer on a streamed body (recorded by a copy).
+    let cases = [
+        ("header", ChecksumAlgorithm::Sha256, 1000usize, false),
+        ("held", ChecksumAlgorithm::Crc32, 1000, true),
+        ("streamed", ChecksumAlgorithm::Crc64Nvme, LARGE_BYTES, true),
+    ];
+    let mut plains = Vec::new();
+    for (key, a, len, streaming) in cases {
+        let plain = random_bytes(len);
+        let want = checksum(a, &plain).to_base64();
+        let body = if streaming {
+            streaming_body(&dir, key, &plain).await
+        } else {
+            plain.clone().into()
+        };
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .checksum_algorithm(sdk_alg(a))
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
+        let entry = stored_checksum_entry(&gw, key).await;
+        assert!(
+            !entry.contains(&want) && !entry.contains(a.name()) && !entry.contains(':'),
+            "{key}: the backend's metadata shows the checksum: {entry}"
+        );
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(checksum_of!(head, a), Some(want), "{key}: HEAD");
+        plains.push(plain);
+    }
+
+    // A record from another object, an altered one, or a checksum in the clear as a
+    // backend could write it: refused (an integrity failure) with checksum mode, on HEAD,
+    // GET and GetObjectAttributes.
+    let moved = stored_checksum_entry(&gw, "held").await;
+    let mut altered = stored_checksum_entry(&gw, "header").await.into_bytes();
+    altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let plain_crc = format!(
+        "CRC32:{}",
+        checksum(ChecksumAlgorithm::Crc32, &plains[0]).to_base64()
+    );
+    for forged in [moved, altered, plain_crc] {
+        set_stored_checksum_entry(&gw, "header", &forged).await;
+        let e = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("header")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_code(&e).0, 500, "HEAD with {forged}: {e:?}");
+        let e = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("header")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_code(&e).0, 500, "GET with {forged}: {e:?}");
+        let e = s3
+            .get_object_attributes()
+            .bucket(BUCKET)
+            .key("header")
+            .object_attributes(aws_sdk_s3::types::ObjectAttributes::Checksum)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_code(&e).0, 500, "attributes with {forged}: {e:?}");
+        // Without checksum mode the record is not read (the SDK's GetObject asks for it
+        // by default, so its plain GET fails too).
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("header")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), Some(1000), "{forged}");
+    }
+    gw.assert_no_plaintext_in_backend(&plains.iter().map(Vec::as_slice).collect::<Vec<_>>());
 }

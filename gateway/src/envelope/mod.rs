@@ -11,6 +11,7 @@
 //! keys derived from the data keys and STREAM nonces (prefix ‖ counter ‖ last flag).
 
 pub mod aead;
+pub mod checksum_record;
 pub mod header;
 pub mod kdf;
 pub mod layout;

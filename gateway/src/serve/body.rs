@@ -97,13 +97,6 @@ pub struct ClientChecksum {
     pub value: String,
 }
 
-impl ClientChecksum {
-    /// The metadata entry that records it with the object: `ALGORITHM:BASE64`.
-    pub fn metadata_value(&self) -> Vec<u8> {
-        format!("{}:{}", self.algorithm.name(), self.value).into_bytes()
-    }
-}
-
 impl ClientBody {
     /// Prepares to read the body of `head`, authenticated as `verified`. Returns the
     /// payload length, which S3 requires to be known up front.

@@ -12,8 +12,8 @@ use crate::envelope::layout::{
     Layout, PlainRange, SEGMENT_OVERHEAD_BYTES, plain_len, segment_count, segment_plain_len,
     stored_len,
 };
-use crate::envelope::record;
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
+use crate::envelope::{checksum_record, record};
 use crate::http::ResponseHead;
 use crate::keys::KeyError;
 use crate::objmeta;
@@ -219,6 +219,8 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     let seg = header.segment_size;
     let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
         .map_err(|_| fail(S3Error::internal_error()))?;
+    let record_cipher =
+        checksum_record::cipher(&header, &keys).map_err(|_| fail(S3Error::internal_error()))?;
     drop(keys);
 
     headers.push((
@@ -231,11 +233,12 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     let trailer = body.trailer_checksum_algorithm();
     if trailer.is_none() {
         for (n, v) in &ctx.head.headers {
-            if let Some(alg) = crate::checksum::ChecksumAlgorithm::from_header_name(n) {
-                let mut val = alg.name().as_bytes().to_vec();
-                val.push(b':');
-                val.extend_from_slice(v);
-                headers.push((CHECKSUM_METADATA.into(), val));
+            // A value that is no digest is not recorded: the body check refuses it anyway.
+            if let Some(alg) = crate::checksum::ChecksumAlgorithm::from_header_name(n)
+                && let Some(sealed) =
+                    checksum_record::seal_base64(&record_cipher, alg, &String::from_utf8_lossy(v))
+            {
+                headers.push((CHECKSUM_METADATA.into(), sealed.into_bytes()));
             }
         }
     }
@@ -249,7 +252,15 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     let stored = stored_len(plain, seg);
     let held = trailer.is_some() && stored <= HELD_PUT_STORED_BYTES_MAX;
     let (resp, resp_body, checksum) = if held {
-        seal_held(ctx, conn, &mut body, &cipher, &path, headers.clone()).await?
+        seal_held(
+            ctx,
+            conn,
+            &mut body,
+            (&cipher, &record_cipher),
+            &path,
+            headers.clone(),
+        )
+        .await?
     } else {
         let ex = ctx
             .core
@@ -269,7 +280,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         && let Some(c) = &checksum
         && let Some(put_etag) = &etag
     {
-        match attach_checksum(ctx, &path, &headers, c, put_etag).await {
+        match attach_checksum(ctx, &path, &headers, &record_cipher, c, put_etag).await {
             Ok((new_etag, new_version)) => {
                 etag = new_etag.or(etag);
                 version = new_version.or(version);
@@ -318,15 +329,18 @@ async fn attach_checksum(
     ctx: &Request<'_>,
     path: &str,
     put_headers: &[(String, Vec<u8>)],
+    record_cipher: &SegmentCipher,
     checksum: &super::body::ClientChecksum,
     put_etag: &[u8],
 ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
+    let sealed = checksum_record::seal_base64(record_cipher, checksum.algorithm, &checksum.value)
+        .ok_or("the checksum could not be sealed")?;
     let mut headers: Vec<(String, Vec<u8>)> = put_headers
         .iter()
         .filter(|(n, _)| !ATTACH_DROPPED.contains(&n.as_str()))
         .cloned()
         .collect();
-    headers.push((CHECKSUM_METADATA.into(), checksum.metadata_value()));
+    headers.push((CHECKSUM_METADATA.into(), sealed.into_bytes()));
     headers.push(("x-amz-copy-source".into(), path.as_bytes().to_vec()));
     headers.push(("x-amz-copy-source-if-match".into(), put_etag.to_vec()));
     headers.push(("x-amz-metadata-directive".into(), b"REPLACE".to_vec()));
@@ -356,7 +370,7 @@ async fn seal_held(
     ctx: &Request<'_>,
     conn: &mut Conn,
     body: &mut ClientBody,
-    cipher: &SegmentCipher,
+    (cipher, record_cipher): (&SegmentCipher, &SegmentCipher),
     path: &str,
     mut headers: Vec<(String, Vec<u8>)>,
 ) -> Result<(ResponseHead, Vec<u8>, Option<super::body::ClientChecksum>), Failure> {
@@ -392,7 +406,9 @@ async fn seal_held(
         return Err(Failure::close(S3Error::internal_error()));
     }
     if let Some(c) = &checksum {
-        headers.push((CHECKSUM_METADATA.into(), c.metadata_value()));
+        let sealed = checksum_record::seal_base64(record_cipher, c.algorithm, &c.value)
+            .ok_or_else(|| Failure::close(S3Error::internal_error()))?;
+        headers.push((CHECKSUM_METADATA.into(), sealed.into_bytes()));
     }
     let (resp, resp_body) = ctx
         .core
@@ -510,19 +526,87 @@ pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut R
     }
     out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     out.push_header("accept-ranges", b"bytes".to_vec());
-    if ctx
-        .head
-        .header_str("x-amz-checksum-mode")
-        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
-        && ctx.head.header("range").is_none()
-        && let Some((alg, value)) = resp
-            .header_str(CHECKSUM_METADATA)
-            .and_then(|v| v.split_once(':'))
-        && let Some(alg) = crate::checksum::ChecksumAlgorithm::from_name(alg.as_bytes())
+    if wants_checksum(ctx)
+        && let Some((alg, value)) = opened_checksum(resp)
     {
         out.push_header(alg.header_name(), value.as_bytes().to_vec());
     }
     out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+}
+
+/// Where [`reveal_checksum`] leaves an object's opened checksum in the backend's response
+/// head, as `ALGORITHM:BASE64`. A name with a space, which no HTTP header can have, so the
+/// backend cannot set it: the sealed value it stores is never printed as it is.
+const OPENED_CHECKSUM: &str = "twofold opened-checksum";
+
+/// The checksum [`reveal_checksum`] opened, if it did.
+fn opened_checksum(resp: &ResponseHead) -> Option<(crate::checksum::ChecksumAlgorithm, &str)> {
+    let (alg, value) = resp.header_str(OPENED_CHECKSUM)?.split_once(':')?;
+    Some((
+        crate::checksum::ChecksumAlgorithm::from_name(alg.as_bytes())?,
+        value,
+    ))
+}
+
+/// Whether the client asked for the object's checksum (`x-amz-checksum-mode: ENABLED`) on
+/// a request for the whole object, the only one it is returned with.
+fn wants_checksum(ctx: &Request<'_>) -> bool {
+    ctx.head
+        .header_str("x-amz-checksum-mode")
+        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
+        && ctx.head.header("range").is_none()
+}
+
+/// Opens the sealed checksum record of the object whose header is `header` and whose
+/// backend response head is `resp`, and leaves the checksum in `resp` for
+/// [`object_headers`]. A record that does not open under the object's keys is an
+/// integrity failure: the request fails, as for a damaged layout record. Paths that open
+/// the keys anyway (a GET's body) use [`reveal_checksum_with`] instead.
+pub(crate) async fn reveal_checksum(
+    ctx: &Request<'_>,
+    header: &Header,
+    resp: &mut ResponseHead,
+) -> Result<(), Failure> {
+    if resp.header(CHECKSUM_METADATA).is_none() || resp.header(OPENED_CHECKSUM).is_some() {
+        return Ok(());
+    }
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Ok(());
+    };
+    let keys = ctx
+        .core
+        .keyring
+        .open(header, ObjectName { bucket, key })
+        .await
+        .map_err(|e| key_failure(&e))?;
+    reveal_checksum_with(ctx, header, &keys, resp)
+}
+
+/// [`reveal_checksum`] with the object's keys at hand.
+fn reveal_checksum_with(
+    ctx: &Request<'_>,
+    header: &Header,
+    keys: &crate::envelope::DataKeys,
+    resp: &mut ResponseHead,
+) -> Result<(), Failure> {
+    let Some(value) = resp.header_str(CHECKSUM_METADATA) else {
+        return Ok(());
+    };
+    let cipher = checksum_record::cipher(header, keys)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    match checksum_record::open(&cipher, value.trim()) {
+        Ok((alg, digest)) => {
+            let opened = format!("{}:{}", alg.name(), digest.to_base64());
+            resp.push_header(OPENED_CHECKSUM, opened.into_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            report_integrity_failure(ctx, "checksum_record", &e);
+            Err(Failure::keep(S3Error::internal_error().with_message(
+                format!("The stored object failed its integrity check: {e}"),
+            )))
+        }
+    }
 }
 
 /// GetObject (`head_only` = false) and HeadObject.
@@ -577,19 +661,21 @@ pub(crate) async fn get(
     // A ranged GET of a single-part object this core has seen: the stored size and header
     // it remembers give the ciphertext range, and the GET's own answer proves they still
     // hold (else the HEAD below is made as for any other).
-    let seen_key = (
-        bucket.clone(),
-        key.clone(),
-        query.clone().unwrap_or_default(),
-    );
+    let seen_key = || {
+        (
+            bucket.clone(),
+            key.clone(),
+            query.clone().unwrap_or_default(),
+        )
+    };
     if let (Some(r), None) = (&range, part_number) {
-        let seen = ctx.core.seen_objects.borrow().get(&seen_key).cloned();
+        let seen = ctx.core.seen_objects.borrow().get(&seen_key()).cloned();
         if let Some(seen) = seen {
             match ranged_get_seen(ctx, conn, &path, query.as_deref(), fwd.clone(), &seen, r).await?
             {
                 Some(outcome) => return Ok(outcome),
                 None => {
-                    ctx.core.seen_objects.borrow_mut().remove(&seen_key);
+                    ctx.core.seen_objects.borrow_mut().remove(&seen_key());
                 }
             }
         }
@@ -605,6 +691,7 @@ pub(crate) async fn get(
         if resp.status != 200 {
             return forward_error(conn, &resp, &body, ctx.rid).await;
         }
+        let mut resp = resp;
         let stored = resp.content_length().ok().flatten().unwrap_or(0);
         let Some(header) = unencrypted_check(ctx, &resp)? else {
             // A pass-through object: its size is what it is.
@@ -623,7 +710,11 @@ pub(crate) async fn get(
             }
             return stream_plain_get(ctx, conn, &path, query.as_deref(), fwd).await;
         };
-        if header.multipart && record::is_marked(stored, header.segment_size) {
+        let marked = header.multipart && record::is_marked(stored, header.segment_size);
+        if wants_checksum(ctx) && (head_only || marked) {
+            reveal_checksum(ctx, &header, &mut resp).await?;
+        }
+        if marked {
             return super::unaligned::serve(
                 ctx,
                 conn,
@@ -700,7 +791,7 @@ pub(crate) async fn get(
                 seen.clear();
             }
             seen.insert(
-                seen_key,
+                seen_key(),
                 SeenObject {
                     etag: etag.to_vec(),
                     stored,
@@ -895,6 +986,10 @@ async fn stream_whole_get(
     if header.multipart && record::is_marked(stored, header.segment_size) {
         // The layout record is needed before the body: read it again as a ranged GET.
         drop(backend_conn);
+        let mut resp = resp;
+        if wants_checksum(ctx) {
+            reveal_checksum(ctx, &header, &mut resp).await?;
+        }
         return super::unaligned::serve(ctx, conn, path, query, fwd, &header, &resp, false, None)
             .await;
     }
@@ -1295,6 +1390,18 @@ async fn open_and_stream(
             close: true,
             ..key_failure(&e)
         })?;
+    let revealed;
+    let meta = if wants_checksum(ctx)
+        && meta.header(CHECKSUM_METADATA).is_some()
+        && meta.header(OPENED_CHECKSUM).is_none()
+    {
+        let mut m = meta.clone();
+        reveal_checksum_with(ctx, header, &keys, &mut m)?;
+        revealed = m;
+        &revealed
+    } else {
+        meta
+    };
     // A single-part object's segment index is its global index; a multipart read without
     // a known position starts at the beginning of part 1.
     let cursor = match start {
@@ -1709,6 +1816,12 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
     }
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let header = unencrypted_check(ctx, &resp)?;
+    let mut resp = resp;
+    if wanted.iter().any(|w| w.eq_ignore_ascii_case("Checksum"))
+        && let Some(h) = &header
+    {
+        reveal_checksum(ctx, h, &mut resp).await?;
+    }
     let layout = match &header {
         Some(h) if h.multipart && record::is_marked(stored, h.segment_size) => Some(
             super::unaligned::layout_of(ctx, ObjectName { bucket, key }, h, &resp, stored).await?,
@@ -1738,10 +1851,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         xml.push_str(&format!("<ETag>{}</ETag>", crate::s3::xml::escape(&etag)));
     }
     if has("Checksum")
-        && let Some((alg, value)) = resp
-            .header_str(CHECKSUM_METADATA)
-            .and_then(|v| v.split_once(':'))
-        && let Some(alg) = crate::checksum::ChecksumAlgorithm::from_name(alg.as_bytes())
+        && let Some((alg, value)) = opened_checksum(&resp)
     {
         let tag = match alg {
             crate::checksum::ChecksumAlgorithm::Crc32 => "ChecksumCRC32",

@@ -1,5 +1,6 @@
 //! The envelope read path on arbitrary bytes: `Header::parse`, `objmeta::decode` (the
-//! header as it travels in `x-amz-meta-twofold`), and a `DecryptReader` with fixed keys (those
+//! header as it travels in `x-amz-meta-twofold`), `checksum_record::open` (the sealed
+//! checksum in `x-amz-meta-twofold-checksum`), and a `DecryptReader` with fixed keys (those
 //! of tests/vectors/format-v1.json: 4 KiB segments, single part) reading the input as a
 //! stored body to the end.
 //!
@@ -13,6 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use std::io::Read;
 use std::sync::OnceLock;
 use twofold::envelope::aead::Layer;
+use twofold::envelope::checksum_record;
 use twofold::envelope::header::Header;
 use twofold::envelope::layout::{SEGMENT_OVERHEAD_BYTES, SegmentSize};
 use twofold::envelope::stream::DecryptReader;
@@ -94,6 +96,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(Header::parse(&h.to_bytes()).ok(), Some(h));
         }
         let _ = objmeta::from_json(text);
+        // The checksum record as it travels in `x-amz-meta-twofold-checksum`.
+        if let Ok(rc) = checksum_record::cipher(header(), &data_keys())
+            && let Ok((alg, digest)) = checksum_record::open(&rc, text)
+        {
+            assert_eq!(digest.as_bytes().len(), alg.digest_len_bytes());
+        }
     }
 
     let cipher = cipher();

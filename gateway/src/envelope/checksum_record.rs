@@ -1,0 +1,225 @@
+//! The sealed record of the checksum a client sent with an object (`docs/format.md`,
+//! *Checksum record*).
+//!
+//! Plaintext of the record (record version 1):
+//!
+//! ```text
+//! 1     record version = 1
+//! 1     algorithm: 1 CRC32, 2 CRC32C, 3 CRC64NVME, 4 SHA1, 5 SHA256
+//! 1     kind: 0 = a checksum of the whole plaintext (the only kind of version 1)
+//! n     the digest, big-endian, as many bytes as the algorithm gives; nothing may follow
+//! ```
+//!
+//! A checksum of the plaintext is information about the plaintext (a CRC-32 of a short
+//! object all but names it, a SHA-256 confirms a guess), so it never reaches the backend
+//! in the clear: the record is sealed as the single, final segment 0 of the reserved part
+//! number [`CHECKSUM_PART_NUMBER`] with the object's own segment keys (both layers), and
+//! stored as base64url without padding in the user metadata `x-amz-meta-twofold-checksum`.
+
+use super::layout::SEGMENT_OVERHEAD_BYTES;
+use super::{DataKeys, Error, SegmentCipher, header::Header};
+use crate::checksum::{Checksum, ChecksumAlgorithm, DIGEST_LEN_BYTES_MAX};
+use base64::Engine;
+
+/// Version of the record's plaintext encoding.
+pub const CHECKSUM_RECORD_VERSION: u8 = 1;
+/// Part number whose keys seal the record: not an S3 part number (those stop at 10000),
+/// and not the layout record's.
+pub const CHECKSUM_PART_NUMBER: u32 = u32::MAX - 1;
+/// Kind byte of a checksum of the whole plaintext.
+const KIND_FULL_OBJECT: u8 = 0;
+/// Longest sealed record: three bytes, a SHA-256 and both layers' tags.
+const SEALED_LEN_BYTES_MAX: usize = 3 + DIGEST_LEN_BYTES_MAX + SEGMENT_OVERHEAD_BYTES as usize;
+/// Longest metadata value a reader accepts (base64url of the longest record).
+pub const VALUE_LEN_MAX: usize = SEALED_LEN_BYTES_MAX.div_ceil(3) * 4;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Why a stored checksum record was refused. Every variant means the object's metadata is
+/// not what the gateway wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChecksumRecordError {
+    /// Not base64url, or longer than any record.
+    #[error("the checksum record is not a sealed record")]
+    Malformed,
+    /// A tag failed: altered, or from another object.
+    #[error("the checksum record failed its integrity check")]
+    Rejected,
+    /// It opened, but its contents are not a version 1 record.
+    #[error("the checksum record has an unknown version, algorithm or kind")]
+    Unknown,
+}
+
+fn algorithm_id(a: ChecksumAlgorithm) -> u8 {
+    match a {
+        ChecksumAlgorithm::Crc32 => 1,
+        ChecksumAlgorithm::Crc32c => 2,
+        ChecksumAlgorithm::Crc64Nvme => 3,
+        ChecksumAlgorithm::Sha1 => 4,
+        ChecksumAlgorithm::Sha256 => 5,
+    }
+}
+
+fn algorithm_of(id: u8) -> Option<ChecksumAlgorithm> {
+    ChecksumAlgorithm::ALL
+        .into_iter()
+        .find(|a| algorithm_id(*a) == id)
+}
+
+/// The keys that seal and open an object's checksum record.
+pub fn cipher(header: &Header, keys: &DataKeys) -> Result<SegmentCipher, Error> {
+    SegmentCipher::new(header, keys, CHECKSUM_PART_NUMBER)
+}
+
+/// The metadata value recording `digest` (of `algorithm`) with the object whose record
+/// keys are `cipher` (from [`cipher`]).
+pub fn seal(
+    cipher: &SegmentCipher,
+    algorithm: ChecksumAlgorithm,
+    digest: &Checksum,
+) -> Result<String, Error> {
+    if cipher.part() != CHECKSUM_PART_NUMBER
+        || digest.as_bytes().len() != algorithm.digest_len_bytes()
+    {
+        return Err(Error::Internal("checksum record"));
+    }
+    let mut buf = [0u8; SEALED_LEN_BYTES_MAX];
+    buf[0] = CHECKSUM_RECORD_VERSION;
+    buf[1] = algorithm_id(algorithm);
+    buf[2] = KIND_FULL_OBJECT;
+    let n = 3 + digest.as_bytes().len();
+    buf[3..n].copy_from_slice(digest.as_bytes());
+    let sealed = cipher.seal(0, true, &mut buf, n)?;
+    Ok(B64.encode(&buf[..sealed]))
+}
+
+/// Seals a checksum given as S3 prints it (base64); `None` if it is not a digest of
+/// `algorithm`.
+pub fn seal_base64(
+    cipher: &SegmentCipher,
+    algorithm: ChecksumAlgorithm,
+    value: &str,
+) -> Option<String> {
+    let digest = Checksum::from_base64(algorithm, value)?;
+    seal(cipher, algorithm, &digest).ok()
+}
+
+/// Opens a metadata value written by [`seal`] under the same object's record keys.
+pub fn open(
+    cipher: &SegmentCipher,
+    value: &str,
+) -> Result<(ChecksumAlgorithm, Checksum), ChecksumRecordError> {
+    if cipher.part() != CHECKSUM_PART_NUMBER || value.len() > VALUE_LEN_MAX {
+        return Err(ChecksumRecordError::Malformed);
+    }
+    let mut sealed = [0u8; SEALED_LEN_BYTES_MAX + 2];
+    let len = B64
+        .decode_slice(value.as_bytes(), &mut sealed)
+        .map_err(|_| ChecksumRecordError::Malformed)?;
+    let mut plain = [0u8; SEALED_LEN_BYTES_MAX + 2];
+    let n = cipher
+        .open_to(0, true, &sealed[..len], &mut plain)
+        .map_err(|_| ChecksumRecordError::Rejected)?;
+    let [version, alg, kind, digest @ ..] = &plain[..n] else {
+        return Err(ChecksumRecordError::Unknown);
+    };
+    let algorithm = algorithm_of(*alg).ok_or(ChecksumRecordError::Unknown)?;
+    if *version != CHECKSUM_RECORD_VERSION || *kind != KIND_FULL_OBJECT {
+        return Err(ChecksumRecordError::Unknown);
+    }
+    let digest = Checksum::from_bytes(algorithm, digest).ok_or(ChecksumRecordError::Unknown)?;
+    Ok((algorithm, digest))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::checksum::checksum;
+    use crate::envelope::layout::SegmentSize;
+
+    fn header(upload: u8) -> Header {
+        use crate::envelope::aead::Layer;
+        use crate::envelope::header::LayerBlock;
+        let block = |layer| LayerBlock {
+            layer,
+            kek_id: format!("kek-{layer}"),
+            wrapped_bucket_key: vec![7; 40],
+            dek_nonce: [1; 12],
+            wrapped_dek: [2; 32],
+            wrapped_dek_tag: [3; 16],
+            commitment: [4; 32],
+        };
+        Header {
+            segment_size: SegmentSize::DEFAULT,
+            multipart: false,
+            upload_id: [upload; 16],
+            inner: block(Layer::Inner),
+            outer: block(Layer::Outer),
+        }
+    }
+
+    fn header_and_keys() -> (Header, DataKeys) {
+        (header(0), DataKeys::from_bytes([5; 32], [6; 32]))
+    }
+
+    fn other_header_and_keys() -> (Header, DataKeys) {
+        (header(0), DataKeys::from_bytes([5; 32], [7; 32]))
+    }
+
+    #[test]
+    fn every_algorithm_round_trips_and_hides_the_digest() {
+        let (header, keys) = header_and_keys();
+        let c = cipher(&header, &keys).unwrap();
+        for a in ChecksumAlgorithm::ALL {
+            let d = checksum(a, b"Hello world");
+            let value = seal(&c, a, &d).unwrap();
+            assert!(value.len() <= VALUE_LEN_MAX);
+            assert!(!value.contains(&d.to_base64()), "{a}: the digest shows");
+            let raw = B64.decode(&value).unwrap();
+            assert!(!raw.windows(4).any(|w| w == &d.as_bytes()[..4]), "{a}");
+            assert_eq!(open(&c, &value).unwrap(), (a, d));
+        }
+    }
+
+    #[test]
+    fn an_altered_or_moved_record_is_refused() {
+        let (header, keys) = header_and_keys();
+        let c = cipher(&header, &keys).unwrap();
+        let d = checksum(ChecksumAlgorithm::Sha256, b"x");
+        let value = seal(&c, ChecksumAlgorithm::Sha256, &d).unwrap();
+        let mut raw = B64.decode(&value).unwrap();
+        raw[5] ^= 1;
+        assert_eq!(
+            open(&c, &B64.encode(&raw)),
+            Err(ChecksumRecordError::Rejected)
+        );
+        // Another object's keys.
+        let (h2, k2) = other_header_and_keys();
+        let c2 = cipher(&h2, &k2).unwrap();
+        assert_eq!(open(&c2, &value), Err(ChecksumRecordError::Rejected));
+        // The object's body keys are not the record's.
+        let body = SegmentCipher::new(&header, &keys, 0).unwrap();
+        assert!(seal(&body, ChecksumAlgorithm::Sha256, &d).is_err());
+        assert_eq!(open(&body, &value), Err(ChecksumRecordError::Malformed));
+        // What earlier versions wrote in the clear is not a record.
+        assert_eq!(
+            open(&c, "CRC32:i9aeUg=="),
+            Err(ChecksumRecordError::Malformed)
+        );
+        assert_eq!(
+            open(&c, &"A".repeat(VALUE_LEN_MAX + 1)),
+            Err(ChecksumRecordError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_digest_of_the_wrong_length_is_not_sealed() {
+        let (header, keys) = header_and_keys();
+        let c = cipher(&header, &keys).unwrap();
+        let crc = checksum(ChecksumAlgorithm::Crc32, b"x");
+        assert!(seal(&c, ChecksumAlgorithm::Sha1, &crc).is_err());
+        assert!(seal_base64(&c, ChecksumAlgorithm::Crc32, "not base64!").is_none());
+        assert!(seal_base64(&c, ChecksumAlgorithm::Crc32, &crc.to_base64()).is_some());
+    }
+}
