@@ -85,6 +85,24 @@ impl ChecksumAlgorithm {
     }
 }
 
+impl ChecksumAlgorithm {
+    /// The CRC of `crc-fast` this algorithm is; `None` for the SHAs.
+    fn crc(self) -> Option<crc_fast::CrcAlgorithm> {
+        match self {
+            Self::Crc32 => Some(crc_fast::CrcAlgorithm::Crc32IsoHdlc),
+            Self::Crc32c => Some(crc_fast::CrcAlgorithm::Crc32Iscsi),
+            Self::Crc64Nvme => Some(crc_fast::CrcAlgorithm::Crc64Nvme),
+            Self::Sha1 | Self::Sha256 => None,
+        }
+    }
+
+    /// Whether a checksum of the whole object can be made from the parts' checksums
+    /// (S3's `FULL_OBJECT` type for multipart uploads): the CRCs.
+    pub fn combines(self) -> bool {
+        self.crc().is_some()
+    }
+}
+
 impl fmt::Display for ChecksumAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -241,9 +259,100 @@ impl fmt::Debug for Hasher {
     }
 }
 
+/// The CRC of `a ‖ b` from the CRCs of `a` and of `b` and the length of `b` in bytes;
+/// `None` for the SHAs, or digests of another algorithm.
+pub fn combine(
+    algorithm: ChecksumAlgorithm,
+    a: &Checksum,
+    b: &Checksum,
+    b_len: u64,
+) -> Option<Checksum> {
+    let crc = algorithm.crc()?;
+    let n = algorithm.digest_len_bytes();
+    let value = |c: &Checksum| {
+        let bytes = c.as_bytes();
+        (bytes.len() == n).then(|| bytes.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)))
+    };
+    let combined = crc_fast::checksum_combine(crc, value(a)?, value(b)?, b_len).to_be_bytes();
+    Checksum::from_bytes(algorithm, combined.get(8 - n..)?)
+}
+
+/// S3's `COMPOSITE` checksum of a multipart object: the checksum of the parts' digests
+/// laid end to end (printed with `-N`, the part count, after it).
+pub fn composite(algorithm: ChecksumAlgorithm, parts: &[Checksum]) -> Checksum {
+    let mut h = Hasher::new(algorithm);
+    for p in parts {
+        h.update(p.as_bytes());
+    }
+    h.finish_raw()
+}
+
 /// The checksum of `data` in one call.
 pub fn checksum(algorithm: ChecksumAlgorithm, data: &[u8]) -> Checksum {
     let mut h = Hasher::new(algorithm);
     h.update(data);
     h.finish_raw()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_crcs_are_the_crc_of_the_whole() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for a in ChecksumAlgorithm::ALL {
+            for cut in [0, 1, 4095, 65_536, 99_999, 100_000] {
+                let (x, y) = data.split_at(cut);
+                let got = combine(a, &checksum(a, x), &checksum(a, y), y.len() as u64);
+                if a.combines() {
+                    assert_eq!(got, Some(checksum(a, &data)), "{a} at {cut}");
+                } else {
+                    assert_eq!(got, None, "{a}");
+                }
+            }
+        }
+        // A digest of another length is not combined.
+        let c32 = checksum(ChecksumAlgorithm::Crc32, b"x");
+        let c64 = checksum(ChecksumAlgorithm::Crc64Nvme, b"x");
+        assert_eq!(combine(ChecksumAlgorithm::Crc64Nvme, &c64, &c32, 1), None);
+    }
+
+    #[test]
+    fn composite_is_the_checksum_of_the_part_digests() {
+        // S3's documented example shape: SHA-256 over the parts' raw digests.
+        let parts = [b"part one".as_slice(), b"part two"];
+        let digests: Vec<Checksum> = parts
+            .iter()
+            .map(|p| checksum(ChecksumAlgorithm::Sha256, p))
+            .collect();
+        let mut joined = Vec::new();
+        for d in &digests {
+            joined.extend_from_slice(d.as_bytes());
+        }
+        assert_eq!(
+            composite(ChecksumAlgorithm::Sha256, &digests),
+            checksum(ChecksumAlgorithm::Sha256, &joined)
+        );
+        assert_eq!(joined.len(), 64);
+    }
+
+    #[test]
+    fn from_base64_takes_only_digests_of_the_algorithm() {
+        let c = checksum(ChecksumAlgorithm::Crc32, b"Hello world");
+        assert_eq!(c.to_base64(), "i9aeUg==");
+        assert_eq!(
+            Checksum::from_base64(ChecksumAlgorithm::Crc32, "i9aeUg=="),
+            Some(c)
+        );
+        assert_eq!(
+            Checksum::from_base64(ChecksumAlgorithm::Crc64Nvme, "i9aeUg=="),
+            None
+        );
+        assert_eq!(
+            Checksum::from_base64(ChecksumAlgorithm::Crc32, "i9ae!g=="),
+            None
+        );
+    }
 }

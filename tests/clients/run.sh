@@ -156,6 +156,11 @@ check "aws s3 cp up and down (20 MiB, multipart)" bash -c '
   "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "$2" "s3://$1/big.bin" &&
   "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "s3://$1/big.bin" "$2.down" && cmp "$2" "$2.down"
 ' "$AWS" "$CLI_BUCKET" "$BIG"
+check "aws s3api head-object --checksum-mode ENABLED: the multipart file's CRC32" bash -c '
+  out=$("$0" --endpoint-url "$AWS_ENDPOINT_URL" s3api head-object --bucket "$1" --key big.bin --checksum-mode ENABLED) || exit 1
+  echo "$out"
+  echo "$out" | grep -Eq "\"ChecksumCRC32\": \"[A-Za-z0-9+/=]+(-[0-9]+)?\""
+' "$AWS" "$CLI_BUCKET"
 check "the backend holds no plaintext of the CLI's files" \
   "$PY" "$CLIENTS/s3_clients.py" scan "$DATA" "$SMALL" "$BIG"
 check "aws s3 rm" aws_ s3 rm "s3://$CLI_BUCKET/dir/small.bin"

@@ -455,6 +455,19 @@ def run(args):
         head = s3.head_object(Bucket=bucket, Key="multi.bin")
         expect(head["ContentLength"] == len(data), f"size {head['ContentLength']}")
         expect(head["ETag"].strip('"').endswith("-3"), f"ETag {head['ETag']}")
+        # boto3's transfer manager declares CRC32 for the upload and sends each part's:
+        # the object's checksum (of the whole plaintext, or of the parts' checksums) is
+        # returned with checksum mode.
+        head = s3.head_object(Bucket=bucket, Key="multi.bin", ChecksumMode="ENABLED")
+        print(f"    multipart checksum: {head.get('ChecksumCRC32')} {head.get('ChecksumType')}")
+        if head.get("ChecksumType") == "FULL_OBJECT":
+            expect(head.get("ChecksumCRC32") == crc32_b64(data), f"FULL_OBJECT {head}")
+        else:
+            parts = [data[i:i + (5 << 20)] for i in range(0, len(data), 5 << 20)]
+            digests = b"".join(base64.b64decode(crc32_b64(p)) for p in parts)
+            want = f"{crc32_b64(digests)}-{len(parts)}"
+            expect(head.get("ChecksumType") == "COMPOSITE"
+                   and head.get("ChecksumCRC32") == want, f"COMPOSITE {head}, want {want}")
         dst = os.path.join(work, "multipart.out")
         s3.download_file(bucket, "multi.bin", dst, Config=cfg)
         expect(open(dst, "rb").read() == data, "download_file content")

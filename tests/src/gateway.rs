@@ -366,6 +366,22 @@ impl TestGateway {
         std::fs::read(self.stored_path(bucket, key)).ok()
     }
 
+    /// The parts of unfinished multipart uploads the backend holds (s3s-fs keeps them as
+    /// `.upload_id-ID.part-N` files in its root): file name and bytes, sorted by name.
+    pub fn stored_multipart_parts(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(self.backend_root())
+            .unwrap_or_else(|e| panic!("reading the backend folder: {e}"))
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name.starts_with(".upload_id-") && name.contains(".part-"))
+                    .then(|| (name, std::fs::read(e.path()).unwrap_or_default()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Stops the backend (the gateway keeps running and must now answer with errors).
     pub fn stop_backend(&mut self) {
         drop(self.backend.take());

@@ -6,7 +6,9 @@
 //! ```text
 //! 1     record version = 1
 //! 1     algorithm: 1 CRC32, 2 CRC32C, 3 CRC64NVME, 4 SHA1, 5 SHA256
-//! 1     kind: 0 = a checksum of the whole plaintext (the only kind of version 1)
+//! 1     kind: 0 = a checksum of the whole plaintext (S3's FULL_OBJECT),
+//!             1 = a checksum of the parts' checksums (S3's COMPOSITE)
+//! 2     kind 1 only: the part count, big-endian, 1..=10000
 //! n     the digest, big-endian, as many bytes as the algorithm gives; nothing may follow
 //! ```
 //!
@@ -28,8 +30,50 @@ pub const CHECKSUM_RECORD_VERSION: u8 = 1;
 pub const CHECKSUM_PART_NUMBER: u32 = u32::MAX - 1;
 /// Kind byte of a checksum of the whole plaintext.
 const KIND_FULL_OBJECT: u8 = 0;
-/// Longest sealed record: three bytes, a SHA-256 and both layers' tags.
-const SEALED_LEN_BYTES_MAX: usize = 3 + DIGEST_LEN_BYTES_MAX + SEGMENT_OVERHEAD_BYTES as usize;
+/// Kind byte of a checksum of the parts' checksums.
+const KIND_COMPOSITE: u8 = 1;
+/// Most parts of a composite checksum (S3's part numbers).
+const PARTS_MAX: u16 = 10_000;
+/// Longest sealed record: five bytes, a SHA-256 and both layers' tags.
+const SEALED_LEN_BYTES_MAX: usize = 5 + DIGEST_LEN_BYTES_MAX + SEGMENT_OVERHEAD_BYTES as usize;
+
+/// A checksum as an object keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredChecksum {
+    /// The algorithm.
+    pub algorithm: ChecksumAlgorithm,
+    /// The digest: of the plaintext, or (composite) of the parts' digests laid end to end.
+    pub digest: Checksum,
+    /// For a composite checksum, the part count; `None` for a checksum of the plaintext.
+    pub parts: Option<u16>,
+}
+
+impl StoredChecksum {
+    /// A checksum of the whole plaintext.
+    pub fn full_object(algorithm: ChecksumAlgorithm, digest: Checksum) -> Self {
+        Self {
+            algorithm,
+            digest,
+            parts: None,
+        }
+    }
+
+    /// The value as S3 prints it: base64, and `-N` after a composite one.
+    pub fn value(&self) -> String {
+        match self.parts {
+            None => self.digest.to_base64(),
+            Some(n) => format!("{}-{n}", self.digest.to_base64()),
+        }
+    }
+
+    /// S3's `x-amz-checksum-type`: `FULL_OBJECT` or `COMPOSITE`.
+    pub fn type_name(&self) -> &'static str {
+        match self.parts {
+            None => "FULL_OBJECT",
+            Some(_) => "COMPOSITE",
+        }
+    }
+}
 /// Longest metadata value a reader accepts (base64url of the longest record).
 pub const VALUE_LEN_MAX: usize = SEALED_LEN_BYTES_MAX.div_ceil(3) * 4;
 
@@ -71,24 +115,30 @@ pub fn cipher(header: &Header, keys: &DataKeys) -> Result<SegmentCipher, Error> 
     SegmentCipher::new(header, keys, CHECKSUM_PART_NUMBER)
 }
 
-/// The metadata value recording `digest` (of `algorithm`) with the object whose record
-/// keys are `cipher` (from [`cipher`]).
-pub fn seal(
-    cipher: &SegmentCipher,
-    algorithm: ChecksumAlgorithm,
-    digest: &Checksum,
-) -> Result<String, Error> {
+/// The metadata value recording `checksum` with the object whose record keys are
+/// `cipher` (from [`cipher`]).
+pub fn seal(cipher: &SegmentCipher, checksum: &StoredChecksum) -> Result<String, Error> {
+    let digest = checksum.digest.as_bytes();
     if cipher.part() != CHECKSUM_PART_NUMBER
-        || digest.as_bytes().len() != algorithm.digest_len_bytes()
+        || digest.len() != checksum.algorithm.digest_len_bytes()
+        || checksum.parts.is_some_and(|n| n == 0 || n > PARTS_MAX)
     {
         return Err(Error::Internal("checksum record"));
     }
     let mut buf = [0u8; SEALED_LEN_BYTES_MAX];
     buf[0] = CHECKSUM_RECORD_VERSION;
-    buf[1] = algorithm_id(algorithm);
-    buf[2] = KIND_FULL_OBJECT;
-    let n = 3 + digest.as_bytes().len();
-    buf[3..n].copy_from_slice(digest.as_bytes());
+    buf[1] = algorithm_id(checksum.algorithm);
+    let mut n = 3;
+    match checksum.parts {
+        None => buf[2] = KIND_FULL_OBJECT,
+        Some(parts) => {
+            buf[2] = KIND_COMPOSITE;
+            buf[3..5].copy_from_slice(&parts.to_be_bytes());
+            n = 5;
+        }
+    }
+    buf[n..n + digest.len()].copy_from_slice(digest);
+    n += digest.len();
     let sealed = cipher.seal(0, true, &mut buf, n)?;
     Ok(B64.encode(&buf[..sealed]))
 }
@@ -101,14 +151,11 @@ pub fn seal_base64(
     value: &str,
 ) -> Option<String> {
     let digest = Checksum::from_base64(algorithm, value)?;
-    seal(cipher, algorithm, &digest).ok()
+    seal(cipher, &StoredChecksum::full_object(algorithm, digest)).ok()
 }
 
 /// Opens a metadata value written by [`seal`] under the same object's record keys.
-pub fn open(
-    cipher: &SegmentCipher,
-    value: &str,
-) -> Result<(ChecksumAlgorithm, Checksum), ChecksumRecordError> {
+pub fn open(cipher: &SegmentCipher, value: &str) -> Result<StoredChecksum, ChecksumRecordError> {
     if cipher.part() != CHECKSUM_PART_NUMBER || value.len() > VALUE_LEN_MAX {
         return Err(ChecksumRecordError::Malformed);
     }
@@ -120,15 +167,30 @@ pub fn open(
     let n = cipher
         .open_to(0, true, &sealed[..len], &mut plain)
         .map_err(|_| ChecksumRecordError::Rejected)?;
-    let [version, alg, kind, digest @ ..] = &plain[..n] else {
+    let [version, alg, kind, rest @ ..] = &plain[..n] else {
         return Err(ChecksumRecordError::Unknown);
     };
     let algorithm = algorithm_of(*alg).ok_or(ChecksumRecordError::Unknown)?;
-    if *version != CHECKSUM_RECORD_VERSION || *kind != KIND_FULL_OBJECT {
+    if *version != CHECKSUM_RECORD_VERSION {
         return Err(ChecksumRecordError::Unknown);
     }
+    let (parts, digest) = match (*kind, rest) {
+        (KIND_FULL_OBJECT, digest) => (None, digest),
+        (KIND_COMPOSITE, [a, b, digest @ ..]) => {
+            let parts = u16::from_be_bytes([*a, *b]);
+            if parts == 0 || parts > PARTS_MAX {
+                return Err(ChecksumRecordError::Unknown);
+            }
+            (Some(parts), digest)
+        }
+        _ => return Err(ChecksumRecordError::Unknown),
+    };
     let digest = Checksum::from_bytes(algorithm, digest).ok_or(ChecksumRecordError::Unknown)?;
-    Ok((algorithm, digest))
+    Ok(StoredChecksum {
+        algorithm,
+        digest,
+        parts,
+    })
 }
 
 #[cfg(test)]
@@ -173,12 +235,31 @@ mod tests {
         let c = cipher(&header, &keys).unwrap();
         for a in ChecksumAlgorithm::ALL {
             let d = checksum(a, b"Hello world");
-            let value = seal(&c, a, &d).unwrap();
-            assert!(value.len() <= VALUE_LEN_MAX);
-            assert!(!value.contains(&d.to_base64()), "{a}: the digest shows");
-            let raw = B64.decode(&value).unwrap();
-            assert!(!raw.windows(4).any(|w| w == &d.as_bytes()[..4]), "{a}");
-            assert_eq!(open(&c, &value).unwrap(), (a, d));
+            for parts in [None, Some(1), Some(10_000)] {
+                let stored = StoredChecksum {
+                    algorithm: a,
+                    digest: d,
+                    parts,
+                };
+                let value = seal(&c, &stored).unwrap();
+                assert!(value.len() <= VALUE_LEN_MAX);
+                assert!(!value.contains(&d.to_base64()), "{a}: the digest shows");
+                let raw = B64.decode(&value).unwrap();
+                assert!(!raw.windows(4).any(|w| w == &d.as_bytes()[..4]), "{a}");
+                assert_eq!(open(&c, &value).unwrap(), stored);
+            }
+            let composite = StoredChecksum {
+                algorithm: a,
+                digest: d,
+                parts: Some(3),
+            };
+            assert_eq!(composite.value(), format!("{}-3", d.to_base64()));
+            assert_eq!(composite.type_name(), "COMPOSITE");
+            let bad = StoredChecksum {
+                parts: Some(0),
+                ..composite
+            };
+            assert!(seal(&c, &bad).is_err());
         }
     }
 
@@ -186,8 +267,11 @@ mod tests {
     fn an_altered_or_moved_record_is_refused() {
         let (header, keys) = header_and_keys();
         let c = cipher(&header, &keys).unwrap();
-        let d = checksum(ChecksumAlgorithm::Sha256, b"x");
-        let value = seal(&c, ChecksumAlgorithm::Sha256, &d).unwrap();
+        let d = StoredChecksum::full_object(
+            ChecksumAlgorithm::Sha256,
+            checksum(ChecksumAlgorithm::Sha256, b"x"),
+        );
+        let value = seal(&c, &d).unwrap();
         let mut raw = B64.decode(&value).unwrap();
         raw[5] ^= 1;
         assert_eq!(
@@ -200,7 +284,7 @@ mod tests {
         assert_eq!(open(&c2, &value), Err(ChecksumRecordError::Rejected));
         // The object's body keys are not the record's.
         let body = SegmentCipher::new(&header, &keys, 0).unwrap();
-        assert!(seal(&body, ChecksumAlgorithm::Sha256, &d).is_err());
+        assert!(seal(&body, &d).is_err());
         assert_eq!(open(&body, &value), Err(ChecksumRecordError::Malformed));
         // What earlier versions wrote in the clear is not a record.
         assert_eq!(
@@ -218,7 +302,8 @@ mod tests {
         let (header, keys) = header_and_keys();
         let c = cipher(&header, &keys).unwrap();
         let crc = checksum(ChecksumAlgorithm::Crc32, b"x");
-        assert!(seal(&c, ChecksumAlgorithm::Sha1, &crc).is_err());
+        let wrong = StoredChecksum::full_object(ChecksumAlgorithm::Sha1, crc);
+        assert!(seal(&c, &wrong).is_err());
         assert!(seal_base64(&c, ChecksumAlgorithm::Crc32, "not base64!").is_none());
         assert!(seal_base64(&c, ChecksumAlgorithm::Crc32, &crc.to_base64()).is_some());
     }

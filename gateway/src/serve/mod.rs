@@ -9,6 +9,7 @@ pub mod body;
 pub mod io;
 mod multipart;
 mod object;
+mod part_checksum;
 mod passthrough;
 mod unaligned;
 

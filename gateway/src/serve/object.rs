@@ -419,17 +419,23 @@ async fn seal_held(
     Ok((resp, resp_body, checksum))
 }
 
-/// Streams a client body through `cipher` into a backend request whose head has been sent:
-/// each segment is read, sealed in place and written; the final segment is sealed only
-/// after every digest of the client's body has verified. On any failure the backend
-/// connection is dropped mid-body, so the backend stores nothing.
-pub(crate) async fn seal_upload(
+/// Where [`seal_segments`] puts the sealed segments.
+pub(crate) enum SealSink {
+    /// The body of a backend request whose head has been sent.
+    Backend(super::backend::Exchange),
+    /// Nowhere: only their MD5 is taken (a part sent again, compared with the stored one).
+    Md5(md5::Md5),
+}
+
+/// Reads a client body segment by segment, seals each in place and hands it to `sink`;
+/// the final segment is sealed only after every digest of the client's body has verified.
+async fn seal_segments(
     ctx: &Request<'_>,
     conn: &mut Conn,
     body: &mut ClientBody,
     cipher: &SegmentCipher,
-    mut ex: super::backend::Exchange,
-) -> Result<(ResponseHead, Vec<u8>, Option<super::body::ClientChecksum>), Failure> {
+    sink: &mut SealSink,
+) -> Result<Option<super::body::ClientChecksum>, Failure> {
     let plain = body.len();
     let seg = cipher.segment_size();
     let n = segment_count(plain, seg);
@@ -447,11 +453,34 @@ pub(crate) async fn seal_upload(
         let sealed = cipher
             .seal(i, last, &mut buf, len)
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
-        let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
-        buf = b;
-        res.map_err(|e| backend_failure(&e.into()))?;
+        match sink {
+            SealSink::Backend(ex) => {
+                let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
+                buf = b;
+                res.map_err(|e| backend_failure(&e.into()))?;
+            }
+            SealSink::Md5(m) => md5::Digest::update(m, &buf[..sealed]),
+        }
     }
     ctx.core.buffers.give(buf);
+    Ok(checksum)
+}
+
+/// Streams a client body through `cipher` into a backend request whose head has been sent
+/// (see [`seal_segments`]), then reads the backend's answer. On any failure the backend
+/// connection is dropped mid-body, so the backend stores nothing.
+pub(crate) async fn seal_upload(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    cipher: &SegmentCipher,
+    ex: super::backend::Exchange,
+) -> Result<(ResponseHead, Vec<u8>, Option<super::body::ClientChecksum>), Failure> {
+    let mut sink = SealSink::Backend(ex);
+    let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
+    let SealSink::Backend(mut ex) = sink else {
+        return Err(Failure::close(S3Error::internal_error()));
+    };
     let resp = ex
         .conn
         .read_response_head()
@@ -464,6 +493,22 @@ pub(crate) async fn seal_upload(
         ctx.core.backend.release(ex.conn);
     }
     Ok((resp, resp_body, checksum))
+}
+
+/// Reads and seals a client body as [`seal_upload`] does, sending nothing: the MD5 of
+/// the sealed body, and the client's verified checksum.
+pub(crate) async fn seal_to_md5(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    cipher: &SegmentCipher,
+) -> Result<([u8; 16], Option<super::body::ClientChecksum>), Failure> {
+    let mut sink = SealSink::Md5(<md5::Md5 as md5::Digest>::new());
+    let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
+    let SealSink::Md5(m) = sink else {
+        return Err(Failure::close(S3Error::internal_error()));
+    };
+    Ok((md5::Digest::finalize(m).into(), checksum))
 }
 
 fn body_failure(e: &BodyError) -> Failure {
@@ -527,9 +572,10 @@ pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut R
     out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     out.push_header("accept-ranges", b"bytes".to_vec());
     if wants_checksum(ctx)
-        && let Some((alg, value)) = opened_checksum(resp)
+        && let Some((alg, kind, value)) = opened_checksum(resp)
     {
         out.push_header(alg.header_name(), value.as_bytes().to_vec());
+        out.push_header("x-amz-checksum-type", kind.as_bytes().to_vec());
     }
     out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
 }
@@ -539,22 +585,25 @@ pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut R
 /// backend cannot set it: the sealed value it stores is never printed as it is.
 const OPENED_CHECKSUM: &str = "twofold opened-checksum";
 
-/// The checksum [`reveal_checksum`] opened, if it did.
-fn opened_checksum(resp: &ResponseHead) -> Option<(crate::checksum::ChecksumAlgorithm, &str)> {
-    let (alg, value) = resp.header_str(OPENED_CHECKSUM)?.split_once(':')?;
-    Some((
-        crate::checksum::ChecksumAlgorithm::from_name(alg.as_bytes())?,
-        value,
-    ))
+/// The checksum [`reveal_checksum`] opened, if it did: algorithm, type (`FULL_OBJECT`,
+/// `COMPOSITE`) and value as S3 prints them.
+fn opened_checksum(
+    resp: &ResponseHead,
+) -> Option<(crate::checksum::ChecksumAlgorithm, &str, &str)> {
+    let mut it = resp.header_str(OPENED_CHECKSUM)?.splitn(3, ':');
+    let alg = crate::checksum::ChecksumAlgorithm::from_name(it.next()?.as_bytes())?;
+    Some((alg, it.next()?, it.next()?))
 }
 
 /// Whether the client asked for the object's checksum (`x-amz-checksum-mode: ENABLED`) on
-/// a request for the whole object, the only one it is returned with.
+/// a request for the whole object, the only one it is returned with (a part's own
+/// checksum is not kept).
 fn wants_checksum(ctx: &Request<'_>) -> bool {
     ctx.head
         .header_str("x-amz-checksum-mode")
         .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
         && ctx.head.header("range").is_none()
+        && ctx.query.get("partNumber").is_none()
 }
 
 /// Opens the sealed checksum record of the object whose header is `header` and whose
@@ -595,8 +644,8 @@ fn reveal_checksum_with(
     let cipher = checksum_record::cipher(header, keys)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     match checksum_record::open(&cipher, value.trim()) {
-        Ok((alg, digest)) => {
-            let opened = format!("{}:{}", alg.name(), digest.to_base64());
+        Ok(c) => {
+            let opened = format!("{}:{}:{}", c.algorithm.name(), c.type_name(), c.value());
             resp.push_header(OPENED_CHECKSUM, opened.into_bytes());
             Ok(())
         }
@@ -1851,7 +1900,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         xml.push_str(&format!("<ETag>{}</ETag>", crate::s3::xml::escape(&etag)));
     }
     if has("Checksum")
-        && let Some((alg, value)) = opened_checksum(&resp)
+        && let Some((alg, kind, value)) = opened_checksum(&resp)
     {
         let tag = match alg {
             crate::checksum::ChecksumAlgorithm::Crc32 => "ChecksumCRC32",
@@ -1861,7 +1910,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
             crate::checksum::ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
         };
         xml.push_str(&format!(
-            "<Checksum><{tag}>{}</{tag}><ChecksumType>FULL_OBJECT</ChecksumType></Checksum>",
+            "<Checksum><{tag}>{}</{tag}><ChecksumType>{kind}</ChecksumType></Checksum>",
             crate::s3::xml::escape(value)
         ));
     }

@@ -447,7 +447,8 @@ pub(crate) fn copy_ranges(stored: u64) -> Vec<(u64, u64)> {
 
 /// CompleteMultipartUpload of an unaligned upload, after the backend completed it as the
 /// client asked: rewrites the object onto itself with a backend multipart copy whose
-/// metadata adds the sealed layout record and whose last part is the marker padding. On
+/// metadata adds the sealed layout record (and `metadata`: the sealed checksum) and whose
+/// last part is the marker padding. On
 /// any failure the copy is aborted and the unmarked object deleted, so that it is never
 /// read with a wrong size; the client gets an error. Returns the final Complete response.
 pub(crate) async fn rewrite(
@@ -457,8 +458,13 @@ pub(crate) async fn rewrite(
     header: &Header,
     sealed_record: &[u8],
     parts: &[u64],
+    mut metadata: Vec<(String, Vec<u8>)>,
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
-    let result = rewrite_steps(ctx, path, header, sealed_record, parts).await;
+    metadata.push((
+        LAYOUT_HTTP_HEADER.into(),
+        B64.encode(sealed_record).into_bytes(),
+    ));
+    let result = rewrite_steps(ctx, path, header, parts, metadata, false).await;
     if result.is_err() {
         tracing::error!(
             resource = %format_args!("/{}/{}", name.bucket, name.key),
@@ -473,12 +479,31 @@ pub(crate) async fn rewrite(
     result
 }
 
+/// CompleteMultipartUpload of an aligned upload whose object needs metadata it could not
+/// have at CreateMultipartUpload (its checksum): the same rewrite with `metadata` added,
+/// copying each part as it is, so that the object keeps its part count (the `-N` of its
+/// ETag, which readers of aligned objects use) and stays unmarked. A failure aborts the
+/// copy and leaves the completed object as it is, without the metadata.
+pub(crate) async fn rewrite_keeping_parts(
+    ctx: &Request<'_>,
+    path: &str,
+    header: &Header,
+    parts: &[u64],
+    metadata: Vec<(String, Vec<u8>)>,
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    rewrite_steps(ctx, path, header, parts, metadata, true).await
+}
+
+/// The rewrite: HEAD, a new upload with the object's metadata plus `metadata`, the copy
+/// parts (each of `parts` as it is when `keep_parts`, else ranges of at most 5 GiB and
+/// the marker padding), Complete.
 async fn rewrite_steps(
     ctx: &Request<'_>,
     path: &str,
     header: &Header,
-    sealed_record: &[u8],
     parts: &[u64],
+    metadata: Vec<(String, Vec<u8>)>,
+    keep_parts: bool,
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
     let seg = header.segment_size;
     let backend = &ctx.core.backend;
@@ -494,17 +519,15 @@ async fn rewrite_steps(
         )));
     }
     let etag = src.header("etag").map(<[u8]>::to_vec).unwrap_or_default();
-    // The new upload: the object's metadata, plus the record.
+    // The new upload: the object's metadata, plus the new entries.
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
     for (n, v) in &src.headers {
-        if (n.starts_with("x-amz-meta-") && n != LAYOUT_HTTP_HEADER) || KEPT.contains(&n.as_str()) {
+        let replaced = metadata.iter().any(|(m, _)| m == n);
+        if (n.starts_with("x-amz-meta-") && !replaced) || KEPT.contains(&n.as_str()) {
             headers.push((n.clone(), v.clone()));
         }
     }
-    headers.push((
-        LAYOUT_HTTP_HEADER.into(),
-        B64.encode(sealed_record).into_bytes(),
-    ));
+    headers.extend(metadata);
     let (resp, body) = backend
         .simple("POST", path, Some("uploads="), headers, Vec::new())
         .await
@@ -520,7 +543,22 @@ async fn rewrite_steps(
         }
     };
     let upload_q = format!("uploadId={}", encode(&upload, false));
-    let result = copy_parts(ctx, path, &upload_q, &etag, stored, seg).await;
+    let (ranges, pad) = if keep_parts {
+        let mut first = 0;
+        let ranges = parts
+            .iter()
+            .map(|p| {
+                let len = stored_len(*p, seg);
+                let r = (first, first + len - 1);
+                first += len;
+                r
+            })
+            .collect();
+        (ranges, None)
+    } else {
+        (copy_ranges(stored), Some(record::padding_len(stored, seg)))
+    };
+    let result = copy_parts(ctx, path, &upload_q, &etag, ranges, pad).await;
     let done = match result {
         Ok(etags) => {
             let mut xml = String::from("<CompleteMultipartUpload>");
@@ -560,14 +598,15 @@ async fn rewrite_steps(
     done
 }
 
-/// The copy parts and the padding part of the rewrite; their ETags in part order.
+/// The copy parts (`ranges` of the object, inclusive) and the padding part (`pad` random
+/// bytes, if any) of the rewrite; their ETags in part order.
 async fn copy_parts(
     ctx: &Request<'_>,
     path: &str,
     upload_q: &str,
     etag: &[u8],
-    stored: u64,
-    seg: crate::envelope::layout::SegmentSize,
+    ranges: Vec<(u64, u64)>,
+    pad: Option<u64>,
 ) -> Result<Vec<String>, Failure> {
     let backend = &ctx.core.backend;
     let refused = |what: &str, status: u16| {
@@ -576,7 +615,7 @@ async fn copy_parts(
         )))
     };
     let mut etags = Vec::new();
-    for (i, (first, last)) in copy_ranges(stored).into_iter().enumerate() {
+    for (i, (first, last)) in ranges.into_iter().enumerate() {
         let q = format!("partNumber={}&{upload_q}", i + 1);
         let mut headers = vec![
             ("x-amz-copy-source".to_owned(), path.as_bytes().to_vec()),
@@ -598,8 +637,11 @@ async fn copy_parts(
             _ => return Err(refused("part copy", resp.status)),
         }
     }
+    let Some(pad_len) = pad else {
+        return Ok(etags);
+    };
     // The padding: random bytes, so that it repeats nothing a client wrote.
-    let pad_len = record::padding_len(stored, seg) as usize;
+    let pad_len = pad_len as usize;
     let mut pad = vec![0u8; pad_len];
     for chunk in pad.chunks_mut(32) {
         let r: [u8; 32] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)

@@ -98,9 +98,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = objmeta::from_json(text);
         // The checksum record as it travels in `x-amz-meta-twofold-checksum`.
         if let Ok(rc) = checksum_record::cipher(header(), &data_keys())
-            && let Ok((alg, digest)) = checksum_record::open(&rc, text)
+            && let Ok(c) = checksum_record::open(&rc, text)
         {
-            assert_eq!(digest.as_bytes().len(), alg.digest_len_bytes());
+            assert_eq!(c.digest.as_bytes().len(), c.algorithm.digest_len_bytes());
+            assert_eq!(checksum_record::seal(&rc, &c).ok().as_deref(), Some(text));
         }
     }
 
