@@ -25,9 +25,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm as SdkAlg, ChecksumMode};
+use aws_sdk_s3::types::ChecksumMode;
 use twofold::checksum::{ChecksumAlgorithm, checksum};
 use twofold::sigv4::PayloadMode;
+use twofold_tests::checksum_of;
+use twofold_tests::checksums::sdk_alg;
 use twofold_tests::gateway::{
     TestGateway, aws_chunked_unsigned, create_bucket, exists, get, put, status_code,
 };
@@ -35,30 +37,6 @@ use twofold_tests::random_bytes;
 use twofold_tests::rawhttp;
 
 const BUCKET: &str = "checksums";
-
-fn sdk_alg(a: ChecksumAlgorithm) -> SdkAlg {
-    match a {
-        ChecksumAlgorithm::Crc32 => SdkAlg::Crc32,
-        ChecksumAlgorithm::Crc32c => SdkAlg::Crc32C,
-        ChecksumAlgorithm::Crc64Nvme => SdkAlg::Crc64Nvme,
-        ChecksumAlgorithm::Sha1 => SdkAlg::Sha1,
-        ChecksumAlgorithm::Sha256 => SdkAlg::Sha256,
-    }
-}
-
-/// The checksum of algorithm `a` in a GetObject / HeadObject / PutObject output.
-macro_rules! checksum_of {
-    ($out:expr, $a:expr) => {
-        match $a {
-            ChecksumAlgorithm::Crc32 => $out.checksum_crc32(),
-            ChecksumAlgorithm::Crc32c => $out.checksum_crc32_c(),
-            ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64_nvme(),
-            ChecksumAlgorithm::Sha1 => $out.checksum_sha1(),
-            ChecksumAlgorithm::Sha256 => $out.checksum_sha256(),
-        }
-        .map(str::to_owned)
-    };
-}
 
 /// A file holding `data`, for a streaming (aws-chunked) upload.
 async fn streaming_body(dir: &tempfile::TempDir, name: &str, data: &[u8]) -> ByteStream {
@@ -531,7 +509,7 @@ async fn checksum_on_get_is_validated_by_the_sdk_on_a_multi_segment_object() {
     s3.put_object()
         .bucket(BUCKET)
         .key("k")
-        .checksum_algorithm(SdkAlg::Crc32)
+        .checksum_algorithm(sdk_alg(ChecksumAlgorithm::Crc32))
         .body(plain.clone().into())
         .send()
         .await

@@ -16,39 +16,16 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm as SdkAlg, ChecksumMode, ChecksumType, CompletedMultipartUpload,
-    CompletedPart, ObjectAttributes,
+    ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
 };
 use twofold::checksum::{Checksum, ChecksumAlgorithm, checksum, combine, composite};
+use twofold_tests::checksum_of;
+use twofold_tests::checksums::sdk_alg;
 use twofold_tests::gateway::{TestGateway, create_bucket, put, status_code};
 use twofold_tests::random_bytes;
 
 const BUCKET: &str = "mpu-checksums";
 const MIB: usize = 1024 * 1024;
-
-fn sdk_alg(a: ChecksumAlgorithm) -> SdkAlg {
-    match a {
-        ChecksumAlgorithm::Crc32 => SdkAlg::Crc32,
-        ChecksumAlgorithm::Crc32c => SdkAlg::Crc32C,
-        ChecksumAlgorithm::Crc64Nvme => SdkAlg::Crc64Nvme,
-        ChecksumAlgorithm::Sha1 => SdkAlg::Sha1,
-        ChecksumAlgorithm::Sha256 => SdkAlg::Sha256,
-    }
-}
-
-/// The checksum of algorithm `a` in an SDK output.
-macro_rules! checksum_of {
-    ($out:expr, $a:expr) => {
-        match $a {
-            ChecksumAlgorithm::Crc32 => $out.checksum_crc32(),
-            ChecksumAlgorithm::Crc32c => $out.checksum_crc32_c(),
-            ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64_nvme(),
-            ChecksumAlgorithm::Sha1 => $out.checksum_sha1(),
-            ChecksumAlgorithm::Sha256 => $out.checksum_sha256(),
-        }
-        .map(str::to_owned)
-    };
-}
 
 fn completed(number: i32, etag: &str, a: ChecksumAlgorithm, value: Option<&str>) -> CompletedPart {
     let b = CompletedPart::builder().part_number(number).e_tag(etag);

@@ -198,28 +198,7 @@ pub fn open(cipher: &SegmentCipher, value: &str) -> Result<StoredChecksum, Check
 mod tests {
     use super::*;
     use crate::checksum::checksum;
-    use crate::envelope::layout::SegmentSize;
-
-    fn header(upload: u8) -> Header {
-        use crate::envelope::aead::Layer;
-        use crate::envelope::header::LayerBlock;
-        let block = |layer| LayerBlock {
-            layer,
-            kek_id: format!("kek-{layer}"),
-            wrapped_bucket_key: vec![7; 40],
-            dek_nonce: [1; 12],
-            wrapped_dek: [2; 32],
-            wrapped_dek_tag: [3; 16],
-            commitment: [4; 32],
-        };
-        Header {
-            segment_size: SegmentSize::DEFAULT,
-            multipart: false,
-            upload_id: [upload; 16],
-            inner: block(Layer::Inner),
-            outer: block(Layer::Outer),
-        }
-    }
+    use crate::envelope::header::test_header as header;
 
     fn header_and_keys() -> (Header, DataKeys) {
         (header(0), DataKeys::from_bytes([5; 32], [6; 32]))

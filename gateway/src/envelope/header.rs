@@ -280,27 +280,35 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A header with fixed, made-up key blocks, for tests of what is sealed under a header:
+/// a multipart one with every byte of its upload id `upload`, or (`upload` = 0) a
+/// single-part one.
+#[cfg(test)]
+pub(crate) fn test_header(upload: u8) -> Header {
+    let block = |layer| LayerBlock {
+        layer,
+        kek_id: format!("kek-{layer}"),
+        wrapped_bucket_key: vec![7; 40],
+        dek_nonce: [1; 12],
+        wrapped_dek: [2; 32],
+        wrapped_dek_tag: [3; 16],
+        commitment: [4; 32],
+    };
+    Header {
+        segment_size: SegmentSize::DEFAULT,
+        multipart: upload != 0,
+        upload_id: [upload; 16],
+        inner: block(Layer::Inner),
+        outer: block(Layer::Outer),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sample() -> Header {
-        let block = |layer| LayerBlock {
-            layer,
-            kek_id: format!("kek-{layer}"),
-            wrapped_bucket_key: vec![7; 40],
-            dek_nonce: [1; 12],
-            wrapped_dek: [2; 32],
-            wrapped_dek_tag: [3; 16],
-            commitment: [4; 32],
-        };
-        Header {
-            segment_size: SegmentSize::DEFAULT,
-            multipart: false,
-            upload_id: [0; 16],
-            inner: block(Layer::Inner),
-            outer: block(Layer::Outer),
-        }
+        test_header(0)
     }
 
     #[test]

@@ -208,6 +208,7 @@ pub fn open(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::envelope::header::test_header as header;
     use crate::envelope::layout::plain_len;
 
     const MIB: u64 = 1 << 20;
@@ -234,27 +235,6 @@ mod tests {
         let enc = encode(&[5 * MIB + 1, 5 * MIB + 1, 1]).unwrap();
         // 01 | 02 runs | 02 × 5242881 (81 80 c0 02) | 01 × 01
         assert_eq!(hex::encode(&enc), "0102028180c0020101");
-    }
-
-    fn header(upload: u8) -> Header {
-        use crate::envelope::aead::Layer;
-        use crate::envelope::header::LayerBlock;
-        let block = |layer| LayerBlock {
-            layer,
-            kek_id: format!("kek-{layer}"),
-            wrapped_bucket_key: vec![7; 40],
-            dek_nonce: [1; 12],
-            wrapped_dek: [2; 32],
-            wrapped_dek_tag: [3; 16],
-            commitment: [4; 32],
-        };
-        Header {
-            segment_size: SegmentSize::DEFAULT,
-            multipart: true,
-            upload_id: [upload; 16],
-            inner: block(Layer::Inner),
-            outer: block(Layer::Outer),
-        }
     }
 
     #[test]

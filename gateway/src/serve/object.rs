@@ -619,16 +619,23 @@ pub(crate) async fn reveal_checksum(
     if resp.header(CHECKSUM_METADATA).is_none() || resp.header(OPENED_CHECKSUM).is_some() {
         return Ok(());
     }
+    let keys = request_keys(ctx, header).await?;
+    reveal_checksum_with(ctx, header, &keys, resp)
+}
+
+/// The data keys of the request's object, whose header is `header`.
+async fn request_keys(
+    ctx: &Request<'_>,
+    header: &Header,
+) -> Result<crate::envelope::DataKeys, Failure> {
     let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Ok(());
+        return Err(Failure::keep(S3Error::internal_error()));
     };
-    let keys = ctx
-        .core
+    ctx.core
         .keyring
         .open(header, ObjectName { bucket, key })
         .await
-        .map_err(|e| key_failure(&e))?;
-    reveal_checksum_with(ctx, header, &keys, resp)
+        .map_err(|e| key_failure(&e))
 }
 
 /// [`reveal_checksum`] with the object's keys at hand.
@@ -1189,15 +1196,7 @@ async fn part_bounds(
     if g0 >= n || (k == count && g1 != n - 1) {
         return Err(unequal());
     }
-    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Err(Failure::keep(S3Error::internal_error()));
-    };
-    let keys = ctx
-        .core
-        .keyring
-        .open(header, ObjectName { bucket, key })
-        .await
-        .map_err(|e| key_failure(&e))?;
+    let keys = request_keys(ctx, header).await?;
     let cipher = SegmentCipher::new(header, &keys, k)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
@@ -1253,13 +1252,7 @@ async fn segments_per_part(
     if let Some(m) = ctx.core.part_sizes.borrow().get(&cache_key) {
         return Ok(Some(*m));
     }
-    let name = ObjectName { bucket, key };
-    let keys = ctx
-        .core
-        .keyring
-        .open(header, name)
-        .await
-        .map_err(|e| key_failure(&e))?;
+    let keys = request_keys(ctx, header).await?;
     let cipher = SegmentCipher::new(header, &keys, 1)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     let seg = header.segment_size;
@@ -1426,19 +1419,9 @@ async fn open_and_stream(
     first_segment: u64,
     start: Option<(u32, u64)>,
 ) -> Result<Outcome, Failure> {
-    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Err(Failure::close(S3Error::internal_error()));
-    };
-    let name = ObjectName { bucket, key };
-    let keys = ctx
-        .core
-        .keyring
-        .open(header, name)
+    let keys = request_keys(ctx, header)
         .await
-        .map_err(|e| Failure {
-            close: true,
-            ..key_failure(&e)
-        })?;
+        .map_err(|f| Failure { close: true, ..f })?;
     let revealed;
     let meta = if wants_checksum(ctx)
         && meta.header(CHECKSUM_METADATA).is_some()

@@ -285,27 +285,7 @@ pub fn object_checksum(
 mod tests {
     use super::*;
     use crate::checksum::checksum;
-
-    fn header(upload: u8) -> Header {
-        use crate::envelope::header::LayerBlock;
-        use crate::envelope::layout::SegmentSize;
-        let block = |layer| LayerBlock {
-            layer,
-            kek_id: format!("kek-{layer}"),
-            wrapped_bucket_key: vec![7; 40],
-            dek_nonce: [1; 12],
-            wrapped_dek: [2; 32],
-            wrapped_dek_tag: [3; 16],
-            commitment: [4; 32],
-        };
-        Header {
-            segment_size: SegmentSize::DEFAULT,
-            multipart: true,
-            upload_id: [upload; 16],
-            inner: block(Layer::Inner),
-            outer: block(Layer::Outer),
-        }
-    }
+    use crate::envelope::header::test_header as header;
 
     #[test]
     fn a_tag_vouches_only_for_its_part_digest_and_etag() {
