@@ -528,6 +528,28 @@ async fn rewrite_steps(
         }
     }
     headers.extend(metadata);
+    // The object's tags, which the copy would not keep (S3's copy takes its tags from its
+    // Create). An aligned object is left as it is if they cannot be read; an unaligned
+    // one must be rewritten, and goes on without them.
+    let tagged = src
+        .header_str("x-amz-tagging-count")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .is_some_and(|n| n > 0);
+    if tagged {
+        match object_tagging(ctx, path).await {
+            Ok(tags) => headers.push(("x-amz-tagging".into(), tags.into_bytes())),
+            Err(reason) if keep_parts => {
+                return Err(Failure::keep(S3Error::bad_gateway().with_message(format!(
+                    "The object's tags could not be read for the rewrite: {reason}"
+                ))));
+            }
+            Err(reason) => tracing::warn!(
+                path,
+                reason = %reason,
+                "the layout rewrite could not read the object's tags; the rewritten object has none"
+            ),
+        }
+    }
     let (resp, body) = backend
         .simple("POST", path, Some("uploads="), headers, Vec::new())
         .await
@@ -598,6 +620,43 @@ async fn rewrite_steps(
     done
 }
 
+/// The object's tags (GetObjectTagging), as an `x-amz-tagging` header value.
+async fn object_tagging(ctx: &Request<'_>, path: &str) -> Result<String, String> {
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple("GET", path, Some("tagging="), Vec::new(), Vec::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status != 200 {
+        return Err(format!("the backend answered {}", resp.status));
+    }
+    Ok(tagging_header(&String::from_utf8_lossy(&body)))
+}
+
+/// A GetObjectTagging result's `<TagSet>` as an `x-amz-tagging` value (`k1=v1&k2=v2`,
+/// each key and value percent-encoded).
+fn tagging_header(xml: &str) -> String {
+    let mut pairs = Vec::new();
+    let mut rest = xml;
+    while let Some(a) = rest.find("<Tag>") {
+        let Some(b) = rest[a..].find("</Tag>") else {
+            break;
+        };
+        let tag = &rest[a..a + b];
+        if let Some(k) = tag_value(tag, "Key") {
+            let v = tag_value(tag, "Value").unwrap_or("");
+            pairs.push(format!(
+                "{}={}",
+                encode(&unescape(k), false),
+                encode(&unescape(v), false)
+            ));
+        }
+        rest = &rest[a + b..];
+    }
+    pairs.join("&")
+}
+
 /// The copy parts (`ranges` of the object, inclusive) and the padding part (`pad` random
 /// bytes, if any) of the rewrite; their ETags in part order.
 async fn copy_parts(
@@ -663,6 +722,19 @@ async fn copy_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_become_an_x_amz_tagging_value() {
+        let xml = "<?xml version=\"1.0\"?><Tagging><TagSet>\
+            <Tag><Key>project</Key><Value>blue sky</Value></Tag>\
+            <Tag><Key>a&amp;b</Key><Value>c=d/e</Value></Tag>\
+            <Tag><Key>empty</Key><Value></Value></Tag></TagSet></Tagging>";
+        assert_eq!(
+            tagging_header(xml),
+            "project=blue%20sky&a%26b=c%3Dd%2Fe&empty="
+        );
+        assert_eq!(tagging_header("<Tagging><TagSet></TagSet></Tagging>"), "");
+    }
 
     #[test]
     fn copy_ranges_cover_the_object() {
