@@ -96,6 +96,17 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// The element that carries a value in S3's XML: `ChecksumCRC32`, ...
+    pub fn xml_name(self) -> &'static str {
+        match self {
+            Self::Crc32 => "ChecksumCRC32",
+            Self::Crc32c => "ChecksumCRC32C",
+            Self::Crc64Nvme => "ChecksumCRC64NVME",
+            Self::Sha1 => "ChecksumSHA1",
+            Self::Sha256 => "ChecksumSHA256",
+        }
+    }
+
     /// Whether a checksum of the whole object can be made from the parts' checksums
     /// (S3's `FULL_OBJECT` type for multipart uploads): the CRCs.
     pub fn combines(self) -> bool {

@@ -79,6 +79,24 @@ fn parse_token(id: &str) -> Result<Upload, S3Error> {
     })
 }
 
+/// The contents of every `<tag>` element of `xml`, in order, and whether the last one
+/// opened was also closed (`false`: the document ends inside one).
+pub(crate) fn xml_elements<'a>(xml: &'a str, tag: &str) -> (Vec<&'a str>, bool) {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(a) = rest.find(&open) {
+        let from = a + open.len();
+        let Some(b) = rest[from..].find(&close) else {
+            return (out, false);
+        };
+        out.push(&rest[from..from + b]);
+        rest = &rest[from + b + close.len()..];
+    }
+    (out, true)
+}
+
 pub(crate) fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
@@ -419,26 +437,13 @@ async fn stored_part(
             )));
         }
     }
-    let text = String::from_utf8_lossy(&body);
-    let mut rest = text.as_ref();
-    while let Some(a) = rest.find("<Part>") {
-        let Some(b) = rest[a..].find("</Part>") else {
-            break;
-        };
-        let part = &rest[a..a + b];
-        if xml_value(part, "PartNumber").and_then(|n| n.trim().parse::<u32>().ok()) == Some(number)
-        {
-            let etag = xml_value(part, "ETag")
-                .map(xml_unescape)
-                .unwrap_or_default();
-            let size = xml_value(part, "Size")
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
-            return Ok(Some(StoredPart { etag, size }));
-        }
-        rest = &rest[a + b..];
-    }
-    Ok(None)
+    Ok(listed_parts(&String::from_utf8_lossy(&body))
+        .into_iter()
+        .find(|p| p.number == number)
+        .map(|p| StoredPart {
+            etag: p.etag,
+            size: p.size.unwrap_or(0),
+        }))
 }
 
 /// The CompleteMultipartUpload document the backend gets: the parts' numbers and the
@@ -458,23 +463,28 @@ fn backend_document(parts: &[super::part_checksum::CompletedPart]) -> String {
     xml
 }
 
-/// Every `<PartNumber>` and `<Size>` pair of a ListParts result, in order.
-fn listed_parts(xml: &str) -> Vec<(u32, u64)> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(a) = rest.find("<Part>") {
-        let Some(b) = rest[a..].find("</Part>") else {
-            break;
-        };
-        let part = &rest[a..a + b];
-        if let (Some(n), Some(s)) = (xml_value(part, "PartNumber"), xml_value(part, "Size"))
-            && let (Ok(n), Ok(s)) = (n.trim().parse(), s.trim().parse())
-        {
-            out.push((n, s));
-        }
-        rest = &rest[a + b..];
-    }
-    out
+/// A `<Part>` of a ListParts result.
+struct ListedPart {
+    number: u32,
+    size: Option<u64>,
+    etag: String,
+}
+
+/// Every `<Part>` of a ListParts result that has a part number, in order.
+fn listed_parts(xml: &str) -> Vec<ListedPart> {
+    xml_elements(xml, "Part")
+        .0
+        .into_iter()
+        .filter_map(|part| {
+            Some(ListedPart {
+                number: xml_value(part, "PartNumber")?.trim().parse().ok()?,
+                size: xml_value(part, "Size").and_then(|s| s.trim().parse().ok()),
+                etag: xml_value(part, "ETag")
+                    .map(xml_unescape)
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// CompleteMultipartUpload: checks that the parts form a layout the envelope can read
@@ -543,7 +553,10 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             return forward_error(conn, &resp, &body, ctx.rid).await;
         }
         let text = String::from_utf8_lossy(&body);
-        let page = listed_parts(&text);
+        let page: Vec<(u32, u64)> = listed_parts(&text)
+            .into_iter()
+            .filter_map(|p| Some((p.number, p.size?)))
+            .collect();
         let truncated = xml_value(&text, "IsTruncated").is_some_and(|v| v.trim() == "true");
         let next = page.last().map(|p| p.0);
         sizes.extend(page);
@@ -754,7 +767,7 @@ fn with_checksum(body: &[u8], c: &crate::envelope::checksum_record::StoredChecks
     let Some(at) = text.rfind(close) else {
         return body.to_vec();
     };
-    let tag = super::part_checksum::xml_name(c.algorithm);
+    let tag = c.algorithm.xml_name();
     format!(
         "{}<{tag}>{}</{tag}><ChecksumType>{}</ChecksumType>{}",
         &text[..at],
@@ -1205,7 +1218,7 @@ async fn copy_part_result(
     modified: &str,
 ) -> Result<Outcome, Failure> {
     let checksum = checksum.map_or_else(String::new, |(alg, digest)| {
-        let tag = super::part_checksum::xml_name(alg);
+        let tag = alg.xml_name();
         format!("<{tag}>{}</{tag}>", digest.to_base64())
     });
     let body = format!(

@@ -1885,13 +1885,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
     if has("Checksum")
         && let Some((alg, kind, value)) = opened_checksum(&resp)
     {
-        let tag = match alg {
-            crate::checksum::ChecksumAlgorithm::Crc32 => "ChecksumCRC32",
-            crate::checksum::ChecksumAlgorithm::Crc32c => "ChecksumCRC32C",
-            crate::checksum::ChecksumAlgorithm::Crc64Nvme => "ChecksumCRC64NVME",
-            crate::checksum::ChecksumAlgorithm::Sha1 => "ChecksumSHA1",
-            crate::checksum::ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
-        };
+        let tag = alg.xml_name();
         xml.push_str(&format!(
             "<Checksum><{tag}>{}</{tag}><ChecksumType>{kind}</ChecksumType></Checksum>",
             crate::s3::xml::escape(value)

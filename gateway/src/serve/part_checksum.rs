@@ -213,31 +213,19 @@ pub struct CompletedPart {
     pub claim: Option<String>,
 }
 
-/// The `<Checksum...>` element name of an algorithm in S3's XML.
-pub fn xml_name(algorithm: ChecksumAlgorithm) -> &'static str {
-    match algorithm {
-        ChecksumAlgorithm::Crc32 => "ChecksumCRC32",
-        ChecksumAlgorithm::Crc32c => "ChecksumCRC32C",
-        ChecksumAlgorithm::Crc64Nvme => "ChecksumCRC64NVME",
-        ChecksumAlgorithm::Sha1 => "ChecksumSHA1",
-        ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
-    }
-}
-
 /// Every `<Part>` of a CompleteMultipartUpload document, in order, with its claimed
 /// checksum of `algorithm`. A part without a number is malformed.
 pub fn completed_parts(
     xml: &str,
     algorithm: Option<ChecksumAlgorithm>,
 ) -> Result<Vec<CompletedPart>, S3Error> {
-    use super::multipart::{xml_unescape, xml_value};
+    use super::multipart::{xml_elements, xml_unescape, xml_value};
+    let (parts, complete) = xml_elements(xml, "Part");
+    if !complete {
+        return Err(S3Error::malformed_xml());
+    }
     let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(a) = rest.find("<Part>") {
-        let Some(b) = rest[a..].find("</Part>") else {
-            return Err(S3Error::malformed_xml());
-        };
-        let part = &rest[a..a + b];
+    for part in parts {
         let number = xml_value(part, "PartNumber")
             .and_then(|v| v.trim().parse::<u32>().ok())
             .ok_or_else(S3Error::malformed_xml)?;
@@ -247,10 +235,9 @@ pub fn completed_parts(
                 .map(xml_unescape)
                 .unwrap_or_default(),
             claim: algorithm
-                .and_then(|a| xml_value(part, xml_name(a)))
+                .and_then(|a| xml_value(part, a.xml_name()))
                 .map(|v| v.trim().to_owned()),
         });
-        rest = &rest[a + b..];
     }
     Ok(out)
 }

@@ -637,23 +637,19 @@ async fn object_tagging(ctx: &Request<'_>, path: &str) -> Result<String, String>
 /// A GetObjectTagging result's `<TagSet>` as an `x-amz-tagging` value (`k1=v1&k2=v2`,
 /// each key and value percent-encoded).
 fn tagging_header(xml: &str) -> String {
-    let mut pairs = Vec::new();
-    let mut rest = xml;
-    while let Some(a) = rest.find("<Tag>") {
-        let Some(b) = rest[a..].find("</Tag>") else {
-            break;
-        };
-        let tag = &rest[a..a + b];
-        if let Some(k) = tag_value(tag, "Key") {
+    let pairs: Vec<String> = super::multipart::xml_elements(xml, "Tag")
+        .0
+        .into_iter()
+        .filter_map(|tag| {
+            let k = tag_value(tag, "Key")?;
             let v = tag_value(tag, "Value").unwrap_or("");
-            pairs.push(format!(
+            Some(format!(
                 "{}={}",
                 encode(&unescape(k), false),
                 encode(&unescape(v), false)
-            ));
-        }
-        rest = &rest[a + b..];
-    }
+            ))
+        })
+        .collect();
     pairs.join("&")
 }
 
