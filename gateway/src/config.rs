@@ -232,6 +232,8 @@ pub struct FileConfig {
     pub admin: AdminFile,
     /// `[log]`
     pub log: LogFile,
+    /// `[limits]`
+    pub limits: crate::limits::LimitsFile,
 }
 
 /// A configuration error, naming the file and the field.
@@ -391,6 +393,8 @@ pub struct ServeSettings {
     pub shutdown_grace: std::time::Duration,
     /// The admin listener's address; `None`: no admin listener.
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Deadlines and connection caps.
+    pub limits: crate::limits::Limits,
 }
 
 impl Config {
@@ -655,16 +659,23 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             format!("{:?} is not a log filter: {e}", file.log.level),
         ));
     }
+    let limits = file
+        .limits
+        .validate()
+        .map_err(|(field, message)| invalid(&field, message))?;
     let serve = match (file.server, file.backend) {
         (None, None) => None,
-        (server, Some(backend)) => Some(validate_serve(
-            server.unwrap_or_default(),
-            backend,
-            file.credential,
-            &file.admin,
-            path,
-            base,
-        )?),
+        (server, Some(backend)) => Some(
+            validate_serve(
+                server.unwrap_or_default(),
+                backend,
+                file.credential,
+                &file.admin,
+                path,
+                base,
+            )
+            .map(|s| ServeSettings { limits, ..s })?,
+        ),
         (Some(_), None) => {
             return Err(invalid(
                 "backend",
@@ -935,6 +946,7 @@ fn validate_serve(
         credentials: creds,
         shutdown_grace: std::time::Duration::from_secs(server.shutdown_grace_secs),
         admin_listen,
+        limits: crate::limits::Limits::default(),
     })
 }
 

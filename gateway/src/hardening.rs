@@ -31,8 +31,48 @@ pub fn disable_core_dumps() -> Result<(), String> {
     Ok(())
 }
 
+/// Raises this process's soft limit on open files to its hard limit (systemd's unit sets
+/// both; a shell often leaves the soft one at 1024). Returns the soft limit now in force.
+#[allow(unsafe_code)]
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` into memory we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `setrlimit` reads one properly initialised `rlimit` during the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        lim = raised;
+    }
+    Ok(lim.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        let soft = super::raise_open_files_limit().unwrap();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: `getrlimit` writes one `rlimit` into memory we own.
+        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+        assert_eq!(rc, 0);
+        assert_eq!((soft, lim.rlim_cur), (lim.rlim_max, lim.rlim_max));
+    }
+
     #[test]
     fn core_dumps_are_off_after_the_call() {
         super::disable_core_dumps().unwrap();

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod hardening;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod notify;
 pub mod objmeta;
 pub mod s3;

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         }
         if matches!(cli.command, cli::Command::Serve(_)) {
             twofold::telemetry::init_logging(config.log_format, &config.log_level);
+            if let Err(e) = twofold::hardening::raise_open_files_limit() {
+                tracing::warn!(error = %e, "could not raise the open-files limit");
+            }
         }
         cli::run(&cli, &config)
     });

@@ -58,6 +58,19 @@ pub const BACKEND_ERRORS_TOTAL: &str = "twofold_backend_errors_total";
 pub const TLS_RELOADS_TOTAL: &str = "twofold_tls_reloads_total";
 /// Client TLS handshakes that failed, by reason (`error`, `timeout`).
 pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "twofold_tls_handshake_failures_total";
+/// Client connections open now, by listener (`s3`, `admin`).
+pub const CONNECTIONS_OPEN: &str = "twofold_connections_open";
+/// Client connections accepted and admitted, by listener.
+pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "twofold_connections_accepted_total";
+/// Client connections refused at accept, by listener and reason (`core_limit`,
+/// `client_limit`).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "twofold_connections_refused_total";
+/// Client connections closed by a deadline, by listener and reason (`idle_timeout`,
+/// `head_timeout`, `body_timeout`, `send_timeout`).
+pub const CONNECTIONS_CLOSED_TOTAL: &str = "twofold_connections_closed_total";
+/// Failed accepts, by kind (`fd_limit`: out of file descriptors or kernel memory, after
+/// which the listener pauses; `other`).
+pub const ACCEPT_ERRORS_TOTAL: &str = "twofold_accept_errors_total";
 /// 1 when `/readyz` last said ready, else 0.
 pub const READY: &str = "twofold_ready";
 /// Always 1, labelled with the version.
@@ -211,6 +224,23 @@ fn describe() {
         TLS_HANDSHAKE_FAILURES_TOTAL,
         "Client TLS handshakes that failed or timed out, by reason."
     );
+    describe_gauge!(CONNECTIONS_OPEN, "Client connections open, by listener.");
+    describe_counter!(
+        CONNECTIONS_ACCEPTED_TOTAL,
+        "Client connections accepted and admitted, by listener."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Client connections refused because a connection cap was reached, by listener and reason."
+    );
+    describe_counter!(
+        CONNECTIONS_CLOSED_TOTAL,
+        "Client connections closed because a deadline passed, by listener and reason."
+    );
+    describe_counter!(
+        ACCEPT_ERRORS_TOTAL,
+        "Failed accepts, by kind; fd_limit pauses the listener briefly."
+    );
     describe_gauge!(READY, "1 when the gateway last found itself ready, else 0.");
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
 }
@@ -226,6 +256,45 @@ pub fn tls_reload(ok: bool) {
 /// never per request.
 pub fn tls_handshake_failure(reason: &'static str) {
     metrics::counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => reason).increment(1);
+}
+
+/// One listener's connection counters, resolved once per listener and core.
+#[derive(Debug, Clone)]
+pub struct ConnectionMetrics {
+    listener: &'static str,
+    /// Open connections.
+    pub open: Gauge,
+    /// Admitted connections.
+    pub accepted: Counter,
+}
+
+impl ConnectionMetrics {
+    /// The counters of `listener` (`s3` or `admin`).
+    pub fn new(listener: &'static str) -> Self {
+        Self {
+            listener,
+            open: metrics::gauge!(CONNECTIONS_OPEN, "listener" => listener),
+            accepted: metrics::counter!(CONNECTIONS_ACCEPTED_TOTAL, "listener" => listener),
+        }
+    }
+
+    /// Counts a connection refused at accept (rare: not worth a cached handle).
+    pub fn refused(&self, reason: &'static str) {
+        metrics::counter!(CONNECTIONS_REFUSED_TOTAL, "listener" => self.listener, "reason" => reason)
+            .increment(1);
+    }
+
+    /// Counts a connection closed by a deadline.
+    pub fn closed(&self, reason: &'static str) {
+        metrics::counter!(CONNECTIONS_CLOSED_TOTAL, "listener" => self.listener, "reason" => reason)
+            .increment(1);
+    }
+
+    /// Counts a failed accept.
+    pub fn accept_error(&self, kind: &'static str) {
+        metrics::counter!(ACCEPT_ERRORS_TOTAL, "listener" => self.listener, "kind" => kind)
+            .increment(1);
+    }
 }
 
 /// A layer's label value.
@@ -272,6 +341,8 @@ pub struct CoreMetrics {
     pub client: Meter,
     /// Backend-side byte counters.
     pub backend: Meter,
+    /// Client connection counters of the S3 listener.
+    pub connections: ConnectionMetrics,
     requests: RefCell<HashMap<(&'static str, u16), Counter>>,
     latency: RefCell<HashMap<&'static str, (Histogram, Histogram)>>,
     reasons: RefCell<HashMap<(&'static str, &'static str), Counter>>,
@@ -290,6 +361,7 @@ impl CoreMetrics {
             in_flight: metrics::gauge!(REQUESTS_IN_FLIGHT),
             client: Meter::client(),
             backend: Meter::backend(),
+            connections: ConnectionMetrics::new("s3"),
             requests: RefCell::default(),
             latency: RefCell::default(),
             reasons: RefCell::default(),

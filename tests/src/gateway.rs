@@ -87,6 +87,8 @@ pub struct Options {
     pub admin_listener: bool,
     /// Worker cores.
     pub cores: usize,
+    /// Deadlines and connection caps.
+    pub limits: twofold::limits::Limits,
 }
 
 impl Default for Options {
@@ -97,6 +99,7 @@ impl Default for Options {
             segment_size: SegmentSize::DEFAULT,
             admin_listener: false,
             cores: CORES,
+            limits: twofold::limits::Limits::default(),
         }
     }
 }
@@ -206,6 +209,7 @@ impl TestGateway {
             pool_connections_per_core: 8,
             shutdown_grace: Duration::from_secs(30),
             admin_listen: opts.admin_listener.then(loopback0),
+            limits: opts.limits,
             credentials: vec![
                 ClientCredential {
                     access_key_id: admin.access_key_id.clone(),

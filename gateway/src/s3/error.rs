@@ -111,6 +111,9 @@ impl S3Error {
         /// 502 InternalError: the backend failed, answered with bytes that are not HTTP, or
         /// could not be reached. See the module documentation for why this code.
         bad_gateway => 502, "InternalError", "The gateway received an invalid response from the storage backend. Please try again.";
+        /// 504 InternalError: the backend did not connect, answer or go on within its
+        /// deadline (`[limits]`); same code as for 502, for the same reason.
+        gateway_timeout => 504, "InternalError", "The storage backend did not answer in time. Please try again.";
         /// 400 EntityTooLarge.
         entity_too_large => 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.";
         /// 405 MethodNotAllowed.

@@ -24,6 +24,16 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const CORE_STALL_LIMIT: Duration = Duration::from_secs(10);
 /// How often an idle admin accept loop looks whether the gateway has stopped.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Open connections the admin listener serves at once; more are closed at accept. A
+/// Prometheus server and a few probes need a handful.
+pub const ADMIN_CONNECTIONS_MAX: usize = 64;
+/// Deadlines of admin connections: a scrape or probe sends its whole head at once.
+const ADMIN_DEADLINES: crate::limits::Deadlines = crate::limits::Deadlines {
+    idle: Duration::from_secs(30),
+    head: Duration::from_secs(5),
+    read_gap: Duration::from_secs(5),
+    write_gap: Duration::from_secs(10),
+};
 
 struct Admin {
     backend: Backend,
@@ -32,6 +42,9 @@ struct Admin {
     metrics: PrometheusHandle,
     heartbeats: Arc<Heartbeats>,
     stopping: Arc<AtomicBool>,
+    /// Connections open now.
+    open: std::cell::Cell<usize>,
+    connections: crate::telemetry::ConnectionMetrics,
 }
 
 /// Binds the admin listener and starts its thread. The thread ends when `done` is set.
@@ -71,6 +84,8 @@ pub(crate) fn start(
                 metrics,
                 heartbeats,
                 stopping,
+                open: std::cell::Cell::new(0),
+                connections: crate::telemetry::ConnectionMetrics::new("admin"),
             });
             rt.block_on(accept_loop(admin, listener, done));
         })?;
@@ -88,25 +103,47 @@ async fn accept_loop(admin: Rc<Admin>, l: std::net::TcpListener, done: Arc<Atomi
     };
     let mut accept = Box::pin(listener.accept());
     while !done.load(Ordering::SeqCst) {
-        let accepted = super::or_tick(accept.as_mut(), POLL_INTERVAL).await;
-        if let Some(result) = accepted {
-            accept = Box::pin(listener.accept());
-            if let Ok((stream, _)) = result {
-                let admin = admin.clone();
-                compio::runtime::spawn(async move { serve(&admin, Conn::new(stream)).await })
-                    .detach();
-            }
+        let Some(result) = super::or_tick(accept.as_mut(), POLL_INTERVAL).await else {
+            continue;
+        };
+        match result {
+            Ok((stream, _)) => admit(&admin, stream),
+            Err(e) => super::accept_failed(&admin.connections, &e).await,
         }
+        accept = Box::pin(listener.accept());
     }
+}
+
+/// Serves a new connection, or closes it at once above [`ADMIN_CONNECTIONS_MAX`].
+fn admit(admin: &Rc<Admin>, stream: compio::net::TcpStream) {
+    if admin.open.get() >= ADMIN_CONNECTIONS_MAX {
+        admin.connections.refused("core_limit");
+        return;
+    }
+    admin.open.set(admin.open.get() + 1);
+    admin.connections.accepted.increment(1);
+    admin.connections.open.increment(1.0);
+    let admin = admin.clone();
+    compio::runtime::spawn(async move {
+        let conn = Conn::new(stream).with_deadlines(ADMIN_DEADLINES);
+        serve(&admin, conn).await;
+        admin.open.set(admin.open.get() - 1);
+        admin.connections.open.decrement(1.0);
+    })
+    .detach();
 }
 
 async fn serve(admin: &Admin, mut conn: Conn) {
     let limits = Limits::default();
+    let mut first = true;
     loop {
-        let head = match conn.read_request_head(&limits).await {
+        conn.begin_request();
+        let head = match conn.read_request_head(&limits, first).await {
             Ok(Some(h)) => h,
             Ok(None) | Err(HeadError::Io(_)) | Err(HeadError::Http(_)) => break,
         };
+        first = false;
+        conn.start_body(&head);
         let (status, content_type, body) = match (head.method.as_str(), head.path()) {
             ("GET", "/metrics") => (
                 200,
@@ -130,10 +167,17 @@ async fn serve(admin: &Admin, mut conn: Conn) {
         if out.write(&mut bytes).is_err() {
             break;
         }
-        bytes.extend_from_slice(body.as_bytes());
-        if conn.write_all(bytes).await.0.is_err() || !head.keep_alive() {
+        if !conn.is_head_request() {
+            bytes.extend_from_slice(body.as_bytes());
+        }
+        // No handler here reads a body: a request with one ends the connection.
+        if conn.write_all(bytes).await.0.is_err() || !head.keep_alive() || !conn.request_body_read()
+        {
             break;
         }
+    }
+    if let Some(wait) = conn.timed_out() {
+        admin.connections.closed(wait.label());
     }
     conn.shutdown().await;
 }

@@ -49,6 +49,10 @@ pub struct Backend {
     /// For an `https://` backend: this core's connector and the name its certificate
     /// must carry.
     tls: Option<BackendTls>,
+    /// How long each wait on a backend connection may last.
+    deadlines: crate::limits::Deadlines,
+    /// How long connecting (TLS handshake included) may take.
+    connect_timeout: std::time::Duration,
 }
 
 /// TLS towards the backend, for one core.
@@ -98,6 +102,8 @@ impl Backend {
             idle_max: settings.pool_connections_per_core,
             meter: crate::telemetry::Meter::backend(),
             tls,
+            deadlines: settings.limits.backend,
+            connect_timeout: settings.limits.backend_connect,
         }
     }
 
@@ -111,8 +117,16 @@ impl Backend {
     }
 
     /// A new connection, with its TLS handshake done (certificate and name checked) for an
-    /// `https://` backend.
+    /// `https://` backend, within the connect deadline. A late backend is an
+    /// `Io(TimedOut)`, as a read or write past its deadline is.
     async fn open(&self) -> Result<Conn, BackendError> {
+        let conn = compio::time::timeout(self.connect_timeout, self.open_now())
+            .await
+            .map_err(|_| BackendError::Io(io::ErrorKind::TimedOut.into()))??;
+        Ok(conn.with_deadlines(self.deadlines))
+    }
+
+    async fn open_now(&self) -> Result<Conn, BackendError> {
         let stream = compio::net::TcpStream::connect(self.addr.as_str()).await?;
         let _ = stream.set_nodelay(true);
         match &self.tls {

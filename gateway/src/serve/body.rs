@@ -38,6 +38,7 @@ impl BodyError {
     /// The S3 error for the client.
     pub fn to_s3(&self) -> S3Error {
         match self {
+            BodyError::Io(e) if e.kind() == io::ErrorKind::TimedOut => S3Error::request_timeout(),
             BodyError::Io(_) | BodyError::Length => S3Error::incomplete_body(),
             BodyError::Http(e) => S3Error::from_http(e),
             BodyError::Chunk(e) => S3Error::new(e.http_status(), e.s3_code(), e.to_string()),
@@ -379,6 +380,7 @@ impl ClientBody {
                     }
                     ChunkedStep::Done => {
                         conn.consume(consumed);
+                        conn.chunked_body_read();
                         self.transport_done = true;
                         return Ok(());
                     }

@@ -47,6 +47,10 @@ const AUTH_FAILURE_CODES: &[&str] = &[
 ];
 /// Longest a client may take over its TLS handshake before the connection is dropped.
 pub const TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+/// How long a listener pauses after an accept failed for want of file descriptors or
+/// memory (nginx pauses 500 ms; shorter here, since closing connections free descriptors
+/// continuously).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// One core's state, shared by the connections of that core only.
 pub struct Core {
@@ -75,6 +79,8 @@ pub struct Core {
     /// version query), so that the next range of the same object needs no HEAD first.
     pub(crate) seen_objects:
         std::cell::RefCell<std::collections::HashMap<(String, String, String), object::SeenObject>>,
+    /// This core's open client connections, for the connection caps.
+    connections: std::cell::RefCell<crate::limits::ConnectionTable>,
 }
 
 /// Most objects a core remembers for ranged GETs; the memory is cleared when it is full.
@@ -345,6 +351,7 @@ pub fn start(
                     buffers: BufferPool::default(),
                     seen_objects: Default::default(),
                     layout_sizes: Default::default(),
+                    connections: Default::default(),
                 });
                 rt.block_on(async {
                     accept_loop(core.clone(), l, &stop, &heartbeats).await;
@@ -407,45 +414,122 @@ async fn accept_loop(
     let mut accept = Box::pin(listener.accept());
     while !stop.load(Ordering::SeqCst) {
         heartbeats.beat(core.core_id);
-        let accepted = or_tick(accept.as_mut(), STOP_POLL_INTERVAL).await;
-        if let Some(result) = accepted {
-            accept = Box::pin(listener.accept());
-            // A failed accept (the peer gone already) just goes round again.
-            if let Ok((stream, _peer)) = result {
-                let core = core.clone();
-                // The acceptor is taken now, so a reload affects connections accepted
-                // after it and never one already open.
-                let acceptor = core.tls.as_ref().map(|t| t.acceptor());
-                compio::runtime::spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    let conn = match acceptor {
-                        None => Conn::new(stream).with_meter(core.metrics.client.clone()),
-                        Some(acceptor) => {
-                            let handshake = compio::time::timeout(
-                                Duration::from_secs(TLS_HANDSHAKE_TIMEOUT_SECS),
-                                acceptor.accept(stream),
-                            );
-                            // A failed or slow handshake (a plain-HTTP client, an untrusting
-                            // client, a scanner) just ends the connection.
-                            match handshake.await {
-                                Ok(Ok(tls)) => Conn::from_stream(io::Stream::Tls(Box::new(tls)))
-                                    .with_meter(core.metrics.client.clone()),
-                                Ok(Err(_)) => {
-                                    crate::telemetry::tls_handshake_failure("error");
-                                    return;
-                                }
-                                Err(_) => {
-                                    crate::telemetry::tls_handshake_failure("timeout");
-                                    return;
-                                }
-                            }
-                        }
-                    };
-                    serve_connection(core, conn).await;
-                })
-                .detach();
-            }
+        let Some(result) = or_tick(accept.as_mut(), STOP_POLL_INTERVAL).await else {
+            continue;
+        };
+        match result {
+            Ok((stream, peer)) => admit(&core, stream, peer),
+            Err(e) => accept_failed(&core.metrics.connections, &e).await,
         }
+        accept = Box::pin(listener.accept());
+    }
+}
+
+/// After a failed accept. Out of file descriptors or kernel memory, the pending
+/// connection stays in the backlog and the next accept would fail at once: pause
+/// [`ACCEPT_PAUSE`] (as nginx does) so that the loop never spins, and let connections that
+/// close or time out make room. Any other failure (the peer gone already) just goes on.
+pub(crate) async fn accept_failed(
+    metrics: &crate::telemetry::ConnectionMetrics,
+    e: &std::io::Error,
+) {
+    let resource = matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
+    if !resource {
+        metrics.accept_error("other");
+        return;
+    }
+    metrics.accept_error("fd_limit");
+    tracing::warn!(error = %e, pause_ms = ACCEPT_PAUSE.as_millis() as u64, "cannot accept: out of file descriptors or memory");
+    compio::time::sleep(ACCEPT_PAUSE).await;
+}
+
+/// Admits a new connection within the core's caps and serves it, or refuses it.
+fn admit(core: &Rc<Core>, stream: compio::net::TcpStream, peer: SocketAddr) {
+    let limits = &core.settings.limits;
+    let admitted = core.connections.borrow_mut().admit(peer.ip(), limits);
+    let metrics = &core.metrics.connections;
+    if let Err(refusal) = admitted {
+        metrics.refused(refusal.label());
+        let plain = core.tls.is_none();
+        compio::runtime::spawn(refuse(stream, plain, limits.client)).detach();
+        return;
+    }
+    metrics.accepted.increment(1);
+    metrics.open.increment(1.0);
+    let slot = Slot {
+        core: core.clone(),
+        client: peer.ip(),
+    };
+    // The acceptor is taken now, so a reload affects connections accepted after it and
+    // never one already open.
+    let acceptor = core.tls.as_ref().map(|t| t.acceptor());
+    compio::runtime::spawn(async move {
+        let _ = stream.set_nodelay(true);
+        let core = slot.core.clone();
+        let conn = match acceptor {
+            None => Conn::new(stream),
+            Some(acceptor) => match handshake(acceptor, stream).await {
+                Some(tls) => Conn::from_stream(io::Stream::Tls(Box::new(tls))),
+                None => return,
+            },
+        };
+        let conn = conn
+            .with_meter(core.metrics.client.clone())
+            .with_deadlines(core.settings.limits.client);
+        serve_connection(core, conn).await;
+        drop(slot);
+    })
+    .detach();
+}
+
+/// A client TLS handshake within [`TLS_HANDSHAKE_TIMEOUT_SECS`]. A failed or slow one (a
+/// plain-HTTP client, an untrusting client, a scanner) just ends the connection.
+async fn handshake(
+    acceptor: compio::tls::TlsAcceptor,
+    stream: compio::net::TcpStream,
+) -> Option<compio::tls::TlsStream<compio::net::TcpStream>> {
+    let handshake = compio::time::timeout(
+        Duration::from_secs(TLS_HANDSHAKE_TIMEOUT_SECS),
+        acceptor.accept(stream),
+    );
+    match handshake.await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(_)) => {
+            crate::telemetry::tls_handshake_failure("error");
+            None
+        }
+        Err(_) => {
+            crate::telemetry::tls_handshake_failure("timeout");
+            None
+        }
+    }
+}
+
+/// Refuses a connection over a cap: plain HTTP gets S3's `503 SlowDown` (which SDKs
+/// retry with back-off) within the send deadline, without its request being read; TLS is
+/// closed before any handshake (a refusal must cost less than service).
+async fn refuse(stream: compio::net::TcpStream, plain: bool, deadlines: crate::limits::Deadlines) {
+    if plain {
+        let mut conn = Conn::new(stream).with_deadlines(deadlines);
+        write_error(&mut conn, &S3Error::slow_down(), true).await;
+        conn.shutdown().await;
+    }
+}
+
+/// An admitted connection's place in its core's [`crate::limits::ConnectionTable`], given
+/// back when the connection ends.
+struct Slot {
+    core: Rc<Core>,
+    client: std::net::IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.core.connections.borrow_mut().release(self.client);
+        self.core.metrics.connections.open.decrement(1.0);
     }
 }
 
@@ -510,15 +594,16 @@ fn request_id(core: &Core) -> String {
 }
 
 async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
-    use tracing::Instrument;
-    // Whether the connection ends on an error answer, with request bytes maybe unread.
-    let mut refused = false;
+    // Whether the connection ends with request bytes maybe unread (an error answer, or a
+    // body the handler did not read).
+    let mut unread = false;
+    let mut first = true;
     loop {
         if core.stopping.load(Ordering::Relaxed) && conn.buffered().is_empty() {
             break;
         }
         conn.begin_request();
-        let head = match conn.read_request_head(&core.limits).await {
+        let head = match conn.read_request_head(&core.limits, first).await {
             Ok(Some(h)) => h,
             Ok(None) | Err(HeadError::Io(_)) => break,
             Err(HeadError::Http(e)) => {
@@ -527,72 +612,85 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
                 write_error(&mut conn, &err, true).await;
                 core.metrics
                     .request("Malformed", err.status, Duration::ZERO, None);
-                refused = true;
+                unread = true;
                 break;
             }
         };
-        let started = std::time::Instant::now();
-        let rid = request_id(&core);
-        let keep_alive = head.keep_alive();
-        let operation = Cell::new("Unknown");
-        core.in_flight.set(core.in_flight.get() + 1);
-        core.metrics.in_flight.increment(1.0);
-        let span = tracing::info_span!("request", id = %rid);
-        let outcome = async {
-            match handle(&core, &mut conn, &head, &rid, &operation).await {
-                Ok(o) => o,
-                Err(f) => {
-                    if AUTH_FAILURE_CODES.contains(&f.error.code) {
-                        core.metrics.auth_failure(f.error.code);
-                    }
-                    let err = f.error.with_request_id(rid.clone());
-                    let close = f.close || !keep_alive;
-                    write_error(&mut conn, &err, close).await;
-                    if close {
-                        refused = true;
-                        Outcome::Close
-                    } else {
-                        Outcome::KeepAlive
-                    }
-                }
-            }
-        }
-        .instrument(span)
-        .await;
-        core.in_flight.set(core.in_flight.get().saturating_sub(1));
-        core.metrics.in_flight.decrement(1.0);
-        let mark = conn.response();
-        let elapsed = started.elapsed();
-        core.metrics.request(
-            operation.get(),
-            mark.status,
-            elapsed,
-            mark.first_byte
-                .map(|t| t.saturating_duration_since(started)),
-        );
-        tracing::info!(
-            target: "twofold::access",
-            id = %rid,
-            operation = operation.get(),
-            method = %head.method,
-            // The path only: a presigned URL's query is a bearer credential.
-            path = %head.target.split('?').next().unwrap_or(""),
-            status = mark.status,
-            duration_ms = elapsed.as_secs_f64() * 1e3,
-            "request"
-        );
-        if outcome == Outcome::Close || !keep_alive {
+        first = false;
+        conn.start_body(&head);
+        let outcome = serve_request(&core, &mut conn, &head).await;
+        // A body not read to its end is never parsed as the next request.
+        if outcome == Outcome::Close || !head.keep_alive() || !conn.request_body_read() {
+            unread = true;
             break;
         }
     }
-    if refused {
-        conn.linger_close().await;
-    } else {
-        conn.shutdown().await;
+    match conn.timed_out() {
+        // A peer that ran out of time sends nothing more worth waiting for.
+        Some(wait) => {
+            core.metrics.connections.closed(wait.label());
+            conn.shutdown().await;
+        }
+        None if unread => conn.linger_close().await,
+        None => conn.shutdown().await,
     }
 }
 
-/// Writes an S3 error document.
+/// One request whose head has been read: handled, answered, counted and logged.
+async fn serve_request(core: &Core, conn: &mut Conn, head: &RequestHead) -> Outcome {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let rid = request_id(core);
+    let operation = Cell::new("Unknown");
+    core.in_flight.set(core.in_flight.get() + 1);
+    core.metrics.in_flight.increment(1.0);
+    let span = tracing::info_span!("request", id = %rid);
+    let outcome = async {
+        match handle(core, conn, head, &rid, &operation).await {
+            Ok(o) => o,
+            Err(f) => {
+                if AUTH_FAILURE_CODES.contains(&f.error.code) {
+                    core.metrics.auth_failure(f.error.code);
+                }
+                let err = f.error.with_request_id(rid.clone());
+                let close = f.close || !head.keep_alive() || !conn.request_body_read();
+                write_error(conn, &err, close).await;
+                if close {
+                    Outcome::Close
+                } else {
+                    Outcome::KeepAlive
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    core.in_flight.set(core.in_flight.get().saturating_sub(1));
+    core.metrics.in_flight.decrement(1.0);
+    let mark = conn.response();
+    let elapsed = started.elapsed();
+    core.metrics.request(
+        operation.get(),
+        mark.status,
+        elapsed,
+        mark.first_byte
+            .map(|t| t.saturating_duration_since(started)),
+    );
+    tracing::info!(
+        target: "twofold::access",
+        id = %rid,
+        operation = operation.get(),
+        method = %head.method,
+        // The path only: a presigned URL's query is a bearer credential.
+        path = %head.target.split('?').next().unwrap_or(""),
+        status = mark.status,
+        duration_ms = elapsed.as_secs_f64() * 1e3,
+        "request"
+    );
+    outcome
+}
+
+/// Writes an S3 error document; as the answer to a HEAD, the head alone.
 pub(crate) async fn write_error(conn: &mut Conn, err: &S3Error, close: bool) {
     let mut head = err.response_head();
     if close {
@@ -602,7 +700,9 @@ pub(crate) async fn write_error(conn: &mut Conn, err: &S3Error, close: bool) {
     if head.write(&mut out).is_err() {
         return;
     }
-    err.write_xml(&mut out);
+    if !conn.is_head_request() {
+        err.write_xml(&mut out);
+    }
     let _ = conn.write_all(out).await;
 }
 
@@ -654,15 +754,9 @@ async fn handle(
     rid: &str,
     operation: &Cell<&'static str>,
 ) -> Result<Outcome, Failure> {
-    // Any request whose body is not read to its end leaves the connection unusable.
-    let has_body = !matches!(head.body_kind(), Ok(crate::http::BodyKind::None));
-    let fail = |e: S3Error| {
-        if has_body {
-            Failure::close(e)
-        } else {
-            Failure::keep(e)
-        }
-    };
+    // An error before the body is read needs no close here: the connection closes
+    // whenever a request's body was not read to its end (`serve_connection`).
+    let fail = Failure::keep;
     let address = crate::s3::resolve(
         head.header_str("host"),
         &head.target,

@@ -131,7 +131,12 @@ pub(crate) fn backend_failure(e: &BackendError) -> Failure {
     metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => kind).increment(1);
     tracing::warn!(kind, error = %e, "backend exchange failed");
     // The backend connection is in an unknown state and the client's may be too.
-    Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+    let answer = if kind == "timeout" {
+        S3Error::gateway_timeout()
+    } else {
+        S3Error::bad_gateway().with_message(format!("Storage backend: {e}"))
+    };
+    Failure::close(answer)
 }
 
 /// Counts and logs a stored object that failed verification.
