@@ -670,6 +670,7 @@ async fn handle(
     )
     .map_err(|e| fail(e.into()))?;
     let query = Query::parse(head.query(), QUERY_PARAMS_MAX).map_err(|e| fail(e.into()))?;
+    crate::s3::check_listing_query(&query).map_err(|e| fail(e.into()))?;
     let op = S3Op::from_request(head, &address, &query);
     operation.set(op.name());
     let verified =
@@ -714,6 +715,7 @@ async fn handle(
         S3Op::AbortMultipartUpload => multipart::abort_or_list(&ctx, conn, false).await,
         S3Op::ListParts => multipart::abort_or_list(&ctx, conn, true).await,
         S3Op::ListMultipartUploads => passthrough::forward(&ctx, conn, false).await,
+        S3Op::DeleteObjects => passthrough::delete_objects(&ctx, conn).await,
         S3Op::GetObjectAttributes => object::attributes(&ctx, conn).await,
         S3Op::UploadPartCopy => multipart::upload_part_copy(&ctx, conn).await,
         S3Op::Unknown => Err(fail(S3Error::method_not_allowed())),
