@@ -4,6 +4,7 @@
 mod addressing;
 mod delete_objects;
 mod error;
+mod grant;
 mod op;
 mod query;
 mod range;
@@ -16,6 +17,7 @@ pub use addressing::{
 };
 pub use delete_objects::check_delete_objects;
 pub use error::S3Error;
+pub use grant::{Access, Denied, Grants, PRIVATE_CANNED_ACLS, authorise, required_access};
 pub use op::{S3Op, SUBRESOURCES};
 pub use query::{QUERY_PARAMS_MAX_DEFAULT, Query};
 pub use range::{ByteRange, RangeRequest, ResolvedRange, Unsatisfiable, parse_range};

@@ -675,19 +675,14 @@ async fn handle(
     operation.set(op.name());
     let verified =
         authenticate(core, head).map_err(|e| fail(e.with_resource(address.resource())))?;
-    if let Some(bucket) = &address.bucket {
-        let allowed = core
-            .settings
-            .credentials
-            .iter()
-            .find(|c| c.access_key_id == verified.access_key_id)
-            .is_some_and(|c| c.allows(bucket));
-        if !allowed {
-            return Err(fail(
-                S3Error::access_denied().with_resource(address.resource()),
-            ));
-        }
-    }
+    core.settings
+        .credentials
+        .iter()
+        .find(|c| c.access_key_id == verified.access_key_id)
+        .map_or(Err(crate::s3::Denied::Bucket), |c| {
+            c.authorise(address.bucket.as_deref(), op, &head.headers)
+        })
+        .map_err(|e| fail(S3Error::from(e).with_resource(address.resource())))?;
     let ctx = Request {
         core,
         head,
