@@ -7,6 +7,7 @@ use crate::envelope::aead::Layer;
 use crate::envelope::header::kek_id_is_valid;
 use crate::envelope::layout::SegmentSize;
 use crate::keys::{CustodianSpec, KeyringSettings, PinSource};
+use crate::s3::{Denied, Grants, S3Op};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -212,6 +213,12 @@ pub struct CredentialFile {
     pub secret_access_key: SecretFile,
     /// Buckets it may use; `"*"` for all.
     pub buckets: Vec<String>,
+    /// May read bucket and object configuration (ACLs, policy, versioning, ...); default
+    /// false. See "Grants" in docs/configuration.md.
+    pub read_config: bool,
+    /// May change configuration (policy, ACLs, replication, object lock, ...), and send
+    /// headers that open, lock or bypass; default false. Implies `read_config`.
+    pub admin: bool,
 }
 
 /// The configuration file as written.
@@ -310,6 +317,8 @@ pub struct ClientCredential {
     pub secret: Secret,
     /// Buckets it may use; `None` = all.
     pub buckets: Option<Vec<String>>,
+    /// What it may do beyond the data of those buckets.
+    pub grants: Grants,
 }
 
 impl ClientCredential {
@@ -318,6 +327,18 @@ impl ClientCredential {
         self.buckets
             .as_ref()
             .is_none_or(|list| list.iter().any(|b| b == bucket))
+    }
+
+    /// May this credential make `op` on `bucket` (`None`: a service-level request) with
+    /// these request headers? The one authorisation decision ([`crate::s3::authorise`]).
+    pub fn authorise(
+        &self,
+        bucket: Option<&str>,
+        op: S3Op,
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(), Denied> {
+        let bucket_allowed = bucket.is_none_or(|b| self.allows(b));
+        crate::s3::authorise(self.grants, bucket_allowed, op, headers)
     }
 }
 
@@ -927,6 +948,10 @@ fn validate_serve(
             access_key_id: c.access_key_id,
             secret,
             buckets,
+            grants: Grants {
+                read_config: c.read_config || c.admin,
+                admin: c.admin,
+            },
         });
     }
     Ok(ServeSettings {
@@ -1016,6 +1041,8 @@ key_file = "inner.key"
         let file: FileConfig = toml::from_str(text).unwrap();
         assert!(file.server.is_some() && file.backend.is_some());
         assert_eq!(file.credential.len(), 2);
+        assert!(file.credential[0].admin && !file.credential[1].admin);
+        assert!(!file.credential[1].read_config);
     }
 
     #[test]
@@ -1054,6 +1081,31 @@ buckets = ["*"]
                 .replace("BACKEND_EXTRA", backend_extra)
         );
         load(&text).map(|c| c.serve.unwrap())
+    }
+
+    /// The grants of a credential configured with `extra` lines.
+    fn grants_of(extra: &str) -> Result<Grants, ConfigError> {
+        let serve = SERVE
+            .replace("SERVER_TLS", "plain_http = true")
+            .replace("ENDPOINT", "https://s3.example.com")
+            .replace("BACKEND_EXTRA", "");
+        // The credential is the last table: the lines are its fields.
+        load(&format!("{GOOD}{serve}{extra}\n"))
+            .map(|c| c.serve.map(|s| s.credentials[0].grants).unwrap_or_default())
+    }
+
+    #[test]
+    fn grants_default_to_none_and_admin_implies_read_config() {
+        assert_eq!(grants_of("").unwrap(), Grants::default());
+        let read = grants_of("read_config = true").unwrap();
+        assert!(read.read_config && !read.admin);
+        assert_eq!(grants_of("admin = true").unwrap(), Grants::ADMIN);
+        assert_eq!(
+            grants_of("admin = true\nread_config = false").unwrap(),
+            Grants::ADMIN
+        );
+        assert!(grants_of("admin = \"yes\"").is_err());
+        assert!(grants_of("administrator = true").is_err());
     }
 
     #[test]

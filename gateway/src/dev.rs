@@ -153,8 +153,10 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
              plain_http = true\n\n\
              [backend]\nendpoint = \"http://127.0.0.1:0\"\nplain_http = true\naccess_key_id = \"{DEV_BACKEND_ACCESS_KEY}\"\n\
              secret_access_key = {{ file = \"backend.secret\" }}\n\n\
+             # The dev appliance's one local user: every bucket, and admin (bucket policies,\n\
+             # ACLs, versioning, ...) since nobody else shares its backend.\n\
              [[credential]]\naccess_key_id = \"{DEV_CLIENT_ACCESS_KEY}\"\n\
-             secret_access_key = {{ file = \"client.secret\" }}\nbuckets = [\"*\"]\n",
+             secret_access_key = {{ file = \"client.secret\" }}\nbuckets = [\"*\"]\nadmin = true\n",
             m = module.display()
         );
         write_new(&config, &text, 0o644)?;

@@ -36,6 +36,7 @@ use twofold::devbackend::DevBackend;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::layout::SegmentSize;
 use twofold::keys::KeyringSettings;
+use twofold::s3::Grants;
 use twofold::serve::ServeHandle;
 use twofold::sigv4::{self, ChunkSigner, PayloadMode, SigningInput};
 
@@ -71,6 +72,17 @@ impl Credential {
             secret: hex::encode(random_bytes(20)),
         }
     }
+
+    /// The gateway's configuration of this credential: the buckets it may use (`None`: all)
+    /// and its grants.
+    pub fn configured(&self, buckets: Option<&[&str]>, grants: Grants) -> ClientCredential {
+        ClientCredential {
+            access_key_id: self.access_key_id.clone(),
+            secret: Secret(zeroize::Zeroizing::new(self.secret.clone())),
+            buckets: buckets.map(|list| list.iter().map(|b| (*b).to_owned()).collect()),
+            grants,
+        }
+    }
 }
 
 /// How to start a [`TestGateway`].
@@ -89,6 +101,9 @@ pub struct Options {
     pub cores: usize,
     /// Deadlines and connection caps.
     pub limits: twofold::limits::Limits,
+    /// Credentials configured besides [`TestGateway::admin`] and [`TestGateway::limited`]
+    /// (see [`Credential::configured`]).
+    pub extra_credentials: Vec<ClientCredential>,
 }
 
 impl Default for Options {
@@ -100,6 +115,7 @@ impl Default for Options {
             admin_listener: false,
             cores: CORES,
             limits: twofold::limits::Limits::default(),
+            extra_credentials: Vec::new(),
         }
     }
 }
@@ -210,18 +226,15 @@ impl TestGateway {
             shutdown_grace: Duration::from_secs(30),
             admin_listen: opts.admin_listener.then(loopback0),
             limits: opts.limits,
-            credentials: vec![
-                ClientCredential {
-                    access_key_id: admin.access_key_id.clone(),
-                    secret: Secret(zeroize::Zeroizing::new(admin.secret.clone())),
-                    buckets: None,
-                },
-                ClientCredential {
-                    access_key_id: limited.access_key_id.clone(),
-                    secret: Secret(zeroize::Zeroizing::new(limited.secret.clone())),
-                    buckets: Some(vec![LIMITED_BUCKET.to_owned()]),
-                },
-            ],
+            credentials: [
+                // Every test may administer its buckets; tests/tests/gateway_grants.rs
+                // checks the grants with credentials of its own.
+                admin.configured(None, Grants::ADMIN),
+                limited.configured(Some(&[LIMITED_BUCKET]), Grants::default()),
+            ]
+            .into_iter()
+            .chain(opts.extra_credentials)
+            .collect(),
         };
         let keyring = crate::settings(opts.segment_size);
         let mut gw = TestGateway {
@@ -302,12 +315,12 @@ impl TestGateway {
         self.gw().endpoint()
     }
 
-    /// The credential allowed on every bucket.
+    /// The credential allowed on every bucket, with every grant.
     pub fn admin(&self) -> &Credential {
         &self.admin
     }
 
-    /// The credential allowed on [`LIMITED_BUCKET`] only.
+    /// The credential allowed on [`LIMITED_BUCKET`] only, with no grants beyond its data.
     pub fn limited(&self) -> &Credential {
         &self.limited
     }
@@ -448,6 +461,52 @@ impl TestGateway {
             headers,
             payload,
         )
+    }
+}
+
+/// A request to send signed over a raw socket with [`TestGateway::send_signed`], for what an
+/// SDK would normalise or refuse to send (dot segments, hand-written XML, odd headers).
+#[derive(Debug, Clone, Default)]
+pub struct RawRequest<'a> {
+    /// `GET`, `PUT`, ...
+    pub method: &'a str,
+    /// The path, exactly as sent (and signed).
+    pub path: &'a str,
+    /// The query, exactly as sent, without `?`.
+    pub query: Option<&'a str>,
+    /// The Host header; `None`: the gateway's address (path-style).
+    pub host: Option<&'a str>,
+    /// Further headers, all signed.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body; its SHA-256 is signed.
+    pub body: &'a [u8],
+}
+
+impl TestGateway {
+    /// Signs `req` with `cred` and sends it on a new connection; the response.
+    pub fn send_signed(&self, cred: &Credential, req: &RawRequest<'_>) -> crate::rawhttp::Response {
+        use sha2::Digest;
+        let host = req
+            .host
+            .map_or_else(|| self.addr().to_string(), str::to_owned);
+        let payload = PayloadMode::Sha256(sha2::Sha256::digest(req.body).into());
+        let (mut headers, _) = sign_for(
+            &host,
+            cred,
+            req.method,
+            req.path,
+            req.query,
+            req.headers,
+            payload,
+        );
+        headers.push(("content-length".to_owned(), req.body.len().to_string()));
+        let target = match req.query {
+            Some(q) => format!("{}?{q}", req.path),
+            None => req.path.to_owned(),
+        };
+        let mut bytes = crate::rawhttp::head(req.method, &target, &headers);
+        bytes.extend_from_slice(req.body);
+        crate::rawhttp::exchange(self.addr(), &bytes, req.method == "HEAD")
     }
 }
 

@@ -10,10 +10,13 @@
 //! - Host is compared without its port, case-insensitively, trailing dot ignored.
 //!
 //! Bucket and key are percent-decoded strictly (a `%` must start two hex digits, the result
-//! must be UTF-8), `+` stays a plus, and nothing else is normalised: `a//b`, `./`, `../` and a
-//! trailing `/` are all part of the key, as in S3.
+//! must be UTF-8), `+` stays a plus, and nothing else is normalised: `a//b` and a trailing `/`
+//! are part of the key, as in S3. Keys a backend could resolve into another bucket (a `.` or
+//! `..` segment, a leading `/`; see [`super::segments`]) are refused, not normalised, and so is
+//! such a key in `x-amz-copy-source` ([`parse_copy_source`]).
 
 use super::S3Error;
+use super::segments::check_key;
 
 /// Longest object key, in bytes of UTF-8 after percent-decoding (S3's limit).
 pub const KEY_BYTES_MAX: usize = 1024;
@@ -68,6 +71,15 @@ pub enum AddressError {
     /// A `%` not followed by two hex digits, or bytes that decode to something not UTF-8.
     #[error("bad percent-encoding in the request target")]
     BadEncoding,
+    /// A key (or key prefix) with a `.` or `..` segment or a leading `/` or `\\`.
+    #[error("object keys with . or .. segments, or beginning with / or \\, are not supported")]
+    DotSegment,
+    /// `x-amz-copy-source` is not `[/]bucket/key[?versionId=id]`, percent-encoded.
+    #[error("x-amz-copy-source must be BUCKET/KEY, percent-encoded")]
+    BadCopySource,
+    /// A DeleteObjects body that cannot be read safely (see [`super::delete_objects`]).
+    #[error("the DeleteObjects document could not be read")]
+    MalformedDelete,
     /// More query parameters than allowed.
     #[error("more than {limit} query parameters")]
     TooManyQueryParams {
@@ -84,7 +96,10 @@ impl From<AddressError> for S3Error {
             }
             AddressError::KeyTooLong { .. } => S3Error::key_too_long(),
             AddressError::BadEncoding => S3Error::invalid_uri(),
-            AddressError::TooManyQueryParams { .. } => S3Error::invalid_argument(e.to_string()),
+            AddressError::TooManyQueryParams { .. }
+            | AddressError::DotSegment
+            | AddressError::BadCopySource => S3Error::invalid_argument(e.to_string()),
+            AddressError::MalformedDelete => S3Error::malformed_xml(),
         }
     }
 }
@@ -185,12 +200,54 @@ fn decode_key(raw: &str) -> Result<Option<String>, AddressError> {
         return Ok(None);
     }
     let key = percent_decode(raw)?;
+    check_key_length(&key)?;
+    check_key(&key)?;
+    Ok(Some(key))
+}
+
+fn check_key_length(key: &str) -> Result<(), AddressError> {
     if key.len() > KEY_BYTES_MAX {
         return Err(AddressError::KeyTooLong {
             len_bytes: key.len(),
         });
     }
-    Ok(Some(key))
+    Ok(())
+}
+
+/// The object `x-amz-copy-source` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    /// The source bucket.
+    pub bucket: String,
+    /// The source key, decoded.
+    pub key: String,
+    /// `?versionId=`, as given.
+    pub version_id: Option<String>,
+}
+
+/// Parses `x-amz-copy-source`: `bucket/key` or `/bucket/key`, percent-encoded, with an
+/// optional `?versionId=`. The bucket must be a valid name and the key pass the same checks
+/// as a request's own key.
+pub fn parse_copy_source(v: &str) -> Result<CopySource, AddressError> {
+    let (path, version_id) = match v.split_once("?versionId=") {
+        Some((p, ver)) => (p, Some(ver.to_owned())),
+        None => (v, None),
+    };
+    let decoded =
+        percent_decode(path.trim_start_matches('/')).map_err(|_| AddressError::BadCopySource)?;
+    let (bucket, key) = decoded
+        .split_once('/')
+        .filter(|(_, k)| !k.is_empty())
+        .ok_or(AddressError::BadCopySource)?;
+    validate_bucket_name(bucket).map_err(|_| AddressError::BadCopySource)?;
+    check_key_length(key)?;
+    check_key(key)?;
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    Ok(CopySource {
+        bucket,
+        key,
+        version_id,
+    })
 }
 
 /// Decodes `%XX` escapes strictly; every other byte, `+` included, is itself.

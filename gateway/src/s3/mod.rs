@@ -2,17 +2,23 @@
 //! the error documents S3 clients expect back. Sans-IO like `crate::http`.
 
 mod addressing;
+mod delete_objects;
 mod error;
+mod grant;
 mod op;
 mod query;
 mod range;
+mod segments;
 pub mod xml;
 
 pub use addressing::{
-    Address, AddressError, BUCKET_NAME_BYTES_MAX, BUCKET_NAME_BYTES_MIN, KEY_BYTES_MAX, Style,
-    percent_decode, resolve, validate_bucket_name,
+    Address, AddressError, BUCKET_NAME_BYTES_MAX, BUCKET_NAME_BYTES_MIN, CopySource, KEY_BYTES_MAX,
+    Style, parse_copy_source, percent_decode, resolve, validate_bucket_name,
 };
+pub use delete_objects::check_delete_objects;
 pub use error::S3Error;
+pub use grant::{Access, Denied, Grants, PRIVATE_CANNED_ACLS, authorise, required_access};
 pub use op::{S3Op, SUBRESOURCES};
 pub use query::{QUERY_PARAMS_MAX_DEFAULT, Query};
 pub use range::{ByteRange, RangeRequest, ResolvedRange, Unsatisfiable, parse_range};
+pub use segments::{LISTING_KEY_PARAMS, check_key, check_key_prefix, check_listing_query};

@@ -756,31 +756,27 @@ async fn handle(
 ) -> Result<Outcome, Failure> {
     // An error before the body is read needs no close here: the connection closes
     // whenever a request's body was not read to its end (`serve_connection`).
-    let fail = Failure::keep;
     let address = crate::s3::resolve(
         head.header_str("host"),
         &head.target,
         &core.settings.base_domains,
     )
-    .map_err(|e| fail(e.into()))?;
-    let query = Query::parse(head.query(), QUERY_PARAMS_MAX).map_err(|e| fail(e.into()))?;
+    .map_err(|e| Failure::keep(e.into()))?;
+    let query =
+        Query::parse(head.query(), QUERY_PARAMS_MAX).map_err(|e| Failure::keep(e.into()))?;
+    crate::s3::check_listing_query(&query).map_err(|e| Failure::keep(e.into()))?;
     let op = S3Op::from_request(head, &address, &query);
     operation.set(op.name());
     let verified =
-        authenticate(core, head).map_err(|e| fail(e.with_resource(address.resource())))?;
-    if let Some(bucket) = &address.bucket {
-        let allowed = core
-            .settings
-            .credentials
-            .iter()
-            .find(|c| c.access_key_id == verified.access_key_id)
-            .is_some_and(|c| c.allows(bucket));
-        if !allowed {
-            return Err(fail(
-                S3Error::access_denied().with_resource(address.resource()),
-            ));
-        }
-    }
+        authenticate(core, head).map_err(|e| Failure::keep(e.with_resource(address.resource())))?;
+    core.settings
+        .credentials
+        .iter()
+        .find(|c| c.access_key_id == verified.access_key_id)
+        .map_or(Err(crate::s3::Denied::Bucket), |c| {
+            c.authorise(address.bucket.as_deref(), op, &head.headers)
+        })
+        .map_err(|e| Failure::keep(S3Error::from(e).with_resource(address.resource())))?;
     let ctx = Request {
         core,
         head,
@@ -799,7 +795,7 @@ async fn handle(
         S3Op::CopyObject => object::copy(&ctx, conn).await,
         S3Op::Other {
             name: "SelectObjectContent" | "GetObjectTorrent",
-        } => Err(fail(S3Error::not_implemented().with_message(
+        } => Err(Failure::keep(S3Error::not_implemented().with_message(
             "This operation would expose stored ciphertext and is not supported through Twofold",
         ))),
         S3Op::CreateMultipartUpload => multipart::create(&ctx, conn).await,
@@ -808,9 +804,10 @@ async fn handle(
         S3Op::AbortMultipartUpload => multipart::abort_or_list(&ctx, conn, false).await,
         S3Op::ListParts => multipart::abort_or_list(&ctx, conn, true).await,
         S3Op::ListMultipartUploads => passthrough::forward(&ctx, conn, false).await,
+        S3Op::DeleteObjects => passthrough::delete_objects(&ctx, conn).await,
         S3Op::GetObjectAttributes => object::attributes(&ctx, conn).await,
         S3Op::UploadPartCopy => multipart::upload_part_copy(&ctx, conn).await,
-        S3Op::Unknown => Err(fail(S3Error::method_not_allowed())),
+        S3Op::Unknown => Err(Failure::keep(S3Error::method_not_allowed())),
         _ => passthrough::forward(&ctx, conn, false).await,
     }
 }

@@ -847,8 +847,11 @@ pub(crate) async fn upload_part_copy(
         .head
         .header_str("x-amz-copy-source")
         .ok_or_else(|| Failure::keep(S3Error::invalid_argument("x-amz-copy-source is missing")))?;
-    let (src_bucket, src_key, version) =
-        super::object::parse_copy_source(source).map_err(Failure::keep)?;
+    let crate::s3::CopySource {
+        bucket: src_bucket,
+        key: src_key,
+        version_id: version,
+    } = crate::s3::parse_copy_source(source).map_err(|e| Failure::keep(e.into()))?;
     let granted = ctx
         .core
         .settings

@@ -1634,23 +1634,6 @@ const COPY_FORWARDED: &[&str] = &[
     "x-amz-acl",
 ];
 
-/// Parses `x-amz-copy-source`: `bucket/key` or `/bucket/key`, percent-encoded, with an
-/// optional `?versionId=`.
-pub(crate) fn parse_copy_source(v: &str) -> Result<(String, String, Option<String>), S3Error> {
-    let (path, version) = match v.split_once("?versionId=") {
-        Some((p, ver)) => (p, Some(ver.to_owned())),
-        None => (v, None),
-    };
-    let decoded = crate::s3::percent_decode(path.trim_start_matches('/')).map_err(|_| {
-        S3Error::invalid_argument("x-amz-copy-source is not valid percent-encoding")
-    })?;
-    let (bucket, key) = decoded
-        .split_once('/')
-        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be BUCKET/KEY"))?;
-    Ok((bucket.to_owned(), key.to_owned(), version))
-}
-
 /// CopyObject: the backend copies the stored bytes; the gateway re-wraps the two data keys
 /// for the new name and writes them, with the metadata, as the copy's metadata.
 pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
@@ -1664,7 +1647,11 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
         .head
         .header_str("x-amz-copy-source")
         .ok_or_else(|| Failure::keep(S3Error::invalid_argument("x-amz-copy-source is missing")))?;
-    let (src_bucket, src_key, version) = parse_copy_source(source).map_err(Failure::keep)?;
+    let crate::s3::CopySource {
+        bucket: src_bucket,
+        key: src_key,
+        version_id: version,
+    } = crate::s3::parse_copy_source(source).map_err(|e| Failure::keep(e.into()))?;
     let granted = ctx
         .core
         .settings

@@ -49,6 +49,20 @@ pub(crate) async fn forward(
     conn: &mut Conn,
     rewrite_listing: bool,
 ) -> Result<Outcome, Failure> {
+    let payload = read_body(ctx, conn).await?;
+    forward_payload(ctx, conn, payload, rewrite_listing).await
+}
+
+/// DeleteObjects: forwarded once no key of its body could name an object outside the bucket.
+pub(crate) async fn delete_objects(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let payload = read_body(ctx, conn).await?;
+    crate::s3::check_delete_objects(&payload)
+        .map_err(|e| Failure::keep(S3Error::from(e).with_resource(ctx.address.resource())))?;
+    forward_payload(ctx, conn, payload, false).await
+}
+
+/// Reads the request's small body, verified, to its end.
+async fn read_body(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<u8>, Failure> {
     let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(Failure::close)?;
     if body.len() > FORWARDED_BODY_BYTES_MAX {
         return Err(Failure::close(S3Error::entity_too_large()));
@@ -65,7 +79,15 @@ pub(crate) async fn forward(
     body.finish(conn)
         .await
         .map_err(|e| Failure::close(e.to_s3()))?;
+    Ok(payload)
+}
 
+async fn forward_payload(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    payload: Vec<u8>,
+    rewrite_listing: bool,
+) -> Result<Outcome, Failure> {
     let mut headers = Vec::new();
     for (n, v) in &ctx.head.headers {
         if DROPPED.contains(&n.as_str())
