@@ -14,6 +14,7 @@ pub mod http;
 pub mod keys;
 pub mod notify;
 pub mod objmeta;
+pub mod private_file;
 pub mod s3;
 pub mod serve;
 pub mod sigv4;
