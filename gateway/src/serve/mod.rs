@@ -594,6 +594,15 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
 
 /// Writes an S3 error document.
 pub(crate) async fn write_error(conn: &mut Conn, err: &S3Error, close: bool) {
+    // The detail is for operators only; the span gives it the request id.
+    if let Some(detail) = err.detail() {
+        tracing::warn!(
+            status = err.status,
+            code = err.code,
+            detail,
+            "request failed"
+        );
+    }
     let mut head = err.response_head();
     if close {
         head.push_header("connection", b"close".to_vec());

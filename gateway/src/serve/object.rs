@@ -108,13 +108,13 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec
 
 pub(crate) fn key_failure(e: &KeyError) -> Failure {
     if e.is_unavailable() {
-        Failure::keep(S3Error::service_unavailable().with_message(format!(
+        Failure::keep(S3Error::service_unavailable().with_detail(format!(
             "A key custodian is unavailable; nothing was changed: {e}"
         )))
     } else {
         Failure::keep(
             S3Error::internal_error()
-                .with_message(format!("The object's keys could not be opened: {e}")),
+                .with_detail(format!("The object's keys could not be opened: {e}")),
         )
     }
 }
@@ -131,7 +131,7 @@ pub(crate) fn backend_failure(e: &BackendError) -> Failure {
     metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => kind).increment(1);
     tracing::warn!(kind, error = %e, "backend exchange failed");
     // The backend connection is in an unknown state and the client's may be too.
-    Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+    Failure::close(S3Error::bad_gateway().with_detail(format!("Storage backend: {e}")))
 }
 
 /// Counts and logs a stored object that failed verification.
@@ -552,7 +552,7 @@ fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
         None => Ok(None),
         Some(v) => objmeta::decode(v).map(Some).map_err(|e| {
             S3Error::internal_error()
-                .with_message(format!("The object's Twofold metadata is damaged: {e}"))
+                .with_detail(format!("The object's Twofold metadata is damaged: {e}"))
         }),
     }
 }
@@ -658,7 +658,7 @@ fn reveal_checksum_with(
         }
         Err(e) => {
             report_integrity_failure(ctx, "checksum_record", &e);
-            Err(Failure::keep(S3Error::internal_error().with_message(
+            Err(Failure::keep(S3Error::internal_error().with_detail(
                 format!("The stored object failed its integrity check: {e}"),
             )))
         }
@@ -787,7 +787,7 @@ pub(crate) async fn get(
         let size = plain_len(stored, header.segment_size).map_err(|_| {
             Failure::keep(
                 S3Error::internal_error()
-                    .with_message("The stored object's length is not valid Twofold ciphertext"),
+                    .with_detail("The stored object's length is not valid Twofold ciphertext"),
             )
         })?;
         if let Some(k) = part_number {
@@ -1052,7 +1052,7 @@ async fn stream_whole_get(
     let size = plain_len(stored, header.segment_size).map_err(|_| {
         Failure::close(
             S3Error::internal_error()
-                .with_message("The stored object's length is not valid Twofold ciphertext"),
+                .with_detail("The stored object's length is not valid Twofold ciphertext"),
         )
     })?;
     open_and_stream(ctx, conn, backend_conn, &header, size, None, &resp, 0, None).await
@@ -1119,7 +1119,7 @@ async fn stream_get(
         }
         // The object must not have changed between the HEAD and this GET.
         if resp.header("etag") != meta.header("etag") {
-            return Err(Failure::keep(S3Error::service_unavailable().with_message(
+            return Err(Failure::keep(S3Error::service_unavailable().with_detail(
                 "The object changed while it was being read; retry the request",
             )));
         }
@@ -1476,7 +1476,7 @@ async fn open_and_stream(
                 // Cut the connection: the client sees a short body, never a wrong one.
                 return Ok(Outcome::Close);
             }
-            return Err(Failure::close(S3Error::internal_error().with_message(
+            return Err(Failure::close(S3Error::internal_error().with_detail(
                 format!("The stored object failed its integrity check and was not returned: {e}"),
             )));
         }
@@ -1865,7 +1865,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         Some(h) => plain_len(stored, h.segment_size).map_err(|_| {
             Failure::keep(
                 S3Error::internal_error()
-                    .with_message("The stored object's length is not valid Twofold ciphertext"),
+                    .with_detail("The stored object's length is not valid Twofold ciphertext"),
             )
         })?,
         None => stored,

@@ -97,7 +97,7 @@ pub(crate) async fn forward(
         .simple(&ctx.head.method, &path, query.as_deref(), headers, payload)
         .await
         .map_err(|e: BackendError| {
-            Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+            Failure::close(S3Error::bad_gateway().with_detail(format!("Storage backend: {e}")))
         })?;
     let resp_body = if rewrite_listing && resp.status == 200 {
         let marked = super::unaligned::listed_sizes(ctx, &resp_body).await?;
