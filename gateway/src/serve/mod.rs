@@ -3,7 +3,7 @@
 //! and bucket-key caches; nothing on the data path is shared between cores
 //! (`docs/adr/0001-runtime.md`, `docs/request-lifecycle.md`).
 
-mod admin;
+pub mod admin;
 pub mod backend;
 pub mod body;
 pub mod io;
