@@ -7,10 +7,12 @@
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use twofold::config::UnencryptedObjects;
 use twofold::envelope::aead::Layer;
 use twofold::keys::CustodianSpec;
 use twofold::sigv4::PayloadMode;
-use twofold_tests::gateway::{TestGateway, create_bucket, put};
+use twofold_tests::admin::Scrape;
+use twofold_tests::gateway::{Options, TestGateway, create_bucket, put};
 use twofold_tests::random_bytes;
 use twofold_tests::rawhttp::{self, Response, xml_value};
 
@@ -136,5 +138,104 @@ async fn backend_connection_errors_do_not_reach_the_client() {
             &backend.to_string(),
             &backend.port().to_string(),
         ],
+    );
+}
+
+fn passthrough_reads(scrape: &Scrape, operation: &str) -> f64 {
+    scrape.sum(
+        "twofold_passthrough_reads_total",
+        &[("operation", operation)],
+    )
+}
+
+/// Under `unencrypted_objects = "pass-through"`, a plaintext object was answered with
+/// `x-amz-server-side-encryption: aws:kms:dsse`, and its reads left no trace. It is now
+/// never labelled as encrypted (GET, ranged GET, HEAD, CopyObject), and every read of it
+/// is counted by operation.
+#[tokio::test]
+async fn pass_through_objects_are_not_labelled_encrypted_and_each_read_is_counted() {
+    let gw = TestGateway::start_with(Options {
+        unencrypted_objects: UnencryptedObjects::PassThrough,
+        admin_listener: true,
+        ..Options::default()
+    });
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let plain = random_bytes(10_000);
+    gw.backend_client()
+        .put_object()
+        .bucket(BUCKET)
+        .key("legacy")
+        .body(plain.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let admin = gw.admin_addr();
+
+    let before = Scrape::take(admin);
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("legacy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.server_side_encryption(), None, "GET");
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        &plain[..]
+    );
+    let ranged = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("legacy")
+        .range("bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.server_side_encryption(), None, "ranged GET");
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("legacy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.server_side_encryption(), None, "HEAD");
+    let raw_head = raw(&gw, "HEAD", "legacy");
+    assert_eq!(raw_head.status, 200);
+    assert_eq!(raw_head.header("x-amz-server-side-encryption"), None);
+    let copy = s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("legacy-copy")
+        .copy_source(format!("{BUCKET}/legacy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.server_side_encryption(), None, "CopyObject");
+    let after = Scrape::take(admin);
+    for (operation, reads) in [("GetObject", 2.0), ("HeadObject", 2.0), ("CopyObject", 1.0)] {
+        assert_eq!(
+            passthrough_reads(&after, operation) - passthrough_reads(&before, operation),
+            reads,
+            "{operation}"
+        );
+    }
+
+    // Objects written through the gateway still say they are encrypted.
+    put(&s3, BUCKET, "sealed", random_bytes(100)).await;
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("sealed")
+        .send()
+        .await
+        .unwrap();
+    assert!(head.server_side_encryption().is_some());
+    let unchanged = Scrape::take(admin);
+    assert_eq!(
+        passthrough_reads(&unchanged, "HeadObject"),
+        passthrough_reads(&after, "HeadObject")
     );
 }

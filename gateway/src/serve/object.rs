@@ -559,6 +559,13 @@ fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
 
 /// The client-visible headers of an object's response.
 pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    plain_object_headers(ctx, resp, out);
+}
+
+/// The client-visible headers of a pass-through object's response: as for any object, but
+/// never labelled as encrypted.
+fn plain_object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
     for name in GET_RETURNED {
         if let Some(v) = resp.header(name) {
             out.push_header(name, v.to_vec());
@@ -569,7 +576,6 @@ pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut R
             out.push_header(n, v.clone());
         }
     }
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     out.push_header("accept-ranges", b"bytes".to_vec());
     if wants_checksum(ctx)
         && let Some((alg, kind, value)) = opened_checksum(resp)
@@ -751,8 +757,9 @@ pub(crate) async fn get(
         let stored = resp.content_length().ok().flatten().unwrap_or(0);
         let Some(header) = unencrypted_check(ctx, &resp)? else {
             // A pass-through object: its size is what it is.
+            passthrough_read(ctx, if head_only { "HeadObject" } else { "GetObject" });
             let mut out = ResponseHead::new(200);
-            object_headers(ctx, &resp, &mut out);
+            plain_object_headers(ctx, &resp, &mut out);
             out.push_header("content-length", stored.to_string().into_bytes());
             if head_only {
                 write_response(conn, &out, &[])
@@ -1003,6 +1010,20 @@ fn unencrypted_check(ctx: &Request<'_>, resp: &ResponseHead) -> Result<Option<He
     }
 }
 
+/// Counts and logs a read of an object Twofold did not write, served as it is.
+fn passthrough_read(ctx: &Request<'_>, operation: &'static str) {
+    metrics::counter!(crate::telemetry::PASSTHROUGH_READS_TOTAL, "operation" => operation)
+        .increment(1);
+    tracing::info!(
+        target: "twofold::passthrough",
+        id = %ctx.rid,
+        operation,
+        bucket = ctx.address.bucket.as_deref().unwrap_or(""),
+        key = ctx.address.key.as_deref().unwrap_or(""),
+        "served an object Twofold did not write, unencrypted, as it is"
+    );
+}
+
 async fn stream_whole_get(
     ctx: &Request<'_>,
     conn: &mut Conn,
@@ -1033,8 +1054,9 @@ async fn stream_whole_get(
     let header = match unencrypted_check(ctx, &resp)? {
         Some(h) => h,
         None => {
+            passthrough_read(ctx, "GetObject");
             let mut out = ResponseHead::new(200);
-            object_headers(ctx, &resp, &mut out);
+            plain_object_headers(ctx, &resp, &mut out);
             out.push_header("content-length", stored.to_string().into_bytes());
             return relay_raw(ctx, conn, backend_conn, out, stored).await;
         }
@@ -1554,7 +1576,7 @@ async fn stream_plain_get(
         .map_err(|e| backend_failure(&e))?;
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let mut out = ResponseHead::new(resp.status);
-    object_headers(ctx, &resp, &mut out);
+    plain_object_headers(ctx, &resp, &mut out);
     if let Some(v) = resp.header("content-range") {
         out.push_header("content-range", v.to_vec());
     }
@@ -1722,7 +1744,10 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
             Some(objmeta::encode(&rewrapped))
         }
         None => match ctx.core.settings.unencrypted_objects {
-            UnencryptedObjects::PassThrough => None,
+            UnencryptedObjects::PassThrough => {
+                passthrough_read(ctx, "CopyObject");
+                None
+            }
             UnencryptedObjects::Reject => {
                 return Err(Failure::keep(S3Error::new(
                     403,
@@ -1757,6 +1782,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     if let Some(v) = src.header(super::unaligned::LAYOUT_HTTP_HEADER) {
         headers.push((super::unaligned::LAYOUT_HTTP_HEADER.into(), v.to_vec()));
     }
+    let sealed_copy = new_meta.is_some();
     if let Some(meta) = new_meta {
         headers.push((objmeta::HTTP_HEADER.into(), meta.into_bytes()));
     }
@@ -1798,7 +1824,10 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
             out.push_header(name, v.to_vec());
         }
     }
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    // A pass-through source is copied as it is: the copy is not encrypted either.
+    if sealed_copy {
+        out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    }
     out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
     out.push_header("content-length", body.len().to_string().into_bytes());
     write_response(conn, &out, &body)
@@ -1848,6 +1877,9 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
     }
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let header = unencrypted_check(ctx, &resp)?;
+    if header.is_none() {
+        passthrough_read(ctx, "GetObjectAttributes");
+    }
     let mut resp = resp;
     if wanted.iter().any(|w| w.eq_ignore_ascii_case("Checksum"))
         && let Some(h) = &header
