@@ -57,10 +57,38 @@ pub struct ServeArgs {
     /// Address to listen on (overrides the configuration; default 127.0.0.1:7480).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
-    /// Address of the admin listener: /metrics, /healthz, /readyz (overrides the
-    /// configuration; default 127.0.0.1:7481).
-    #[arg(long, value_name = "ADDR")]
-    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Address of the admin listener: /metrics, /healthz, /readyz, or `off` for none
+    /// (overrides the configuration; default 127.0.0.1:7481).
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_admin_listen)]
+    pub admin_listen: Option<AdminListen>,
+}
+
+/// The value of `--admin-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminListen {
+    /// Listen on this address.
+    On(std::net::SocketAddr),
+    /// No admin listener at all.
+    Off,
+}
+
+impl AdminListen {
+    /// The address to listen on, `None` for off.
+    pub fn addr(self) -> Option<std::net::SocketAddr> {
+        match self {
+            AdminListen::On(a) => Some(a),
+            AdminListen::Off => None,
+        }
+    }
+}
+
+fn parse_admin_listen(s: &str) -> Result<AdminListen, String> {
+    if s == "off" {
+        return Ok(AdminListen::Off);
+    }
+    s.parse()
+        .map(AdminListen::On)
+        .map_err(|_| format!("{s:?} is not ADDRESS:PORT or \"off\""))
 }
 
 /// `twofold keys ...`
@@ -474,7 +502,7 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
         settings.listen = listen;
     }
     if let Some(admin) = args.admin_listen {
-        settings.admin_listen = Some(admin);
+        settings.admin_listen = admin.addr();
     }
     let mut dev_backend = None;
     if args.config.dev {

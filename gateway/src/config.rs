@@ -739,6 +739,8 @@ fn load_secret(
             } else {
                 base.join(f)
             };
+            crate::private_file::check_owner_only(&f)
+                .map_err(|e| invalid(format!("secret file {e}")))?;
             let text = std::fs::read_to_string(&f)
                 .map_err(|e| invalid(format!("secret file {}: {e}", f.display())))?;
             text.strip_suffix('\n').unwrap_or(&text).to_owned()

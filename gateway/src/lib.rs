@@ -15,6 +15,7 @@ pub mod keys;
 pub mod limits;
 pub mod notify;
 pub mod objmeta;
+pub mod private_file;
 pub mod s3;
 pub mod serve;
 pub mod sigv4;

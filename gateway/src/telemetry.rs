@@ -73,6 +73,12 @@ pub const CONNECTIONS_CLOSED_TOTAL: &str = "twofold_connections_closed_total";
 pub const ACCEPT_ERRORS_TOTAL: &str = "twofold_accept_errors_total";
 /// 1 when `/readyz` last said ready, else 0.
 pub const READY: &str = "twofold_ready";
+/// Probes of the backend and both custodians made for `/readyz` (each one backend request
+/// and one call per PKCS#11 custodian).
+pub const READINESS_PROBES_TOTAL: &str = "twofold_readiness_probes_total";
+/// Reads of objects Twofold did not write, served as they are under `pass-through`, by
+/// operation.
+pub const PASSTHROUGH_READS_TOTAL: &str = "twofold_passthrough_reads_total";
 /// Always 1, labelled with the version.
 pub const BUILD_INFO: &str = "twofold_build_info";
 
@@ -242,6 +248,14 @@ fn describe() {
         "Failed accepts, by kind; fd_limit pauses the listener briefly."
     );
     describe_gauge!(READY, "1 when the gateway last found itself ready, else 0.");
+    describe_counter!(
+        READINESS_PROBES_TOTAL,
+        "Probes of the backend and the custodians made for /readyz."
+    );
+    describe_counter!(
+        PASSTHROUGH_READS_TOTAL,
+        "Reads of unencrypted objects served as they are (pass-through), by operation."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
 }
 

@@ -52,6 +52,89 @@ fn error_document_escapes_xml() {
     assert_eq!(e.xml_len(), doc.len());
 }
 
+/// A server error used to go out with whatever message it was built with: custodian and
+/// token labels, the backend's socket and TLS errors. Its detail is never serialised, and
+/// every 5xx but 501 carries the generic message of its status.
+#[test]
+fn server_errors_carry_a_generic_message_and_never_their_detail() {
+    let secret =
+        "no key \"no-such-key\" on PKCS#11 token \"tok-7\": Connection refused (os error 111)";
+    let cases = [
+        (
+            S3Error::internal(secret),
+            500,
+            twofold::s3::INTERNAL_ERROR_MESSAGE,
+        ),
+        (
+            S3Error::internal_error().with_message(secret),
+            500,
+            twofold::s3::INTERNAL_ERROR_MESSAGE,
+        ),
+        (
+            S3Error::bad_gateway()
+                .with_message(secret)
+                .with_detail(secret),
+            502,
+            twofold::s3::BAD_GATEWAY_MESSAGE,
+        ),
+        (
+            S3Error::service_unavailable().with_detail(secret),
+            503,
+            twofold::s3::SERVICE_UNAVAILABLE_MESSAGE,
+        ),
+        (
+            S3Error::new(504, "GatewayTimeout", secret),
+            504,
+            twofold::s3::GATEWAY_TIMEOUT_MESSAGE,
+        ),
+        (
+            S3Error::new(507, "InternalError", secret),
+            507,
+            twofold::s3::INTERNAL_ERROR_MESSAGE,
+        ),
+    ];
+    for (e, status, message) in cases {
+        let e = e.with_request_id("0100000000000007");
+        let doc = String::from_utf8(e.to_xml()).unwrap();
+        assert_eq!(e.status, status);
+        assert!(
+            doc.contains(&format!("<Message>{}</Message>", xml::escape(message))),
+            "{doc}"
+        );
+        for leak in ["no-such-key", "tok-7", "PKCS#11", "refused", "os error"] {
+            assert!(!doc.contains(leak), "{leak:?} in {doc}");
+        }
+        assert!(
+            doc.contains("<RequestId>0100000000000007</RequestId>"),
+            "{doc}"
+        );
+        assert_eq!(e.xml_len(), doc.len());
+        assert_eq!(
+            e.response_head().header_str("content-length"),
+            Some(doc.len().to_string().as_str())
+        );
+    }
+    assert_eq!(S3Error::internal(secret).detail(), Some(secret));
+}
+
+/// Client errors keep the message that describes the client's own request, and 501 keeps
+/// the one that says what is not implemented; a detail stays out of the document.
+#[test]
+fn client_errors_keep_their_message_and_still_hide_the_detail() {
+    for e in [
+        S3Error::invalid_argument("x-amz-meta-twofold* metadata is reserved for the gateway"),
+        S3Error::not_implemented().with_message("SSE-C is not supported"),
+    ] {
+        let e = e.with_detail("token tok-7");
+        let doc = String::from_utf8(e.to_xml()).unwrap();
+        assert!(
+            doc.contains(&format!("<Message>{}</Message>", e.message)),
+            "{doc}"
+        );
+        assert!(!doc.contains("tok-7"), "{doc}");
+    }
+}
+
 #[test]
 fn xml_escape_function() {
     assert_eq!(xml::escape("plain"), "plain");

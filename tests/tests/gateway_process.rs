@@ -57,8 +57,8 @@ impl Deployment {
         .unwrap();
         let custody = twofold_tests::Custody::new("proc");
         let client = Credential::random("CLIENT");
-        std::fs::write(d.join("backend.secret"), &backend_cred.secret).unwrap();
-        std::fs::write(d.join("client.secret"), &client.secret).unwrap();
+        write_private(&d.join("backend.secret"), &backend_cred.secret);
+        write_private(&d.join("client.secret"), &client.secret);
         let block = |layer: Layer| {
             let spec = custody.spec(layer);
             let twofold::keys::CustodianSpec::Pkcs11 {
@@ -107,6 +107,18 @@ impl Deployment {
     fn config(&self) -> String {
         std::fs::read_to_string(self.path().join("twofold.toml")).unwrap()
     }
+}
+
+/// Writes a secret file readable by its owner only, as the gateway requires.
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 fn run(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -200,20 +212,124 @@ fn check_config_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Runs the binary with `args` and waits at most `within` for it to exit; kills it and
+/// fails the test if it is still running then (a `serve` that should have refused to start).
+fn run_expecting_exit(dir: &Path, args: &[&str], within: Duration) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .current_dir(dir)
+        .env_remove("SOFTHSM2_CONF")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > within {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} kept running: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Copies `from` to `to` with permission bits `mode`.
+fn copy_with_mode(from: &Path, to: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(from, to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// PIN files and `{ file = ... }` secrets were read whatever their mode, while key files
+/// had to be 0600. A world-readable PIN file and a group-readable secret file are now
+/// refused by `check-config` and by `serve`, in one line naming the file and the fix.
+#[test]
+fn world_readable_pin_file_and_group_readable_secret_file_are_refused_at_check_and_start() {
+    let dep = Deployment::new();
+    let d = dep.path();
+    let good = dep.config();
+    let pin = good
+        .lines()
+        .find_map(|l| l.strip_prefix("pin_file = \""))
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap()
+        .to_owned();
+    copy_with_mode(Path::new(&pin), &d.join("exposed.pin"), 0o644);
+    copy_with_mode(&d.join("client.secret"), &d.join("group.secret"), 0o640);
+    let cases = [
+        (
+            "world-readable PIN file",
+            good.replacen(&pin, "exposed.pin", 1),
+            "exposed.pin",
+        ),
+        (
+            "group-readable secret file",
+            good.replace("file = \"client.secret\"", "file = \"group.secret\""),
+            "group.secret",
+        ),
+    ];
+    for (what, text, named) in cases {
+        assert_ne!(text, good, "{what}: the configuration did not change");
+        std::fs::write(d.join("bad.toml"), &text).unwrap();
+        for args in [
+            &["check-config", "bad.toml"][..],
+            &["serve", "--config", "bad.toml", "--admin-listen", "off"],
+        ] {
+            let out = run_expecting_exit(d, args, Duration::from_secs(30));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what}: {args:?} accepted it");
+            assert!(!err.contains("panicked"), "{what}: {err}");
+            assert_eq!(err.lines().count(), 1, "{what}: not one line: {err}");
+            assert!(err.contains(named), "{what}: does not name the file: {err}");
+            assert!(
+                err.contains("chmod 600"),
+                "{what}: does not say the fix: {err}"
+            );
+        }
+    }
+}
+
 /// A running `twofold serve`: the child and the addresses it printed.
 struct Serve {
     child: Child,
     addr: SocketAddr,
-    admin: SocketAddr,
+    admin: Option<SocketAddr>,
 }
 
 impl Serve {
     fn start(dep: &Deployment, notify: Option<&Path>) -> Self {
+        Self::start_with(dep, notify, &[])
+    }
+
+    fn start_with(dep: &Deployment, notify: Option<&Path>, args: &[&str]) -> Self {
+        let (child, addr, admin) = Self::spawn(dep, notify, args);
+        Self { child, addr, admin }
+    }
+
+    /// The admin listener's address; panics when it has none.
+    fn admin(&self) -> SocketAddr {
+        self.admin
+            .unwrap_or_else(|| panic!("twofold serve printed no admin listener"))
+    }
+
+    /// Starts `twofold serve --config twofold.toml ARGS...` and reads what it printed up to
+    /// its "gateway on" line (the admin listener, when there is one, is printed before).
+    fn spawn(
+        dep: &Deployment,
+        notify: Option<&Path>,
+        args: &[&str],
+    ) -> (Child, SocketAddr, Option<SocketAddr>) {
         let mut cmd = Command::new(binary());
         cmd.current_dir(dep.path())
             .env_remove("SOFTHSM2_CONF")
             .env("TWOFOLD_LOG", "info")
             .args(["serve", "--config", "twofold.toml"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(n) = notify {
@@ -223,7 +339,7 @@ impl Serve {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let (mut addr, mut admin) = (None, None);
-        while addr.is_none() || admin.is_none() {
+        while addr.is_none() {
             let line = lines
                 .next()
                 .unwrap_or_else(|| panic!("twofold serve ended before it listened"))
@@ -242,11 +358,7 @@ impl Serve {
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            addr: addr.unwrap(),
-            admin: admin.unwrap(),
-        }
+        (child, addr.unwrap(), admin)
     }
 
     fn signal(&self, sig: &str) {
@@ -288,7 +400,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"READY=1");
-    assert_eq!(admin::get(serve.admin, "/readyz").0, 200);
+    assert_eq!(admin::get(serve.admin(), "/readyz").0, 200);
 
     let s3 = client_for(&format!("http://{}", serve.addr), &dep.client);
     s3.create_bucket().bucket("drain").send().await.unwrap();
@@ -324,7 +436,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
     // Stopping: not ready, and no new connections.
     let started = Instant::now();
     loop {
-        let (status, said) = admin::get(serve.admin, "/readyz");
+        let (status, said) = admin::get(serve.admin(), "/readyz");
         if status == 503 {
             assert!(said.contains("stopping"), "{said}");
             break;
@@ -382,4 +494,49 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
         "the finished upload does not read back"
     );
     let _ = &dep.backend;
+}
+
+/// A loopback port nothing listens on (as far as anyone can tell before using it).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Starts `twofold serve ARGS...` and checks that it serves S3 with no admin listener:
+/// none printed, and nothing accepts connections on `admin_port`.
+async fn assert_serves_without_admin(dep: &Deployment, args: &[&str], admin_port: u16) {
+    let serve = Serve::start_with(dep, None, args);
+    assert_eq!(
+        serve.admin, None,
+        "an admin listener was started ({args:?})"
+    );
+    let s3 = client_for(&format!("http://{}", serve.addr), &dep.client);
+    s3.list_buckets().send().await.unwrap();
+    assert!(
+        TcpStream::connect(("127.0.0.1", admin_port)).is_err(),
+        "something listens on the admin port ({args:?})"
+    );
+}
+
+/// The README documents `twofold serve ... --admin-listen ADDR|off`, but `off` was refused
+/// as an invalid address. Both it and `[admin] listen = "off"` now mean no admin listener.
+#[tokio::test]
+async fn admin_listen_off_on_the_command_line_or_in_the_file_starts_no_admin_listener() {
+    let dep = Deployment::new();
+    let port = free_port();
+    let on = dep.config().replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:{port}\""),
+    );
+    assert_ne!(
+        on,
+        dep.config(),
+        "the test configuration has no [admin] listen"
+    );
+    std::fs::write(dep.path().join("twofold.toml"), &on).unwrap();
+    assert_serves_without_admin(&dep, &["--admin-listen", "off"], port).await;
+
+    let off = on.replace(&format!("\"127.0.0.1:{port}\""), "\"off\"");
+    std::fs::write(dep.path().join("twofold.toml"), &off).unwrap();
+    assert_serves_without_admin(&dep, &[], port).await;
 }

@@ -74,8 +74,12 @@ impl Files {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+    /// Writes `name`, readable by its owner only (the gateway refuses secret files that
+    /// are not).
     fn write(&self, name: &str, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
         std::fs::write(self.path(name), text).unwrap();
+        std::fs::set_permissions(self.path(name), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     fn listener(&self) -> ListenerTls {
         ListenerTls::Tls {

@@ -21,10 +21,18 @@ pub enum PinSource {
 }
 
 impl PinSource {
-    /// Reads the PIN.
+    /// Reads the PIN. A PIN file must be readable by its owner only, like a key file.
     pub fn load(&self) -> Result<Pin, hsm_bridge::Error> {
         match self {
-            PinSource::File(p) => Pin::from_file(p),
+            PinSource::File(p) => {
+                crate::private_file::check_owner_only(p).map_err(|e| {
+                    hsm_bridge::Error::PinUnavailable {
+                        origin: format!("file {}", p.display()),
+                        detail: e.reason(),
+                    }
+                })?;
+                Pin::from_file(p)
+            }
             PinSource::Env(v) => Pin::from_env(v),
         }
     }
@@ -382,16 +390,8 @@ fn key_file_error(path: &Path, layer: Layer, reason: String) -> KeyError {
 /// Reads a KEK file: 64 hex digits, optionally followed by a newline, readable by its
 /// owner only.
 pub fn read_key_file(path: &Path, layer: Layer) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| key_file_error(path, layer, e.to_string()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(key_file_error(
-            path,
-            layer,
-            format!("readable by group or others (mode {mode:03o}); run chmod 600"),
-        ));
-    }
+    crate::private_file::check_owner_only(path)
+        .map_err(|e| key_file_error(path, layer, e.reason()))?;
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| key_file_error(path, layer, e.to_string()))?,
     );

@@ -10,11 +10,29 @@
 //! backend that fails or cannot be reached gets **502 with code `InternalError`** (S3 has no
 //! BadGateway code): the status tells SDKs it is transient and worth a retry (botocore, the
 //! Java and Go SDKs all retry 502), and the code is one every S3 client knows.
+//!
+//! What the client reads never describes the gateway's insides: an error may carry a
+//! [`S3Error::detail`] (a custodian's or token's label, the backend's socket or TLS error,
+//! what failed to verify) that is logged under the request id and never serialised, and a
+//! server error (500, 502, 503, 504) always goes out with the generic message of its status
+//! ([`S3Error::client_message`]), whatever message it was built with. Messages of 4xx
+//! answers describe the client's own request and go out as they are.
 
 use super::xml;
 use crate::http::{HttpError, ResponseHead};
 
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// The message of every 500 answer (and of any other 5xx without one of its own).
+pub const INTERNAL_ERROR_MESSAGE: &str = "We encountered an internal error. Please try again.";
+/// The message of every 502 answer: the backend failed or could not be reached.
+pub const BAD_GATEWAY_MESSAGE: &str =
+    "The gateway received an invalid response from the storage backend. Please try again.";
+/// The message of every 503 answer.
+pub const SERVICE_UNAVAILABLE_MESSAGE: &str = "Please reduce your request rate.";
+/// The message of every 504 answer.
+pub const GATEWAY_TIMEOUT_MESSAGE: &str =
+    "The gateway timed out waiting for the storage backend. Please try again.";
 
 /// An error to answer a client with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,10 +48,13 @@ pub struct S3Error {
     pub resource: Option<String>,
     /// The request's id, also sent as `x-amz-request-id`. Empty until the caller sets it.
     pub request_id: String,
+    /// What went wrong inside, for the log only: never serialised. (Boxed to keep
+    /// `Result<_, S3Error>` small.)
+    pub detail: Option<Box<str>>,
 }
 
 macro_rules! constructors {
-    ($($(#[$doc:meta])* $fn:ident => $status:literal, $code:literal, $message:literal;)*) => {
+    ($($(#[$doc:meta])* $fn:ident => $status:literal, $code:literal, $message:expr;)*) => {
         $(
             $(#[$doc])*
             pub fn $fn() -> Self {
@@ -52,6 +73,38 @@ impl S3Error {
             message: message.into(),
             resource: None,
             request_id: String::new(),
+            detail: None,
+        }
+    }
+
+    /// 500 InternalError with `detail` for the log.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::internal_error().with_detail(detail)
+    }
+
+    /// Sets what went wrong inside: logged under the request id, never sent to the client.
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string().into_boxed_str());
+        self
+    }
+
+    /// What went wrong inside, if the error says.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The message the client reads: the generic one of the status for a server error
+    /// (500, 502, 503, 504), the error's own otherwise. See the module documentation.
+    pub fn client_message(&self) -> &str {
+        match self.status {
+            500 => INTERNAL_ERROR_MESSAGE,
+            502 => BAD_GATEWAY_MESSAGE,
+            503 => SERVICE_UNAVAILABLE_MESSAGE,
+            504 => GATEWAY_TIMEOUT_MESSAGE,
+            // 501 NotImplemented says which feature of the client's request is missing.
+            501 => &self.message,
+            s if s >= 500 => INTERNAL_ERROR_MESSAGE,
+            _ => &self.message,
         }
     }
 
@@ -103,17 +156,17 @@ impl S3Error {
         /// 501 NotImplemented.
         not_implemented => 501, "NotImplemented", "A header you provided implies functionality that is not implemented";
         /// 500 InternalError.
-        internal_error => 500, "InternalError", "We encountered an internal error. Please try again.";
+        internal_error => 500, "InternalError", INTERNAL_ERROR_MESSAGE;
         /// 503 ServiceUnavailable.
-        service_unavailable => 503, "ServiceUnavailable", "Please reduce your request rate.";
+        service_unavailable => 503, "ServiceUnavailable", SERVICE_UNAVAILABLE_MESSAGE;
         /// 503 SlowDown.
-        slow_down => 503, "SlowDown", "Please reduce your request rate.";
+        slow_down => 503, "SlowDown", SERVICE_UNAVAILABLE_MESSAGE;
         /// 502 InternalError: the backend failed, answered with bytes that are not HTTP, or
         /// could not be reached. See the module documentation for why this code.
-        bad_gateway => 502, "InternalError", "The gateway received an invalid response from the storage backend. Please try again.";
+        bad_gateway => 502, "InternalError", BAD_GATEWAY_MESSAGE;
         /// 504 InternalError: the backend did not connect, answer or go on within its
         /// deadline (`[limits]`); same code as for 502, for the same reason.
-        gateway_timeout => 504, "InternalError", "The storage backend did not answer in time. Please try again.";
+        gateway_timeout => 504, "InternalError", GATEWAY_TIMEOUT_MESSAGE;
         /// 400 EntityTooLarge.
         entity_too_large => 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.";
         /// 405 MethodNotAllowed.
@@ -158,7 +211,7 @@ impl S3Error {
         out.extend_from_slice(b"<Error><Code>");
         xml::escape_into(self.code, out);
         out.extend_from_slice(b"</Code><Message>");
-        xml::escape_into(&self.message, out);
+        xml::escape_into(self.client_message(), out);
         out.extend_from_slice(b"</Message>");
         if let Some(resource) = &self.resource {
             out.extend_from_slice(b"<Resource>");
@@ -183,7 +236,7 @@ impl S3Error {
             + "<Error><Code></Code><Message></Message><RequestId></RequestId></Error>".len();
         FIXED
             + xml::escaped_len(self.code)
-            + xml::escaped_len(&self.message)
+            + xml::escaped_len(self.client_message())
             + self
                 .resource
                 .as_deref()

@@ -16,7 +16,10 @@ pub use addressing::{
     Style, parse_copy_source, percent_decode, resolve, validate_bucket_name,
 };
 pub use delete_objects::check_delete_objects;
-pub use error::S3Error;
+pub use error::{
+    BAD_GATEWAY_MESSAGE, GATEWAY_TIMEOUT_MESSAGE, INTERNAL_ERROR_MESSAGE, S3Error,
+    SERVICE_UNAVAILABLE_MESSAGE,
+};
 pub use grant::{Access, Denied, Grants, PRIVATE_CANNED_ACLS, authorise, required_access};
 pub use op::{S3Op, SUBRESOURCES};
 pub use query::{QUERY_PARAMS_MAX_DEFAULT, Query};

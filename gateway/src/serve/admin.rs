@@ -4,6 +4,11 @@
 //! own, with its own backend connection, so probing never touches the cores' data path.
 //! It is meant for 127.0.0.1 or a management network: it has no authentication and tells
 //! nothing secret.
+//!
+//! `/readyz` answers from a probe at most [`READINESS_REUSE`] old: probes within that time
+//! (and probes that arrive while one is running) share its result, so a flood of them costs
+//! at most one backend request and one HSM round per [`READINESS_REUSE`]. Stopping is never
+//! cached: a stopping gateway answers 503 at once.
 
 use super::Heartbeats;
 use super::backend::Backend;
@@ -12,11 +17,12 @@ use crate::config::ServeSettings;
 use crate::http::{Limits, ResponseHead};
 use crate::keys::Custodian;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one readiness probe (backend or custodian) may take before it counts as failed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -34,6 +40,27 @@ const ADMIN_DEADLINES: crate::limits::Deadlines = crate::limits::Deadlines {
     read_gap: Duration::from_secs(5),
     write_gap: Duration::from_secs(10),
 };
+/// How long one readiness probe's result answers `/readyz`.
+pub const READINESS_REUSE: Duration = Duration::from_secs(1);
+/// How often a `/readyz` that found a probe running looks whether its result is in.
+const READINESS_WAIT_POLL: Duration = Duration::from_millis(10);
+
+/// The result of one probe of the backend and both custodians.
+#[derive(Debug, Clone)]
+struct Readiness {
+    at: Instant,
+    ready: bool,
+    report: String,
+}
+
+/// Clears the "a probe is running" mark however the probe ends.
+struct ProbingGuard<'a>(&'a Cell<bool>);
+
+impl Drop for ProbingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
 
 struct Admin {
     backend: Backend,
@@ -45,6 +72,10 @@ struct Admin {
     /// Connections open now.
     open: std::cell::Cell<usize>,
     connections: crate::telemetry::ConnectionMetrics,
+    /// The last probe's result.
+    last_probe: RefCell<Option<Readiness>>,
+    /// Whether a probe is running now.
+    probing: Cell<bool>,
 }
 
 /// Binds the admin listener and starts its thread. The thread ends when `done` is set.
@@ -86,6 +117,8 @@ pub(crate) fn start(
                 stopping,
                 open: std::cell::Cell::new(0),
                 connections: crate::telemetry::ConnectionMetrics::new("admin"),
+                last_probe: RefCell::new(None),
+                probing: Cell::new(false),
             });
             rt.block_on(accept_loop(admin, listener, done));
         })?;
@@ -197,14 +230,52 @@ fn healthz(admin: &Admin) -> (u16, &'static str, String) {
     }
 }
 
-/// Probes the backend and both custodians; ready only if all answer.
+/// Ready only if the backend and both custodians answer (from a probe at most
+/// [`READINESS_REUSE`] old) and the gateway is not stopping.
 async fn readyz(admin: &Admin) -> (u16, &'static str, String) {
+    let (ready, report) = if admin.stopping.load(Ordering::SeqCst) {
+        (false, "gateway: stopping\n".to_owned())
+    } else {
+        let probe = recent_probe(admin).await;
+        (probe.ready, probe.report)
+    };
+    metrics::gauge!(crate::telemetry::READY).set(if ready { 1.0 } else { 0.0 });
+    if ready {
+        (200, "text/plain", format!("ready\n{report}"))
+    } else {
+        (503, "text/plain", format!("not ready\n{report}"))
+    }
+}
+
+/// The last probe's result if it is recent enough; else the result of a new probe, made by
+/// this call or, when one is running already, by that one.
+async fn recent_probe(admin: &Admin) -> Readiness {
+    loop {
+        if let Some(last) = admin.last_probe.borrow().as_ref()
+            && last.at.elapsed() < READINESS_REUSE
+        {
+            return last.clone();
+        }
+        if !admin.probing.replace(true) {
+            let _guard = ProbingGuard(&admin.probing);
+            let (ready, report) = probe(admin).await;
+            let result = Readiness {
+                at: Instant::now(),
+                ready,
+                report,
+            };
+            *admin.last_probe.borrow_mut() = Some(result.clone());
+            return result;
+        }
+        compio::time::sleep(READINESS_WAIT_POLL).await;
+    }
+}
+
+/// Probes the backend and both custodians: whether all answered, and a line about each.
+async fn probe(admin: &Admin) -> (bool, String) {
+    metrics::counter!(crate::telemetry::READINESS_PROBES_TOTAL).increment(1);
     let mut report = String::new();
     let mut ready = true;
-    if admin.stopping.load(Ordering::SeqCst) {
-        ready = false;
-        report.push_str("gateway: stopping\n");
-    }
     let backend = compio::time::timeout(
         PROBE_TIMEOUT,
         admin
@@ -249,10 +320,5 @@ async fn readyz(admin: &Admin) -> (u16, &'static str, String) {
             }
         }
     }
-    metrics::gauge!(crate::telemetry::READY).set(if ready { 1.0 } else { 0.0 });
-    if ready {
-        (200, "text/plain", format!("ready\n{report}"))
-    } else {
-        (503, "text/plain", format!("not ready\n{report}"))
-    }
+    (ready, report)
 }

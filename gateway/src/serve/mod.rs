@@ -3,7 +3,7 @@
 //! and bucket-key caches; nothing on the data path is shared between cores
 //! (`docs/adr/0001-runtime.md`, `docs/request-lifecycle.md`).
 
-mod admin;
+pub mod admin;
 pub mod backend;
 pub mod body;
 pub mod io;
@@ -692,6 +692,15 @@ async fn serve_request(core: &Core, conn: &mut Conn, head: &RequestHead) -> Outc
 
 /// Writes an S3 error document; as the answer to a HEAD, the head alone.
 pub(crate) async fn write_error(conn: &mut Conn, err: &S3Error, close: bool) {
+    // The detail is for operators only; the span gives it the request id.
+    if let Some(detail) = err.detail() {
+        tracing::warn!(
+            status = err.status,
+            code = err.code,
+            detail,
+            "request failed"
+        );
+    }
     let mut head = err.response_head();
     if close {
         head.push_header("connection", b"close".to_vec());

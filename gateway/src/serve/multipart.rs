@@ -429,12 +429,10 @@ async fn stored_part(
         200 => {}
         404 => return Err(Failure::close(S3Error::no_such_upload())),
         _ => {
-            return Err(Failure::close(S3Error::bad_gateway().with_message(
-                format!(
-                    "Storage backend refused to list the upload's parts ({})",
-                    resp.status
-                ),
-            )));
+            return Err(Failure::close(S3Error::bad_gateway().with_detail(format!(
+                "Storage backend refused to list the upload's parts ({})",
+                resp.status
+            ))));
         }
     }
     Ok(listed_parts(&String::from_utf8_lossy(&body))
@@ -1116,7 +1114,7 @@ pub(crate) async fn upload_part_copy(
             super::object::integrity_failure(ctx, &e);
             Failure::close(
                 S3Error::internal_error()
-                    .with_message(format!("The copy source failed its integrity check: {e}")),
+                    .with_detail(format!("The copy source failed its integrity check: {e}")),
             )
         })?;
         if seg_start + plen as u64 <= first && src_size > 0 {

@@ -108,13 +108,13 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec
 
 pub(crate) fn key_failure(e: &KeyError) -> Failure {
     if e.is_unavailable() {
-        Failure::keep(S3Error::service_unavailable().with_message(format!(
+        Failure::keep(S3Error::service_unavailable().with_detail(format!(
             "A key custodian is unavailable; nothing was changed: {e}"
         )))
     } else {
         Failure::keep(
             S3Error::internal_error()
-                .with_message(format!("The object's keys could not be opened: {e}")),
+                .with_detail(format!("The object's keys could not be opened: {e}")),
         )
     }
 }
@@ -131,12 +131,13 @@ pub(crate) fn backend_failure(e: &BackendError) -> Failure {
     metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => kind).increment(1);
     tracing::warn!(kind, error = %e, "backend exchange failed");
     // The backend connection is in an unknown state and the client's may be too.
+    let detail = format!("Storage backend: {e}");
     let answer = if kind == "timeout" {
         S3Error::gateway_timeout()
     } else {
-        S3Error::bad_gateway().with_message(format!("Storage backend: {e}"))
+        S3Error::bad_gateway()
     };
-    Failure::close(answer)
+    Failure::close(answer.with_detail(detail))
 }
 
 /// Counts and logs a stored object that failed verification.
@@ -557,13 +558,20 @@ fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
         None => Ok(None),
         Some(v) => objmeta::decode(v).map(Some).map_err(|e| {
             S3Error::internal_error()
-                .with_message(format!("The object's Twofold metadata is damaged: {e}"))
+                .with_detail(format!("The object's Twofold metadata is damaged: {e}"))
         }),
     }
 }
 
 /// The client-visible headers of an object's response.
 pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    plain_object_headers(ctx, resp, out);
+}
+
+/// The client-visible headers of a pass-through object's response: as for any object, but
+/// never labelled as encrypted.
+fn plain_object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
     for name in GET_RETURNED {
         if let Some(v) = resp.header(name) {
             out.push_header(name, v.to_vec());
@@ -574,7 +582,6 @@ pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut R
             out.push_header(n, v.clone());
         }
     }
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     out.push_header("accept-ranges", b"bytes".to_vec());
     if wants_checksum(ctx)
         && let Some((alg, kind, value)) = opened_checksum(resp)
@@ -663,7 +670,7 @@ fn reveal_checksum_with(
         }
         Err(e) => {
             report_integrity_failure(ctx, "checksum_record", &e);
-            Err(Failure::keep(S3Error::internal_error().with_message(
+            Err(Failure::keep(S3Error::internal_error().with_detail(
                 format!("The stored object failed its integrity check: {e}"),
             )))
         }
@@ -756,8 +763,9 @@ pub(crate) async fn get(
         let stored = resp.content_length().ok().flatten().unwrap_or(0);
         let Some(header) = unencrypted_check(ctx, &resp)? else {
             // A pass-through object: its size is what it is.
+            passthrough_read(ctx, if head_only { "HeadObject" } else { "GetObject" });
             let mut out = ResponseHead::new(200);
-            object_headers(ctx, &resp, &mut out);
+            plain_object_headers(ctx, &resp, &mut out);
             out.push_header("content-length", stored.to_string().into_bytes());
             if head_only {
                 write_response(conn, &out, &[])
@@ -792,7 +800,7 @@ pub(crate) async fn get(
         let size = plain_len(stored, header.segment_size).map_err(|_| {
             Failure::keep(
                 S3Error::internal_error()
-                    .with_message("The stored object's length is not valid Twofold ciphertext"),
+                    .with_detail("The stored object's length is not valid Twofold ciphertext"),
             )
         })?;
         if let Some(k) = part_number {
@@ -1008,6 +1016,20 @@ fn unencrypted_check(ctx: &Request<'_>, resp: &ResponseHead) -> Result<Option<He
     }
 }
 
+/// Counts and logs a read of an object Twofold did not write, served as it is.
+fn passthrough_read(ctx: &Request<'_>, operation: &'static str) {
+    metrics::counter!(crate::telemetry::PASSTHROUGH_READS_TOTAL, "operation" => operation)
+        .increment(1);
+    tracing::info!(
+        target: "twofold::passthrough",
+        id = %ctx.rid,
+        operation,
+        bucket = ctx.address.bucket.as_deref().unwrap_or(""),
+        key = ctx.address.key.as_deref().unwrap_or(""),
+        "served an object Twofold did not write, unencrypted, as it is"
+    );
+}
+
 async fn stream_whole_get(
     ctx: &Request<'_>,
     conn: &mut Conn,
@@ -1038,8 +1060,9 @@ async fn stream_whole_get(
     let header = match unencrypted_check(ctx, &resp)? {
         Some(h) => h,
         None => {
+            passthrough_read(ctx, "GetObject");
             let mut out = ResponseHead::new(200);
-            object_headers(ctx, &resp, &mut out);
+            plain_object_headers(ctx, &resp, &mut out);
             out.push_header("content-length", stored.to_string().into_bytes());
             return relay_raw(ctx, conn, backend_conn, out, stored).await;
         }
@@ -1057,7 +1080,7 @@ async fn stream_whole_get(
     let size = plain_len(stored, header.segment_size).map_err(|_| {
         Failure::close(
             S3Error::internal_error()
-                .with_message("The stored object's length is not valid Twofold ciphertext"),
+                .with_detail("The stored object's length is not valid Twofold ciphertext"),
         )
     })?;
     open_and_stream(ctx, conn, backend_conn, &header, size, None, &resp, 0, None).await
@@ -1124,7 +1147,7 @@ async fn stream_get(
         }
         // The object must not have changed between the HEAD and this GET.
         if resp.header("etag") != meta.header("etag") {
-            return Err(Failure::keep(S3Error::service_unavailable().with_message(
+            return Err(Failure::keep(S3Error::service_unavailable().with_detail(
                 "The object changed while it was being read; retry the request",
             )));
         }
@@ -1481,7 +1504,7 @@ async fn open_and_stream(
                 // Cut the connection: the client sees a short body, never a wrong one.
                 return Ok(Outcome::Close);
             }
-            return Err(Failure::close(S3Error::internal_error().with_message(
+            return Err(Failure::close(S3Error::internal_error().with_detail(
                 format!("The stored object failed its integrity check and was not returned: {e}"),
             )));
         }
@@ -1559,7 +1582,7 @@ async fn stream_plain_get(
         .map_err(|e| backend_failure(&e))?;
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let mut out = ResponseHead::new(resp.status);
-    object_headers(ctx, &resp, &mut out);
+    plain_object_headers(ctx, &resp, &mut out);
     if let Some(v) = resp.header("content-range") {
         out.push_header("content-range", v.to_vec());
     }
@@ -1714,7 +1737,10 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
             Some(objmeta::encode(&rewrapped))
         }
         None => match ctx.core.settings.unencrypted_objects {
-            UnencryptedObjects::PassThrough => None,
+            UnencryptedObjects::PassThrough => {
+                passthrough_read(ctx, "CopyObject");
+                None
+            }
             UnencryptedObjects::Reject => {
                 return Err(Failure::keep(S3Error::new(
                     403,
@@ -1749,6 +1775,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     if let Some(v) = src.header(super::unaligned::LAYOUT_HTTP_HEADER) {
         headers.push((super::unaligned::LAYOUT_HTTP_HEADER.into(), v.to_vec()));
     }
+    let sealed_copy = new_meta.is_some();
     if let Some(meta) = new_meta {
         headers.push((objmeta::HTTP_HEADER.into(), meta.into_bytes()));
     }
@@ -1790,7 +1817,10 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
             out.push_header(name, v.to_vec());
         }
     }
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    // A pass-through source is copied as it is: the copy is not encrypted either.
+    if sealed_copy {
+        out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    }
     out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
     out.push_header("content-length", body.len().to_string().into_bytes());
     write_response(conn, &out, &body)
@@ -1840,6 +1870,9 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
     }
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let header = unencrypted_check(ctx, &resp)?;
+    if header.is_none() {
+        passthrough_read(ctx, "GetObjectAttributes");
+    }
     let mut resp = resp;
     if wanted.iter().any(|w| w.eq_ignore_ascii_case("Checksum"))
         && let Some(h) = &header
@@ -1857,7 +1890,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         Some(h) => plain_len(stored, h.segment_size).map_err(|_| {
             Failure::keep(
                 S3Error::internal_error()
-                    .with_message("The stored object's length is not valid Twofold ciphertext"),
+                    .with_detail("The stored object's length is not valid Twofold ciphertext"),
             )
         })?,
         None => stored,

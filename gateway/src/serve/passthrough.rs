@@ -119,7 +119,7 @@ async fn forward_payload(
         .simple(&ctx.head.method, &path, query.as_deref(), headers, payload)
         .await
         .map_err(|e: BackendError| {
-            Failure::close(S3Error::bad_gateway().with_message(format!("Storage backend: {e}")))
+            Failure::close(S3Error::bad_gateway().with_detail(format!("Storage backend: {e}")))
         })?;
     let resp_body = if rewrite_listing && resp.status == 200 {
         let marked = super::unaligned::listed_sizes(ctx, &resp_body).await?;

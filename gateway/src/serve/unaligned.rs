@@ -41,8 +41,8 @@ const KEPT: &[&str] = &[
     "x-amz-storage-class",
 ];
 
-fn integrity(msg: impl Into<String>) -> Failure {
-    Failure::keep(S3Error::internal_error().with_message(msg))
+fn integrity(msg: impl std::fmt::Display) -> Failure {
+    Failure::keep(S3Error::internal(msg))
 }
 
 /// The layout of a marked object (its stored length has the marker residue), from its
@@ -233,7 +233,7 @@ pub(crate) async fn serve(
                 if head_sent {
                     return Ok(Outcome::Close);
                 }
-                return Err(Failure::close(S3Error::internal_error().with_message(
+                return Err(Failure::close(S3Error::internal_error().with_detail(
                     format!(
                         "The stored object failed its integrity check and was not returned: {e}"
                     ),
@@ -514,7 +514,7 @@ async fn rewrite_steps(
     let parts_stored: u64 = parts.iter().map(|p| stored_len(*p, seg)).sum();
     let stored = src.content_length().ok().flatten().unwrap_or(0);
     if src.status != 200 || stored != parts_stored {
-        return Err(Failure::keep(S3Error::internal_error().with_message(
+        return Err(Failure::keep(S3Error::internal_error().with_detail(
             "The completed object changed before its layout could be recorded",
         )));
     }
@@ -539,7 +539,7 @@ async fn rewrite_steps(
         match object_tagging(ctx, path).await {
             Ok(tags) => headers.push(("x-amz-tagging".into(), tags.into_bytes())),
             Err(reason) if keep_parts => {
-                return Err(Failure::keep(S3Error::bad_gateway().with_message(format!(
+                return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
                     "The object's tags could not be read for the rewrite: {reason}"
                 ))));
             }
@@ -558,7 +558,7 @@ async fn rewrite_steps(
     let upload = match (resp.status, tag_value(&text, "UploadId")) {
         (200, Some(id)) => unescape(id),
         _ => {
-            return Err(Failure::keep(S3Error::bad_gateway().with_message(format!(
+            return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
                 "Storage backend refused the layout rewrite ({})",
                 resp.status
             ))));
@@ -605,7 +605,7 @@ async fn rewrite_steps(
             if resp.status == 200 && !String::from_utf8_lossy(&body).contains("<Error>") {
                 Ok((resp, body))
             } else {
-                Err(Failure::keep(S3Error::bad_gateway().with_message(
+                Err(Failure::keep(S3Error::bad_gateway().with_detail(
                     "Storage backend refused to complete the layout rewrite",
                 )))
             }
@@ -665,7 +665,7 @@ async fn copy_parts(
 ) -> Result<Vec<String>, Failure> {
     let backend = &ctx.core.backend;
     let refused = |what: &str, status: u16| {
-        Failure::keep(S3Error::bad_gateway().with_message(format!(
+        Failure::keep(S3Error::bad_gateway().with_detail(format!(
             "Storage backend refused the layout rewrite's {what} ({status})"
         )))
     };
