@@ -757,8 +757,8 @@ impl Serve {
         )
         .unwrap();
         let client = Credential::random("CLIENT");
-        std::fs::write(d.join("backend.secret"), &backend_cred.secret).unwrap();
-        std::fs::write(d.join("client.secret"), &client.secret).unwrap();
+        write_private(&d.join("backend.secret"), &backend_cred.secret);
+        write_private(&d.join("client.secret"), &client.secret);
         let text = format!(
             "{}[server]\nlisten = \"127.0.0.1:0\"\ncores = 2\nplain_http = true\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
@@ -803,6 +803,18 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes a secret file readable by its owner only, as the gateway requires.
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 /// The `[custodian.*]` sections for two fresh tokens.
