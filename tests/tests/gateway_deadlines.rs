@@ -543,8 +543,6 @@ fn describe(got: &std::io::Result<rawhttp::Response>) -> String {
 /// answer and rewrites the sizes in it: a backend that stalls there is past a deadline as
 /// much as one that stalls on a GET.
 #[tokio::test]
-#[ignore = "gateway bug: passthrough::forward maps every backend error, a timeout included, \
-            to 502 instead of going through backend_failure (504 for a timeout)"]
 async fn a_backend_stalled_in_a_listing_answers_504() {
     let _serial = SERIAL.lock().await;
     let gw = TestGateway::start();
