@@ -4,6 +4,7 @@
 mod addressing;
 mod delete_objects;
 mod error;
+pub mod etag;
 mod grant;
 mod op;
 mod query;

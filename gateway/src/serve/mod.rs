@@ -786,6 +786,8 @@ async fn handle(
             c.authorise(address.bucket.as_deref(), op, &head.headers)
         })
         .map_err(|e| Failure::keep(S3Error::from(e).with_resource(address.resource())))?;
+    // Entity tags clients send back are in their form; the backend knows its own.
+    let head = &*etag_conditions_to_backend(head);
     let ctx = Request {
         core,
         head,
@@ -819,6 +821,35 @@ async fn handle(
         S3Op::Unknown => Err(Failure::keep(S3Error::method_not_allowed())),
         _ => passthrough::forward(&ctx, conn, false).await,
     }
+}
+
+/// The request with the entity tags of its conditional headers in the backend's form
+/// ([`crate::s3::etag`]); the request itself when it has none to map. After
+/// authentication: the signature covers the client's values.
+fn etag_conditions_to_backend(head: &RequestHead) -> std::borrow::Cow<'_, RequestHead> {
+    use crate::s3::etag::{CONDITION_HEADERS, condition_to_backend};
+    fn mapped(v: &[u8]) -> Option<String> {
+        match condition_to_backend(std::str::from_utf8(v).ok()?) {
+            std::borrow::Cow::Owned(m) => Some(m),
+            std::borrow::Cow::Borrowed(_) => None,
+        }
+    }
+    let needs = head
+        .headers
+        .iter()
+        .any(|(n, v)| CONDITION_HEADERS.contains(&n.as_str()) && mapped(v).is_some());
+    if !needs {
+        return std::borrow::Cow::Borrowed(head);
+    }
+    let mut out = head.clone();
+    for (n, v) in out.headers.iter_mut() {
+        if CONDITION_HEADERS.contains(&n.as_str())
+            && let Some(m) = mapped(v)
+        {
+            *v = m.into_bytes();
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Everything a handler needs about the request.

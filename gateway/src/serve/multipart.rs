@@ -167,7 +167,7 @@ async fn reply(
     reply_with(conn, resp, body, rid, sse, Vec::new()).await
 }
 
-/// [`reply`] with `extra` headers.
+/// [`reply`] with `extra` headers. Every `<ETag>` of the body is shown in the client's form.
 async fn reply_with(
     conn: &mut Conn,
     resp: &ResponseHead,
@@ -188,9 +188,11 @@ async fn reply_with(
     if sse {
         out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     }
+    // Every ETag in a result (Complete, ListParts, UploadPartCopy) in the client's form.
+    let body = crate::s3::etag::rewrite_xml(body);
     out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
     out.push_header("content-length", body.len().to_string().into_bytes());
-    write_response(conn, &out, body)
+    write_response(conn, &out, &body)
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
@@ -361,7 +363,7 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
     };
     let mut out = ResponseHead::new(200);
     if let Some(v) = etag {
-        out.push_header("etag", v);
+        out.push_header("etag", crate::s3::etag::header_to_client(&v));
     }
     out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     if let Some(c) = checksum {

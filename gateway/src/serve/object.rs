@@ -303,7 +303,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     }
     let mut out = ResponseHead::new(200);
     if let Some(v) = etag {
-        out.push_header("etag", v);
+        out.push_header("etag", crate::s3::etag::header_to_client(&v));
     }
     if let Some(v) = version {
         out.push_header("x-amz-version-id", v);
@@ -574,7 +574,11 @@ pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut R
 fn plain_object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
     for name in GET_RETURNED {
         if let Some(v) = resp.header(name) {
-            out.push_header(name, v.to_vec());
+            let v = match *name {
+                "etag" => crate::s3::etag::header_to_client(v),
+                _ => v.to_vec(),
+            };
+            out.push_header(name, v);
         }
     }
     for (n, v) in &resp.headers {
@@ -1821,6 +1825,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     if sealed_copy {
         out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     }
+    let body = crate::s3::etag::rewrite_xml(&body);
     out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
     out.push_header("content-length", body.len().to_string().into_bytes());
     write_response(conn, &out, &body)
@@ -1905,7 +1910,8 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
     );
     let has = |name: &str| wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
     if has("ETag") {
-        xml.push_str(&format!("<ETag>{}</ETag>", crate::s3::xml::escape(&etag)));
+        let client = crate::s3::etag::to_client(&etag);
+        xml.push_str(&format!("<ETag>{}</ETag>", crate::s3::xml::escape(&client)));
     }
     if has("Checksum")
         && let Some((alg, kind, value)) = opened_checksum(&resp)

@@ -207,7 +207,8 @@ pub fn backend_etag(client_etag: &str) -> &str {
 pub struct CompletedPart {
     /// `<PartNumber>`.
     pub number: u32,
-    /// `<ETag>`, unescaped, as the client sent it.
+    /// `<ETag>`, unescaped, in the backend's form ([`crate::s3::etag::to_backend`] of what
+    /// the client sent).
     pub etag: String,
     /// The client's `<Checksum...>` of the declared algorithm, if it sent one.
     pub claim: Option<String>,
@@ -232,7 +233,7 @@ pub fn completed_parts(
         out.push(CompletedPart {
             number,
             etag: xml_value(part, "ETag")
-                .map(xml_unescape)
+                .map(|e| crate::s3::etag::to_backend(xml_unescape(e).trim()).into_owned())
                 .unwrap_or_default(),
             claim: algorithm
                 .and_then(|a| xml_value(part, a.xml_name()))

@@ -121,11 +121,12 @@ async fn forward_payload(
         .map_err(|e: BackendError| super::object::backend_failure(&e))?;
     let resp_body = if rewrite_listing && resp.status == 200 {
         let marked = super::unaligned::listed_sizes(ctx, &resp_body).await?;
-        rewrite_sizes_with(
+        let sized = rewrite_sizes_with(
             &resp_body,
             ctx.core.keyring.settings().segment_size,
             &marked,
-        )
+        );
+        crate::s3::etag::rewrite_xml(&sized).into_owned()
     } else {
         resp_body
     };
