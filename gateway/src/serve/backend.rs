@@ -142,8 +142,13 @@ impl Backend {
         }
     }
 
-    /// Gives a connection whose exchange ended cleanly back to the pool.
+    /// Gives a connection whose exchange ended cleanly back to the pool, unless the
+    /// backend said it closes it (`Connection: close`, as moto's server does on every
+    /// answer) or a deadline passed on it.
     pub fn release(&self, conn: Conn) {
+        if !conn.reusable() {
+            return;
+        }
         let mut idle = self.idle.borrow_mut();
         if idle.len() < self.idle_max {
             idle.push(conn);

@@ -136,6 +136,9 @@ pub struct Conn {
     body: RequestBody,
     /// Whether the current request is a HEAD (its answers carry no body).
     head_request: bool,
+    /// Whether the last response head read allows another exchange (no `Connection:
+    /// close`, HTTP/1.1).
+    response_keep_alive: bool,
 }
 
 /// The first final (non-1xx) response written since [`Conn::begin_request`]: its status and
@@ -188,6 +191,7 @@ impl Conn {
             consumed: 0,
             body: RequestBody::Read,
             head_request: false,
+            response_keep_alive: true,
         }
     }
 
@@ -473,7 +477,16 @@ impl Conn {
             .map(|d| (Instant::now() + d.head, Wait::Head));
         let result = self.read_response_head_now().await;
         self.head_limit = None;
+        if let Ok(head) = &result {
+            self.response_keep_alive = head.keep_alive();
+        }
         result
+    }
+
+    /// Whether this (backend) connection may carry another exchange: the last response
+    /// did not say `Connection: close` and no wait on it ran out of time.
+    pub fn reusable(&self) -> bool {
+        self.response_keep_alive && self.timed_out.is_none()
     }
 
     async fn read_response_head_now(&mut self) -> Result<ResponseHead, HeadError> {

@@ -147,6 +147,13 @@ async fn forward_payload(
         }
         _ => resp_body,
     };
+    // GetBucketLocation: the region clients sign for is the gateway's, whatever the
+    // backend calls its own (Ceph answers `default`; s3cmd then signs for it).
+    let resp_body = if is_bucket_location(ctx) && resp.status == 200 {
+        location_constraint(&ctx.core.settings.region)
+    } else {
+        resp_body
+    };
     let mut out = ResponseHead::new(resp.status);
     for (n, v) in &resp.headers {
         if !RESPONSE_DROPPED.contains(&n.as_str()) && !n.starts_with("x-amz-meta-twofold") {
@@ -163,6 +170,24 @@ async fn forward_payload(
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
+}
+
+/// Whether the request is GetBucketLocation.
+fn is_bucket_location(ctx: &Request<'_>) -> bool {
+    ctx.head.method == "GET"
+        && ctx.address.key.is_none()
+        && ctx.address.bucket.is_some()
+        && ctx.query.contains("location")
+}
+
+/// A GetBucketLocation answer for `region`: S3 answers an empty constraint for us-east-1.
+pub fn location_constraint(region: &str) -> Vec<u8> {
+    let region = if region == "us-east-1" { "" } else { region };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{}</LocationConstraint>",
+        crate::s3::xml::escape(region)
+    )
+    .into_bytes()
 }
 
 /// Replaces every `<Size>N</Size>` of a listing with the plaintext size of a stored size
@@ -247,6 +272,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_location_is_the_gateways_region_and_empty_for_us_east_1() {
+        let east = String::from_utf8(location_constraint("us-east-1")).unwrap();
+        assert!(east.ends_with("\"></LocationConstraint>"), "{east}");
+        let eu = String::from_utf8(location_constraint("eu-central-1")).unwrap();
+        assert!(eu.ends_with(">eu-central-1</LocationConstraint>"), "{eu}");
+    }
 
     #[test]
     fn listing_sizes_become_plaintext_sizes() {
