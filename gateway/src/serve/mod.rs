@@ -814,7 +814,7 @@ async fn handle(
         S3Op::CompleteMultipartUpload => multipart::complete(&ctx, conn).await,
         S3Op::AbortMultipartUpload => multipart::abort_or_list(&ctx, conn, false).await,
         S3Op::ListParts => multipart::abort_or_list(&ctx, conn, true).await,
-        S3Op::ListMultipartUploads => passthrough::forward(&ctx, conn, false).await,
+        S3Op::ListMultipartUploads => multipart::list_uploads(&ctx, conn).await,
         S3Op::DeleteObjects => passthrough::delete_objects(&ctx, conn).await,
         S3Op::GetObjectAttributes => object::attributes(&ctx, conn).await,
         S3Op::UploadPartCopy => multipart::upload_part_copy(&ctx, conn).await,

@@ -53,6 +53,14 @@ struct Upload {
     declared: Option<Declared>,
 }
 
+/// The upload id ListMultipartUploads shows for the backend's upload `backend_id`: the
+/// backend cannot give the upload's header back (S3 has no call that returns an upload's
+/// metadata), so this form carries none. It lists and aborts the upload; UploadPart and
+/// Complete need the id CreateMultipartUpload returned.
+fn listed_token(backend_id: &str) -> String {
+    format!("{TOKEN_PREFIX}{}", B64.encode(backend_id.as_bytes()))
+}
+
 fn parse_token(id: &str) -> Result<Upload, S3Error> {
     let Some(rest) = id.strip_prefix(TOKEN_PREFIX) else {
         return Ok(Upload {
@@ -62,7 +70,15 @@ fn parse_token(id: &str) -> Result<Upload, S3Error> {
         });
     };
     let bad = || S3Error::no_such_upload();
-    let (backend, rest) = rest.split_once('.').ok_or_else(bad)?;
+    let Some((backend, rest)) = rest.split_once('.') else {
+        // A listed id (`listed_token`): the backend's id alone.
+        let backend = B64.decode(rest).map_err(|_| bad())?;
+        return Ok(Upload {
+            backend_id: String::from_utf8(backend).map_err(|_| bad())?,
+            header: None,
+            declared: None,
+        });
+    };
     let (header, declared) = match rest.split_once('.') {
         Some((h, d)) => (h, Some(Declared::decode(d).ok_or_else(bad)?)),
         None => (rest, None),
@@ -114,17 +130,75 @@ pub(crate) fn xml_unescape(s: &str) -> String {
 }
 
 fn replace_upload_id(xml: &[u8], token: &str) -> Vec<u8> {
+    replace_element(&String::from_utf8_lossy(xml), "UploadId", token).into_bytes()
+}
+
+/// A ListMultipartUploads result with every upload id (and upload-id marker) in the
+/// form [`listed_token`] gives.
+fn listed_uploads(xml: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(xml);
-    match (text.find("<UploadId>"), text.find("</UploadId>")) {
-        (Some(a), Some(b)) if a < b => {
-            let mut out = String::with_capacity(text.len() + token.len());
-            out.push_str(&text[..a + "<UploadId>".len()]);
-            out.push_str(&crate::s3::xml::escape(token));
-            out.push_str(&text[b..]);
-            out.into_bytes()
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut rest = text.as_ref();
+    let tags = ["UploadId", "NextUploadIdMarker", "UploadIdMarker"];
+    loop {
+        let next = tags
+            .iter()
+            .filter_map(|t| rest.find(&format!("<{t}>")).map(|i| (i, *t)))
+            .min();
+        let Some((i, tag)) = next else { break };
+        let from = i + tag.len() + 2;
+        let close = format!("</{tag}>");
+        let Some(len) = rest[from..].find(&close) else {
+            break;
+        };
+        let raw = xml_unescape(&rest[from..from + len]);
+        out.push_str(&rest[..from]);
+        if !raw.is_empty() {
+            out.push_str(&crate::s3::xml::escape(&listed_token(&raw)));
         }
-        _ => xml.to_vec(),
+        rest = &rest[from + len..];
     }
+    out.push_str(rest);
+    out.into_bytes()
+}
+
+/// ListMultipartUploads: the backend's listing, with upload ids Twofold can take back
+/// ([`listed_token`]); an `upload-id-marker` given in that form goes to the backend as
+/// the backend's id.
+pub(crate) async fn list_uploads(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let _ = read_small_request(ctx, conn).await?;
+    let mut params = Vec::new();
+    for (k, v) in ctx.query.params() {
+        if k.starts_with("X-Amz-") {
+            continue;
+        }
+        let v = match k.as_str() {
+            "upload-id-marker" => parse_token(v).map_or_else(|_| v.clone(), |u| u.backend_id),
+            _ => v.clone(),
+        };
+        params.push(if v.is_empty() && k == "uploads" {
+            encode(k, false)
+        } else {
+            format!("{}={}", encode(k, false), encode(&v, false))
+        });
+    }
+    let path = backend_path(ctx.address.bucket.as_deref(), None);
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple(
+            "GET",
+            &path,
+            Some(&params.join("&")),
+            Vec::new(),
+            Vec::new(),
+        )
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    reply(conn, &resp, &listed_uploads(&body), ctx.rid, false).await
 }
 
 fn names<'a>(ctx: &'a Request<'_>) -> Result<ObjectName<'a>, Failure> {
@@ -549,6 +623,14 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             .simple("GET", &path, Some(&q), Vec::new(), Vec::new())
             .await
             .map_err(|e| backend_failure(&e))?;
+        if resp.status == 404
+            && let Some(h) = &header
+            && let Some((head, result)) = completed_earlier(ctx, name, &path, h).await?
+        {
+            // A Complete sent again after it succeeded (its answer was lost): S3 and Ceph
+            // answer it as the first time.
+            return reply(conn, &head, &result, ctx.rid, true).await;
+        }
         if resp.status != 200 {
             return forward_error(conn, &resp, &body, ctx.rid).await;
         }
@@ -706,7 +788,90 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         Some(c) => with_checksum(&body, c),
         None => body,
     };
+    let body = with_stored_etag(ctx, &path, body).await?;
     reply(conn, &resp, &body, ctx.rid, true).await
+}
+
+/// The result of a CompleteMultipartUpload whose upload the backend no longer knows, if
+/// the object at `path` is the one that upload made (its stored header is the upload's:
+/// the header carries the upload's own random id and keys, so no other object has it).
+async fn completed_earlier(
+    ctx: &Request<'_>,
+    name: ObjectName<'_>,
+    path: &str,
+    header: &Header,
+) -> Result<Option<(ResponseHead, Vec<u8>)>, Failure> {
+    let (head, _) = ctx
+        .core
+        .backend
+        .simple("HEAD", path, None, Vec::new(), Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    let stored = head
+        .header_str(objmeta::HTTP_HEADER)
+        .and_then(|v| objmeta::decode(v).ok());
+    if head.status != 200 || stored.as_ref() != Some(header) {
+        return Ok(None);
+    }
+    let etag = head.header_str("etag").unwrap_or("\"\"");
+    let result = complete_result(name, etag);
+    let mut out = ResponseHead::new(200);
+    out.push_header("content-type", b"application/xml".to_vec());
+    if let Some(v) = head.header("x-amz-version-id") {
+        out.push_header("x-amz-version-id", v.to_vec());
+    }
+    Ok(Some((out, result.into_bytes())))
+}
+
+/// A CompleteMultipartUploadResult document for the object `name` with (backend) `etag`.
+fn complete_result(name: ObjectName<'_>, etag: &str) -> String {
+    use crate::s3::xml::escape;
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Location>/{b}/{k}</Location><Bucket>{b}</Bucket><Key>{k}</Key><ETag>{e}</ETag></CompleteMultipartUploadResult>",
+        b = escape(name.bucket),
+        k = escape(name.key),
+        e = escape(etag)
+    )
+}
+
+/// A Complete result whose `<ETag>` the backend left empty (Ceph 16 does) gets the ETag a
+/// HEAD of the object gives; any other result is returned as it is.
+async fn with_stored_etag(
+    ctx: &Request<'_>,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, Failure> {
+    let text = String::from_utf8_lossy(&body);
+    let empty =
+        xml_value(&text, "ETag").is_some_and(|e| matches!(xml_unescape(e).trim(), "" | "\"\""));
+    if !empty {
+        return Ok(body);
+    }
+    let (head, _) = ctx
+        .core
+        .backend
+        .simple("HEAD", path, None, Vec::new(), Vec::new())
+        .await
+        .map_err(|e| backend_failure(&e))?;
+    match head.header_str("etag") {
+        Some(etag) if head.status == 200 => Ok(replace_element(&text, "ETag", etag).into_bytes()),
+        _ => Ok(body),
+    }
+}
+
+/// `xml` with the text of its first `<tag>` element replaced by `value` (escaped).
+fn replace_element(xml: &str, tag: &str, value: &str) -> String {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    match (xml.find(&open), xml.find(&close)) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}{}{}",
+            &xml[..a + open.len()],
+            crate::s3::xml::escape(value),
+            &xml[b..]
+        ),
+        _ => xml.to_owned(),
+    }
 }
 
 /// The data keys of the upload whose header is `header`.
@@ -1302,5 +1467,37 @@ mod complete_document_tests {
             "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag></Part>\
              <Part><PartNumber>2</PartNumber><ETag>&quot;b&quot;</ETag></Part></CompleteMultipartUpload>"
         );
+    }
+}
+
+#[cfg(test)]
+mod upload_id_tests {
+    use super::{
+        listed_uploads, parse_token, replace_element, xml_elements, xml_unescape, xml_value,
+    };
+
+    #[test]
+    fn listed_upload_ids_come_back_as_the_backends_and_carry_no_header() {
+        let xml = b"<ListMultipartUploadsResult><UploadIdMarker></UploadIdMarker>\
+            <NextUploadIdMarker>2~b</NextUploadIdMarker><Upload><Key>k</Key>\
+            <UploadId>2~a&amp;b</UploadId></Upload></ListMultipartUploadsResult>";
+        let out = String::from_utf8(listed_uploads(xml)).unwrap();
+        let ids = xml_elements(&out, "UploadId").0;
+        assert_eq!(ids.len(), 1);
+        let u = parse_token(&xml_unescape(ids[0])).unwrap();
+        assert_eq!((u.backend_id.as_str(), u.header.is_none()), ("2~a&b", true));
+        let next = xml_value(&out, "NextUploadIdMarker").unwrap();
+        assert_eq!(parse_token(next).unwrap().backend_id, "2~b");
+        assert!(out.contains("<UploadIdMarker></UploadIdMarker>"));
+    }
+
+    #[test]
+    fn an_empty_complete_etag_is_found_and_replaced() {
+        let xml = "<R><Bucket>b</Bucket><ETag></ETag></R>";
+        assert_eq!(
+            replace_element(xml, "ETag", "\"abc-2\""),
+            "<R><Bucket>b</Bucket><ETag>&quot;abc-2&quot;</ETag></R>"
+        );
+        assert_eq!(replace_element("<R/>", "ETag", "x"), "<R/>");
     }
 }
