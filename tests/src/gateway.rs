@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+use crate::backend::{self, BackendKind, Capability, MotoServer, every_object, listed_parts};
 use crate::{Custody, open_custodian, random_bytes};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -164,14 +165,28 @@ impl Gateway {
     }
 }
 
+/// The backend of one [`TestGateway`] (see [`crate::backend`]).
+#[derive(Debug)]
+enum Store {
+    /// s3s-fs on `root`; `None` while stopped.
+    S3sFs {
+        server: Option<DevBackend>,
+        root: PathBuf,
+    },
+    /// A tenant of its own on the Ceph RGW, with nothing to stop.
+    Ceph,
+    /// A `moto_server` of its own, held for its `Drop`, which stops it.
+    Moto { _server: MotoServer },
+}
+
 /// A backend, two custodians and a gateway, all in a temporary folder that goes when this
-/// is dropped (gateway first, then backend, then the folder).
+/// is dropped (gateway first, then backend, then the folder). The backend is the one
+/// `TWOFOLD_TEST_BACKEND` names ([`crate::backend`]).
 #[derive(Debug)]
 pub struct TestGateway {
     gateway: Option<Gateway>,
-    backend: Option<DevBackend>,
+    store: Store,
     backend_addr: SocketAddr,
-    backend_root: PathBuf,
     backend_cred: Credential,
     admin: Credential,
     limited: Credential,
@@ -193,17 +208,7 @@ impl TestGateway {
             .prefix("twofold-gw-")
             .tempdir()
             .unwrap_or_else(|e| panic!("creating the test folder: {e}"));
-        let backend_root = dir.path().join("backend");
-        let backend_cred = Credential::random("BACKEND");
-        let backend = DevBackend::start(
-            loopback0(),
-            &backend_root,
-            &backend_cred.access_key_id,
-            &backend_cred.secret,
-        )
-        .unwrap_or_else(|e| panic!("starting the dev backend: {e}"));
-        let backend_addr = backend.addr();
-        let backend_root = backend.root().to_path_buf();
+        let (store, backend_addr, backend_cred) = start_backend(dir.path());
         let custody = Custody::new("gw");
         let admin = Credential::random("ADMIN");
         let limited = Credential::random("LIMITED");
@@ -239,9 +244,8 @@ impl TestGateway {
         let keyring = crate::settings(opts.segment_size);
         let mut gw = TestGateway {
             gateway: None,
-            backend: Some(backend),
+            store,
             backend_addr,
-            backend_root,
             backend_cred,
             admin,
             limited,
@@ -367,63 +371,167 @@ impl TestGateway {
         self.backend_addr
     }
 
-    /// The backend's folder: one sub-folder per bucket, one file per object, and s3s-fs's
-    /// hidden `.bucket-*.metadata.json` / `.internal.json` files beside them.
+    /// Which backend this is.
+    pub fn backend_kind(&self) -> BackendKind {
+        BackendKind::from_env()
+    }
+
+    /// True, after reporting the test as skipped with `reason`
+    /// ([`backend::report_skip`]), when the backend lacks `cap`: the test returns at once.
+    pub fn skip_unless(&self, cap: Capability, reason: &str) -> bool {
+        let lacks = !self.backend_kind().has(cap);
+        if lacks {
+            backend::report_skip(self.backend_kind(), reason);
+        }
+        lacks
+    }
+
+    /// True, after reporting the test as skipped with `reason`, when the backend is one of
+    /// `kinds` (for what a backend does differently, or a known gateway bug there).
+    pub fn skip_on(&self, kinds: &[BackendKind], reason: &str) -> bool {
+        let skip = kinds.contains(&self.backend_kind());
+        if skip {
+            backend::report_skip(self.backend_kind(), reason);
+        }
+        skip
+    }
+
+    fn fs_root(&self, what: &str) -> &Path {
+        match &self.store {
+            Store::S3sFs { root, .. } => root,
+            _ => panic!(
+                "{what} needs s3s-fs's folder, not {}: guard the test with \
+                 skip_unless(Capability::BackendFolder, ..)",
+                self.backend_kind().name()
+            ),
+        }
+    }
+
+    /// The backend's folder (s3s-fs only, [`Capability::BackendFolder`]): one sub-folder
+    /// per bucket, one file per object, and s3s-fs's hidden `.bucket-*.metadata.json` /
+    /// `.internal.json` files beside them.
     pub fn backend_root(&self) -> &Path {
-        &self.backend_root
+        self.fs_root("backend_root")
     }
 
-    /// The file holding the stored bytes of `bucket/key`.
+    /// The file holding the stored bytes of `bucket/key` (s3s-fs only).
     pub fn stored_path(&self, bucket: &str, key: &str) -> PathBuf {
-        self.backend_root.join(bucket).join(key)
+        self.fs_root("stored_path").join(bucket).join(key)
     }
 
-    /// The stored bytes of `bucket/key`, if the backend has the object.
+    /// The stored bytes of `bucket/key`, if the backend has the object (s3s-fs: its file;
+    /// others: a GET with the backend's credential).
     pub fn stored(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.stored_path(bucket, key)).ok()
+        if let Store::S3sFs { root, .. } = &self.store {
+            return std::fs::read(root.join(bucket).join(key)).ok();
+        }
+        backend::block_on_thread(|| async {
+            let s3 = self.backend_client();
+            match s3.get_object().bucket(bucket).key(key).send().await {
+                Ok(out) => Some(
+                    out.body
+                        .collect()
+                        .await
+                        .unwrap_or_else(|e| panic!("reading stored {bucket}/{key}: {e:?}"))
+                        .to_vec(),
+                ),
+                Err(e) if status_code(&e).0 == 404 => None,
+                Err(e) => panic!("GET of stored {bucket}/{key}: {e:?}"),
+            }
+        })
     }
 
-    /// The parts of unfinished multipart uploads the backend holds (s3s-fs keeps them as
-    /// `.upload_id-ID.part-N` files in its root): file name and bytes, sorted by name.
+    /// Replaces the stored bytes of `bucket/key`, keeping its backend metadata: what someone
+    /// with backend access could do (s3s-fs: the file; others: a GET and a PUT with the
+    /// backend's credential).
+    pub fn overwrite_stored(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        if let Store::S3sFs { root, .. } = &self.store {
+            let path = root.join(bucket).join(key);
+            std::fs::write(&path, bytes)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            return;
+        }
+        backend::block_on_thread(|| async {
+            let s3 = self.backend_client();
+            let head = s3
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("HEAD of stored {bucket}/{key}: {e:?}"));
+            s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .set_metadata(head.metadata().cloned())
+                .body(bytes.to_vec().into())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("PUT of stored {bucket}/{key}: {e:?}"));
+        });
+    }
+
+    /// The parts of unfinished multipart uploads the backend holds, sorted. s3s-fs keeps
+    /// them as `.upload_id-ID.part-N` files in its root: file name and bytes. Other
+    /// backends do not give part bytes back: `bucket/key upload ID part N` and the part's
+    /// ETag (the MD5 of its bytes) and size, from ListMultipartUploads and ListParts.
     pub fn stored_multipart_parts(&self) -> Vec<(String, Vec<u8>)> {
-        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(self.backend_root())
-            .unwrap_or_else(|e| panic!("reading the backend folder: {e}"))
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                (name.starts_with(".upload_id-") && name.contains(".part-"))
-                    .then(|| (name, std::fs::read(e.path()).unwrap_or_default()))
-            })
-            .collect();
+        let mut out = match &self.store {
+            Store::S3sFs { root, .. } => std::fs::read_dir(root)
+                .unwrap_or_else(|e| panic!("reading the backend folder: {e}"))
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name.starts_with(".upload_id-") && name.contains(".part-"))
+                        .then(|| (name, std::fs::read(e.path()).unwrap_or_default()))
+                })
+                .collect(),
+            _ => backend::block_on_thread(|| listed_parts(self.backend_client())),
+        };
         out.sort();
         out
     }
 
-    /// Stops the backend (the gateway keeps running and must now answer with errors).
+    /// Stops the backend (the gateway keeps running and must now answer with errors);
+    /// s3s-fs only ([`Capability::StopStart`]).
     pub fn stop_backend(&mut self) {
-        drop(self.backend.take());
+        match &mut self.store {
+            Store::S3sFs { server, .. } => drop(server.take()),
+            _ => panic!("stop_backend: guard the test with skip_unless(Capability::StopStart, ..)"),
+        }
     }
 
     /// Starts the backend again on the same address and folder.
     pub fn restart_backend(&mut self) {
-        assert!(self.backend.is_none(), "the backend is running");
+        let Store::S3sFs { server, root } = &mut self.store else {
+            panic!("restart_backend: guard the test with skip_unless(Capability::StopStart, ..)");
+        };
+        assert!(server.is_none(), "the backend is running");
         let backend = DevBackend::start(
             self.backend_addr,
-            &self.backend_root,
+            root,
             &self.backend_cred.access_key_id,
             &self.backend_cred.secret,
         )
         .unwrap_or_else(|e| panic!("restarting the dev backend: {e}"));
-        self.backend = Some(backend);
+        *server = Some(backend);
     }
 
     /// Fails if any [`PLAINTEXT_WINDOW_BYTES`]-byte window of any of `plaintexts` appears in
-    /// any file under the backend's folder (hidden metadata files included). Plaintexts
-    /// shorter than a window are looked for whole if they are at least
+    /// what the backend stores: on s3s-fs, any file under its folder (hidden metadata and
+    /// part files included); on the others, the body and the metadata of every object of
+    /// every bucket of the backend user (parts of unfinished uploads cannot be read back
+    /// there). Plaintexts shorter than a window are looked for whole if they are at least
     /// [`PLAINTEXT_SHORT_BYTES_MIN`] long; shorter ones would match by chance and are skipped.
     #[track_caller]
     pub fn assert_no_plaintext_in_backend(&self, plaintexts: &[&[u8]]) {
-        let hits = find_plaintext(&self.backend_root, plaintexts);
+        let hits = match &self.store {
+            Store::S3sFs { root, .. } => find_plaintext(root, plaintexts),
+            _ => {
+                let stored = backend::block_on_thread(|| every_object(self.backend_client()));
+                find_plaintext_in(stored, plaintexts)
+            }
+        };
         assert!(
             hits.is_empty(),
             "plaintext found in the backend: {}",
@@ -507,6 +615,43 @@ impl TestGateway {
         let mut bytes = crate::rawhttp::head(req.method, &target, &headers);
         bytes.extend_from_slice(req.body);
         crate::rawhttp::exchange(self.addr(), &bytes, req.method == "HEAD")
+    }
+}
+
+/// Starts (s3s-fs, moto) or sets up (a Ceph tenant user) the backend of one test gateway,
+/// in `dir`: the backend, its address and its credential.
+fn start_backend(dir: &Path) -> (Store, SocketAddr, Credential) {
+    match BackendKind::from_env() {
+        BackendKind::S3sFs => {
+            let cred = Credential::random("BACKEND");
+            let server = DevBackend::start(
+                loopback0(),
+                &dir.join("backend"),
+                &cred.access_key_id,
+                &cred.secret,
+            )
+            .unwrap_or_else(|e| panic!("starting the dev backend: {e}"));
+            let addr = server.addr();
+            let root = server.root().to_path_buf();
+            let store = Store::S3sFs {
+                server: Some(server),
+                root,
+            };
+            (store, addr, cred)
+        }
+        BackendKind::Ceph => {
+            let (addr, cred) = backend::ceph_tenant_user();
+            (Store::Ceph, addr, cred)
+        }
+        BackendKind::Moto => {
+            let server = MotoServer::start(&dir.join("moto.log"));
+            let addr = server.addr();
+            (
+                Store::Moto { _server: server },
+                addr,
+                Credential::random("MOTO"),
+            )
+        }
     }
 }
 
@@ -836,6 +981,18 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// under `dir` (at most one hit per file). Plaintexts shorter than a window are looked
 /// for whole if at least [`PLAINTEXT_SHORT_BYTES_MIN`] long.
 pub fn find_plaintext(dir: &Path, plaintexts: &[&[u8]]) -> Vec<PlaintextHit> {
+    let files = files_under(dir)
+        .into_iter()
+        .filter_map(|file| std::fs::read(&file).ok().map(|bytes| (file, bytes)));
+    find_plaintext_in(files, plaintexts)
+}
+
+/// Where any window of `plaintexts` occurs in `stored` (name and bytes), as
+/// [`find_plaintext`] looks for them.
+pub fn find_plaintext_in(
+    stored: impl IntoIterator<Item = (PathBuf, Vec<u8>)>,
+    plaintexts: &[&[u8]],
+) -> Vec<PlaintextHit> {
     const W: usize = PLAINTEXT_WINDOW_BYTES;
     let mut hashes: Vec<u64> = plaintexts
         .iter()
@@ -850,10 +1007,7 @@ pub fn find_plaintext(dir: &Path, plaintexts: &[&[u8]]) -> Vec<PlaintextHit> {
             .position(|p| p.len() >= W && p.windows(W).any(|pw| pw == w))
     };
     let mut hits = Vec::new();
-    for file in files_under(dir) {
-        let Ok(bytes) = std::fs::read(&file) else {
-            continue;
-        };
+    for (file, bytes) in stored {
         let mut hit = None;
         if bytes.len() >= W {
             for (offset, w) in bytes.windows(W).enumerate() {

@@ -24,6 +24,7 @@
 //! ([`unique_label`]), so tests run in parallel without seeing each other's tokens.
 
 pub mod admin;
+pub mod backend;
 pub mod checksums;
 pub mod gateway;
 pub mod rawhttp;
