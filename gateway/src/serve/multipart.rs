@@ -761,6 +761,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         // rewrite.
         return reply(conn, &resp, &body, ctx.rid, false).await;
     }
+    let completed_version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
     let (resp, body) = match sealed_record {
         Some(sealed) => {
             super::unaligned::rewrite(ctx, name, &path, h, &sealed, &plain_sizes, metadata).await?
@@ -784,6 +785,9 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         }
         None => (resp, body),
     };
+    if let Some(v) = &completed_version {
+        super::object::forget_version(ctx, &path, Some(v), resp.header("x-amz-version-id")).await;
+    }
     let body = match &object_checksum {
         Some(c) => with_checksum(&body, c),
         None => body,

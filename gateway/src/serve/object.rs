@@ -288,6 +288,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     {
         match attach_checksum(ctx, &path, &headers, &record_cipher, c, put_etag).await {
             Ok((new_etag, new_version)) => {
+                forget_version(ctx, &path, version.as_deref(), new_version.as_deref()).await;
                 etag = new_etag.or(etag);
                 version = new_version.or(version);
             }
@@ -366,6 +367,46 @@ async fn attach_checksum(
         .map(|e| super::multipart::xml_unescape(e).into_bytes());
     let version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
     Ok((etag, version))
+}
+
+/// After the gateway rewrote an object it had just written (to record its checksum or
+/// layout), deletes the version the first write made, so that a versioned bucket shows
+/// one version per client write. Nothing is done on an unversioned bucket (no version id,
+/// or `null`, which the rewrite replaced) or when the rewrite kept the version. A failure
+/// is logged: the object is stored and readable either way, with one extra version.
+pub(crate) async fn forget_version(
+    ctx: &Request<'_>,
+    path: &str,
+    first: Option<&[u8]>,
+    rewritten: Option<&[u8]>,
+) {
+    let Some(first) = first.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return;
+    };
+    if first == "null" || rewritten == Some(first.as_bytes()) {
+        return;
+    }
+    let q = format!("versionId={}", super::encode(first, false));
+    let outcome = ctx
+        .core
+        .backend
+        .simple("DELETE", path, Some(&q), Vec::new(), Vec::new())
+        .await;
+    match outcome {
+        Ok((resp, _)) if (200..300).contains(&resp.status) => {}
+        Ok((resp, _)) => tracing::warn!(
+            path,
+            version = first,
+            status = resp.status,
+            "the version the gateway's rewrite replaced could not be deleted"
+        ),
+        Err(e) => tracing::warn!(
+            path,
+            version = first,
+            error = %e,
+            "the version the gateway's rewrite replaced could not be deleted"
+        ),
+    }
 }
 
 /// Seals a small body whose checksum comes as a trailer wholly in memory (at most
