@@ -69,6 +69,24 @@ pub fn condition_to_backend(value: &str) -> Cow<'_, str> {
     Cow::Owned(mapped.join(", "))
 }
 
+/// Whether `x-amz-copy-source-if-match` and `x-amz-copy-source-if-none-match` (values in
+/// the backend's form, see [`condition_to_backend`]) hold for a source whose backend ETag
+/// is `source`. S3 answers 412 when either does not. The gateway checks them on the HEAD
+/// of the source it makes anyway, since some backends ignore them (Ceph 16 does).
+pub fn copy_source_conditions_hold(
+    if_match: Option<&str>,
+    if_none_match: Option<&str>,
+    source: &str,
+) -> bool {
+    let bare = |t: &str| {
+        let (_, inner, _) = split(t.trim());
+        inner.to_owned()
+    };
+    let source = bare(source);
+    let any = |list: &str| list.split(',').map(bare).any(|t| t == "*" || t == source);
+    if_match.is_none_or(any) && !if_none_match.is_some_and(any)
+}
+
 /// The request headers whose values are entity tags compared with stored objects.
 pub const CONDITION_HEADERS: &[&str] = &[
     "if-match",
@@ -77,8 +95,9 @@ pub const CONDITION_HEADERS: &[&str] = &[
     "x-amz-copy-source-if-none-match",
 ];
 
-/// Maps every `<ETag>` element of an XML document from the backend to the client's form.
-/// The element's text may be quoted with `"` or `&quot;`, or not quoted.
+/// Maps every `<ETag>` element of an XML document from the backend to the client's form,
+/// quoted as S3 quotes it (`&quot;...&quot;`). The element's text may be quoted with `"`
+/// or `&quot;`, or not quoted.
 pub fn rewrite_xml(xml: &[u8]) -> Cow<'_, [u8]> {
     const OPEN: &[u8] = b"<ETag>";
     const CLOSE: &[u8] = b"</ETag>";
@@ -105,17 +124,23 @@ fn element_to_client(text: &[u8]) -> Cow<'_, [u8]> {
     let Ok(s) = std::str::from_utf8(text) else {
         return Cow::Borrowed(text);
     };
-    let (open, inner, close) = match s
+    let (inner, escaped) = match s
         .strip_prefix("&quot;")
         .and_then(|r| r.strip_suffix("&quot;"))
     {
-        Some(inner) => ("&quot;", inner, "&quot;"),
-        None => ("", s, ""),
+        Some(inner) => (inner, true),
+        None => (s.trim_matches('"'), false),
     };
-    match to_client(inner) {
-        Cow::Borrowed(_) => Cow::Borrowed(text),
-        Cow::Owned(mapped) => Cow::Owned(format!("{open}{mapped}{close}").into_bytes()),
+    if inner.is_empty() {
+        return Cow::Borrowed(text);
     }
+    // Quoted as S3 quotes it, whatever the backend did (Ceph leaves the ETag of a
+    // CopyObjectResult unquoted).
+    let mapped = to_client(inner);
+    if escaped && matches!(mapped, Cow::Borrowed(_)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(format!("&quot;{mapped}&quot;").into_bytes())
 }
 
 /// (`W/` or "", the tag without quotes, whether it was quoted).
@@ -194,17 +219,38 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             "<ListBucketResult><Contents><Key>a</Key><ETag>&quot;aa-0&quot;</ETag>\
-            </Contents><Contents><Key>b</Key><ETag>\"bb-2\"</ETag></Contents>\
-            <Contents><ETag>cc-0</ETag></Contents></ListBucketResult>"
+            </Contents><Contents><Key>b</Key><ETag>&quot;bb-2&quot;</ETag></Contents>\
+            <Contents><ETag>&quot;cc-0&quot;</ETag></Contents></ListBucketResult>"
         );
         let quoted = b"<CopyObjectResult><ETag>\"dd\"</ETag></CopyObjectResult>";
         assert_eq!(
             &*rewrite_xml(quoted),
-            b"<CopyObjectResult><ETag>\"dd-0\"</ETag></CopyObjectResult>"
+            b"<CopyObjectResult><ETag>&quot;dd-0&quot;</ETag></CopyObjectResult>"
         );
         // Nothing to map, or an unclosed element: unchanged.
         assert!(matches!(rewrite_xml(b"<a/>"), Cow::Borrowed(_)));
         assert_eq!(&*rewrite_xml(b"<ETag>\"x\""), b"<ETag>\"x\"");
+        assert!(matches!(
+            rewrite_xml(b"<ETag>&quot;a-2&quot;</ETag><ETag></ETag>"),
+            Cow::Owned(_)
+        ));
+    }
+
+    #[test]
+    fn copy_source_conditions_are_judged_on_the_sources_etag() {
+        let src = "\"abc\"";
+        assert!(copy_source_conditions_hold(None, None, src));
+        assert!(copy_source_conditions_hold(Some("\"abc\""), None, src));
+        assert!(copy_source_conditions_hold(
+            Some("\"x\", \"abc\""),
+            None,
+            src
+        ));
+        assert!(copy_source_conditions_hold(Some("*"), None, src));
+        assert!(!copy_source_conditions_hold(Some("\"x\""), None, src));
+        assert!(!copy_source_conditions_hold(None, Some("\"abc\""), src));
+        assert!(!copy_source_conditions_hold(None, Some("*"), src));
+        assert!(copy_source_conditions_hold(None, Some("W/\"x\""), src));
     }
 
     proptest! {

@@ -1765,6 +1765,13 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     if src.status != 200 {
         return forward_error(conn, &src, &src_body, ctx.rid).await;
     }
+    if !crate::s3::etag::copy_source_conditions_hold(
+        ctx.head.header_str("x-amz-copy-source-if-match"),
+        ctx.head.header_str("x-amz-copy-source-if-none-match"),
+        src.header_str("etag").unwrap_or(""),
+    ) {
+        return Err(Failure::keep(S3Error::precondition_failed()));
+    }
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
     let new_meta = match object_header(&src).map_err(Failure::keep)? {
         Some(header) => {
