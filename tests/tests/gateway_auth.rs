@@ -14,7 +14,8 @@ use twofold_tests::gateway::{
 use twofold_tests::random_bytes;
 use twofold_tests::rawhttp::{self, Response};
 
-const BUCKET: &str = "auth";
+// Not "auth": Ceph RGW serves /auth as its Swift authentication endpoint.
+const BUCKET: &str = "auth-checks";
 
 #[tokio::test]
 async fn wrong_secret_is_signature_does_not_match() {
