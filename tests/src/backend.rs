@@ -272,7 +272,10 @@ fn answers(addr: SocketAddr) -> bool {
 }
 
 /// Runs the future `make` returns to its end on a thread of its own with its own runtime:
-/// backend reads for the synchronous helpers, callable from inside a test's runtime.
+/// backend reads for the synchronous helpers, callable from inside a test's runtime. The
+/// future must use a client made with [`own_http_client`]: the SDK's default HTTP client
+/// is shared, and a pooled connection of it is driven by a task of the runtime this call
+/// blocks (a deadlock on a backend that keeps connections alive).
 pub fn block_on_thread<T, F>(make: impl FnOnce() -> F + Send) -> T
 where
     F: std::future::Future<Output = T>,
@@ -398,4 +401,9 @@ pub async fn listed_parts(s3: aws_sdk_s3::Client) -> Vec<(String, Vec<u8>)> {
         }
     }
     out
+}
+
+/// An HTTP client with a connection pool of its own, for [`block_on_thread`].
+pub fn own_http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_http()
 }

@@ -366,6 +366,15 @@ impl TestGateway {
         client_for(&format!("http://{}", self.backend_addr), &self.backend_cred)
     }
 
+    /// [`TestGateway::backend_client`] with an HTTP client of its own, for
+    /// [`backend::block_on_thread`].
+    fn backend_client_apart(&self) -> Client {
+        let conf = config_builder(&format!("http://{}", self.backend_addr), &self.backend_cred)
+            .http_client(backend::own_http_client())
+            .build();
+        Client::from_conf(conf)
+    }
+
     /// Where the backend listens (also after [`TestGateway::stop_backend`]).
     pub fn backend_addr(&self) -> SocketAddr {
         self.backend_addr
@@ -426,7 +435,7 @@ impl TestGateway {
             return std::fs::read(root.join(bucket).join(key)).ok();
         }
         backend::block_on_thread(|| async {
-            let s3 = self.backend_client();
+            let s3 = self.backend_client_apart();
             match s3.get_object().bucket(bucket).key(key).send().await {
                 Ok(out) => Some(
                     out.body
@@ -452,7 +461,7 @@ impl TestGateway {
             return;
         }
         backend::block_on_thread(|| async {
-            let s3 = self.backend_client();
+            let s3 = self.backend_client_apart();
             let head = s3
                 .head_object()
                 .bucket(bucket)
@@ -486,7 +495,7 @@ impl TestGateway {
                         .then(|| (name, std::fs::read(e.path()).unwrap_or_default()))
                 })
                 .collect(),
-            _ => backend::block_on_thread(|| listed_parts(self.backend_client())),
+            _ => backend::block_on_thread(|| listed_parts(self.backend_client_apart())),
         };
         out.sort();
         out
@@ -528,7 +537,7 @@ impl TestGateway {
         let hits = match &self.store {
             Store::S3sFs { root, .. } => find_plaintext(root, plaintexts),
             _ => {
-                let stored = backend::block_on_thread(|| every_object(self.backend_client()));
+                let stored = backend::block_on_thread(|| every_object(self.backend_client_apart()));
                 find_plaintext_in(stored, plaintexts)
             }
         };
