@@ -32,13 +32,18 @@ pub fn to_client(backend: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{prefix}{q}{inner}{SUFFIX}{q}"))
 }
 
-/// [`to_client`] of an `ETag` header value as bytes (a value that is not UTF-8 is left as
-/// it is).
+/// [`to_client`] of an `ETag` header value as bytes, quoted as S3 quotes it whatever the
+/// backend did (Ceph's CopyObjectResult, where the gateway takes some ETags from, has them
+/// unquoted). A value that is not UTF-8 is left as it is.
 pub fn header_to_client(backend: &[u8]) -> Vec<u8> {
-    match std::str::from_utf8(backend) {
-        Ok(s) => to_client(s).into_owned().into_bytes(),
-        Err(_) => backend.to_vec(),
+    let Ok(s) = std::str::from_utf8(backend) else {
+        return backend.to_vec();
+    };
+    let (prefix, inner, quoted) = split(s.trim());
+    if quoted || inner.is_empty() {
+        return to_client(s).into_owned().into_bytes();
     }
+    format!("{prefix}\"{}\"", to_client(inner)).into_bytes()
 }
 
 /// The backend's form of an entity tag a client sent (the reverse of [`to_client`]).
@@ -182,6 +187,14 @@ mod tests {
         assert_eq!(to_client("W/\"abc\""), "W/\"abc-0\"");
         // A part ETag with Twofold's checksum tag.
         assert_eq!(to_client("\"abc~TAG\""), "\"abc~TAG-0\"");
+    }
+
+    #[test]
+    fn header_values_are_always_quoted() {
+        assert_eq!(header_to_client(b"abc"), b"\"abc-0\"");
+        assert_eq!(header_to_client(b"\"abc\""), b"\"abc-0\"");
+        assert_eq!(header_to_client(b"abc-2"), b"\"abc-2\"");
+        assert_eq!(header_to_client(b""), b"");
     }
 
     #[test]
