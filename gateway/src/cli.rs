@@ -412,30 +412,51 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
     }
 }
 
-/// SIGTERM and SIGINT stop the gateway gracefully (no new connections, requests in flight
-/// finish within the shutdown grace). SIGHUP reloads the client-facing certificate and key;
+/// SIGTERM and SIGINT stop the gateway gracefully: for `drain_notice` it tells clients and
+/// load balancers (`/readyz` 503, `Connection: close` on every response) while it still
+/// accepts; then no new connections, and requests in flight finish within the shutdown
+/// grace. A second SIGTERM or SIGINT skips what is left of the notice. SIGHUP reloads the client-facing certificate and key;
 /// a failed reload keeps the old ones. With plain HTTP there is nothing to reload, and
 /// SIGHUP is still caught (and said so) rather than ending the gateway. The signal handler
 /// itself only wakes this thread.
-fn watch_signals(handle: &crate::serve::ServeHandle) -> Result<(), CliError> {
+fn watch_signals(
+    handle: &crate::serve::ServeHandle,
+    drain_notice: std::time::Duration,
+) -> Result<(), CliError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| fail(format!("installing signal handlers: {e}")))?;
     let stop = handle.stop_flag();
+    let draining = handle.drain_flag();
     let tls = handle.server_tls();
     std::thread::Builder::new()
         .name("twofold-signals".into())
         .spawn(move || {
+            use std::sync::atomic::Ordering;
             for signal in signals.forever() {
                 match signal {
                     SIGHUP => reload_tls(tls.as_deref()),
+                    // A second stop signal during the notice stops at once.
+                    _ if draining.load(Ordering::SeqCst) => {
+                        tracing::info!(signal, "stopping now: no new connections");
+                        stop.store(true, Ordering::SeqCst);
+                    }
                     _ => {
                         tracing::info!(
                             signal,
-                            "stopping: no new connections, finishing requests in flight"
+                            notice_secs = drain_notice.as_secs(),
+                            "stopping: /readyz says 503 and responses say Connection: close; \
+                             then no new connections, and requests in flight finish"
                         );
                         crate::notify::notify_or_log("STOPPING=1");
-                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                        draining.store(true, Ordering::SeqCst);
+                        let stop = stop.clone();
+                        let _ = std::thread::Builder::new()
+                            .name("twofold-drain-notice".into())
+                            .spawn(move || {
+                                std::thread::sleep(drain_notice);
+                                stop.store(true, Ordering::SeqCst);
+                            });
                     }
                 }
             }
@@ -522,6 +543,7 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     let outer = Custodian::open(Layer::Outer, &config.outer)?;
     let inner = Custodian::open(Layer::Inner, &config.inner)?;
     let region = settings.region.clone();
+    let drain_notice = settings.drain_notice;
     let client_secret = settings
         .credentials
         .first()
@@ -534,7 +556,7 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     } else {
         "http"
     };
-    watch_signals(&handle)?;
+    watch_signals(&handle, drain_notice)?;
     start_watchdog(&handle);
     crate::notify::notify_or_log("READY=1");
     if let Some(admin) = handle.admin_addr() {

@@ -23,6 +23,10 @@ pub const SOFTHSM2_MODULE_DEFAULT: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:7481";
 /// Default shutdown grace.
 pub const SHUTDOWN_GRACE_SECS_DEFAULT: u64 = 30;
+/// Default time a stopping gateway keeps accepting while `/readyz` says 503, so that load
+/// balancers take it out of their pool before it refuses connections: HAProxy's default
+/// health check (every 2 s, down after 2 failures) needs 4 s.
+pub const DRAIN_NOTICE_SECS_DEFAULT: u64 = 5;
 
 /// `[envelope]`: how new objects are encrypted.
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +118,10 @@ pub struct ServerFile {
     /// Seconds a stopping gateway (SIGTERM) lets requests in flight run before it cuts
     /// them.
     pub shutdown_grace_secs: u64,
+    /// Seconds a stopping gateway (SIGTERM) goes on accepting connections while `/readyz`
+    /// answers 503 and every response says `Connection: close`, before it stops accepting
+    /// and lets requests in flight finish.
+    pub drain_notice_secs: u64,
     /// `{ cert = "chain.pem", key = "key.pem" }`: serve HTTPS with this certificate chain
     /// and private key (PEM), reloaded on SIGHUP.
     pub tls: Option<ServerTlsFile>,
@@ -141,6 +149,7 @@ impl Default for ServerFile {
             base_domains: Vec::new(),
             unencrypted_objects: "reject".into(),
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
+            drain_notice_secs: DRAIN_NOTICE_SECS_DEFAULT,
             tls: None,
             plain_http: false,
         }
@@ -412,6 +421,9 @@ pub struct ServeSettings {
     pub credentials: Vec<ClientCredential>,
     /// How long a stopping gateway lets requests in flight run.
     pub shutdown_grace: std::time::Duration,
+    /// How long a stopping gateway goes on accepting while it tells clients and load
+    /// balancers it is going (`/readyz` 503, `Connection: close`).
+    pub drain_notice: std::time::Duration,
     /// The admin listener's address; `None`: no admin listener.
     pub admin_listen: Option<std::net::SocketAddr>,
     /// Deadlines and connection caps.
@@ -790,6 +802,12 @@ fn validate_serve(
             )
         })?),
     };
+    if server.drain_notice_secs > 300 {
+        return Err(invalid(
+            "server.drain_notice_secs",
+            "must be at most 300".into(),
+        ));
+    }
     if server.shutdown_grace_secs > 3600 {
         return Err(invalid(
             "server.shutdown_grace_secs",
@@ -972,6 +990,7 @@ fn validate_serve(
         pool_connections_per_core: backend.pool_connections_per_core.unwrap_or(64),
         credentials: creds,
         shutdown_grace: std::time::Duration::from_secs(server.shutdown_grace_secs),
+        drain_notice: std::time::Duration::from_secs(server.drain_notice_secs),
         admin_listen,
         limits: crate::limits::Limits::default(),
     })

@@ -20,10 +20,8 @@
 #            operation may fail (SDK retries allowed, and counted), and every object reads
 #            back identical. The SIGTERM is sent by a probe in the middle of a PUT sent
 #            straight to the appliance: the PUT must complete with 200 and /readyz answer
-#            503; whether that answer says `Connection: close` (or a next request on the
-#            connection is served) is a known-bug check (XFAIL; a failure with
-#            TWOFOLD_APPLIANCES_STRICT=1): the gateway closes such a connection unannounced,
-#            and the SDKs' retries are what keep the clients whole.
+#            503, and that answer must say `Connection: close` (a draining appliance
+#            tells its clients to reconnect through the pool before it closes).
 #
 # Prints the counts of each phase (writes and reads ok/failed, HTTP attempts, failed attempts
 # with their reasons, HAProxy's per-server counters), the total time, and `N passed,
@@ -341,8 +339,7 @@ for n in a b; do
   t=$(cat "$WORK/sigterm-$n" 2>/dev/null || now)
   check "rolling: $N answers /readyz 503 while draining and completes the PUT in flight at SIGTERM" \
     test "$prc" != 1
-  known_bug "rolling: $N's answer finished while draining says Connection: close (or it serves the next request on that connection)" \
-    "the last response of a keep-alive connection during the drain lacks Connection: close; the gateway then closes the connection, and the client's next request on it gets no answer" \
+  check "rolling: $N's answer finished while draining says Connection: close" \
     test "$prc" = 0
   if wait "$watch"; then
     echo "  HAProxy marked $N DOWN $(delta "$t" "$(cat "$WORK/down-$n")") s after SIGTERM"

@@ -80,7 +80,7 @@ impl Deployment {
             )
         };
         let text = format!(
-            "{}{}[server]\nlisten = \"127.0.0.1:0\"\ncores = 2\nshutdown_grace_secs = 20\nplain_http = true\n\n\
+            "{}{}[server]\nlisten = \"127.0.0.1:0\"\ncores = 2\nshutdown_grace_secs = 20\ndrain_notice_secs = 2\nplain_http = true\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
              [backend]\nendpoint = \"http://{}\"\nplain_http = true\naccess_key_id = \"{}\"\n\
              secret_access_key = {{ file = \"backend.secret\" }}\n\n\
@@ -433,7 +433,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
 
     let n = notify.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"STOPPING=1");
-    // Stopping: not ready, and no new connections.
+    // Stopping: not ready at once; new connections for the drain notice (2 s), then none.
     let started = Instant::now();
     loop {
         let (status, said) = admin::get(serve.admin(), "/readyz");
@@ -447,6 +447,38 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // During the notice, a new connection is still served, told to close, and closed:
+    // its client goes elsewhere next time instead of meeting a closed connection.
+    let (headers, _) = sign_for(
+        &serve.addr.to_string(),
+        &dep.client,
+        "HEAD",
+        "/drain",
+        None,
+        &[],
+        PayloadMode::Unsigned,
+    );
+    let mut late = TcpStream::connect(serve.addr).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = "HEAD /drain HTTP/1.1\r\n".to_owned();
+    for (n, v) in &headers {
+        request.push_str(&format!("{n}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    late.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = late.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     let refused = Instant::now();
     loop {
         if TcpStream::connect(serve.addr).is_err() {
@@ -470,6 +502,11 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
     }
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "a response while stopping must say Connection: close: {text}"
+    );
     let status = serve.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "exit status {status}");
 

@@ -117,6 +117,15 @@ enum RequestBody {
     Chunked,
 }
 
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// A connection and the bytes read from it but not consumed yet (`buf[pos..]`).
 #[derive(Debug)]
 pub struct Conn {
@@ -139,6 +148,10 @@ pub struct Conn {
     /// Whether the last response head read allows another exchange (no `Connection:
     /// close`, HTTP/1.1).
     response_keep_alive: bool,
+    /// Set while the gateway drains: every response written then says `Connection: close`.
+    closing: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Whether a response written on this connection said `Connection: close`.
+    told_close: bool,
 }
 
 /// The first final (non-1xx) response written since [`Conn::begin_request`]: its status and
@@ -192,7 +205,23 @@ impl Conn {
             body: RequestBody::Read,
             head_request: false,
             response_keep_alive: true,
+            closing: None,
+            told_close: false,
         }
+    }
+
+    /// While `flag` is set, every response head written on this connection gets
+    /// `Connection: close` (a draining gateway: clients go elsewhere for their next
+    /// request instead of meeting a closed connection).
+    pub fn with_closing(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.closing = Some(flag);
+        self
+    }
+
+    /// Whether a response on this connection said `Connection: close`: it must carry no
+    /// other request.
+    pub fn told_close(&self) -> bool {
+        self.told_close
     }
 
     /// Counts the bytes read and written on this connection in `meter`.
@@ -265,7 +294,8 @@ impl Conn {
     }
 
     /// Notes what a write about to go out says: the first final status line of a response.
-    fn note_write(&mut self, data: &[u8]) {
+    /// Returns whether the write starts a final response head.
+    fn note_write(&mut self, data: &[u8]) -> bool {
         if self.response.status == 0
             && let Some(code) = data
                 .strip_prefix(b"HTTP/1.1 ")
@@ -278,7 +308,39 @@ impl Conn {
                 status: code,
                 first_byte: Some(std::time::Instant::now()),
             };
+            return true;
         }
+        false
+    }
+
+    /// A response head about to be written, with `Connection: close` added while the
+    /// gateway drains; notes whether it says so.
+    fn closing_head(
+        &mut self,
+        data: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> (Vec<u8>, std::ops::Range<usize>) {
+        let bytes = &data[range.clone()];
+        let head_len = find(bytes, b"\r\n\r\n").map_or(bytes.len(), |i| i + 4);
+        let says_close = contains_ignore_case(&bytes[..head_len], b"\r\nconnection: close\r\n");
+        let draining = self
+            .closing
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed));
+        if says_close || !draining {
+            self.told_close |= says_close;
+            return (data, range);
+        }
+        let Some(line_end) = find(bytes, b"\r\n") else {
+            return (data, range);
+        };
+        let mut out = Vec::with_capacity(bytes.len() + 19);
+        out.extend_from_slice(&bytes[..line_end + 2]);
+        out.extend_from_slice(b"connection: close\r\n");
+        out.extend_from_slice(&bytes[line_end + 2..]);
+        self.told_close = true;
+        let len = out.len();
+        (out, 0..len)
     }
 
     fn note_written(&self, n: usize) {
@@ -508,13 +570,18 @@ impl Conn {
     }
 
     /// Writes all of `data[range]` (an owned buffer, given back; as zeroes after a
-    /// deadline passed). Each write must make progress within the write deadline.
+    /// deadline passed; a new one when a response head got `Connection: close` added).
+    /// Each write must make progress within the write deadline.
     pub async fn write_range(
         &mut self,
-        mut data: Vec<u8>,
+        data: Vec<u8>,
         range: std::ops::Range<usize>,
     ) -> (io::Result<()>, Vec<u8>) {
-        self.note_write(&data[range.clone()]);
+        let (mut data, range) = if self.note_write(&data[range.clone()]) {
+            self.closing_head(data, range)
+        } else {
+            (data, range)
+        };
         let mut at = range.start;
         while at < range.end {
             let len = data.len();

@@ -66,7 +66,8 @@ pub struct Core {
     pub(crate) metrics: crate::telemetry::CoreMetrics,
     /// Requests being served on this core now.
     in_flight: Cell<usize>,
-    /// Set when the gateway stops: connections close after their current request.
+    /// Set when the gateway begins to stop (SIGTERM): responses say `Connection: close`
+    /// and connections close after their current request.
     stopping: Arc<AtomicBool>,
     /// Segments per part of multipart objects read with ranges, by (bucket, key, ETag).
     part_sizes: std::cell::RefCell<std::collections::HashMap<(String, String, String), u64>>,
@@ -140,6 +141,7 @@ impl std::fmt::Debug for Core {
 pub struct ServeHandle {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     heartbeats: Arc<Heartbeats>,
     admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
@@ -212,9 +214,18 @@ impl ServeHandle {
         self.admin.as_ref().map(|(a, _)| *a)
     }
 
-    /// The flag that stops the gateway when set (for signal handlers and the admin side).
+    /// The flag that stops the gateway when set (for signal handlers and the admin side):
+    /// no new connections, requests in flight finish within the shutdown grace. Set
+    /// [`ServeHandle::drain_flag`] first.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
+    }
+
+    /// The flag that starts a stop when set: `/readyz` answers 503, every response says
+    /// `Connection: close`, and connections close after their current request, while new
+    /// connections are still accepted (until the stop flag is set).
+    pub fn drain_flag(&self) -> Arc<AtomicBool> {
+        self.draining.clone()
     }
 
     /// The cores' heartbeats.
@@ -240,6 +251,7 @@ impl ServeHandle {
     }
 
     fn shutdown(&mut self) {
+        self.draining.store(true, Ordering::SeqCst);
         self.stop.store(true, Ordering::SeqCst);
         self.shutdown_after_stop();
     }
@@ -296,6 +308,7 @@ pub fn start(
     };
     let settings = Arc::new(settings);
     let stop = Arc::new(AtomicBool::new(false));
+    let draining = Arc::new(AtomicBool::new(false));
     let heartbeats = Arc::new(Heartbeats::new(cores));
     crate::telemetry::install_metrics();
     let admin_done = Arc::new(AtomicBool::new(false));
@@ -306,7 +319,7 @@ pub fn start(
             inner.clone(),
             outer.clone(),
             heartbeats.clone(),
-            stop.clone(),
+            draining.clone(),
             admin_done.clone(),
             backend_tls.clone(),
         )?),
@@ -317,6 +330,7 @@ pub fn start(
         let settings = settings.clone();
         let stop = stop.clone();
         let heartbeats = heartbeats.clone();
+        let draining = draining.clone();
         let (inner, outer) = (inner.clone(), outer.clone());
         let server_tls = server_tls.clone();
         let backend_tls = backend_tls.clone();
@@ -346,7 +360,7 @@ pub fn start(
                     requests: Cell::new(0),
                     metrics: crate::telemetry::CoreMetrics::new(),
                     in_flight: Cell::new(0),
-                    stopping: stop.clone(),
+                    stopping: draining.clone(),
                     part_sizes: Default::default(),
                     buffers: BufferPool::default(),
                     seen_objects: Default::default(),
@@ -364,6 +378,7 @@ pub fn start(
     Ok(ServeHandle {
         addr,
         stop,
+        draining,
         threads,
         heartbeats,
         admin,
@@ -478,7 +493,8 @@ fn admit(core: &Rc<Core>, stream: compio::net::TcpStream, peer: SocketAddr) {
         };
         let conn = conn
             .with_meter(core.metrics.client.clone())
-            .with_deadlines(core.settings.limits.client);
+            .with_deadlines(core.settings.limits.client)
+            .with_closing(core.stopping.clone());
         serve_connection(core, conn).await;
         drop(slot);
     })
@@ -598,10 +614,9 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
     // body the handler did not read).
     let mut unread = false;
     let mut first = true;
+    // While the gateway drains, a request that arrives is still served, and its response
+    // says `Connection: close` (`Conn::with_closing`); the loop ends after it.
     loop {
-        if core.stopping.load(Ordering::Relaxed) && conn.buffered().is_empty() {
-            break;
-        }
         conn.begin_request();
         let head = match conn.read_request_head(&core.limits, first).await {
             Ok(Some(h)) => h,
@@ -622,6 +637,10 @@ async fn serve_connection(core: Rc<Core>, mut conn: Conn) {
         // A body not read to its end is never parsed as the next request.
         if outcome == Outcome::Close || !head.keep_alive() || !conn.request_body_read() {
             unread = true;
+            break;
+        }
+        // A response that said `Connection: close` (a draining gateway) ends it too.
+        if conn.told_close() {
             break;
         }
     }
