@@ -13,11 +13,16 @@ Every check records the headers boto3 really sent, so a check says which mode it
 At the end the backend's folder is searched for runs of any plaintext uploaded.
 
 Usage:
-  s3_clients.py run --data-dir DIR --counts FILE [--work DIR]
+  s3_clients.py run --data-dir DIR|s3: --counts FILE [--work DIR]
       (endpoint, credentials and region from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
        AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, as .twofold-dev/client.env sets them)
-  s3_clients.py scan DIR FILE...
-      exit 1 if a run of 31 bytes or more of any FILE occurs in any file under DIR
+  s3_clients.py scan DIR|s3: [--bucket NAME] FILE...
+      exit 1 if a run of 31 bytes or more of any FILE occurs in any file under DIR (or in
+      DIR/NAME)
+
+DIR is the backend's folder (s3s-fs); `s3:` reads every object of every bucket straight
+from the backend instead, with the backend's own credentials, from TWOFOLD_BACKEND_ENDPOINT,
+TWOFOLD_BACKEND_ACCESS_KEY, TWOFOLD_BACKEND_SECRET_KEY, TWOFOLD_BACKEND_REGION (Ceph, moto).
 
 Each check prints `PASS name`, `FAIL name: why`, `XFAIL name: why` (a known gateway bug,
 not counted as a failure unless TWOFOLD_CLIENTS_STRICT=1) or `XPASS name` (the known bug
@@ -28,14 +33,17 @@ import argparse
 import base64
 import hashlib
 import io
+import operator
 import os
 import secrets
 import select
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
+import time
 import traceback
 import urllib.error
 import urllib.request
@@ -52,11 +60,19 @@ SEGMENT = 65536
 
 # ---- results ----------------------------------------------------------------------------
 
+BACKEND = os.environ.get("TWOFOLD_CLIENTS_BACKEND", "s3s-fs")
+
+
 class Results:
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.skipped = 0
         self.strict = os.environ.get("TWOFOLD_CLIENTS_STRICT") == "1"
+
+    def skip(self, name, why):
+        print(f"skip: {name} on {BACKEND}: {why}", flush=True)
+        self.skipped += 1
 
     def run(self, name, fn, xfail=None):
         """Runs check `fn`; `xfail` names a known gateway bug that makes it fail."""
@@ -104,20 +120,71 @@ def expect_error(fn, status, code=None):
 
 # ---- plaintext search -------------------------------------------------------------------
 
-def find_plaintext(root, plaintexts):
-    """(file, offset) of each file under root that holds a run of plaintext.
-
-    The plaintexts are indexed by their 16-byte windows at 16-byte steps, and every file
-    position is looked up: any run of 31 plaintext bytes or more is found (it holds one
-    whole indexed window), at a memory and time cost Python can afford for tens of MiB.
-    The Rust harness (`TestGateway::assert_no_plaintext_in_backend`) checks every
-    16-byte window exactly.
-    """
+def _windows(plaintexts):
+    """The plaintexts' 16-byte windows at 16-byte steps, and their 8-byte words at 8-byte
+    steps (as native-order integers)."""
     windows = set()
+    words = set()
     for p in plaintexts:
         for i in range(0, max(0, len(p) - WINDOW + 1), WINDOW):
             windows.add(p[i : i + WINDOW])
+        words.update(memoryview(p)[: len(p) // 8 * 8].cast("Q"))
+    return windows, words
+
+
+def _first_hit(data, index):
+    """Offset of the first position of data where a 16-byte window of `index` starts, or None.
+
+    Every position is looked up, at C speed: each 16-byte window starts with an 8-byte word
+    at an 8-byte step of its plaintext, so the positions whose word is one of those (found
+    by set intersection, one alignment at a time) are the only ones to check.
+    """
+    windows, words = index
+    n = len(data)
+    if n < WINDOW or not windows:
+        return None
+    mv = memoryview(data)
+    best = None
+    for a in range(8):
+        end = a + (n - a) // 8 * 8
+        found = words.intersection(mv[a:end].cast("Q"))
+        if not found:
+            continue
+        # Rare (a failure): the first position of this alignment that holds a window.
+        for k, w in enumerate(mv[a:end].cast("Q")):
+            i = a + 8 * k
+            if best is not None and i >= best:
+                break
+            if w in found and data[i : i + WINDOW] in windows:
+                best = i
+                break
+    return best
+
+
+SCANNED = [0, 0]  # blobs and bytes of the last search
+
+
+def find_plaintext_in(blobs, plaintexts):
+    """(name, offset) of each (name, bytes) blob that holds a run of plaintext.
+
+    The plaintexts are indexed by their 16-byte windows at 16-byte steps, and every blob
+    position is looked up: any run of 31 plaintext bytes or more is found (it holds one
+    whole indexed window). The Rust harness (`TestGateway::assert_no_plaintext_in_backend`)
+    checks every 16-byte window exactly.
+    """
+    index = _windows(plaintexts)
     hits = []
+    SCANNED[0] = SCANNED[1] = 0
+    for name, data in blobs:
+        SCANNED[0] += 1
+        SCANNED[1] += len(data)
+        i = _first_hit(data, index)
+        if i is not None:
+            hits.append((name, i))
+    return hits
+
+
+def _folder_blobs(root):
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
             path = os.path.join(dirpath, f)
@@ -125,11 +192,49 @@ def find_plaintext(root, plaintexts):
                 data = open(path, "rb").read()
             except OSError:
                 continue
-            for i in range(0, max(0, len(data) - WINDOW + 1)):
-                if data[i : i + WINDOW] in windows:
-                    hits.append((path, i))
-                    break
-    return hits
+            yield path, data
+
+
+def backend_client():
+    """boto3 straight to the backend, with its own credentials (TWOFOLD_BACKEND_*)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["TWOFOLD_BACKEND_ENDPOINT"],
+        region_name=os.environ.get("TWOFOLD_BACKEND_REGION", "us-east-1"),
+        aws_access_key_id=os.environ["TWOFOLD_BACKEND_ACCESS_KEY"],
+        aws_secret_access_key=os.environ["TWOFOLD_BACKEND_SECRET_KEY"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                      retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+def _backend_blobs(bucket=None):
+    """Every object (every version) of every bucket (or of `bucket`), read straight from the
+    backend."""
+    s3 = backend_client()
+    names = [bucket] if bucket else [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    for name in names:
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=name)
+        try:
+            versions = [(v["Key"], v.get("VersionId")) for page in pages
+                        for v in page.get("Versions", [])]
+        except ClientError:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=name)
+            versions = [(o["Key"], None) for page in pages for o in page.get("Contents", [])]
+        for key, vid in versions:
+            kw = {"VersionId": vid} if vid and vid != "null" else {}
+            data = s3.get_object(Bucket=name, Key=key, **kw)["Body"].read()
+            yield f"s3://{name}/{key}" + (f"?versionId={vid}" if kw else ""), data
+
+
+def find_plaintext(target, plaintexts, bucket=None):
+    """Searches a backend for plaintext: `target` is the backend's folder (s3s-fs), or
+    `s3:` for every object read from the backend with its own credentials (Ceph, moto);
+    every bucket, or only `bucket`."""
+    if target == "s3:":
+        return find_plaintext_in(_backend_blobs(bucket), plaintexts)
+    return find_plaintext_in(_folder_blobs(os.path.join(target, bucket) if bucket else target),
+                             plaintexts)
 
 
 # ---- a TLS terminator in front of the gateway ----------------------------------------------
@@ -308,6 +413,36 @@ def run(args):
 
     results.run("http: put/get/head, sizes around 64 KiB, CRC32 header + Expect", http_round_trips)
 
+    def get_then_head_on_one_client():
+        # Regression: in front of moto (which answers `Connection: close`) the gateway
+        # pooled the closed backend connection, and the HEAD after a GET waited for boto3's
+        # read timeout (5 s) before failing. One client, one connection to the gateway.
+        quick = boto3.client(
+            "s3", endpoint_url=endpoint,
+            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          retries={"max_attempts": 1, "mode": "standard"},
+                          connect_timeout=5, read_timeout=5),
+        )
+        data = rnd(1000)
+        quick.put_object(Bucket=bucket, Key="get-then-head", Body=data)
+        for round_ in range(3):
+            t0 = time.monotonic()
+            body = quick.get_object(Bucket=bucket, Key="get-then-head")["Body"].read()
+            t1 = time.monotonic()
+            head = quick.head_object(Bucket=bucket, Key="get-then-head")
+            t2 = time.monotonic()
+            expect(body == data, "GET content")
+            expect(head["ContentLength"] == len(data), "HEAD size")
+            expect(t1 - t0 < 1.0 and t2 - t1 < 1.0,
+                   f"round {round_}: GET {t1 - t0:.2f} s, HEAD {t2 - t1:.2f} s (want < 1 s each)")
+        quick.delete_object(Bucket=bucket, Key="get-then-head")
+
+    results.run("http: GET then HEAD on one client, each well under 1 s (read timeout 5 s)",
+                get_then_head_on_one_client)
+
     def http_listing():
         listed = s3.list_objects_v2(Bucket=bucket, Prefix="http/")
         sizes = {o["Key"]: o["Size"] for o in listed.get("Contents", [])}
@@ -390,7 +525,16 @@ def run(args):
         data = rnd(70_000)
         put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "pre"},
                                             ExpiresIn=300)
-        req = urllib.request.Request(put_url, data=data, method="PUT")
+        headers = {}
+        if BACKEND == "moto":
+            # moto (Flask) takes a body sent as application/x-www-form-urlencoded, urllib's
+            # default, for a form: sent straight to moto the PUT never gets an answer, and
+            # through the gateway the object stored is not the body sent.
+            results.skip("presigned PUT with urllib's default Content-Type",
+                         "moto takes an application/x-www-form-urlencoded body for a form and "
+                         "does not store it as sent; sent as application/octet-stream here")
+            headers["Content-Type"] = "application/octet-stream"
+        req = urllib.request.Request(put_url, data=data, method="PUT", headers=headers)
         with urllib.request.urlopen(req, timeout=60) as r:
             expect(r.status == 200, f"presigned PUT {r.status}")
         get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "pre"},
@@ -540,9 +684,13 @@ def run(args):
 
     def no_plaintext():
         hits = find_plaintext(args.data_dir, [p for p in plaintexts if len(p) >= WINDOW])
+        print(f"    searched {SCANNED[0]} backend objects/files, {SCANNED[1]} bytes")
+        expect(SCANNED[1] > 0, "nothing found in the backend to search")
         expect(not hits, f"plaintext in the backend: {hits[:5]}")
 
-    results.run("the backend's folder holds no run of any plaintext", no_plaintext)
+    where = ("every object read straight from the backend" if args.data_dir == "s3:"
+             else "the backend's folder")
+    results.run(f"{where} holds no run of any plaintext", no_plaintext)
 
     def cleanup():
         listed = s3.list_objects_v2(Bucket=bucket, Prefix="http/")
@@ -553,14 +701,18 @@ def run(args):
     results.run("clean-up", cleanup)
 
     with open(args.counts, "w") as f:
-        f.write(f"{results.passed} {results.failed}\n")
+        f.write(f"{results.passed} {results.failed} {results.skipped}\n")
     print(f"boto3: {results.passed} passed, {results.failed} failed", flush=True)
     return 0 if results.failed == 0 else 1
 
 
 def scan(args):
     plaintexts = [open(f, "rb").read() for f in args.files]
-    hits = find_plaintext(args.dir, plaintexts)
+    hits = find_plaintext(args.dir, plaintexts, args.bucket)
+    print(f"searched {SCANNED[0]} backend objects/files, {SCANNED[1]} bytes")
+    if SCANNED[1] == 0:
+        print("nothing found in the backend to search")
+        return 1
     for path, offset in hits:
         print(f"plaintext at {path}:{offset}")
     return 1 if hits else 0
@@ -570,11 +722,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--data-dir", required=True)
+    r.add_argument("--data-dir", required=True, help="the backend's folder, or s3:")
     r.add_argument("--counts", required=True)
     r.add_argument("--work")
     s = sub.add_parser("scan")
-    s.add_argument("dir")
+    s.add_argument("dir", help="the backend's folder, or s3:")
+    s.add_argument("--bucket", help="search only this bucket")
     s.add_argument("files", nargs="+")
     args = p.parse_args()
     return run(args) if args.cmd == "run" else scan(args)
