@@ -1213,3 +1213,29 @@ fn regression_non_ascii_host_does_not_panic() {
         Err(AddressError::InvalidBucketName("\u{e9}".into()))
     );
 }
+
+/// Regression: backend error documents reached clients as they were, with the backend's own
+/// request and host ids (Ceph's carry its zone names). The client gets the backend's code
+/// and message under the gateway's request id, and the generic message for a 5xx.
+#[test]
+fn backend_error_documents_are_relayed_with_code_and_message_only() {
+    let ceph = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidPart</Code>\
+        <Message>part &amp; more</Message><BucketName>b</BucketName>\
+        <RequestId>tx0000abc-default</RequestId><HostId>100c-default-default</HostId></Error>";
+    let out = String::from_utf8(S3Error::relayed(400, ceph, "0100000000000007")).unwrap();
+    assert_eq!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidPart</Code>\
+         <Message>part &amp; more</Message><RequestId>0100000000000007</RequestId></Error>"
+    );
+    let internal =
+        b"<Error><Code>InternalError</Code><Message>rados: -5 at osd.0</Message></Error>";
+    let out = String::from_utf8(S3Error::relayed(500, internal, "r")).unwrap();
+    assert!(
+        !out.contains("osd") && out.contains("<Code>InternalError</Code>"),
+        "{out}"
+    );
+    // Not an error document (RGW's JSON for a path it takes for its own): a code by status.
+    let out = String::from_utf8(S3Error::relayed(403, b"{\"Code\":\"x\"}", "r")).unwrap();
+    assert!(out.contains("<Code>AccessDenied</Code>"), "{out}");
+}

@@ -28,7 +28,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 use twofold::checksum::{ChecksumAlgorithm, checksum};
 use twofold::sigv4::PayloadMode;
-use twofold_tests::backend::BackendKind;
 use twofold_tests::checksum_of;
 use twofold_tests::checksums::sdk_alg;
 use twofold_tests::gateway::{
@@ -129,13 +128,6 @@ async fn each_algorithm_as_a_header() {
 #[tokio::test]
 async fn each_algorithm_as_a_signed_aws_chunked_trailer() {
     let gw = TestGateway::start();
-    if gw.skip_on(
-        &[BackendKind::Ceph],
-        "known gateway bug: a PutObject streamed then copied (3 MiB) answers the ETag \
-         of Ceph's CopyObjectResult unquoted (HEAD and GET quote it)",
-    ) {
-        return;
-    }
     let (s3, rec) = gw.recording_client();
     create_bucket(&s3, BUCKET).await;
     let dir = tempfile::tempdir().unwrap();
@@ -239,13 +231,6 @@ async fn sdk_default_trailer_checksum_is_returned_with_checksum_mode() {
     // The SDK's defaults (no checksum asked for): a streaming body goes out aws-chunked
     // with a CRC32 trailer, which the gateway must record with the object.
     let gw = TestGateway::start();
-    if gw.skip_on(
-        &[BackendKind::Ceph],
-        "known gateway bug: a PutObject streamed then copied (3 MiB) answers the ETag \
-         of Ceph's CopyObjectResult unquoted (HEAD and GET quote it)",
-    ) {
-        return;
-    }
     let (s3, rec) = gw.recording_client();
     create_bucket(&s3, BUCKET).await;
     let dir = tempfile::tempdir().unwrap();
@@ -344,13 +329,6 @@ fn unsigned_trailer_put(
 #[tokio::test]
 async fn unsigned_trailer_checksum_is_stored_and_a_wrong_one_is_refused() {
     let gw = TestGateway::start();
-    if gw.skip_on(
-        &[BackendKind::Ceph],
-        "known gateway bug: a PutObject streamed then copied (3 MiB) answers the ETag \
-         of Ceph's CopyObjectResult unquoted (HEAD and GET quote it)",
-    ) {
-        return;
-    }
     let s3 = gw.client();
     create_bucket(&s3, BUCKET).await;
     for a in ChecksumAlgorithm::ALL {

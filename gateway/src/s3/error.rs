@@ -223,6 +223,48 @@ impl S3Error {
         out.extend_from_slice(b"</RequestId></Error>");
     }
 
+    /// A backend's error document as the client gets it: the backend's `Code` and (for a
+    /// client error) `Message`, the gateway's request id, and nothing else of the backend's
+    /// (its own request and host ids, zone names, resource paths stay out). A server error
+    /// (5xx) gets the generic message of its status; a body that is no S3 error document
+    /// gets the status's generic code.
+    pub fn relayed(status: u16, backend_xml: &[u8], request_id: &str) -> Vec<u8> {
+        let text = String::from_utf8_lossy(backend_xml);
+        let element = |tag: &str| {
+            let open = format!("<{tag}>");
+            let close = format!("</{tag}>");
+            let from = text.find(&open)? + open.len();
+            let len = text[from..].find(&close)?;
+            Some(xml::unescape(&text[from..from + len]))
+        };
+        let code = element("Code")
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| {
+                match status {
+                    s if s >= 500 => "InternalError",
+                    404 => "NoSuchKey",
+                    403 => "AccessDenied",
+                    _ => "InvalidRequest",
+                }
+                .to_owned()
+            });
+        let generic = S3Error::new(status, "InternalError", String::new());
+        let message = match status {
+            501 | 400..=499 => element("Message").unwrap_or_default(),
+            _ => generic.client_message().to_owned(),
+        };
+        let mut out = Vec::with_capacity(256 + code.len() + message.len());
+        out.extend_from_slice(XML_DECLARATION.as_bytes());
+        out.extend_from_slice(b"<Error><Code>");
+        xml::escape_into(&code, &mut out);
+        out.extend_from_slice(b"</Code><Message>");
+        xml::escape_into(&message, &mut out);
+        out.extend_from_slice(b"</Message><RequestId>");
+        xml::escape_into(request_id, &mut out);
+        out.extend_from_slice(b"</RequestId></Error>");
+        out
+    }
+
     /// The XML error document.
     pub fn to_xml(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.xml_len());

@@ -1,5 +1,5 @@
 //! Writing text into XML element content, for the documents the gateway writes itself (error
-//! documents; anything it rewrites).
+//! documents; anything it rewrites), and reading the simple text of elements back.
 //!
 //! `&`, `<`, `>`, `"` and `'` become entity references and CR becomes `&#13;` (a parser would
 //! otherwise turn it into LF). Characters XML 1.0 cannot hold at all, even as references (C0
@@ -15,6 +15,17 @@ pub fn escape_into(text: &str, out: &mut Vec<u8>) {
             None => out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes()),
         }
     }
+}
+
+/// The text of element content with the five predefined entity references resolved
+/// (`&amp;` last, so that `&amp;lt;` stays `&lt;`). For the simple documents S3 servers
+/// write; character references are left as they are.
+pub fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// `text` escaped for element content.

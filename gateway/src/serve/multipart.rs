@@ -122,11 +122,7 @@ pub(crate) fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 pub(crate) fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+    crate::s3::xml::unescape(s)
 }
 
 fn replace_upload_id(xml: &[u8], token: &str) -> Vec<u8> {

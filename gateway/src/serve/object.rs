@@ -576,7 +576,6 @@ pub(crate) async fn forward_error(
     let mut out = ResponseHead::new(resp.status);
     for name in [
         "content-type",
-        "etag",
         "last-modified",
         "x-amz-delete-marker",
         "x-amz-version-id",
@@ -585,6 +584,21 @@ pub(crate) async fn forward_error(
             out.push_header(name, v.to_vec());
         }
     }
+    if let Some(v) = resp.header("etag") {
+        out.push_header("etag", crate::s3::etag::header_to_client(v));
+    }
+    // An error document is the backend's code and message under the gateway's request id;
+    // nothing else of the backend's (its ids, host and zone names) reaches the client.
+    let relayed;
+    let body = if body.is_empty() {
+        body
+    } else {
+        relayed = S3Error::relayed(resp.status, body, rid);
+        if out.header("content-type").is_none() {
+            out.push_header("content-type", b"application/xml".to_vec());
+        }
+        relayed.as_slice()
+    };
     out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
     out.push_header("content-length", body.len().to_string().into_bytes());
     write_response(conn, &out, body)

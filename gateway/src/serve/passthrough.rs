@@ -149,16 +149,26 @@ async fn forward_payload(
     };
     // GetBucketLocation: the region clients sign for is the gateway's, whatever the
     // backend calls its own (Ceph answers `default`; s3cmd then signs for it).
+    let relayed_error = resp.status >= 300 && !resp_body.is_empty();
     let resp_body = if is_bucket_location(ctx) && resp.status == 200 {
         location_constraint(&ctx.core.settings.region)
+    } else if relayed_error {
+        // The backend's code and message under the gateway's request id, and no more.
+        S3Error::relayed(resp.status, &resp_body, ctx.rid)
     } else {
         resp_body
     };
     let mut out = ResponseHead::new(resp.status);
     for (n, v) in &resp.headers {
-        if !RESPONSE_DROPPED.contains(&n.as_str()) && !n.starts_with("x-amz-meta-twofold") {
+        let dropped = RESPONSE_DROPPED.contains(&n.as_str())
+            || n.starts_with("x-amz-meta-twofold")
+            || (relayed_error && n == "content-type");
+        if !dropped {
             out.push_header(n, v.clone());
         }
+    }
+    if relayed_error {
+        out.push_header("content-type", b"application/xml".to_vec());
     }
     out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
     if ctx.head.method != "HEAD" || resp.header("content-length").is_none() {
