@@ -28,8 +28,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== deployment files (systemd unit, Debian package, Prometheus, Grafana, HAProxy)"; bash deploy/check.sh
-echo "== real S3 clients (boto3, aws CLI) against twofold serve --dev"
-bash tests/clients/run.sh
+echo "== real S3 clients (boto3, aws CLI, rclone, s3cmd) against the gateway in front of s3s-fs, Ceph RGW and moto"
+bash tests/clients/run.sh all
 echo "== fuzz targets (HTTP head, chunked, aws-chunked, envelope reader), 15 s each"
 bash tests/fuzz/run.sh 15
 echo "== simd-bench smoke run"
