@@ -3,8 +3,10 @@
 //! front of it, runs the same workloads with the same load generator against the three
 //! paths, reads CPU time and peak RSS of each server process, runs simd-bench for the
 //! crypto ceiling, and prints a table (and JSON with `--json FILE`). The realistic case,
-//! s3s-fs on a RAM folder, is measured beside it. `tests/bench/bench` builds and runs it;
-//! docs/benchmarks.md explains the figures.
+//! s3s-fs on a RAM folder, is measured beside it. With `--backend ceph --ceph-env FILE`
+//! the three paths lead to a running Ceph RGW instead (the env file of
+//! tests/backends/ceph.sh, which `tests/bench/bench --backend ceph` starts and stops).
+//! `tests/bench/bench` builds and runs it; docs/benchmarks.md explains the figures.
 #![forbid(unsafe_code)]
 
 use serde_json::{Value, json};
@@ -16,7 +18,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use twofold_bench::{procstat, prom};
 
-const USAGE: &str = "usage: twofold-bench [--quick] [--json FILE] [--skip-fs]";
+const USAGE: &str = "usage: twofold-bench [--quick] [--json FILE] [--skip-fs] \
+                     [--backend mem|ceph] [--ceph-env FILE]";
 const MIB: u64 = 1 << 20;
 /// How long a server may take to accept connections after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +37,10 @@ struct Plan {
     ttfb_count: u64,
     stream_bytes: u64,
     many_connections: u64,
+    /// Most objects one large PUT workload writes (it stops at `seconds` otherwise).
+    large_put_count: Option<u64>,
+    /// Whether this is a `--quick` run.
+    quick: bool,
 }
 
 const FULL: Plan = Plan {
@@ -47,16 +54,115 @@ const FULL: Plan = Plan {
     ttfb_count: 1000,
     stream_bytes: 4096 * MIB,
     many_connections: 256,
+    large_put_count: None,
+    quick: false,
 };
 
 const QUICK: Plan = Plan {
     seconds: 3.0,
     ttfb_count: 200,
     stream_bytes: 512 * MIB,
+    quick: true,
     ..FULL
 };
 
+/// In front of Ceph RGW, whose memstore OSD holds every object in RAM (about twice its
+/// size) and every overwritten one until radosgw's garbage collection: shorter workloads,
+/// at most 1.5 GiB per large PUT workload and a shorter stream, so that a full run stays
+/// under five minutes and the OSD under a few GiB.
+const CEPH_FULL: Plan = Plan {
+    seconds: 8.0,
+    stream_bytes: 1024 * MIB,
+    large_put_count: Some(24),
+    ..FULL
+};
+
+const CEPH_QUICK: Plan = Plan {
+    stream_bytes: 256 * MIB,
+    large_put_count: Some(12),
+    ..QUICK
+};
+
 type Res<T> = Result<T, String>;
+
+/// A Ceph RGW started by tests/backends/ceph.sh, as its env file describes it.
+struct Ceph {
+    addr: SocketAddr,
+    access_key: String,
+    secret: String,
+    /// (daemon, pid): radosgw, the OSD and the monitor.
+    daemons: Vec<(&'static str, u32)>,
+    /// The cluster's ceph.conf, for `radosgw-admin`.
+    conf: PathBuf,
+}
+
+impl Ceph {
+    fn from_env_file(path: &Path) -> Res<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let vars: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        let var = |k: &str| {
+            vars.get(k)
+                .map(|v| (*v).to_owned())
+                .ok_or_else(|| format!("{}: no {k}", path.display()))
+        };
+        let endpoint = var("CEPH_S3_ENDPOINT")?;
+        let addr = endpoint
+            .strip_prefix("http://")
+            .and_then(|a| a.trim_end_matches('/').parse().ok())
+            .ok_or_else(|| format!("CEPH_S3_ENDPOINT {endpoint:?}: expected http://IP:PORT"))?;
+        let mut daemons = Vec::new();
+        for (name, k) in [
+            ("radosgw", "CEPH_RGW_PID"),
+            ("ceph-osd", "CEPH_OSD_PID"),
+            ("ceph-mon", "CEPH_MON_PID"),
+        ] {
+            let pid = var(k)?
+                .parse()
+                .map_err(|_| format!("{}: {k} is no pid", path.display()))?;
+            daemons.push((name, pid));
+        }
+        Ok(Ceph {
+            addr,
+            access_key: var("CEPH_S3_ACCESS_KEY")?,
+            secret: var("CEPH_S3_SECRET_KEY")?,
+            daemons,
+            conf: PathBuf::from(var("CEPH_CONF")?),
+        })
+    }
+
+    /// Runs radosgw's garbage collection now, over everything queued: the objects the last
+    /// PUTs replaced. Outside the measured window, so that no path pays for the collection
+    /// of another's garbage (radosgw's own runs every 30 s) and the OSD's memory stays low.
+    fn collect_garbage(&self) {
+        let t0 = Instant::now();
+        let st = Command::new("timeout")
+            .args(["120", "radosgw-admin", "-c"])
+            .arg(&self.conf)
+            .args(["gc", "process", "--include-all"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        match st {
+            Ok(s) if s.success() => {
+                eprintln!("    (gc: {:.1} s)", t0.elapsed().as_secs_f64());
+            }
+            other => eprintln!("    radosgw-admin gc process failed: {other:?}"),
+        }
+    }
+}
+
+/// CPU seconds of processes (and of their children).
+fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter()
+        .flat_map(|&p| std::iter::once(p).chain(procstat::children(p)))
+        .map(|p| procstat::cpu_seconds(p).unwrap_or(0.0))
+        .sum()
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -166,6 +272,8 @@ struct Ctx {
     backend_secret: String,
     client_key: String,
     client_secret: String,
+    /// Arguments every run of the load generator gets before the workload's own.
+    load_extra: Vec<String>,
 }
 
 /// One of the paths measured.
@@ -367,6 +475,7 @@ impl Ctx {
         let out = Command::new(self.bin.join("twofold-bench-load"))
             .args(["--endpoint", &t.endpoint, "--access-key", &t.access_key])
             .args(["--bucket", &t.bucket])
+            .args(&self.load_extra)
             .args(args)
             .env("TWOFOLD_BENCH_SECRET", &t.secret)
             .stdin(Stdio::null())
@@ -421,10 +530,15 @@ fn workloads(p: &Plan) -> Vec<Workload> {
             ("seconds", s.clone()),
         ])
     };
+    let put_count: Vec<(&str, String)> = p
+        .large_put_count
+        .map(|n| ("count", n.to_string()))
+        .into_iter()
+        .collect();
     vec![
         Workload {
             name: "put_large",
-            args: large("put", &[]),
+            args: large("put", &put_count),
         },
         Workload {
             name: "get_large",
@@ -507,18 +621,19 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 fn run_workloads(
     ctx: &Ctx,
     targets: &[(&Target, Vec<&Server>)],
-    backend: &Server,
+    backend: &[u32],
     list: &[Workload],
+    ceph: Option<&Ceph>,
 ) -> Res<BTreeMap<String, BTreeMap<String, Value>>> {
     let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     for w in list {
         for (t, servers) in targets {
             let before: Vec<f64> = servers.iter().map(|s| s.cpu()).collect();
-            let backend_before = backend.cpu();
+            let backend_before = cpu_of(backend);
             let mut r = ctx.load(t, &w.args)?;
             let gb = num(&r, &["bytes"]).unwrap_or(0.0) / 1e9;
             let cpu: f64 = servers.iter().zip(&before).map(|(s, b)| s.cpu() - b).sum();
-            let backend_cpu = backend.cpu() - backend_before;
+            let backend_cpu = cpu_of(backend) - backend_before;
             if let Some(o) = r.as_object_mut() {
                 o.insert("proxy_cpu_s".into(), json!(cpu));
                 o.insert("backend_cpu_s".into(), json!(backend_cpu));
@@ -540,6 +655,11 @@ fn run_workloads(
             if errors > 0.0 {
                 eprintln!("    first error: {}", r["first_error"]);
             }
+            if let Some(c) = ceph
+                && r["op"] == "put"
+            {
+                c.collect_garbage();
+            }
             out.entry(w.name.to_owned())
                 .or_default()
                 .insert(t.name.to_owned(), r);
@@ -551,7 +671,7 @@ fn run_workloads(
 fn simd_bench(ctx: &Ctx) -> Res<Value> {
     let path = ctx.work.join("simd.json");
     let mut cmd = Command::new(ctx.bin.join("simd-bench"));
-    if ctx.plan.seconds < FULL.seconds {
+    if ctx.plan.quick {
         cmd.arg("--quick");
     }
     let st = cmd
@@ -582,6 +702,17 @@ fn simd_gbps(simd: &Value, group: &str, implementation: &str, operation: &str) -
     })
 }
 
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
+fn loadavg() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b != 0.0 => Some(a / b),
@@ -590,15 +721,19 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 fn run() -> Res<()> {
-    let mut plan = FULL;
+    let mut quick = false;
     let mut json_path = None;
     let mut skip_fs = false;
+    let mut backend_kind = String::from("mem");
+    let mut ceph_env = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--quick" => plan = QUICK,
+            "--quick" => quick = true,
             "--json" => json_path = Some(it.next().ok_or(USAGE)?),
             "--skip-fs" => skip_fs = true,
+            "--backend" => backend_kind = it.next().ok_or(USAGE)?,
+            "--ceph-env" => ceph_env = Some(PathBuf::from(it.next().ok_or(USAGE)?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -606,6 +741,26 @@ fn run() -> Res<()> {
             _ => return Err(format!("unknown argument {a:?}\n{USAGE}")),
         }
     }
+    let ceph = match (backend_kind.as_str(), &ceph_env) {
+        ("mem", None) => None,
+        ("ceph", Some(env)) => Some(Ceph::from_env_file(env)?),
+        ("ceph", None) => {
+            return Err(format!(
+                "--backend ceph needs --ceph-env FILE (tests/bench/bench --backend ceph starts \
+                 Ceph and passes it)\n{USAGE}"
+            ));
+        }
+        ("mem", Some(_)) => return Err(format!("--ceph-env goes with --backend ceph\n{USAGE}")),
+        (other, _) => return Err(format!("unknown backend {other:?}\n{USAGE}")),
+    };
+    let plan = match (ceph.is_some(), quick) {
+        (false, false) => FULL,
+        (false, true) => QUICK,
+        (true, false) => CEPH_FULL,
+        (true, true) => CEPH_QUICK,
+    };
+    // s3s-fs is the in-memory run's realistic companion; a Ceph run is its own.
+    let skip_fs = skip_fs || ceph.is_some();
     let bin = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .parent()
@@ -615,24 +770,47 @@ fn run() -> Res<()> {
         .prefix("twofold-bench-")
         .tempdir()
         .map_err(|e| format!("temporary folder: {e}"))?;
+    let (backend_key, backend_secret) = match &ceph {
+        Some(c) => (c.access_key.clone(), c.secret.clone()),
+        None => ("bench-backend".into(), random_hex(20)?),
+    };
     let ctx = Ctx {
         bin,
         work: tmp.path().to_path_buf(),
         plan,
-        backend_key: "bench-backend".into(),
-        backend_secret: random_hex(20)?,
+        backend_key,
+        backend_secret,
         client_key: "bench-client".into(),
         client_secret: random_hex(20)?,
+        // radosgw 16 refuses aws-chunked bodies with a trailer: plain bodies on all paths.
+        load_extra: if ceph.is_some() {
+            vec!["--checksum".into(), "when-required".into()]
+        } else {
+            Vec::new()
+        },
     };
     let started = Instant::now();
+    let load_start = loadavg();
 
     eprintln!("== simd-bench (crypto ceiling, one core)");
     let simd = simd_bench(&ctx)?;
 
-    eprintln!("== in-memory backend");
-    let (backend, backend_addr) = ctx.start_backend(None)?;
-    let (nginx, nginx_addr) = ctx.start_nginx("mem", backend_addr)?;
-    let (gateway, gateway_addr, admin) = ctx.start_twofold("mem", backend_addr)?;
+    let (backend, backend_addr, backend_pids) = match &ceph {
+        Some(c) => {
+            eprintln!("== Ceph RGW backend at {}", c.addr);
+            let pids = c.daemons.iter().map(|(_, p)| *p).collect();
+            (None, c.addr, pids)
+        }
+        None => {
+            eprintln!("== in-memory backend");
+            let (server, addr) = ctx.start_backend(None)?;
+            let pids = vec![server.pid()];
+            (Some(server), addr, pids)
+        }
+    };
+    let tag = if ceph.is_some() { "ceph" } else { "mem" };
+    let (nginx, nginx_addr) = ctx.start_nginx(tag, backend_addr)?;
+    let (gateway, gateway_addr, admin) = ctx.start_twofold(tag, backend_addr)?;
     let direct_t = ctx.target("direct", backend_addr, false);
     let nginx_t = ctx.target("nginx", nginx_addr, false);
     let twofold_t = ctx.target("twofold", gateway_addr, true);
@@ -648,17 +826,39 @@ fn run() -> Res<()> {
         a.extend(args(&[("count", plan.large_keys.to_string())]));
         ctx.load(t, &a)?;
     }
+    if let Some(c) = &ceph {
+        c.collect_garbage();
+    }
     let hsm_before = hsm_counters(admin);
-    let results = run_workloads(
+    let mut results = run_workloads(
         &ctx,
         &[
             (&direct_t, vec![]),
             (&nginx_t, vec![&nginx]),
             (&twofold_t, vec![&gateway]),
         ],
-        &backend,
+        &backend_pids,
         &list,
+        ceph.as_ref(),
     )?;
+    if ceph.is_some() {
+        // What an SDK sends by default (aws-chunked, CRC32 trailer): radosgw refuses it, so
+        // only through the gateway, which stores the object with a plain PUT and then
+        // records the verified checksum by a server-side copy onto itself.
+        let mut a = list[0].args.clone();
+        a.extend(args(&[("checksum", "when-supported".into())]));
+        let w = Workload {
+            name: "put_large_trailer",
+            args: a,
+        };
+        results.extend(run_workloads(
+            &ctx,
+            &[(&twofold_t, vec![&gateway])],
+            &backend_pids,
+            &[w],
+            ceph.as_ref(),
+        )?);
+    }
     let hsm_after = hsm_counters(admin);
     let gateway_peak_main = gateway.peak_rss_mib();
     let nginx_peak = nginx.peak_rss_mib();
@@ -712,6 +912,20 @@ fn run() -> Res<()> {
         num(&many, &["ops_per_s"]).unwrap_or(0.0),
         many["errors"]
     );
+    let backend_rss: BTreeMap<&str, f64> = match &ceph {
+        Some(c) => c
+            .daemons
+            .iter()
+            .map(|(n, p)| {
+                let kib = procstat::status_kib(*p, "VmHWM").unwrap_or(0);
+                (*n, kib as f64 / 1024.0)
+            })
+            .collect(),
+        None => backend
+            .iter()
+            .map(|b| ("twofold-bench-s3", b.peak_rss_mib()))
+            .collect(),
+    };
     drop(gateway);
     drop(nginx);
     drop(backend);
@@ -741,8 +955,9 @@ fn run() -> Res<()> {
                 (&nginx_t, vec![&nginx]),
                 (&twofold_t, vec![&gateway]),
             ],
-            &backend,
+            &[backend.pid()],
             &list[..2],
+            None,
         )?;
         fs_results = json!(r);
     }
@@ -812,12 +1027,28 @@ fn run() -> Res<()> {
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
         "nginx": Command::new("nginx").arg("-v").output().ok().map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+        "load_average_start": load_start,
+        "load_average_end": loadavg(),
     });
+    let backend_info = match &ceph {
+        Some(_) => json!({
+            "kind": "ceph",
+            "name": "Ceph RGW",
+            "version": Command::new("radosgw").arg("--version").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()),
+            "client_checksum": "when-required (plain bodies)",
+        }),
+        None => json!({
+            "kind": "mem",
+            "name": "in-memory",
+            "client_checksum": "when-supported (aws-chunked, CRC32 trailer)",
+        }),
+    };
     let report = json!({
         "tool": "twofold-bench",
-        "mode": if plan.seconds < FULL.seconds { "quick" } else { "full" },
+        "mode": if plan.quick { "quick" } else { "full" },
         "seconds_per_workload": plan.seconds,
         "machine": machine,
+        "backend": backend_info,
         "ratios": ratios,
         "twofold_vs_direct": vs_direct,
         "results": results,
@@ -833,6 +1064,7 @@ fn run() -> Res<()> {
             "gateway_rss_start_mib": gateway_rss_start,
             "gateway_peak_rss_workloads_mib": gateway_peak_main,
             "nginx_peak_rss_mib": nginx_peak,
+            "backend_peak_rss_mib": backend_rss,
             "stream_bytes": plan.stream_bytes,
             "stream_rss_base_mib": rss_base,
             "stream_rss_peak_mib": rss_stream_peak,

@@ -15,6 +15,12 @@ const ROWS: &[(&str, &str, &str, &str)] = &[
     ),
     ("put_small", "PUT 4 KiB", "ops_per_s", "obj/s"),
     ("get_small", "GET 4 KiB", "ops_per_s", "obj/s"),
+    (
+        "put_large_trailer",
+        "PUT 64 MiB, CRC32 trailer",
+        "gb_per_s",
+        "GB/s",
+    ),
 ];
 
 /// Targets: (ratio key, label, limit, whether the value must stay below the limit).
@@ -63,16 +69,22 @@ pub fn table(r: &Value) -> String {
     let m = &r["machine"];
     let _ = writeln!(
         s,
-        "\nTwofold end-to-end benchmark ({} mode) on {} ({} CPUs, Linux {})",
+        "\nTwofold end-to-end benchmark ({} mode) on {} ({} CPUs, Linux {}), load average {} at start, {} at end",
         r["mode"].as_str().unwrap_or("?"),
         m["cpu_model"].as_str().unwrap_or("?"),
         m["cpus"],
         m["kernel"].as_str().unwrap_or("?"),
+        m["load_average_start"].as_str().unwrap_or("?"),
+        m["load_average_end"].as_str().unwrap_or("?"),
     );
+    let backend = r["backend"]["name"].as_str().unwrap_or("in-memory");
+    if let Some(v) = r["backend"]["version"].as_str() {
+        let _ = writeln!(s, "backend: {v}");
+    }
     let _ = writeln!(
         s,
-        "\n{:<28} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}  CPU s/GB (nginx, twofold)",
-        "workload (in-memory backend)",
+        "\n{:<28} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}  CPU s/GB (nginx, twofold; backend: direct, nginx, twofold)",
+        format!("workload ({backend} backend)"),
         "unit",
         "direct",
         "nginx",
@@ -81,6 +93,9 @@ pub fn table(r: &Value) -> String {
         "tf/direct"
     );
     for (key, label, field, unit) in ROWS {
+        if !r["results"][key].is_object() {
+            continue;
+        }
         let get = |t: &str| at(r, &["results", key, t, field]).as_f64();
         let (d, n, t) = (get("direct"), get("nginx"), get("twofold"));
         let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -88,9 +103,10 @@ pub fn table(r: &Value) -> String {
             _ => None,
         };
         let cpu = |t: &str| at(r, &["results", key, t, "proxy_cpu_s_per_gb"]).as_f64();
+        let bcpu = |t: &str| at(r, &["results", key, t, "backend_cpu_s_per_gb"]).as_f64();
         let _ = writeln!(
             s,
-            "{label:<28} {unit:>6} {:>9} {:>9} {:>9} {:>9} {:>9}  {}, {}",
+            "{label:<28} {unit:>6} {:>9} {:>9} {:>9} {:>9} {:>9}  {}, {}; {}, {}, {}",
             fmt_num(d),
             fmt_num(n),
             fmt_num(t),
@@ -98,6 +114,9 @@ pub fn table(r: &Value) -> String {
             fmt_num(div(t, d)),
             fmt_num(cpu("nginx")),
             fmt_num(cpu("twofold")),
+            fmt_num(bcpu("direct")),
+            fmt_num(bcpu("nginx")),
+            fmt_num(bcpu("twofold")),
         );
     }
     let ttfb = |t: &str, p: &str| at(r, &["results", "ttfb_1mib", t, "ttfb_ms", p]).as_f64();
@@ -170,6 +189,13 @@ pub fn table(r: &Value) -> String {
         mem["connections"],
         fmt_num(mem["connections_rss_peak_mib"].as_f64()),
     );
+    if let Some(b) = mem["backend_peak_rss_mib"].as_object() {
+        let list: Vec<String> = b
+            .iter()
+            .map(|(n, v)| format!("{n} {} MiB", fmt_num(v.as_f64())))
+            .collect();
+        let _ = writeln!(s, "backend peak RSS: {}", list.join(", "));
+    }
     let _ = writeln!(
         s,
         "\n{:<44} {:>9} {:>8}  verdict",

@@ -3,12 +3,16 @@
 //! default) running several requests at once. It runs one operation until a time or a
 //! count is reached and prints one JSON object: operations, bytes, throughput, objects/s,
 //! and latency and time-to-first-byte percentiles. The secret access key comes from the
-//! environment variable `TWOFOLD_BENCH_SECRET`.
+//! environment variable `TWOFOLD_BENCH_SECRET`. `--checksum when-required` turns the
+//! SDK's default checksum off, so that PUT bodies go out plain (`UNSIGNED-PAYLOAD` or a
+//! signed SHA-256) instead of aws-chunked with a trailer: Ceph RGW 16 refuses the latter.
 #![forbid(unsafe_code)]
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{Credentials, Region, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use std::pin::Pin;
@@ -23,6 +27,7 @@ const USAGE: &str = "\
 usage: twofold-bench-load --endpoint URL --access-key ID --bucket B
          --op create-bucket|put|get|range [--size BYTES] [--keys N] [--prefix P]
          [--concurrency N] [--seconds S] [--count N] [--range-bytes BYTES]
+         [--checksum when-supported|when-required]
   (secret access key in TWOFOLD_BENCH_SECRET)
   put:   PUT objects P-0..P-(N-1) of --size bytes, round robin
   get:   GET them, checking each length
@@ -46,6 +51,9 @@ struct Args {
     seconds: f64,
     count: u64,
     range_bytes: u64,
+    /// Whether the SDK adds a CRC32 to every PUT (its default, sent as an aws-chunked
+    /// trailer) or only where an operation requires one (a plain body).
+    checksum_when_required: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
         seconds: 10.0,
         count: u64::MAX,
         range_bytes: 1 << 20,
+        checksum_when_required: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -87,6 +96,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--count" => a.count = num(&v)?,
             "--range-bytes" => a.range_bytes = num(&v)?.max(1),
+            "--checksum" => {
+                a.checksum_when_required = match v.as_str() {
+                    "when-supported" => false,
+                    "when-required" => true,
+                    _ => return Err(format!("--checksum: {v:?}\n{USAGE}")),
+                }
+            }
             _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
         }
     }
@@ -209,6 +225,11 @@ fn client(args: &Args) -> Result<Client, String> {
         // The paths differ in whether they return checksums; validating only some would
         // charge the client unevenly.
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .request_checksum_calculation(if args.checksum_when_required {
+            RequestChecksumCalculation::WhenRequired
+        } else {
+            RequestChecksumCalculation::WhenSupported
+        })
         .build();
     Ok(Client::from_conf(config))
 }
