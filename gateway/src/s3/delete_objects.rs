@@ -114,30 +114,11 @@ fn unescape_into(text: &str, out: &mut String) -> Result<(), AddressError> {
         out.push_str(&rest[..amp]);
         let after = &rest[amp + 1..];
         let semi = after.find(';').ok_or(AddressError::MalformedDelete)?;
-        out.push(reference(&after[..semi]).ok_or(AddressError::MalformedDelete)?);
+        out.push(super::xml::reference(&after[..semi]).ok_or(AddressError::MalformedDelete)?);
         rest = &after[semi + 1..];
     }
     out.push_str(rest);
     Ok(())
-}
-
-/// The character of a reference without its `&` and `;`: `lt`, `#46`, `#x2E`, ...
-fn reference(name: &str) -> Option<char> {
-    let code = if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
-        u32::from_str_radix(hex, 16).ok()?
-    } else if let Some(dec) = name.strip_prefix('#') {
-        dec.parse::<u32>().ok()?
-    } else {
-        return match name {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => None,
-        };
-    };
-    char::from_u32(code)
 }
 
 #[cfg(test)]

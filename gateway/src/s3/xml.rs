@@ -17,15 +17,50 @@ pub fn escape_into(text: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// The text of element content with the five predefined entity references resolved
-/// (`&amp;` last, so that `&amp;lt;` stays `&lt;`). For the simple documents S3 servers
-/// write; character references are left as they are.
+/// The text of element content with its references resolved: the five predefined
+/// entities and character references (`&#34;`, `&#x22;`, which Go's `encoding/xml` writes
+/// for quotes). A reference that does not resolve is left as it is.
 pub fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        match after
+            .find(';')
+            .and_then(|semi| Some((semi, reference(&after[..semi])?)))
+        {
+            Some((semi, c)) => {
+                out.push(c);
+                rest = &after[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The character of a reference without its `&` and `;`: `lt`, `#46`, `#x2E`, ...
+pub(crate) fn reference(name: &str) -> Option<char> {
+    let code = if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+        u32::from_str_radix(hex, 16).ok()?
+    } else if let Some(dec) = name.strip_prefix('#') {
+        dec.parse::<u32>().ok()?
+    } else {
+        return match name {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => None,
+        };
+    };
+    char::from_u32(code)
 }
 
 /// `text` escaped for element content.
