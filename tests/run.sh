@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Twofold's whole test run: installs what the tests need on a fresh Debian machine
-# (SoftHSM2; the client script adds Python venvs), then checks formatting, runs clippy with
-# warnings denied, runs every test of the workspace, and drives the gateway with boto3 and
-# the aws CLI, and fuzzes the parsers briefly. Usage: bash tests/run.sh
+# (SoftHSM2; the client, backend and appliance scripts add Python venvs, rclone, s3cmd, Ceph
+# and HAProxy), then checks formatting, runs clippy with warnings denied, runs every test of
+# the workspace, drives the gateway with boto3, the aws CLI, rclone and s3cmd in front of
+# s3s-fs, Ceph RGW and moto, runs the integration tests in front of Ceph and moto, two
+# appliances behind HAProxy, and fuzzes the parsers briefly. Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,6 +32,16 @@ cargo test --workspace --locked
 echo "== deployment files (systemd unit, Debian package, Prometheus, Grafana, HAProxy)"; bash deploy/check.sh
 echo "== real S3 clients (boto3, aws CLI, rclone, s3cmd) against the gateway in front of s3s-fs, Ceph RGW and moto"
 bash tests/clients/run.sh all
+echo "== the gateway's integration tests in front of a real Ceph RGW (tests/backends/integration.sh)"
+bash tests/backends/integration.sh ceph
+# moto is an emulator, and each test gateway starts a moto server of its own: a subset that
+# covers what moto does differently (Connection: close on every answer, ETags, multipart,
+# versioning) keeps the whole run well inside CI's time; Ceph above runs every file.
+echo "== the gateway's integration tests in front of moto (a subset)"
+TWOFOLD_IT_FILES="gateway_round_trip gateway_etags gateway_copy_multipart gateway_multipart_checksums gateway_versions gateway_ranges" \
+  bash tests/backends/integration.sh moto
+echo "== two appliances behind HAProxy over one Ceph cluster: SIGKILL under load, rolling restart"
+bash tests/appliances/run.sh
 echo "== fuzz targets (HTTP head, chunked, aws-chunked, envelope reader), 15 s each"
 bash tests/fuzz/run.sh 15
 echo "== simd-bench smoke run"

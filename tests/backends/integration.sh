@@ -8,7 +8,8 @@
 #
 # The files are those whose requests reach the backend's object data paths: round trip,
 # ranges, multipart and copy, unaligned multipart, checksums, multipart checksums, payload
-# forms, metadata, ETags, framing, key segments, authentication, grants and faults. Left
+# forms, metadata, ETags, framing, key segments, authentication, grants, faults and
+# versioned buckets. Left
 # out, because they test only the gateway's own front and would run the same whatever the
 # backend: deadlines, lingering close, malformed heads, TLS, the process, metrics, /readyz
 # (cache and HSM), the HSM going away, and hygiene (error documents and probe costs,
@@ -17,7 +18,8 @@
 # Each test gateway gets its own backend namespace: on Ceph a user of a fresh RGW tenant,
 # on moto a moto_server of its own (see tests/src/backend.rs).
 #
-# Settings: TWOFOLD_BACKENDS_KEEP=1 keeps the backend's folder and logs.
+# Settings: TWOFOLD_BACKENDS_KEEP=1 keeps the backend's folder and logs;
+# TWOFOLD_IT_FILES="gateway_etags gateway_ranges" runs only those files.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -36,7 +38,12 @@ FILES=(
   gateway_auth
   gateway_grants
   gateway_faults
+  gateway_versions
 )
+# TWOFOLD_IT_FILES="a b c" runs those files instead (tests/run.sh runs a subset on moto).
+if [ -n "${TWOFOLD_IT_FILES:-}" ]; then
+  read -r -a FILES <<<"$TWOFOLD_IT_FILES"
+fi
 
 backend=${1:-}
 case "$backend" in
