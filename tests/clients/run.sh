@@ -397,12 +397,13 @@ PYEOF
   # rclone (aws-sdk-go's encoding/xml) escapes the quotes of each ETag in its
   # CompleteMultipartUpload document as `&#34;`: a regression check that the gateway reads
   # character references there (it did not, and Ceph and moto answered 400 InvalidPart).
-  # On moto the HEAD rclone sends right after the CompleteMultipartUpload (200) is answered
-  # 400 BadRequest by the gateway (no `request failed` line in its log); rclone then retries
-  # the whole copy, which succeeds. Marked as a known gateway bug until found.
+  # moto answers its own CompleteMultipartUpload on an unversioned bucket with
+  # `x-amz-version-id: null`, and then 400 to the `HEAD ?versionId=null` rclone sends next:
+  # rclone's multipart copy fails against moto alone too, without the gateway.
   local mp=(check) retries=()
   if [ "$B" = moto ]; then
-    mp=(known_bug "in front of moto, HEAD right after CompleteMultipartUpload answers 400 BadRequest; rclone retries the copy")
+    skip "rclone copyto multipart" "moto says version null after a completion and then refuses HEAD ?versionId=null (rclone fails so against moto itself)"
+    mp=(true)
   fi
   export RC_RETRIES="${retries[*]}"
   "${mp[@]}" "rclone copyto multipart (12 MiB, 5 MiB chunks) and cat back, same bytes" bash -c '
