@@ -313,14 +313,9 @@ impl Conn {
         false
     }
 
-    /// A response head about to be written, with `Connection: close` added while the
-    /// gateway drains; notes whether it says so.
-    fn closing_head(
-        &mut self,
-        data: Vec<u8>,
-        range: std::ops::Range<usize>,
-    ) -> (Vec<u8>, std::ops::Range<usize>) {
-        let bytes = &data[range.clone()];
+    /// While the gateway drains, the response head `bytes` begins with `Connection:
+    /// close` added (a new buffer to write instead); notes whether the head says so.
+    fn closing_head(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
         let head_len = find(bytes, b"\r\n\r\n").map_or(bytes.len(), |i| i + 4);
         let says_close = contains_ignore_case(&bytes[..head_len], b"\r\nconnection: close\r\n");
         let draining = self
@@ -329,18 +324,15 @@ impl Conn {
             .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed));
         if says_close || !draining {
             self.told_close |= says_close;
-            return (data, range);
+            return None;
         }
-        let Some(line_end) = find(bytes, b"\r\n") else {
-            return (data, range);
-        };
+        let line_end = find(bytes, b"\r\n")?;
         let mut out = Vec::with_capacity(bytes.len() + 19);
         out.extend_from_slice(&bytes[..line_end + 2]);
         out.extend_from_slice(b"connection: close\r\n");
         out.extend_from_slice(&bytes[line_end + 2..]);
         self.told_close = true;
-        let len = out.len();
-        (out, 0..len)
+        Some(out)
     }
 
     fn note_written(&self, n: usize) {
@@ -569,19 +561,31 @@ impl Conn {
         }
     }
 
-    /// Writes all of `data[range]` (an owned buffer, given back; as zeroes after a
-    /// deadline passed; a new one when a response head got `Connection: close` added).
-    /// Each write must make progress within the write deadline.
+    /// Writes all of `data[range]` (an owned buffer, given back as it was, its contents
+    /// included, so that callers reuse it; as zeroes after a deadline passed). Each write
+    /// must make progress within the write deadline.
     pub async fn write_range(
         &mut self,
         data: Vec<u8>,
         range: std::ops::Range<usize>,
     ) -> (io::Result<()>, Vec<u8>) {
-        let (mut data, range) = if self.note_write(&data[range.clone()]) {
-            self.closing_head(data, range)
-        } else {
-            (data, range)
-        };
+        if self.note_write(&data[range.clone()])
+            && let Some(head) = self.closing_head(&data[range.clone()])
+        {
+            // The caller's buffer is not the one written: it comes back untouched.
+            let len = head.len();
+            let (res, _) = self.write_exactly(head, 0..len).await;
+            return (res, data);
+        }
+        self.write_exactly(data, range).await
+    }
+
+    /// [`Conn::write_range`] without looking at what is written.
+    async fn write_exactly(
+        &mut self,
+        mut data: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> (io::Result<()>, Vec<u8>) {
         let mut at = range.start;
         while at < range.end {
             let len = data.len();
