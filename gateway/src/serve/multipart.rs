@@ -163,20 +163,12 @@ fn listed_uploads(xml: &[u8]) -> Vec<u8> {
 /// the backend's id.
 pub(crate) async fn list_uploads(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
     let _ = read_small_request(ctx, conn).await?;
-    let mut params = Vec::new();
-    for (k, v) in ctx.query.params() {
-        if k.starts_with("X-Amz-") {
-            continue;
-        }
-        let v = match k.as_str() {
-            "upload-id-marker" => parse_token(v).map_or_else(|_| v.clone(), |u| u.backend_id),
-            _ => v.clone(),
-        };
-        params.push(if v.is_empty() && k == "uploads" {
-            encode(k, false)
-        } else {
-            format!("{}={}", encode(k, false), encode(&v, false))
-        });
+    let mut params: Vec<String> = super::backend_query(ctx.query, &["upload-id-marker"])
+        .into_iter()
+        .collect();
+    if let Some(marker) = ctx.query.get("upload-id-marker") {
+        let backend = parse_token(marker).map_or_else(|_| marker.to_owned(), |u| u.backend_id);
+        params.push(format!("upload-id-marker={}", encode(&backend, false)));
     }
     let path = backend_path(ctx.address.bucket.as_deref(), None);
     let (resp, body) = ctx
@@ -957,11 +949,7 @@ pub(crate) async fn abort_or_list(
     } = parse_token(id).map_err(Failure::keep)?;
     let _ = read_small_request(ctx, conn).await?;
     let mut params = vec![format!("uploadId={}", encode(&backend_id, false))];
-    for (k, v) in ctx.query.params() {
-        if k != "uploadId" && !k.starts_with("X-Amz-") {
-            params.push(format!("{}={}", encode(k, false), encode(v, false)));
-        }
-    }
+    params.extend(super::backend_query(ctx.query, &["uploadId"]));
     let path = backend_path(Some(name.bucket), Some(name.key));
     let method = if list { "GET" } else { "DELETE" };
     let (resp, body) = ctx
