@@ -7,7 +7,8 @@
 #
 # Usage:
 #   tests/backends/ceph.sh start DIR    start mon + osd + radosgw, create two S3 users,
-#                                       write DIR/env and print it
+#                                       write DIR/env and print it; a failed start is
+#                                       tried once more (first try kept in DIR/failed-start)
 #   tests/backends/ceph.sh stop DIR     stop what `start DIR` started (radosgw, then the
 #                                       OSD, then the monitor); DIR is left in place
 #   tests/backends/ceph.sh status DIR   exit 0 if the S3 endpoint answers
@@ -412,9 +413,26 @@ cmd_status() {
   return 1
 }
 
+# A start that fails (a port taken between choosing and binding it, a daemon that died early
+# on a loaded machine) is tried once more; the first try's files, its logs among them, are
+# kept in DIR/failed-start. Each try runs as a process of its own, so that `set -e` holds in it.
+cmd_start_retrying() {
+  local dir rc=0
+  dir=$(abs_dir "$1")
+  [ ! -e "$dir/ceph.conf" ] || die "$dir already holds a cluster; stop it and start in a fresh folder"
+  "$BASH" "${BASH_SOURCE[0]}" start-once "$dir" || rc=$?
+  [ "$rc" != 0 ] || return 0
+  [ -e "$dir/ceph.conf" ] || exit "$rc" # it failed before making anything: trying again would too
+  log "start failed (exit $rc); trying once more, the first try's files are in $dir/failed-start"
+  mkdir "$dir/failed-start"
+  find "$dir" -mindepth 1 -maxdepth 1 ! -name failed-start -exec mv -t "$dir/failed-start" {} +
+  "$BASH" "${BASH_SOURCE[0]}" start-once "$dir"
+}
+
 [ $# = 2 ] || usage
 case "$1" in
-  start) cmd_start "$2" ;;
+  start) cmd_start_retrying "$2" ;;
+  start-once) cmd_start "$2" ;;
   stop) cmd_stop "$2" ;;
   status) cmd_status "$2" ;;
   *) usage ;;
