@@ -21,6 +21,29 @@ fn delta(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) -
     after.sum(name, labels) - before.sum(name, labels)
 }
 
+/// Scrapes once the gateway has counted the request an operation just made: the count is
+/// taken after the answer's last byte is written, so a client can hold the answer a moment
+/// before the counter moves (waits at most 10 s, then scrapes anyway and lets the test's
+/// exact assertions fail).
+fn scrape_after(admin: std::net::SocketAddr, prev: &Scrape, operation: &str) -> Scrape {
+    let started = Instant::now();
+    loop {
+        let s = Scrape::take(admin);
+        let counted = delta(
+            prev,
+            &s,
+            "twofold_requests_total",
+            &[("operation", operation)],
+        ) >= 1.0;
+        if (counted && s.sum("twofold_requests_in_flight", &[]) == 0.0)
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Polls `/readyz` until it answers `want` (or fails the test after 20 s).
 fn wait_ready(gw: &TestGateway, want: u16) -> String {
     let started = Instant::now();
@@ -62,10 +85,10 @@ async fn metrics_count_a_put_and_a_get_exactly() {
     let plain = random_bytes(n);
     let before = Scrape::take(admin);
     put(&s3, "metered", "object", plain.clone()).await;
-    let after_put = Scrape::take(admin);
+    let after_put = scrape_after(admin, &before, "PutObject");
     let got = twofold_tests::gateway::get(&s3, "metered", "object").await;
     assert_eq!(got, plain);
-    let after_get = Scrape::take(admin);
+    let after_get = scrape_after(admin, &after_put, "GetObject");
 
     let put_ok = [("operation", "PutObject"), ("code", "200")];
     let get_ok = [("operation", "GetObject"), ("code", "200")];
@@ -162,7 +185,7 @@ async fn metrics_count_a_put_and_a_get_exactly() {
 
     // A second PUT to the same bucket needs no custodian at all.
     put(&s3, "metered", "second", random_bytes(1000)).await;
-    let after_second = Scrape::take(admin);
+    let after_second = scrape_after(admin, &after_get, "PutObject");
     assert_eq!(
         delta(
             &after_get,
@@ -188,7 +211,7 @@ async fn metrics_count_a_put_and_a_get_exactly() {
         .await
         .unwrap_err();
     assert_eq!(status_code(&e).0, 403);
-    let after_denied = Scrape::take(admin);
+    let after_denied = scrape_after(admin, &after_second, "GetObject");
     assert_eq!(
         delta(
             &after_second,
