@@ -16,6 +16,7 @@ pub mod header;
 pub mod kdf;
 pub mod layout;
 pub mod plan;
+pub mod read;
 pub mod record;
 pub mod segment;
 pub mod stream;
