@@ -57,6 +57,36 @@ pub fn to_json(header: &Header) -> String {
 
 /// Finds the header in metadata JSON of either accepted shape.
 pub fn from_json(text: &str) -> Result<Header, MetaError> {
+    Ok(stored_from_json(text)?.header)
+}
+
+/// User-metadata name of the sealed layout record of an unaligned multipart object.
+pub const LAYOUT_METADATA_NAME: &str = "twofold-layout";
+/// Longest layout record value the gateway accepts, in characters.
+pub const LAYOUT_VALUE_LEN_MAX: usize = 1024;
+/// User-metadata name of the sealed checksum record.
+pub const CHECKSUM_METADATA_NAME: &str = "twofold-checksum";
+
+/// What metadata JSON says of a stored object: the header, and the other items the
+/// gateway stores with it, as they are (still sealed).
+#[derive(Debug, Clone)]
+pub struct StoredMeta {
+    /// The parsed header.
+    pub header: Header,
+    /// The sealed layout record (`x-amz-meta-twofold-layout`), base64url, if any.
+    pub layout: Option<String>,
+    /// The sealed checksum record (`x-amz-meta-twofold-checksum`), base64url, if any.
+    pub checksum: Option<String>,
+    /// The backend's ETag (`ETag`), if given.
+    pub etag: Option<String>,
+    /// The stored length (`ContentLength`, or a flat `content-length`), if given.
+    pub content_length: Option<u64>,
+}
+
+/// Reads metadata JSON of either accepted shape: `aws s3api head-object` output (the
+/// user metadata under `Metadata`, `ETag` and `ContentLength` beside it) or a flat map of
+/// HTTP header names (`x-amz-meta-twofold`, `etag`, `content-length`...) to values.
+pub fn stored_from_json(text: &str) -> Result<StoredMeta, MetaError> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| MetaError::Json(e.to_string()))?;
     let top = v
@@ -67,10 +97,42 @@ pub fn from_json(text: &str) -> Result<Header, MetaError> {
         .find(|(k, _)| k.eq_ignore_ascii_case("metadata"))
         .and_then(|(_, v)| v.as_object())
         .unwrap_or(top);
-    let value = map
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(METADATA_NAME) || k.eq_ignore_ascii_case(HTTP_HEADER))
-        .map(|(_, v)| v)
-        .ok_or(MetaError::Missing)?;
-    decode(value.as_str().ok_or(MetaError::Encoding)?)
+    let user = |name: &str| {
+        map.iter()
+            .find(|(k, _)| {
+                k.eq_ignore_ascii_case(name)
+                    || k.strip_prefix("x-amz-meta-")
+                        .or_else(|| k.strip_prefix("X-Amz-Meta-"))
+                        .is_some_and(|k| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v)
+    };
+    let text_of = |v: &serde_json::Value| v.as_str().map(str::to_owned).ok_or(MetaError::Encoding);
+    let value = user(METADATA_NAME).ok_or(MetaError::Missing)?;
+    let header = decode(value.as_str().ok_or(MetaError::Encoding)?)?;
+    let layout = user(LAYOUT_METADATA_NAME).map(text_of).transpose()?;
+    let checksum = user(CHECKSUM_METADATA_NAME).map(text_of).transpose()?;
+    let top_value = |names: &[&str]| {
+        top.iter()
+            .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+            .map(|(_, v)| v)
+    };
+    let etag = top_value(&["ETag"])
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let content_length = match top_value(&["ContentLength", "content-length"]) {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| MetaError::Json("ContentLength is not a number".into()))?,
+        ),
+    };
+    Ok(StoredMeta {
+        header,
+        layout,
+        checksum,
+        etag,
+        content_length,
+    })
 }

@@ -60,7 +60,7 @@ fn open(
 
 /// Reads the stored bytes of `plan` from `input`, which must be positioned at the start of
 /// its first fetched range, and opens its segments in order. The kept plaintext of each
-/// segment goes to `sink` with its part number, once both of the segment's tags have
+/// segment goes to `sink` with its part number (possibly empty), once both of the segment's tags have
 /// verified. Nothing after the last planned segment is read. (A plan with a fallback is
 /// read as it is; the fallback is the caller's to try.)
 pub fn read_plan<R: Read + ?Sized>(
@@ -127,15 +127,15 @@ pub fn read_plan<R: Read + ?Sized>(
             }
             .into());
         }
-        if step.keep > 0 {
-            let a = usize::try_from(step.skip).map_err(|_| Error::Internal("skip"))?;
-            let b = usize::try_from(step.skip + step.keep).map_err(|_| Error::Internal("keep"))?;
-            let kept = out
-                .get(a..b)
-                .ok_or(Error::Internal("keep past the segment"))?;
-            sink(summary.last_part, kept)?;
-            summary.released += step.keep;
-        }
+        // Every opened segment goes to the sink, if only with nothing kept: so an empty
+        // part is seen too.
+        let a = usize::try_from(step.skip).map_err(|_| Error::Internal("skip"))?;
+        let b = usize::try_from(step.skip + step.keep).map_err(|_| Error::Internal("keep"))?;
+        let kept = out
+            .get(a..b)
+            .ok_or(Error::Internal("keep past the segment"))?;
+        sink(summary.last_part, kept)?;
+        summary.released += step.keep;
     }
     Ok(summary)
 }
