@@ -136,3 +136,45 @@ pub fn stored_from_json(text: &str) -> Result<StoredMeta, MetaError> {
         content_length,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::envelope::header::test_header;
+
+    #[test]
+    fn head_object_output_and_flat_maps() {
+        let h = encode(&test_header(3));
+        let head = format!(
+            r#"{{"ContentLength": 1234, "ETag": "\"abc-3\"",
+               "Metadata": {{"twofold": "{h}", "twofold-layout": "LAY", "twofold-checksum": "SUM"}}}}"#
+        );
+        let m = stored_from_json(&head).unwrap();
+        assert_eq!(m.header, test_header(3));
+        assert_eq!(m.layout.as_deref(), Some("LAY"));
+        assert_eq!(m.checksum.as_deref(), Some("SUM"));
+        assert_eq!(m.etag.as_deref(), Some("\"abc-3\""));
+        assert_eq!(m.content_length, Some(1234));
+        let flat = format!(
+            r#"{{"x-amz-meta-twofold": "{h}", "x-amz-meta-twofold-layout": "LAY", "content-length": "77"}}"#
+        );
+        let m = stored_from_json(&flat).unwrap();
+        assert_eq!(m.layout.as_deref(), Some("LAY"));
+        assert_eq!(m.checksum, None);
+        assert_eq!(m.etag, None);
+        assert_eq!(m.content_length, Some(77));
+        // Only the header itself is needed.
+        let bare = format!(r#"{{"Metadata": {{"twofold": "{h}"}}}}"#);
+        let m = stored_from_json(&bare).unwrap();
+        assert_eq!((m.layout, m.checksum, m.content_length), (None, None, None));
+        assert!(matches!(
+            stored_from_json(r#"{"Metadata": {}}"#),
+            Err(MetaError::Missing)
+        ));
+        assert!(
+            stored_from_json(&format!(r#"{{"twofold": "{h}", "ContentLength": "x"}}"#)).is_err()
+        );
+        assert_eq!(from_json(&head).unwrap(), test_header(3));
+    }
+}

@@ -327,7 +327,9 @@ pub fn plan(meta: &ObjectMeta<'_>, request: &ReadRequest) -> Result<ReadPlan, Pl
     let shape = ObjectShape::of(meta)?;
     let reveal_checksum =
         request.checksum_mode && request.range.is_none() && request.part_number.is_none();
+    // (`bytes=b-a` with `b > a` is no range at all: `parse_range` says `Ignored`.)
     let range = match request.range {
+        Some(RangeRequest::Single(ByteRange::FromTo { first, last })) if first > last => None,
         Some(RangeRequest::Single(r)) if !request.head_only => Some(r),
         _ => None,
     };
@@ -1258,6 +1260,26 @@ mod tests {
         let p = plan(&obj.meta(None), &r).unwrap();
         assert_eq!(p.follow_from, Some((1, 0)));
         assert!(p.fallback.is_none());
+    }
+
+    #[test]
+    fn a_backwards_range_is_the_whole_object() {
+        let obj = Obj::single(3 * s());
+        let req = ReadRequest {
+            range: Some(RangeRequest::Single(ByteRange::FromTo {
+                first: 5,
+                last: 4,
+            })),
+            ..ReadRequest::default()
+        };
+        let p = plan(&obj.meta(None), &req).unwrap();
+        assert_eq!(p.response.status, 200);
+        assert_eq!(p.response.content_length, 3 * s());
+        assert_eq!(
+            crate::s3::parse_range(b"bytes=5-4"),
+            RangeRequest::Ignored,
+            "as the parser reads it"
+        );
     }
 
     #[test]
