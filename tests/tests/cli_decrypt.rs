@@ -203,6 +203,44 @@ fn decrypt(
     )
 }
 
+/// [`decrypt`] with the stored body on stdin.
+fn decrypt_stdin(
+    dir: &Path,
+    config: &Path,
+    key: &str,
+    stored: &[u8],
+    meta: &serde_json::Value,
+) -> (bool, String, Option<Vec<u8>>) {
+    use std::io::Write;
+    let meta_path = dir.join("meta.json");
+    let output = dir.join("plain.bin");
+    let _ = std::fs::remove_file(&output);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let mut child = Command::new(binary())
+        .env_remove("SOFTHSM2_CONF")
+        .arg("decrypt")
+        .arg("--config")
+        .arg(config)
+        .args(["--bucket", BUCKET, "--key", key, "--meta"])
+        .arg(&meta_path)
+        .arg("--output")
+        .arg(&output)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The command may refuse before reading everything: a broken pipe is its answer.
+    let _ = stdin.write_all(stored);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read(&output).ok(),
+    )
+}
+
 #[tokio::test]
 async fn decrypt_opens_every_object_the_gateway_writes_and_refuses_altered_ones() {
     let gw = TestGateway::start();
@@ -253,6 +291,18 @@ async fn decrypt_opens_every_object_the_gateway_writes_and_refuses_altered_ones(
         assert!(out.unwrap() == plain, "{key}: the plaintext comes back");
         objects.push((key, plain, stored, meta));
     }
+    // From stdin: the metadata's ContentLength gives the stored length; without it a
+    // multipart object is refused.
+    let (key, plain, stored, meta) = &objects[0];
+    let (ok, err, out) = decrypt_stdin(dir.path(), &config, key, stored, meta);
+    assert!(ok, "{key} from stdin: {err}");
+    assert!(out.unwrap() == *plain, "{key} from stdin");
+    let mut m = meta.clone();
+    m.as_object_mut().unwrap().remove("ContentLength");
+    let (ok, err, out) = decrypt_stdin(dir.path(), &config, key, stored, &m);
+    assert!(!ok && out.is_none(), "{key} from stdin, no length: {err}");
+    assert!(err.contains("stored length"), "{err}");
+
     let single = random_bytes(100_000);
     put(&s3, BUCKET, "single", single.clone()).await;
     let (stored, meta) = fetch_stored(&backend, "single").await;
