@@ -100,10 +100,13 @@ pub fn stored_from_json(text: &str) -> Result<StoredMeta, MetaError> {
     let user = |name: &str| {
         map.iter()
             .find(|(k, _)| {
+                let prefix = "x-amz-meta-".len();
                 k.eq_ignore_ascii_case(name)
-                    || k.strip_prefix("x-amz-meta-")
-                        .or_else(|| k.strip_prefix("X-Amz-Meta-"))
-                        .is_some_and(|k| k.eq_ignore_ascii_case(name))
+                    || (k
+                        .get(..prefix)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-meta-"))
+                        && k.get(prefix..)
+                            .is_some_and(|k| k.eq_ignore_ascii_case(name)))
             })
             .map(|(_, v)| v)
     };
@@ -161,6 +164,13 @@ mod tests {
         );
         let m = stored_from_json(&flat).unwrap();
         assert_eq!(m.layout.as_deref(), Some("LAY"));
+        let upper =
+            format!(r#"{{"X-AMZ-META-TWOFOLD": "{h}", "X-Amz-Meta-Twofold-Checksum": "S"}}"#);
+        let u = stored_from_json(&upper).unwrap();
+        assert_eq!(
+            (u.header, u.checksum.as_deref()),
+            (test_header(3), Some("S"))
+        );
         assert_eq!(m.checksum, None);
         assert_eq!(m.etag, None);
         assert_eq!(m.content_length, Some(77));
