@@ -480,6 +480,7 @@ fn decrypt_planned(
         layout_record: layout.as_ref(),
         etag_parts: plan::parts_count_from_etag(meta.etag.as_deref()),
         segments_per_part: None,
+        has_checksum_record: checksum.is_some(),
     };
     let p = plan::plan(&object, &plan::ReadRequest::whole()).map_err(|e| e.to_string())?;
     // The checksum of the plaintext: of the whole, or of each part for a composite one.

@@ -76,6 +76,8 @@ pub struct ObjectMeta<'a> {
     /// Segments per part of an aligned multipart object (all parts but the last), when
     /// known: found by a probe, outside this module. `None` when not known.
     pub segments_per_part: Option<u64>,
+    /// Whether the object has a checksum record (`x-amz-meta-twofold-checksum`).
+    pub has_checksum_record: bool,
 }
 
 /// The part count an ETag says (`"...-N"`), 1 when it says none: as the gateway reads it.
@@ -293,8 +295,10 @@ pub struct ReadPlan {
     pub shape: ObjectShape,
     /// The response.
     pub response: ResponseNumbers,
-    /// Whether the response carries the object's checksum (the checksum record is opened,
-    /// and one that does not open fails the request).
+    /// Whether the response carries the object's checksum: the object has a checksum
+    /// record and the request asks for it (`x-amz-checksum-mode: ENABLED`, no `Range`
+    /// header, no `partNumber`). The record is opened, and one that does not open fails
+    /// the request.
     pub reveal_checksum: bool,
     /// Segments to open first, to check guessed part bounds; before any response.
     pub checks: Vec<SegmentCheck>,
@@ -325,8 +329,10 @@ pub fn plan(meta: &ObjectMeta<'_>, request: &ReadRequest) -> Result<ReadPlan, Pl
         return Err(PlanError::InvalidPartNumber);
     }
     let shape = ObjectShape::of(meta)?;
-    let reveal_checksum =
-        request.checksum_mode && request.range.is_none() && request.part_number.is_none();
+    let reveal_checksum = meta.has_checksum_record
+        && request.checksum_mode
+        && request.range.is_none()
+        && request.part_number.is_none();
     // (`bytes=b-a` with `b > a` is no range at all: `parse_range` says `Ignored`.)
     let range = match request.range {
         Some(RangeRequest::Single(ByteRange::FromTo { first, last })) if first > last => None,
@@ -773,6 +779,7 @@ mod tests {
                 layout_record: self.record.as_ref(),
                 etag_parts: u32::try_from(self.parts.len()).unwrap(),
                 segments_per_part,
+                has_checksum_record: true,
             }
         }
 
@@ -1176,6 +1183,13 @@ mod tests {
         req.part_number = None;
         req.checksum_mode = false;
         assert!(!plan(&meta, &req).unwrap().reveal_checksum);
+        // An object without a checksum record has none to reveal.
+        req.checksum_mode = true;
+        let without = ObjectMeta {
+            has_checksum_record: false,
+            ..meta
+        };
+        assert!(!plan(&without, &req).unwrap().reveal_checksum);
     }
 
     #[test]

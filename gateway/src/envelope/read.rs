@@ -211,6 +211,7 @@ mod tests {
             layout_record: record,
             etag_parts: 1,
             segments_per_part: None,
+            has_checksum_record: false,
         };
         let p = plan(&meta, req).unwrap();
         let mut out = Vec::new();
