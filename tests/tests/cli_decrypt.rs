@@ -2,6 +2,9 @@
 //! multipart object with unaligned parts (layout record, marker padding) and a checksum
 //! record, an aligned multipart one, and a single-part one; and fails cleanly, leaving no
 //! output file, on an altered body, an altered checksum record or a cut body.
+//!
+//! And the read plans `decrypt` follows (`twofold::envelope::plan`) say what the gateway
+//! answers to GetObject with ranges and part numbers, byte for byte.
 
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -344,4 +347,177 @@ async fn decrypt_opens_every_object_the_gateway_writes_and_refuses_altered_ones(
     m["ContentLength"] = serde_json::json!(two_parts);
     let (ok, err, out) = decrypt(dir.path(), &config, key, &stored[..two_parts], &m);
     assert!(!ok && out.is_none(), "{key}: last part dropped: {err}");
+}
+
+/// The read plan says what the gateway answers: for ranges in every form and part
+/// numbers, of unaligned, aligned and single-part objects, the status (or error), the
+/// Content-Length, Content-Range and part count, and the bytes released by the planned
+/// segments are the gateway's body.
+#[tokio::test]
+async fn read_plans_agree_with_the_gateway() {
+    use twofold::envelope::layout::Layout;
+    use twofold::envelope::plan::{self, ObjectMeta, PlanError, ReadRequest};
+    use twofold::s3::parse_range;
+    use twofold_tests::gateway::status_code;
+    const PLAN_BUCKET: &str = "plan-agrees";
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    let backend = gw.backend_client();
+    create_bucket(&s3, PLAN_BUCKET).await;
+    let seg = SegmentSize::DEFAULT;
+    let mut objects: Vec<(String, Vec<u8>, Option<Vec<u64>>)> = Vec::new();
+    for (key, sizes) in [
+        ("unaligned", vec![5 * MIB + 1, 5 * MIB + 7, 1000]),
+        ("aligned", vec![5 * MIB, 5 * MIB, 1000]),
+    ] {
+        let up = s3
+            .create_multipart_upload()
+            .bucket(PLAN_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let id = up.upload_id().unwrap().to_owned();
+        let mut doc = CompletedMultipartUpload::builder();
+        let mut plain = Vec::new();
+        for (i, &len) in sizes.iter().enumerate() {
+            let body = random_bytes(len);
+            let out = s3
+                .upload_part()
+                .bucket(PLAN_BUCKET)
+                .key(key)
+                .upload_id(&id)
+                .part_number(i as i32 + 1)
+                .body(body.clone().into())
+                .send()
+                .await
+                .unwrap();
+            doc = doc.parts(
+                CompletedPart::builder()
+                    .part_number(i as i32 + 1)
+                    .e_tag(out.e_tag().unwrap())
+                    .build(),
+            );
+            plain.extend_from_slice(&body);
+        }
+        s3.complete_multipart_upload()
+            .bucket(PLAN_BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(doc.build())
+            .send()
+            .await
+            .unwrap();
+        let parts = sizes.iter().map(|&p| p as u64).collect();
+        objects.push((key.to_owned(), plain, Some(parts)));
+    }
+    let single = random_bytes(3 * 65536 + 5);
+    put(&s3, PLAN_BUCKET, "single", single.clone()).await;
+    objects.push(("single".to_owned(), single, None));
+    put(&s3, PLAN_BUCKET, "empty", Vec::new()).await;
+    objects.push(("empty".to_owned(), Vec::new(), None));
+
+    for (key, plain, parts) in &objects {
+        let head = backend
+            .head_object()
+            .bucket(PLAN_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let header =
+            twofold::objmeta::decode(head.metadata().unwrap().get("twofold").unwrap()).unwrap();
+        let stored = head.content_length().unwrap() as u64;
+        let layout = parts.clone().map(|p| Layout::multipart(p, seg));
+        let meta = ObjectMeta {
+            header: &header,
+            stored_len: stored,
+            layout_record: layout.as_ref(),
+            etag_parts: plan::parts_count_from_etag(head.e_tag()),
+            // The probe finds part 1's segments.
+            segments_per_part: parts.as_ref().map(|p| p[0].div_ceil(seg.bytes())),
+            has_checksum_record: false,
+        };
+        let size = plain.len() as u64;
+        let mut ranges: Vec<Option<String>> = vec![None];
+        for r in [
+            "bytes=0-0".to_owned(),
+            "bytes=0-".to_owned(),
+            "bytes=-1".to_owned(),
+            "bytes=-100000".to_owned(),
+            "bytes=-99999999999".to_owned(),
+            format!("bytes={}-{}", 5 * MIB - 1, 5 * MIB + 1),
+            format!("bytes={}-", 65536),
+            format!("bytes={}-", size.saturating_sub(1)),
+            format!("bytes={size}-"),
+            format!("bytes=100-{}", size + 5),
+            "bytes=0-1,5-6".to_owned(),
+            "bytes=x-y".to_owned(),
+        ] {
+            ranges.push(Some(r));
+        }
+        // A part number takes precedence over a range: each with and without one.
+        let mut requests: Vec<(Option<String>, Option<u32>)> =
+            ranges.iter().map(|r| (r.clone(), None)).collect();
+        for k in 1..=4u32 {
+            requests.push((None, Some(k)));
+            requests.push((Some("bytes=0-0".to_owned()), Some(k)));
+        }
+        for (range, part_number) in &requests {
+            let part_number = *part_number;
+            let req = ReadRequest {
+                head_only: false,
+                range: range.as_deref().map(|r| parse_range(r.as_bytes())),
+                part_number,
+                checksum_mode: false,
+            };
+            let what = format!("{key} range {range:?} part {part_number:?}");
+            let planned = plan::plan(&meta, &req);
+            let mut get = s3.get_object().bucket(PLAN_BUCKET).key(key);
+            if let Some(r) = range {
+                get = get.range(r);
+            }
+            if let Some(k) = part_number {
+                get = get.part_number(k as i32);
+            }
+            match (get.send().await, planned) {
+                (Ok(out), Ok(p)) => {
+                    assert_eq!(
+                        out.content_length(),
+                        Some(p.response.content_length as i64),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        out.content_range().map(str::to_owned),
+                        p.response.content_range.map(|c| c.to_string()),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        out.parts_count(),
+                        p.response.parts_count.map(|n| n as i32),
+                        "{what}"
+                    );
+                    let body = out.body.collect().await.unwrap().to_vec();
+                    let mut want = Vec::new();
+                    for s in &p.segments {
+                        let a = (s.plain_first + s.skip) as usize;
+                        want.extend_from_slice(&plain[a..a + s.keep as usize]);
+                    }
+                    assert!(body == want, "{what}: body");
+                }
+                (Err(e), Err(pe)) => {
+                    let (status, code) = status_code(&e);
+                    let want = match pe {
+                        PlanError::RangeNotSatisfiable { .. } => (416, "InvalidRange"),
+                        PlanError::PartNotSatisfiable => (416, "InvalidPartNumber"),
+                        PlanError::PartsNotUniform => (501, "NotImplemented"),
+                        PlanError::InvalidPartNumber => (400, "InvalidArgument"),
+                        other => panic!("{what}: {other}"),
+                    };
+                    assert_eq!((status, code.as_str()), want, "{what}");
+                }
+                (got, p) => panic!("{what}: the gateway says {got:?}, the plan {p:?}"),
+            }
+        }
+    }
 }
