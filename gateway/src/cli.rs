@@ -384,32 +384,183 @@ fn encrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
 fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
     let text = std::fs::read_to_string(&args.meta)
         .map_err(|e| fail(format!("{}: {e}", args.meta.display())))?;
-    let header = objmeta::from_json(&text)?;
+    let meta = objmeta::stored_from_json(&text)?;
+    let header = &meta.header;
+    // The stored length: the input file's, else the metadata's ContentLength.
+    let file_len = match &args.input {
+        Some(p) => Some(
+            std::fs::metadata(p)
+                .map_err(|e| fail(format!("{}: {e}", p.display())))?
+                .len(),
+        ),
+        None => None,
+    };
+    if let (Some(f), Some(c)) = (file_len, meta.content_length)
+        && f != c
+    {
+        return Err(fail(format!(
+            "the input is {f} bytes and the metadata says ContentLength {c}: not the object the metadata describes"
+        )));
+    }
+    let stored = file_len.or(meta.content_length);
     let ring = keyring(config)?;
     let name = ObjectName {
         bucket: &args.bucket,
         key: &args.key,
     };
-    let keys = block_on(ring.open(&header, name))?;
-    let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)?;
+    let keys = block_on(ring.open(header, name))?;
     let mut out = Output::open(args.output.as_deref())?;
-    let mut reader = DecryptReader::new(cipher, input(args)?);
-    match io::copy(&mut reader, &mut out.writer) {
-        Ok(_) => out.commit(),
-        Err(e) => {
-            let msg = match envelope_error(&e) {
-                Some(env) => env.to_string(),
-                None => e.to_string(),
-            };
-            if args.output.is_none() {
-                Err(fail(format!(
-                    "{msg} (the verified plaintext written before this point is incomplete: discard it)"
-                )))
-            } else {
-                Err(fail(msg))
+    let result = match stored {
+        Some(stored) => decrypt_planned(&meta, &keys, stored, &mut input(args)?, &mut out.writer),
+        None if !header.multipart => {
+            // A single-part object of unknown length from stdin: read with look-ahead.
+            let cipher = SegmentCipher::new(header, &keys, SINGLE_PART_NUMBER)?;
+            let mut reader = DecryptReader::new(cipher, input(args)?);
+            io::copy(&mut reader, &mut out.writer)
+                .map(|_| ())
+                .map_err(|e| match envelope_error(&e) {
+                    Some(env) => env.to_string(),
+                    None => e.to_string(),
+                })
+        }
+        None => Err(
+            "a multipart object needs its stored length: give it with --input FILE, or as ContentLength in the metadata"
+                .to_owned(),
+        ),
+    };
+    match result {
+        Ok(()) => out.commit(),
+        Err(msg) if args.output.is_none() => Err(fail(format!(
+            "{msg} (the verified plaintext written before this point is incomplete: discard it)"
+        ))),
+        Err(msg) => Err(fail(msg)),
+    }
+}
+
+/// Opens a whole stored object of `stored` bytes from `input` by its read plan: single-part,
+/// multipart aligned (parts followed through their final flags; the part count checked
+/// against an ETag that gives one) or unaligned (the layout record opened and checked
+/// against the stored length, the marker padding skipped), and its checksum record, if
+/// any, opened and checked against the plaintext. Every segment is verified before its
+/// plaintext is written; any failure is an error message.
+fn decrypt_planned(
+    meta: &objmeta::StoredMeta,
+    keys: &crate::envelope::DataKeys,
+    stored: u64,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<(), String> {
+    use crate::envelope::{checksum_record, plan, read, record};
+    use base64::Engine;
+    let header = &meta.header;
+    let seg = header.segment_size;
+    let layout = if header.multipart && record::is_marked(stored, seg) {
+        let value = meta
+            .layout
+            .as_deref()
+            .filter(|v| v.len() <= objmeta::LAYOUT_VALUE_LEN_MAX)
+            .ok_or("the stored length says the object has a layout record (twofold-layout metadata), and the metadata has none")?;
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value.trim())
+            .map_err(|_| "the layout record is not base64url".to_owned())?;
+        Some(record::open(header, keys, &sealed, stored).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let checksum = match &meta.checksum {
+        Some(value) => {
+            let cipher = checksum_record::cipher(header, keys).map_err(|e| e.to_string())?;
+            Some(checksum_record::open(&cipher, value.trim()).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let object = plan::ObjectMeta {
+        header,
+        stored_len: stored,
+        layout_record: layout.as_ref(),
+        etag_parts: plan::parts_count_from_etag(meta.etag.as_deref()),
+        segments_per_part: None,
+        has_checksum_record: checksum.is_some(),
+    };
+    let p = plan::plan(&object, &plan::ReadRequest::whole()).map_err(|e| e.to_string())?;
+    // The checksum of the plaintext: of the whole, or of each part for a composite one.
+    let mut whole = checksum.map(|c| crate::checksum::Hasher::new(c.algorithm));
+    let mut part_digests: Vec<crate::checksum::Checksum> = Vec::new();
+    let mut current: Option<(u32, crate::checksum::Hasher)> = None;
+    let composite = checksum.filter(|c| c.parts.is_some());
+    let mut sink = |part: u32, bytes: &[u8]| -> io::Result<()> {
+        if let Some(c) = composite {
+            if current.as_ref().is_none_or(|(p, _)| *p != part) {
+                if let Some((_, h)) = current.take() {
+                    part_digests.push(h.finish_raw());
+                }
+                current = Some((part, crate::checksum::Hasher::new(c.algorithm)));
             }
+            if let Some((_, h)) = current.as_mut() {
+                h.update(bytes);
+            }
+        } else if let Some(h) = whole.as_mut() {
+            h.update(bytes);
+        }
+        output.write_all(bytes)
+    };
+    let summary = read::read_plan(&p, header, keys, input, &mut sink).map_err(|e| match e {
+        read::ReadError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            "the stored object ends early: truncated".to_owned()
+        }
+        e => e.to_string(),
+    })?;
+    // After the parts: the marker padding (unaligned objects), then nothing.
+    let pad = p.shape.padding_len();
+    let skipped = io::copy(&mut input.take(pad), &mut io::sink()).map_err(|e| e.to_string())?;
+    let mut extra = [0u8; 1];
+    let more = input.read(&mut extra).map_err(|e| e.to_string())?;
+    if skipped != pad || more != 0 || summary.stored_read + pad != stored {
+        return Err(format!(
+            "the stored object is not {stored} bytes long, as its length says"
+        ));
+    }
+    // An aligned multipart object's parts are found by their final flags; an ETag that
+    // counts parts must agree.
+    if header.multipart
+        && layout.is_none()
+        && meta
+            .etag
+            .as_deref()
+            .is_some_and(|e| e.trim_matches('"').rsplit_once('-').is_some())
+    {
+        let want = plan::parts_count_from_etag(meta.etag.as_deref());
+        if summary.last_part != want {
+            return Err(format!(
+                "the stored object holds {} parts and its ETag says {want}",
+                summary.last_part
+            ));
         }
     }
+    if let Some(c) = checksum {
+        let got = match c.parts {
+            Some(n) => {
+                if let Some((_, h)) = current.take() {
+                    part_digests.push(h.finish_raw());
+                }
+                if part_digests.len() != usize::from(n) {
+                    return Err(format!(
+                        "the checksum record counts {n} parts and the object has {}",
+                        part_digests.len()
+                    ));
+                }
+                crate::checksum::composite(c.algorithm, &part_digests)
+            }
+            None => whole.take().ok_or("checksum")?.finish_raw(),
+        };
+        if !crate::envelope::constant_time_eq(got.as_bytes(), c.digest.as_bytes()) {
+            return Err(format!(
+                "the plaintext does not match the object's {} checksum",
+                c.algorithm
+            ));
+        }
+    }
+    output.flush().map_err(|e| e.to_string())
 }
 
 /// SIGTERM and SIGINT stop the gateway gracefully: for `drain_notice` it tells clients and

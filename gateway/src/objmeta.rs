@@ -57,6 +57,36 @@ pub fn to_json(header: &Header) -> String {
 
 /// Finds the header in metadata JSON of either accepted shape.
 pub fn from_json(text: &str) -> Result<Header, MetaError> {
+    Ok(stored_from_json(text)?.header)
+}
+
+/// User-metadata name of the sealed layout record of an unaligned multipart object.
+pub const LAYOUT_METADATA_NAME: &str = "twofold-layout";
+/// Longest layout record value the gateway accepts, in characters.
+pub const LAYOUT_VALUE_LEN_MAX: usize = 1024;
+/// User-metadata name of the sealed checksum record.
+pub const CHECKSUM_METADATA_NAME: &str = "twofold-checksum";
+
+/// What metadata JSON says of a stored object: the header, and the other items the
+/// gateway stores with it, as they are (still sealed).
+#[derive(Debug, Clone)]
+pub struct StoredMeta {
+    /// The parsed header.
+    pub header: Header,
+    /// The sealed layout record (`x-amz-meta-twofold-layout`), base64url, if any.
+    pub layout: Option<String>,
+    /// The sealed checksum record (`x-amz-meta-twofold-checksum`), base64url, if any.
+    pub checksum: Option<String>,
+    /// The backend's ETag (`ETag`), if given.
+    pub etag: Option<String>,
+    /// The stored length (`ContentLength`, or a flat `content-length`), if given.
+    pub content_length: Option<u64>,
+}
+
+/// Reads metadata JSON of either accepted shape: `aws s3api head-object` output (the
+/// user metadata under `Metadata`, `ETag` and `ContentLength` beside it) or a flat map of
+/// HTTP header names (`x-amz-meta-twofold`, `etag`, `content-length`...) to values.
+pub fn stored_from_json(text: &str) -> Result<StoredMeta, MetaError> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| MetaError::Json(e.to_string()))?;
     let top = v
@@ -67,10 +97,94 @@ pub fn from_json(text: &str) -> Result<Header, MetaError> {
         .find(|(k, _)| k.eq_ignore_ascii_case("metadata"))
         .and_then(|(_, v)| v.as_object())
         .unwrap_or(top);
-    let value = map
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(METADATA_NAME) || k.eq_ignore_ascii_case(HTTP_HEADER))
-        .map(|(_, v)| v)
-        .ok_or(MetaError::Missing)?;
-    decode(value.as_str().ok_or(MetaError::Encoding)?)
+    let user = |name: &str| {
+        map.iter()
+            .find(|(k, _)| {
+                let prefix = "x-amz-meta-".len();
+                k.eq_ignore_ascii_case(name)
+                    || (k
+                        .get(..prefix)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-meta-"))
+                        && k.get(prefix..)
+                            .is_some_and(|k| k.eq_ignore_ascii_case(name)))
+            })
+            .map(|(_, v)| v)
+    };
+    let text_of = |v: &serde_json::Value| v.as_str().map(str::to_owned).ok_or(MetaError::Encoding);
+    let value = user(METADATA_NAME).ok_or(MetaError::Missing)?;
+    let header = decode(value.as_str().ok_or(MetaError::Encoding)?)?;
+    let layout = user(LAYOUT_METADATA_NAME).map(text_of).transpose()?;
+    let checksum = user(CHECKSUM_METADATA_NAME).map(text_of).transpose()?;
+    let top_value = |names: &[&str]| {
+        top.iter()
+            .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+            .map(|(_, v)| v)
+    };
+    let etag = top_value(&["ETag"])
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let content_length = match top_value(&["ContentLength", "content-length"]) {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| MetaError::Json("ContentLength is not a number".into()))?,
+        ),
+    };
+    Ok(StoredMeta {
+        header,
+        layout,
+        checksum,
+        etag,
+        content_length,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::envelope::header::test_header;
+
+    #[test]
+    fn head_object_output_and_flat_maps() {
+        let h = encode(&test_header(3));
+        let head = format!(
+            r#"{{"ContentLength": 1234, "ETag": "\"abc-3\"",
+               "Metadata": {{"twofold": "{h}", "twofold-layout": "LAY", "twofold-checksum": "SUM"}}}}"#
+        );
+        let m = stored_from_json(&head).unwrap();
+        assert_eq!(m.header, test_header(3));
+        assert_eq!(m.layout.as_deref(), Some("LAY"));
+        assert_eq!(m.checksum.as_deref(), Some("SUM"));
+        assert_eq!(m.etag.as_deref(), Some("\"abc-3\""));
+        assert_eq!(m.content_length, Some(1234));
+        let flat = format!(
+            r#"{{"x-amz-meta-twofold": "{h}", "x-amz-meta-twofold-layout": "LAY", "content-length": "77"}}"#
+        );
+        let m = stored_from_json(&flat).unwrap();
+        assert_eq!(m.layout.as_deref(), Some("LAY"));
+        let upper =
+            format!(r#"{{"X-AMZ-META-TWOFOLD": "{h}", "X-Amz-Meta-Twofold-Checksum": "S"}}"#);
+        let u = stored_from_json(&upper).unwrap();
+        assert_eq!(
+            (u.header, u.checksum.as_deref()),
+            (test_header(3), Some("S"))
+        );
+        assert_eq!(m.checksum, None);
+        assert_eq!(m.etag, None);
+        assert_eq!(m.content_length, Some(77));
+        // Only the header itself is needed.
+        let bare = format!(r#"{{"Metadata": {{"twofold": "{h}"}}}}"#);
+        let m = stored_from_json(&bare).unwrap();
+        assert_eq!((m.layout, m.checksum, m.content_length), (None, None, None));
+        assert!(matches!(
+            stored_from_json(r#"{"Metadata": {}}"#),
+            Err(MetaError::Missing)
+        ));
+        assert!(
+            stored_from_json(&format!(r#"{{"twofold": "{h}", "ContentLength": "x"}}"#)).is_err()
+        );
+        assert_eq!(from_json(&head).unwrap(), test_header(3));
+    }
 }

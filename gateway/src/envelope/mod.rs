@@ -15,6 +15,8 @@ pub mod checksum_record;
 pub mod header;
 pub mod kdf;
 pub mod layout;
+pub mod plan;
+pub mod read;
 pub mod record;
 pub mod segment;
 pub mod stream;

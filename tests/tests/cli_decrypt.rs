@@ -1,0 +1,523 @@
+//! `twofold decrypt` opens what the gateway wrote, copied straight off the backend: a
+//! multipart object with unaligned parts (layout record, marker padding) and a checksum
+//! record, an aligned multipart one, and a single-part one; and fails cleanly, leaving no
+//! output file, on an altered body, an altered checksum record or a cut body.
+//!
+//! And the read plans `decrypt` follows (`twofold::envelope::plan`) say what the gateway
+//! answers to GetObject with ranges and part numbers, byte for byte.
+
+// Test code throughout: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{ChecksumType, CompletedMultipartUpload, CompletedPart};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use twofold::checksum::ChecksumAlgorithm;
+use twofold::envelope::aead::Layer;
+use twofold::envelope::layout::SegmentSize;
+use twofold_tests::checksum_of;
+use twofold_tests::checksums::sdk_alg;
+use twofold_tests::gateway::{TestGateway, create_bucket, put};
+use twofold_tests::random_bytes;
+
+const BUCKET: &str = "cli-decrypt";
+const MIB: usize = 1024 * 1024;
+
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("twofold");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p twofold` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A configuration naming the gateway's two custodians, as a recovery host would have.
+fn write_config(gw: &TestGateway, dir: &Path) -> PathBuf {
+    let block = |layer: Layer| {
+        let twofold::keys::CustodianSpec::Pkcs11 {
+            module,
+            token_label,
+            pin: twofold::keys::PinSource::File(pin),
+            key_label,
+            ..
+        } = gw.custody().spec(layer)
+        else {
+            panic!("test custodians are PKCS#11 tokens with PIN files")
+        };
+        format!(
+            "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{token_label}\"\n\
+             key_label = \"{key_label}\"\npin_file = \"{}\"\nsofthsm2_conf = \"{}\"\n\n",
+            module.display(),
+            pin.display(),
+            twofold_tests::softhsm_env().join("softhsm2.conf").display()
+        )
+    };
+    let path = dir.join("recovery.toml");
+    std::fs::write(
+        &path,
+        format!("{}{}", block(Layer::Outer), block(Layer::Inner)),
+    )
+    .unwrap();
+    path
+}
+
+/// A multipart upload of parts of `sizes`, declaring checksum `a` of type `kind`;
+/// returns the plaintext.
+async fn upload(
+    s3: &Client,
+    key: &str,
+    a: ChecksumAlgorithm,
+    kind: ChecksumType,
+    sizes: &[usize],
+) -> Vec<u8> {
+    let up = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_algorithm(sdk_alg(a))
+        .checksum_type(kind)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{key}: Create: {e:?}"));
+    let id = up.upload_id().unwrap().to_owned();
+    let mut plain = Vec::new();
+    let mut doc = CompletedMultipartUpload::builder();
+    for (i, &len) in sizes.iter().enumerate() {
+        let number = i as i32 + 1;
+        let body = random_bytes(len);
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .part_number(number)
+            .checksum_algorithm(sdk_alg(a))
+            .body(body.clone().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: UploadPart {number}: {e:?}"));
+        let sum = checksum_of!(out, a).expect("UploadPart gives the part's checksum");
+        let part = CompletedPart::builder()
+            .part_number(number)
+            .e_tag(out.e_tag().unwrap());
+        let part = match a {
+            ChecksumAlgorithm::Crc32 => part.checksum_crc32(sum),
+            ChecksumAlgorithm::Crc32c => part.checksum_crc32_c(sum),
+            ChecksumAlgorithm::Crc64Nvme => part.checksum_crc64_nvme(sum),
+            ChecksumAlgorithm::Sha1 => part.checksum_sha1(sum),
+            ChecksumAlgorithm::Sha256 => part.checksum_sha256(sum),
+        };
+        doc = doc.parts(part.build());
+        plain.extend_from_slice(&body);
+    }
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(doc.build())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{key}: Complete: {e:?}"));
+    plain
+}
+
+/// The stored body and the metadata JSON (as `aws s3api head-object` prints it) of `key`,
+/// read from the backend directly.
+async fn fetch_stored(backend: &Client, key: &str) -> (Vec<u8>, serde_json::Value) {
+    let head = backend
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let body = backend
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec();
+    let metadata: serde_json::Map<String, serde_json::Value> = head
+        .metadata()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let meta = serde_json::json!({
+        "ContentLength": head.content_length().unwrap(),
+        "ETag": head.e_tag().unwrap(),
+        "Metadata": metadata,
+    });
+    assert_eq!(body.len() as i64, head.content_length().unwrap());
+    (body, meta)
+}
+
+/// Runs `twofold decrypt` on `stored` and `meta`; the exit status, stderr, and the output
+/// file's bytes if it exists.
+fn decrypt(
+    dir: &Path,
+    config: &Path,
+    key: &str,
+    stored: &[u8],
+    meta: &serde_json::Value,
+) -> (bool, String, Option<Vec<u8>>) {
+    let input = dir.join("stored.bin");
+    let meta_path = dir.join("meta.json");
+    let output = dir.join("plain.bin");
+    let _ = std::fs::remove_file(&output);
+    std::fs::write(&input, stored).unwrap();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let out = Command::new(binary())
+        .env_remove("SOFTHSM2_CONF")
+        .arg("decrypt")
+        .arg("--config")
+        .arg(config)
+        .args(["--bucket", BUCKET, "--key", key, "--meta"])
+        .arg(&meta_path)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let leftover = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(".twofold-partial")
+        });
+    assert!(!leftover, "no partial output is left behind");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read(&output).ok(),
+    )
+}
+
+/// [`decrypt`] with the stored body on stdin.
+fn decrypt_stdin(
+    dir: &Path,
+    config: &Path,
+    key: &str,
+    stored: &[u8],
+    meta: &serde_json::Value,
+) -> (bool, String, Option<Vec<u8>>) {
+    use std::io::Write;
+    let meta_path = dir.join("meta.json");
+    let output = dir.join("plain.bin");
+    let _ = std::fs::remove_file(&output);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let mut child = Command::new(binary())
+        .env_remove("SOFTHSM2_CONF")
+        .arg("decrypt")
+        .arg("--config")
+        .arg(config)
+        .args(["--bucket", BUCKET, "--key", key, "--meta"])
+        .arg(&meta_path)
+        .arg("--output")
+        .arg(&output)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The command may refuse before reading everything: a broken pipe is its answer.
+    let _ = stdin.write_all(stored);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read(&output).ok(),
+    )
+}
+
+#[tokio::test]
+async fn decrypt_opens_every_object_the_gateway_writes_and_refuses_altered_ones() {
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    let backend = gw.backend_client();
+    create_bucket(&s3, BUCKET).await;
+    let dir = tempfile::Builder::new()
+        .prefix("twofold-decrypt-")
+        .tempdir()
+        .unwrap();
+    let config = write_config(&gw, dir.path());
+
+    let unaligned = [5 * MIB + 1, 5 * MIB + 7, 1000];
+    let aligned = [5 * MIB, 5 * MIB, 1000];
+    let cases: [(&str, ChecksumAlgorithm, ChecksumType, &[usize]); 3] = [
+        (
+            "unaligned-crc64",
+            ChecksumAlgorithm::Crc64Nvme,
+            ChecksumType::FullObject,
+            &unaligned,
+        ),
+        (
+            "unaligned-sha256",
+            ChecksumAlgorithm::Sha256,
+            ChecksumType::Composite,
+            &unaligned,
+        ),
+        (
+            "aligned-crc32c",
+            ChecksumAlgorithm::Crc32c,
+            ChecksumType::Composite,
+            &aligned,
+        ),
+    ];
+    let mut objects = Vec::new();
+    for (key, a, kind, sizes) in cases {
+        let plain = upload(&s3, key, a, kind, sizes).await;
+        let (stored, meta) = fetch_stored(&backend, key).await;
+        let md = meta["Metadata"].as_object().unwrap();
+        assert!(md.contains_key("twofold-checksum"), "{key}: {meta}");
+        assert_eq!(
+            md.contains_key("twofold-layout"),
+            sizes == unaligned,
+            "{key}: {meta}"
+        );
+        let (ok, err, out) = decrypt(dir.path(), &config, key, &stored, &meta);
+        assert!(ok, "{key}: {err}");
+        assert!(out.unwrap() == plain, "{key}: the plaintext comes back");
+        objects.push((key, plain, stored, meta));
+    }
+    // From stdin: the metadata's ContentLength gives the stored length; without it a
+    // multipart object is refused.
+    let (key, plain, stored, meta) = &objects[0];
+    let (ok, err, out) = decrypt_stdin(dir.path(), &config, key, stored, meta);
+    assert!(ok, "{key} from stdin: {err}");
+    assert!(out.unwrap() == *plain, "{key} from stdin");
+    let mut m = meta.clone();
+    m.as_object_mut().unwrap().remove("ContentLength");
+    let (ok, err, out) = decrypt_stdin(dir.path(), &config, key, stored, &m);
+    assert!(!ok && out.is_none(), "{key} from stdin, no length: {err}");
+    assert!(err.contains("stored length"), "{err}");
+
+    let single = random_bytes(100_000);
+    put(&s3, BUCKET, "single", single.clone()).await;
+    let (stored, meta) = fetch_stored(&backend, "single").await;
+    let (ok, err, out) = decrypt(dir.path(), &config, "single", &stored, &meta);
+    assert!(ok, "single: {err}");
+    assert!(out.unwrap() == single);
+
+    let stored_len =
+        |p: usize| twofold::envelope::layout::stored_len(p as u64, SegmentSize::DEFAULT) as usize;
+    let (key, _, stored, meta) = &objects[0];
+    let parts_stored: usize = unaligned.iter().map(|&p| stored_len(p)).sum();
+    // A flipped bit in each part's body, and in the last segment.
+    for at in [10, 5 * MIB + 100, parts_stored - 10] {
+        let mut bad = stored.clone();
+        bad[at] ^= 0x20;
+        let (ok, err, out) = decrypt(dir.path(), &config, key, &bad, meta);
+        assert!(!ok && out.is_none(), "{key}: bit at {at} altered: {err}");
+        assert!(err.contains("failed authentication"), "{key}: {err}");
+    }
+    // Cut: the padding, or the padding and the last segment.
+    for cut in [stored.len() - 1, stored.len() - 2000] {
+        let (ok, err, out) = decrypt(dir.path(), &config, key, &stored[..cut], meta);
+        assert!(!ok && out.is_none(), "{key}: cut to {cut}: {err}");
+    }
+    // Another object's checksum record, and another object's layout record.
+    let (_, _, _, other_meta) = &objects[1];
+    for entry in ["twofold-checksum", "twofold-layout"] {
+        let mut m = meta.clone();
+        m["Metadata"][entry] = other_meta["Metadata"][entry].clone();
+        m["ContentLength"] = meta["ContentLength"].clone();
+        let (ok, err, out) = decrypt(dir.path(), &config, key, stored, &m);
+        assert!(!ok && out.is_none(), "{key}: {entry} swapped: {err}");
+        assert!(err.contains("integrity"), "{key}: {entry} swapped: {err}");
+    }
+    // The aligned object without its last part (the ETag still counts three).
+    let (key, _, stored, meta) = &objects[2];
+    let two_parts = 2 * stored_len(5 * MIB);
+    let mut m = meta.clone();
+    m["ContentLength"] = serde_json::json!(two_parts);
+    let (ok, err, out) = decrypt(dir.path(), &config, key, &stored[..two_parts], &m);
+    assert!(!ok && out.is_none(), "{key}: last part dropped: {err}");
+}
+
+/// The read plan says what the gateway answers: for ranges in every form and part
+/// numbers, of unaligned, aligned and single-part objects, the status (or error), the
+/// Content-Length, Content-Range and part count, and the bytes released by the planned
+/// segments are the gateway's body.
+#[tokio::test]
+async fn read_plans_agree_with_the_gateway() {
+    use twofold::envelope::layout::Layout;
+    use twofold::envelope::plan::{self, ObjectMeta, PlanError, ReadRequest};
+    use twofold::s3::parse_range;
+    use twofold_tests::gateway::status_code;
+    const PLAN_BUCKET: &str = "plan-agrees";
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    let backend = gw.backend_client();
+    create_bucket(&s3, PLAN_BUCKET).await;
+    let seg = SegmentSize::DEFAULT;
+    let mut objects: Vec<(String, Vec<u8>, Option<Vec<u64>>)> = Vec::new();
+    for (key, sizes) in [
+        ("unaligned", vec![5 * MIB + 1, 5 * MIB + 7, 1000]),
+        ("aligned", vec![5 * MIB, 5 * MIB, 1000]),
+    ] {
+        let up = s3
+            .create_multipart_upload()
+            .bucket(PLAN_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let id = up.upload_id().unwrap().to_owned();
+        let mut doc = CompletedMultipartUpload::builder();
+        let mut plain = Vec::new();
+        for (i, &len) in sizes.iter().enumerate() {
+            let body = random_bytes(len);
+            let out = s3
+                .upload_part()
+                .bucket(PLAN_BUCKET)
+                .key(key)
+                .upload_id(&id)
+                .part_number(i as i32 + 1)
+                .body(body.clone().into())
+                .send()
+                .await
+                .unwrap();
+            doc = doc.parts(
+                CompletedPart::builder()
+                    .part_number(i as i32 + 1)
+                    .e_tag(out.e_tag().unwrap())
+                    .build(),
+            );
+            plain.extend_from_slice(&body);
+        }
+        s3.complete_multipart_upload()
+            .bucket(PLAN_BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(doc.build())
+            .send()
+            .await
+            .unwrap();
+        let parts = sizes.iter().map(|&p| p as u64).collect();
+        objects.push((key.to_owned(), plain, Some(parts)));
+    }
+    let single = random_bytes(3 * 65536 + 5);
+    put(&s3, PLAN_BUCKET, "single", single.clone()).await;
+    objects.push(("single".to_owned(), single, None));
+    put(&s3, PLAN_BUCKET, "empty", Vec::new()).await;
+    objects.push(("empty".to_owned(), Vec::new(), None));
+
+    for (key, plain, parts) in &objects {
+        let head = backend
+            .head_object()
+            .bucket(PLAN_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let header =
+            twofold::objmeta::decode(head.metadata().unwrap().get("twofold").unwrap()).unwrap();
+        let stored = head.content_length().unwrap() as u64;
+        let layout = parts.clone().map(|p| Layout::multipart(p, seg));
+        let meta = ObjectMeta {
+            header: &header,
+            stored_len: stored,
+            layout_record: layout.as_ref(),
+            etag_parts: plan::parts_count_from_etag(head.e_tag()),
+            // The probe finds part 1's segments.
+            segments_per_part: parts.as_ref().map(|p| p[0].div_ceil(seg.bytes())),
+            has_checksum_record: false,
+        };
+        let size = plain.len() as u64;
+        let mut ranges: Vec<Option<String>> = vec![None];
+        for r in [
+            "bytes=0-0".to_owned(),
+            "bytes=0-".to_owned(),
+            "bytes=-1".to_owned(),
+            "bytes=-100000".to_owned(),
+            "bytes=-99999999999".to_owned(),
+            format!("bytes={}-{}", 5 * MIB - 1, 5 * MIB + 1),
+            format!("bytes={}-", 65536),
+            format!("bytes={}-", size.saturating_sub(1)),
+            format!("bytes={size}-"),
+            format!("bytes=100-{}", size + 5),
+            "bytes=0-1,5-6".to_owned(),
+            "bytes=x-y".to_owned(),
+        ] {
+            ranges.push(Some(r));
+        }
+        // A part number takes precedence over a range: each with and without one.
+        let mut requests: Vec<(Option<String>, Option<u32>)> =
+            ranges.iter().map(|r| (r.clone(), None)).collect();
+        for k in 1..=4u32 {
+            requests.push((None, Some(k)));
+            requests.push((Some("bytes=0-0".to_owned()), Some(k)));
+        }
+        for (range, part_number) in &requests {
+            let part_number = *part_number;
+            let req = ReadRequest {
+                head_only: false,
+                range: range.as_deref().map(|r| parse_range(r.as_bytes())),
+                part_number,
+                checksum_mode: false,
+            };
+            let what = format!("{key} range {range:?} part {part_number:?}");
+            let planned = plan::plan(&meta, &req);
+            let mut get = s3.get_object().bucket(PLAN_BUCKET).key(key);
+            if let Some(r) = range {
+                get = get.range(r);
+            }
+            if let Some(k) = part_number {
+                get = get.part_number(k as i32);
+            }
+            match (get.send().await, planned) {
+                (Ok(out), Ok(p)) => {
+                    assert_eq!(
+                        out.content_length(),
+                        Some(p.response.content_length as i64),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        out.content_range().map(str::to_owned),
+                        p.response.content_range.map(|c| c.to_string()),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        out.parts_count(),
+                        p.response.parts_count.map(|n| n as i32),
+                        "{what}"
+                    );
+                    let body = out.body.collect().await.unwrap().to_vec();
+                    let mut want = Vec::new();
+                    for s in &p.segments {
+                        let a = (s.plain_first + s.skip) as usize;
+                        want.extend_from_slice(&plain[a..a + s.keep as usize]);
+                    }
+                    assert!(body == want, "{what}: body");
+                }
+                (Err(e), Err(pe)) => {
+                    let (status, code) = status_code(&e);
+                    let want = match pe {
+                        PlanError::RangeNotSatisfiable { .. } => (416, "InvalidRange"),
+                        PlanError::PartNotSatisfiable => (416, "InvalidPartNumber"),
+                        PlanError::PartsNotUniform => (501, "NotImplemented"),
+                        PlanError::InvalidPartNumber => (400, "InvalidArgument"),
+                        other => panic!("{what}: {other}"),
+                    };
+                    assert_eq!((status, code.as_str()), want, "{what}");
+                }
+                (got, p) => panic!("{what}: the gateway says {got:?}, the plan {p:?}"),
+            }
+        }
+    }
+}
