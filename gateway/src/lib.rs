@@ -1,6 +1,6 @@
 //! Twofold: an S3 gateway that stores every object body under two independent layers of
 //! AES-256-GCM, with each layer's key under its own custodian.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod awschunked;
 pub mod checksum;
