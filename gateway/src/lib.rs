@@ -7,6 +7,10 @@ pub mod checksum;
 pub mod cli;
 pub mod config;
 pub mod dev;
+#[cfg(feature = "dev-backend")]
+pub mod devbackend;
+#[cfg(not(feature = "dev-backend"))]
+#[path = "devbackend_absent.rs"]
 pub mod devbackend;
 pub mod envelope;
 pub mod hardening;
