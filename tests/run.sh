@@ -6,9 +6,20 @@
 # s3s-fs, Ceph RGW and moto, runs the integration tests in front of Ceph and moto, two
 # appliances behind HAProxy, checks the workspace builds with its declared minimum Rust
 # version, and fuzzes the parsers briefly.
-# Usage: bash tests/run.sh
+#
+# Usage: bash tests/run.sh         everything (what CI runs)
+#        bash tests/run.sh quick   formatting, clippy and `cargo test --workspace` only: unit
+#                                  and protocol tests, and the integration tests in front of
+#                                  the embedded s3s-fs backend; no Ceph, moto, real clients,
+#                                  appliances, package checks or fuzzing
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+tier=${1:-all}
+case "$tier" in
+  quick | all) ;;
+  *) echo "usage: bash tests/run.sh [quick|all]" >&2; exit 2 ;;
+esac
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -31,6 +42,10 @@ echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+if [ "$tier" = quick ]; then
+  echo "== quick checks passed (bash tests/run.sh runs everything)"
+  exit 0
+fi
 echo "== cargo clippy -p twofold --no-default-features (the packaged build, without the dev backend)"
 cargo clippy -p twofold --no-default-features --all-targets --locked -- -D warnings
 # The workspace's rust-version is the lowest toolchain that builds it: the highest any
