@@ -40,8 +40,9 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== Debian package (cargo deb)"
 # Built first with the workspace's release profile (shared with the other release builds
-# of the test run), then packaged as it is.
-cargo build --release --locked -q -p twofold
+# of the test run), then packaged as it is; without the default `dev-backend` feature, as
+# `[package.metadata.deb]` asks, so that no s3s, tokio or hyper is in the packaged binary.
+cargo build --release --locked -q -p twofold --no-default-features
 cargo deb -p twofold --no-build --strip --output "$work/twofold.deb" >"$work/cargo-deb.log" 2>&1 \
   || { cat "$work/cargo-deb.log"; exit 1; }
 dpkg-deb -I "$work/twofold.deb" >"$work/info"

@@ -5,86 +5,44 @@
 /// Turns off core dumps for this process: `RLIMIT_CORE` = 0 and `PR_SET_DUMPABLE` = 0.
 /// Returns a description of what could not be done (the process continues either way;
 /// the caller decides whether to warn).
-#[allow(unsafe_code)]
 pub fn disable_core_dumps() -> Result<(), String> {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `setrlimit` reads one properly initialised `rlimit` for the duration of the
-    // call; it touches no memory of ours afterwards.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
-    if rc != 0 {
-        return Err(format!(
-            "setrlimit(RLIMIT_CORE, 0): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: PR_SET_DUMPABLE takes plain integer arguments and no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    if rc != 0 {
-        return Err(format!(
-            "prctl(PR_SET_DUMPABLE, 0): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)
+        .map_err(|e| format!("setrlimit(RLIMIT_CORE, 0): {}", std::io::Error::from(e)))?;
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {}", std::io::Error::from(e)))?;
     Ok(())
 }
 
 /// Raises this process's soft limit on open files to its hard limit (systemd's unit sets
 /// both; a shell often leaves the soft one at 1024). Returns the soft limit now in force.
-#[allow(unsafe_code)]
 pub fn raise_open_files_limit() -> std::io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `getrlimit` writes one `rlimit` into memory we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        return Ok(hard);
     }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: `setrlimit` reads one properly initialised `rlimit` during the call.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        lim = raised;
-    }
-    Ok(lim.rlim_cur)
+    Ok(soft)
 }
 
 #[cfg(test)]
 mod tests {
+    use nix::sys::resource::{Resource, getrlimit};
+
     #[test]
     fn the_open_files_limit_is_raised_to_the_hard_limit() {
         let soft = super::raise_open_files_limit().unwrap();
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        #[allow(unsafe_code)]
-        // SAFETY: `getrlimit` writes one `rlimit` into memory we own.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-        assert_eq!(rc, 0);
-        assert_eq!((soft, lim.rlim_cur), (lim.rlim_max, lim.rlim_max));
+        let (cur, max) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!((soft, cur), (max, max));
     }
 
     #[test]
     fn core_dumps_are_off_after_the_call() {
         super::disable_core_dumps().unwrap();
-        let mut lim = libc::rlimit {
-            rlim_cur: 1,
-            rlim_max: 1,
-        };
-        #[allow(unsafe_code)]
-        // SAFETY: `getrlimit` writes one `rlimit` into memory we own.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut lim) };
-        assert_eq!(rc, 0);
-        assert_eq!(lim.rlim_cur, 0);
+        let (cur, _) = getrlimit(Resource::RLIMIT_CORE).unwrap();
+        assert_eq!(cur, 0);
+        assert!(!nix::sys::prctl::get_dumpable().unwrap());
     }
 }
 
@@ -98,22 +56,18 @@ const KEY_BYTES: usize = 32;
 /// they outlive requests, so they are what a dump or swap would otherwise catch.
 ///
 /// Slots come from 64 KiB anonymous mappings, taken as needed and never given back (the
-/// number of keys alive is bounded by the caches). Where `mmap` fails, a slot comes from the
-/// heap instead; where `madvise` or `mlock` fail (an 8 MiB `RLIMIT_MEMLOCK` holds 128
-/// regions), the key is still zeroised and core dumps are still off process-wide
+/// number of keys alive is bounded by the caches). Where the mapping fails, a slot comes
+/// from the heap instead; where `madvise` or `mlock` fail (an 8 MiB `RLIMIT_MEMLOCK` holds
+/// 128 regions), the key is still zeroised and core dumps are still off process-wide
 /// ([`disable_core_dumps`]); [`key_memory_status`] tells which protections hold.
 pub struct LockedKey {
-    slot: std::ptr::NonNull<[u8; KEY_BYTES]>,
+    /// Always `Some` while the key lives; `Drop` takes the slot back to the pool.
+    slot: Option<Slot>,
 }
 
-// SAFETY: a `LockedKey` owns its slot exclusively (no other `LockedKey` or pool entry points
-// at it while it lives), so moving it to another thread moves sole ownership; shared
-// references only read it.
-#[allow(unsafe_code)]
-unsafe impl Send for LockedKey {}
-// SAFETY: `&LockedKey` gives only read access to the slot; writes need `&mut`.
-#[allow(unsafe_code)]
-unsafe impl Sync for LockedKey {}
+/// One key's slot: a piece of a region that is never unmapped (or of a leaked heap box),
+/// owned by exactly one [`LockedKey`] or by the pool's free list.
+type Slot = &'static mut [u8; KEY_BYTES];
 
 /// Which protections the key memory has got so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,13 +83,9 @@ pub struct KeyMemoryStatus {
 }
 
 struct KeyPool {
-    free: Vec<std::ptr::NonNull<[u8; KEY_BYTES]>>,
+    free: Vec<Slot>,
     status: KeyMemoryStatus,
 }
-
-// SAFETY: the pool only stores pointers to free slots, handed out under its mutex.
-#[allow(unsafe_code)]
-unsafe impl Send for KeyPool {}
 
 static KEY_POOL: std::sync::Mutex<KeyPool> = std::sync::Mutex::new(KeyPool {
     free: Vec::new(),
@@ -156,82 +106,68 @@ pub fn key_memory_status() -> KeyMemoryStatus {
     key_pool().status
 }
 
+fn heap_slot() -> Slot {
+    Box::leak(Box::new([0u8; KEY_BYTES]))
+}
+
 impl KeyPool {
-    #[allow(unsafe_code)]
-    fn take(&mut self) -> std::ptr::NonNull<[u8; KEY_BYTES]> {
+    fn take(&mut self) -> Slot {
         if let Some(slot) = self.free.pop() {
             return slot;
         }
-        // SAFETY: an anonymous private mapping with no address hint: it aliases nothing.
-        let region = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                KEY_REGION_BYTES,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if region == libc::MAP_FAILED {
+        let Ok(region) = memmap2::MmapMut::map_anon(KEY_REGION_BYTES) else {
             self.status.heap_slots += 1;
-            let leaked: &'static mut [u8; KEY_BYTES] = Box::leak(Box::new([0u8; KEY_BYTES]));
-            return std::ptr::NonNull::from(leaked);
-        }
+            return heap_slot();
+        };
         self.status.regions += 1;
-        // SAFETY: `region` is the start of a mapping of KEY_REGION_BYTES we just made.
-        if unsafe { libc::madvise(region, KEY_REGION_BYTES, libc::MADV_DONTDUMP) } == 0 {
+        if region.advise(memmap2::Advice::DontDump).is_ok() {
             self.status.dontdump += 1;
         }
-        // SAFETY: as above; mlock only pins the pages.
-        if unsafe { libc::mlock(region, KEY_REGION_BYTES) } == 0 {
-            self.status.locked += 1;
-        } else if self.status.regions == 1 {
-            tracing::warn!(
-                error = %std::io::Error::last_os_error(),
+        match region.lock() {
+            Ok(()) => self.status.locked += 1,
+            Err(error) if self.status.regions == 1 => tracing::warn!(
+                %error,
                 "cannot lock key memory into RAM (raise LimitMEMLOCK); keys stay out of core dumps"
-            );
+            ),
+            Err(_) => {}
         }
-        let base = region.cast::<[u8; KEY_BYTES]>();
-        for i in (0..KEY_REGION_BYTES / KEY_BYTES).rev() {
-            // SAFETY: `i * KEY_BYTES` stays inside the mapping; the pointer is non-null
-            // because `base` is (mmap succeeded) and aligned because the mapping is
-            // page-aligned and `[u8; 32]` needs alignment 1.
-            let slot = unsafe { std::ptr::NonNull::new_unchecked(base.add(i)) };
-            self.free.push(slot);
-        }
-        self.free
-            .pop()
-            .unwrap_or_else(|| std::ptr::NonNull::from(Box::leak(Box::new([0u8; KEY_BYTES]))))
+        // The region is never unmapped: leaking the mapping makes its bytes `'static`, and
+        // each 32-byte chunk becomes one slot.
+        let region: &'static mut memmap2::MmapMut = Box::leak(Box::new(region));
+        let (slots, _) = region.as_chunks_mut::<KEY_BYTES>();
+        self.free.extend(slots.iter_mut().rev());
+        self.free.pop().unwrap_or_else(heap_slot)
     }
 }
 
 impl LockedKey {
     /// A copy of `key` in protected memory.
-    #[allow(unsafe_code)]
     pub fn new(key: &[u8; KEY_BYTES]) -> Self {
-        let mut slot = key_pool().take();
-        // SAFETY: the slot was free, so nothing else refers to it; it is valid for writes.
-        unsafe { slot.as_mut() }.copy_from_slice(key);
-        Self { slot }
+        let slot = key_pool().take();
+        slot.copy_from_slice(key);
+        Self { slot: Some(slot) }
     }
 }
 
 impl std::ops::Deref for LockedKey {
     type Target = [u8; KEY_BYTES];
 
-    #[allow(unsafe_code)]
     fn deref(&self) -> &[u8; KEY_BYTES] {
-        // SAFETY: the slot is owned by `self` and initialised in `new`.
-        unsafe { self.slot.as_ref() }
+        match &self.slot {
+            Some(slot) => slot,
+            // `slot` is only taken in `drop`.
+            None => unreachable!("a live LockedKey without its slot"),
+        }
     }
 }
 
 impl std::ops::DerefMut for LockedKey {
-    #[allow(unsafe_code)]
     fn deref_mut(&mut self) -> &mut [u8; KEY_BYTES] {
-        // SAFETY: the slot is owned by `self`, and `&mut self` makes this the only access.
-        unsafe { self.slot.as_mut() }
+        match &mut self.slot {
+            Some(slot) => slot,
+            // `slot` is only taken in `drop`.
+            None => unreachable!("a live LockedKey without its slot"),
+        }
     }
 }
 
@@ -244,8 +180,10 @@ impl Clone for LockedKey {
 impl Drop for LockedKey {
     fn drop(&mut self) {
         use zeroize::Zeroize;
-        (**self).zeroize();
-        key_pool().free.push(self.slot);
+        if let Some(slot) = self.slot.take() {
+            slot.zeroize();
+            key_pool().free.push(slot);
+        }
     }
 }
 
@@ -290,7 +228,7 @@ mod key_memory_tests {
     fn keys_live_in_pages_kept_out_of_core_dumps_and_are_zeroised_on_drop() {
         let key = LockedKey::new(&[7u8; 32]);
         assert_eq!(*key, [7u8; 32]);
-        let addr = key.slot.as_ptr() as usize;
+        let addr = key.as_ptr() as usize;
         let status = key_memory_status();
         assert!(status.regions >= 1, "{status:?}");
         let flags = vm_flags(addr);
@@ -303,18 +241,14 @@ mod key_memory_tests {
         }
         let copy = key.clone();
         assert_eq!(copy, key);
-        assert_ne!(copy.slot, key.slot);
-        let slot = key.slot;
+        assert_ne!(copy.as_ptr(), key.as_ptr());
         drop(key);
         // The slot is back in the pool, zeroised (checked under the pool's lock, so that no
         // other test can take it meanwhile).
         let pool = key_pool();
-        if pool.free.contains(&slot) {
-            #[allow(unsafe_code)]
-            // SAFETY: the region is never unmapped and the slot is free: nothing else
-            // refers to it while we hold the pool's lock.
-            let after = unsafe { *slot.as_ptr() };
-            assert_eq!(after, [0u8; 32], "not zeroised");
+        let back = pool.free.iter().find(|slot| slot.as_ptr() as usize == addr);
+        if let Some(slot) = back {
+            assert_eq!(**slot, [0u8; 32], "not zeroised");
         }
     }
 }

@@ -9,6 +9,7 @@
 //! `_seconds`), `_total` on counters.
 
 use crate::envelope::aead::Layer;
+use crate::envelope::segment::Crypted;
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::cell::RefCell;
@@ -129,6 +130,7 @@ pub fn install_metrics() -> PrometheusHandle {
                 tracing::warn!("another metrics recorder is installed; /metrics stays empty");
             }
             describe();
+            crate::envelope::segment::set_byte_counter(crypto_bytes);
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             let upkeep = handle.clone();
             let _ = std::thread::Builder::new()
@@ -458,6 +460,15 @@ fn layer_index(layer: Layer) -> usize {
     match layer {
         Layer::Inner => 0,
         Layer::Outer => 1,
+    }
+}
+
+/// The envelope's [`ByteCounter`](crate::envelope::segment::ByteCounter): bytes sealed or
+/// opened by one layer.
+fn crypto_bytes(what: Crypted, layer: Layer, bytes: usize) {
+    match what {
+        Crypted::Sealed => sealed(layer, bytes),
+        Crypted::Opened => opened(layer, bytes),
     }
 }
 

@@ -83,6 +83,27 @@ fn assert_released_exactly(opened: &Opened, plain: &[u8], segments: usize) {
     );
 }
 
+/// The reader stopped at `segment` of `part`, rejected by `layer`, after releasing exactly
+/// the segments before it.
+#[track_caller]
+fn assert_rejected_at(
+    opened: &Opened,
+    plain: &[u8],
+    (layer, part, segment): (Layer, u32, usize),
+    case: &str,
+) {
+    assert!(
+        matches!(
+            opened.result,
+            Err(Error::SegmentRejected { layer: l, part: p, segment: s })
+                if l == layer && p == part && s == segment as u64
+        ),
+        "{case}: {:?}",
+        opened.result
+    );
+    assert_released_exactly(opened, plain, segment);
+}
+
 /// How opening a damaged header failed.
 #[derive(Debug)]
 enum HeaderFailure {
@@ -146,108 +167,103 @@ fn untampered_fixture_opens_and_the_header_field_map_matches_the_header() {
 // ---------------------------------------------------------------------------------------
 // 1. One flipped bit in each region of the header
 
-#[test]
-fn header_magic_bit_flip_is_bad_magic() {
-    let mut f = fixture("h-magic");
+/// What opening a header with one flipped bit must give.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    BadMagic,
+    UnsupportedVersion(u8),
+    Malformed,
+    OuterDataKeyRejected,
+}
+
+impl Expect {
+    fn holds(self, r: &Result<DataKeys, HeaderFailure>) -> bool {
+        match self {
+            Expect::BadMagic => matches!(r, Err(HeaderFailure::Parse(HeaderError::BadMagic))),
+            Expect::UnsupportedVersion(found) => matches!(
+                r,
+                Err(HeaderFailure::Parse(HeaderError::UnsupportedVersion { found: v })) if *v == found
+            ),
+            Expect::Malformed => {
+                matches!(r, Err(HeaderFailure::Parse(HeaderError::Malformed { .. })))
+            }
+            Expect::OuterDataKeyRejected => matches!(
+                r,
+                Err(HeaderFailure::Keys(KeyError::Envelope(
+                    Error::DataKeyRejected {
+                        layer: Layer::Outer
+                    }
+                )))
+            ),
+        }
+    }
+}
+
+/// The flipped bits of a single-part object's header whose outcome needs no custodian to
+/// name: (case, byte, bit, expected).
+fn header_flips(header: &Header) -> Vec<(String, usize, u8, Expect)> {
+    let mut cases = Vec::new();
     for offset in 0..4 {
         for bit in 0..8 {
-            let r = open_with_flipped_header_bit(&mut f, offset, bit);
-            assert!(
-                matches!(r, Err(HeaderFailure::Parse(HeaderError::BadMagic))),
-                "byte {offset} bit {bit}: {r:?}"
-            );
+            cases.push((
+                format!("magic byte {offset}"),
+                offset,
+                bit,
+                Expect::BadMagic,
+            ));
         }
     }
-}
-
-#[test]
-fn header_version_bit_flip_is_unsupported_version() {
-    let mut f = fixture("h-version");
     for bit in 0..8 {
-        let r = open_with_flipped_header_bit(&mut f, 4, bit);
         let found = 1 ^ (1u8 << bit);
-        assert!(
-            matches!(r, Err(HeaderFailure::Parse(HeaderError::UnsupportedVersion { found: v })) if v == found),
-            "bit {bit}: {r:?}"
-        );
+        let expect = Expect::UnsupportedVersion(found);
+        cases.push((format!("version 1 -> {found}"), 4, bit, expect));
     }
-}
-
-#[test]
-fn header_segment_size_bit_flip_is_malformed_or_rejected_by_the_outer_data_key() {
-    let mut f = fixture("h-segsize");
-    // 12 -> 13: a valid size, so the header parses; the fixed bytes are authenticated by
-    // the data-key wraps, and the outer one is opened first.
-    let r = open_with_flipped_header_bit(&mut f, 5, 0);
-    assert!(
-        matches!(
-            r,
-            Err(HeaderFailure::Keys(KeyError::Envelope(
-                Error::DataKeyRejected {
-                    layer: Layer::Outer
-                }
-            )))
-        ),
-        "12 -> 13: {r:?}"
-    );
-    // 12 -> 8, 14 (valid: 14 is in range), 4, 28, 44, 76, 140.
-    for bit in 1..8 {
+    // The segment size's log2, 12: 13 and 14 are valid sizes, so the header parses; the
+    // fixed bytes are authenticated by the data-key wraps, and the outer one is opened
+    // first. 8, 4, 28, 44, 76 and 140 are out of range.
+    for bit in 0..8 {
         let log2 = 12u8 ^ (1 << bit);
-        let r = open_with_flipped_header_bit(&mut f, 5, bit);
-        if (12..=24).contains(&log2) {
-            assert!(
-                matches!(
-                    r,
-                    Err(HeaderFailure::Keys(KeyError::Envelope(
-                        Error::DataKeyRejected {
-                            layer: Layer::Outer
-                        }
-                    )))
-                ),
-                "12 -> {log2}: {r:?}"
-            );
+        let expect = if (12..=24).contains(&log2) {
+            Expect::OuterDataKeyRejected
         } else {
-            assert!(
-                matches!(r, Err(HeaderFailure::Parse(HeaderError::Malformed { .. }))),
-                "12 -> {log2}: {r:?}"
-            );
-        }
+            Expect::Malformed
+        };
+        cases.push((format!("segment size 12 -> {log2}"), 5, bit, expect));
     }
-}
-
-#[test]
-fn header_flags_bit_flip_is_malformed_or_rejected_by_the_outer_data_key() {
-    let mut f = fixture("h-flags");
-    // The multipart bit: parses (an all-zero upload id is allowed), fails authentication.
-    let r = open_with_flipped_header_bit(&mut f, 6, 0);
-    assert!(
-        matches!(
-            r,
-            Err(HeaderFailure::Keys(KeyError::Envelope(
-                Error::DataKeyRejected {
-                    layer: Layer::Outer
-                }
-            )))
-        ),
-        "multipart bit: {r:?}"
-    );
-    for bit in 1..8 {
-        let r = open_with_flipped_header_bit(&mut f, 6, bit);
-        assert!(
-            matches!(r, Err(HeaderFailure::Parse(HeaderError::Malformed { .. }))),
-            "flag bit {bit}: {r:?}"
-        );
+    // The multipart bit parses (an all-zero upload id is allowed) and fails authentication;
+    // the other flag bits are undefined.
+    for bit in 0..8 {
+        let expect = if bit == 0 {
+            Expect::OuterDataKeyRejected
+        } else {
+            Expect::Malformed
+        };
+        cases.push((format!("flag bit {bit}"), 6, bit, expect));
     }
-}
-
-#[test]
-fn header_upload_id_bit_flip_on_a_single_part_object_is_malformed() {
-    let mut f = fixture("h-upload");
+    // A single-part object's upload id must be all zeros.
     for offset in [7, 15, 22] {
-        let r = open_with_flipped_header_bit(&mut f, offset, 3);
+        cases.push((
+            format!("upload id byte {offset}"),
+            offset,
+            3,
+            Expect::Malformed,
+        ));
+    }
+    for layer in Layer::ALL {
+        let offset = layer_block_ranges(header, layer).layer_id;
+        cases.push((format!("{layer} layer id"), offset, 0, Expect::Malformed));
+    }
+    cases
+}
+
+#[test]
+fn header_bit_flip_in_the_fixed_part_or_a_layer_id_fails_as_the_table_says() {
+    let mut f = fixture("h-fixed");
+    for (case, offset, bit, expect) in header_flips(&f.header) {
+        let r = open_with_flipped_header_bit(&mut f, offset, bit);
         assert!(
-            matches!(r, Err(HeaderFailure::Parse(HeaderError::Malformed { .. }))),
-            "byte {offset}: {r:?}"
+            expect.holds(&r),
+            "{case} (byte {offset} bit {bit}): expected {expect:?}, got {r:?}"
         );
     }
 }
@@ -262,14 +278,7 @@ fn header_upload_id_bit_flip_on_a_multipart_object_is_rejected_by_the_outer_data
         flip_bit(&mut bytes, offset, 3);
         let r = open_header_bytes(&ring, &bytes, NAME);
         assert!(
-            matches!(
-                r,
-                Err(HeaderFailure::Keys(KeyError::Envelope(
-                    Error::DataKeyRejected {
-                        layer: Layer::Outer
-                    }
-                )))
-            ),
+            Expect::OuterDataKeyRejected.holds(&r),
             "byte {offset}: {r:?}"
         );
     }
@@ -365,79 +374,29 @@ fn header_commitment_bit_flip_is_key_commitment_mismatch_in_that_layer() {
     }
 }
 
-#[test]
-fn header_layer_id_bit_flip_is_malformed() {
-    let mut f = fixture("h-layerid");
-    for layer in Layer::ALL {
-        let offset = layer_block_ranges(&f.header, layer).layer_id;
-        let res = open_with_flipped_header_bit(&mut f, offset, 0);
-        assert!(
-            matches!(
-                res,
-                Err(HeaderFailure::Parse(HeaderError::Malformed { .. }))
-            ),
-            "{layer}: {res:?}"
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // 2. One flipped bit in a segment
 
-#[test]
-fn segment_body_bit_flip_is_rejected_by_the_outer_layer_after_releasing_only_earlier_segments() {
-    let f = fixture("s-body");
-    for k in 0..SEGMENTS {
-        let mut stored = f.stored.clone();
-        flip_bit(&mut stored, f.segment(k).start + 100, 4);
-        let opened = f.open(&stored);
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == k as u64
-            ),
-            "segment {k}: {:?}",
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, k);
-    }
-}
+/// Picks a byte of a stored segment, given the segment's range.
+type ByteOf = fn(std::ops::Range<usize>) -> usize;
 
 #[test]
-fn segment_outer_tag_bit_flip_is_rejected_by_the_outer_layer() {
-    let f = fixture("s-otag");
-    for k in 0..SEGMENTS {
-        let mut stored = f.stored.clone();
-        flip_bit(&mut stored, f.segment(k).end - 1, 0);
-        let opened = f.open(&stored);
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == k as u64
-            ),
-            "segment {k}: {:?}",
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, k);
-    }
-}
-
-#[test]
-fn segment_inner_tag_bit_flip_under_the_outer_layer_is_caught_by_the_outer_layer() {
-    let f = fixture("s-itag");
-    for k in 0..SEGMENTS {
-        let mut stored = f.stored.clone();
-        flip_bit(&mut stored, f.segment(k).end - TAG_LEN_BYTES - 1, 0);
-        let opened = f.open(&stored);
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == k as u64
-            ),
-            "segment {k}: {:?}",
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, k);
+fn segment_bit_flip_is_rejected_by_the_outer_layer_after_releasing_only_earlier_segments() {
+    let f = fixture("s-flip");
+    // (what, the byte in the stored segment's range, the bit). A flip in the inner tag is
+    // under the outer layer, so the outer layer catches it.
+    let flips: [(&str, ByteOf, u8); 3] = [
+        ("body", |r| r.start + 100, 4),
+        ("outer tag", |r| r.end - 1, 0),
+        ("inner tag", |r| r.end - TAG_LEN_BYTES - 1, 0),
+    ];
+    for (what, at, bit) in flips {
+        for k in 0..SEGMENTS {
+            let mut stored = f.stored.clone();
+            flip_bit(&mut stored, at(f.segment(k)), bit);
+            let case = format!("{what} of segment {k}");
+            assert_rejected_at(&f.open(&stored), &f.plain, (Layer::Outer, 0, k), &case);
+        }
     }
 }
 
@@ -525,16 +484,8 @@ fn inner_ciphertext_bit_flip_under_a_valid_outer_layer_is_rejected_by_the_inner_
                 let offset = if at == 0 { 10 } else { inner.len() - 1 };
                 flip_bit(inner, offset, 1);
             });
-            let opened = f.open(&stored);
-            assert!(
-                matches!(
-                    opened.result,
-                    Err(Error::SegmentRejected { layer: Layer::Inner, part: 0, segment }) if segment == k as u64
-                ),
-                "segment {k}, {what}: {:?}",
-                opened.result
-            );
-            assert_released_exactly(&opened, &f.plain, k);
+            let case = format!("segment {k}, {what}");
+            assert_rejected_at(&f.open(&stored), &f.plain, (Layer::Inner, 0, k), &case);
         }
     }
 }
@@ -569,16 +520,9 @@ fn last_segment_cut_short_is_rejected_and_releases_only_whole_earlier_segments()
     let last = f.segment(SEGMENTS - 1);
     for cut in [1usize, TAG_LEN_BYTES, 2 * TAG_LEN_BYTES, 500, 1000] {
         let stored = &f.stored[..last.end - cut];
-        let opened = f.open(stored);
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == (SEGMENTS - 1) as u64
-            ),
-            "cut {cut} bytes: {:?}",
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, SEGMENTS - 1);
+        let case = format!("cut {cut} bytes");
+        let at = (Layer::Outer, 0, SEGMENTS - 1);
+        assert_rejected_at(&f.open(stored), &f.plain, at, &case);
     }
     // Fewer bytes than the two tags: a framing error.
     for left in [1usize, 31] {
@@ -606,16 +550,8 @@ fn bytes_appended_after_a_short_final_segment_are_rejected() {
         let opened = f.open(&stored);
         // The final segment is read together with what follows it (or as a final segment
         // with extra bytes) and fails the outer tag check.
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == (SEGMENTS - 1) as u64
-            ),
-            "{} bytes appended: {:?}",
-            extra.len(),
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, SEGMENTS - 1);
+        let case = format!("{} bytes appended", extra.len());
+        assert_rejected_at(&opened, &f.plain, (Layer::Outer, 0, SEGMENTS - 1), &case);
     }
 }
 
@@ -628,16 +564,8 @@ fn segment_appended_after_a_full_final_segment_is_rejected_at_the_final_segment(
         let opened = f.open(&stored);
         // The final segment is followed by a byte, so it is opened as not final, and its
         // final flag makes it fail.
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == (SEGMENTS - 1) as u64
-            ),
-            "{} bytes appended: {:?}",
-            extra.len(),
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, SEGMENTS - 1);
+        let case = format!("{} bytes appended", extra.len());
+        assert_rejected_at(&opened, &f.plain, (Layer::Outer, 0, SEGMENTS - 1), &case);
     }
 }
 
@@ -669,16 +597,8 @@ fn swapped_segments_are_rejected_at_the_first_swapped_index() {
         let seg_i = f.stored[a.clone()].to_vec();
         stored[a].copy_from_slice(&f.stored[b.clone()]);
         stored[b].copy_from_slice(&seg_i);
-        let opened = f.open(&stored);
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == i as u64
-            ),
-            "swap {i} and {j}: {:?}",
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, i);
+        let case = format!("swap {i} and {j}");
+        assert_rejected_at(&f.open(&stored), &f.plain, (Layer::Outer, 0, i), &case);
     }
 }
 
@@ -702,32 +622,12 @@ fn segment_spliced_from_another_object_of_the_same_bucket_and_size_is_rejected()
         let mut stored = f.stored.clone();
         let r = f.segment(k);
         stored[r.clone()].copy_from_slice(&other_stored[r]);
-        let opened = f.open(&stored);
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 0, segment }) if segment == k as u64
-            ),
-            "segment {k}: {:?}",
-            opened.result
-        );
-        assert_released_exactly(&opened, &f.plain, k);
+        let case = format!("segment {k}");
+        assert_rejected_at(&f.open(&stored), &f.plain, (Layer::Outer, 0, k), &case);
     }
     // And the other object's whole body under this object's header.
-    let opened = f.open(&other_stored);
-    assert!(
-        matches!(
-            opened.result,
-            Err(Error::SegmentRejected {
-                layer: Layer::Outer,
-                part: 0,
-                segment: 0
-            })
-        ),
-        "{:?}",
-        opened.result
-    );
-    assert!(opened.released.is_empty());
+    let case = "the other object's body";
+    assert_rejected_at(&f.open(&other_stored), &f.plain, (Layer::Outer, 0, 0), case);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -866,15 +766,8 @@ fn part_opened_under_another_part_number_is_rejected_at_its_first_segment() {
                 continue;
             }
             let opened = decrypt_part(&header, &keys, wrong, &parts[i]);
-            assert!(
-                matches!(
-                    opened.result,
-                    Err(Error::SegmentRejected { layer: Layer::Outer, part: p, segment: 0 }) if p == wrong
-                ),
-                "part {part} opened as {wrong}: {:?}",
-                opened.result
-            );
-            assert!(opened.released.is_empty());
+            let case = format!("part {part} opened as {wrong}");
+            assert_rejected_at(&opened, &plains[i], (Layer::Outer, wrong, 0), &case);
         }
     }
     // One segment of part 1 spliced into part 2 at the same index.
@@ -884,14 +777,7 @@ fn part_opened_under_another_part_number_is_rejected_at_its_first_segment() {
         let r = segment_range(seg, k, stored.len());
         stored[r.clone()].copy_from_slice(&parts[0][r]);
         let opened = decrypt_part(&header, &keys, 2, &stored);
-        assert!(
-            matches!(
-                opened.result,
-                Err(Error::SegmentRejected { layer: Layer::Outer, part: 2, segment }) if segment == k as u64
-            ),
-            "segment {k}: {:?}",
-            opened.result
-        );
-        assert_released_exactly(&opened, &plains[1], k);
+        let case = format!("segment {k}");
+        assert_rejected_at(&opened, &plains[1], (Layer::Outer, 2, k), &case);
     }
 }

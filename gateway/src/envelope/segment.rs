@@ -24,6 +24,35 @@ const PREFIX_LEN_BYTES: usize = 7;
 const AAD_LEN_BYTES: usize = super::header::FIXED_LEN_BYTES + 1 + 4;
 const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
 
+/// What a layer did with the bytes it reports to the [`ByteCounter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crypted {
+    /// Sealed (encrypted and tagged).
+    Sealed,
+    /// Opened (tag verified, then decrypted).
+    Opened,
+}
+
+/// Told the number of bytes each layer sealed or opened, segment by segment (records
+/// included). The envelope knows nothing of metrics: the gateway's telemetry installs one
+/// with [`set_byte_counter`] when it starts; until then, and in the command-line tools,
+/// nothing is counted.
+pub type ByteCounter = fn(Crypted, Layer, usize);
+
+static BYTE_COUNTER: std::sync::OnceLock<ByteCounter> = std::sync::OnceLock::new();
+
+/// Installs the process's [`ByteCounter`]. Only the first call takes effect; returns
+/// whether this one did.
+pub fn set_byte_counter(counter: ByteCounter) -> bool {
+    BYTE_COUNTER.set(counter).is_ok()
+}
+
+fn count(what: Crypted, layer: Layer, bytes: usize) {
+    if let Some(counter) = BYTE_COUNTER.get() {
+        counter(what, layer, bytes);
+    }
+}
+
 /// Both layers' ciphers for one part, ready to seal or open its segments.
 #[derive(Debug)]
 pub struct SegmentCipher {
@@ -151,8 +180,8 @@ impl SegmentCipher {
             )
             .map_err(|_| Error::Internal("outer seal"))?;
         buf[outer_len..stored].copy_from_slice(&outer_tag);
-        crate::telemetry::sealed(Layer::Inner, plain_len);
-        crate::telemetry::sealed(Layer::Outer, outer_len);
+        count(Crypted::Sealed, Layer::Inner, plain_len);
+        count(Crypted::Sealed, Layer::Outer, outer_len);
         Ok(stored)
     }
 
@@ -195,8 +224,8 @@ impl SegmentCipher {
                 &inner_tag,
             )
             .map_err(|_| rejected(Layer::Inner))?;
-        crate::telemetry::opened(Layer::Outer, inner_len);
-        crate::telemetry::opened(Layer::Inner, plain_len);
+        count(Crypted::Opened, Layer::Outer, inner_len);
+        count(Crypted::Opened, Layer::Inner, plain_len);
         Ok(plain_len)
     }
 
@@ -251,8 +280,8 @@ impl SegmentCipher {
                 &inner_tag,
             )
             .map_err(|_| rejected(Layer::Inner))?;
-        crate::telemetry::opened(Layer::Outer, inner_len);
-        crate::telemetry::opened(Layer::Inner, plain_len);
+        count(Crypted::Opened, Layer::Outer, inner_len);
+        count(Crypted::Opened, Layer::Inner, plain_len);
         Ok(plain_len)
     }
 
