@@ -50,6 +50,7 @@
 //! Nothing is allocated on the data path; the decoder never panics, whatever the input.
 
 use crate::checksum::ChecksumAlgorithm;
+use crate::s3::S3Code;
 use crate::sigv4::{ChunkSigner, PayloadMode};
 use aws_lc_rs::digest;
 
@@ -128,15 +129,15 @@ pub enum ChunkError {
 
 impl ChunkError {
     /// The S3 error code.
-    pub fn s3_code(&self) -> &'static str {
+    pub fn s3_code(&self) -> S3Code {
         match self {
-            Self::Setup(_) => "InternalError",
-            Self::ChunkSignature | Self::TrailerSignature => "SignatureDoesNotMatch",
-            Self::Framing(_) | Self::TrailingData => "InvalidRequest",
-            Self::ChunkTooLarge { .. } => "EntityTooLarge",
-            Self::LengthMismatch { .. } | Self::Truncated => "IncompleteBody",
+            Self::Setup(_) => S3Code::InternalError,
+            Self::ChunkSignature | Self::TrailerSignature => S3Code::SignatureDoesNotMatch,
+            Self::Framing(_) | Self::TrailingData => S3Code::InvalidRequest,
+            Self::ChunkTooLarge { .. } => S3Code::EntityTooLarge,
+            Self::LengthMismatch { .. } | Self::Truncated => S3Code::IncompleteBody,
             Self::Trailer(_) | Self::UndeclaredTrailer(_) | Self::MissingTrailer(_) => {
-                "MalformedTrailerError"
+                S3Code::MalformedTrailerError
             }
         }
     }

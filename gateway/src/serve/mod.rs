@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod backend;
 pub mod body;
+mod error;
 pub mod io;
 mod multipart;
 mod object;
@@ -16,9 +17,10 @@ mod unaligned;
 use crate::config::{BackendTransport, ListenerTls, ServeSettings};
 use crate::http::{Limits, RequestHead, ResponseHead};
 use crate::keys::{Custodian, Keyring, KeyringSettings};
-use crate::s3::{Address, Query, S3Error, S3Op};
+use crate::s3::{Address, Query, S3Code, S3Error, S3Op};
 use crate::sigv4::{self, RequestParts, Secret, Verified};
 use backend::Backend;
+pub(crate) use error::Failure;
 use io::{Conn, HeadError};
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -34,16 +36,16 @@ const STOP_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often a stopping core looks whether its requests in flight have finished.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// S3 error codes that mean the request was refused by authentication or authorisation.
-const AUTH_FAILURE_CODES: &[&str] = &[
-    "AccessDenied",
-    "SignatureDoesNotMatch",
-    "InvalidAccessKeyId",
-    "RequestTimeTooSkewed",
-    "AuthorizationHeaderMalformed",
-    "AuthorizationQueryParametersError",
-    "ExpiredToken",
-    "InvalidToken",
-    "MissingSecurityHeader",
+const AUTH_FAILURE_CODES: &[S3Code] = &[
+    S3Code::AccessDenied,
+    S3Code::SignatureDoesNotMatch,
+    S3Code::InvalidAccessKeyId,
+    S3Code::RequestTimeTooSkewed,
+    S3Code::AuthorizationHeaderMalformed,
+    S3Code::AuthorizationQueryParametersError,
+    S3Code::ExpiredToken,
+    S3Code::InvalidToken,
+    S3Code::MissingSecurityHeader,
 ];
 /// Longest a client may take over its TLS handshake before the connection is dropped.
 pub const TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
@@ -577,32 +579,6 @@ pub(crate) enum Outcome {
     Close,
 }
 
-/// An error answer, and whether the connection must be closed after it.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    error: S3Error,
-    close: bool,
-}
-
-impl Failure {
-    pub(crate) fn keep(error: S3Error) -> Self {
-        Self {
-            error,
-            close: false,
-        }
-    }
-
-    pub(crate) fn close(error: S3Error) -> Self {
-        Self { error, close: true }
-    }
-}
-
-impl From<S3Error> for Failure {
-    fn from(e: S3Error) -> Self {
-        Failure::keep(e)
-    }
-}
-
 fn request_id(core: &Core) -> String {
     let n = core.requests.get() + 1;
     core.requests.set(n);
@@ -669,9 +645,12 @@ async fn serve_request(core: &Core, conn: &mut Conn, head: &RequestHead) -> Outc
             Ok(o) => o,
             Err(f) => {
                 if AUTH_FAILURE_CODES.contains(&f.error.code) {
-                    core.metrics.auth_failure(f.error.code);
+                    core.metrics.auth_failure(f.error.code.as_str());
                 }
+                tracing::debug!(cause = ?f.cause, "request failed");
                 let err = f.error.with_request_id(rid.clone());
+                // Closed when the failure says so, the client asked for it, or the request
+                // body was not read to its end (its bytes must not be taken for a request).
                 let close = f.close || !head.keep_alive() || !conn.request_body_read();
                 write_error(conn, &err, close).await;
                 if close {
@@ -715,7 +694,7 @@ pub(crate) async fn write_error(conn: &mut Conn, err: &S3Error, close: bool) {
     if let Some(detail) = err.detail() {
         tracing::warn!(
             status = err.status,
-            code = err.code,
+            code = err.code.as_str(),
             detail,
             "request failed"
         );

@@ -10,8 +10,7 @@
 use super::body::ClientBody;
 use super::io::Conn;
 use super::object::{
-    SSE_DSSE, SealSink, backend_failure, check_upload_headers, forward_error, seal_to_md5,
-    seal_upload,
+    SSE_DSSE, SealSink, check_upload_headers, forward_error, seal_to_md5, seal_upload,
 };
 use super::part_checksum::{Declared, PartTagger};
 use super::passthrough::rewrite_sizes;
@@ -22,7 +21,7 @@ use crate::envelope::{ObjectName, SegmentCipher};
 use crate::envelope::{checksum_record, record};
 use crate::http::ResponseHead;
 use crate::objmeta;
-use crate::s3::S3Error;
+use crate::s3::{S3Code, S3Error};
 use base64::Engine;
 
 /// Prefix of the upload ids Twofold hands out.
@@ -181,8 +180,7 @@ pub(crate) async fn list_uploads(ctx: &Request<'_>, conn: &mut Conn) -> Result<O
             Vec::new(),
             Vec::new(),
         )
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
@@ -273,12 +271,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
     let _ = read_small_request(ctx, conn).await?;
     let upload_id: [u8; 16] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    let (header, _keys) = ctx
-        .core
-        .keyring
-        .seal_new(name, Some(upload_id))
-        .await
-        .map_err(|e| super::object::key_failure(&e))?;
+    let (header, _keys) = ctx.core.keyring.seal_new(name, Some(upload_id)).await?;
     let mut headers = headers;
     headers.push((
         objmeta::HTTP_HEADER.into(),
@@ -289,8 +282,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
         .core
         .backend
         .simple("POST", &path, Some("uploads="), headers, Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
@@ -298,9 +290,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
     let backend_id = xml_value(&text, "UploadId")
         .map(xml_unescape)
         .ok_or_else(|| {
-            backend_failure(&super::backend::BackendError::Protocol(
-                "no UploadId".into(),
-            ))
+            Failure::from(super::backend::BackendError::Protocol("no UploadId".into()))
         })?;
     let body = replace_upload_id(&body, &token(&backend_id, &header, declared));
     let extra = declared.map_or_else(Vec::new, |d| {
@@ -342,18 +332,13 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
             "This upload id has no Twofold keys: use the upload id CreateMultipartUpload returned",
         ))
     })?;
+    // Before the body is read: the connection's state closes it after a failure here.
     let keys = ctx
         .core
         .keyring
         .open(&header, name)
         .await
-        .map_err(|e| match e {
-            crate::keys::KeyError::Envelope(_) => Failure::close(S3Error::no_such_upload()),
-            e => Failure {
-                close: true,
-                ..super::object::key_failure(&e)
-            },
-        })?;
+        .map_err(Failure::upload_keys)?;
     let cipher = SegmentCipher::new(&header, &keys, number)
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     let tagger = declared
@@ -402,8 +387,7 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
                 .core
                 .backend
                 .send_head("PUT", &path, Some(&query), Vec::new(), Some(stored))
-                .await
-                .map_err(|e| backend_failure(&e))?;
+                .await?;
             let (resp, resp_body, checksum) =
                 seal_upload(ctx, conn, &mut body, &cipher, ex).await?;
             if resp.status != 200 {
@@ -460,7 +444,7 @@ impl StoredPart {
         }
         Err(Failure::keep(S3Error::new(
             400,
-            "InvalidRequest",
+            S3Code::InvalidRequest,
             format!(
                 "Part {number} of this upload already holds other data, and Twofold cannot \
                  replace a part: it would seal two different parts under the same keys. \
@@ -487,8 +471,7 @@ async fn stored_part(
         .core
         .backend
         .simple("GET", path, Some(&q), Vec::new(), Vec::new())
-        .await
-        .map_err(|e| Failure::close(backend_failure(&e).error))?;
+        .await?;
     match resp.status {
         200 => {}
         404 => return Err(Failure::close(S3Error::no_such_upload())),
@@ -576,7 +559,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
     {
         return Err(Failure::keep(S3Error::new(
             400,
-            "InvalidPart",
+            S3Code::InvalidPart,
             "Twofold needs the parts of an upload numbered 1, 2, 3... without gaps",
         )));
     }
@@ -609,8 +592,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             .core
             .backend
             .simple("GET", &path, Some(&q), Vec::new(), Vec::new())
-            .await
-            .map_err(|e| backend_failure(&e))?;
+            .await?;
         if resp.status == 404
             && let Some(h) = &header
             && let Some((head, result)) = completed_earlier(ctx, name, &path, h).await?
@@ -645,21 +627,21 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             .ok_or_else(|| {
                 Failure::keep(S3Error::new(
                     400,
-                    "InvalidPart",
+                    S3Code::InvalidPart,
                     format!("Part {n} was not uploaded"),
                 ))
             })?;
         let plain = plain_len(stored, seg).map_err(|_| {
             Failure::keep(S3Error::new(
                 400,
-                "InvalidPart",
+                S3Code::InvalidPart,
                 format!("Part {n} was not uploaded through Twofold"),
             ))
         })?;
         if i + 1 < parts.len() && plain == 0 {
             return Err(Failure::keep(S3Error::new(
                 400,
-                "EntityTooSmall",
+                S3Code::EntityTooSmall,
                 format!("Part {n} is empty; only the last part may be"),
             )));
         }
@@ -708,7 +690,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             record::encode(&plain_sizes).map_err(|e| {
                 Failure::keep(S3Error::new(
                     400,
-                    "InvalidPart",
+                    S3Code::InvalidPart,
                     format!("Twofold cannot record this layout: {e}"),
                 ))
             })?;
@@ -717,7 +699,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             if sealed.len().div_ceil(3) * 4 > super::unaligned::LAYOUT_VALUE_LEN_MAX {
                 return Err(Failure::keep(S3Error::new(
                     400,
-                    "InvalidPart",
+                    S3Code::InvalidPart,
                     "Twofold cannot record this layout: the part sizes take too much metadata",
                 )));
             }
@@ -736,8 +718,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             vec![("content-type".into(), b"application/xml".to_vec())],
             backend_document(&parts).into_bytes(),
         )
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
@@ -797,8 +778,7 @@ async fn completed_earlier(
         .core
         .backend
         .simple("HEAD", path, None, Vec::new(), Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     let stored = head
         .header_str(objmeta::HTTP_HEADER)
         .and_then(|v| objmeta::decode(v).ok());
@@ -843,8 +823,7 @@ async fn with_stored_etag(
         .core
         .backend
         .simple("HEAD", path, None, Vec::new(), Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     match head.header_str("etag") {
         Some(etag) if head.status == 200 => Ok(replace_element(&text, "ETag", etag).into_bytes()),
         _ => Ok(body),
@@ -876,7 +855,7 @@ async fn upload_keys(
         .keyring
         .open(header, name)
         .await
-        .map_err(|e| super::object::key_failure(&e))
+        .map_err(Failure::from)
 }
 
 /// The digests of the parts' checksums the client claims in its CompleteMultipartUpload
@@ -905,7 +884,7 @@ fn vouched_digests(
                 .ok_or_else(|| {
                     S3Error::new(
                         400,
-                        "InvalidPart",
+                        S3Code::InvalidPart,
                         format!(
                             "Part {}: its {alg} checksum or its ETag is not what UploadPart \
                              returned for it",
@@ -962,8 +941,7 @@ pub(crate) async fn abort_or_list(
             Vec::new(),
             Vec::new(),
         )
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if !(200..300).contains(&resp.status) {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
@@ -1055,8 +1033,7 @@ pub(crate) async fn upload_part_copy(
         .core
         .backend
         .simple("HEAD", &src_path, src_query.as_deref(), cond, Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if src.status != 200 {
         return forward_error(conn, &src, &src_body, ctx.rid).await;
     }
@@ -1065,7 +1042,7 @@ pub(crate) async fn upload_part_copy(
         None => {
             return Err(Failure::keep(S3Error::new(
                 403,
-                "InvalidObjectState",
+                S3Code::InvalidObjectState,
                 "The copy source was not written through Twofold",
             )));
         }
@@ -1112,12 +1089,7 @@ pub(crate) async fn upload_part_copy(
         bucket: &src_bucket,
         key: &src_key,
     };
-    let src_keys = ctx
-        .core
-        .keyring
-        .open(&src_header, src_name)
-        .await
-        .map_err(|e| super::object::key_failure(&e))?;
+    let src_keys = ctx.core.keyring.open(&src_header, src_name).await?;
     let sseg = src_header.segment_size;
     // Single-part sources are read from the first segment of the range; multipart ones from
     // the start, to follow their part boundaries.
@@ -1198,17 +1170,15 @@ pub(crate) async fn upload_part_copy(
         .core
         .backend
         .send_head("GET", &src_path, src_query.as_deref(), fwd, None)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     let src_resp = src_ex
         .conn
         .read_response_head()
         .await
-        .map_err(|e| backend_failure(&e.into()))?;
+        .map_err(|e| Failure::from(super::backend::BackendError::from(e)))?;
     if src_resp.status != 206 && src_resp.status != 200 {
-        let (b, _) = super::backend::read_small_body(&mut src_ex.conn, &src_resp, false, 1 << 20)
-            .await
-            .map_err(|e| backend_failure(&e))?;
+        let (b, _) =
+            super::backend::read_small_body(&mut src_ex.conn, &src_resp, false, 1 << 20).await?;
         return forward_error(conn, &src_resp, &b, ctx.rid).await;
     }
     // The destination part.
@@ -1233,8 +1203,7 @@ pub(crate) async fn upload_part_copy(
                     Vec::new(),
                     Some(stored_len(part_len, dseg)),
                 )
-                .await
-                .map_err(|e| backend_failure(&e))?,
+                .await?,
         ),
     };
     let dst_n = segment_count(part_len, dseg);
@@ -1249,7 +1218,7 @@ pub(crate) async fn upload_part_copy(
         let plen = plen as usize;
         let (res, b) = src_ex.conn.read_exact_into(input, 0..plen + OVERHEAD).await;
         input = b;
-        res.map_err(|e| backend_failure(&e.into()))?;
+        res.map_err(|e| Failure::from(super::backend::BackendError::from(e)))?;
         let opened = match number {
             None => cursor.open(&input[..plen + OVERHEAD], &mut plain, is_final),
             Some(number) => {
@@ -1267,10 +1236,7 @@ pub(crate) async fn upload_part_copy(
         };
         opened.map_err(|e| {
             super::object::integrity_failure(ctx, &e);
-            Failure::close(
-                S3Error::internal_error()
-                    .with_detail(format!("The copy source failed its integrity check: {e}")),
-            )
+            Failure::integrity(format!("The copy source failed its integrity check: {e}")).closing()
         })?;
         if seg_start + plen as u64 <= first && src_size > 0 {
             continue;
@@ -1332,11 +1298,9 @@ pub(crate) async fn upload_part_copy(
         .conn
         .read_response_head()
         .await
-        .map_err(|e| backend_failure(&e.into()))?;
+        .map_err(|e| Failure::from(super::backend::BackendError::from(e)))?;
     let (resp_body, reusable) =
-        super::backend::read_small_body(&mut ex.conn, &resp, false, 1 << 20)
-            .await
-            .map_err(|e| backend_failure(&e))?;
+        super::backend::read_small_body(&mut ex.conn, &resp, false, 1 << 20).await?;
     if reusable && resp.keep_alive() {
         ctx.core.backend.release(ex.conn);
     }
@@ -1352,7 +1316,7 @@ async fn sink_write(sink: &mut SealSink, dst: Vec<u8>, sealed: usize) -> Result<
     match sink {
         SealSink::Backend(ex) => {
             let (res, b) = ex.conn.write_range(dst, 0..sealed).await;
-            res.map_err(|e| backend_failure(&e.into()))?;
+            res.map_err(|e| Failure::from(super::backend::BackendError::from(e)))?;
             Ok(b)
         }
         SealSink::Md5(m) => {

@@ -2,7 +2,7 @@
 //! segment on its way to the backend and opened segment by segment on its way back, and
 //! every size the client sees is a plaintext size.
 
-use super::backend::{BackendError, read_small_body};
+use super::backend::read_small_body;
 use super::body::{BodyError, ClientBody};
 use super::io::Conn;
 use super::{Failure, Outcome, Request, backend_path, backend_query, write_response};
@@ -15,9 +15,8 @@ use crate::envelope::layout::{
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::envelope::{checksum_record, record};
 use crate::http::ResponseHead;
-use crate::keys::KeyError;
 use crate::objmeta;
-use crate::s3::{RangeRequest, S3Error, parse_range};
+use crate::s3::{RangeRequest, S3Code, S3Error, parse_range};
 
 /// Largest single PUT, as in S3.
 pub const PUT_OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
@@ -106,40 +105,6 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec
         .collect())
 }
 
-pub(crate) fn key_failure(e: &KeyError) -> Failure {
-    if e.is_unavailable() {
-        Failure::keep(S3Error::service_unavailable().with_detail(format!(
-            "A key custodian is unavailable; nothing was changed: {e}"
-        )))
-    } else {
-        Failure::keep(
-            S3Error::internal_error()
-                .with_detail(format!("The object's keys could not be opened: {e}")),
-        )
-    }
-}
-
-pub(crate) fn backend_failure(e: &BackendError) -> Failure {
-    let kind = match e {
-        BackendError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
-        BackendError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => "timeout",
-        BackendError::Io(_) => "connection",
-        BackendError::Protocol(_) => "protocol",
-        BackendError::Sign(_) => "signing",
-        BackendError::Tls(_) => "tls",
-    };
-    metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => kind).increment(1);
-    tracing::warn!(kind, error = %e, "backend exchange failed");
-    // The backend connection is in an unknown state and the client's may be too.
-    let detail = format!("Storage backend: {e}");
-    let answer = if kind == "timeout" {
-        S3Error::gateway_timeout()
-    } else {
-        S3Error::bad_gateway()
-    };
-    Failure::close(answer.with_detail(detail))
-}
-
 /// Counts and logs a stored object that failed verification.
 pub(crate) fn integrity_failure(ctx: &Request<'_>, e: &crate::envelope::Error) {
     use crate::envelope::Error as E;
@@ -218,10 +183,8 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     }
     let name = ObjectName { bucket, key };
     let keyring = &ctx.core.keyring;
-    let (header, keys) = keyring.seal_new(name, None).await.map_err(|e| Failure {
-        close: true,
-        ..key_failure(&e)
-    })?;
+    // Before the body is read: the connection's state closes it after a failure here.
+    let (header, keys) = keyring.seal_new(name, None).await?;
     let seg = header.segment_size;
     let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
         .map_err(|_| fail(S3Error::internal_error()))?;
@@ -272,8 +235,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
             .core
             .backend
             .send_head("PUT", &path, None, headers.clone(), Some(stored))
-            .await
-            .map_err(|e| backend_failure(&e))?;
+            .await?;
         seal_upload(ctx, conn, &mut body, &cipher, ex).await?
     };
     if resp.status != 200 {
@@ -461,8 +423,7 @@ async fn seal_held(
         .core
         .backend
         .simple("PUT", path, None, headers, buf)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     Ok((resp, resp_body, checksum))
 }
 
@@ -504,7 +465,7 @@ async fn seal_segments(
             SealSink::Backend(ex) => {
                 let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
                 buf = b;
-                res.map_err(|e| backend_failure(&e.into()))?;
+                res.map_err(|e| Failure::from(super::backend::BackendError::from(e)))?;
             }
             SealSink::Md5(m) => md5::Digest::update(m, &buf[..sealed]),
         }
@@ -532,10 +493,8 @@ pub(crate) async fn seal_upload(
         .conn
         .read_response_head()
         .await
-        .map_err(|e| backend_failure(&e.into()))?;
-    let (resp_body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .map_err(|e| Failure::from(super::backend::BackendError::from(e)))?;
+    let (resp_body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20).await?;
     if reusable && resp.keep_alive() {
         ctx.core.backend.release(ex.conn);
     }
@@ -706,7 +665,7 @@ async fn request_keys(
         .keyring
         .open(header, ObjectName { bucket, key })
         .await
-        .map_err(|e| key_failure(&e))
+        .map_err(Failure::from)
 }
 
 /// [`reveal_checksum`] with the object's keys at hand.
@@ -729,8 +688,8 @@ fn reveal_checksum_with(
         }
         Err(e) => {
             report_integrity_failure(ctx, "checksum_record", &e);
-            Err(Failure::keep(S3Error::internal_error().with_detail(
-                format!("The stored object failed its integrity check: {e}"),
+            Err(Failure::integrity(format!(
+                "The stored object failed its integrity check: {e}"
             )))
         }
     }
@@ -813,8 +772,7 @@ pub(crate) async fn get(
             .core
             .backend
             .simple("HEAD", &path, query.as_deref(), fwd.clone(), Vec::new())
-            .await
-            .map_err(|e| backend_failure(&e))?;
+            .await?;
         if resp.status != 200 {
             return forward_error(conn, &resp, &body, ctx.rid).await;
         }
@@ -1015,21 +973,14 @@ async fn ranged_get_seen(
         "range".into(),
         format!("bytes={stored_first}-{}", slice.stored_last).into_bytes(),
     ));
-    let (mut backend_conn, resp) = ctx
-        .core
-        .backend
-        .get(path, query, fwd)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+    let (mut backend_conn, resp) = ctx.core.backend.get(path, query, fwd).await?;
     match resp.status {
         206 => {}
         // Not the object that was seen, or a backend that ignored the range.
         200 | 416 => return Ok(None),
         _ => {
             // Gone, or a condition of the client's that failed: the backend's answer.
-            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20)
-                .await
-                .map_err(|e| backend_failure(&e))?;
+            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20).await?;
             return forward_error(conn, &resp, &body, ctx.rid).await.map(Some);
         }
     }
@@ -1066,7 +1017,7 @@ fn unencrypted_check(ctx: &Request<'_>, resp: &ResponseHead) -> Result<Option<He
             UnencryptedObjects::Reject => Err(Failure::keep(
                 S3Error::new(
                     403,
-                    "InvalidObjectState",
+                    S3Code::InvalidObjectState,
                     "The object was not written through Twofold (it has no x-amz-meta-twofold metadata) and this gateway is configured to reject such objects",
                 )
                 .with_resource(ctx.address.resource()),
@@ -1096,23 +1047,16 @@ async fn stream_whole_get(
     query: Option<&str>,
     fwd: Vec<(String, Vec<u8>)>,
 ) -> Result<Outcome, Failure> {
-    let (mut backend_conn, resp) = ctx
-        .core
-        .backend
-        .get(path, query, fwd.clone())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+    let (mut backend_conn, resp) = ctx.core.backend.get(path, query, fwd.clone()).await?;
     if resp.status != 200 {
-        let (body, reusable) = read_small_body(&mut backend_conn, &resp, false, 1 << 20)
-            .await
-            .map_err(|e| backend_failure(&e))?;
+        let (body, reusable) = read_small_body(&mut backend_conn, &resp, false, 1 << 20).await?;
         if reusable && resp.keep_alive() {
             ctx.core.backend.release(backend_conn);
         }
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
     let stored = resp.content_length().ok().flatten().ok_or_else(|| {
-        backend_failure(&BackendError::Protocol(
+        Failure::from(super::backend::BackendError::Protocol(
             "GET response without Content-Length".into(),
         ))
     })?;
@@ -1192,16 +1136,9 @@ async fn stream_get(
             "range".into(),
             format!("bytes={stored_first}-{stored_last}").into_bytes(),
         ));
-        let (mut backend_conn, resp) = ctx
-            .core
-            .backend
-            .get(path, query, fwd)
-            .await
-            .map_err(|e| backend_failure(&e))?;
+        let (mut backend_conn, resp) = ctx.core.backend.get(path, query, fwd).await?;
         if resp.status != 206 && resp.status != 200 {
-            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20)
-                .await
-                .map_err(|e| backend_failure(&e))?;
+            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20).await?;
             return forward_error(conn, &resp, &body, ctx.rid).await;
         }
         // The object must not have changed between the HEAD and this GET.
@@ -1249,7 +1186,7 @@ async fn part_bounds(
     let not_satisfiable = || {
         Failure::keep(S3Error::new(
             416,
-            "InvalidPartNumber",
+            S3Code::InvalidPartNumber,
             "The requested partnumber is not satisfiable",
         ))
     };
@@ -1299,8 +1236,7 @@ async fn part_bounds(
             .core
             .backend
             .simple("GET", path, query, fwd, Vec::new())
-            .await
-            .map_err(|e| backend_failure(&e))?;
+            .await?;
         if resp.status != 206 {
             return Err(unequal());
         }
@@ -1363,8 +1299,7 @@ async fn segments_per_part(
             .core
             .backend
             .simple("GET", path, query, fwd, Vec::new())
-            .await
-            .map_err(|e| backend_failure(&e))?;
+            .await?;
         if resp.status != 206 || body.len() as u64 != plain + SEGMENT_OVERHEAD_BYTES {
             return Ok(None);
         }
@@ -1555,7 +1490,7 @@ async fn open_and_stream(
             if head_sent {
                 return Ok(Outcome::Close);
             }
-            return Err(backend_failure(&e.into()));
+            return Err(Failure::from(super::backend::BackendError::from(e)));
         }
         if let Err(e) = cursor.open(&input[..stored], &mut out[HEAD_ROOM..], index + 1 == n) {
             integrity_failure(ctx, &e);
@@ -1633,12 +1568,7 @@ async fn stream_plain_get(
     query: Option<&str>,
     fwd: Vec<(String, Vec<u8>)>,
 ) -> Result<Outcome, Failure> {
-    let (backend_conn, resp) = ctx
-        .core
-        .backend
-        .get(path, query, fwd)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+    let (backend_conn, resp) = ctx.core.backend.get(path, query, fwd).await?;
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let mut out = ResponseHead::new(resp.status);
     plain_object_headers(ctx, &resp, &mut out);
@@ -1774,8 +1704,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
             Vec::new(),
             Vec::new(),
         )
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if src.status != 200 {
         return forward_error(conn, &src, &src_body, ctx.rid).await;
     }
@@ -1794,12 +1723,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
                 key: &src_key,
             };
             let to = ObjectName { bucket, key };
-            let rewrapped = ctx
-                .core
-                .keyring
-                .rewrap(&header, from, to)
-                .await
-                .map_err(|e| key_failure(&e))?;
+            let rewrapped = ctx.core.keyring.rewrap(&header, from, to).await?;
             Some(objmeta::encode(&rewrapped))
         }
         None => match ctx.core.settings.unencrypted_objects {
@@ -1810,7 +1734,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
             UnencryptedObjects::Reject => {
                 return Err(Failure::keep(S3Error::new(
                     403,
-                    "InvalidObjectState",
+                    S3Code::InvalidObjectState,
                     "The copy source was not written through Twofold and this gateway is configured to reject such objects",
                 )));
             }
@@ -1868,8 +1792,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
         .core
         .backend
         .simple("PUT", &path, None, headers, Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
@@ -1930,8 +1853,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         .core
         .backend
         .simple("HEAD", &path, query.as_deref(), Vec::new(), Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }

@@ -118,7 +118,7 @@ async fn forward_payload(
         .backend
         .simple(&ctx.head.method, &path, query.as_deref(), headers, payload)
         .await
-        .map_err(|e: BackendError| super::object::backend_failure(&e))?;
+        .map_err(|e: BackendError| Failure::from(e))?;
     let resp_body = if rewrite_listing && resp.status == 200 {
         let marked = super::unaligned::listed_sizes(ctx, &resp_body).await?;
         let sized = rewrite_sizes_with(

@@ -5,7 +5,7 @@
 
 use super::backend::read_small_body;
 use super::io::Conn;
-use super::object::{backend_failure, forward_error, key_failure, object_headers};
+use super::object::{forward_error, object_headers};
 use super::{Failure, Outcome, Request, encode, write_response};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{
@@ -14,7 +14,7 @@ use crate::envelope::layout::{
 use crate::envelope::record;
 use crate::envelope::{ObjectName, SegmentCipher};
 use crate::http::ResponseHead;
-use crate::s3::{RangeRequest, S3Error, parse_range};
+use crate::s3::{RangeRequest, S3Code, S3Error, parse_range};
 use base64::Engine;
 
 /// User metadata that holds the sealed layout record, base64url without padding.
@@ -64,12 +64,7 @@ pub(crate) async fn layout_of(
     let sealed = B64
         .decode(value.trim())
         .map_err(|_| integrity("The object's layout record is not base64url"))?;
-    let keys = ctx
-        .core
-        .keyring
-        .open(header, name)
-        .await
-        .map_err(|e| key_failure(&e))?;
+    let keys = ctx.core.keyring.open(header, name).await?;
     record::open(header, &keys, &sealed, stored).map_err(|e| {
         super::object::report_integrity_failure(ctx, "layout_record", &e);
         integrity(format!("The stored object failed its integrity check: {e}"))
@@ -105,7 +100,7 @@ pub(crate) async fn serve(
         if k > count {
             return Err(Failure::keep(S3Error::new(
                 416,
-                "InvalidPartNumber",
+                S3Code::InvalidPartNumber,
                 "The requested partnumber is not satisfiable",
             )));
         }
@@ -176,27 +171,12 @@ pub(crate) async fn serve(
     if let Some(etag) = resp.header("etag") {
         fwd.push(("if-match".into(), etag.to_vec()));
     }
-    let (mut backend_conn, bresp) = ctx
-        .core
-        .backend
-        .get(path, query, fwd)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+    let (mut backend_conn, bresp) = ctx.core.backend.get(path, query, fwd).await?;
     if bresp.status != 206 {
-        let (body, _) = read_small_body(&mut backend_conn, &bresp, false, 1 << 20)
-            .await
-            .map_err(|e| backend_failure(&e))?;
+        let (body, _) = read_small_body(&mut backend_conn, &bresp, false, 1 << 20).await?;
         return forward_error(conn, &bresp, &body, ctx.rid).await;
     }
-    let keys = ctx
-        .core
-        .keyring
-        .open(header, name)
-        .await
-        .map_err(|e| Failure {
-            close: true,
-            ..key_failure(&e)
-        })?;
+    let keys = ctx.core.keyring.open(header, name).await?;
     let seg = header.segment_size;
     let (plain_first, plain_last) = match range {
         Some(r) => (r.first, r.last),
@@ -224,7 +204,7 @@ pub(crate) async fn serve(
                 if head_sent {
                     return Ok(Outcome::Close);
                 }
-                return Err(backend_failure(&e.into()));
+                return Err(Failure::from(super::backend::BackendError::from(e)));
             }
             if let Err(e) =
                 cipher.open_to(index, index + 1 == n, &input[..plain + OVERHEAD], &mut out)
@@ -366,8 +346,7 @@ async fn head_size(
         .core
         .backend
         .simple("HEAD", &path, query.as_deref(), Vec::new(), Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if resp.status != 200 {
         return Ok(None);
     }
@@ -509,8 +488,7 @@ async fn rewrite_steps(
     let backend = &ctx.core.backend;
     let (src, _) = backend
         .simple("HEAD", path, None, Vec::new(), Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     let parts_stored: u64 = parts.iter().map(|p| stored_len(*p, seg)).sum();
     let stored = src.content_length().ok().flatten().unwrap_or(0);
     if src.status != 200 || stored != parts_stored {
@@ -552,8 +530,7 @@ async fn rewrite_steps(
     }
     let (resp, body) = backend
         .simple("POST", path, Some("uploads="), headers, Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     let text = String::from_utf8_lossy(&body);
     let upload = match (resp.status, tag_value(&text, "UploadId")) {
         (200, Some(id)) => unescape(id),
@@ -600,8 +577,7 @@ async fn rewrite_steps(
                     vec![("content-type".into(), b"application/xml".to_vec())],
                     xml.into_bytes(),
                 )
-                .await
-                .map_err(|e| backend_failure(&e))?;
+                .await?;
             if resp.status == 200 && !String::from_utf8_lossy(&body).contains("<Error>") {
                 Ok((resp, body))
             } else {
@@ -684,8 +660,7 @@ async fn copy_parts(
         }
         let (resp, body) = backend
             .simple("PUT", path, Some(&q), headers, Vec::new())
-            .await
-            .map_err(|e| backend_failure(&e))?;
+            .await?;
         let text = String::from_utf8_lossy(&body);
         match (resp.status, tag_value(&text, "ETag")) {
             (200, Some(e)) => etags.push(unescape(e)),
@@ -706,8 +681,7 @@ async fn copy_parts(
     let q = format!("partNumber={}&{upload_q}", etags.len() + 1);
     let (resp, _) = backend
         .simple("PUT", path, Some(&q), Vec::new(), pad)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     match (resp.status, resp.header_str("etag")) {
         (200, Some(e)) => etags.push(e.to_owned()),
         _ => return Err(refused("padding part", resp.status)),
