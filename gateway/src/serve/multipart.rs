@@ -999,7 +999,7 @@ pub(crate) async fn upload_part_copy(
         .keyring
         .open(&header, name)
         .await
-        .map_err(|_| Failure::keep(S3Error::no_such_upload()))?;
+        .map_err(Failure::upload_keys)?;
     let cipher = SegmentCipher::new(&header, &keys, number)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     // The part's checksum, for an upload that declared one: computed here, as S3 does.
