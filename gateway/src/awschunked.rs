@@ -50,6 +50,7 @@
 //! Nothing is allocated on the data path; the decoder never panics, whatever the input.
 
 use crate::checksum::ChecksumAlgorithm;
+use crate::http::trim_ows;
 use crate::s3::S3Code;
 use crate::sigv4::{ChunkSigner, PayloadMode};
 use aws_lc_rs::digest;
@@ -297,18 +298,6 @@ fn is_token_byte(b: u8) -> bool {
                 | b'|'
                 | b'~'
         )
-}
-
-fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 fn parse_hex_size(digits: &[u8]) -> Option<u64> {

@@ -12,6 +12,7 @@
 //! [`Failure::close`] is for the few call sites that know more than that state, each of
 //! which says why.
 
+use super::Request;
 use super::backend::BackendError;
 use crate::keys::KeyError;
 use crate::s3::S3Error;
@@ -152,6 +153,39 @@ impl From<BackendError> for Failure {
             close: true,
         }
     }
+}
+
+/// Counts and logs a stored object that failed verification.
+pub(crate) fn integrity_failure(ctx: &Request<'_>, e: &crate::envelope::Error) {
+    use crate::envelope::Error as E;
+    let reason = match e {
+        E::SegmentRejected { .. } => "segment_rejected",
+        E::Truncated { .. } => "truncated",
+        E::Framing { .. } => "framing",
+        E::Layout(_) => "layout",
+        E::Header(_) => "header",
+        E::DataKeyRejected { .. } => "data_key_rejected",
+        E::KeyCommitmentMismatch { .. } => "key_commitment",
+        _ => "other",
+    };
+    report_integrity_failure(ctx, reason, e);
+}
+
+/// Counts and logs an integrity failure of a stored object under `reason` (the metric's
+/// label).
+pub(crate) fn report_integrity_failure(
+    ctx: &Request<'_>,
+    reason: &'static str,
+    e: &dyn std::fmt::Display,
+) {
+    ctx.core.metrics.integrity_failure(reason);
+    tracing::error!(
+        target: "twofold::integrity",
+        resource = %ctx.address.resource(),
+        reason,
+        error = %e,
+        "stored object failed verification; nothing unverified was sent"
+    );
 }
 
 #[cfg(test)]

@@ -2,6 +2,19 @@
 //! compio runtime (io_uring) with its own `SO_REUSEPORT` listener, backend connection pool
 //! and bucket-key caches; nothing on the data path is shared between cores
 //! (`docs/adr/0001-runtime.md`, `docs/request-lifecycle.md`).
+//!
+//! The modules import only downward, leaf first (besides the request context, `Request`,
+//! `Core` and the small helpers of this module, which all use):
+//!
+//! 1. `io` (the connection), `backend` (the backend pool), `body` (a client's body);
+//! 2. `error` (the edge error, [`Failure`], and integrity reporting);
+//! 3. `respond` (answers shared by the object operations);
+//! 4. `part_checksum` (checksums of multipart parts);
+//! 5. `unaligned` (objects whose size is no whole number of segments);
+//! 6. `passthrough` (operations forwarded as they are, listings' sizes rewritten);
+//! 7. `object` (PutObject, GetObject, HeadObject, CopyObject, GetObjectAttributes);
+//! 8. `multipart` (the multipart upload operations);
+//! 9. `admin` (the admin listener).
 
 pub mod admin;
 pub mod backend;
@@ -12,6 +25,7 @@ mod multipart;
 mod object;
 mod part_checksum;
 mod passthrough;
+mod respond;
 mod unaligned;
 
 use crate::config::{BackendTransport, ListenerTls, ServeSettings};

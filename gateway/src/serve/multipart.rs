@@ -9,11 +9,10 @@
 
 use super::body::ClientBody;
 use super::io::Conn;
-use super::object::{
-    SSE_DSSE, SealSink, check_upload_headers, forward_error, seal_to_md5, seal_upload,
-};
+use super::object::{SealSink, check_upload_headers, seal_to_md5, seal_upload};
 use super::part_checksum::{Declared, PartTagger};
 use super::passthrough::rewrite_sizes;
+use super::respond::{SSE_DSSE, forward_error};
 use super::{Failure, Outcome, Request, backend_path, encode, write_response};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{plain_len, stored_len};
@@ -21,7 +20,7 @@ use crate::envelope::{ObjectName, SegmentCipher};
 use crate::envelope::{checksum_record, record};
 use crate::http::ResponseHead;
 use crate::objmeta;
-use crate::s3::{S3Code, S3Error};
+use crate::s3::{S3Code, S3Error, xml};
 use base64::Engine;
 
 /// Prefix of the upload ids Twofold hands out.
@@ -94,36 +93,6 @@ fn parse_token(id: &str) -> Result<Upload, S3Error> {
     })
 }
 
-/// The contents of every `<tag>` element of `xml`, in order, and whether the last one
-/// opened was also closed (`false`: the document ends inside one).
-pub(crate) fn xml_elements<'a>(xml: &'a str, tag: &str) -> (Vec<&'a str>, bool) {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(a) = rest.find(&open) {
-        let from = a + open.len();
-        let Some(b) = rest[from..].find(&close) else {
-            return (out, false);
-        };
-        out.push(&rest[from..from + b]);
-        rest = &rest[from + b + close.len()..];
-    }
-    (out, true)
-}
-
-pub(crate) fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&close)?;
-    Some(&xml[start..end])
-}
-
-pub(crate) fn xml_unescape(s: &str) -> String {
-    crate::s3::xml::unescape(s)
-}
-
 fn replace_upload_id(xml: &[u8], token: &str) -> Vec<u8> {
     replace_element(&String::from_utf8_lossy(xml), "UploadId", token).into_bytes()
 }
@@ -146,7 +115,7 @@ fn listed_uploads(xml: &[u8]) -> Vec<u8> {
         let Some(len) = rest[from..].find(&close) else {
             break;
         };
-        let raw = xml_unescape(&rest[from..from + len]);
+        let raw = xml::unescape(&rest[from..from + len]);
         out.push_str(&rest[..from]);
         if !raw.is_empty() {
             out.push_str(&crate::s3::xml::escape(&listed_token(&raw)));
@@ -287,8 +256,8 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
     let text = String::from_utf8_lossy(&body);
-    let backend_id = xml_value(&text, "UploadId")
-        .map(xml_unescape)
+    let backend_id = xml::value(&text, "UploadId")
+        .map(xml::unescape)
         .ok_or_else(|| {
             Failure::from(super::backend::BackendError::Protocol("no UploadId".into()))
         })?;
@@ -517,15 +486,15 @@ struct ListedPart {
 
 /// Every `<Part>` of a ListParts result that has a part number, in order.
 fn listed_parts(xml: &str) -> Vec<ListedPart> {
-    xml_elements(xml, "Part")
+    xml::elements(xml, "Part")
         .0
         .into_iter()
         .filter_map(|part| {
             Some(ListedPart {
-                number: xml_value(part, "PartNumber")?.trim().parse().ok()?,
-                size: xml_value(part, "Size").and_then(|s| s.trim().parse().ok()),
-                etag: xml_value(part, "ETag")
-                    .map(xml_unescape)
+                number: xml::value(part, "PartNumber")?.trim().parse().ok()?,
+                size: xml::value(part, "Size").and_then(|s| s.trim().parse().ok()),
+                etag: xml::value(part, "ETag")
+                    .map(xml::unescape)
                     .unwrap_or_default(),
             })
         })
@@ -609,7 +578,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
             .into_iter()
             .filter_map(|p| Some((p.number, p.size?)))
             .collect();
-        let truncated = xml_value(&text, "IsTruncated").is_some_and(|v| v.trim() == "true");
+        let truncated = xml::value(&text, "IsTruncated").is_some_and(|v| v.trim() == "true");
         let next = page.last().map(|p| p.0);
         sizes.extend(page);
         match (truncated, next) {
@@ -815,7 +784,7 @@ async fn with_stored_etag(
 ) -> Result<Vec<u8>, Failure> {
     let text = String::from_utf8_lossy(&body);
     let empty =
-        xml_value(&text, "ETag").is_some_and(|e| matches!(xml_unescape(e).trim(), "" | "\"\""));
+        xml::value(&text, "ETag").is_some_and(|e| matches!(xml::unescape(e).trim(), "" | "\"\""));
     if !empty {
         return Ok(body);
     }
@@ -1235,7 +1204,7 @@ pub(crate) async fn upload_part_copy(
             }
         };
         opened.map_err(|e| {
-            super::object::integrity_failure(ctx, &e);
+            super::error::integrity_failure(ctx, &e);
             Failure::integrity(format!("The copy source failed its integrity check: {e}")).closing()
         })?;
         if seg_start + plen as u64 <= first && src_size > 0 {
@@ -1424,9 +1393,8 @@ mod complete_document_tests {
 
 #[cfg(test)]
 mod upload_id_tests {
-    use super::{
-        listed_uploads, parse_token, replace_element, xml_elements, xml_unescape, xml_value,
-    };
+    use super::{listed_uploads, parse_token, replace_element};
+    use crate::s3::xml;
 
     #[test]
     fn listed_upload_ids_come_back_as_the_backends_and_carry_no_header() {
@@ -1434,11 +1402,11 @@ mod upload_id_tests {
             <NextUploadIdMarker>2~b</NextUploadIdMarker><Upload><Key>k</Key>\
             <UploadId>2~a&amp;b</UploadId></Upload></ListMultipartUploadsResult>";
         let out = String::from_utf8(listed_uploads(xml)).unwrap();
-        let ids = xml_elements(&out, "UploadId").0;
+        let ids = xml::elements(&out, "UploadId").0;
         assert_eq!(ids.len(), 1);
-        let u = parse_token(&xml_unescape(ids[0])).unwrap();
+        let u = parse_token(&xml::unescape(ids[0])).unwrap();
         assert_eq!((u.backend_id.as_str(), u.header.is_none()), ("2~a&b", true));
-        let next = xml_value(&out, "NextUploadIdMarker").unwrap();
+        let next = xml::value(&out, "NextUploadIdMarker").unwrap();
         assert_eq!(parse_token(next).unwrap().backend_id, "2~b");
         assert!(out.contains("<UploadIdMarker></UploadIdMarker>"));
     }

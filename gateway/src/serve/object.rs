@@ -4,7 +4,12 @@
 
 use super::backend::read_small_body;
 use super::body::{BodyError, ClientBody};
+use super::error::{integrity_failure, report_integrity_failure};
 use super::io::Conn;
+use super::respond::{
+    OPENED_CHECKSUM, SSE_DSSE, forward_error, is_twofold_metadata, object_headers, opened_checksum,
+    plain_object_headers, wants_checksum, write_unsatisfiable,
+};
 use super::{Failure, Outcome, Request, backend_path, backend_query, write_response};
 use crate::config::UnencryptedObjects;
 use crate::envelope::header::Header;
@@ -16,12 +21,10 @@ use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::envelope::{checksum_record, record};
 use crate::http::ResponseHead;
 use crate::objmeta;
-use crate::s3::{RangeRequest, S3Code, S3Error, parse_range};
+use crate::s3::{RangeRequest, S3Code, S3Error, parse_range, xml};
 
 /// Largest single PUT, as in S3.
 pub const PUT_OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
-/// The value of `x-amz-server-side-encryption` on every encrypted object.
-pub const SSE_DSSE: &str = "aws:kms:dsse";
 /// Metadata entry recording the client's verified checksum (`ALGORITHM:BASE64`).
 pub const CHECKSUM_METADATA: &str = "x-amz-meta-twofold-checksum";
 /// Largest stored body of a PutObject with a trailer checksum that is held in memory until
@@ -62,31 +65,6 @@ const GET_FORWARDED: &[&str] = &[
     "if-unmodified-since",
 ];
 
-/// Backend response headers passed back to the client on GET and HEAD.
-const GET_RETURNED: &[&str] = &[
-    "etag",
-    "last-modified",
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "content-encoding",
-    "expires",
-    "x-amz-storage-class",
-    "x-amz-version-id",
-    "x-amz-tagging-count",
-    "x-amz-website-redirect-location",
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
-    "x-amz-delete-marker",
-    "x-amz-mp-parts-count",
-];
-
-fn is_twofold_metadata(name: &str) -> bool {
-    name.starts_with("x-amz-meta-twofold")
-}
-
 /// Checks the headers of a request that creates an object (PutObject,
 /// CreateMultipartUpload) and returns those passed on to the backend.
 pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec<u8>)>, S3Error> {
@@ -103,39 +81,6 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec
         .filter(|(n, _)| PUT_FORWARDED.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
         .cloned()
         .collect())
-}
-
-/// Counts and logs a stored object that failed verification.
-pub(crate) fn integrity_failure(ctx: &Request<'_>, e: &crate::envelope::Error) {
-    use crate::envelope::Error as E;
-    let reason = match e {
-        E::SegmentRejected { .. } => "segment_rejected",
-        E::Truncated { .. } => "truncated",
-        E::Framing { .. } => "framing",
-        E::Layout(_) => "layout",
-        E::Header(_) => "header",
-        E::DataKeyRejected { .. } => "data_key_rejected",
-        E::KeyCommitmentMismatch { .. } => "key_commitment",
-        _ => "other",
-    };
-    report_integrity_failure(ctx, reason, e);
-}
-
-/// Counts and logs an integrity failure of a stored object under `reason` (the metric's
-/// label).
-pub(crate) fn report_integrity_failure(
-    ctx: &Request<'_>,
-    reason: &'static str,
-    e: &dyn std::fmt::Display,
-) {
-    ctx.core.metrics.integrity_failure(reason);
-    tracing::error!(
-        target: "twofold::integrity",
-        resource = %ctx.address.resource(),
-        reason,
-        error = %e,
-        "stored object failed verification; nothing unverified was sent"
-    );
 }
 
 /// Checks the server-side-encryption request headers: DSSE or nothing is accepted (SSE-S3
@@ -322,11 +267,10 @@ async fn attach_checksum(
     let text = String::from_utf8_lossy(&body);
     // S3 may answer a copy 200 and put an error document in the body.
     if resp.status != 200 || text.contains("<Error>") {
-        let code = super::multipart::xml_value(&text, "Code").unwrap_or("no error code");
+        let code = xml::value(&text, "Code").unwrap_or("no error code");
         return Err(format!("the backend answered {} ({code})", resp.status));
     }
-    let etag = super::multipart::xml_value(&text, "ETag")
-        .map(|e| super::multipart::xml_unescape(e).into_bytes());
+    let etag = xml::value(&text, "ETag").map(|e| xml::unescape(e).into_bytes());
     let version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
     Ok((etag, version))
 }
@@ -521,51 +465,6 @@ fn body_failure(e: &BodyError) -> Failure {
     Failure::close(e.to_s3())
 }
 
-/// Sends the backend's own error response (an S3 error document) on to the client.
-pub(crate) async fn forward_error(
-    conn: &mut Conn,
-    resp: &ResponseHead,
-    body: &[u8],
-    rid: &str,
-) -> Result<Outcome, Failure> {
-    if resp.status >= 500 {
-        metrics::counter!(crate::telemetry::BACKEND_ERRORS_TOTAL, "kind" => "status_5xx")
-            .increment(1);
-    }
-    let mut out = ResponseHead::new(resp.status);
-    for name in [
-        "content-type",
-        "last-modified",
-        "x-amz-delete-marker",
-        "x-amz-version-id",
-    ] {
-        if let Some(v) = resp.header(name) {
-            out.push_header(name, v.to_vec());
-        }
-    }
-    if let Some(v) = resp.header("etag") {
-        out.push_header("etag", crate::s3::etag::header_to_client(v));
-    }
-    // An error document is the backend's code and message under the gateway's request id;
-    // nothing else of the backend's (its ids, host and zone names) reaches the client.
-    let relayed;
-    let body = if body.is_empty() {
-        body
-    } else {
-        relayed = S3Error::relayed(resp.status, body, rid);
-        if out.header("content-type").is_none() {
-            out.push_header("content-type", b"application/xml".to_vec());
-        }
-        relayed.as_slice()
-    };
-    out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
-    out.push_header("content-length", body.len().to_string().into_bytes());
-    write_response(conn, &out, body)
-        .await
-        .map_err(|_| Failure::close(S3Error::internal_error()))?;
-    Ok(Outcome::KeepAlive)
-}
-
 /// The header of a backend object, from its response's metadata.
 fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
     match resp.header_str(objmeta::HTTP_HEADER) {
@@ -575,65 +474,6 @@ fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
                 .with_detail(format!("The object's Twofold metadata is damaged: {e}"))
         }),
     }
-}
-
-/// The client-visible headers of an object's response.
-pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
-    plain_object_headers(ctx, resp, out);
-}
-
-/// The client-visible headers of a pass-through object's response: as for any object, but
-/// never labelled as encrypted.
-fn plain_object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
-    for name in GET_RETURNED {
-        if let Some(v) = resp.header(name) {
-            let v = match *name {
-                "etag" => crate::s3::etag::header_to_client(v),
-                _ => v.to_vec(),
-            };
-            out.push_header(name, v);
-        }
-    }
-    for (n, v) in &resp.headers {
-        if n.starts_with("x-amz-meta-") && !is_twofold_metadata(n) {
-            out.push_header(n, v.clone());
-        }
-    }
-    out.push_header("accept-ranges", b"bytes".to_vec());
-    if wants_checksum(ctx)
-        && let Some((alg, kind, value)) = opened_checksum(resp)
-    {
-        out.push_header(alg.header_name(), value.as_bytes().to_vec());
-        out.push_header("x-amz-checksum-type", kind.as_bytes().to_vec());
-    }
-    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
-}
-
-/// Where [`reveal_checksum`] leaves an object's opened checksum in the backend's response
-/// head, as `ALGORITHM:BASE64`. A name with a space, which no HTTP header can have, so the
-/// backend cannot set it: the sealed value it stores is never printed as it is.
-const OPENED_CHECKSUM: &str = "twofold opened-checksum";
-
-/// The checksum [`reveal_checksum`] opened, if it did: algorithm, type (`FULL_OBJECT`,
-/// `COMPOSITE`) and value as S3 prints them.
-fn opened_checksum(
-    resp: &ResponseHead,
-) -> Option<(crate::checksum::ChecksumAlgorithm, &str, &str)> {
-    let mut it = resp.header_str(OPENED_CHECKSUM)?.splitn(3, ':');
-    let alg = crate::checksum::ChecksumAlgorithm::from_name(it.next()?.as_bytes())?;
-    Some((alg, it.next()?, it.next()?))
-}
-
-/// Whether the client asked for the object's checksum (`x-amz-checksum-mode: ENABLED`) on
-/// a request for the whole object, the only one it is returned with (a part's own
-/// checksum is not kept).
-fn wants_checksum(ctx: &Request<'_>) -> bool {
-    ctx.head
-        .header_str("x-amz-checksum-mode")
-        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
-        && ctx.head.header("range").is_none()
-        && ctx.query.get("partNumber").is_none()
 }
 
 /// Opens the sealed checksum record of the object whose header is `header` and whose
@@ -908,26 +748,6 @@ pub(crate) async fn get(
     }
     // A whole GET: one backend request; the header comes with the response.
     stream_whole_get(ctx, conn, &path, query.as_deref(), fwd).await
-}
-
-/// The 416 answer to a range outside an object of `size` plaintext bytes, with
-/// `Content-Range: bytes */SIZE` as S3 gives it.
-pub(crate) async fn write_unsatisfiable(
-    ctx: &Request<'_>,
-    conn: &mut Conn,
-    size: u64,
-) -> Result<Outcome, Failure> {
-    // The request id goes in before the head is made: the head's Content-Length counts it.
-    let e = S3Error::invalid_range()
-        .with_resource(ctx.address.resource())
-        .with_request_id(ctx.rid);
-    let mut out = e.response_head();
-    out.push_header("content-range", format!("bytes */{size}").into_bytes());
-    let mut bytes = Vec::new();
-    let _ = out.write(&mut bytes);
-    e.write_xml(&mut bytes);
-    let _ = conn.write_all(bytes).await;
-    Ok(Outcome::KeepAlive)
 }
 
 /// What a core remembers of a single-part object after a ranged GET of it.

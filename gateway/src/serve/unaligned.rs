@@ -5,7 +5,7 @@
 
 use super::backend::read_small_body;
 use super::io::Conn;
-use super::object::{forward_error, object_headers};
+use super::respond::{forward_error, object_headers};
 use super::{Failure, Outcome, Request, encode, write_response};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{
@@ -14,7 +14,7 @@ use crate::envelope::layout::{
 use crate::envelope::record;
 use crate::envelope::{ObjectName, SegmentCipher};
 use crate::http::ResponseHead;
-use crate::s3::{RangeRequest, S3Code, S3Error, parse_range};
+use crate::s3::{RangeRequest, S3Code, S3Error, parse_range, xml};
 use base64::Engine;
 
 /// User metadata that holds the sealed layout record, base64url without padding.
@@ -66,7 +66,7 @@ pub(crate) async fn layout_of(
         .map_err(|_| integrity("The object's layout record is not base64url"))?;
     let keys = ctx.core.keyring.open(header, name).await?;
     record::open(header, &keys, &sealed, stored).map_err(|e| {
-        super::object::report_integrity_failure(ctx, "layout_record", &e);
+        super::error::report_integrity_failure(ctx, "layout_record", &e);
         integrity(format!("The stored object failed its integrity check: {e}"))
     })
 }
@@ -130,7 +130,7 @@ pub(crate) async fn serve(
                     first: rr.first,
                     last: rr.last,
                 }),
-                Err(_) => return super::object::write_unsatisfiable(ctx, conn, size).await,
+                Err(_) => return super::respond::write_unsatisfiable(ctx, conn, size).await,
             },
             _ => None,
         }
@@ -209,7 +209,7 @@ pub(crate) async fn serve(
             if let Err(e) =
                 cipher.open_to(index, index + 1 == n, &input[..plain + OVERHEAD], &mut out)
             {
-                super::object::integrity_failure(ctx, &e);
+                super::error::integrity_failure(ctx, &e);
                 if head_sent {
                     return Ok(Outcome::Close);
                 }
@@ -300,15 +300,17 @@ pub(crate) async fn listed_sizes(
             if !record::is_marked(stored, seg) {
                 continue;
             }
-            let Some(key) = tag_value(entry, "Key").map(|k| {
-                let k = unescape(k);
+            let Some(key) = xml::value(entry, "Key").map(|k| {
+                let k = xml::unescape(k);
                 if url_keys { percent_decode(&k) } else { k }
             }) else {
                 continue;
             };
-            let etag = tag_value(entry, "ETag").map(unescape).unwrap_or_default();
-            let version = tag_value(entry, "VersionId")
-                .map(unescape)
+            let etag = xml::value(entry, "ETag")
+                .map(xml::unescape)
+                .unwrap_or_default();
+            let version = xml::value(entry, "VersionId")
+                .map(xml::unescape)
                 .filter(|v| v != "null");
             let cache_key = (
                 bucket.to_owned(),
@@ -365,23 +367,6 @@ async fn head_size(
         // A damaged record: the listing keeps the stored size; reads of it fail.
         Err(_) => Ok(None),
     }
-}
-
-fn tag_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&close)?;
-    Some(&xml[start..end])
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#34;", "\"")
-        .replace("&amp;", "&")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -532,8 +517,8 @@ async fn rewrite_steps(
         .simple("POST", path, Some("uploads="), headers, Vec::new())
         .await?;
     let text = String::from_utf8_lossy(&body);
-    let upload = match (resp.status, tag_value(&text, "UploadId")) {
-        (200, Some(id)) => unescape(id),
+    let upload = match (resp.status, xml::value(&text, "UploadId")) {
+        (200, Some(id)) => xml::unescape(id),
         _ => {
             return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
                 "Storage backend refused the layout rewrite ({})",
@@ -613,16 +598,16 @@ async fn object_tagging(ctx: &Request<'_>, path: &str) -> Result<String, String>
 /// A GetObjectTagging result's `<TagSet>` as an `x-amz-tagging` value (`k1=v1&k2=v2`,
 /// each key and value percent-encoded).
 fn tagging_header(xml: &str) -> String {
-    let pairs: Vec<String> = super::multipart::xml_elements(xml, "Tag")
+    let pairs: Vec<String> = xml::elements(xml, "Tag")
         .0
         .into_iter()
         .filter_map(|tag| {
-            let k = tag_value(tag, "Key")?;
-            let v = tag_value(tag, "Value").unwrap_or("");
+            let k = xml::value(tag, "Key")?;
+            let v = xml::value(tag, "Value").unwrap_or("");
             Some(format!(
                 "{}={}",
-                encode(&unescape(k), false),
-                encode(&unescape(v), false)
+                encode(&xml::unescape(k), false),
+                encode(&xml::unescape(v), false)
             ))
         })
         .collect();
@@ -662,8 +647,8 @@ async fn copy_parts(
             .simple("PUT", path, Some(&q), headers, Vec::new())
             .await?;
         let text = String::from_utf8_lossy(&body);
-        match (resp.status, tag_value(&text, "ETag")) {
-            (200, Some(e)) => etags.push(unescape(e)),
+        match (resp.status, xml::value(&text, "ETag")) {
+            (200, Some(e)) => etags.push(xml::unescape(e)),
             _ => return Err(refused("part copy", resp.status)),
         }
     }
