@@ -8,7 +8,8 @@
 //!
 //! 1. `io` (the connection), `backend` (the backend pool), `body` (a client's body);
 //! 2. `error` (the edge error, [`Failure`], and integrity reporting);
-//! 3. `respond` (answers shared by the object operations);
+//! 3. `respond` (answers shared by the object operations), `stored` (a stored object being
+//!    read);
 //! 4. `part_checksum` (checksums of multipart parts);
 //! 5. `unaligned` (objects whose size is no whole number of segments);
 //! 6. `passthrough` (operations forwarded as they are, listings' sizes rewritten);
@@ -26,6 +27,7 @@ mod object;
 mod part_checksum;
 mod passthrough;
 mod respond;
+mod stored;
 mod unaligned;
 
 use crate::config::{BackendTransport, ListenerTls, ServeSettings};

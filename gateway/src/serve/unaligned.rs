@@ -6,6 +6,7 @@
 use super::backend::read_small_body;
 use super::io::Conn;
 use super::respond::{forward_error, object_headers};
+use super::stored::StoredObject;
 use super::{Failure, Outcome, Request, encode, write_response};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{
@@ -73,18 +74,20 @@ pub(crate) async fn layout_of(
 
 /// HeadObject and GetObject (whole, ranged, or by part number) of a marked object, after
 /// the backend's HEAD `resp`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     ctx: &Request<'_>,
     conn: &mut Conn,
-    path: &str,
-    query: Option<&str>,
+    obj: &StoredObject<'_>,
     fwd: Vec<(String, Vec<u8>)>,
-    header: &Header,
-    resp: &ResponseHead,
     head_only: bool,
     part_number: Option<u32>,
 ) -> Result<Outcome, Failure> {
+    let StoredObject {
+        path,
+        query,
+        header,
+        meta: resp,
+    } = *obj;
     let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
         return Err(Failure::keep(S3Error::internal_error()));
     };

@@ -20,6 +20,7 @@ use crate::serve::respond::{
     OPENED_CHECKSUM, forward_error, object_headers, plain_object_headers, wants_checksum,
     write_unsatisfiable,
 };
+use crate::serve::stored::StoredObject;
 use crate::serve::{Failure, Outcome, Request, backend_path, backend_query, write_response};
 
 /// Request headers passed on for GET and HEAD.
@@ -136,18 +137,14 @@ pub(crate) async fn get(
             reveal_checksum(ctx, &header, &mut resp).await?;
         }
         if marked {
-            return crate::serve::unaligned::serve(
-                ctx,
-                conn,
-                &path,
-                query.as_deref(),
-                fwd,
-                &header,
-                &resp,
-                head_only,
-                part_number,
-            )
-            .await;
+            let obj = StoredObject {
+                path: &path,
+                query: query.as_deref(),
+                header: &header,
+                meta: &resp,
+            };
+            return crate::serve::unaligned::serve(ctx, conn, &obj, fwd, head_only, part_number)
+                .await;
         }
         let size = plain_len(stored, header.segment_size).map_err(|_| {
             Failure::keep(
@@ -156,8 +153,18 @@ pub(crate) async fn get(
             )
         })?;
         if let Some(k) = part_number {
-            let (first, last, count) =
-                part_bounds(ctx, &path, query.as_deref(), &header, size, &resp, k).await?;
+            let (first, last, count) = part_bounds(
+                ctx,
+                &StoredObject {
+                    path: &path,
+                    query: query.as_deref(),
+                    header: &header,
+                    meta: &resp,
+                },
+                size,
+                k,
+            )
+            .await?;
             let len = if size == 0 { 0 } else { last - first + 1 };
             if head_only || size == 0 {
                 let mut out = ResponseHead::new(if size == 0 { 200 } else { 206 });
@@ -182,13 +189,15 @@ pub(crate) async fn get(
             return stream_get(
                 ctx,
                 conn,
-                &path,
-                query.as_deref(),
+                &StoredObject {
+                    path: &path,
+                    query: query.as_deref(),
+                    header: &header,
+                    meta: &resp,
+                },
                 fwd,
-                &header,
                 size,
                 Some(PlainRange { first, last }),
-                &resp,
             )
             .await;
         }
@@ -231,13 +240,15 @@ pub(crate) async fn get(
         return stream_get(
             ctx,
             conn,
-            &path,
-            query.as_deref(),
+            &StoredObject {
+                path: &path,
+                query: query.as_deref(),
+                header: &header,
+                meta: &resp,
+            },
             fwd,
-            &header,
             size,
             Some(plain),
-            &resp,
         )
         .await;
     }
@@ -313,12 +324,18 @@ pub(super) async fn ranged_get_seen(
         ctx,
         conn,
         backend_conn,
-        &seen.header,
+        &StoredObject {
+            path,
+            query,
+            header: &seen.header,
+            meta: &resp,
+        },
         size,
-        Some(plain),
-        &resp,
-        slice.first_segment,
-        None,
+        Window {
+            range: Some(plain),
+            first_segment: slice.first_segment,
+            start: None,
+        },
     )
     .await
     .map(Some)
@@ -395,10 +412,13 @@ pub(super) async fn stream_whole_get(
         if wants_checksum(ctx) {
             reveal_checksum(ctx, &header, &mut resp).await?;
         }
-        return crate::serve::unaligned::serve(
-            ctx, conn, path, query, fwd, &header, &resp, false, None,
-        )
-        .await;
+        let obj = StoredObject {
+            path,
+            query,
+            header: &header,
+            meta: &resp,
+        };
+        return crate::serve::unaligned::serve(ctx, conn, &obj, fwd, false, None).await;
     }
     let size = plain_len(stored, header.segment_size).map_err(|_| {
         Failure::close(
@@ -406,21 +426,34 @@ pub(super) async fn stream_whole_get(
                 .with_detail("The stored object's length is not valid Twofold ciphertext"),
         )
     })?;
-    open_and_stream(ctx, conn, backend_conn, &header, size, None, &resp, 0, None).await
+    let obj = StoredObject {
+        path,
+        query,
+        header: &header,
+        meta: &resp,
+    };
+    let window = Window {
+        range: None,
+        first_segment: 0,
+        start: None,
+    };
+    open_and_stream(ctx, conn, backend_conn, &obj, size, window).await
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn stream_get(
     ctx: &Request<'_>,
     conn: &mut Conn,
-    path: &str,
-    query: Option<&str>,
+    obj: &StoredObject<'_>,
     fwd: Vec<(String, Vec<u8>)>,
-    header: &Header,
     size: u64,
     range: Option<PlainRange>,
-    meta: &ResponseHead,
 ) -> Result<Outcome, Failure> {
+    let StoredObject {
+        path,
+        query,
+        header,
+        meta,
+    } = *obj;
     let layout = Layout::single(size, header.segment_size);
     let slices = match range {
         Some(r) => layout
@@ -438,7 +471,7 @@ pub(super) async fn stream_get(
     let mut guess = None;
     if header.multipart
         && range_first_segment > 0
-        && let Some(per_part) = segments_per_part(ctx, path, query, header, size, meta).await?
+        && let Some(per_part) = segments_per_part(ctx, obj, size).await?
         && let Ok(part) = u32::try_from(range_first_segment / per_part + 1)
     {
         guess = Some((part, range_first_segment % per_part));
@@ -467,18 +500,12 @@ pub(super) async fn stream_get(
                 "The object changed while it was being read; retry the request",
             )));
         }
-        let result = open_and_stream(
-            ctx,
-            conn,
-            backend_conn,
-            header,
-            size,
+        let window = Window {
             range,
-            meta,
             first_segment,
             start,
-        )
-        .await;
+        };
+        let result = open_and_stream(ctx, conn, backend_conn, obj, size, window).await;
         // Before the response head went out, a failure with a guessed part position means
         // the guess was wrong: read again from the start.
         match result {
@@ -499,18 +526,30 @@ pub(super) const HEAD_ROOM: usize = 8 * 1024;
 /// after the first segment verified; a segment that fails after that cuts the connection,
 /// so the client never sees a complete-looking response. `skip_segments` segments at the
 /// start of the backend body are opened (to follow part boundaries) but not sent.
-#[allow(clippy::too_many_arguments)]
+/// Which part of a stored object a GET streams: the plaintext range asked for (`None`: the
+/// whole object), the first segment the backend's body begins with, and for a multipart
+/// object the part and segment within it where that body begins.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    pub(super) range: Option<PlainRange>,
+    pub(super) first_segment: u64,
+    pub(super) start: Option<(u32, u64)>,
+}
+
 pub(super) async fn open_and_stream(
     ctx: &Request<'_>,
     conn: &mut Conn,
     mut backend_conn: Conn,
-    header: &Header,
+    obj: &StoredObject<'_>,
     size: u64,
-    range: Option<PlainRange>,
-    meta: &ResponseHead,
-    first_segment: u64,
-    start: Option<(u32, u64)>,
+    window: Window,
 ) -> Result<Outcome, Failure> {
+    let StoredObject { header, meta, .. } = *obj;
+    let Window {
+        range,
+        first_segment,
+        start,
+    } = window;
     let keys = request_keys(ctx, header)
         .await
         .map_err(|f| Failure { close: true, ..f })?;

@@ -12,6 +12,7 @@ use crate::objmeta;
 use crate::s3::{S3Code, S3Error};
 use crate::serve::error::report_integrity_failure;
 use crate::serve::respond::OPENED_CHECKSUM;
+use crate::serve::stored::StoredObject;
 use crate::serve::{Failure, Request};
 
 /// The header of a backend object, from its response's metadata.
@@ -88,16 +89,18 @@ pub(super) fn reveal_checksum_with(
 /// single-part object has one part, the whole object. For a multipart object the part size
 /// comes from [`segments_per_part`]; the guessed bounds are then checked by opening the
 /// part's first segment as segment 0 of part `k` and its last one as final of part `k`.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn part_bounds(
     ctx: &Request<'_>,
-    path: &str,
-    query: Option<&str>,
-    header: &Header,
+    obj: &StoredObject<'_>,
     size: u64,
-    meta: &ResponseHead,
     k: u32,
 ) -> Result<(u64, u64, u32), Failure> {
+    let StoredObject {
+        path,
+        query,
+        header,
+        meta,
+    } = *obj;
     let not_satisfiable = || {
         Failure::keep(S3Error::new(
             416,
@@ -125,7 +128,7 @@ pub(super) async fn part_bounds(
             "This object's parts are not all of one size; reading it by part number is not supported yet (use a Range)",
         ))
     };
-    let per_part = segments_per_part(ctx, path, query, header, size, meta)
+    let per_part = segments_per_part(ctx, obj, size)
         .await?
         .ok_or_else(unequal)?;
     let seg = header.segment_size;
@@ -176,12 +179,15 @@ pub(super) const PART_SIZE_CACHE_ENTRIES: usize = 1024;
 /// per object and core.
 pub(super) async fn segments_per_part(
     ctx: &Request<'_>,
-    path: &str,
-    query: Option<&str>,
-    header: &Header,
+    obj: &StoredObject<'_>,
     size: u64,
-    meta: &ResponseHead,
 ) -> Result<Option<u64>, Failure> {
+    let StoredObject {
+        path,
+        query,
+        header,
+        meta,
+    } = *obj;
     let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
         return Ok(None);
     };
