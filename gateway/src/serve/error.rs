@@ -8,9 +8,10 @@
 //! needed, never a 404 of the operation at hand).
 //!
 //! Whether the connection is closed after the answer follows from its state
-//! (`serve_request`: the request body not read to its end, or the client asked for it);
-//! [`Failure::close`] is for the few call sites that know more than that state, each of
-//! which says why.
+//! (`serve_request`: the request body not read to its end, a response head already sent,
+//! or the client asked for it); [`Failure::close`] is for the call sites that know more
+//! than that state (a write that failed, a body abandoned mid-way whose framing cannot be
+//! trusted, a backend exchange that broke).
 
 use super::Request;
 use super::backend::BackendError;

@@ -665,6 +665,18 @@ async fn serve_request(core: &Core, conn: &mut Conn, head: &RequestHead) -> Outc
                 }
                 tracing::debug!(cause = ?f.cause, "request failed");
                 let err = f.error.with_request_id(rid.clone());
+                // A response head already went out (its body failed mid-way): no error
+                // document can follow it, only the end of the connection (the client sees a
+                // short body).
+                if conn.response().status != 0 {
+                    tracing::warn!(
+                        status = err.status,
+                        code = err.code.as_str(),
+                        detail = err.detail().unwrap_or(""),
+                        "request failed after its response head was sent"
+                    );
+                    return Outcome::Close;
+                }
                 // Closed when the failure says so, the client asked for it, or the request
                 // body was not read to its end (its bytes must not be taken for a request).
                 let close = f.close || !head.keep_alive() || !conn.request_body_read();

@@ -1,7 +1,7 @@
 //! CompleteMultipartUpload: the parts checked against the listing, the object's size and
 //! checksum recorded.
 
-use super::exchange::{names, read_small_request, reply};
+use super::exchange::{names, reply};
 use super::token::{Upload, parse_token, replace_element};
 use crate::envelope::ObjectName;
 use crate::envelope::header::Header;
@@ -12,6 +12,7 @@ use crate::objmeta;
 use crate::s3::{S3Code, S3Error, xml};
 use crate::serve::io::Conn;
 use crate::serve::part_checksum::{Declared, PartTagger};
+use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
 
@@ -142,7 +143,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         header,
         declared,
     } = parse_token(id).map_err(Failure::close)?;
-    let request = read_small_request(ctx, conn).await?;
+    let request = read_body(ctx, conn).await?;
     let text = String::from_utf8_lossy(&request).into_owned();
     let parts = crate::serve::part_checksum::completed_parts(&text, declared.map(|d| d.algorithm))
         .map_err(Failure::keep)?;

@@ -1,10 +1,9 @@
-//! What every multipart operation uses: the object's names, a small request body read
-//! whole, and the reply relayed from the backend.
+//! What every multipart operation uses: the object's names and the reply relayed from the
+//! backend.
 
 use crate::envelope::ObjectName;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
-use crate::serve::body::ClientBody;
 use crate::serve::io::Conn;
 use crate::serve::respond::SSE_DSSE;
 use crate::serve::{Failure, Outcome, Request, write_response};
@@ -12,33 +11,10 @@ use crate::serve::{Failure, Outcome, Request, write_response};
 pub(super) fn names<'a>(ctx: &'a Request<'_>) -> Result<ObjectName<'a>, Failure> {
     match (&ctx.address.bucket, &ctx.address.key) {
         (Some(bucket), Some(key)) => Ok(ObjectName { bucket, key }),
-        _ => Err(Failure::close(S3Error::invalid_request(
+        _ => Err(Failure::keep(S3Error::invalid_request(
             "a bucket and a key are needed",
         ))),
     }
-}
-
-pub(super) async fn read_small_request(
-    ctx: &Request<'_>,
-    conn: &mut Conn,
-) -> Result<Vec<u8>, Failure> {
-    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(Failure::close)?;
-    if body.len() > crate::serve::passthrough::FORWARDED_BODY_BYTES_MAX {
-        return Err(Failure::close(S3Error::entity_too_large()));
-    }
-    if ctx.head.expects_continue() {
-        let (res, _) = conn
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
-            .await;
-        res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
-    }
-    let len = body.len() as usize;
-    let (res, payload) = body.read_exact(conn, vec![0u8; len], 0..len).await;
-    res.map_err(|e| Failure::close(e.to_s3()))?;
-    body.finish(conn)
-        .await
-        .map_err(|e| Failure::close(e.to_s3()))?;
-    Ok(payload)
 }
 
 /// Sends a response with a small XML body.

@@ -27,8 +27,9 @@ mod token;
 mod upload_part;
 mod upload_part_copy;
 
+use super::passthrough::read_body;
 pub(crate) use complete::complete;
-use exchange::{names, read_small_request, reply, reply_with};
+use exchange::{names, reply, reply_with};
 use token::{Upload, listed_uploads, parse_token, replace_upload_id, token};
 pub(crate) use upload_part::upload_part;
 pub(crate) use upload_part_copy::upload_part_copy;
@@ -37,7 +38,7 @@ pub(crate) use upload_part_copy::upload_part_copy;
 /// ([`listed_token`]); an `upload-id-marker` given in that form goes to the backend as
 /// the backend's id.
 pub(crate) async fn list_uploads(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
-    let _ = read_small_request(ctx, conn).await?;
+    let _ = read_body(ctx, conn).await?;
     let mut params: Vec<String> = super::backend_query(ctx.query, &["upload-id-marker"])
         .into_iter()
         .collect();
@@ -73,7 +74,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
         ctx.head.header_str("x-amz-checksum-type"),
     )
     .map_err(Failure::close)?;
-    let _ = read_small_request(ctx, conn).await?;
+    let _ = read_body(ctx, conn).await?;
     let upload_id: [u8; 16] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     let (header, _keys) = ctx.core.keyring.seal_new(name, Some(upload_id)).await?;
@@ -122,7 +123,7 @@ pub(crate) async fn abort_or_list(
     let Upload {
         backend_id, header, ..
     } = parse_token(id).map_err(Failure::keep)?;
-    let _ = read_small_request(ctx, conn).await?;
+    let _ = read_body(ctx, conn).await?;
     let mut params = vec![format!("uploadId={}", encode(&backend_id, false))];
     params.extend(super::backend_query(ctx.query, &["uploadId"]));
     let path = backend_path(Some(name.bucket), Some(name.key));

@@ -32,19 +32,20 @@ pub(super) fn part_number(ctx: &Request<'_>) -> Result<u32, S3Error> {
 /// UploadPart: seals the part with the keys the upload id carries.
 pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
     let name = names(ctx)?;
-    let number = part_number(ctx).map_err(Failure::close)?;
+    // Until the body is read, a failure needs no explicit close: the connection's state
+    // (a body not read to its end) closes it.
+    let number = part_number(ctx)?;
     let id = ctx.query.get("uploadId").unwrap_or("");
     let Upload {
         backend_id,
         header,
         declared,
-    } = parse_token(id).map_err(Failure::close)?;
+    } = parse_token(id)?;
     let header = header.ok_or_else(|| {
-        Failure::close(S3Error::no_such_upload().with_message(
+        Failure::keep(S3Error::no_such_upload().with_message(
             "This upload id has no Twofold keys: use the upload id CreateMultipartUpload returned",
         ))
     })?;
-    // Before the body is read: the connection's state closes it after a failure here.
     let keys = ctx
         .core
         .keyring
@@ -52,15 +53,15 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
         .await
         .map_err(Failure::upload_keys)?;
     let cipher = SegmentCipher::new(&header, &keys, number)
-        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     let tagger = declared
         .map(|_| PartTagger::new(&header, &keys))
         .transpose()
-        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     drop(keys);
-    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(Failure::close)?;
+    let mut body = ClientBody::new(ctx.head, ctx.verified)?;
     if body.len() > crate::serve::object::PUT_OBJECT_BYTES_MAX {
-        return Err(Failure::close(S3Error::entity_too_large()));
+        return Err(Failure::keep(S3Error::entity_too_large()));
     }
     // As in S3, an upload that declared a checksum takes only parts that carry one of its
     // algorithm (as a header or a trailer): it is checked, and vouched for in the ETag.
@@ -68,7 +69,7 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
         && ctx.head.header(d.algorithm.header_name()).is_none()
         && body.trailer_checksum_algorithm() != Some(d.algorithm)
     {
-        return Err(Failure::close(S3Error::invalid_request(format!(
+        return Err(Failure::keep(S3Error::invalid_request(format!(
             "This upload was created with the {0} checksum: each part needs its {0} \
              checksum ({1})",
             d.algorithm,

@@ -1,7 +1,7 @@
 //! UploadPartCopy.
 
 use super::complete::stored_part;
-use super::exchange::{names, read_small_request, reply};
+use super::exchange::{names, reply};
 use super::token::{Upload, parse_token};
 use super::upload_part::part_number;
 use crate::envelope::layout::{plain_len, stored_len};
@@ -13,6 +13,7 @@ use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
 use crate::serve::object::SealSink;
 use crate::serve::part_checksum::PartTagger;
+use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
 
@@ -53,7 +54,7 @@ pub(crate) async fn upload_part_copy(
     if !granted {
         return Err(Failure::keep(S3Error::access_denied()));
     }
-    let _ = read_small_request(ctx, conn).await?;
+    let _ = read_body(ctx, conn).await?;
     let keys = ctx
         .core
         .keyring

@@ -95,26 +95,28 @@ pub(super) fn check_sse_request(ctx: &Request<'_>) -> Result<(), S3Error> {
 /// PutObject.
 pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
     let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Err(Failure::close(S3Error::invalid_request(
+        return Err(Failure::keep(S3Error::invalid_request(
             "PutObject needs a bucket and a key",
         )));
     };
+    // Until the body is read, a failure needs no explicit close: the connection's state
+    // (a body not read to its end) closes it. Once reading began, one does (`fail`): a
+    // body abandoned mid-way, or one that failed to decode, leaves the stream out of step.
     let fail = Failure::close;
-    let mut headers = check_upload_headers(ctx).map_err(fail)?;
-    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(fail)?;
+    let mut headers = check_upload_headers(ctx)?;
+    let mut body = ClientBody::new(ctx.head, ctx.verified)?;
     let plain = body.len();
     if plain > PUT_OBJECT_BYTES_MAX {
-        return Err(fail(S3Error::entity_too_large()));
+        return Err(S3Error::entity_too_large().into());
     }
     let name = ObjectName { bucket, key };
     let keyring = &ctx.core.keyring;
-    // Before the body is read: the connection's state closes it after a failure here.
     let (header, keys) = keyring.seal_new(name, None).await?;
     let seg = header.segment_size;
     let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
-        .map_err(|_| fail(S3Error::internal_error()))?;
+        .map_err(|_| S3Error::internal_error())?;
     let record_cipher =
-        checksum_record::cipher(&header, &keys).map_err(|_| fail(S3Error::internal_error()))?;
+        checksum_record::cipher(&header, &keys).map_err(|_| S3Error::internal_error())?;
     drop(keys);
 
     headers.push((
