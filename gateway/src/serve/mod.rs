@@ -334,12 +334,14 @@ pub fn start(
         Some(a) => Some(admin::start(
             a,
             &settings,
-            inner.clone(),
-            outer.clone(),
-            heartbeats.clone(),
-            draining.clone(),
-            admin_done.clone(),
-            backend_tls.clone(),
+            admin::Shared {
+                inner: inner.clone(),
+                outer: outer.clone(),
+                heartbeats: heartbeats.clone(),
+                stopping: draining.clone(),
+                done: admin_done.clone(),
+                backend_tls: backend_tls.clone(),
+            },
         )?),
         None => None,
     };
