@@ -890,6 +890,26 @@ pub(crate) struct Request<'a> {
     pub(crate) rid: &'a str,
 }
 
+/// The object a CopyObject or UploadPartCopy reads, from its `x-amz-copy-source` header.
+pub(crate) fn copy_source(ctx: &Request<'_>) -> Result<crate::s3::CopySource, S3Error> {
+    let source = ctx
+        .head
+        .header_str("x-amz-copy-source")
+        .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source is missing"))?;
+    Ok(crate::s3::parse_copy_source(source)?)
+}
+
+/// Whether the request's credentials may read `bucket` (a copy's source bucket: the
+/// request's own bucket was authorised before the operation ran).
+pub(crate) fn may_read(ctx: &Request<'_>, bucket: &str) -> bool {
+    ctx.core
+        .settings
+        .credentials
+        .iter()
+        .find(|c| c.access_key_id == ctx.verified.access_key_id)
+        .is_some_and(|c| c.allows(bucket))
+}
+
 /// Percent-encodes a path-style backend path `/bucket[/key]`: every byte but the
 /// unreserved ones and `/` is encoded.
 pub(crate) fn backend_path(bucket: Option<&str>, key: Option<&str>) -> String {

@@ -145,8 +145,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
     } = parse_token(id).map_err(Failure::close)?;
     let request = read_body(ctx, conn).await?;
     let text = String::from_utf8_lossy(&request).into_owned();
-    let parts = crate::serve::part_checksum::completed_parts(&text, declared.map(|d| d.algorithm))
-        .map_err(Failure::keep)?;
+    let parts = crate::serve::part_checksum::completed_parts(&text, declared.map(|d| d.algorithm))?;
     if parts.is_empty() {
         return Err(Failure::keep(S3Error::malformed_xml()));
     }
@@ -172,7 +171,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         (Some(d), Some(h), Some(k)) => {
             let tagger =
                 PartTagger::new(h, k).map_err(|_| Failure::keep(S3Error::internal_error()))?;
-            Some(vouched_digests(&parts, d, &tagger).map_err(Failure::keep)?)
+            Some(vouched_digests(&parts, d, &tagger)?)
         }
         _ => None,
     };

@@ -122,7 +122,7 @@ pub(crate) async fn abort_or_list(
     let id = ctx.query.get("uploadId").unwrap_or("");
     let Upload {
         backend_id, header, ..
-    } = parse_token(id).map_err(Failure::keep)?;
+    } = parse_token(id)?;
     let _ = read_body(ctx, conn).await?;
     let mut params = vec![format!("uploadId={}", encode(&backend_id, false))];
     params.extend(super::backend_query(ctx.query, &["uploadId"]));

@@ -17,6 +17,23 @@ use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
 
+/// The request's copy-source conditions as the conditions of a request for the source
+/// (`x-amz-copy-source-if-match` becomes `if-match`, ...).
+fn source_conditions(ctx: &Request<'_>) -> Vec<(String, Vec<u8>)> {
+    [
+        ("x-amz-copy-source-if-match", "if-match"),
+        ("x-amz-copy-source-if-none-match", "if-none-match"),
+        ("x-amz-copy-source-if-modified-since", "if-modified-since"),
+        (
+            "x-amz-copy-source-if-unmodified-since",
+            "if-unmodified-since",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(from, to)| Some((to.to_owned(), ctx.head.header(from)?.to_vec())))
+    .collect()
+}
+
 /// UploadPartCopy: a range of an existing object becomes a part. The source is opened and
 /// verified segment by segment and its plaintext sealed again under the part's keys (the
 /// two objects have different data keys, so the backend cannot copy the bytes itself).
@@ -27,31 +44,20 @@ pub(crate) async fn upload_part_copy(
     use crate::envelope::layout::{SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len};
     const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
     let name = names(ctx)?;
-    let number = part_number(ctx).map_err(Failure::keep)?;
+    let number = part_number(ctx)?;
     let id = ctx.query.get("uploadId").unwrap_or("");
     let Upload {
         backend_id,
         header,
         declared,
-    } = parse_token(id).map_err(Failure::keep)?;
+    } = parse_token(id)?;
     let header = header.ok_or_else(|| Failure::keep(S3Error::no_such_upload()))?;
-    let source = ctx
-        .head
-        .header_str("x-amz-copy-source")
-        .ok_or_else(|| Failure::keep(S3Error::invalid_argument("x-amz-copy-source is missing")))?;
     let crate::s3::CopySource {
         bucket: src_bucket,
         key: src_key,
         version_id: version,
-    } = crate::s3::parse_copy_source(source).map_err(|e| Failure::keep(e.into()))?;
-    let granted = ctx
-        .core
-        .settings
-        .credentials
-        .iter()
-        .find(|c| c.access_key_id == ctx.verified.access_key_id)
-        .is_some_and(|c| c.allows(&src_bucket));
-    if !granted {
+    } = crate::serve::copy_source(ctx)?;
+    if !crate::serve::may_read(ctx, &src_bucket) {
         return Err(Failure::keep(S3Error::access_denied()));
     }
     let _ = read_body(ctx, conn).await?;
@@ -76,20 +82,7 @@ pub(crate) async fn upload_part_copy(
     let src_query = version
         .as_ref()
         .map(|v| format!("versionId={}", encode(v, false)));
-    let mut cond: Vec<(String, Vec<u8>)> = Vec::new();
-    for (from, to) in [
-        ("x-amz-copy-source-if-match", "if-match"),
-        ("x-amz-copy-source-if-none-match", "if-none-match"),
-        ("x-amz-copy-source-if-modified-since", "if-modified-since"),
-        (
-            "x-amz-copy-source-if-unmodified-since",
-            "if-unmodified-since",
-        ),
-    ] {
-        if let Some(v) = ctx.head.header(from) {
-            cond.push((to.into(), v.to_vec()));
-        }
-    }
+    let cond = source_conditions(ctx);
     let (src, src_body) = ctx
         .core
         .backend

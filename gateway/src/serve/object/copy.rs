@@ -54,24 +54,13 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
             "CopyObject needs a bucket and a key",
         )));
     };
-    check_sse_request(ctx).map_err(Failure::keep)?;
-    let source = ctx
-        .head
-        .header_str("x-amz-copy-source")
-        .ok_or_else(|| Failure::keep(S3Error::invalid_argument("x-amz-copy-source is missing")))?;
+    check_sse_request(ctx)?;
     let crate::s3::CopySource {
         bucket: src_bucket,
         key: src_key,
         version_id: version,
-    } = crate::s3::parse_copy_source(source).map_err(|e| Failure::keep(e.into()))?;
-    let granted = ctx
-        .core
-        .settings
-        .credentials
-        .iter()
-        .find(|c| c.access_key_id == ctx.verified.access_key_id)
-        .is_some_and(|c| c.allows(&src_bucket));
-    if !granted {
+    } = crate::serve::copy_source(ctx)?;
+    if !crate::serve::may_read(ctx, &src_bucket) {
         return Err(Failure::keep(
             S3Error::access_denied().with_resource(format!("/{src_bucket}/{src_key}")),
         ));
@@ -116,7 +105,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
         return Err(Failure::keep(S3Error::precondition_failed()));
     }
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    let new_meta = match object_header(&src).map_err(Failure::keep)? {
+    let new_meta = match object_header(&src)? {
         Some(header) => {
             let from = ObjectName {
                 bucket: &src_bucket,

@@ -345,7 +345,7 @@ pub(super) fn unencrypted_check(
     ctx: &Request<'_>,
     resp: &ResponseHead,
 ) -> Result<Option<Header>, Failure> {
-    match object_header(resp).map_err(Failure::keep)? {
+    match object_header(resp)? {
         Some(h) => Ok(Some(h)),
         None => match ctx.core.settings.unencrypted_objects {
             UnencryptedObjects::PassThrough => Ok(None),
