@@ -50,6 +50,8 @@
 //! Nothing is allocated on the data path; the decoder never panics, whatever the input.
 
 use crate::checksum::ChecksumAlgorithm;
+use crate::http::trim_ows;
+use crate::s3::S3Code;
 use crate::sigv4::{ChunkSigner, PayloadMode};
 use aws_lc_rs::digest;
 
@@ -128,15 +130,15 @@ pub enum ChunkError {
 
 impl ChunkError {
     /// The S3 error code.
-    pub fn s3_code(&self) -> &'static str {
+    pub fn s3_code(&self) -> S3Code {
         match self {
-            Self::Setup(_) => "InternalError",
-            Self::ChunkSignature | Self::TrailerSignature => "SignatureDoesNotMatch",
-            Self::Framing(_) | Self::TrailingData => "InvalidRequest",
-            Self::ChunkTooLarge { .. } => "EntityTooLarge",
-            Self::LengthMismatch { .. } | Self::Truncated => "IncompleteBody",
+            Self::Setup(_) => S3Code::InternalError,
+            Self::ChunkSignature | Self::TrailerSignature => S3Code::SignatureDoesNotMatch,
+            Self::Framing(_) | Self::TrailingData => S3Code::InvalidRequest,
+            Self::ChunkTooLarge { .. } => S3Code::EntityTooLarge,
+            Self::LengthMismatch { .. } | Self::Truncated => S3Code::IncompleteBody,
             Self::Trailer(_) | Self::UndeclaredTrailer(_) | Self::MissingTrailer(_) => {
-                "MalformedTrailerError"
+                S3Code::MalformedTrailerError
             }
         }
     }
@@ -296,18 +298,6 @@ fn is_token_byte(b: u8) -> bool {
                 | b'|'
                 | b'~'
         )
-}
-
-fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 fn parse_hex_size(digits: &[u8]) -> Option<u64> {

@@ -228,7 +228,7 @@ fn only_origin_form_targets_and_asterisk_for_options() {
         HttpError::InvalidUri(_)
     ));
     assert_eq!(HttpError::InvalidUri("x").status(), 400);
-    assert_eq!(HttpError::InvalidUri("x").s3_code(), "InvalidURI");
+    assert_eq!(HttpError::InvalidUri("x").s3_code().as_str(), "InvalidURI");
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn header_bytes_max_boundary() {
     let e = parse_request_head(&b, &limits).unwrap_err();
     assert_eq!(e, HttpError::HeadTooLarge { limit_bytes: max });
     assert_eq!(
-        (e.status(), e.s3_code()),
+        (e.status(), e.s3_code().as_str()),
         (431, "RequestHeaderSectionTooLarge")
     );
     assert_eq!(parse_request_head(&b[..max + 1], &limits).unwrap_err(), e);
@@ -400,7 +400,7 @@ fn url_bytes_max_boundary() {
     let b = request_with_target_len(max + 1);
     let e = parse_request_head(&b, &limits).unwrap_err();
     assert_eq!(e, HttpError::UriTooLong { limit_bytes: max });
-    assert_eq!((e.status(), e.s3_code()), (414, "InvalidURI"));
+    assert_eq!((e.status(), e.s3_code().as_str()), (414, "InvalidURI"));
     // Known as soon as the target passes the limit, before the line ends.
     assert_eq!(
         parse_request_head(&b[..4 + max + 1], &limits).unwrap_err(),
@@ -441,7 +441,7 @@ fn content_length_rules() {
     ] {
         let e = err(&req(&format!("Content-Length: {bad}\r\n")));
         assert_eq!(e, HttpError::InvalidContentLength, "{bad}");
-        assert_eq!((e.status(), e.s3_code()), (400, "InvalidArgument"));
+        assert_eq!((e.status(), e.s3_code().as_str()), (400, "InvalidArgument"));
     }
     assert_eq!(
         err(&req("Content-Length:\r\n")),
@@ -473,7 +473,7 @@ fn transfer_encoding_rules() {
     ] {
         let e = te(v).unwrap_err();
         assert_eq!(e, HttpError::UnsupportedTransferEncoding, "{v}");
-        assert_eq!((e.status(), e.s3_code()), (501, "NotImplemented"));
+        assert_eq!((e.status(), e.s3_code().as_str()), (501, "NotImplemented"));
     }
     for v in ["chunked, chunked", "chunked,", ", chunked", ""] {
         assert_eq!(
@@ -645,7 +645,7 @@ fn every_error_has_a_status_and_an_s3_code() {
         (HttpError::UnwritableHead("x"), 500, "InternalError"),
     ];
     for (e, status, code) in all {
-        assert_eq!((e.status(), e.s3_code()), (status, code), "{e:?}");
+        assert_eq!((e.status(), e.s3_code().as_str()), (status, code), "{e:?}");
         assert_eq!(e.must_close(), !matches!(e, HttpError::UnwritableHead(_)));
         assert!(!e.to_string().is_empty());
     }

@@ -7,7 +7,7 @@
 use twofold::http::{HttpError, Limits, RequestHead, parse_request_head, parse_response_head};
 use twofold::s3::{
     Address, AddressError, ByteRange, CopySource, KEY_BYTES_MAX, Query, RangeRequest,
-    ResolvedRange, S3Error, S3Op, Style, Unsatisfiable, parse_copy_source, parse_range,
+    ResolvedRange, S3Code, S3Error, S3Op, Style, Unsatisfiable, parse_copy_source, parse_range,
     percent_decode, resolve, validate_bucket_name, xml,
 };
 
@@ -83,12 +83,12 @@ fn server_errors_carry_a_generic_message_and_never_their_detail() {
             twofold::s3::SERVICE_UNAVAILABLE_MESSAGE,
         ),
         (
-            S3Error::new(504, "GatewayTimeout", secret),
+            S3Error::new(504, S3Code::InternalError, secret),
             504,
             twofold::s3::GATEWAY_TIMEOUT_MESSAGE,
         ),
         (
-            S3Error::new(507, "InternalError", secret),
+            S3Error::new(507, S3Code::InternalError, secret),
             507,
             twofold::s3::INTERNAL_ERROR_MESSAGE,
         ),
@@ -220,41 +220,41 @@ fn error_constructors_have_s3s_statuses_and_codes() {
         (S3Error::invalid_uri(), 400, "InvalidURI"),
     ];
     for (e, status, code) in all {
-        assert_eq!((e.status, e.code), (status, code));
+        assert_eq!((e.status, e.code.as_str()), (status, code));
         assert!(!e.message.is_empty(), "{code}");
         assert_eq!((e.resource.as_deref(), e.request_id.as_str()), (None, ""));
     }
     assert_eq!(S3Error::invalid_request("why").message, "why");
     assert_eq!(S3Error::not_implemented().with_message("m").message, "m");
     assert_eq!(
-        S3Error::new(418, "Teapot", "t").to_string(),
-        "418 Teapot: t"
+        S3Error::new(418, S3Code::SlowDown, "t").to_string(),
+        "418 SlowDown: t"
     );
 }
 
 #[test]
 fn http_errors_become_s3_errors() {
     let e = S3Error::from(HttpError::UriTooLong { limit_bytes: 8192 });
-    assert_eq!((e.status, e.code), (414, "InvalidURI"));
+    assert_eq!((e.status, e.code.as_str()), (414, "InvalidURI"));
     let e = S3Error::from(&HttpError::ConflictingFraming);
-    assert_eq!((e.status, e.code), (400, "BadRequest"));
+    assert_eq!((e.status, e.code.as_str()), (400, "BadRequest"));
     let e = S3Error::from_http(&HttpError::UnsupportedTransferEncoding);
-    assert_eq!((e.status, e.code), (501, "NotImplemented"));
+    assert_eq!((e.status, e.code.as_str()), (501, "NotImplemented"));
 }
 
 #[test]
 fn address_errors_become_s3_errors() {
     let e = S3Error::from(AddressError::InvalidBucketName("A_B".into()));
     assert_eq!(
-        (e.status, e.code, e.resource.as_deref()),
+        (e.status, e.code.as_str(), e.resource.as_deref()),
         (400, "InvalidBucketName", Some("/A_B"))
     );
     let e = S3Error::from(AddressError::KeyTooLong { len_bytes: 2000 });
-    assert_eq!((e.status, e.code), (400, "KeyTooLongError"));
+    assert_eq!((e.status, e.code.as_str()), (400, "KeyTooLongError"));
     let e = S3Error::from(AddressError::BadEncoding);
-    assert_eq!((e.status, e.code), (400, "InvalidURI"));
+    assert_eq!((e.status, e.code.as_str()), (400, "InvalidURI"));
     let e = S3Error::from(AddressError::TooManyQueryParams { limit: 3 });
-    assert_eq!((e.status, e.code), (400, "InvalidArgument"));
+    assert_eq!((e.status, e.code.as_str()), (400, "InvalidArgument"));
 }
 
 // ---- addressing ----
@@ -348,7 +348,7 @@ fn regression_dot_segment_keys_cross_buckets() {
         Err(AddressError::DotSegment)
     );
     let e = S3Error::from(AddressError::DotSegment);
-    assert_eq!((e.status, e.code), (400, "InvalidArgument"));
+    assert_eq!((e.status, e.code.as_str()), (400, "InvalidArgument"));
 }
 
 #[test]

@@ -218,7 +218,7 @@ fn decoded_length_is_enforced() {
             decoded: 5
         }
     );
-    assert_eq!(err.s3_code(), "IncompleteBody");
+    assert_eq!(err.s3_code().as_str(), "IncompleteBody");
     let err = decode(&mut unsigned_decoder(Some(6), &[]), &body).unwrap_err();
     assert_eq!(
         err,
@@ -263,7 +263,7 @@ fn signed_chunk_tampering() {
     let err = decode(&mut signed_decoder(Some(10)), &t).unwrap_err();
     assert_eq!(err, ChunkError::ChunkSignature);
     assert_eq!(
-        (err.s3_code(), err.http_status()),
+        (err.s3_code().as_str(), err.http_status()),
         ("SignatureDoesNotMatch", 403)
     );
     // A changed signature digit.
@@ -341,7 +341,7 @@ fn signed_trailer_tampering() {
     t[at] = if t[at] == b'0' { b'1' } else { b'0' };
     let err = decode(&mut signed_trailer_decoder(Some(5), &[CRC32]), &t).unwrap_err();
     assert_eq!(err, ChunkError::TrailerSignature);
-    assert_eq!(err.s3_code(), "SignatureDoesNotMatch");
+    assert_eq!(err.s3_code().as_str(), "SignatureDoesNotMatch");
     // No trailer signature at all.
     let mut s = signer();
     let no_sig = format!(
@@ -363,7 +363,7 @@ fn trailers_must_be_declared_and_present() {
     let body = unsigned_body(&[b"hello"], &[(CRC32, &crc32_b64(b"hello"))]);
     let err = decode(&mut unsigned_decoder(Some(5), &[]), &body).unwrap_err();
     assert_eq!(err, ChunkError::UndeclaredTrailer(CRC32.into()));
-    assert_eq!(err.s3_code(), "MalformedTrailerError");
+    assert_eq!(err.s3_code().as_str(), "MalformedTrailerError");
     let err = decode(
         &mut unsigned_decoder(Some(5), &["x-amz-checksum-crc64nvme"]),
         &body,

@@ -134,7 +134,7 @@ fn signed(method: &'static str, path: &str, query: &str, extra: &[(&str, &str)])
 }
 
 fn code(r: Result<Verified, AuthError>) -> &'static str {
-    r.err().map_or("ok", |e| e.s3_code())
+    r.err().map_or("ok", |e| e.s3_code().as_str())
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn tampered_payload_hash_and_body() {
         .try_into()
         .unwrap();
     let err = ok.payload.check_body_sha256(&other).unwrap_err();
-    assert_eq!(err.s3_code(), "XAmzContentSHA256Mismatch");
+    assert_eq!(err.s3_code().as_str(), "XAmzContentSHA256Mismatch");
     assert_eq!(err.http_status(), 400);
 
     let mut r2 = signed_with(
@@ -273,7 +273,7 @@ fn clock_skew() {
     r.verify_at(T0 - 900).unwrap();
     for now in [T0 + 901, T0 - 901, T0 + 86_400] {
         let err = r.verify_at(now).unwrap_err();
-        assert_eq!(err.s3_code(), "RequestTimeTooSkewed");
+        assert_eq!(err.s3_code().as_str(), "RequestTimeTooSkewed");
         assert_eq!(err.http_status(), 403);
         assert!(matches!(
             err,
@@ -319,7 +319,7 @@ fn unknown_key_wrong_secret_wrong_region() {
         "ap-south-2",
     );
     let err = r.verify().unwrap_err();
-    assert_eq!(err.s3_code(), "AuthorizationHeaderMalformed");
+    assert_eq!(err.s3_code().as_str(), "AuthorizationHeaderMalformed");
     assert!(err.to_string().contains("ap-south-2"));
     // Another accepted region works.
     signed_with(
@@ -462,7 +462,7 @@ fn header_shape_errors() {
     let mut r = signed("GET", "/", "", &[]);
     r.remove("x-amz-content-sha256");
     let err = r.verify().unwrap_err();
-    assert_eq!(err.s3_code(), "InvalidRequest");
+    assert_eq!(err.s3_code().as_str(), "InvalidRequest");
     assert!(err.to_string().contains("x-amz-content-sha256"));
 
     let mut r = signed("GET", "/", "", &[]);
@@ -773,7 +773,7 @@ fn error_codes_and_statuses() {
         ),
     ];
     for (e, c, s) in table {
-        assert_eq!(e.s3_code(), c);
+        assert_eq!(e.s3_code().as_str(), c);
         assert_eq!(e.http_status(), s, "{c}");
     }
 }

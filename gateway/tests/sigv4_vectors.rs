@@ -281,7 +281,7 @@ fn s3_presigned_example_verifies() {
         assert_eq!(ok.payload, PayloadMode::Unsigned);
     }
     let err = verify(&req, at(S3_EXAMPLE_SECS + 86_401), &["us-east-1"], &lookup).unwrap_err();
-    assert_eq!(err.s3_code(), "AccessDenied");
+    assert_eq!(err.s3_code().as_str(), "AccessDenied");
 
     // The intermediate strings.
     let (path, query) = s(&case["target"]).split_once('?').unwrap();

@@ -1,5 +1,6 @@
 //! What can go wrong reading or writing HTTP/1.1 bytes, and the answer each failure gets.
 
+use crate::s3::S3Code;
 /// Why a message head or body was refused.
 ///
 /// Every variant describes bytes a peer sent. [`HttpError::status`] and
@@ -132,19 +133,19 @@ impl HttpError {
     ///
     /// S3's list has no code for an unsupported HTTP version; `NotImplemented` is the nearest.
     /// `BadRequest` is what S3 itself answers for a request it cannot parse as HTTP.
-    pub fn s3_code(&self) -> &'static str {
+    pub fn s3_code(&self) -> S3Code {
         match self {
             HttpError::HeadTooLarge { .. }
             | HttpError::TooManyHeaders { .. }
-            | HttpError::TrailerTooLarge { .. } => "RequestHeaderSectionTooLarge",
-            HttpError::UriTooLong { .. } | HttpError::InvalidUri(_) => "InvalidURI",
+            | HttpError::TrailerTooLarge { .. } => S3Code::RequestHeaderSectionTooLarge,
+            HttpError::UriTooLong { .. } | HttpError::InvalidUri(_) => S3Code::InvalidURI,
             HttpError::UnsupportedTransferEncoding | HttpError::UnsupportedVersion => {
-                "NotImplemented"
+                S3Code::NotImplemented
             }
-            HttpError::InvalidContentLength => "InvalidArgument",
-            HttpError::ChunkLineTooLong { .. } => "MaxMessageLengthExceeded",
-            HttpError::IncompleteBody => "IncompleteBody",
-            HttpError::UnwritableHead(_) => "InternalError",
+            HttpError::InvalidContentLength => S3Code::InvalidArgument,
+            HttpError::ChunkLineTooLong { .. } => S3Code::MaxMessageLengthExceeded,
+            HttpError::IncompleteBody => S3Code::IncompleteBody,
+            HttpError::UnwritableHead(_) => S3Code::InternalError,
             HttpError::InvalidRequestLine
             | HttpError::InvalidStatusLine
             | HttpError::BareLineEnding
@@ -155,7 +156,7 @@ impl HttpError {
             | HttpError::DuplicateHost
             | HttpError::ConflictingFraming
             | HttpError::InvalidTransferEncoding
-            | HttpError::InvalidChunk => "BadRequest",
+            | HttpError::InvalidChunk => S3Code::BadRequest,
         }
     }
 

@@ -34,6 +34,126 @@ pub const SERVICE_UNAVAILABLE_MESSAGE: &str = "Please reduce your request rate."
 pub const GATEWAY_TIMEOUT_MESSAGE: &str =
     "The gateway timed out waiting for the storage backend. Please try again.";
 
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident,)*) => {
+        /// An S3 error code, as the `Code` element of the error document spells it. The
+        /// gateway answers with these only; a backend's own code is relayed as text
+        /// ([`S3Error::relayed`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum S3Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl S3Code {
+            /// The code as S3 spells it, e.g. `NoSuchKey`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// Access denied by a grant, or a request the credentials may not make.
+    AccessDenied,
+    /// A Authorization header that cannot be parsed.
+    AuthorizationHeaderMalformed,
+    /// A presigned URL's query parameters that cannot be parsed.
+    AuthorizationQueryParametersError,
+    /// Content-MD5 (or a checksum) does not match the body.
+    BadDigest,
+    /// Bytes that are not an acceptable HTTP request.
+    BadRequest,
+    /// A multipart part smaller than the minimum.
+    EntityTooSmall,
+    /// A body larger than allowed.
+    EntityTooLarge,
+    /// An expired session token.
+    ExpiredToken,
+    /// A body shorter than its declared length.
+    IncompleteBody,
+    /// An Authorization header missing one of its parts.
+    IncompleteSignature,
+    /// A server error; also the code of 502 and 504 answers (see the module documentation).
+    InternalError,
+    /// An unknown access key id.
+    InvalidAccessKeyId,
+    /// A request argument that is not acceptable.
+    InvalidArgument,
+    /// A bucket name that is not valid.
+    InvalidBucketName,
+    /// A Content-MD5 that is not base64 of 16 bytes.
+    InvalidDigest,
+    /// An object in a storage class that cannot be read now.
+    InvalidObjectState,
+    /// A multipart part that cannot be found or does not match.
+    InvalidPart,
+    /// A part number out of range.
+    InvalidPartNumber,
+    /// A range that cannot be satisfied.
+    InvalidRange,
+    /// A request that is not acceptable as a whole.
+    InvalidRequest,
+    /// A session token that is not valid.
+    InvalidToken,
+    /// A request target that cannot be parsed.
+    #[allow(clippy::upper_case_acronyms)]
+    InvalidURI,
+    /// A key longer than allowed.
+    KeyTooLongError,
+    /// A chunk line longer than allowed.
+    MaxMessageLengthExceeded,
+    /// A trailer that is missing or cannot be parsed.
+    MalformedTrailerError,
+    /// An XML body that cannot be parsed.
+    #[allow(clippy::upper_case_acronyms)]
+    MalformedXML,
+    /// A method the resource does not take.
+    MethodNotAllowed,
+    /// A body with no Content-Length where one is needed.
+    MissingContentLength,
+    /// A required security header is missing.
+    MissingSecurityHeader,
+    /// No such bucket.
+    NoSuchBucket,
+    /// No such key.
+    NoSuchKey,
+    /// No such multipart upload.
+    NoSuchUpload,
+    /// A feature the gateway does not implement.
+    NotImplemented,
+    /// A condition of the request did not hold.
+    PreconditionFailed,
+    /// A request head larger than allowed.
+    RequestHeaderSectionTooLarge,
+    /// A client that did not send or read in time.
+    RequestTimeout,
+    /// A request whose date is too far from the gateway's clock.
+    RequestTimeTooSkewed,
+    /// A signature that does not match.
+    SignatureDoesNotMatch,
+    /// The service cannot answer now (a custodian is unavailable, or the gateway is busy).
+    ServiceUnavailable,
+    /// Too many requests.
+    SlowDown,
+    /// x-amz-content-sha256 does not match the body.
+    XAmzContentSHA256Mismatch,
+}
+
+impl std::fmt::Display for S3Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for S3Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// An error to answer a client with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {code}: {message}")]
@@ -41,7 +161,7 @@ pub struct S3Error {
     /// HTTP status.
     pub status: u16,
     /// S3 error code, e.g. `NoSuchKey`.
-    pub code: &'static str,
+    pub code: S3Code,
     /// Human-readable description.
     pub message: String,
     /// The bucket or object concerned, e.g. `/bucket/key`.
@@ -54,11 +174,11 @@ pub struct S3Error {
 }
 
 macro_rules! constructors {
-    ($($(#[$doc:meta])* $fn:ident => $status:literal, $code:literal, $message:expr;)*) => {
+    ($($(#[$doc:meta])* $fn:ident => $status:literal, $code:ident, $message:expr;)*) => {
         $(
             $(#[$doc])*
             pub fn $fn() -> Self {
-                Self::new($status, $code, $message)
+                Self::new($status, S3Code::$code, $message)
             }
         )*
     };
@@ -66,7 +186,7 @@ macro_rules! constructors {
 
 impl S3Error {
     /// Any status, code and message; no resource, empty request id.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: u16, code: S3Code, message: impl Into<String>) -> Self {
         S3Error {
             status,
             code,
@@ -128,75 +248,75 @@ impl S3Error {
 
     constructors! {
         /// 403 AccessDenied.
-        access_denied => 403, "AccessDenied", "Access Denied";
+        access_denied => 403, AccessDenied, "Access Denied";
         /// 403 SignatureDoesNotMatch.
-        signature_does_not_match => 403, "SignatureDoesNotMatch",
+        signature_does_not_match => 403, SignatureDoesNotMatch,
             "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
         /// 403 InvalidAccessKeyId.
-        invalid_access_key_id => 403, "InvalidAccessKeyId",
+        invalid_access_key_id => 403, InvalidAccessKeyId,
             "The AWS access key ID you provided does not exist in our records.";
         /// 400 XAmzContentSHA256Mismatch.
-        x_amz_content_sha256_mismatch => 400, "XAmzContentSHA256Mismatch",
+        x_amz_content_sha256_mismatch => 400, XAmzContentSHA256Mismatch,
             "The provided 'x-amz-content-sha256' header does not match what was computed.";
         /// 400 BadDigest: Content-MD5 (or a checksum) does not match the body.
-        bad_digest => 400, "BadDigest", "The Content-MD5 you specified did not match what we received.";
+        bad_digest => 400, BadDigest, "The Content-MD5 you specified did not match what we received.";
         /// 400 InvalidDigest: Content-MD5 is not valid base64 of 16 bytes.
-        invalid_digest => 400, "InvalidDigest", "The Content-MD5 you specified is not valid.";
+        invalid_digest => 400, InvalidDigest, "The Content-MD5 you specified is not valid.";
         /// 416 InvalidRange.
-        invalid_range => 416, "InvalidRange", "The requested range is not satisfiable";
+        invalid_range => 416, InvalidRange, "The requested range is not satisfiable";
         /// 404 NoSuchKey.
-        no_such_key => 404, "NoSuchKey", "The specified key does not exist.";
+        no_such_key => 404, NoSuchKey, "The specified key does not exist.";
         /// 404 NoSuchBucket.
-        no_such_bucket => 404, "NoSuchBucket", "The specified bucket does not exist";
+        no_such_bucket => 404, NoSuchBucket, "The specified bucket does not exist";
         /// 404 NoSuchUpload.
-        no_such_upload => 404, "NoSuchUpload",
+        no_such_upload => 404, NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
         /// 412 PreconditionFailed.
-        precondition_failed => 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold";
+        precondition_failed => 412, PreconditionFailed, "At least one of the pre-conditions you specified did not hold";
         /// 501 NotImplemented.
-        not_implemented => 501, "NotImplemented", "A header you provided implies functionality that is not implemented";
+        not_implemented => 501, NotImplemented, "A header you provided implies functionality that is not implemented";
         /// 500 InternalError.
-        internal_error => 500, "InternalError", INTERNAL_ERROR_MESSAGE;
+        internal_error => 500, InternalError, INTERNAL_ERROR_MESSAGE;
         /// 503 ServiceUnavailable.
-        service_unavailable => 503, "ServiceUnavailable", SERVICE_UNAVAILABLE_MESSAGE;
+        service_unavailable => 503, ServiceUnavailable, SERVICE_UNAVAILABLE_MESSAGE;
         /// 503 SlowDown.
-        slow_down => 503, "SlowDown", SERVICE_UNAVAILABLE_MESSAGE;
+        slow_down => 503, SlowDown, SERVICE_UNAVAILABLE_MESSAGE;
         /// 502 InternalError: the backend failed, answered with bytes that are not HTTP, or
         /// could not be reached. See the module documentation for why this code.
-        bad_gateway => 502, "InternalError", BAD_GATEWAY_MESSAGE;
+        bad_gateway => 502, InternalError, BAD_GATEWAY_MESSAGE;
         /// 504 InternalError: the backend did not connect, answer or go on within its
         /// deadline (`[limits]`); same code as for 502, for the same reason.
-        gateway_timeout => 504, "InternalError", GATEWAY_TIMEOUT_MESSAGE;
+        gateway_timeout => 504, InternalError, GATEWAY_TIMEOUT_MESSAGE;
         /// 400 EntityTooLarge.
-        entity_too_large => 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.";
+        entity_too_large => 400, EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size.";
         /// 405 MethodNotAllowed.
-        method_not_allowed => 405, "MethodNotAllowed", "The specified method is not allowed against this resource.";
+        method_not_allowed => 405, MethodNotAllowed, "The specified method is not allowed against this resource.";
         /// 400 RequestTimeout.
-        request_timeout => 400, "RequestTimeout",
+        request_timeout => 400, RequestTimeout,
             "Your socket connection to the server was not read from or written to within the timeout period.";
         /// 400 IncompleteBody.
-        incomplete_body => 400, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header";
+        incomplete_body => 400, IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header";
         /// 400 MalformedXML.
-        malformed_xml => 400, "MalformedXML",
+        malformed_xml => 400, MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema";
         /// 400 InvalidBucketName.
-        invalid_bucket_name => 400, "InvalidBucketName", "The specified bucket is not valid.";
+        invalid_bucket_name => 400, InvalidBucketName, "The specified bucket is not valid.";
         /// 400 KeyTooLongError.
-        key_too_long => 400, "KeyTooLongError", "Your key is too long";
+        key_too_long => 400, KeyTooLongError, "Your key is too long";
         /// 411 MissingContentLength.
-        missing_content_length => 411, "MissingContentLength", "You must provide the Content-Length HTTP header.";
+        missing_content_length => 411, MissingContentLength, "You must provide the Content-Length HTTP header.";
         /// 400 InvalidURI.
-        invalid_uri => 400, "InvalidURI", "Couldn't parse the specified URI.";
+        invalid_uri => 400, InvalidURI, "Couldn't parse the specified URI.";
     }
 
     /// 400 InvalidRequest with a message saying what is wrong.
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(400, "InvalidRequest", message)
+        Self::new(400, S3Code::InvalidRequest, message)
     }
 
     /// 400 InvalidArgument with a message saying which argument and why.
     pub fn invalid_argument(message: impl Into<String>) -> Self {
-        Self::new(400, "InvalidArgument", message)
+        Self::new(400, S3Code::InvalidArgument, message)
     }
 
     /// The answer to a client whose request bytes failed to parse: status and code from
@@ -209,7 +329,7 @@ impl S3Error {
     pub fn write_xml(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(XML_DECLARATION.as_bytes());
         out.extend_from_slice(b"<Error><Code>");
-        xml::escape_into(self.code, out);
+        xml::escape_into(self.code.as_str(), out);
         out.extend_from_slice(b"</Code><Message>");
         xml::escape_into(self.client_message(), out);
         out.extend_from_slice(b"</Message>");
@@ -241,14 +361,15 @@ impl S3Error {
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| {
                 match status {
-                    s if s >= 500 => "InternalError",
-                    404 => "NoSuchKey",
-                    403 => "AccessDenied",
-                    _ => "InvalidRequest",
+                    s if s >= 500 => S3Code::InternalError,
+                    404 => S3Code::NoSuchKey,
+                    403 => S3Code::AccessDenied,
+                    _ => S3Code::InvalidRequest,
                 }
+                .as_str()
                 .to_owned()
             });
-        let generic = S3Error::new(status, "InternalError", String::new());
+        let generic = S3Error::new(status, S3Code::InternalError, String::new());
         let message = match status {
             501 | 400..=499 => element("Message").unwrap_or_default(),
             _ => generic.client_message().to_owned(),
@@ -277,7 +398,7 @@ impl S3Error {
         const FIXED: usize = XML_DECLARATION.len()
             + "<Error><Code></Code><Message></Message><RequestId></RequestId></Error>".len();
         FIXED
-            + xml::escaped_len(self.code)
+            + xml::escaped_len(self.code.as_str())
             + xml::escaped_len(self.client_message())
             + self
                 .resource

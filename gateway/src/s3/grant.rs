@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(authorise(Grants::ADMIN, true, policy, &[]), Ok(()));
         let e = S3Error::from(Denied::Needs(Access::Admin));
         assert_eq!(
-            (e.status, e.code, e.message.as_str()),
+            (e.status, e.code.as_str(), e.message.as_str()),
             (403, "AccessDenied", "Access Denied")
         );
     }

@@ -18,7 +18,7 @@ pub use addressing::{
 };
 pub use delete_objects::check_delete_objects;
 pub use error::{
-    BAD_GATEWAY_MESSAGE, GATEWAY_TIMEOUT_MESSAGE, INTERNAL_ERROR_MESSAGE, S3Error,
+    BAD_GATEWAY_MESSAGE, GATEWAY_TIMEOUT_MESSAGE, INTERNAL_ERROR_MESSAGE, S3Code, S3Error,
     SERVICE_UNAVAILABLE_MESSAGE,
 };
 pub use grant::{Access, Denied, Grants, PRIVATE_CANNED_ACLS, authorise, required_access};

@@ -1,5 +1,6 @@
 //! Writing text into XML element content, for the documents the gateway writes itself (error
-//! documents; anything it rewrites), and reading the simple text of elements back.
+//! documents; anything it rewrites), and reading the simple text of elements back (the
+//! documents the backend sends: [`value`], [`elements`], [`unescape`]).
 //!
 //! `&`, `<`, `>`, `"` and `'` become entity references and CR becomes `&#13;` (a parser would
 //! otherwise turn it into LF). Characters XML 1.0 cannot hold at all, even as references (C0
@@ -42,6 +43,34 @@ pub fn unescape(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The raw content of the first `<tag>` element of `xml` (references unresolved: see
+/// [`unescape`]), if there is one and it is closed.
+pub fn value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(&xml[start..end])
+}
+
+/// The raw contents of every `<tag>` element of `xml`, in order, and whether the last one
+/// opened was also closed (`false`: the document ends inside one).
+pub fn elements<'a>(xml: &'a str, tag: &str) -> (Vec<&'a str>, bool) {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(a) = rest.find(&open) {
+        let from = a + open.len();
+        let Some(b) = rest[from..].find(&close) else {
+            return (out, false);
+        };
+        out.push(&rest[from..from + b]);
+        rest = &rest[from + b + close.len()..];
+    }
+    (out, true)
 }
 
 /// The character of a reference without its `&` and `;`: `lt`, `#46`, `#x2E`, ...

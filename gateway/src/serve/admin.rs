@@ -78,18 +78,37 @@ struct Admin {
     probing: Cell<bool>,
 }
 
-/// Binds the admin listener and starts its thread. The thread ends when `done` is set.
-#[allow(clippy::too_many_arguments)]
+/// What the admin listener shares with the gateway's cores.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The custodians `/readyz` probes.
+    pub(crate) inner: Custodian,
+    pub(crate) outer: Custodian,
+    /// The cores' heartbeats.
+    pub(crate) heartbeats: Arc<Heartbeats>,
+    /// Set while the gateway drains: `/readyz` answers 503.
+    pub(crate) stopping: Arc<AtomicBool>,
+    /// Set when the admin thread is to end.
+    pub(crate) done: Arc<AtomicBool>,
+    /// The backend's TLS client configuration, if the backend is reached over TLS.
+    pub(crate) backend_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Binds the admin listener and starts its thread. The thread ends when `shared.done` is
+/// set.
 pub(crate) fn start(
     addr: SocketAddr,
     settings: &ServeSettings,
-    inner: Custodian,
-    outer: Custodian,
-    heartbeats: Arc<Heartbeats>,
-    stopping: Arc<AtomicBool>,
-    done: Arc<AtomicBool>,
-    backend_tls: Option<Arc<rustls::ClientConfig>>,
+    shared: Shared,
 ) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let Shared {
+        inner,
+        outer,
+        heartbeats,
+        stopping,
+        done,
+        backend_tls,
+    } = shared;
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;

@@ -2,23 +2,41 @@
 //! compio runtime (io_uring) with its own `SO_REUSEPORT` listener, backend connection pool
 //! and bucket-key caches; nothing on the data path is shared between cores
 //! (`docs/adr/0001-runtime.md`, `docs/request-lifecycle.md`).
+//!
+//! The modules import only downward, leaf first (besides the request context, `Request`,
+//! `Core` and the small helpers of this module, which all use):
+//!
+//! 1. `io` (the connection), `backend` (the backend pool), `body` (a client's body);
+//! 2. `error` (the edge error, [`Failure`], and integrity reporting);
+//! 3. `respond` (answers shared by the object operations), `stored` (a stored object being
+//!    read);
+//! 4. `part_checksum` (checksums of multipart parts);
+//! 5. `unaligned` (objects whose size is no whole number of segments);
+//! 6. `passthrough` (operations forwarded as they are, listings' sizes rewritten);
+//! 7. `object` (PutObject, GetObject, HeadObject, CopyObject, GetObjectAttributes);
+//! 8. `multipart` (the multipart upload operations);
+//! 9. `admin` (the admin listener).
 
 pub mod admin;
 pub mod backend;
 pub mod body;
+mod error;
 pub mod io;
 mod multipart;
 mod object;
 mod part_checksum;
 mod passthrough;
+mod respond;
+mod stored;
 mod unaligned;
 
 use crate::config::{BackendTransport, ListenerTls, ServeSettings};
 use crate::http::{Limits, RequestHead, ResponseHead};
 use crate::keys::{Custodian, Keyring, KeyringSettings};
-use crate::s3::{Address, Query, S3Error, S3Op};
+use crate::s3::{Address, Query, S3Code, S3Error, S3Op};
 use crate::sigv4::{self, RequestParts, Secret, Verified};
 use backend::Backend;
+pub(crate) use error::Failure;
 use io::{Conn, HeadError};
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -34,16 +52,16 @@ const STOP_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often a stopping core looks whether its requests in flight have finished.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// S3 error codes that mean the request was refused by authentication or authorisation.
-const AUTH_FAILURE_CODES: &[&str] = &[
-    "AccessDenied",
-    "SignatureDoesNotMatch",
-    "InvalidAccessKeyId",
-    "RequestTimeTooSkewed",
-    "AuthorizationHeaderMalformed",
-    "AuthorizationQueryParametersError",
-    "ExpiredToken",
-    "InvalidToken",
-    "MissingSecurityHeader",
+const AUTH_FAILURE_CODES: &[S3Code] = &[
+    S3Code::AccessDenied,
+    S3Code::SignatureDoesNotMatch,
+    S3Code::InvalidAccessKeyId,
+    S3Code::RequestTimeTooSkewed,
+    S3Code::AuthorizationHeaderMalformed,
+    S3Code::AuthorizationQueryParametersError,
+    S3Code::ExpiredToken,
+    S3Code::InvalidToken,
+    S3Code::MissingSecurityHeader,
 ];
 /// Longest a client may take over its TLS handshake before the connection is dropped.
 pub const TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
@@ -316,12 +334,14 @@ pub fn start(
         Some(a) => Some(admin::start(
             a,
             &settings,
-            inner.clone(),
-            outer.clone(),
-            heartbeats.clone(),
-            draining.clone(),
-            admin_done.clone(),
-            backend_tls.clone(),
+            admin::Shared {
+                inner: inner.clone(),
+                outer: outer.clone(),
+                heartbeats: heartbeats.clone(),
+                stopping: draining.clone(),
+                done: admin_done.clone(),
+                backend_tls: backend_tls.clone(),
+            },
         )?),
         None => None,
     };
@@ -577,32 +597,6 @@ pub(crate) enum Outcome {
     Close,
 }
 
-/// An error answer, and whether the connection must be closed after it.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    error: S3Error,
-    close: bool,
-}
-
-impl Failure {
-    pub(crate) fn keep(error: S3Error) -> Self {
-        Self {
-            error,
-            close: false,
-        }
-    }
-
-    pub(crate) fn close(error: S3Error) -> Self {
-        Self { error, close: true }
-    }
-}
-
-impl From<S3Error> for Failure {
-    fn from(e: S3Error) -> Self {
-        Failure::keep(e)
-    }
-}
-
 fn request_id(core: &Core) -> String {
     let n = core.requests.get() + 1;
     core.requests.set(n);
@@ -669,9 +663,24 @@ async fn serve_request(core: &Core, conn: &mut Conn, head: &RequestHead) -> Outc
             Ok(o) => o,
             Err(f) => {
                 if AUTH_FAILURE_CODES.contains(&f.error.code) {
-                    core.metrics.auth_failure(f.error.code);
+                    core.metrics.auth_failure(f.error.code.as_str());
                 }
+                tracing::debug!(cause = ?f.cause, "request failed");
                 let err = f.error.with_request_id(rid.clone());
+                // A response head already went out (its body failed mid-way): no error
+                // document can follow it, only the end of the connection (the client sees a
+                // short body).
+                if conn.response().status != 0 {
+                    tracing::warn!(
+                        status = err.status,
+                        code = err.code.as_str(),
+                        detail = err.detail().unwrap_or(""),
+                        "request failed after its response head was sent"
+                    );
+                    return Outcome::Close;
+                }
+                // Closed when the failure says so, the client asked for it, or the request
+                // body was not read to its end (its bytes must not be taken for a request).
                 let close = f.close || !head.keep_alive() || !conn.request_body_read();
                 write_error(conn, &err, close).await;
                 if close {
@@ -715,7 +724,7 @@ pub(crate) async fn write_error(conn: &mut Conn, err: &S3Error, close: bool) {
     if let Some(detail) = err.detail() {
         tracing::warn!(
             status = err.status,
-            code = err.code,
+            code = err.code.as_str(),
             detail,
             "request failed"
         );
@@ -879,6 +888,26 @@ pub(crate) struct Request<'a> {
     pub(crate) query: &'a Query,
     pub(crate) verified: &'a Verified,
     pub(crate) rid: &'a str,
+}
+
+/// The object a CopyObject or UploadPartCopy reads, from its `x-amz-copy-source` header.
+pub(crate) fn copy_source(ctx: &Request<'_>) -> Result<crate::s3::CopySource, S3Error> {
+    let source = ctx
+        .head
+        .header_str("x-amz-copy-source")
+        .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source is missing"))?;
+    Ok(crate::s3::parse_copy_source(source)?)
+}
+
+/// Whether the request's credentials may read `bucket` (a copy's source bucket: the
+/// request's own bucket was authorised before the operation ran).
+pub(crate) fn may_read(ctx: &Request<'_>, bucket: &str) -> bool {
+    ctx.core
+        .settings
+        .credentials
+        .iter()
+        .find(|c| c.access_key_id == ctx.verified.access_key_id)
+        .is_some_and(|c| c.allows(bucket))
 }
 
 /// Percent-encodes a path-style backend path `/bucket[/key]`: every byte but the

@@ -15,7 +15,7 @@
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::envelope::aead::Layer;
 use crate::envelope::{DataKeys, header::Header, kdf};
-use crate::s3::S3Error;
+use crate::s3::{S3Error, xml};
 use aws_lc_rs::{constant_time, hmac};
 use base64::Engine;
 
@@ -220,23 +220,22 @@ pub fn completed_parts(
     xml: &str,
     algorithm: Option<ChecksumAlgorithm>,
 ) -> Result<Vec<CompletedPart>, S3Error> {
-    use super::multipart::{xml_elements, xml_unescape, xml_value};
-    let (parts, complete) = xml_elements(xml, "Part");
+    let (parts, complete) = xml::elements(xml, "Part");
     if !complete {
         return Err(S3Error::malformed_xml());
     }
     let mut out = Vec::new();
     for part in parts {
-        let number = xml_value(part, "PartNumber")
+        let number = xml::value(part, "PartNumber")
             .and_then(|v| v.trim().parse::<u32>().ok())
             .ok_or_else(S3Error::malformed_xml)?;
         out.push(CompletedPart {
             number,
-            etag: xml_value(part, "ETag")
-                .map(|e| crate::s3::etag::to_backend(xml_unescape(e).trim()).into_owned())
+            etag: xml::value(part, "ETag")
+                .map(|e| crate::s3::etag::to_backend(xml::unescape(e).trim()).into_owned())
                 .unwrap_or_default(),
             claim: algorithm
-                .and_then(|a| xml_value(part, a.xml_name()))
+                .and_then(|a| xml::value(part, a.xml_name()))
                 .map(|v| v.trim().to_owned()),
         });
     }

@@ -61,11 +61,14 @@ pub(crate) async fn delete_objects(ctx: &Request<'_>, conn: &mut Conn) -> Result
     forward_payload(ctx, conn, payload, false).await
 }
 
-/// Reads the request's small body, verified, to its end.
-async fn read_body(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<u8>, Failure> {
-    let mut body = ClientBody::new(ctx.head, ctx.verified).map_err(Failure::close)?;
+/// Reads the request's small body (at most [`FORWARDED_BODY_BYTES_MAX`]), verified, to its
+/// end.
+pub(crate) async fn read_body(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<u8>, Failure> {
+    // Until the body is read, the connection's state closes it after a failure; a body
+    // that failed mid-way or to decode leaves the stream out of step, and closes it.
+    let mut body = ClientBody::new(ctx.head, ctx.verified)?;
     if body.len() > FORWARDED_BODY_BYTES_MAX {
-        return Err(Failure::close(S3Error::entity_too_large()));
+        return Err(S3Error::entity_too_large().into());
     }
     if ctx.head.expects_continue() {
         let (res, _) = conn
@@ -118,7 +121,7 @@ async fn forward_payload(
         .backend
         .simple(&ctx.head.method, &path, query.as_deref(), headers, payload)
         .await
-        .map_err(|e: BackendError| super::object::backend_failure(&e))?;
+        .map_err(|e: BackendError| Failure::from(e))?;
     let resp_body = if rewrite_listing && resp.status == 200 {
         let marked = super::unaligned::listed_sizes(ctx, &resp_body).await?;
         let sized = rewrite_sizes_with(

@@ -5,7 +5,8 @@
 
 use super::backend::read_small_body;
 use super::io::Conn;
-use super::object::{backend_failure, forward_error, key_failure, object_headers};
+use super::respond::{forward_error, object_headers};
+use super::stored::StoredObject;
 use super::{Failure, Outcome, Request, encode, write_response};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{
@@ -14,7 +15,7 @@ use crate::envelope::layout::{
 use crate::envelope::record;
 use crate::envelope::{ObjectName, SegmentCipher};
 use crate::http::ResponseHead;
-use crate::s3::{RangeRequest, S3Error, parse_range};
+use crate::s3::{RangeRequest, S3Code, S3Error, parse_range, xml};
 use base64::Engine;
 
 /// User metadata that holds the sealed layout record, base64url without padding.
@@ -64,32 +65,29 @@ pub(crate) async fn layout_of(
     let sealed = B64
         .decode(value.trim())
         .map_err(|_| integrity("The object's layout record is not base64url"))?;
-    let keys = ctx
-        .core
-        .keyring
-        .open(header, name)
-        .await
-        .map_err(|e| key_failure(&e))?;
+    let keys = ctx.core.keyring.open(header, name).await?;
     record::open(header, &keys, &sealed, stored).map_err(|e| {
-        super::object::report_integrity_failure(ctx, "layout_record", &e);
+        super::error::report_integrity_failure(ctx, "layout_record", &e);
         integrity(format!("The stored object failed its integrity check: {e}"))
     })
 }
 
 /// HeadObject and GetObject (whole, ranged, or by part number) of a marked object, after
 /// the backend's HEAD `resp`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     ctx: &Request<'_>,
     conn: &mut Conn,
-    path: &str,
-    query: Option<&str>,
+    obj: &StoredObject<'_>,
     fwd: Vec<(String, Vec<u8>)>,
-    header: &Header,
-    resp: &ResponseHead,
     head_only: bool,
     part_number: Option<u32>,
 ) -> Result<Outcome, Failure> {
+    let StoredObject {
+        path,
+        query,
+        header,
+        meta: resp,
+    } = *obj;
     let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
         return Err(Failure::keep(S3Error::internal_error()));
     };
@@ -105,7 +103,7 @@ pub(crate) async fn serve(
         if k > count {
             return Err(Failure::keep(S3Error::new(
                 416,
-                "InvalidPartNumber",
+                S3Code::InvalidPartNumber,
                 "The requested partnumber is not satisfiable",
             )));
         }
@@ -135,7 +133,7 @@ pub(crate) async fn serve(
                     first: rr.first,
                     last: rr.last,
                 }),
-                Err(_) => return super::object::write_unsatisfiable(ctx, conn, size).await,
+                Err(_) => return super::respond::write_unsatisfiable(ctx, conn, size).await,
             },
             _ => None,
         }
@@ -176,27 +174,12 @@ pub(crate) async fn serve(
     if let Some(etag) = resp.header("etag") {
         fwd.push(("if-match".into(), etag.to_vec()));
     }
-    let (mut backend_conn, bresp) = ctx
-        .core
-        .backend
-        .get(path, query, fwd)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+    let (mut backend_conn, bresp) = ctx.core.backend.get(path, query, fwd).await?;
     if bresp.status != 206 {
-        let (body, _) = read_small_body(&mut backend_conn, &bresp, false, 1 << 20)
-            .await
-            .map_err(|e| backend_failure(&e))?;
+        let (body, _) = read_small_body(&mut backend_conn, &bresp, false, 1 << 20).await?;
         return forward_error(conn, &bresp, &body, ctx.rid).await;
     }
-    let keys = ctx
-        .core
-        .keyring
-        .open(header, name)
-        .await
-        .map_err(|e| Failure {
-            close: true,
-            ..key_failure(&e)
-        })?;
+    let keys = ctx.core.keyring.open(header, name).await?;
     let seg = header.segment_size;
     let (plain_first, plain_last) = match range {
         Some(r) => (r.first, r.last),
@@ -224,12 +207,12 @@ pub(crate) async fn serve(
                 if head_sent {
                     return Ok(Outcome::Close);
                 }
-                return Err(backend_failure(&e.into()));
+                return Err(Failure::from(super::backend::BackendError::from(e)));
             }
             if let Err(e) =
                 cipher.open_to(index, index + 1 == n, &input[..plain + OVERHEAD], &mut out)
             {
-                super::object::integrity_failure(ctx, &e);
+                super::error::integrity_failure(ctx, &e);
                 if head_sent {
                     return Ok(Outcome::Close);
                 }
@@ -320,15 +303,17 @@ pub(crate) async fn listed_sizes(
             if !record::is_marked(stored, seg) {
                 continue;
             }
-            let Some(key) = tag_value(entry, "Key").map(|k| {
-                let k = unescape(k);
+            let Some(key) = xml::value(entry, "Key").map(|k| {
+                let k = xml::unescape(k);
                 if url_keys { percent_decode(&k) } else { k }
             }) else {
                 continue;
             };
-            let etag = tag_value(entry, "ETag").map(unescape).unwrap_or_default();
-            let version = tag_value(entry, "VersionId")
-                .map(unescape)
+            let etag = xml::value(entry, "ETag")
+                .map(xml::unescape)
+                .unwrap_or_default();
+            let version = xml::value(entry, "VersionId")
+                .map(xml::unescape)
                 .filter(|v| v != "null");
             let cache_key = (
                 bucket.to_owned(),
@@ -366,8 +351,7 @@ async fn head_size(
         .core
         .backend
         .simple("HEAD", &path, query.as_deref(), Vec::new(), Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     if resp.status != 200 {
         return Ok(None);
     }
@@ -386,23 +370,6 @@ async fn head_size(
         // A damaged record: the listing keeps the stored size; reads of it fail.
         Err(_) => Ok(None),
     }
-}
-
-fn tag_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&close)?;
-    Some(&xml[start..end])
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#34;", "\"")
-        .replace("&amp;", "&")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -509,8 +476,7 @@ async fn rewrite_steps(
     let backend = &ctx.core.backend;
     let (src, _) = backend
         .simple("HEAD", path, None, Vec::new(), Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     let parts_stored: u64 = parts.iter().map(|p| stored_len(*p, seg)).sum();
     let stored = src.content_length().ok().flatten().unwrap_or(0);
     if src.status != 200 || stored != parts_stored {
@@ -552,11 +518,10 @@ async fn rewrite_steps(
     }
     let (resp, body) = backend
         .simple("POST", path, Some("uploads="), headers, Vec::new())
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     let text = String::from_utf8_lossy(&body);
-    let upload = match (resp.status, tag_value(&text, "UploadId")) {
-        (200, Some(id)) => unescape(id),
+    let upload = match (resp.status, xml::value(&text, "UploadId")) {
+        (200, Some(id)) => xml::unescape(id),
         _ => {
             return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
                 "Storage backend refused the layout rewrite ({})",
@@ -600,8 +565,7 @@ async fn rewrite_steps(
                     vec![("content-type".into(), b"application/xml".to_vec())],
                     xml.into_bytes(),
                 )
-                .await
-                .map_err(|e| backend_failure(&e))?;
+                .await?;
             if resp.status == 200 && !String::from_utf8_lossy(&body).contains("<Error>") {
                 Ok((resp, body))
             } else {
@@ -637,16 +601,16 @@ async fn object_tagging(ctx: &Request<'_>, path: &str) -> Result<String, String>
 /// A GetObjectTagging result's `<TagSet>` as an `x-amz-tagging` value (`k1=v1&k2=v2`,
 /// each key and value percent-encoded).
 fn tagging_header(xml: &str) -> String {
-    let pairs: Vec<String> = super::multipart::xml_elements(xml, "Tag")
+    let pairs: Vec<String> = xml::elements(xml, "Tag")
         .0
         .into_iter()
         .filter_map(|tag| {
-            let k = tag_value(tag, "Key")?;
-            let v = tag_value(tag, "Value").unwrap_or("");
+            let k = xml::value(tag, "Key")?;
+            let v = xml::value(tag, "Value").unwrap_or("");
             Some(format!(
                 "{}={}",
-                encode(&unescape(k), false),
-                encode(&unescape(v), false)
+                encode(&xml::unescape(k), false),
+                encode(&xml::unescape(v), false)
             ))
         })
         .collect();
@@ -684,11 +648,10 @@ async fn copy_parts(
         }
         let (resp, body) = backend
             .simple("PUT", path, Some(&q), headers, Vec::new())
-            .await
-            .map_err(|e| backend_failure(&e))?;
+            .await?;
         let text = String::from_utf8_lossy(&body);
-        match (resp.status, tag_value(&text, "ETag")) {
-            (200, Some(e)) => etags.push(unescape(e)),
+        match (resp.status, xml::value(&text, "ETag")) {
+            (200, Some(e)) => etags.push(xml::unescape(e)),
             _ => return Err(refused("part copy", resp.status)),
         }
     }
@@ -706,8 +669,7 @@ async fn copy_parts(
     let q = format!("partNumber={}&{upload_q}", etags.len() + 1);
     let (resp, _) = backend
         .simple("PUT", path, Some(&q), Vec::new(), pad)
-        .await
-        .map_err(|e| backend_failure(&e))?;
+        .await?;
     match (resp.status, resp.header_str("etag")) {
         (200, Some(e)) => etags.push(e.to_owned()),
         _ => return Err(refused("padding part", resp.status)),

@@ -1,6 +1,7 @@
 //! Why SigV4 authentication failed: one enum, one variant per S3 error code, and the one
 //! place where those codes and HTTP statuses are chosen.
 
+use crate::s3::S3Code;
 use std::borrow::Cow;
 use std::time::SystemTime;
 
@@ -73,18 +74,18 @@ pub enum AuthError {
 
 impl AuthError {
     /// The S3 error code (`<Code>` of the error document).
-    pub fn s3_code(&self) -> &'static str {
+    pub fn s3_code(&self) -> S3Code {
         match self {
-            Self::AccessDenied(_) => "AccessDenied",
-            Self::SignatureDoesNotMatch { .. } => "SignatureDoesNotMatch",
-            Self::InvalidAccessKeyId => "InvalidAccessKeyId",
-            Self::AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
-            Self::AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
-            Self::RequestTimeTooSkewed { .. } => "RequestTimeTooSkewed",
-            Self::MissingSecurityHeader(_) => "MissingSecurityHeader",
-            Self::InvalidRequest(_) => "InvalidRequest",
-            Self::XAmzContentSHA256Mismatch { .. } => "XAmzContentSHA256Mismatch",
-            Self::IncompleteSignature(_) => "IncompleteSignature",
+            Self::AccessDenied(_) => S3Code::AccessDenied,
+            Self::SignatureDoesNotMatch { .. } => S3Code::SignatureDoesNotMatch,
+            Self::InvalidAccessKeyId => S3Code::InvalidAccessKeyId,
+            Self::AuthorizationHeaderMalformed(_) => S3Code::AuthorizationHeaderMalformed,
+            Self::AuthorizationQueryParametersError(_) => S3Code::AuthorizationQueryParametersError,
+            Self::RequestTimeTooSkewed { .. } => S3Code::RequestTimeTooSkewed,
+            Self::MissingSecurityHeader(_) => S3Code::MissingSecurityHeader,
+            Self::InvalidRequest(_) => S3Code::InvalidRequest,
+            Self::XAmzContentSHA256Mismatch { .. } => S3Code::XAmzContentSHA256Mismatch,
+            Self::IncompleteSignature(_) => S3Code::IncompleteSignature,
         }
     }
 

@@ -7,6 +7,7 @@ use super::{
     AuthError, AuthMethod, CLOCK_SKEW_SECS_MAX, ChunkSigner, Mismatch, PRESIGNED_EXPIRES_SECS_MAX,
     PayloadMode, RequestParts, SERVICE, Secret, UNSIGNED_PAYLOAD, Verified,
 };
+use crate::http::trim_ows;
 use std::borrow::Cow;
 use std::time::SystemTime;
 
@@ -223,18 +224,6 @@ fn single_header<'h, N: AsRef<str>, V: AsRef<[u8]>>(
         ));
     }
     Ok(first.map(trim_ows))
-}
-
-fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 /// The only value of query parameter `name`.

@@ -1,0 +1,28 @@
+//! PutObject, GetObject and HeadObject on encrypted objects: the body is sealed segment by
+//! segment on its way to the backend and opened segment by segment on its way back, and
+//! every size the client sees is a plaintext size; CopyObject and GetObjectAttributes.
+//!
+//! One module per operation family, importing only downward: `put` (PutObject, and the
+//! sealing the multipart operations share), `read` (opening a stored object's header, keys,
+//! checksum record and part bounds), `get` (GetObject, HeadObject), then `copy` and
+//! `attributes`.
+
+use crate::envelope::layout::SEGMENT_OVERHEAD_BYTES;
+
+mod attributes;
+mod copy;
+mod get;
+mod put;
+mod read;
+
+pub(crate) use attributes::attributes;
+pub(crate) use copy::copy;
+pub(crate) use get::{SeenObject, get};
+pub(crate) use put::{
+    CHECKSUM_METADATA, PUT_OBJECT_BYTES_MAX, SealSink, check_upload_headers, forget_version, put,
+    seal_to_md5, seal_upload,
+};
+pub(crate) use read::PartCursor;
+
+/// The bytes a sealed segment adds to its plaintext.
+const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;

@@ -1,0 +1,462 @@
+//! PutObject: the body sealed segment by segment on its way to the backend.
+
+use super::OVERHEAD;
+use crate::envelope::checksum_record;
+use crate::envelope::layout::{segment_count, segment_plain_len, stored_len};
+use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
+use crate::http::ResponseHead;
+use crate::objmeta;
+use crate::s3::{S3Error, xml};
+use crate::serve::backend::read_small_body;
+use crate::serve::body::{BodyError, ClientBody};
+use crate::serve::io::Conn;
+use crate::serve::respond::{SSE_DSSE, forward_error, is_twofold_metadata};
+use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
+
+/// Largest single PUT, as in S3.
+pub const PUT_OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Metadata entry recording the client's verified checksum (`ALGORITHM:BASE64`).
+pub const CHECKSUM_METADATA: &str = "x-amz-meta-twofold-checksum";
+/// Largest stored body of a PutObject with a trailer checksum that is held in memory until
+/// the trailer verified, so that the one backend PUT carries the checksum in its metadata
+/// (just under four 64 KiB segments of plaintext). Larger bodies are streamed and the checksum is recorded
+/// afterwards by a copy of the object onto itself (see [`attach_checksum`]).
+pub const HELD_PUT_STORED_BYTES_MAX: u64 = 256 * 1024;
+
+/// Request headers passed on to the backend for a PUT (besides `x-amz-meta-*`).
+pub(super) const PUT_FORWARDED: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "expires",
+    "x-amz-storage-class",
+    "x-amz-tagging",
+    "x-amz-acl",
+    "x-amz-grant-full-control",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-website-redirect-location",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+    "if-match",
+    "if-none-match",
+];
+
+/// Checks the headers of a request that creates an object (PutObject,
+/// CreateMultipartUpload) and returns those passed on to the backend.
+pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec<u8>)>, S3Error> {
+    check_sse_request(ctx)?;
+    if ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
+        return Err(S3Error::invalid_argument(
+            "x-amz-meta-twofold* metadata is reserved for the gateway",
+        ));
+    }
+    Ok(ctx
+        .head
+        .headers
+        .iter()
+        .filter(|(n, _)| PUT_FORWARDED.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
+        .cloned()
+        .collect())
+}
+
+/// Checks the server-side-encryption request headers: DSSE or nothing is accepted (SSE-S3
+/// and SSE-KMS without a key are honoured by doing more); a customer key or a named KMS key
+/// cannot be, and is refused.
+pub(super) fn check_sse_request(ctx: &Request<'_>) -> Result<(), S3Error> {
+    let h = ctx.head;
+    if h.header("x-amz-server-side-encryption-customer-algorithm")
+        .is_some()
+        || h.header("x-amz-server-side-encryption-customer-key")
+            .is_some()
+    {
+        return Err(S3Error::invalid_argument(
+            "Twofold encrypts with its own dual-layer keys; SSE-C (customer-provided keys) is not supported",
+        ));
+    }
+    if h.header("x-amz-server-side-encryption-aws-kms-key-id")
+        .is_some()
+    {
+        return Err(S3Error::invalid_argument(
+            "Twofold encrypts every object with its own two custodians' keys; a KMS key id cannot be honoured",
+        ));
+    }
+    match h.header_str("x-amz-server-side-encryption") {
+        None | Some("aws:kms:dsse" | "AES256" | "aws:kms") => Ok(()),
+        Some(other) => Err(S3Error::invalid_argument(format!(
+            "x-amz-server-side-encryption {other:?} is not supported; use aws:kms:dsse"
+        ))),
+    }
+}
+
+/// PutObject.
+pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::keep(S3Error::invalid_request(
+            "PutObject needs a bucket and a key",
+        )));
+    };
+    // Until the body is read, a failure needs no explicit close: the connection's state
+    // (a body not read to its end) closes it. Once reading began, one does (`fail`): a
+    // body abandoned mid-way, or one that failed to decode, leaves the stream out of step.
+    let fail = Failure::close;
+    let mut headers = check_upload_headers(ctx)?;
+    let mut body = ClientBody::new(ctx.head, ctx.verified)?;
+    let plain = body.len();
+    if plain > PUT_OBJECT_BYTES_MAX {
+        return Err(S3Error::entity_too_large().into());
+    }
+    let name = ObjectName { bucket, key };
+    let keyring = &ctx.core.keyring;
+    let (header, keys) = keyring.seal_new(name, None).await?;
+    let seg = header.segment_size;
+    let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
+        .map_err(|_| S3Error::internal_error())?;
+    let record_cipher =
+        checksum_record::cipher(&header, &keys).map_err(|_| S3Error::internal_error())?;
+    drop(keys);
+
+    headers.push((
+        objmeta::HTTP_HEADER.into(),
+        objmeta::encode(&header).into_bytes(),
+    ));
+    // A checksum sent as a header is known now; it is only stored if it verifies, since a
+    // mismatch aborts the backend write below. One sent as a trailer is known only at the
+    // end of the body: it is stored by holding a small body back, or by a copy afterwards.
+    let trailer = body.trailer_checksum_algorithm();
+    if trailer.is_none() {
+        for (n, v) in &ctx.head.headers {
+            // A value that is no digest is not recorded: the body check refuses it anyway.
+            if let Some(alg) = crate::checksum::ChecksumAlgorithm::from_header_name(n)
+                && let Some(sealed) =
+                    checksum_record::seal_base64(&record_cipher, alg, &String::from_utf8_lossy(v))
+            {
+                headers.push((CHECKSUM_METADATA.into(), sealed.into_bytes()));
+            }
+        }
+    }
+    if ctx.head.expects_continue() {
+        let (res, _) = conn
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
+        res.map_err(|_| fail(S3Error::incomplete_body()))?;
+    }
+    let path = backend_path(Some(bucket), Some(key));
+    let stored = stored_len(plain, seg);
+    let held = trailer.is_some() && stored <= HELD_PUT_STORED_BYTES_MAX;
+    let (resp, resp_body, checksum) = if held {
+        seal_held(
+            ctx,
+            conn,
+            &mut body,
+            (&cipher, &record_cipher),
+            &path,
+            headers.clone(),
+        )
+        .await?
+    } else {
+        let ex = ctx
+            .core
+            .backend
+            .send_head("PUT", &path, None, headers.clone(), Some(stored))
+            .await?;
+        seal_upload(ctx, conn, &mut body, &cipher, ex).await?
+    };
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &resp_body, ctx.rid).await;
+    }
+    let mut etag = resp.header("etag").map(<[u8]>::to_vec);
+    let mut version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
+    if !held
+        && trailer.is_some()
+        && let Some(c) = &checksum
+        && let Some(put_etag) = &etag
+    {
+        match attach_checksum(ctx, &path, &headers, &record_cipher, c, put_etag).await {
+            Ok((new_etag, new_version)) => {
+                forget_version(ctx, &path, version.as_deref(), new_version.as_deref()).await;
+                etag = new_etag.or(etag);
+                version = new_version.or(version);
+            }
+            // The object is stored and verified: the client's PUT succeeded. Only the
+            // checksum is missing from it, as on any object stored without one.
+            Err(reason) => tracing::warn!(
+                resource = %format_args!("/{bucket}/{key}"),
+                algorithm = %c.algorithm,
+                reason = %reason,
+                "object stored, but its verified checksum could not be recorded with it"
+            ),
+        }
+    }
+    let mut out = ResponseHead::new(200);
+    if let Some(v) = etag {
+        out.push_header("etag", crate::s3::etag::header_to_client(&v));
+    }
+    if let Some(v) = version {
+        out.push_header("x-amz-version-id", v);
+    }
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    if let Some(c) = checksum {
+        out.push_header(c.algorithm.header_name(), c.value.into_bytes());
+    }
+    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+    out.push_header("content-length", b"0".to_vec());
+    write_response(conn, &out, &[])
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+/// PUT request headers that are not carried into the copy that records a trailer
+/// checksum: the copy leaves the tags as they are and has its own precondition.
+pub(super) const ATTACH_DROPPED: &[&str] = &["x-amz-tagging", "if-match", "if-none-match"];
+
+/// Records a verified trailer checksum with an object just stored by a streamed PUT: a
+/// server-side copy of the object onto itself with `x-amz-metadata-directive: REPLACE`,
+/// carrying the PUT's own metadata (so the envelope header, whose wrapped keys are bound
+/// to bucket and key, stays valid as it is) plus the checksum. The copy applies only to
+/// the version this PUT wrote (`x-amz-copy-source-if-match` with its ETag): if another
+/// writer replaced the object meanwhile, nothing is changed. Returns the copy's ETag and
+/// version id.
+pub(super) async fn attach_checksum(
+    ctx: &Request<'_>,
+    path: &str,
+    put_headers: &[(String, Vec<u8>)],
+    record_cipher: &SegmentCipher,
+    checksum: &crate::serve::body::ClientChecksum,
+    put_etag: &[u8],
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
+    let sealed = checksum_record::seal_base64(record_cipher, checksum.algorithm, &checksum.value)
+        .ok_or("the checksum could not be sealed")?;
+    let mut headers: Vec<(String, Vec<u8>)> = put_headers
+        .iter()
+        .filter(|(n, _)| !ATTACH_DROPPED.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    headers.push((CHECKSUM_METADATA.into(), sealed.into_bytes()));
+    headers.push(("x-amz-copy-source".into(), path.as_bytes().to_vec()));
+    headers.push(("x-amz-copy-source-if-match".into(), put_etag.to_vec()));
+    headers.push(("x-amz-metadata-directive".into(), b"REPLACE".to_vec()));
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple("PUT", path, None, headers, Vec::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&body);
+    // S3 may answer a copy 200 and put an error document in the body.
+    if resp.status != 200 || text.contains("<Error>") {
+        let code = xml::value(&text, "Code").unwrap_or("no error code");
+        return Err(format!("the backend answered {} ({code})", resp.status));
+    }
+    let etag = xml::value(&text, "ETag").map(|e| xml::unescape(e).into_bytes());
+    let version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
+    Ok((etag, version))
+}
+
+/// After the gateway rewrote an object it had just written (to record its checksum or
+/// layout), deletes the version the first write made, so that a versioned bucket shows
+/// one version per client write. Nothing is done on an unversioned bucket (no version id,
+/// or `null`, which the rewrite replaced) or when the rewrite kept the version. A failure
+/// is logged: the object is stored and readable either way, with one extra version.
+pub(crate) async fn forget_version(
+    ctx: &Request<'_>,
+    path: &str,
+    first: Option<&[u8]>,
+    rewritten: Option<&[u8]>,
+) {
+    let Some(first) = first.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return;
+    };
+    if first == "null" || rewritten == Some(first.as_bytes()) {
+        return;
+    }
+    let q = format!("versionId={}", crate::serve::encode(first, false));
+    let outcome = ctx
+        .core
+        .backend
+        .simple("DELETE", path, Some(&q), Vec::new(), Vec::new())
+        .await;
+    match outcome {
+        Ok((resp, _)) if (200..300).contains(&resp.status) => {}
+        Ok((resp, _)) => tracing::warn!(
+            path,
+            version = first,
+            status = resp.status,
+            "the version the gateway's rewrite replaced could not be deleted"
+        ),
+        Err(e) => tracing::warn!(
+            path,
+            version = first,
+            error = %e,
+            "the version the gateway's rewrite replaced could not be deleted"
+        ),
+    }
+}
+
+/// Seals a small body whose checksum comes as a trailer wholly in memory (at most
+/// [`HELD_PUT_STORED_BYTES_MAX`]), and sends the backend PUT only once every digest of
+/// the client's body verified, with the checksum in its metadata. Nothing reaches the
+/// backend if the body fails.
+pub(super) async fn seal_held(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    (cipher, record_cipher): (&SegmentCipher, &SegmentCipher),
+    path: &str,
+    mut headers: Vec<(String, Vec<u8>)>,
+) -> Result<
+    (
+        ResponseHead,
+        Vec<u8>,
+        Option<crate::serve::body::ClientChecksum>,
+    ),
+    Failure,
+> {
+    let plain = body.len();
+    let seg = cipher.segment_size();
+    let stored = stored_len(plain, seg);
+    if stored > HELD_PUT_STORED_BYTES_MAX {
+        return Err(Failure::close(S3Error::internal_error()));
+    }
+    // In range: at most HELD_PUT_STORED_BYTES_MAX, checked just above.
+    let stored = stored as usize;
+    let n = segment_count(plain, seg);
+    let mut buf = vec![0u8; stored];
+    let mut at = 0;
+    let mut checksum = None;
+    for i in 0..n {
+        let len = segment_plain_len(plain, i, seg) as usize;
+        if at + len + OVERHEAD > stored {
+            return Err(Failure::close(S3Error::internal_error()));
+        }
+        let (res, b) = body.read_exact(conn, buf, at..at + len).await;
+        buf = b;
+        res.map_err(|e| body_failure(&e))?;
+        let last = i + 1 == n;
+        if last {
+            checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
+        }
+        at += cipher
+            .seal(i, last, &mut buf[at..], len)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    }
+    if at != stored {
+        return Err(Failure::close(S3Error::internal_error()));
+    }
+    if let Some(c) = &checksum {
+        let sealed = checksum_record::seal_base64(record_cipher, c.algorithm, &c.value)
+            .ok_or_else(|| Failure::close(S3Error::internal_error()))?;
+        headers.push((CHECKSUM_METADATA.into(), sealed.into_bytes()));
+    }
+    let (resp, resp_body) = ctx
+        .core
+        .backend
+        .simple("PUT", path, None, headers, buf)
+        .await?;
+    Ok((resp, resp_body, checksum))
+}
+
+/// Where [`seal_segments`] puts the sealed segments.
+pub(crate) enum SealSink {
+    /// The body of a backend request whose head has been sent.
+    Backend(crate::serve::backend::Exchange),
+    /// Nowhere: only their MD5 is taken (a part sent again, compared with the stored one).
+    Md5(md5::Md5),
+}
+
+/// Reads a client body segment by segment, seals each in place and hands it to `sink`;
+/// the final segment is sealed only after every digest of the client's body has verified.
+pub(super) async fn seal_segments(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    cipher: &SegmentCipher,
+    sink: &mut SealSink,
+) -> Result<Option<crate::serve::body::ClientChecksum>, Failure> {
+    let plain = body.len();
+    let seg = cipher.segment_size();
+    let n = segment_count(plain, seg);
+    let mut buf = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
+    let mut checksum = None;
+    for i in 0..n {
+        let len = segment_plain_len(plain, i, seg) as usize;
+        let (res, b) = body.read_exact(conn, buf, 0..len).await;
+        buf = b;
+        res.map_err(|e| body_failure(&e))?;
+        let last = i + 1 == n;
+        if last {
+            checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
+        }
+        let sealed = cipher
+            .seal(i, last, &mut buf, len)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        match sink {
+            SealSink::Backend(ex) => {
+                let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
+                buf = b;
+                res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
+            }
+            SealSink::Md5(m) => md5::Digest::update(m, &buf[..sealed]),
+        }
+    }
+    ctx.core.buffers.give(buf);
+    Ok(checksum)
+}
+
+/// Streams a client body through `cipher` into a backend request whose head has been sent
+/// (see [`seal_segments`]), then reads the backend's answer. On any failure the backend
+/// connection is dropped mid-body, so the backend stores nothing.
+pub(crate) async fn seal_upload(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    cipher: &SegmentCipher,
+    ex: crate::serve::backend::Exchange,
+) -> Result<
+    (
+        ResponseHead,
+        Vec<u8>,
+        Option<crate::serve::body::ClientChecksum>,
+    ),
+    Failure,
+> {
+    let mut sink = SealSink::Backend(ex);
+    let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
+    let SealSink::Backend(mut ex) = sink else {
+        return Err(Failure::close(S3Error::internal_error()));
+    };
+    let resp = ex
+        .conn
+        .read_response_head()
+        .await
+        .map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
+    let (resp_body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20).await?;
+    if reusable && resp.keep_alive() {
+        ctx.core.backend.release(ex.conn);
+    }
+    Ok((resp, resp_body, checksum))
+}
+
+/// Reads and seals a client body as [`seal_upload`] does, sending nothing: the MD5 of
+/// the sealed body, and the client's verified checksum.
+pub(crate) async fn seal_to_md5(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    cipher: &SegmentCipher,
+) -> Result<([u8; 16], Option<crate::serve::body::ClientChecksum>), Failure> {
+    let mut sink = SealSink::Md5(<md5::Md5 as md5::Digest>::new());
+    let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
+    let SealSink::Md5(m) = sink else {
+        return Err(Failure::close(S3Error::internal_error()));
+    };
+    Ok((md5::Digest::finalize(m).into(), checksum))
+}
+
+pub(super) fn body_failure(e: &BodyError) -> Failure {
+    Failure::close(e.to_s3())
+}

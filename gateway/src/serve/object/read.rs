@@ -1,0 +1,341 @@
+//! Opening stored objects: their header and keys, their checksum record, and where the
+//! parts of a multipart object begin.
+
+use super::OVERHEAD;
+use super::put::CHECKSUM_METADATA;
+use crate::envelope::checksum_record;
+use crate::envelope::header::Header;
+use crate::envelope::layout::{SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len};
+use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
+use crate::http::ResponseHead;
+use crate::objmeta;
+use crate::s3::{S3Code, S3Error};
+use crate::serve::error::report_integrity_failure;
+use crate::serve::respond::OPENED_CHECKSUM;
+use crate::serve::stored::StoredObject;
+use crate::serve::{Failure, Request};
+
+/// The header of a backend object, from its response's metadata.
+pub(super) fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
+    match resp.header_str(objmeta::HTTP_HEADER) {
+        None => Ok(None),
+        Some(v) => objmeta::decode(v).map(Some).map_err(|e| {
+            S3Error::internal_error()
+                .with_detail(format!("The object's Twofold metadata is damaged: {e}"))
+        }),
+    }
+}
+
+/// Opens the sealed checksum record of the object whose header is `header` and whose
+/// backend response head is `resp`, and leaves the checksum in `resp` for
+/// [`object_headers`]. A record that does not open under the object's keys is an
+/// integrity failure: the request fails, as for a damaged layout record. Paths that open
+/// the keys anyway (a GET's body) use [`reveal_checksum_with`] instead.
+pub(crate) async fn reveal_checksum(
+    ctx: &Request<'_>,
+    header: &Header,
+    resp: &mut ResponseHead,
+) -> Result<(), Failure> {
+    if resp.header(CHECKSUM_METADATA).is_none() || resp.header(OPENED_CHECKSUM).is_some() {
+        return Ok(());
+    }
+    let keys = request_keys(ctx, header).await?;
+    reveal_checksum_with(ctx, header, &keys, resp)
+}
+
+/// The data keys of the request's object, whose header is `header`.
+pub(super) async fn request_keys(
+    ctx: &Request<'_>,
+    header: &Header,
+) -> Result<crate::envelope::DataKeys, Failure> {
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Err(Failure::keep(S3Error::internal_error()));
+    };
+    ctx.core
+        .keyring
+        .open(header, ObjectName { bucket, key })
+        .await
+        .map_err(Failure::from)
+}
+
+/// [`reveal_checksum`] with the object's keys at hand.
+pub(super) fn reveal_checksum_with(
+    ctx: &Request<'_>,
+    header: &Header,
+    keys: &crate::envelope::DataKeys,
+    resp: &mut ResponseHead,
+) -> Result<(), Failure> {
+    let Some(value) = resp.header_str(CHECKSUM_METADATA) else {
+        return Ok(());
+    };
+    let cipher = checksum_record::cipher(header, keys)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    match checksum_record::open(&cipher, value.trim()) {
+        Ok(c) => {
+            let opened = format!("{}:{}:{}", c.algorithm.name(), c.type_name(), c.value());
+            resp.push_header(OPENED_CHECKSUM, opened.into_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            report_integrity_failure(ctx, "checksum_record", &e);
+            Err(Failure::integrity(format!(
+                "The stored object failed its integrity check: {e}"
+            )))
+        }
+    }
+}
+
+/// The plaintext bytes `first..=last` of part `k`, and the object's part count. A
+/// single-part object has one part, the whole object. For a multipart object the part size
+/// comes from [`segments_per_part`]; the guessed bounds are then checked by opening the
+/// part's first segment as segment 0 of part `k` and its last one as final of part `k`.
+pub(super) async fn part_bounds(
+    ctx: &Request<'_>,
+    obj: &StoredObject<'_>,
+    size: u64,
+    k: u32,
+) -> Result<(u64, u64, u32), Failure> {
+    let StoredObject {
+        path,
+        query,
+        header,
+        meta,
+    } = *obj;
+    let not_satisfiable = || {
+        Failure::keep(S3Error::new(
+            416,
+            S3Code::InvalidPartNumber,
+            "The requested partnumber is not satisfiable",
+        ))
+    };
+    if !header.multipart {
+        return if k == 1 {
+            Ok((0, size.saturating_sub(1), 1))
+        } else {
+            Err(not_satisfiable())
+        };
+    }
+    let count = meta
+        .header_str("etag")
+        .and_then(|e| e.trim_matches('"').rsplit_once('-'))
+        .and_then(|(_, n)| n.parse::<u32>().ok())
+        .unwrap_or(1);
+    if k > count {
+        return Err(not_satisfiable());
+    }
+    let unequal = || {
+        Failure::keep(S3Error::not_implemented().with_message(
+            "This object's parts are not all of one size; reading it by part number is not supported yet (use a Range)",
+        ))
+    };
+    let per_part = segments_per_part(ctx, obj, size)
+        .await?
+        .ok_or_else(unequal)?;
+    let seg = header.segment_size;
+    let n = segment_count(size, seg);
+    let g0 = u64::from(k - 1) * per_part;
+    let g1 = (u64::from(k) * per_part).min(n) - 1;
+    if g0 >= n || (k == count && g1 != n - 1) {
+        return Err(unequal());
+    }
+    let keys = request_keys(ctx, header).await?;
+    let cipher = SegmentCipher::new(header, &keys, k)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    for (g, index, must_be_final) in [(g0, 0, g0 == g1), (g1, g1 - g0, true)] {
+        let plain = segment_plain_len(size, g, seg);
+        let start = g * seg.stored_bytes();
+        let end = start + plain + SEGMENT_OVERHEAD_BYTES - 1;
+        let fwd = vec![(
+            "range".to_owned(),
+            format!("bytes={start}-{end}").into_bytes(),
+        )];
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple("GET", path, query, fwd, Vec::new())
+            .await?;
+        if resp.status != 206 {
+            return Err(unequal());
+        }
+        let ok = cipher.open_to(index, true, &body, &mut out).is_ok()
+            || (!must_be_final && cipher.open_to(index, false, &body, &mut out).is_ok());
+        if !ok {
+            return Err(unequal());
+        }
+    }
+    let first = g0 * seg.bytes();
+    let last = ((g1 + 1) * seg.bytes()).min(size) - 1;
+    Ok((first, last, count))
+}
+
+/// Most part sizes remembered per core.
+pub(super) const PART_SIZE_CACHE_ENTRIES: usize = 1024;
+
+/// Segments per part of a multipart object, assuming all parts but the last are of one
+/// size (the way every common client uploads): found by a binary search for the segment
+/// that ends part 1 (it opens as final of part 1; earlier ones open as non-final; later
+/// ones do not open under part 1's keys). About log2(segments) small ranged reads, once
+/// per object and core.
+pub(super) async fn segments_per_part(
+    ctx: &Request<'_>,
+    obj: &StoredObject<'_>,
+    size: u64,
+) -> Result<Option<u64>, Failure> {
+    let StoredObject {
+        path,
+        query,
+        header,
+        meta,
+    } = *obj;
+    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+        return Ok(None);
+    };
+    let etag = meta.header_str("etag").unwrap_or("").to_owned();
+    let cache_key = (bucket.clone(), key.clone(), etag.clone());
+    if let Some(m) = ctx.core.part_sizes.borrow().get(&cache_key) {
+        return Ok(Some(*m));
+    }
+    let keys = request_keys(ctx, header).await?;
+    let cipher = SegmentCipher::new(header, &keys, 1)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    let seg = header.segment_size;
+    let n = segment_count(size, seg);
+    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
+    let (mut lo, mut hi) = (0u64, n - 1);
+    let mut found = None;
+    while lo <= hi {
+        let j = lo + (hi - lo) / 2;
+        let plain = segment_plain_len(size, j, seg);
+        let start = j * seg.stored_bytes();
+        let end = start + plain + SEGMENT_OVERHEAD_BYTES - 1;
+        let mut fwd = vec![(
+            "range".to_owned(),
+            format!("bytes={start}-{end}").into_bytes(),
+        )];
+        if !etag.is_empty() {
+            fwd.push(("if-match".into(), etag.clone().into_bytes()));
+        }
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple("GET", path, query, fwd, Vec::new())
+            .await?;
+        if resp.status != 206 || body.len() as u64 != plain + SEGMENT_OVERHEAD_BYTES {
+            return Ok(None);
+        }
+        if cipher.open_to(j, true, &body, &mut out).is_ok() {
+            found = Some(j + 1);
+            break;
+        }
+        if cipher.open_to(j, false, &body, &mut out).is_ok() {
+            lo = j + 1;
+        } else if j == 0 {
+            return Ok(None);
+        } else {
+            hi = j - 1;
+        }
+    }
+    if let Some(m) = found {
+        let mut cache = ctx.core.part_sizes.borrow_mut();
+        if cache.len() >= PART_SIZE_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(cache_key, m);
+    }
+    Ok(found)
+}
+
+/// Which part, and which segment of it, the reader is at; and that part's cipher.
+///
+/// A multipart object whose parts (all but the last) are whole numbers of segments is a run
+/// of full segments and one final partial segment, like a single-part object; only the keys
+/// change at part boundaries. A part's last segment carries the final flag, so a segment
+/// that does not open as non-final but opens as final ends its part (`docs/format.md`).
+pub(crate) struct PartCursor<'k> {
+    header: &'k Header,
+    keys: &'k crate::envelope::DataKeys,
+    cipher: SegmentCipher,
+    part: u32,
+    index: u64,
+}
+
+impl<'k> PartCursor<'k> {
+    pub(crate) fn new(
+        header: &'k Header,
+        keys: &'k crate::envelope::DataKeys,
+    ) -> Result<Self, crate::envelope::Error> {
+        let part = if header.multipart {
+            1
+        } else {
+            SINGLE_PART_NUMBER
+        };
+        Ok(Self {
+            header,
+            keys,
+            cipher: SegmentCipher::new(header, keys, part)?,
+            part,
+            index: 0,
+        })
+    }
+
+    /// A cursor at segment `index` of part `part` of a multipart object.
+    pub(crate) fn at(
+        header: &'k Header,
+        keys: &'k crate::envelope::DataKeys,
+        part: u32,
+        index: u64,
+    ) -> Result<Self, crate::envelope::Error> {
+        Ok(Self {
+            header,
+            keys,
+            cipher: SegmentCipher::new(header, keys, part)?,
+            part,
+            index,
+        })
+    }
+
+    /// Opens the next stored segment `input` into `out`; `object_last` says whether it is
+    /// the object's last segment.
+    pub(crate) fn open(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+        object_last: bool,
+    ) -> Result<usize, crate::envelope::Error> {
+        if object_last {
+            return match self.cipher.open_to(self.index, true, input, out) {
+                Ok(n) => Ok(n),
+                Err(e) => {
+                    // Opens as non-final: what followed it was cut off.
+                    if self.cipher.open_to(self.index, false, input, out).is_ok() {
+                        Err(crate::envelope::Error::Truncated {
+                            part: self.part,
+                            segment: self.index,
+                        })
+                    } else {
+                        Err(e)
+                    }
+                }
+            };
+        }
+        match self.cipher.open_to(self.index, false, input, out) {
+            Ok(n) => {
+                self.index += 1;
+                Ok(n)
+            }
+            Err(e) if self.header.multipart => {
+                // The end of a part?
+                let n = self
+                    .cipher
+                    .open_to(self.index, true, input, out)
+                    .map_err(|_| e)?;
+                self.part += 1;
+                self.index = 0;
+                self.cipher = SegmentCipher::new(self.header, self.keys, self.part)?;
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
