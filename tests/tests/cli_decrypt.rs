@@ -369,6 +369,8 @@ async fn read_plans_agree_with_the_gateway() {
     for (key, sizes) in [
         ("unaligned", vec![5 * MIB + 1, 5 * MIB + 7, 1000]),
         ("aligned", vec![5 * MIB, 5 * MIB, 1000]),
+        // One empty part: its one segment is empty and final.
+        ("empty-multipart", vec![0]),
     ] {
         let up = s3
             .create_multipart_upload()
@@ -435,7 +437,7 @@ async fn read_plans_agree_with_the_gateway() {
             layout_record: layout.as_ref(),
             etag_parts: plan::parts_count_from_etag(head.e_tag()),
             // The probe finds part 1's segments.
-            segments_per_part: parts.as_ref().map(|p| p[0].div_ceil(seg.bytes())),
+            segments_per_part: parts.as_ref().map(|p| p[0].div_ceil(seg.bytes()).max(1)),
             has_checksum_record: false,
         };
         let size = plain.len() as u64;

@@ -165,7 +165,8 @@ pub(super) async fn part_bounds(
         }
     }
     let first = g0 * seg.bytes();
-    let last = ((g1 + 1) * seg.bytes()).min(size) - 1;
+    // An empty object (one empty part) has no last byte: 0 as for a single-part one.
+    let last = ((g1 + 1) * seg.bytes()).min(size).saturating_sub(1);
     Ok((first, last, count))
 }
 
