@@ -45,6 +45,26 @@ use twofold::keys::{Custodian, CustodianSpec, KeyError, Keyring, KeyringSettings
 
 /// The PKCS#11 module: SoftHSM2 as Debian installs it.
 pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Calls `C_Finalize` on the SoftHSM2 module this process has loaded, as an HSM that goes
+/// away underneath the gateway: every custodian call fails from then on with
+/// `CKR_CRYPTOKI_NOT_INITIALIZED`, for the whole process (so a test that calls it runs in a
+/// test binary of its own).
+pub fn finalize_softhsm2_module() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    let ctx = Pkcs11::new(SOFTHSM2_MODULE).unwrap_or_else(|e| panic!("load SoftHSM2: {e}"));
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::CryptokiAlreadyInitialized,
+            _,
+        )) => {}
+        Err(e) => panic!("C_Initialize: {e}"),
+    }
+    if let Err(e) = ctx.finalize() {
+        panic!("C_Finalize: {e}");
+    }
+}
 /// Security-officer PIN of every test token.
 pub const SO_PIN: &str = "twofold-test-so-pin";
 /// Longest token label PKCS#11 allows.

@@ -10,23 +10,8 @@
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use twofold_tests::gateway::{TestGateway, create_bucket, exists, put, status_code};
 use twofold_tests::random_bytes;
-
-/// Calls `C_Finalize` on the SoftHSM2 module this process has loaded.
-fn finalize_module() {
-    let ctx = Pkcs11::new(twofold_tests::SOFTHSM2_MODULE).unwrap();
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(())
-        | Err(cryptoki::error::Error::Pkcs11(
-            cryptoki::error::RvError::CryptokiAlreadyInitialized,
-            _,
-        )) => {}
-        Err(e) => panic!("C_Initialize: {e}"),
-    }
-    ctx.finalize().unwrap();
-}
 
 #[tokio::test]
 async fn hsm_gone_is_503_and_nothing_is_stored() {
@@ -42,7 +27,7 @@ async fn hsm_gone_is_503_and_nothing_is_stored() {
     let elsewhere = random_bytes(70_000);
     put(&other_gateway.client(), "elsewhere", "e", elsewhere.clone()).await;
 
-    finalize_module();
+    twofold_tests::finalize_softhsm2_module();
 
     // A PUT to a bucket no core has a bucket key for needs the custodians: 503.
     let plain = random_bytes(100_000);

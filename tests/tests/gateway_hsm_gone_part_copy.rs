@@ -8,23 +8,8 @@
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use twofold_tests::gateway::{TestGateway, create_bucket, put, status_code};
 use twofold_tests::random_bytes;
-
-/// Calls `C_Finalize` on the SoftHSM2 module this process has loaded.
-fn finalize_module() {
-    let ctx = Pkcs11::new(twofold_tests::SOFTHSM2_MODULE).unwrap();
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(())
-        | Err(cryptoki::error::Error::Pkcs11(
-            cryptoki::error::RvError::CryptokiAlreadyInitialized,
-            _,
-        )) => {}
-        Err(e) => panic!("C_Initialize: {e}"),
-    }
-    ctx.finalize().unwrap();
-}
 
 #[tokio::test]
 async fn hsm_gone_during_upload_part_copy_is_503() {
@@ -45,7 +30,7 @@ async fn hsm_gone_during_upload_part_copy_is_503() {
         .unwrap();
     let id = up.upload_id().unwrap().to_owned();
 
-    finalize_module();
+    twofold_tests::finalize_softhsm2_module();
 
     for attempt in 0..3 {
         let e = s3
