@@ -218,10 +218,11 @@ osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
 mon warn on pool no redundancy = false
-# The monitor refuses to start when its data folder's filesystem has under 5 % free; a test
-# cluster's monitor data is a few MB, and a shared build machine's disk is often that full.
-mon data avail crit = 0
-mon data avail warn = 0
+# The monitor refuses to start when its data folder's filesystem has at most 5 % free (it
+# compares whole percents, so a nearly full disk reads 0 % and only -1 turns the check off);
+# a test cluster's monitor data is a few MB, and a shared build machine's disk is often full.
+mon data avail crit = -1
+mon data avail warn = -1
 mon allow pool delete = true
 osd pool default pg num = 8
 osd pool default pgp num = 8
