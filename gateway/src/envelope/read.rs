@@ -1,7 +1,7 @@
 //! A synchronous reader of a [`ReadPlan`](super::plan::ReadPlan): reads the planned stored
 //! bytes from any [`Read`], opens each segment under both layers with its part's keys, and
-//! only then hands the kept plaintext on. For the break-glass CLI and tests; the gateway
-//! streams with its own I/O.
+//! only then hands the kept plaintext on. The opening itself is [`PlanOpener`], which the
+//! gateway's streaming read drives with its own I/O.
 
 use super::layout::SEGMENT_OVERHEAD_BYTES;
 use super::plan::{ReadPlan, SegmentId};
@@ -58,11 +58,136 @@ fn open(
     }
 }
 
+/// One opened segment: its part number and where its kept plaintext is in the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// Part number of the segment (0 for a single-part object).
+    pub part: u32,
+    /// The plaintext to release, as a range of the output buffer (possibly empty).
+    pub kept: std::ops::Range<usize>,
+}
+
+/// The segment-by-segment opening of a [`ReadPlan`], without I/O: the caller reads each
+/// segment's stored bytes ([`PlanOpener::next_stored_len`] of them) from wherever they
+/// come from and hands them to [`PlanOpener::open`], which verifies both layers' tags under
+/// the right part's keys (following part boundaries for [`SegmentId::Follow`] segments)
+/// and only then says which plaintext bytes to release. The gateway's streaming read and
+/// [`read_plan`] are both this loop.
+pub struct PlanOpener<'a> {
+    plan: &'a ReadPlan,
+    header: &'a Header,
+    keys: &'a DataKeys,
+    cipher: Option<SegmentCipher>,
+    next: usize,
+    part: u32,
+    index: u64,
+}
+
+impl std::fmt::Debug for PlanOpener<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanOpener")
+            .field("next", &self.next)
+            .field("part", &self.part)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PlanOpener<'a> {
+    /// An opener at the first segment of `plan`.
+    pub fn new(plan: &'a ReadPlan, header: &'a Header, keys: &'a DataKeys) -> Self {
+        let (part, index) = plan.follow_from.unwrap_or((0, 0));
+        Self {
+            plan,
+            header,
+            keys,
+            cipher: None,
+            next: 0,
+            part,
+            index,
+        }
+    }
+
+    /// Stored bytes of the next segment to open; `None` once every segment is opened.
+    pub fn next_stored_len(&self) -> Option<usize> {
+        let step = self.plan.segments.get(self.next)?;
+        usize::try_from(step.stored.len()).ok()
+    }
+
+    /// Bytes an output buffer needs for any segment of this plan.
+    pub fn out_len(&self) -> usize {
+        self.header.segment_size.bytes_usize() + OVERHEAD
+    }
+
+    /// Opens the next segment from its stored bytes `input` into `out` (at least
+    /// [`PlanOpener::out_len`] bytes). On success the segment verified under both layers
+    /// and `out[kept]` is the plaintext to release; on failure nothing of it may be used.
+    pub fn open(&mut self, input: &[u8], out: &mut [u8]) -> Result<Opened, Error> {
+        let step = *self
+            .plan
+            .segments
+            .get(self.next)
+            .ok_or(Error::Internal("no segment left to open"))?;
+        if input.len() as u64 != step.stored.len() || out.len() < self.out_len() {
+            return Err(Error::Internal("segment buffer of the wrong length"));
+        }
+        let (part, n) = match step.id {
+            SegmentId::Exact { part, index, last } => {
+                let c = cipher_for(&mut self.cipher, self.header, self.keys, part)?;
+                (part, open(c, index, last, input, out)?)
+            }
+            SegmentId::Follow { object_last } => self.follow(object_last, input, out)?,
+        };
+        if n as u64 != step.plain_len {
+            return Err(Error::Framing {
+                part,
+                reason: "segment of another length than the layout says",
+            });
+        }
+        let a = usize::try_from(step.skip).map_err(|_| Error::Internal("skip"))?;
+        let b = usize::try_from(step.skip + step.keep).map_err(|_| Error::Internal("keep"))?;
+        if b > n {
+            return Err(Error::Internal("keep past the segment"));
+        }
+        self.next += 1;
+        Ok(Opened { part, kept: a..b })
+    }
+
+    /// Opens a segment of an aligned multipart object where the cursor is: as non-final
+    /// (the cursor moves on in the part), or else as its part's final segment (the cursor
+    /// moves to the next part). The object's last segment must open as final.
+    fn follow(
+        &mut self,
+        object_last: bool,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<(u32, usize), Error> {
+        let part = self.part;
+        let c = cipher_for(&mut self.cipher, self.header, self.keys, part)?;
+        if object_last {
+            return Ok((part, open(c, self.index, true, input, out)?));
+        }
+        match c.open_to(self.index, false, input, out) {
+            Ok(n) => {
+                self.index += 1;
+                Ok((part, n))
+            }
+            Err(e) => {
+                // The end of a part?
+                let n = c.open_to(self.index, true, input, out).map_err(|_| e)?;
+                self.part = part.checked_add(1).ok_or(Error::Internal("part number"))?;
+                self.index = 0;
+                Ok((part, n))
+            }
+        }
+    }
+}
+
 /// Reads the stored bytes of `plan` from `input`, which must be positioned at the start of
-/// its first fetched range, and opens its segments in order. The kept plaintext of each
-/// segment goes to `sink` with its part number (possibly empty), once both of the segment's tags have
-/// verified. Nothing after the last planned segment is read. (A plan with a fallback is
-/// read as it is; the fallback is the caller's to try.)
+/// its first fetched range, and opens its segments in order ([`PlanOpener`]). The kept
+/// plaintext of each segment goes to `sink` with its part number (possibly empty), once
+/// both of the segment's tags have verified. Nothing after the last planned segment is
+/// read. (A plan with a fallback is read as it is; the fallback is the caller's to try.)
 pub fn read_plan<R: Read + ?Sized>(
     plan: &ReadPlan,
     header: &Header,
@@ -70,72 +195,26 @@ pub fn read_plan<R: Read + ?Sized>(
     input: &mut R,
     sink: &mut dyn FnMut(u32, &[u8]) -> io::Result<()>,
 ) -> Result<ReadSummary, ReadError> {
-    let seg = header.segment_size.bytes_usize();
-    let mut buf = Zeroizing::new(vec![0u8; seg + OVERHEAD]);
-    let mut out = Zeroizing::new(vec![0u8; seg + OVERHEAD]);
-    let mut cipher: Option<SegmentCipher> = None;
-    let (mut part, mut index) = plan.follow_from.unwrap_or((0, 0));
+    let mut opener = PlanOpener::new(plan, header, keys);
+    let mut buf = Zeroizing::new(vec![0u8; opener.out_len()]);
+    let mut out = Zeroizing::new(vec![0u8; opener.out_len()]);
     let mut summary = ReadSummary {
-        last_part: part,
+        last_part: plan.follow_from.map_or(0, |(part, _)| part),
         released: 0,
         stored_read: 0,
     };
-    for step in &plan.segments {
-        let stored = usize::try_from(step.stored.len())
-            .ok()
-            .filter(|&n| n <= buf.len())
+    while let Some(stored) = opener.next_stored_len() {
+        let input_buf = buf
+            .get_mut(..stored)
             .ok_or(Error::Internal("segment longer than the segment size"))?;
-        input.read_exact(&mut buf[..stored])?;
+        input.read_exact(input_buf)?;
         summary.stored_read += stored as u64;
-        let input = &buf[..stored];
-        let n = match step.id {
-            SegmentId::Exact {
-                part: p,
-                index: i,
-                last,
-            } => {
-                let c = cipher_for(&mut cipher, header, keys, p)?;
-                summary.last_part = p;
-                open(c, i, last, input, &mut out)?
-            }
-            SegmentId::Follow { object_last } => {
-                let c = cipher_for(&mut cipher, header, keys, part)?;
-                summary.last_part = part;
-                if object_last {
-                    open(c, index, true, input, &mut out)?
-                } else {
-                    match c.open_to(index, false, input, &mut out) {
-                        Ok(n) => {
-                            index += 1;
-                            n
-                        }
-                        Err(e) => {
-                            // The end of a part?
-                            let n = c.open_to(index, true, input, &mut out).map_err(|_| e)?;
-                            part = part.checked_add(1).ok_or(Error::Internal("part number"))?;
-                            index = 0;
-                            n
-                        }
-                    }
-                }
-            }
-        };
-        if n as u64 != step.plain_len {
-            return Err(Error::Framing {
-                part: summary.last_part,
-                reason: "segment of another length than the layout says",
-            }
-            .into());
-        }
+        let opened = opener.open(input_buf, &mut out)?;
         // Every opened segment goes to the sink, if only with nothing kept: so an empty
         // part is seen too.
-        let a = usize::try_from(step.skip).map_err(|_| Error::Internal("skip"))?;
-        let b = usize::try_from(step.skip + step.keep).map_err(|_| Error::Internal("keep"))?;
-        let kept = out
-            .get(a..b)
-            .ok_or(Error::Internal("keep past the segment"))?;
-        sink(summary.last_part, kept)?;
-        summary.released += step.keep;
+        sink(opened.part, &out[opened.kept.clone()])?;
+        summary.last_part = opened.part;
+        summary.released += opened.kept.len() as u64;
     }
     Ok(summary)
 }

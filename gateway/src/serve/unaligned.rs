@@ -1,21 +1,15 @@
 //! Multipart objects whose parts are not whole numbers of segments (`docs/format.md`,
 //! *Unaligned multipart objects*): the server-side rewrite at CompleteMultipartUpload that
-//! adds the layout record and the marker padding, and the reads (HEAD, GET with ranges and
-//! part numbers, sizes for listings and GetObjectAttributes) that follow the record.
+//! adds the layout record and the marker padding; the opening of the record for reads
+//! (which the read plans then follow); and the sizes of such objects in listings.
 
-use super::backend::read_small_body;
-use super::io::Conn;
-use super::respond::{forward_error, object_headers};
-use super::stored::StoredObject;
-use super::{Failure, Outcome, Request, encode, write_response};
+use super::{Failure, Request, encode};
+use crate::envelope::ObjectName;
 use crate::envelope::header::Header;
-use crate::envelope::layout::{
-    Layout, PlainRange, SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len, stored_len,
-};
+use crate::envelope::layout::{Layout, stored_len};
 use crate::envelope::record;
-use crate::envelope::{ObjectName, SegmentCipher};
 use crate::http::ResponseHead;
-use crate::s3::{RangeRequest, S3Code, S3Error, parse_range, xml};
+use crate::s3::{S3Error, xml};
 use base64::Engine;
 
 /// User metadata that holds the sealed layout record, base64url without padding.
@@ -28,7 +22,6 @@ const LISTED_SIZE_CACHE_ENTRIES: usize = 4096;
 pub(crate) const LAYOUT_VALUE_LEN_MAX: usize = 1024;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
 
 /// Response headers of the completed object that the rewritten object keeps.
 const KEPT: &[&str] = &[
@@ -70,198 +63,6 @@ pub(crate) async fn layout_of(
         super::error::report_integrity_failure(ctx, "layout_record", &e);
         integrity(format!("The stored object failed its integrity check: {e}"))
     })
-}
-
-/// HeadObject and GetObject (whole, ranged, or by part number) of a marked object, after
-/// the backend's HEAD `resp`.
-pub(crate) async fn serve(
-    ctx: &Request<'_>,
-    conn: &mut Conn,
-    obj: &StoredObject<'_>,
-    fwd: Vec<(String, Vec<u8>)>,
-    head_only: bool,
-    part_number: Option<u32>,
-) -> Result<Outcome, Failure> {
-    let StoredObject {
-        path,
-        query,
-        header,
-        meta: resp,
-    } = *obj;
-    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Err(Failure::keep(S3Error::internal_error()));
-    };
-    let name = ObjectName { bucket, key };
-    let stored = resp.content_length().ok().flatten().unwrap_or(0);
-    let layout = layout_of(ctx, name, header, resp, stored).await?;
-    let size = layout.plain_len();
-    let mut meta = resp.clone();
-    meta.headers.retain(|(n, _)| n != "x-amz-mp-parts-count");
-    let count = layout.parts().len();
-    let range = if let Some(k) = part_number {
-        let k = k as usize;
-        if k > count {
-            return Err(Failure::keep(S3Error::new(
-                416,
-                S3Code::InvalidPartNumber,
-                "The requested partnumber is not satisfiable",
-            )));
-        }
-        meta.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
-        let first: u64 = layout.parts()[..k - 1].iter().sum();
-        let len = layout.parts()[k - 1];
-        if len == 0 {
-            let mut out = ResponseHead::new(206);
-            object_headers(ctx, &meta, &mut out);
-            out.push_header("content-range", format!("bytes */{size}").into_bytes());
-            out.push_header("content-length", b"0".to_vec());
-            write_response(conn, &out, &[])
-                .await
-                .map_err(|_| Failure::close(S3Error::internal_error()))?;
-            return Ok(Outcome::KeepAlive);
-        }
-        Some(PlainRange {
-            first,
-            last: first + len - 1,
-        })
-    } else if head_only {
-        None
-    } else {
-        match ctx.head.header("range").map(parse_range) {
-            Some(RangeRequest::Single(r)) => match r.resolve(size) {
-                Ok(rr) => Some(PlainRange {
-                    first: rr.first,
-                    last: rr.last,
-                }),
-                Err(_) => return super::respond::write_unsatisfiable(ctx, conn, size).await,
-            },
-            _ => None,
-        }
-    };
-    if head_only {
-        let mut out = ResponseHead::new(if range.is_some() { 206 } else { 200 });
-        object_headers(ctx, &meta, &mut out);
-        match range {
-            Some(r) => {
-                out.push_header(
-                    "content-range",
-                    format!("bytes {}-{}/{size}", r.first, r.last).into_bytes(),
-                );
-                out.push_header("content-length", r.len().to_string().into_bytes());
-            }
-            None => out.push_header("content-length", size.to_string().into_bytes()),
-        }
-        write_response(conn, &out, &[])
-            .await
-            .map_err(|_| Failure::close(S3Error::internal_error()))?;
-        return Ok(Outcome::KeepAlive);
-    }
-    let whole = PlainRange {
-        first: 0,
-        last: size.saturating_sub(1),
-    };
-    let slices = layout
-        .map_range(range.unwrap_or(whole))
-        .map_err(|_| Failure::keep(S3Error::invalid_range()))?;
-    let (Some(first), Some(last)) = (slices.first(), slices.last()) else {
-        return Err(Failure::keep(S3Error::internal_error()));
-    };
-    let mut fwd = fwd;
-    fwd.push((
-        "range".into(),
-        format!("bytes={}-{}", first.stored_first, last.stored_last).into_bytes(),
-    ));
-    if let Some(etag) = resp.header("etag") {
-        fwd.push(("if-match".into(), etag.to_vec()));
-    }
-    let (mut backend_conn, bresp) = ctx.core.backend.get(path, query, fwd).await?;
-    if bresp.status != 206 {
-        let (body, _) = read_small_body(&mut backend_conn, &bresp, false, 1 << 20).await?;
-        return forward_error(conn, &bresp, &body, ctx.rid).await;
-    }
-    let keys = ctx.core.keyring.open(header, name).await?;
-    let seg = header.segment_size;
-    let (plain_first, plain_last) = match range {
-        Some(r) => (r.first, r.last),
-        None => (whole.first, whole.last),
-    };
-    let mut input = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
-    let mut out = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
-    let mut head_sent = false;
-    for slice in &slices {
-        let part_len = layout.parts()[slice.part_index];
-        let part_number = u32::try_from(slice.part_index + 1)
-            .map_err(|_| Failure::close(S3Error::internal_error()))?;
-        let cipher = SegmentCipher::new(header, &keys, part_number)
-            .map_err(|_| Failure::close(S3Error::internal_error()))?;
-        let n = segment_count(part_len, seg);
-        let mut skip = slice.skip_front as usize;
-        let mut left = slice.take as usize;
-        for index in slice.first_segment..=slice.last_segment {
-            let plain = segment_plain_len(part_len, index, seg) as usize;
-            let (res, b) = backend_conn
-                .read_exact_into(input, 0..plain + OVERHEAD)
-                .await;
-            input = b;
-            if let Err(e) = res {
-                if head_sent {
-                    return Ok(Outcome::Close);
-                }
-                return Err(Failure::from(super::backend::BackendError::from(e)));
-            }
-            if let Err(e) =
-                cipher.open_to(index, index + 1 == n, &input[..plain + OVERHEAD], &mut out)
-            {
-                super::error::integrity_failure(ctx, &e);
-                if head_sent {
-                    return Ok(Outcome::Close);
-                }
-                return Err(Failure::close(S3Error::internal_error().with_detail(
-                    format!(
-                        "The stored object failed its integrity check and was not returned: {e}"
-                    ),
-                )));
-            }
-            if !head_sent {
-                let mut head = ResponseHead::new(if range.is_some() { 206 } else { 200 });
-                object_headers(ctx, &meta, &mut head);
-                if range.is_some() {
-                    head.push_header(
-                        "content-range",
-                        format!("bytes {plain_first}-{plain_last}/{size}").into_bytes(),
-                    );
-                }
-                head.push_header(
-                    "content-length",
-                    (plain_last - plain_first + 1).to_string().into_bytes(),
-                );
-                let mut bytes = Vec::with_capacity(1024);
-                head.write(&mut bytes)
-                    .map_err(|_| Failure::close(S3Error::internal_error()))?;
-                let (res, _) = conn.write_all(bytes).await;
-                res.map_err(|_| Failure::close(S3Error::internal_error()))?;
-                head_sent = true;
-            }
-            let from = skip.min(plain);
-            let to = (from + left).min(plain);
-            skip -= from;
-            left -= to - from;
-            if from < to {
-                let (res, b) = conn.write_range(out, from..to).await;
-                out = b;
-                if res.is_err() {
-                    return Ok(Outcome::Close);
-                }
-            }
-        }
-    }
-    drop(keys);
-    ctx.core.buffers.give(input);
-    ctx.core.buffers.give(out);
-    // The padding (and any segments after the range) was not read: the backend connection
-    // is not reusable.
-    drop(backend_conn);
-    Ok(Outcome::KeepAlive)
 }
 
 /// Plaintext sizes of the marked objects of a listing, by the byte offset of their

@@ -1,24 +1,26 @@
-//! GetObject and HeadObject: the stored body opened segment by segment on its way back.
+//! GetObject and HeadObject: the object's metadata and the request make a read plan
+//! ([`crate::envelope::plan`]); the planned stored bytes are fetched and opened segment by
+//! segment on their way back ([`super::stream`]).
 
-use super::OVERHEAD;
 use super::put::CHECKSUM_METADATA;
 use super::read::{
-    PartCursor, object_header, part_bounds, request_keys, reveal_checksum, reveal_checksum_with,
-    segments_per_part,
+    object_header, request_keys, reveal_checksum, reveal_checksum_with, segments_per_part,
 };
+use super::stream::{ClientBody, StreamError, stream_plan};
 use crate::config::UnencryptedObjects;
-use crate::envelope::SINGLE_PART_NUMBER;
 use crate::envelope::header::Header;
-use crate::envelope::layout::{Layout, PlainRange, plain_len, segment_count, segment_plain_len};
-use crate::envelope::record;
+use crate::envelope::layout::plain_len;
+use crate::envelope::plan::{
+    ObjectMeta, PART_NUMBER_MAX, PlanError, ReadPlan, ReadRequest, ResponseNumbers, StoredRange,
+    parts_count_from_etag, plan,
+};
+use crate::envelope::{DataKeys, ObjectName, SegmentCipher, record};
 use crate::http::ResponseHead;
 use crate::s3::{RangeRequest, S3Code, S3Error, parse_range};
-use crate::serve::backend::read_small_body;
-use crate::serve::error::integrity_failure;
+use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
 use crate::serve::respond::{
-    OPENED_CHECKSUM, forward_error, object_headers, plain_object_headers, wants_checksum,
-    write_unsatisfiable,
+    forward_error, object_headers, plain_object_headers, write_unsatisfiable,
 };
 use crate::serve::stored::StoredObject;
 use crate::serve::{Failure, Outcome, Request, backend_path, backend_query, write_response};
@@ -31,229 +33,190 @@ pub(super) const GET_FORWARDED: &[&str] = &[
     "if-unmodified-since",
 ];
 
+/// Largest backend error body relayed to the client, in bytes.
+const ERROR_BODY_BYTES_MAX: usize = 1 << 20;
+
+/// A GetObject or HeadObject request, parsed.
+struct ObjectRead<'r> {
+    bucket: &'r str,
+    key: &'r str,
+    /// The object's path and query on the backend.
+    path: String,
+    query: Option<String>,
+    /// The client's conditions, passed on.
+    fwd: Vec<(String, Vec<u8>)>,
+    request: ReadRequest,
+}
+
+impl<'r> ObjectRead<'r> {
+    fn parse(ctx: &'r Request<'_>, head_only: bool) -> Result<Self, Failure> {
+        let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
+            return Err(S3Error::invalid_request("a bucket and a key are needed").into());
+        };
+        if ctx
+            .head
+            .header("x-amz-server-side-encryption-customer-algorithm")
+            .is_some()
+        {
+            return Err(S3Error::invalid_argument(
+                "Twofold objects are not encrypted with customer keys (SSE-C)",
+            )
+            .into());
+        }
+        let part_number = match ctx.query.get("partNumber") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
+                    .ok_or_else(|| {
+                        S3Error::invalid_argument(
+                            "Part number must be an integer between 1 and 10000, inclusive",
+                        )
+                    })?,
+            ),
+        };
+        let fwd = ctx
+            .head
+            .headers
+            .iter()
+            .filter(|(n, _)| GET_FORWARDED.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        let checksum_mode = ctx
+            .head
+            .header_str("x-amz-checksum-mode")
+            .is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
+        Ok(Self {
+            bucket,
+            key,
+            path: backend_path(Some(bucket), Some(key)),
+            query: backend_query(ctx.query, &["partNumber"]),
+            fwd,
+            request: ReadRequest {
+                head_only,
+                range: ctx.head.header("range").map(parse_range),
+                part_number,
+                checksum_mode,
+            },
+        })
+    }
+
+    fn name(&self) -> ObjectName<'_> {
+        ObjectName {
+            bucket: self.bucket,
+            key: self.key,
+        }
+    }
+
+    /// The single byte range asked for, on a GET (HEAD ignores ranges).
+    fn single_range(&self) -> Option<crate::s3::ByteRange> {
+        match self.request.range {
+            Some(RangeRequest::Single(r)) if !self.request.head_only => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A GET of the whole object: one backend request, whose response head holds the
+    /// object's metadata.
+    fn is_whole_get(&self) -> bool {
+        !self.request.head_only
+            && self.request.part_number.is_none()
+            && self.single_range().is_none()
+    }
+
+    fn stored<'a>(&'a self, meta: &'a ResponseHead, header: &'a Header) -> StoredObject<'a> {
+        StoredObject {
+            path: &self.path,
+            query: self.query.as_deref(),
+            header,
+            meta,
+        }
+    }
+
+    /// The key under which a core remembers the object.
+    fn seen_key(&self) -> (String, String, String) {
+        (
+            self.bucket.to_owned(),
+            self.key.to_owned(),
+            self.query.clone().unwrap_or_default(),
+        )
+    }
+}
+
 /// GetObject (`head_only` = false) and HeadObject.
 pub(crate) async fn get(
     ctx: &Request<'_>,
     conn: &mut Conn,
     head_only: bool,
 ) -> Result<Outcome, Failure> {
-    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Err(Failure::keep(S3Error::invalid_request(
-            "a bucket and a key are needed",
-        )));
-    };
-    if ctx
-        .head
-        .header("x-amz-server-side-encryption-customer-algorithm")
-        .is_some()
-    {
-        return Err(Failure::keep(S3Error::invalid_argument(
-            "Twofold objects are not encrypted with customer keys (SSE-C)",
-        )));
+    let read = ObjectRead::parse(ctx, head_only)?;
+    if let Some(outcome) = get_seen(ctx, conn, &read).await? {
+        return Ok(outcome);
     }
-    let path = backend_path(Some(bucket), Some(key));
-    let query = backend_query(ctx.query, &["partNumber"]);
-    let fwd: Vec<(String, Vec<u8>)> = ctx
-        .head
-        .headers
-        .iter()
-        .filter(|(n, _)| GET_FORWARDED.contains(&n.as_str()))
-        .cloned()
-        .collect();
-    let range = match ctx.head.header("range") {
-        Some(v) if !head_only => match parse_range(v) {
-            RangeRequest::Single(r) => Some(r),
-            _ => None,
-        },
-        _ => None,
-    };
-    let part_number = match ctx.query.get("partNumber") {
-        None => None,
-        Some(v) => Some(
-            v.parse::<u32>()
-                .ok()
-                .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| {
-                    Failure::keep(S3Error::invalid_argument(
-                        "Part number must be an integer between 1 and 10000, inclusive",
-                    ))
-                })?,
-        ),
-    };
-    // A ranged GET of a single-part object this core has seen: the stored size and header
-    // it remembers give the ciphertext range, and the GET's own answer proves they still
-    // hold (else the HEAD below is made as for any other).
-    let seen_key = || {
-        (
-            bucket.clone(),
-            key.clone(),
-            query.clone().unwrap_or_default(),
+    if read.is_whole_get() {
+        return whole_get(ctx, conn, &read).await;
+    }
+    // HEAD, and any read that needs the object's size and segment size first.
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple(
+            "HEAD",
+            &read.path,
+            read.query.as_deref(),
+            read.fwd.clone(),
+            Vec::new(),
         )
+        .await?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    let Some(header) = unencrypted_check(ctx, &resp)? else {
+        return passthrough(ctx, conn, &read, &resp).await;
     };
-    if let (Some(r), None) = (&range, part_number) {
-        let seen = ctx.core.seen_objects.borrow().get(&seen_key()).cloned();
-        if let Some(seen) = seen {
-            match ranged_get_seen(ctx, conn, &path, query.as_deref(), fwd.clone(), &seen, r).await?
-            {
-                Some(outcome) => return Ok(outcome),
-                None => {
-                    ctx.core.seen_objects.borrow_mut().remove(&seen_key());
-                }
-            }
+    planned(ctx, conn, &read, &header, resp, None).await
+}
+
+/// A whole GET: one backend request; the object's header comes with the response, and its
+/// body is streamed as it comes. (A marked object's layout record is read first, and its
+/// body then fetched again.)
+async fn whole_get(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    read: &ObjectRead<'_>,
+) -> Result<Outcome, Failure> {
+    let (mut body, resp) = ctx
+        .core
+        .backend
+        .get(&read.path, read.query.as_deref(), read.fwd.clone())
+        .await?;
+    if resp.status != 200 {
+        let (text, reusable) =
+            read_small_body(&mut body, &resp, false, ERROR_BODY_BYTES_MAX).await?;
+        if reusable && resp.keep_alive() {
+            ctx.core.backend.release(body);
         }
+        return forward_error(conn, &resp, &text, ctx.rid).await;
     }
-    // HEAD (and any ranged GET, which needs the size and segment size first).
-    if head_only || range.is_some() || part_number.is_some() {
-        let (resp, body) = ctx
-            .core
-            .backend
-            .simple("HEAD", &path, query.as_deref(), fwd.clone(), Vec::new())
-            .await?;
-        if resp.status != 200 {
-            return forward_error(conn, &resp, &body, ctx.rid).await;
-        }
-        let mut resp = resp;
-        let stored = resp.content_length().ok().flatten().unwrap_or(0);
-        let Some(header) = unencrypted_check(ctx, &resp)? else {
-            // A pass-through object: its size is what it is.
-            passthrough_read(ctx, if head_only { "HeadObject" } else { "GetObject" });
-            let mut out = ResponseHead::new(200);
-            plain_object_headers(ctx, &resp, &mut out);
-            out.push_header("content-length", stored.to_string().into_bytes());
-            if head_only {
-                write_response(conn, &out, &[])
-                    .await
-                    .map_err(|_| Failure::close(S3Error::internal_error()))?;
-                return Ok(Outcome::KeepAlive);
-            }
-            let mut fwd = fwd;
-            if let Some(r) = ctx.head.header("range") {
-                fwd.push(("range".into(), r.to_vec()));
-            }
-            return stream_plain_get(ctx, conn, &path, query.as_deref(), fwd).await;
-        };
-        let marked = header.multipart && record::is_marked(stored, header.segment_size);
-        if wants_checksum(ctx) && (head_only || marked) {
-            reveal_checksum(ctx, &header, &mut resp).await?;
-        }
-        if marked {
-            let obj = StoredObject {
-                path: &path,
-                query: query.as_deref(),
-                header: &header,
-                meta: &resp,
-            };
-            return crate::serve::unaligned::serve(ctx, conn, &obj, fwd, head_only, part_number)
-                .await;
-        }
-        let size = plain_len(stored, header.segment_size).map_err(|_| {
-            Failure::keep(
-                S3Error::internal_error()
-                    .with_detail("The stored object's length is not valid Twofold ciphertext"),
-            )
-        })?;
-        if let Some(k) = part_number {
-            let (first, last, count) = part_bounds(
-                ctx,
-                &StoredObject {
-                    path: &path,
-                    query: query.as_deref(),
-                    header: &header,
-                    meta: &resp,
-                },
-                size,
-                k,
-            )
-            .await?;
-            let len = if size == 0 { 0 } else { last - first + 1 };
-            if head_only || size == 0 {
-                let mut out = ResponseHead::new(if size == 0 { 200 } else { 206 });
-                object_headers(ctx, &resp, &mut out);
-                out.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
-                if size > 0 {
-                    out.push_header(
-                        "content-range",
-                        format!("bytes {first}-{last}/{size}").into_bytes(),
-                    );
-                }
-                out.push_header("content-length", len.to_string().into_bytes());
-                write_response(conn, &out, &[])
-                    .await
-                    .map_err(|_| Failure::close(S3Error::internal_error()))?;
-                if head_only || size == 0 {
-                    return Ok(Outcome::KeepAlive);
-                }
-            }
-            let mut resp = resp.clone();
-            resp.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
-            return stream_get(
-                ctx,
-                conn,
-                &StoredObject {
-                    path: &path,
-                    query: query.as_deref(),
-                    header: &header,
-                    meta: &resp,
-                },
-                fwd,
-                size,
-                Some(PlainRange { first, last }),
-            )
-            .await;
-        }
-        if head_only {
-            let mut out = ResponseHead::new(200);
-            object_headers(ctx, &resp, &mut out);
-            out.push_header("content-length", size.to_string().into_bytes());
-            write_response(conn, &out, &[])
-                .await
-                .map_err(|_| Failure::close(S3Error::internal_error()))?;
-            return Ok(Outcome::KeepAlive);
-        }
-        let Some(r) = range else {
-            return Err(Failure::keep(S3Error::internal_error()));
-        };
-        if !header.multipart
-            && let Some(etag) = resp.header("etag")
-        {
-            let mut seen = ctx.core.seen_objects.borrow_mut();
-            if seen.len() >= crate::serve::SEEN_OBJECTS_MAX {
-                seen.clear();
-            }
-            seen.insert(
-                seen_key(),
-                SeenObject {
-                    etag: etag.to_vec(),
-                    stored,
-                    header: header.clone(),
-                },
-            );
-        }
-        let resolved = match r.resolve(size) {
-            Ok(rr) => rr,
-            Err(_) => return write_unsatisfiable(ctx, conn, size).await,
-        };
-        let plain = PlainRange {
-            first: resolved.first,
-            last: resolved.last,
-        };
-        return stream_get(
-            ctx,
-            conn,
-            &StoredObject {
-                path: &path,
-                query: query.as_deref(),
-                header: &header,
-                meta: &resp,
-            },
-            fwd,
-            size,
-            Some(plain),
-        )
-        .await;
-    }
-    // A whole GET: one backend request; the header comes with the response.
-    stream_whole_get(ctx, conn, &path, query.as_deref(), fwd).await
+    let stored = resp.content_length().ok().flatten().ok_or_else(|| {
+        Failure::from(BackendError::Protocol(
+            "GET response without Content-Length".into(),
+        ))
+    })?;
+    let Some(header) = unencrypted_check(ctx, &resp)? else {
+        passthrough_read(ctx, "GetObject");
+        let mut out = ResponseHead::new(200);
+        plain_object_headers(ctx, &resp, &mut out);
+        out.push_header("content-length", stored.to_string().into_bytes());
+        return relay_raw(ctx, conn, body, out, stored).await;
+    };
+    let body = if header.multipart && record::is_marked(stored, header.segment_size) {
+        None
+    } else {
+        Some((body, resp.clone()))
+    };
+    planned(ctx, conn, read, &header, resp, body).await
 }
 
 /// What a core remembers of a single-part object after a ranged GET of it.
@@ -264,50 +227,70 @@ pub(crate) struct SeenObject {
     header: Header,
 }
 
-/// A ranged GET of an object seen before, without a HEAD: `Ok(None)` when the object is no
-/// longer what was seen (another ETag, size or header, or a backend that did not answer
-/// the range), and the caller then serves the request the usual way.
-pub(super) async fn ranged_get_seen(
+/// A ranged GET of a single-part object this core has seen: the stored size and header it
+/// remembers give the plan, and the GET's own answer proves they still hold. `Ok(None)`
+/// when there is nothing remembered or the object is no longer what was seen (another
+/// ETag, size or header, or a backend that did not answer the range): the request is then
+/// served the usual way.
+async fn get_seen(
     ctx: &Request<'_>,
     conn: &mut Conn,
-    path: &str,
-    query: Option<&str>,
-    mut fwd: Vec<(String, Vec<u8>)>,
-    seen: &SeenObject,
-    r: &crate::s3::ByteRange,
+    read: &ObjectRead<'_>,
 ) -> Result<Option<Outcome>, Failure> {
-    let seg = seen.header.segment_size;
-    let Ok(size) = plain_len(seen.stored, seg) else {
+    if read.single_range().is_none() || read.request.part_number.is_some() {
+        return Ok(None);
+    }
+    let Some(seen) = ctx
+        .core
+        .seen_objects
+        .borrow()
+        .get(&read.seen_key())
+        .cloned()
+    else {
         return Ok(None);
     };
-    // An unsatisfiable range is answered (416) by the usual way, with the size it finds.
-    let Ok(resolved) = r.resolve(size) else {
-        return Ok(None);
+    let meta = ObjectMeta {
+        header: &seen.header,
+        stored_len: seen.stored,
+        layout_record: None,
+        etag_parts: 1,
+        segments_per_part: None,
+        has_checksum_record: false,
     };
-    let plain = PlainRange {
-        first: resolved.first,
-        last: resolved.last,
+    let outcome = match plan(&meta, &read.request) {
+        Ok(p) if p.fetch.len() == 1 => serve_seen(ctx, conn, read, &seen, &p).await?,
+        _ => None,
     };
-    let Ok(slices) = Layout::single(size, seg).map_range(plain) else {
-        return Ok(None);
-    };
-    let Some(slice) = slices.first() else {
-        return Ok(None);
-    };
-    let stored_first = slice.first_segment * seg.stored_bytes();
-    fwd.push((
-        "range".into(),
-        format!("bytes={stored_first}-{}", slice.stored_last).into_bytes(),
-    ));
-    let (mut backend_conn, resp) = ctx.core.backend.get(path, query, fwd).await?;
+    if outcome.is_none() {
+        ctx.core.seen_objects.borrow_mut().remove(&read.seen_key());
+    }
+    Ok(outcome)
+}
+
+/// [`get_seen`] with its plan: the ranged GET, checked against what was seen.
+async fn serve_seen(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    read: &ObjectRead<'_>,
+    seen: &SeenObject,
+    p: &ReadPlan,
+) -> Result<Option<Outcome>, Failure> {
+    let fetch = p.fetch[0];
+    let mut fwd = read.fwd.clone();
+    fwd.push(range_header(fetch));
+    let (mut body, resp) = ctx
+        .core
+        .backend
+        .get(&read.path, read.query.as_deref(), fwd)
+        .await?;
     match resp.status {
         206 => {}
         // Not the object that was seen, or a backend that ignored the range.
         200 | 416 => return Ok(None),
         _ => {
             // Gone, or a condition of the client's that failed: the backend's answer.
-            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20).await?;
-            return forward_error(conn, &resp, &body, ctx.rid).await.map(Some);
+            let (text, _) = read_small_body(&mut body, &resp, false, ERROR_BODY_BYTES_MAX).await?;
+            return forward_error(conn, &resp, &text, ctx.rid).await.map(Some);
         }
     }
     let total = resp
@@ -320,25 +303,338 @@ pub(super) async fn ranged_get_seen(
     if !same {
         return Ok(None);
     }
-    open_and_stream(
-        ctx,
-        conn,
-        backend_conn,
-        &StoredObject {
-            path,
-            query,
-            header: &seen.header,
-            meta: &resp,
+    let keys = request_keys(ctx, &seen.header).await?;
+    let head = response_head(ctx, &resp, &p.response);
+    send_body(ctx, conn, (&seen.header, &keys), p, (body, resp), head)
+        .await
+        .map(Some)
+}
+
+/// Remembers a single-part object after a ranged GET of it, for the next ranged GET.
+fn remember(ctx: &Request<'_>, read: &ObjectRead<'_>, header: &Header, meta: &ResponseHead) {
+    let (Some(etag), Ok(Some(stored))) = (meta.header("etag"), meta.content_length()) else {
+        return;
+    };
+    if header.multipart || read.single_range().is_none() || read.request.part_number.is_some() {
+        return;
+    }
+    let mut seen = ctx.core.seen_objects.borrow_mut();
+    if seen.len() >= crate::serve::SEEN_OBJECTS_MAX {
+        seen.clear();
+    }
+    seen.insert(
+        read.seen_key(),
+        SeenObject {
+            etag: etag.to_vec(),
+            stored,
+            header: header.clone(),
         },
-        size,
-        Window {
-            range: Some(plain),
-            first_segment: slice.first_segment,
-            start: None,
-        },
+    );
+}
+
+/// A HEAD or GET of an object Twofold did not write, served as it is.
+async fn passthrough(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    read: &ObjectRead<'_>,
+    resp: &ResponseHead,
+) -> Result<Outcome, Failure> {
+    let head_only = read.request.head_only;
+    passthrough_read(ctx, if head_only { "HeadObject" } else { "GetObject" });
+    if !head_only {
+        let mut fwd = read.fwd.clone();
+        if let Some(r) = ctx.head.header("range") {
+            fwd.push(("range".into(), r.to_vec()));
+        }
+        return stream_plain_get(ctx, conn, &read.path, read.query.as_deref(), fwd).await;
+    }
+    let stored = resp.content_length().ok().flatten().unwrap_or(0);
+    let mut out = ResponseHead::new(200);
+    plain_object_headers(ctx, resp, &mut out);
+    out.push_header("content-length", stored.to_string().into_bytes());
+    write_response(conn, &out, &[])
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+/// Serves a Twofold object from its backend response head `meta` (a HEAD's, or a whole
+/// GET's whose `body` is still unread): the layout record and part size where the read
+/// needs them, the plan, its checks, the response head, then the body.
+async fn planned(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    read: &ObjectRead<'_>,
+    header: &Header,
+    mut meta: ResponseHead,
+    body: Option<(Conn, ResponseHead)>,
+) -> Result<Outcome, Failure> {
+    let stored = meta.content_length().ok().flatten().unwrap_or(0);
+    let layout = match header.multipart && record::is_marked(stored, header.segment_size) {
+        true => {
+            Some(crate::serve::unaligned::layout_of(ctx, read.name(), header, &meta, stored).await?)
+        }
+        false => None,
+    };
+    let per_part = part_size(ctx, read, header, &meta, layout.is_some()).await?;
+    let object = ObjectMeta {
+        header,
+        stored_len: stored,
+        layout_record: layout.as_ref(),
+        etag_parts: parts_count_from_etag(meta.header_str("etag")),
+        segments_per_part: per_part,
+        has_checksum_record: meta.header(CHECKSUM_METADATA).is_some(),
+    };
+    let p = match plan(&object, &read.request) {
+        Ok(p) => p,
+        Err(PlanError::RangeNotSatisfiable { size }) => {
+            return write_unsatisfiable(ctx, conn, size).await;
+        }
+        Err(e) => return Err(plan_failure(ctx, e)),
+    };
+    check_parts(ctx, read, header, &p).await?;
+    meta.headers.retain(|(n, _)| n != "x-amz-mp-parts-count");
+    if let Some(count) = p.response.parts_count {
+        meta.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
+    }
+    if p.fetch.is_empty() {
+        if p.reveal_checksum {
+            reveal_checksum(ctx, header, &mut meta).await?;
+        }
+        let out = response_head(ctx, &meta, &p.response);
+        write_response(conn, &out, &[])
+            .await
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        return Ok(Outcome::KeepAlive);
+    }
+    let keys = request_keys(ctx, header).await.map_err(Failure::closing)?;
+    if p.reveal_checksum {
+        reveal_checksum_with(ctx, header, &keys, &mut meta)?;
+    }
+    remember(ctx, read, header, &meta);
+    let source = Source {
+        read,
+        header,
+        keys: &keys,
+        meta: &meta,
+    };
+    send_planned(ctx, conn, &source, p, body).await
+}
+
+/// An object being read, with its keys open.
+struct Source<'s> {
+    read: &'s ObjectRead<'s>,
+    header: &'s Header,
+    keys: &'s DataKeys,
+    meta: &'s ResponseHead,
+}
+
+/// Fetches and sends the body of plan `p`; where the plan's start was guessed from the
+/// part size and nothing has been sent when it fails, follows its fallback (a read from
+/// the start of the object) instead.
+async fn send_planned(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    source: &Source<'_>,
+    p: ReadPlan,
+    mut body: Option<(Conn, ResponseHead)>,
+) -> Result<Outcome, Failure> {
+    let mut p = p;
+    loop {
+        let (backend, resp) = match body.take() {
+            Some(b) => b,
+            None => match fetch(ctx, conn, source, p.fetch[0]).await? {
+                Ok(b) => b,
+                Err(outcome) => return Ok(outcome),
+            },
+        };
+        let head = response_head(ctx, source.meta, &p.response);
+        let keys = (source.header, source.keys);
+        let sent = send_body(ctx, conn, keys, &p, (backend, resp), head).await;
+        match (sent, p.fallback.take()) {
+            (Err(_), Some(fallback)) if conn.response().status == 0 => p = *fallback,
+            (other, _) => return other,
+        }
+    }
+}
+
+/// The planned stored range of the object, from the backend: `Ok(Err(outcome))` when the
+/// backend's own answer (a failed condition, a missing object) went to the client.
+async fn fetch(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    source: &Source<'_>,
+    range: StoredRange,
+) -> Result<Result<(Conn, ResponseHead), Outcome>, Failure> {
+    let read = source.read;
+    let mut fwd = read.fwd.clone();
+    fwd.push(range_header(range));
+    let (mut body, resp) = ctx
+        .core
+        .backend
+        .get(&read.path, read.query.as_deref(), fwd)
+        .await?;
+    if resp.status != 206 && resp.status != 200 {
+        let (text, _) = read_small_body(&mut body, &resp, false, ERROR_BODY_BYTES_MAX).await?;
+        return forward_error(conn, &resp, &text, ctx.rid).await.map(Err);
+    }
+    if resp.status == 200 && range.first != 0 {
+        return Err(BackendError::Protocol("the backend ignored the Range of a GET".into()).into());
+    }
+    // The object must not have changed between the HEAD and this GET.
+    if resp.header("etag") != source.meta.header("etag") {
+        return Err(Failure::keep(S3Error::service_unavailable().with_detail(
+            "The object changed while it was being read; retry the request",
+        )));
+    }
+    Ok(Ok((body, resp)))
+}
+
+/// Streams the planned segments from `body` (whose response head is `resp`) to the
+/// client under response head `head`, sent with the first verified plaintext. A body read
+/// to its end goes back to the backend pool.
+async fn send_body(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    keys: (&Header, &DataKeys),
+    p: &ReadPlan,
+    body: (Conn, ResponseHead),
+    head: ResponseHead,
+) -> Result<Outcome, Failure> {
+    let (mut backend, resp) = body;
+    let mut sink = ClientBody::new(conn, &head)?;
+    stream_plan(ctx, &mut backend, p, keys, &mut sink)
+        .await
+        .map_err(|e: StreamError| e.into_failure(ctx, "The stored object"))?;
+    sink.finish().await?;
+    let fetched: u64 = p.fetch.iter().map(StoredRange::len).sum();
+    if resp.content_length().ok().flatten() == Some(fetched) {
+        ctx.core.backend.release(backend);
+    }
+    Ok(Outcome::KeepAlive)
+}
+
+/// `Range` for a backend GET of `range`.
+fn range_header(range: StoredRange) -> (String, Vec<u8>) {
+    (
+        "range".into(),
+        format!("bytes={}-{}", range.first, range.last).into_bytes(),
     )
-    .await
-    .map(Some)
+}
+
+/// The response head: the object's headers from `meta`, then the plan's numbers.
+fn response_head(
+    ctx: &Request<'_>,
+    meta: &ResponseHead,
+    numbers: &ResponseNumbers,
+) -> ResponseHead {
+    let mut out = ResponseHead::new(numbers.status);
+    object_headers(ctx, meta, &mut out);
+    if let Some(range) = numbers.content_range {
+        out.push_header("content-range", range.to_string().into_bytes());
+    }
+    out.push_header(
+        "content-length",
+        numbers.content_length.to_string().into_bytes(),
+    );
+    out
+}
+
+/// The answer to a request that has no plan.
+fn plan_failure(ctx: &Request<'_>, e: PlanError) -> Failure {
+    match e {
+        PlanError::InvalidPartNumber => S3Error::invalid_argument(
+            "Part number must be an integer between 1 and 10000, inclusive",
+        )
+        .into(),
+        PlanError::PartNotSatisfiable => S3Error::new(
+            416,
+            S3Code::InvalidPartNumber,
+            "The requested partnumber is not satisfiable",
+        )
+        .into(),
+        PlanError::RangeNotSatisfiable { .. } => S3Error::invalid_range().into(),
+        PlanError::PartsNotUniform => parts_not_uniform(),
+        PlanError::Layout(_) => S3Error::internal_error()
+            .with_detail("The stored object's length is not valid Twofold ciphertext")
+            .into(),
+        PlanError::LayoutRecordMissing => {
+            crate::serve::error::report_integrity_failure(ctx, "layout_record", &e);
+            Failure::integrity(format!("The stored object failed its integrity check: {e}"))
+        }
+    }
+}
+
+fn parts_not_uniform() -> Failure {
+    S3Error::not_implemented()
+        .with_message(
+            "This object's parts are not all of one size; reading it by part number is not supported yet (use a Range)",
+        )
+        .into()
+}
+
+/// Segments per part of an aligned multipart object, where the read needs it: by part
+/// number, or from a range that does not start in the first segment.
+async fn part_size(
+    ctx: &Request<'_>,
+    read: &ObjectRead<'_>,
+    header: &Header,
+    meta: &ResponseHead,
+    marked: bool,
+) -> Result<Option<u64>, Failure> {
+    if !header.multipart || marked {
+        return Ok(None);
+    }
+    let stored = meta.content_length().ok().flatten().unwrap_or(0);
+    let Ok(size) = plain_len(stored, header.segment_size) else {
+        return Ok(None);
+    };
+    let past_first_segment = read
+        .single_range()
+        .and_then(|r| r.resolve(size).ok())
+        .is_some_and(|r| r.first >= header.segment_size.bytes());
+    if read.request.part_number.is_none() && !past_first_segment {
+        return Ok(None);
+    }
+    segments_per_part(ctx, &read.stored(meta, header), size).await
+}
+
+/// Opens the segments that check a part's guessed bounds (`partNumber` of an aligned
+/// multipart object); any that does not open means the parts are not of one size.
+async fn check_parts(
+    ctx: &Request<'_>,
+    read: &ObjectRead<'_>,
+    header: &Header,
+    p: &ReadPlan,
+) -> Result<(), Failure> {
+    if p.checks.is_empty() {
+        return Ok(());
+    }
+    let keys = request_keys(ctx, header).await?;
+    let mut out = vec![0u8; header.segment_size.bytes_usize() + super::OVERHEAD];
+    for check in &p.checks {
+        let cipher = SegmentCipher::new(header, &keys, check.part)
+            .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple(
+                "GET",
+                &read.path,
+                read.query.as_deref(),
+                vec![range_header(check.stored)],
+                Vec::new(),
+            )
+            .await?;
+        let ok = resp.status == 206
+            && (cipher.open_to(check.index, true, &body, &mut out).is_ok()
+                || (check.may_be_nonfinal
+                    && cipher.open_to(check.index, false, &body, &mut out).is_ok()));
+        if !ok {
+            return Err(parts_not_uniform());
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn unencrypted_check(
@@ -373,301 +669,6 @@ pub(super) fn passthrough_read(ctx: &Request<'_>, operation: &'static str) {
         key = ctx.address.key.as_deref().unwrap_or(""),
         "served an object Twofold did not write, unencrypted, as it is"
     );
-}
-
-pub(super) async fn stream_whole_get(
-    ctx: &Request<'_>,
-    conn: &mut Conn,
-    path: &str,
-    query: Option<&str>,
-    fwd: Vec<(String, Vec<u8>)>,
-) -> Result<Outcome, Failure> {
-    let (mut backend_conn, resp) = ctx.core.backend.get(path, query, fwd.clone()).await?;
-    if resp.status != 200 {
-        let (body, reusable) = read_small_body(&mut backend_conn, &resp, false, 1 << 20).await?;
-        if reusable && resp.keep_alive() {
-            ctx.core.backend.release(backend_conn);
-        }
-        return forward_error(conn, &resp, &body, ctx.rid).await;
-    }
-    let stored = resp.content_length().ok().flatten().ok_or_else(|| {
-        Failure::from(crate::serve::backend::BackendError::Protocol(
-            "GET response without Content-Length".into(),
-        ))
-    })?;
-    let header = match unencrypted_check(ctx, &resp)? {
-        Some(h) => h,
-        None => {
-            passthrough_read(ctx, "GetObject");
-            let mut out = ResponseHead::new(200);
-            plain_object_headers(ctx, &resp, &mut out);
-            out.push_header("content-length", stored.to_string().into_bytes());
-            return relay_raw(ctx, conn, backend_conn, out, stored).await;
-        }
-    };
-    if header.multipart && record::is_marked(stored, header.segment_size) {
-        // The layout record is needed before the body: read it again as a ranged GET.
-        drop(backend_conn);
-        let mut resp = resp;
-        if wants_checksum(ctx) {
-            reveal_checksum(ctx, &header, &mut resp).await?;
-        }
-        let obj = StoredObject {
-            path,
-            query,
-            header: &header,
-            meta: &resp,
-        };
-        return crate::serve::unaligned::serve(ctx, conn, &obj, fwd, false, None).await;
-    }
-    let size = plain_len(stored, header.segment_size).map_err(|_| {
-        Failure::close(
-            S3Error::internal_error()
-                .with_detail("The stored object's length is not valid Twofold ciphertext"),
-        )
-    })?;
-    let obj = StoredObject {
-        path,
-        query,
-        header: &header,
-        meta: &resp,
-    };
-    let window = Window {
-        range: None,
-        first_segment: 0,
-        start: None,
-    };
-    open_and_stream(ctx, conn, backend_conn, &obj, size, window).await
-}
-
-pub(super) async fn stream_get(
-    ctx: &Request<'_>,
-    conn: &mut Conn,
-    obj: &StoredObject<'_>,
-    fwd: Vec<(String, Vec<u8>)>,
-    size: u64,
-    range: Option<PlainRange>,
-) -> Result<Outcome, Failure> {
-    let StoredObject {
-        path,
-        query,
-        header,
-        meta,
-    } = *obj;
-    let layout = Layout::single(size, header.segment_size);
-    let slices = match range {
-        Some(r) => layout
-            .map_range(r)
-            .map_err(|_| Failure::keep(S3Error::invalid_range()))?,
-        None => Vec::new(),
-    };
-    let (range_first_segment, stored_last) = match slices.first() {
-        Some(s) => (s.first_segment, s.stored_last),
-        None => (0, layout.stored_len().saturating_sub(1)),
-    };
-    // Where to start reading, and (for a multipart object) in which part. A multipart
-    // object's parts are found by probing for the part size; if the parts turn out not to
-    // be of one size, the read starts again from the beginning (docs/format.md).
-    let mut guess = None;
-    if header.multipart
-        && range_first_segment > 0
-        && let Some(per_part) = segments_per_part(ctx, obj, size).await?
-        && let Ok(part) = u32::try_from(range_first_segment / per_part + 1)
-    {
-        guess = Some((part, range_first_segment % per_part));
-    }
-    let attempts: Vec<(u64, Option<(u32, u64)>)> = match (header.multipart, guess) {
-        (false, _) => vec![(range_first_segment, None)],
-        (true, Some(g)) => vec![(range_first_segment, Some(g)), (0, None)],
-        (true, None) => vec![(0, None)],
-    };
-    let tries = attempts.len();
-    for (attempt, (first_segment, start)) in attempts.into_iter().enumerate() {
-        let stored_first = first_segment * header.segment_size.stored_bytes();
-        let mut fwd = fwd.clone();
-        fwd.push((
-            "range".into(),
-            format!("bytes={stored_first}-{stored_last}").into_bytes(),
-        ));
-        let (mut backend_conn, resp) = ctx.core.backend.get(path, query, fwd).await?;
-        if resp.status != 206 && resp.status != 200 {
-            let (body, _) = read_small_body(&mut backend_conn, &resp, false, 1 << 20).await?;
-            return forward_error(conn, &resp, &body, ctx.rid).await;
-        }
-        // The object must not have changed between the HEAD and this GET.
-        if resp.header("etag") != meta.header("etag") {
-            return Err(Failure::keep(S3Error::service_unavailable().with_detail(
-                "The object changed while it was being read; retry the request",
-            )));
-        }
-        let window = Window {
-            range,
-            first_segment,
-            start,
-        };
-        let result = open_and_stream(ctx, conn, backend_conn, obj, size, window).await;
-        // Before the response head went out, a failure with a guessed part position means
-        // the guess was wrong: read again from the start.
-        match result {
-            Err(_) if attempt + 1 < tries => continue,
-            other => return other,
-        }
-    }
-    Err(Failure::keep(S3Error::internal_error()))
-}
-
-/// Bytes kept free before the plaintext in a GET's output buffer for the response head.
-/// A head that does not fit (user metadata near S3's 2 KiB limit fits easily) is written on
-/// its own.
-pub(super) const HEAD_ROOM: usize = 8 * 1024;
-
-/// Opens the object's keys, then streams: each segment is read from the backend, both tags
-/// checked, and only then its plaintext written to the client. The response head goes out
-/// after the first segment verified; a segment that fails after that cuts the connection,
-/// so the client never sees a complete-looking response. `skip_segments` segments at the
-/// start of the backend body are opened (to follow part boundaries) but not sent.
-/// Which part of a stored object a GET streams: the plaintext range asked for (`None`: the
-/// whole object), the first segment the backend's body begins with, and for a multipart
-/// object the part and segment within it where that body begins.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Window {
-    pub(super) range: Option<PlainRange>,
-    pub(super) first_segment: u64,
-    pub(super) start: Option<(u32, u64)>,
-}
-
-pub(super) async fn open_and_stream(
-    ctx: &Request<'_>,
-    conn: &mut Conn,
-    mut backend_conn: Conn,
-    obj: &StoredObject<'_>,
-    size: u64,
-    window: Window,
-) -> Result<Outcome, Failure> {
-    let StoredObject { header, meta, .. } = *obj;
-    let Window {
-        range,
-        first_segment,
-        start,
-    } = window;
-    let keys = request_keys(ctx, header)
-        .await
-        .map_err(|f| Failure { close: true, ..f })?;
-    let revealed;
-    let meta = if wants_checksum(ctx)
-        && meta.header(CHECKSUM_METADATA).is_some()
-        && meta.header(OPENED_CHECKSUM).is_none()
-    {
-        let mut m = meta.clone();
-        reveal_checksum_with(ctx, header, &keys, &mut m)?;
-        revealed = m;
-        &revealed
-    } else {
-        meta
-    };
-    // A single-part object's segment index is its global index; a multipart read without
-    // a known position starts at the beginning of part 1.
-    let cursor = match start {
-        Some((part, index)) => PartCursor::at(header, &keys, part, index),
-        None if header.multipart => PartCursor::new(header, &keys),
-        None => PartCursor::at(header, &keys, SINGLE_PART_NUMBER, first_segment),
-    };
-    let mut cursor = cursor.map_err(|_| Failure::close(S3Error::internal_error()))?;
-    let seg = header.segment_size;
-    let n = segment_count(size, seg);
-    let (first, last) = match range {
-        Some(r) => (r.first, r.last),
-        None => (0, size.saturating_sub(1)),
-    };
-    let last_segment = if size == 0 { 0 } else { last / seg.bytes() };
-    let mut input = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
-    // Plaintext goes after room for the response head, so that the head and the first
-    // plaintext go out in one write (one segment later for the client otherwise: a
-    // separate small write, and a separate read and wake-up on its side).
-    let mut out = ctx
-        .core
-        .buffers
-        .take(HEAD_ROOM + seg.bytes_usize() + OVERHEAD);
-    let mut head_sent = false;
-    let mut index = first_segment;
-    while index <= last_segment {
-        let plain = segment_plain_len(size, index, seg) as usize;
-        let stored = plain + OVERHEAD;
-        let (res, b) = backend_conn.read_exact_into(input, 0..stored).await;
-        input = b;
-        if let Err(e) = res {
-            if head_sent {
-                return Ok(Outcome::Close);
-            }
-            return Err(Failure::from(crate::serve::backend::BackendError::from(e)));
-        }
-        if let Err(e) = cursor.open(&input[..stored], &mut out[HEAD_ROOM..], index + 1 == n) {
-            integrity_failure(ctx, &e);
-            if head_sent {
-                // Cut the connection: the client sees a short body, never a wrong one.
-                return Ok(Outcome::Close);
-            }
-            return Err(Failure::close(S3Error::internal_error().with_detail(
-                format!("The stored object failed its integrity check and was not returned: {e}"),
-            )));
-        }
-        let seg_start = index * seg.bytes();
-        index += 1;
-        if seg_start + (plain as u64) <= first && size > 0 {
-            continue; // opened only to follow the parts; before the range
-        }
-        let from = first.saturating_sub(seg_start) as usize;
-        let to = ((last + 1).min(seg_start + plain as u64) - seg_start) as usize;
-        if !head_sent {
-            let mut head = ResponseHead::new(if range.is_some() { 206 } else { 200 });
-            object_headers(ctx, meta, &mut head);
-            if range.is_some() {
-                head.push_header(
-                    "content-range",
-                    format!("bytes {first}-{last}/{size}").into_bytes(),
-                );
-                head.push_header(
-                    "content-length",
-                    (last - first + 1).to_string().into_bytes(),
-                );
-            } else {
-                head.push_header("content-length", size.to_string().into_bytes());
-            }
-            let mut bytes = Vec::with_capacity(1024);
-            head.write(&mut bytes)
-                .map_err(|_| Failure::close(S3Error::internal_error()))?;
-            head_sent = true;
-            if size > 0 && from < to && bytes.len() <= HEAD_ROOM + from {
-                let start = HEAD_ROOM + from - bytes.len();
-                out[start..HEAD_ROOM + from].copy_from_slice(&bytes);
-                let (res, b) = conn.write_range(out, start..HEAD_ROOM + to).await;
-                out = b;
-                if res.is_err() {
-                    return Err(Failure::close(S3Error::internal_error()));
-                }
-                continue;
-            }
-            let (res, _) = conn.write_all(bytes).await;
-            res.map_err(|_| Failure::close(S3Error::internal_error()))?;
-        }
-        if size > 0 && from < to {
-            let (res, b) = conn
-                .write_range(out, HEAD_ROOM + from..HEAD_ROOM + to)
-                .await;
-            out = b;
-            if res.is_err() {
-                return Ok(Outcome::Close);
-            }
-        }
-    }
-    drop(keys);
-    ctx.core.buffers.give(input);
-    ctx.core.buffers.give(out);
-    // A body read to its end can carry the next request.
-    if index == n {
-        ctx.core.backend.release(backend_conn);
-    }
-    Ok(Outcome::KeepAlive)
 }
 
 pub(super) async fn stream_plain_get(

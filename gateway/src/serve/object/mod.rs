@@ -4,7 +4,8 @@
 //!
 //! One module per operation family, importing only downward: `put` (PutObject, and the
 //! sealing the multipart operations share), `read` (opening a stored object's header, keys,
-//! checksum record and part bounds), `get` (GetObject, HeadObject), then `copy` and
+//! checksum record and part sizes), `stream` (the one streaming read of a read plan), `get`
+//! (GetObject, HeadObject), then `copy` and
 //! `attributes`.
 
 use crate::envelope::layout::SEGMENT_OVERHEAD_BYTES;
@@ -14,6 +15,7 @@ mod copy;
 mod get;
 mod put;
 mod read;
+mod stream;
 
 pub(crate) use attributes::attributes;
 pub(crate) use copy::copy;

@@ -9,7 +9,7 @@ use crate::envelope::layout::{SEGMENT_OVERHEAD_BYTES, segment_count, segment_pla
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::http::ResponseHead;
 use crate::objmeta;
-use crate::s3::{S3Code, S3Error};
+use crate::s3::S3Error;
 use crate::serve::error::report_integrity_failure;
 use crate::serve::respond::OPENED_CHECKSUM;
 use crate::serve::stored::StoredObject;
@@ -83,91 +83,6 @@ pub(super) fn reveal_checksum_with(
             )))
         }
     }
-}
-
-/// The plaintext bytes `first..=last` of part `k`, and the object's part count. A
-/// single-part object has one part, the whole object. For a multipart object the part size
-/// comes from [`segments_per_part`]; the guessed bounds are then checked by opening the
-/// part's first segment as segment 0 of part `k` and its last one as final of part `k`.
-pub(super) async fn part_bounds(
-    ctx: &Request<'_>,
-    obj: &StoredObject<'_>,
-    size: u64,
-    k: u32,
-) -> Result<(u64, u64, u32), Failure> {
-    let StoredObject {
-        path,
-        query,
-        header,
-        meta,
-    } = *obj;
-    let not_satisfiable = || {
-        Failure::keep(S3Error::new(
-            416,
-            S3Code::InvalidPartNumber,
-            "The requested partnumber is not satisfiable",
-        ))
-    };
-    if !header.multipart {
-        return if k == 1 {
-            Ok((0, size.saturating_sub(1), 1))
-        } else {
-            Err(not_satisfiable())
-        };
-    }
-    let count = meta
-        .header_str("etag")
-        .and_then(|e| e.trim_matches('"').rsplit_once('-'))
-        .and_then(|(_, n)| n.parse::<u32>().ok())
-        .unwrap_or(1);
-    if k > count {
-        return Err(not_satisfiable());
-    }
-    let unequal = || {
-        Failure::keep(S3Error::not_implemented().with_message(
-            "This object's parts are not all of one size; reading it by part number is not supported yet (use a Range)",
-        ))
-    };
-    let per_part = segments_per_part(ctx, obj, size)
-        .await?
-        .ok_or_else(unequal)?;
-    let seg = header.segment_size;
-    let n = segment_count(size, seg);
-    let g0 = u64::from(k - 1) * per_part;
-    let g1 = (u64::from(k) * per_part).min(n) - 1;
-    if g0 >= n || (k == count && g1 != n - 1) {
-        return Err(unequal());
-    }
-    let keys = request_keys(ctx, header).await?;
-    let cipher = SegmentCipher::new(header, &keys, k)
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    let mut out = vec![0u8; seg.bytes_usize() + OVERHEAD];
-    for (g, index, must_be_final) in [(g0, 0, g0 == g1), (g1, g1 - g0, true)] {
-        let plain = segment_plain_len(size, g, seg);
-        let start = g * seg.stored_bytes();
-        let end = start + plain + SEGMENT_OVERHEAD_BYTES - 1;
-        let fwd = vec![(
-            "range".to_owned(),
-            format!("bytes={start}-{end}").into_bytes(),
-        )];
-        let (resp, body) = ctx
-            .core
-            .backend
-            .simple("GET", path, query, fwd, Vec::new())
-            .await?;
-        if resp.status != 206 {
-            return Err(unequal());
-        }
-        let ok = cipher.open_to(index, true, &body, &mut out).is_ok()
-            || (!must_be_final && cipher.open_to(index, false, &body, &mut out).is_ok());
-        if !ok {
-            return Err(unequal());
-        }
-    }
-    let first = g0 * seg.bytes();
-    // An empty object (one empty part) has no last byte: 0 as for a single-part one.
-    let last = ((g1 + 1) * seg.bytes()).min(size).saturating_sub(1);
-    Ok((first, last, count))
 }
 
 /// Most part sizes remembered per core.

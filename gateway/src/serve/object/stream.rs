@@ -1,0 +1,151 @@
+//! The one streaming read of a stored object: the stored bytes of a read plan
+//! ([`ReadPlan`]) come from a backend response body, each segment is opened and verified
+//! by [`PlanOpener`], and only then its kept plaintext goes to a [`PlainSink`]: a client's
+//! response (GetObject) or a part being sealed again (UploadPartCopy).
+
+use super::OVERHEAD;
+use crate::envelope::plan::ReadPlan;
+use crate::envelope::read::PlanOpener;
+use crate::envelope::{DataKeys, header::Header};
+use crate::http::ResponseHead;
+use crate::s3::S3Error;
+use crate::serve::backend::BackendError;
+use crate::serve::error::integrity_failure;
+use crate::serve::io::Conn;
+use crate::serve::{Failure, Request};
+use std::ops::Range;
+
+/// Bytes kept free before the plaintext in the output buffer, so that a response head and
+/// the first plaintext go out in one write (one segment later for the client otherwise: a
+/// separate small write, and a separate read and wake-up on its side). A head that does not
+/// fit (user metadata near S3's 2 KiB limit fits easily) is written on its own.
+pub(crate) const HEAD_ROOM: usize = 8 * 1024;
+
+/// Where verified plaintext goes.
+pub(crate) trait PlainSink {
+    /// Takes the verified plaintext `buf[range]` (never empty; `range.start` is at least
+    /// [`HEAD_ROOM`]); gives the buffer back.
+    async fn put(&mut self, buf: Vec<u8>, range: Range<usize>) -> (Result<(), Failure>, Vec<u8>);
+}
+
+/// Why a streamed read stopped.
+#[derive(Debug)]
+pub(crate) enum StreamError {
+    /// A segment did not verify: nothing of it went anywhere.
+    Integrity(crate::envelope::Error),
+    /// The backend's body ended or failed, or the sink failed.
+    Failed(Failure),
+}
+
+impl StreamError {
+    /// The request's failure: an integrity failure is counted and logged here, and
+    /// answered with `what` (for example "The stored object") in its detail.
+    pub(crate) fn into_failure(self, ctx: &Request<'_>, what: &str) -> Failure {
+        match self {
+            StreamError::Integrity(e) => {
+                integrity_failure(ctx, &e);
+                Failure::integrity(format!(
+                    "{what} failed its integrity check and was not returned: {e}"
+                ))
+                .closing()
+            }
+            StreamError::Failed(f) => f,
+        }
+    }
+}
+
+/// Reads every segment of `plan` from `body` (positioned at the start of the plan's fetch
+/// range), opens it under `keys`, and hands its kept plaintext to `sink`. Reads nothing
+/// after the plan's last segment.
+pub(crate) async fn stream_plan(
+    ctx: &Request<'_>,
+    body: &mut Conn,
+    plan: &ReadPlan,
+    source: (&Header, &DataKeys),
+    sink: &mut impl PlainSink,
+) -> Result<(), StreamError> {
+    let (header, keys) = source;
+    let mut opener = PlanOpener::new(plan, header, keys);
+    let seg = header.segment_size.bytes_usize() + OVERHEAD;
+    let mut input = ctx.core.buffers.take(seg);
+    let mut out = ctx.core.buffers.take(HEAD_ROOM + seg);
+    while let Some(stored) = opener.next_stored_len() {
+        let (res, b) = body.read_exact_into(input, 0..stored).await;
+        input = b;
+        res.map_err(|e| StreamError::Failed(BackendError::from(e).into()))?;
+        let input_bytes =
+            input
+                .get(..stored)
+                .ok_or(StreamError::Integrity(crate::envelope::Error::Internal(
+                    "segment longer than the segment size",
+                )))?;
+        let opened = opener
+            .open(input_bytes, &mut out[HEAD_ROOM..])
+            .map_err(StreamError::Integrity)?;
+        if opened.kept.is_empty() {
+            continue;
+        }
+        let range = HEAD_ROOM + opened.kept.start..HEAD_ROOM + opened.kept.end;
+        let (res, b) = sink.put(out, range).await;
+        out = b;
+        res.map_err(StreamError::Failed)?;
+    }
+    ctx.core.buffers.give(input);
+    ctx.core.buffers.give(out);
+    Ok(())
+}
+
+/// A client's response as a [`PlainSink`]: the response head goes out with the first
+/// verified plaintext, so that nothing is sent before something has verified.
+pub(crate) struct ClientBody<'c> {
+    conn: &'c mut Conn,
+    head: Option<Vec<u8>>,
+}
+
+impl<'c> ClientBody<'c> {
+    /// A response with head `head`, not sent yet.
+    pub(crate) fn new(conn: &'c mut Conn, head: &ResponseHead) -> Result<Self, Failure> {
+        let mut bytes = Vec::with_capacity(1024);
+        head.write(&mut bytes)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        Ok(Self {
+            conn,
+            head: Some(bytes),
+        })
+    }
+
+    /// Sends the head if no plaintext did (an empty body).
+    pub(crate) async fn finish(mut self) -> Result<(), Failure> {
+        if let Some(head) = self.head.take() {
+            let (res, _) = self.conn.write_all(head).await;
+            res.map_err(|_| Failure::close(S3Error::internal_error()))?;
+        }
+        Ok(())
+    }
+}
+
+impl PlainSink for ClientBody<'_> {
+    async fn put(
+        &mut self,
+        mut buf: Vec<u8>,
+        range: Range<usize>,
+    ) -> (Result<(), Failure>, Vec<u8>) {
+        let mut from = range.start;
+        if let Some(head) = self.head.take() {
+            if head.len() <= from {
+                from -= head.len();
+                buf[from..range.start].copy_from_slice(&head);
+            } else {
+                let (res, _) = self.conn.write_all(head).await;
+                if res.is_err() {
+                    return (Err(Failure::close(S3Error::internal_error())), buf);
+                }
+            }
+        }
+        let (res, buf) = self.conn.write_range(buf, from..range.end).await;
+        (
+            res.map_err(|_| Failure::close(S3Error::internal_error())),
+            buf,
+        )
+    }
+}
