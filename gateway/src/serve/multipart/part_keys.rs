@@ -20,9 +20,9 @@ fn parse_part_number(value: Option<&str>) -> Result<u32, S3Error> {
         .and_then(|v| v.parse::<u32>().ok())
         .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
         .ok_or_else(|| {
-            S3Error::invalid_argument(
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )
+            S3Error::invalid_argument(format!(
+                "Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"
+            ))
         })
 }
 
@@ -67,9 +67,9 @@ impl PartTarget {
         })
     }
 
-    /// Opens the upload's data keys (an unavailable custodian is a 503, keys that do not
-    /// open are `NoSuchUpload`) and derives what the part is sealed with; the data keys
-    /// themselves are dropped before this returns.
+    /// Opens the upload's data keys and derives what the part is sealed with; the data
+    /// keys themselves are dropped before this returns. Errors as [`Failure::upload_keys`]
+    /// gives them: a header that does not open is `NoSuchUpload`, a custodian outage 503.
     pub(super) async fn open(
         self,
         ctx: &Request<'_>,
@@ -127,6 +127,11 @@ mod tests {
         assert_eq!(
             parse_part_number(Some(&PART_NUMBER_MAX.to_string())).unwrap(),
             PART_NUMBER_MAX
+        );
+        let e = parse_part_number(Some("0")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Part number must be an integer between 1 and 10000, inclusive"
         );
         for bad in [
             None,
