@@ -3,18 +3,23 @@
 
 use super::exchange::{names, reply};
 use super::token::{Upload, parse_token, replace_element};
-use crate::envelope::ObjectName;
+use crate::checksum::Checksum;
+use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::Header;
-use crate::envelope::layout::plain_len;
+use crate::envelope::layout::{SegmentSize, plain_len};
+use crate::envelope::{DataKeys, ObjectName};
 use crate::envelope::{checksum_record, record};
 use crate::http::ResponseHead;
 use crate::objmeta;
 use crate::s3::{S3Code, S3Error, xml};
 use crate::serve::io::Conn;
-use crate::serve::part_checksum::{Declared, PartTagger};
+use crate::serve::part_checksum::{
+    CompletedPart, Declared, PartTagger, completed_parts, object_checksum,
+};
 use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
+use std::ops::ControlFlow;
 
 /// A part the backend already holds for an upload.
 pub(super) struct StoredPart {
@@ -137,192 +142,50 @@ pub(super) fn listed_parts(xml: &str) -> Vec<ListedPart> {
 /// layout record of an unaligned object, are recorded by a rewrite of the object.
 pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
     let name = names(ctx)?;
-    let id = ctx.query.get("uploadId").unwrap_or("");
-    let Upload {
-        backend_id,
-        header,
-        declared,
-    } = parse_token(id).map_err(Failure::close)?;
-    let request = read_body(ctx, conn).await?;
-    let text = String::from_utf8_lossy(&request).into_owned();
-    let parts = crate::serve::part_checksum::completed_parts(&text, declared.map(|d| d.algorithm))?;
-    if parts.is_empty() {
-        return Err(Failure::keep(S3Error::malformed_xml()));
-    }
-    if parts
-        .iter()
-        .enumerate()
-        .any(|(i, p)| p.number as usize != i + 1)
-    {
-        return Err(Failure::keep(S3Error::new(
-            400,
-            S3Code::InvalidPart,
-            "Twofold needs the parts of an upload numbered 1, 2, 3... without gaps",
-        )));
-    }
+    let request = CompleteRequest::read(ctx, conn).await?;
     // The upload's keys, opened only when something is to be checked or sealed with them
     // (a Complete of an aligned upload without a checksum needs no custodian).
-    let mut keys = match (&header, declared) {
+    let mut keys = match (&request.header, request.declared) {
         (Some(h), Some(_)) => Some(upload_keys(ctx, h, name).await?),
         _ => None,
     };
-    // The parts' checksums, each vouched for by its ETag.
-    let digests = match (declared, &header, &keys) {
-        (Some(d), Some(h), Some(k)) => {
-            let tagger =
-                PartTagger::new(h, k).map_err(|_| Failure::keep(S3Error::internal_error()))?;
-            Some(vouched_digests(&parts, d, &tagger)?)
-        }
-        _ => None,
-    };
+    let digests = part_digests(&request, keys.as_ref())?;
     let path = backend_path(Some(name.bucket), Some(name.key));
-    let upload_q = format!("uploadId={}", encode(&backend_id, false));
-    // The sizes of the parts, from the backend.
-    let seg = header
-        .as_ref()
-        .map_or(ctx.core.keyring.settings().segment_size, |h| h.segment_size);
-    let mut sizes = Vec::new();
-    let mut marker = 0u32;
-    loop {
-        let q = format!("{upload_q}&part-number-marker={marker}");
-        let (resp, body) = ctx
-            .core
-            .backend
-            .simple("GET", &path, Some(&q), Vec::new(), Vec::new())
-            .await?;
-        if resp.status == 404
-            && let Some(h) = &header
-            && let Some((head, result)) = completed_earlier(ctx, name, &path, h).await?
-        {
-            // A Complete sent again after it succeeded (its answer was lost): S3 and Ceph
-            // answer it as the first time.
-            return reply(conn, &head, &result, ctx.rid, true).await;
-        }
-        if resp.status != 200 {
-            return forward_error(conn, &resp, &body, ctx.rid).await;
-        }
-        let text = String::from_utf8_lossy(&body);
-        let page: Vec<(u32, u64)> = listed_parts(&text)
-            .into_iter()
-            .filter_map(|p| Some((p.number, p.size?)))
-            .collect();
-        let truncated = xml::value(&text, "IsTruncated").is_some_and(|v| v.trim() == "true");
-        let next = page.last().map(|p| p.0);
-        sizes.extend(page);
-        match (truncated, next) {
-            (true, Some(n)) if n > marker => marker = n,
-            _ => break,
-        }
-    }
-    let mut plain_sizes = Vec::with_capacity(parts.len());
-    for (i, part) in parts.iter().enumerate() {
-        let n = part.number;
-        let stored = sizes
-            .iter()
-            .find(|(p, _)| *p == n)
-            .map(|(_, s)| *s)
-            .ok_or_else(|| {
-                Failure::keep(S3Error::new(
-                    400,
-                    S3Code::InvalidPart,
-                    format!("Part {n} was not uploaded"),
-                ))
-            })?;
-        let plain = plain_len(stored, seg).map_err(|_| {
-            Failure::keep(S3Error::new(
-                400,
-                S3Code::InvalidPart,
-                format!("Part {n} was not uploaded through Twofold"),
-            ))
-        })?;
-        if i + 1 < parts.len() && plain == 0 {
-            return Err(Failure::keep(S3Error::new(
-                400,
-                S3Code::EntityTooSmall,
-                format!("Part {n} is empty; only the last part may be"),
-            )));
-        }
-        plain_sizes.push(plain);
-    }
+    let upload_q = format!("uploadId={}", encode(&request.backend_id, false));
+    let seg = request.segment_size(ctx);
+    let listing = request.listing(name, &path, &upload_q);
+    let sizes = match stored_sizes(ctx, conn, &listing).await? {
+        ControlFlow::Continue(sizes) => sizes,
+        ControlFlow::Break(outcome) => return Ok(outcome),
+    };
+    let plain_sizes = plain_sizes(&request.parts, &sizes, seg)?;
     if keys.is_none()
-        && let Some(h) = &header
+        && let Some(h) = &request.header
         && record::needs_record(&plain_sizes, seg)
     {
         keys = Some(upload_keys(ctx, h, name).await?);
     }
-    // The object's checksum, checked against the one the client sent for it, if it did.
-    let object_checksum = match (declared, &digests) {
-        (Some(d), Some(digests)) => {
-            let c = crate::serve::part_checksum::object_checksum(d, digests, &plain_sizes)
-                .ok_or_else(|| Failure::keep(S3Error::internal_error()))?;
-            if let Some(claim) = ctx.head.header_str(d.algorithm.header_name())
-                && claim.trim() != c.value()
-                && claim.trim() != c.digest.to_base64()
-            {
-                return Err(Failure::keep(S3Error::bad_digest().with_message(format!(
-                    "The {} checksum of the object is {}, not {}",
-                    d.algorithm,
-                    c.value(),
-                    claim.trim()
-                ))));
-            }
-            Some(c)
-        }
-        _ => None,
-    };
+    let object_checksum = checked_object_checksum(
+        request.declared,
+        digests.as_deref(),
+        &plain_sizes,
+        request.claim.as_deref(),
+    )?;
     // Everything that goes into the object's metadata is sealed now, so that nothing is
     // completed if it cannot be.
-    let mut metadata = Vec::new();
-    if let (Some(c), Some(h), Some(k)) = (&object_checksum, &header, &keys) {
-        let cipher =
-            checksum_record::cipher(h, k).map_err(|_| Failure::keep(S3Error::internal_error()))?;
-        let sealed = checksum_record::seal(&cipher, c)
-            .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-        metadata.push((
-            crate::serve::object::CHECKSUM_METADATA.into(),
-            sealed.into_bytes(),
-        ));
-    }
-    // Parts that are not whole numbers of segments (all but the last): the object gets a
-    // layout record.
-    let sealed_record = match (&header, &keys) {
-        (Some(h), Some(k)) if record::needs_record(&plain_sizes, seg) => {
-            record::encode(&plain_sizes).map_err(|e| {
-                Failure::keep(S3Error::new(
-                    400,
-                    S3Code::InvalidPart,
-                    format!("Twofold cannot record this layout: {e}"),
-                ))
-            })?;
-            let sealed = record::seal(h, k, &plain_sizes)
-                .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-            if sealed.len().div_ceil(3) * 4 > crate::serve::unaligned::LAYOUT_VALUE_LEN_MAX {
-                return Err(Failure::keep(S3Error::new(
-                    400,
-                    S3Code::InvalidPart,
-                    "Twofold cannot record this layout: the part sizes take too much metadata",
-                )));
-            }
-            Some(sealed)
-        }
-        _ => None,
-    };
+    let sealed = Sealed::new(
+        request.header.as_ref(),
+        keys.as_ref(),
+        object_checksum.as_ref(),
+        &plain_sizes,
+        seg,
+    )?;
     drop(keys);
-    let (resp, body) = ctx
-        .core
-        .backend
-        .simple(
-            "POST",
-            &path,
-            Some(&upload_q),
-            vec![("content-type".into(), b"application/xml".to_vec())],
-            backend_document(&parts).into_bytes(),
-        )
-        .await?;
+    let (resp, body) = backend_complete(ctx, &path, &upload_q, &request.parts).await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
-    let Some(h) = &header else {
+    let Some(header) = &request.header else {
         return reply(conn, &resp, &body, ctx.rid, true).await;
     };
     if String::from_utf8_lossy(&body).contains("<Error>") {
@@ -330,46 +193,485 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         // rewrite.
         return reply(conn, &resp, &body, ctx.rid, false).await;
     }
+    let object = CompletedObject {
+        name,
+        path: &path,
+        header,
+        plain_sizes: &plain_sizes,
+        checksum: object_checksum.as_ref(),
+    };
     let completed_version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
-    let (resp, body) = match sealed_record {
-        Some(sealed) => {
-            crate::serve::unaligned::rewrite(ctx, name, &path, h, &sealed, &plain_sizes, metadata)
-                .await?
+    let answer = match record_in_object(ctx, conn, &object, sealed, (resp, body)).await? {
+        ControlFlow::Continue(answer) => answer,
+        ControlFlow::Break(outcome) => return Ok(outcome),
+    };
+    finish(ctx, conn, &object, completed_version, answer).await
+}
+
+/// What a CompleteMultipartUpload request gives: the upload id's contents, the parts of
+/// the client's document, and the object checksum the client claims (in the header of the
+/// declared algorithm), if it does.
+struct CompleteRequest {
+    backend_id: String,
+    header: Option<Header>,
+    declared: Option<Declared>,
+    parts: Vec<CompletedPart>,
+    claim: Option<String>,
+}
+
+impl CompleteRequest {
+    /// Parses the upload id and reads the client's document; its parts must be numbered
+    /// 1, 2, 3... ([`check_numbering`]).
+    async fn read(ctx: &Request<'_>, conn: &mut Conn) -> Result<Self, Failure> {
+        let id = ctx.query.get("uploadId").unwrap_or("");
+        let Upload {
+            backend_id,
+            header,
+            declared,
+        } = parse_token(id).map_err(Failure::close)?;
+        let request = read_body(ctx, conn).await?;
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let parts = completed_parts(&text, declared.map(|d| d.algorithm))?;
+        check_numbering(&parts)?;
+        let claim = declared
+            .and_then(|d| ctx.head.header_str(d.algorithm.header_name()))
+            .map(str::to_owned);
+        Ok(CompleteRequest {
+            backend_id,
+            header,
+            declared,
+            parts,
+            claim,
+        })
+    }
+
+    /// Where the upload's parts are listed: at `path`, with the query `upload_q`.
+    fn listing<'a>(
+        &'a self,
+        name: ObjectName<'a>,
+        path: &'a str,
+        upload_q: &'a str,
+    ) -> PartListing<'a> {
+        PartListing {
+            name,
+            path,
+            upload_q,
+            header: self.header.as_ref(),
         }
-        None if !metadata.is_empty() => {
+    }
+
+    /// The segment size of the upload: its header's, or the gateway's for an upload id
+    /// without one.
+    fn segment_size(&self, ctx: &Request<'_>) -> SegmentSize {
+        self.header
+            .as_ref()
+            .map_or(ctx.core.keyring.settings().segment_size, |h| h.segment_size)
+    }
+}
+
+/// The parts of a Complete document must be there, numbered 1, 2, 3... without gaps.
+fn check_numbering(parts: &[CompletedPart]) -> Result<(), S3Error> {
+    if parts.is_empty() {
+        return Err(S3Error::malformed_xml());
+    }
+    if parts
+        .iter()
+        .enumerate()
+        .any(|(i, p)| p.number as usize != i + 1)
+    {
+        return Err(S3Error::new(
+            400,
+            S3Code::InvalidPart,
+            "Twofold needs the parts of an upload numbered 1, 2, 3... without gaps",
+        ));
+    }
+    Ok(())
+}
+
+/// The parts' checksums, each vouched for by its ETag ([`vouched_digests`]), for an
+/// upload that declared a checksum (and whose `keys` are therefore open).
+fn part_digests(
+    request: &CompleteRequest,
+    keys: Option<&DataKeys>,
+) -> Result<Option<Vec<Checksum>>, Failure> {
+    let (Some(d), Some(h), Some(k)) = (request.declared, &request.header, keys) else {
+        return Ok(None);
+    };
+    let tagger = PartTagger::new(h, k).map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    Ok(Some(vouched_digests(&request.parts, d, &tagger)?))
+}
+
+/// Where the parts of an upload are listed: the object, its backend path, the query
+/// naming the backend's upload, and the upload's header (to recognise a Complete sent
+/// again after it succeeded).
+struct PartListing<'a> {
+    name: ObjectName<'a>,
+    path: &'a str,
+    upload_q: &'a str,
+    header: Option<&'a Header>,
+}
+
+/// The stored sizes of the upload's parts, as (part number, size), from the backend's
+/// ListParts, page by page. A listing the backend refuses has its error relayed; an upload
+/// the backend no longer knows because this Complete already succeeded (its answer was
+/// lost) is answered as the first time, as S3 and Ceph do. Either way the request is then
+/// done (`Break`).
+async fn stored_sizes(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    listing: &PartListing<'_>,
+) -> Result<ControlFlow<Outcome, Vec<(u32, u64)>>, Failure> {
+    let mut sizes = Vec::new();
+    let mut marker = 0u32;
+    loop {
+        let q = format!("{}&part-number-marker={marker}", listing.upload_q);
+        let (resp, body) = ctx
+            .core
+            .backend
+            .simple("GET", listing.path, Some(&q), Vec::new(), Vec::new())
+            .await?;
+        if resp.status == 404
+            && let Some(h) = listing.header
+            && let Some((head, result)) =
+                completed_earlier(ctx, listing.name, listing.path, h).await?
+        {
+            return reply(conn, &head, &result, ctx.rid, true)
+                .await
+                .map(ControlFlow::Break);
+        }
+        if resp.status != 200 {
+            return forward_error(conn, &resp, &body, ctx.rid)
+                .await
+                .map(ControlFlow::Break);
+        }
+        let page = SizesPage::parse(&String::from_utf8_lossy(&body));
+        let next = page.next_marker(marker);
+        sizes.extend(page.sizes);
+        match next {
+            Some(n) => marker = n,
+            None => break,
+        }
+    }
+    Ok(ControlFlow::Continue(sizes))
+}
+
+/// One page of a ListParts result: the parts that have a size, as (part number, size),
+/// and whether more pages follow.
+struct SizesPage {
+    sizes: Vec<(u32, u64)>,
+    truncated: bool,
+}
+
+impl SizesPage {
+    /// The page a ListParts result `text` gives.
+    fn parse(text: &str) -> Self {
+        SizesPage {
+            sizes: listed_parts(text)
+                .into_iter()
+                .filter_map(|p| Some((p.number, p.size?)))
+                .collect(),
+            truncated: xml::value(text, "IsTruncated").is_some_and(|v| v.trim() == "true"),
+        }
+    }
+
+    /// The part-number marker of the next page, after the page listed from `marker`:
+    /// `None` when the listing is complete, or when the page would not move it forward.
+    fn next_marker(&self, marker: u32) -> Option<u32> {
+        match (self.truncated, self.sizes.last().map(|p| p.0)) {
+            (true, Some(n)) if n > marker => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// The plaintext size of each part of the document, from the stored sizes the backend
+/// listed (`stored`, as (part number, size)) and the upload's segment size. A part not
+/// uploaded, one whose size no sealing gives (not uploaded through Twofold), or an empty
+/// part other than the last is `InvalidPart` or `EntityTooSmall`.
+fn plain_sizes(
+    parts: &[CompletedPart],
+    stored: &[(u32, u64)],
+    seg: SegmentSize,
+) -> Result<Vec<u64>, S3Error> {
+    let mut plain_sizes = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let n = part.number;
+        let size = stored
+            .iter()
+            .find(|(p, _)| *p == n)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| {
+                S3Error::new(
+                    400,
+                    S3Code::InvalidPart,
+                    format!("Part {n} was not uploaded"),
+                )
+            })?;
+        let plain = plain_len(size, seg).map_err(|_| {
+            S3Error::new(
+                400,
+                S3Code::InvalidPart,
+                format!("Part {n} was not uploaded through Twofold"),
+            )
+        })?;
+        if i + 1 < parts.len() && plain == 0 {
+            return Err(S3Error::new(
+                400,
+                S3Code::EntityTooSmall,
+                format!("Part {n} is empty; only the last part may be"),
+            ));
+        }
+        plain_sizes.push(plain);
+    }
+    Ok(plain_sizes)
+}
+
+/// The object's checksum, for an upload that declared one (`declared`, with the parts'
+/// vouched `digests` and plaintext `sizes`), checked against the one the client sent for
+/// it (`claim`), if it did: another is `BadDigest`.
+fn checked_object_checksum(
+    declared: Option<Declared>,
+    digests: Option<&[Checksum]>,
+    sizes: &[u64],
+    claim: Option<&str>,
+) -> Result<Option<StoredChecksum>, S3Error> {
+    let (Some(d), Some(digests)) = (declared, digests) else {
+        return Ok(None);
+    };
+    let c = object_checksum(d, digests, sizes).ok_or_else(S3Error::internal_error)?;
+    if let Some(claim) = claim
+        && claim.trim() != c.value()
+        && claim.trim() != c.digest.to_base64()
+    {
+        return Err(S3Error::bad_digest().with_message(format!(
+            "The {} checksum of the object is {}, not {}",
+            d.algorithm,
+            c.value(),
+            claim.trim()
+        )));
+    }
+    Ok(Some(c))
+}
+
+/// What is sealed into the object's metadata before the backend completes it: its
+/// checksum (as metadata headers) and its layout record.
+#[derive(Default)]
+struct Sealed {
+    metadata: Vec<(String, Vec<u8>)>,
+    record: Option<Vec<u8>>,
+}
+
+impl Sealed {
+    /// Seals the object's `checksum` ([`sealed_checksum`]) and its layout record
+    /// ([`sealed_record`]) with the upload's keys; with no keys open (or no header),
+    /// nothing is sealed.
+    fn new(
+        header: Option<&Header>,
+        keys: Option<&DataKeys>,
+        checksum: Option<&StoredChecksum>,
+        plain_sizes: &[u64],
+        seg: SegmentSize,
+    ) -> Result<Self, Failure> {
+        let (Some(h), Some(k)) = (header, keys) else {
+            return Ok(Sealed::default());
+        };
+        Ok(Sealed {
+            metadata: sealed_checksum(h, k, checksum)?,
+            record: sealed_record(h, k, plain_sizes, seg)?,
+        })
+    }
+}
+
+/// The object's checksum, if it has one, sealed as the metadata it is stored in.
+fn sealed_checksum(
+    header: &Header,
+    keys: &DataKeys,
+    checksum: Option<&StoredChecksum>,
+) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let Some(c) = checksum else {
+        return Ok(Vec::new());
+    };
+    let internal = |_| Failure::keep(S3Error::internal_error());
+    let cipher = checksum_record::cipher(header, keys).map_err(internal)?;
+    let sealed = checksum_record::seal(&cipher, c).map_err(internal)?;
+    Ok(vec![(
+        crate::serve::object::CHECKSUM_METADATA.into(),
+        sealed.into_bytes(),
+    )])
+}
+
+/// The sealed layout record of an object whose parts are not whole numbers of segments
+/// (all but the last), or `None` for one that needs none. A layout that no record can
+/// hold, or whose record would take too much metadata, is `InvalidPart`.
+fn sealed_record(
+    header: &Header,
+    keys: &DataKeys,
+    plain_sizes: &[u64],
+    seg: SegmentSize,
+) -> Result<Option<Vec<u8>>, Failure> {
+    if !record::needs_record(plain_sizes, seg) {
+        return Ok(None);
+    }
+    record::encode(plain_sizes).map_err(|e| {
+        Failure::keep(S3Error::new(
+            400,
+            S3Code::InvalidPart,
+            format!("Twofold cannot record this layout: {e}"),
+        ))
+    })?;
+    let sealed = record::seal(header, keys, plain_sizes)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    check_record_len(sealed.len())?;
+    Ok(Some(sealed))
+}
+
+/// A sealed layout record of `len` bytes must fit the metadata value it is stored in
+/// (base64: four characters for every three bytes).
+fn check_record_len(len: usize) -> Result<(), S3Error> {
+    if len.div_ceil(3) * 4 > crate::serve::unaligned::LAYOUT_VALUE_LEN_MAX {
+        return Err(S3Error::new(
+            400,
+            S3Code::InvalidPart,
+            "Twofold cannot record this layout: the part sizes take too much metadata",
+        ));
+    }
+    Ok(())
+}
+
+/// Lets the backend complete the upload named by `upload_q` from `parts`
+/// ([`backend_document`]); returns the backend's answer.
+async fn backend_complete(
+    ctx: &Request<'_>,
+    path: &str,
+    upload_q: &str,
+    parts: &[CompletedPart],
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    ctx.core
+        .backend
+        .simple(
+            "POST",
+            path,
+            Some(upload_q),
+            vec![("content-type".into(), b"application/xml".to_vec())],
+            backend_document(parts).into_bytes(),
+        )
+        .await
+        .map_err(Failure::from)
+}
+
+/// The object the backend completed from a Twofold upload: its names and path, the
+/// upload's header, its parts' plaintext sizes, and its checksum if it has one.
+struct CompletedObject<'a> {
+    name: ObjectName<'a>,
+    path: &'a str,
+    header: &'a Header,
+    plain_sizes: &'a [u64],
+    checksum: Option<&'a StoredChecksum>,
+}
+
+/// How the completed object is rewritten to record what was sealed for it.
+#[derive(Debug, PartialEq)]
+enum Rewrite {
+    /// With its layout record (and any other sealed metadata): parts are regrouped.
+    Layout(Vec<u8>),
+    /// With its checksum only: its parts are kept.
+    KeepingParts,
+    /// Not at all: nothing was sealed for it.
+    Nothing,
+}
+
+impl Rewrite {
+    /// The rewrite that records `sealed`.
+    fn of(sealed: &mut Sealed) -> Self {
+        match sealed.record.take() {
+            Some(record) => Rewrite::Layout(record),
+            None if !sealed.metadata.is_empty() => Rewrite::KeepingParts,
+            None => Rewrite::Nothing,
+        }
+    }
+}
+
+/// Records what was sealed for the object by rewriting it ([`Rewrite`]), and returns the
+/// answer to give: the rewrite's, or the backend's Complete `answer` when there was
+/// nothing to rewrite. A checksum that cannot be recorded leaves the object as completed,
+/// and the request is answered with `answer` at once (`Break`).
+async fn record_in_object(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    object: &CompletedObject<'_>,
+    mut sealed: Sealed,
+    answer: (ResponseHead, Vec<u8>),
+) -> Result<ControlFlow<Outcome, (ResponseHead, Vec<u8>)>, Failure> {
+    let (path, header, parts) = (object.path, object.header, object.plain_sizes);
+    match Rewrite::of(&mut sealed) {
+        Rewrite::Layout(record) => {
+            let done = crate::serve::unaligned::rewrite(
+                ctx,
+                object.name,
+                path,
+                header,
+                &record,
+                parts,
+                sealed.metadata,
+            )
+            .await?;
+            Ok(ControlFlow::Continue(done))
+        }
+        Rewrite::KeepingParts => {
             match crate::serve::unaligned::rewrite_keeping_parts(
                 ctx,
-                &path,
-                h,
-                &plain_sizes,
-                metadata,
+                path,
+                header,
+                parts,
+                sealed.metadata,
             )
             .await
             {
-                Ok(done) => done,
+                Ok(done) => Ok(ControlFlow::Continue(done)),
                 Err(e) => {
                     // The object is complete and verified; only its checksum is missing,
                     // as on any object uploaded without one.
                     tracing::warn!(
-                        resource = %format_args!("/{}/{}", name.bucket, name.key),
+                        resource = %format_args!("/{}/{}", object.name.bucket, object.name.key),
                         reason = %e.error,
                         "object completed, but its checksum could not be recorded with it"
                     );
-                    return reply(conn, &resp, &body, ctx.rid, true).await;
+                    let (resp, body) = answer;
+                    reply(conn, &resp, &body, ctx.rid, true)
+                        .await
+                        .map(ControlFlow::Break)
                 }
             }
         }
-        None => (resp, body),
-    };
-    if let Some(v) = &completed_version {
-        crate::serve::object::forget_version(ctx, &path, Some(v), resp.header("x-amz-version-id"))
-            .await;
+        Rewrite::Nothing => Ok(ControlFlow::Continue(answer)),
     }
-    let body = match &object_checksum {
+}
+
+/// Answers the Complete with `answer`, once the object is final: the version the backend
+/// completed is forgotten if a rewrite replaced it, and the result shows the object's
+/// checksum and an ETag.
+async fn finish(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    object: &CompletedObject<'_>,
+    completed_version: Option<Vec<u8>>,
+    answer: (ResponseHead, Vec<u8>),
+) -> Result<Outcome, Failure> {
+    let (resp, body) = answer;
+    if let Some(v) = &completed_version {
+        crate::serve::object::forget_version(
+            ctx,
+            object.path,
+            Some(v),
+            resp.header("x-amz-version-id"),
+        )
+        .await;
+    }
+    let body = match object.checksum {
         Some(c) => with_checksum(&body, c),
         None => body,
     };
-    let body = with_stored_etag(ctx, &path, body).await?;
+    let body = with_stored_etag(ctx, object.path, body).await?;
     reply(conn, &resp, &body, ctx.rid, true).await
 }
 
@@ -563,5 +865,139 @@ mod complete_document_tests {
             "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag></Part>\
              <Part><PartNumber>2</PartNumber><ETag>&quot;b&quot;</ETag></Part></CompleteMultipartUpload>"
         );
+    }
+}
+
+#[cfg(test)]
+mod complete_step_tests {
+    use super::{
+        Rewrite, Sealed, SizesPage, check_numbering, check_record_len, checked_object_checksum,
+        plain_sizes,
+    };
+    use crate::checksum::{ChecksumAlgorithm, checksum};
+    use crate::envelope::layout::{SegmentSize, stored_len};
+    use crate::serve::part_checksum::{CompletedPart, Declared};
+    use crate::serve::unaligned::LAYOUT_VALUE_LEN_MAX;
+
+    fn parts(numbers: &[u32]) -> Vec<CompletedPart> {
+        numbers
+            .iter()
+            .map(|&number| CompletedPart {
+                number,
+                etag: String::new(),
+                claim: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_are_numbered_from_one_without_gaps() {
+        assert!(check_numbering(&parts(&[1, 2, 3])).is_ok());
+        assert_eq!(check_numbering(&[]).unwrap_err().code, "MalformedXML");
+        for bad in [&[2][..], &[1, 3], &[1, 1], &[2, 1]] {
+            assert_eq!(
+                check_numbering(&parts(bad)).unwrap_err().code,
+                "InvalidPart"
+            );
+        }
+    }
+
+    #[test]
+    fn a_listing_page_gives_sizes_and_the_next_marker() {
+        let page = SizesPage::parse(
+            "<ListPartsResult><IsTruncated>true</IsTruncated>\
+             <Part><PartNumber>1</PartNumber><Size>10</Size></Part>\
+             <Part><PartNumber>2</PartNumber><Size>20</Size></Part>\
+             <Part><PartNumber>3</PartNumber></Part></ListPartsResult>",
+        );
+        assert_eq!(page.sizes, vec![(1, 10), (2, 20)]);
+        assert_eq!(page.next_marker(0), Some(2));
+        // A page that does not move the marker forward ends the listing.
+        assert_eq!(page.next_marker(2), None);
+        let last = SizesPage::parse(
+            "<ListPartsResult><IsTruncated>false</IsTruncated>\
+             <Part><PartNumber>4</PartNumber><Size>1</Size></Part></ListPartsResult>",
+        );
+        assert!(!last.truncated);
+        assert_eq!(last.next_marker(0), None);
+        let empty = SizesPage::parse("<ListPartsResult><IsTruncated>true</IsTruncated>");
+        assert_eq!(empty.next_marker(0), None);
+    }
+
+    #[test]
+    fn plain_sizes_come_from_the_stored_sizes() {
+        let seg = SegmentSize::DEFAULT;
+        let full = seg.bytes();
+        let stored = |plain| stored_len(plain, seg);
+        assert_eq!(
+            plain_sizes(&parts(&[1, 2]), &[(2, stored(5)), (1, stored(full))], seg).unwrap(),
+            vec![full, 5]
+        );
+        // The last part may be empty; no other may.
+        assert_eq!(
+            plain_sizes(&parts(&[1, 2]), &[(1, stored(7)), (2, stored(0))], seg).unwrap(),
+            vec![7, 0]
+        );
+        let code = |stored_sizes: &[(u32, u64)]| {
+            plain_sizes(&parts(&[1, 2]), stored_sizes, seg)
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(code(&[(1, stored(0)), (2, stored(7))]), "EntityTooSmall");
+        assert_eq!(code(&[(1, stored(7))]), "InvalidPart");
+        assert_eq!(code(&[(1, 1), (2, stored(7))]), "InvalidPart");
+    }
+
+    #[test]
+    fn the_object_checksum_must_match_the_clients_claim() {
+        let declared = Some(Declared {
+            algorithm: ChecksumAlgorithm::Crc32,
+            full_object: false,
+        });
+        let digests = [checksum(ChecksumAlgorithm::Crc32, b"part")];
+        let sizes = [4];
+        let check = |claim| checked_object_checksum(declared, Some(&digests[..]), &sizes, claim);
+        let c = check(None).unwrap().unwrap();
+        let value = c.value();
+        assert_eq!(check(Some(&value)).unwrap(), Some(c));
+        let padded = format!(" {} ", c.digest.to_base64());
+        assert_eq!(check(Some(&padded)).unwrap(), Some(c));
+        assert_eq!(check(Some("AAAAAA==")).unwrap_err().code, "BadDigest");
+        // No declared checksum, or no digests: no object checksum, whatever is claimed.
+        assert_eq!(
+            checked_object_checksum(None, Some(&digests[..]), &sizes, Some("x")).unwrap(),
+            None
+        );
+        assert_eq!(
+            checked_object_checksum(declared, None, &sizes, Some("x")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_layout_record_must_fit_its_metadata_value() {
+        let fits = LAYOUT_VALUE_LEN_MAX / 4 * 3;
+        assert!(check_record_len(fits).is_ok());
+        assert_eq!(check_record_len(fits + 1).unwrap_err().code, "InvalidPart");
+    }
+
+    #[test]
+    fn the_rewrite_follows_what_was_sealed() {
+        let mut with_record = Sealed {
+            metadata: vec![("m".into(), b"v".to_vec())],
+            record: Some(b"r".to_vec()),
+        };
+        assert_eq!(
+            Rewrite::of(&mut with_record),
+            Rewrite::Layout(b"r".to_vec())
+        );
+        assert_eq!(with_record.record, None);
+        assert_eq!(with_record.metadata.len(), 1);
+        let mut checksum_only = Sealed {
+            metadata: vec![("m".into(), b"v".to_vec())],
+            record: None,
+        };
+        assert_eq!(Rewrite::of(&mut checksum_only), Rewrite::KeepingParts);
+        assert_eq!(Rewrite::of(&mut Sealed::default()), Rewrite::Nothing);
     }
 }

@@ -8,6 +8,7 @@ use crate::serve::io::Conn;
 use crate::serve::respond::SSE_DSSE;
 use crate::serve::{Failure, Outcome, Request, write_response};
 
+/// The bucket and key the request names; a request without both is `InvalidRequest`.
 pub(super) fn names<'a>(ctx: &'a Request<'_>) -> Result<ObjectName<'a>, Failure> {
     match (&ctx.address.bucket, &ctx.address.key) {
         (Some(bucket), Some(key)) => Ok(ObjectName { bucket, key }),

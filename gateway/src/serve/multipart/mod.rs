@@ -8,9 +8,11 @@
 //! `docs/format.md` for why and for what remains open.
 //!
 //! One module per operation family, importing only downward: `token` (the upload ids) and
-//! `exchange` (names, small bodies, replies); `complete` (CompleteMultipartUpload, and the
-//! stored parts a part sent again is checked against); `upload_part`; `upload_part_copy`;
-//! and here CreateMultipartUpload, ListMultipartUploads, AbortMultipartUpload and ListParts.
+//! `exchange` (names, small bodies, replies); `part_keys` (the part number, upload id and
+//! keys a part is sealed with, set up alike by UploadPart and UploadPartCopy); `complete`
+//! (CompleteMultipartUpload, and the stored parts a part sent again is checked against);
+//! `upload_part`; `upload_part_copy`; and here CreateMultipartUpload,
+//! ListMultipartUploads, AbortMultipartUpload and ListParts.
 
 use super::io::Conn;
 use super::object::check_upload_headers;
@@ -23,6 +25,7 @@ use crate::s3::{S3Error, xml};
 
 mod complete;
 mod exchange;
+mod part_keys;
 mod token;
 mod upload_part;
 mod upload_part_copy;

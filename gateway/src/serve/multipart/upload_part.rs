@@ -2,124 +2,162 @@
 
 use super::complete::stored_part;
 use super::exchange::names;
-use super::token::{Upload, parse_token};
-use crate::envelope::SegmentCipher;
+use super::part_keys::{PartSealing, PartTarget};
+use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::envelope::layout::stored_len;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
-use crate::serve::body::ClientBody;
+use crate::serve::body::{ClientBody, ClientChecksum};
 use crate::serve::io::Conn;
 use crate::serve::object::{seal_to_md5, seal_upload};
-use crate::serve::part_checksum::PartTagger;
+use crate::serve::part_checksum::{Declared, PartTagger};
 use crate::serve::respond::{SSE_DSSE, forward_error};
 use crate::serve::{Failure, Outcome, Request, backend_path, encode, write_response};
-
-/// Largest part number, as in S3.
-pub const PART_NUMBER_MAX: u32 = 10_000;
-
-pub(super) fn part_number(ctx: &Request<'_>) -> Result<u32, S3Error> {
-    ctx.query
-        .get("partNumber")
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
-        .ok_or_else(|| {
-            S3Error::invalid_argument(
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )
-        })
-}
+use std::ops::ControlFlow;
 
 /// UploadPart: seals the part with the keys the upload id carries.
 pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
     let name = names(ctx)?;
-    // Until the body is read, a failure needs no explicit close: the connection's state
-    // (a body not read to its end) closes it.
-    let number = part_number(ctx)?;
-    let id = ctx.query.get("uploadId").unwrap_or("");
-    let Upload {
-        backend_id,
-        header,
-        declared,
-    } = parse_token(id)?;
-    let header = header.ok_or_else(|| {
-        Failure::keep(S3Error::no_such_upload().with_message(
-            "This upload id has no Twofold keys: use the upload id CreateMultipartUpload returned",
-        ))
-    })?;
-    let keys = ctx
-        .core
-        .keyring
-        .open(&header, name)
-        .await
-        .map_err(Failure::upload_keys)?;
-    let cipher = SegmentCipher::new(&header, &keys, number)
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    let tagger = declared
-        .map(|_| PartTagger::new(&header, &keys))
-        .transpose()
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    drop(keys);
-    let mut body = ClientBody::new(ctx.head, ctx.verified)?;
+    let sealing = PartTarget::from_request(ctx)?.open(ctx, name).await?;
+    let mut body = part_body(ctx, sealing.declared)?;
+    continue_if_expected(ctx, conn).await?;
+    let path = backend_path(Some(name.bucket), Some(name.key));
+    let sealed = match store_part(ctx, conn, &mut body, &sealing, &path).await? {
+        ControlFlow::Continue(sealed) => sealed,
+        ControlFlow::Break(outcome) => return Ok(outcome),
+    };
+    let etag = client_etag(
+        sealing.number,
+        sealing.tagger.as_ref(),
+        sealed.etag,
+        sealed.checksum.as_ref(),
+    )?;
+    answer(ctx, conn, etag, sealed.checksum).await
+}
+
+/// The request's body, checked before anything is read from it: no larger than a
+/// PutObject may be, and carrying the upload's declared checksum if it has one.
+fn part_body(ctx: &Request<'_>, declared: Option<Declared>) -> Result<ClientBody, Failure> {
+    let body = ClientBody::new(ctx.head, ctx.verified)?;
     if body.len() > crate::serve::object::PUT_OBJECT_BYTES_MAX {
         return Err(Failure::keep(S3Error::entity_too_large()));
     }
-    // As in S3, an upload that declared a checksum takes only parts that carry one of its
-    // algorithm (as a header or a trailer): it is checked, and vouched for in the ETag.
-    if let Some(d) = declared
-        && ctx.head.header(d.algorithm.header_name()).is_none()
-        && body.trailer_checksum_algorithm() != Some(d.algorithm)
-    {
-        return Err(Failure::keep(S3Error::invalid_request(format!(
-            "This upload was created with the {0} checksum: each part needs its {0} \
-             checksum ({1})",
-            d.algorithm,
-            d.algorithm.header_name()
-        ))));
+    require_declared_checksum(
+        declared,
+        |a| ctx.head.header(a.header_name()).is_some(),
+        body.trailer_checksum_algorithm(),
+    )?;
+    Ok(body)
+}
+
+/// As in S3, an upload that declared a checksum takes only parts that carry one of its
+/// algorithm, as a header (`in_header` says whether the request has that algorithm's
+/// header) or as a trailer (`trailer`): it is checked, and vouched for in the ETag.
+fn require_declared_checksum(
+    declared: Option<Declared>,
+    in_header: impl Fn(ChecksumAlgorithm) -> bool,
+    trailer: Option<ChecksumAlgorithm>,
+) -> Result<(), S3Error> {
+    match declared {
+        Some(d) if !in_header(d.algorithm) && trailer != Some(d.algorithm) => {
+            Err(S3Error::invalid_request(format!(
+                "This upload was created with the {0} checksum: each part needs its {0} \
+                 checksum ({1})",
+                d.algorithm,
+                d.algorithm.header_name()
+            )))
+        }
+        _ => Ok(()),
     }
+}
+
+/// Answers `100 Continue` to a client that waits for it before sending the body.
+async fn continue_if_expected(ctx: &Request<'_>, conn: &mut Conn) -> Result<(), Failure> {
     if ctx.head.expects_continue() {
         let (res, _) = conn
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
             .await;
         res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
     }
-    let path = backend_path(Some(name.bucket), Some(name.key));
-    let stored = stored_len(body.len(), header.segment_size);
-    let (etag, checksum) = match stored_part(ctx, &path, &backend_id, number).await? {
-        // Sent again: sealed under the same keys and nonces, so it may only be the same.
-        Some(existing) => {
-            let (md5, checksum) = seal_to_md5(ctx, conn, &mut body, &cipher).await?;
-            existing.check_same(number, stored, &md5)?;
-            (Some(existing.etag.into_bytes()), checksum)
-        }
-        None => {
-            let query = format!(
-                "partNumber={number}&uploadId={}",
-                encode(&backend_id, false)
-            );
-            let ex = ctx
-                .core
-                .backend
-                .send_head("PUT", &path, Some(&query), Vec::new(), Some(stored))
-                .await?;
-            let (resp, resp_body, checksum) =
-                seal_upload(ctx, conn, &mut body, &cipher, ex).await?;
-            if resp.status != 200 {
-                return forward_error(conn, &resp, &resp_body, ctx.rid).await;
-            }
-            (resp.header("etag").map(<[u8]>::to_vec), checksum)
-        }
+    Ok(())
+}
+
+/// A part sealed and stored: the backend's ETag of it and the client's checksum of its
+/// plaintext, if the client sent one.
+struct SealedPart {
+    etag: Option<Vec<u8>>,
+    checksum: Option<ClientChecksum>,
+}
+
+/// Seals the body as part `sealing.number` and stores it at `path`. A part the backend
+/// already holds is sealed again only to compare (sealed under the same keys and nonces,
+/// it may only be the same); a backend that refuses the part has its error relayed, and
+/// the request is then done (`Break`).
+async fn store_part(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    sealing: &PartSealing,
+    path: &str,
+) -> Result<ControlFlow<Outcome, SealedPart>, Failure> {
+    let number = sealing.number;
+    let stored = stored_len(body.len(), sealing.header.segment_size);
+    if let Some(existing) = stored_part(ctx, path, &sealing.backend_id, number).await? {
+        let (md5, checksum) = seal_to_md5(ctx, conn, body, &sealing.cipher).await?;
+        existing.check_same(number, stored, &md5)?;
+        return Ok(ControlFlow::Continue(SealedPart {
+            etag: Some(existing.etag.into_bytes()),
+            checksum,
+        }));
+    }
+    let query = format!(
+        "partNumber={number}&uploadId={}",
+        encode(&sealing.backend_id, false)
+    );
+    let ex = ctx
+        .core
+        .backend
+        .send_head("PUT", path, Some(&query), Vec::new(), Some(stored))
+        .await?;
+    let (resp, resp_body, checksum) = seal_upload(ctx, conn, body, &sealing.cipher, ex).await?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &resp_body, ctx.rid)
+            .await
+            .map(ControlFlow::Break);
+    }
+    Ok(ControlFlow::Continue(SealedPart {
+        etag: resp.header("etag").map(<[u8]>::to_vec),
+        checksum,
+    }))
+}
+
+/// The ETag the client gets for part `number`: the backend's `etag`, with the tag that
+/// vouches for the part's checksum when the upload declared one (`tagger`) and the
+/// client sent it (`checksum`).
+fn client_etag(
+    number: u32,
+    tagger: Option<&PartTagger>,
+    etag: Option<Vec<u8>>,
+    checksum: Option<&ClientChecksum>,
+) -> Result<Option<Vec<u8>>, Failure> {
+    let (Some(e), Some(t), Some(c)) = (&etag, tagger, checksum) else {
+        return Ok(etag);
     };
-    let etag = match (etag, &tagger, &checksum) {
-        (Some(e), Some(t), Some(c)) => {
-            let digest = crate::checksum::Checksum::from_base64(c.algorithm, &c.value)
-                .ok_or_else(|| Failure::keep(S3Error::internal_error()))?;
-            Some(
-                t.client_etag(number, c.algorithm, &digest, &String::from_utf8_lossy(&e))
-                    .into_bytes(),
-            )
-        }
-        (e, ..) => e,
-    };
+    let digest = Checksum::from_base64(c.algorithm, &c.value)
+        .ok_or_else(|| Failure::keep(S3Error::internal_error()))?;
+    Ok(Some(
+        t.client_etag(number, c.algorithm, &digest, &String::from_utf8_lossy(e))
+            .into_bytes(),
+    ))
+}
+
+/// Writes UploadPart's answer: the part's ETag and checksum, no body.
+async fn answer(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    etag: Option<Vec<u8>>,
+    checksum: Option<ClientChecksum>,
+) -> Result<Outcome, Failure> {
     let mut out = ResponseHead::new(200);
     if let Some(v) = etag {
         out.push_header("etag", crate::s3::etag::header_to_client(&v));
@@ -134,4 +172,56 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{client_etag, require_declared_checksum};
+    use crate::checksum::{ChecksumAlgorithm, checksum};
+    use crate::envelope::DataKeys;
+    use crate::envelope::header::test_header;
+    use crate::serve::body::ClientChecksum;
+    use crate::serve::part_checksum::{Declared, PartTagger};
+
+    #[test]
+    fn a_declared_checksum_must_come_with_each_part() {
+        let crc32 = ChecksumAlgorithm::Crc32;
+        let declared = Some(Declared {
+            algorithm: crc32,
+            full_object: false,
+        });
+        let none = |_| false;
+        let header = |a| a == crc32;
+        assert!(require_declared_checksum(None, none, None).is_ok());
+        assert!(require_declared_checksum(declared, header, None).is_ok());
+        assert!(require_declared_checksum(declared, none, Some(crc32)).is_ok());
+        for trailer in [None, Some(ChecksumAlgorithm::Crc32c)] {
+            let e = require_declared_checksum(declared, none, trailer).unwrap_err();
+            assert_eq!(e.code, "InvalidRequest");
+        }
+        let other = |a| a == ChecksumAlgorithm::Sha256;
+        assert!(require_declared_checksum(declared, other, None).is_err());
+    }
+
+    #[test]
+    fn the_etag_is_tagged_only_with_a_tagger_and_a_checksum() {
+        let keys = DataKeys::from_bytes([5; 32], [6; 32]);
+        let tagger = PartTagger::new(&test_header(1), &keys).unwrap();
+        let a = ChecksumAlgorithm::Crc32;
+        let digest = checksum(a, b"part");
+        let c = ClientChecksum {
+            algorithm: a,
+            value: digest.to_base64(),
+        };
+        let etag = || Some(b"\"0123abcd\"".to_vec());
+        let tagged = client_etag(3, Some(&tagger), etag(), Some(&c))
+            .unwrap()
+            .unwrap();
+        let tagged = String::from_utf8(tagged).unwrap();
+        assert_eq!(tagged, tagger.client_etag(3, a, &digest, "\"0123abcd\""));
+        assert!(tagger.vouches(3, a, &digest, &tagged));
+        assert_eq!(client_etag(3, None, etag(), Some(&c)).unwrap(), etag());
+        assert_eq!(client_etag(3, Some(&tagger), etag(), None).unwrap(), etag());
+        assert_eq!(client_etag(3, Some(&tagger), None, Some(&c)).unwrap(), None);
+    }
 }

@@ -2,8 +2,7 @@
 
 use super::complete::stored_part;
 use super::exchange::{names, reply};
-use super::token::{Upload, parse_token};
-use super::upload_part::part_number;
+use super::part_keys::{PartSealing, PartTarget};
 use crate::envelope::layout::{plain_len, stored_len};
 use crate::envelope::record;
 use crate::envelope::{ObjectName, SegmentCipher};
@@ -12,7 +11,6 @@ use crate::objmeta;
 use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
 use crate::serve::object::SealSink;
-use crate::serve::part_checksum::PartTagger;
 use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
@@ -44,14 +42,7 @@ pub(crate) async fn upload_part_copy(
     use crate::envelope::layout::{SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len};
     const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
     let name = names(ctx)?;
-    let number = part_number(ctx)?;
-    let id = ctx.query.get("uploadId").unwrap_or("");
-    let Upload {
-        backend_id,
-        header,
-        declared,
-    } = parse_token(id)?;
-    let header = header.ok_or_else(|| Failure::keep(S3Error::no_such_upload()))?;
+    let target = PartTarget::from_request(ctx)?;
     let crate::s3::CopySource {
         bucket: src_bucket,
         key: src_key,
@@ -61,21 +52,16 @@ pub(crate) async fn upload_part_copy(
         return Err(Failure::keep(S3Error::access_denied()));
     }
     let _ = read_body(ctx, conn).await?;
-    let keys = ctx
-        .core
-        .keyring
-        .open(&header, name)
-        .await
-        .map_err(Failure::upload_keys)?;
-    let cipher = SegmentCipher::new(&header, &keys, number)
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    // The part's checksum, for an upload that declared one: computed here, as S3 does.
-    let tagger = declared
-        .map(|_| PartTagger::new(&header, &keys))
-        .transpose()
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    let mut hasher = declared.map(|d| crate::checksum::Hasher::new(d.algorithm));
-    drop(keys);
+    // The part's checksum, for an upload that declared one, is computed here, as S3 does.
+    let PartSealing {
+        number,
+        backend_id,
+        header,
+        cipher,
+        tagger,
+        mut hasher,
+        ..
+    } = target.open(ctx, name).await?;
 
     // The source: its header, size, and keys.
     let src_path = backend_path(Some(&src_bucket), Some(&src_key));
