@@ -6,7 +6,7 @@
 use super::{Failure, Request, encode};
 use crate::envelope::ObjectName;
 use crate::envelope::header::Header;
-use crate::envelope::layout::{Layout, stored_len};
+use crate::envelope::layout::{Layout, SegmentSize, stored_len};
 use crate::envelope::record;
 use crate::http::ResponseHead;
 use crate::s3::{S3Error, xml};
@@ -286,95 +286,12 @@ async fn rewrite_steps(
         )));
     }
     let etag = src.header("etag").map(<[u8]>::to_vec).unwrap_or_default();
-    // The new upload: the object's metadata, plus the new entries.
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    for (n, v) in &src.headers {
-        let replaced = metadata.iter().any(|(m, _)| m == n);
-        if (n.starts_with("x-amz-meta-") && !replaced) || KEPT.contains(&n.as_str()) {
-            headers.push((n.clone(), v.clone()));
-        }
-    }
-    headers.extend(metadata);
-    // The object's tags, which the copy would not keep (S3's copy takes its tags from its
-    // Create). An aligned object is left as it is if they cannot be read; an unaligned
-    // one must be rewritten, and goes on without them.
-    let tagged = src
-        .header_str("x-amz-tagging-count")
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .is_some_and(|n| n > 0);
-    if tagged {
-        match object_tagging(ctx, path).await {
-            Ok(tags) => headers.push(("x-amz-tagging".into(), tags.into_bytes())),
-            Err(reason) if keep_parts => {
-                return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
-                    "The object's tags could not be read for the rewrite: {reason}"
-                ))));
-            }
-            Err(reason) => tracing::warn!(
-                path,
-                reason = %reason,
-                "the layout rewrite could not read the object's tags; the rewritten object has none"
-            ),
-        }
-    }
-    let (resp, body) = backend
-        .simple("POST", path, Some("uploads="), headers, Vec::new())
-        .await?;
-    let text = String::from_utf8_lossy(&body);
-    let upload = match (resp.status, xml::value(&text, "UploadId")) {
-        (200, Some(id)) => xml::unescape(id),
-        _ => {
-            return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
-                "Storage backend refused the layout rewrite ({})",
-                resp.status
-            ))));
-        }
-    };
+    let headers = rewrite_headers(ctx, path, &src, metadata, keep_parts).await?;
+    let upload = create_rewrite(ctx, path, headers).await?;
     let upload_q = format!("uploadId={}", encode(&upload, false));
-    let (ranges, pad) = if keep_parts {
-        let mut first = 0;
-        let ranges = parts
-            .iter()
-            .map(|p| {
-                let len = stored_len(*p, seg);
-                let r = (first, first + len - 1);
-                first += len;
-                r
-            })
-            .collect();
-        (ranges, None)
-    } else {
-        (copy_ranges(stored), Some(record::padding_len(stored, seg)))
-    };
-    let result = copy_parts(ctx, path, &upload_q, &etag, ranges, pad).await;
-    let done = match result {
-        Ok(etags) => {
-            let mut xml = String::from("<CompleteMultipartUpload>");
-            for (i, e) in etags.iter().enumerate() {
-                xml.push_str(&format!(
-                    "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
-                    i + 1,
-                    crate::s3::xml::escape(e)
-                ));
-            }
-            xml.push_str("</CompleteMultipartUpload>");
-            let (resp, body) = backend
-                .simple(
-                    "POST",
-                    path,
-                    Some(&upload_q),
-                    vec![("content-type".into(), b"application/xml".to_vec())],
-                    xml.into_bytes(),
-                )
-                .await?;
-            if resp.status == 200 && !String::from_utf8_lossy(&body).contains("<Error>") {
-                Ok((resp, body))
-            } else {
-                Err(Failure::keep(S3Error::bad_gateway().with_detail(
-                    "Storage backend refused to complete the layout rewrite",
-                )))
-            }
-        }
+    let (ranges, pad) = rewrite_ranges(parts, seg, stored, keep_parts);
+    let done = match copy_parts(ctx, path, &upload_q, &etag, ranges, pad).await {
+        Ok(etags) => complete_rewrite(ctx, path, &upload_q, &etags).await,
         Err(e) => Err(e),
     };
     if done.is_err() {
@@ -383,6 +300,136 @@ async fn rewrite_steps(
             .await;
     }
     done
+}
+
+/// The headers of the rewrite's upload: the object's metadata (from its HEAD `src`), plus
+/// `metadata`, plus its tags, which the copy would not keep (S3's copy takes its tags from
+/// its Create). An aligned object (`keep_parts`) is left as it is if they cannot be read;
+/// an unaligned one must be rewritten, and goes on without them.
+async fn rewrite_headers(
+    ctx: &Request<'_>,
+    path: &str,
+    src: &ResponseHead,
+    metadata: Vec<(String, Vec<u8>)>,
+    keep_parts: bool,
+) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+    for (n, v) in &src.headers {
+        let replaced = metadata.iter().any(|(m, _)| m == n);
+        if (n.starts_with("x-amz-meta-") && !replaced) || KEPT.contains(&n.as_str()) {
+            headers.push((n.clone(), v.clone()));
+        }
+    }
+    headers.extend(metadata);
+    let tagged = src
+        .header_str("x-amz-tagging-count")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .is_some_and(|n| n > 0);
+    if !tagged {
+        return Ok(headers);
+    }
+    match object_tagging(ctx, path).await {
+        Ok(tags) => headers.push(("x-amz-tagging".into(), tags.into_bytes())),
+        Err(reason) if keep_parts => {
+            return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
+                "The object's tags could not be read for the rewrite: {reason}"
+            ))));
+        }
+        Err(reason) => tracing::warn!(
+            path,
+            reason = %reason,
+            "the layout rewrite could not read the object's tags; the rewritten object has none"
+        ),
+    }
+    Ok(headers)
+}
+
+/// Starts the rewrite's backend multipart upload; returns its upload id.
+async fn create_rewrite(
+    ctx: &Request<'_>,
+    path: &str,
+    headers: Vec<(String, Vec<u8>)>,
+) -> Result<String, Failure> {
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple("POST", path, Some("uploads="), headers, Vec::new())
+        .await?;
+    let text = String::from_utf8_lossy(&body);
+    match (resp.status, xml::value(&text, "UploadId")) {
+        (200, Some(id)) => Ok(xml::unescape(id)),
+        _ => Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
+            "Storage backend refused the layout rewrite ({})",
+            resp.status
+        )))),
+    }
+}
+
+/// The stored byte ranges (inclusive) the rewrite copies, and the marker padding it adds
+/// as its last part: each part as it is (`keep_parts`, no padding), or ranges of at most
+/// 5 GiB ([`copy_ranges`]) and the padding.
+fn rewrite_ranges(
+    parts: &[u64],
+    seg: SegmentSize,
+    stored: u64,
+    keep_parts: bool,
+) -> (Vec<(u64, u64)>, Option<u64>) {
+    if !keep_parts {
+        return (copy_ranges(stored), Some(record::padding_len(stored, seg)));
+    }
+    let mut first = 0;
+    let ranges = parts
+        .iter()
+        .map(|p| {
+            let len = stored_len(*p, seg);
+            let r = (first, first + len - 1);
+            first += len;
+            r
+        })
+        .collect();
+    (ranges, None)
+}
+
+/// The CompleteMultipartUpload body for parts with these ETags, numbered from 1.
+fn complete_xml(etags: &[String]) -> String {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (i, e) in etags.iter().enumerate() {
+        xml.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+            i + 1,
+            crate::s3::xml::escape(e)
+        ));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    xml
+}
+
+/// Completes the rewrite's upload; an answer that is not a success (S3 may answer an
+/// error document with 200) is the backend's refusal.
+async fn complete_rewrite(
+    ctx: &Request<'_>,
+    path: &str,
+    upload_q: &str,
+    etags: &[String],
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    let (resp, body) = ctx
+        .core
+        .backend
+        .simple(
+            "POST",
+            path,
+            Some(upload_q),
+            vec![("content-type".into(), b"application/xml".to_vec())],
+            complete_xml(etags).into_bytes(),
+        )
+        .await?;
+    if resp.status == 200 && !String::from_utf8_lossy(&body).contains("<Error>") {
+        Ok((resp, body))
+    } else {
+        Err(Failure::keep(S3Error::bad_gateway().with_detail(
+            "Storage backend refused to complete the layout rewrite",
+        )))
+    }
 }
 
 /// The object's tags (GetObjectTagging), as an `x-amz-tagging` header value.
@@ -479,6 +526,7 @@ async fn copy_parts(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -493,6 +541,36 @@ mod tests {
             "project=blue%20sky&a%26b=c%3Dd%2Fe&empty="
         );
         assert_eq!(tagging_header("<Tagging><TagSet></TagSet></Tagging>"), "");
+    }
+
+    #[test]
+    fn rewrite_ranges_keep_parts_or_cut_and_pad() {
+        let seg = SegmentSize::from_log2(12).unwrap();
+        let parts = [seg.bytes(), 5, 0];
+        let lens: Vec<u64> = parts.iter().map(|p| stored_len(*p, seg)).collect();
+        let stored: u64 = lens.iter().sum();
+        let (ranges, pad) = rewrite_ranges(&parts, seg, stored, true);
+        assert_eq!(pad, None);
+        assert_eq!(
+            ranges,
+            vec![
+                (0, lens[0] - 1),
+                (lens[0], lens[0] + lens[1] - 1),
+                (lens[0] + lens[1], stored - 1)
+            ]
+        );
+        let (ranges, pad) = rewrite_ranges(&parts, seg, stored, false);
+        assert_eq!(ranges, vec![(0, stored - 1)]);
+        assert_eq!(pad, Some(record::padding_len(stored, seg)));
+    }
+
+    #[test]
+    fn complete_xml_numbers_the_parts_and_escapes_etags() {
+        assert_eq!(
+            complete_xml(&["\"a\"".into(), "b&c".into()]),
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>b&amp;c</ETag></Part></CompleteMultipartUpload>"
+        );
     }
 
     #[test]

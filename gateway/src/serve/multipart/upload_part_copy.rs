@@ -1,19 +1,27 @@
 //! UploadPartCopy.
 
-use super::complete::stored_part;
+use super::complete::{StoredPart, stored_part};
 use super::exchange::{names, reply};
 use super::part_keys::{PartSealing, PartTarget};
-use crate::envelope::layout::{plain_len, stored_len};
-use crate::envelope::record;
-use crate::envelope::{ObjectName, SegmentCipher};
+use crate::checksum::{Checksum, ChecksumAlgorithm, Hasher};
+use crate::envelope::header::Header;
+use crate::envelope::layout::{
+    Layout, SEGMENT_OVERHEAD_BYTES, SegmentSize, plain_len, segment_count, segment_plain_len,
+    stored_len,
+};
+use crate::envelope::plan::{ObjectMeta, ReadPlan, ReadRequest, parts_count_from_etag, plan};
+use crate::envelope::{DataKeys, ObjectName, SegmentCipher, record};
 use crate::http::ResponseHead;
 use crate::objmeta;
-use crate::s3::{S3Code, S3Error};
+use crate::s3::{ByteRange, RangeRequest, S3Code, S3Error};
+use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
-use crate::serve::object::SealSink;
+use crate::serve::object::{PlainSink, SealSink, StreamError, stream_plan};
+use crate::serve::part_checksum::PartTagger;
 use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
+use std::ops::Range;
 
 /// The request's copy-source conditions as the conditions of a request for the source
 /// (`x-amz-copy-source-if-match` becomes `if-match`, ...).
@@ -32,6 +40,77 @@ fn source_conditions(ctx: &Request<'_>) -> Vec<(String, Vec<u8>)> {
     .collect()
 }
 
+/// Largest backend error body relayed to the client, in bytes.
+const ERROR_BODY_BYTES_MAX: usize = 1 << 20;
+
+/// The copy source a request names, where it is on the backend, and the request's
+/// conditions on it.
+struct SourceRef {
+    bucket: String,
+    key: String,
+    path: String,
+    query: Option<String>,
+}
+
+impl SourceRef {
+    fn from_request(ctx: &Request<'_>) -> Result<Self, Failure> {
+        let crate::s3::CopySource {
+            bucket,
+            key,
+            version_id,
+        } = crate::serve::copy_source(ctx)?;
+        if !crate::serve::may_read(ctx, &bucket) {
+            return Err(Failure::keep(S3Error::access_denied()));
+        }
+        Ok(Self {
+            path: backend_path(Some(&bucket), Some(&key)),
+            query: version_id.map(|v| format!("versionId={}", encode(&v, false))),
+            bucket,
+            key,
+        })
+    }
+
+    fn name(&self) -> ObjectName<'_> {
+        ObjectName {
+            bucket: &self.bucket,
+            key: &self.key,
+        }
+    }
+}
+
+/// An opened copy source: its backend HEAD, header, layout record (for a marked object),
+/// plaintext size and keys.
+struct Source {
+    head: ResponseHead,
+    header: Header,
+    layout: Option<Layout>,
+    stored: u64,
+    size: u64,
+    keys: DataKeys,
+}
+
+impl Source {
+    /// The read plan of plaintext bytes `first..=last` (`None`: the source is empty).
+    fn plan(&self, range: Option<(u64, u64)>) -> Result<ReadPlan, Failure> {
+        let meta = ObjectMeta {
+            header: &self.header,
+            stored_len: self.stored,
+            layout_record: self.layout.as_ref(),
+            etag_parts: parts_count_from_etag(self.head.header_str("etag")),
+            segments_per_part: None,
+            has_checksum_record: false,
+        };
+        let request = ReadRequest {
+            range: range
+                .map(|(first, last)| RangeRequest::Single(ByteRange::FromTo { first, last })),
+            ..ReadRequest::whole()
+        };
+        plan(&meta, &request).map_err(|e| {
+            Failure::keep(S3Error::internal_error().with_detail(format!("copy source: {e}")))
+        })
+    }
+}
+
 /// UploadPartCopy: a range of an existing object becomes a part. The source is opened and
 /// verified segment by segment and its plaintext sealed again under the part's keys (the
 /// two objects have different data keys, so the backend cannot copy the bytes itself).
@@ -39,45 +118,74 @@ pub(crate) async fn upload_part_copy(
     ctx: &Request<'_>,
     conn: &mut Conn,
 ) -> Result<Outcome, Failure> {
-    use crate::envelope::layout::{SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len};
-    const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
     let name = names(ctx)?;
     let target = PartTarget::from_request(ctx)?;
-    let crate::s3::CopySource {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: version,
-    } = crate::serve::copy_source(ctx)?;
-    if !crate::serve::may_read(ctx, &src_bucket) {
-        return Err(Failure::keep(S3Error::access_denied()));
-    }
+    let source_ref = SourceRef::from_request(ctx)?;
     let _ = read_body(ctx, conn).await?;
     // The part's checksum, for an upload that declared one, is computed here, as S3 does.
-    let PartSealing {
-        number,
-        backend_id,
-        header,
-        cipher,
-        tagger,
-        mut hasher,
-        ..
-    } = target.open(ctx, name).await?;
+    let mut sealing = target.open(ctx, name).await?;
+    let hasher = sealing.hasher.take();
+    let source = match open_source(ctx, conn, &source_ref).await? {
+        Ok(source) => source,
+        Err(outcome) => return Ok(outcome),
+    };
+    let range = copy_range(ctx, source.size)?;
+    let part_len = range.map_or(0, |(first, last)| last - first + 1);
+    if part_len > crate::serve::object::PUT_OBJECT_BYTES_MAX {
+        return Err(Failure::keep(S3Error::entity_too_large()));
+    }
+    let p = source.plan(range)?;
+    let mut body = match fetch_source(ctx, conn, &source_ref, &source, &p).await? {
+        Ok(body) => body,
+        Err(outcome) => return Ok(outcome),
+    };
+    let path = backend_path(Some(name.bucket), Some(name.key));
+    let existing = stored_part(ctx, &path, &sealing.backend_id, sealing.number).await?;
+    let sink = part_sink(ctx, &path, &sealing, existing.is_some(), part_len).await?;
+    let mut reseal = Reseal::new(&sealing, hasher, sink, part_len);
+    stream_plan(
+        ctx,
+        &mut body,
+        &p,
+        (&source.header, &source.keys),
+        &mut reseal,
+    )
+    .await
+    .map_err(|e: StreamError| e.into_failure(ctx, "The copy source"))?;
+    let (sink, hasher) = reseal.finish().await?;
+    ctx.core.backend.release(body);
+    let done = CopiedPart {
+        number: sealing.number,
+        stored: stored_len(part_len, sealing.header.segment_size),
+        tagger: sealing.tagger.as_ref(),
+        checksum: hasher.map(|h| (h.algorithm(), h.finish_raw())),
+        modified: source.head.header_str("last-modified").unwrap_or(""),
+    };
+    answer(ctx, conn, sink, existing, done).await
+}
 
-    // The source: its header, size, and keys.
-    let src_path = backend_path(Some(&src_bucket), Some(&src_key));
-    let src_query = version
-        .as_ref()
-        .map(|v| format!("versionId={}", encode(v, false)));
-    let cond = source_conditions(ctx);
-    let (src, src_body) = ctx
+/// HEADs the copy source (with the request's copy-source conditions) and opens it:
+/// `Ok(Err(outcome))` when the backend's own answer went to the client.
+async fn open_source(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    source: &SourceRef,
+) -> Result<Result<Source, Outcome>, Failure> {
+    let (head, text) = ctx
         .core
         .backend
-        .simple("HEAD", &src_path, src_query.as_deref(), cond, Vec::new())
+        .simple(
+            "HEAD",
+            &source.path,
+            source.query.as_deref(),
+            source_conditions(ctx),
+            Vec::new(),
+        )
         .await?;
-    if src.status != 200 {
-        return forward_error(conn, &src, &src_body, ctx.rid).await;
+    if head.status != 200 {
+        return forward_error(conn, &head, &text, ctx.rid).await.map(Err);
     }
-    let src_header = match src.header_str(objmeta::HTTP_HEADER) {
+    let header = match head.header_str(objmeta::HTTP_HEADER) {
         Some(v) => objmeta::decode(v).map_err(|_| Failure::keep(S3Error::internal_error()))?,
         None => {
             return Err(Failure::keep(S3Error::new(
@@ -87,254 +195,235 @@ pub(crate) async fn upload_part_copy(
             )));
         }
     };
-    let src_stored = src.content_length().ok().flatten().unwrap_or(0);
+    let stored = head.content_length().ok().flatten().unwrap_or(0);
     // A source with a layout record: its parts are found from the record.
-    let src_layout =
-        if src_header.multipart && record::is_marked(src_stored, src_header.segment_size) {
-            let src_name = ObjectName {
-                bucket: &src_bucket,
-                key: &src_key,
-            };
-            Some(
-                crate::serve::unaligned::layout_of(ctx, src_name, &src_header, &src, src_stored)
-                    .await?,
-            )
-        } else {
-            None
-        };
-    let src_size = match &src_layout {
+    let layout = if header.multipart && record::is_marked(stored, header.segment_size) {
+        let layout_of = crate::serve::unaligned::layout_of;
+        Some(layout_of(ctx, source.name(), &header, &head, stored).await?)
+    } else {
+        None
+    };
+    let size = match &layout {
         Some(l) => l.plain_len(),
-        None => plain_len(src_stored, src_header.segment_size)
+        None => plain_len(stored, header.segment_size)
             .map_err(|_| Failure::keep(S3Error::internal_error()))?,
     };
-    let (first, last) = match ctx.head.header("x-amz-copy-source-range") {
+    let keys = ctx.core.keyring.open(&header, source.name()).await?;
+    Ok(Ok(Source {
+        head,
+        header,
+        layout,
+        stored,
+        size,
+        keys,
+    }))
+}
+
+/// The plaintext bytes `first..=last` of a source of `size` bytes that
+/// `x-amz-copy-source-range` asks for (all of them without it); `None` for an empty source.
+fn copy_range(ctx: &Request<'_>, size: u64) -> Result<Option<(u64, u64)>, Failure> {
+    match ctx.head.header("x-amz-copy-source-range") {
         Some(v) => match crate::s3::parse_range(v) {
-            crate::s3::RangeRequest::Single(r) => {
+            RangeRequest::Single(r) => {
                 let rr = r
-                    .resolve(src_size)
+                    .resolve(size)
                     .map_err(|_| Failure::keep(S3Error::invalid_range()))?;
-                (rr.first, rr.last)
+                Ok(Some((rr.first, rr.last)))
             }
-            _ => {
-                return Err(Failure::keep(S3Error::invalid_argument(
-                    "x-amz-copy-source-range must be bytes=first-last",
-                )));
-            }
+            _ => Err(Failure::keep(S3Error::invalid_argument(
+                "x-amz-copy-source-range must be bytes=first-last",
+            ))),
         },
-        None if src_size == 0 => (0, 0),
-        None => (0, src_size - 1),
-    };
-    let part_len = if src_size == 0 { 0 } else { last - first + 1 };
-    if part_len > crate::serve::object::PUT_OBJECT_BYTES_MAX {
-        return Err(Failure::keep(S3Error::entity_too_large()));
+        None if size == 0 => Ok(None),
+        None => Ok(Some((0, size - 1))),
     }
-    let src_name = ObjectName {
-        bucket: &src_bucket,
-        key: &src_key,
+}
+
+/// The planned stored range of the source, from the backend, as long as it is still the
+/// object that was opened (`If-Match` its ETag): `Ok(Err(outcome))` when the backend's own
+/// answer went to the client.
+async fn fetch_source(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    source_ref: &SourceRef,
+    source: &Source,
+    p: &ReadPlan,
+) -> Result<Result<Conn, Outcome>, Failure> {
+    let Some(range) = p.fetch.first() else {
+        return Err(Failure::keep(S3Error::internal_error()));
     };
-    let src_keys = ctx.core.keyring.open(&src_header, src_name).await?;
-    let sseg = src_header.segment_size;
-    // Single-part sources are read from the first segment of the range; multipart ones from
-    // the start, to follow their part boundaries.
-    let first_seg = if src_header.multipart || src_size == 0 {
-        0
-    } else {
-        first / sseg.bytes()
-    };
-    let cursor = if src_header.multipart {
-        crate::serve::object::PartCursor::new(&src_header, &src_keys)
-    } else {
-        crate::serve::object::PartCursor::at(
-            &src_header,
-            &src_keys,
-            crate::envelope::SINGLE_PART_NUMBER,
-            first_seg,
-        )
-    };
-    let mut cursor = cursor.map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    let last_seg = if src_size == 0 {
-        0
-    } else {
-        last / sseg.bytes()
-    };
-    let mut stored_first = first_seg * sseg.stored_bytes();
-    let mut stored_last = last_seg * sseg.stored_bytes()
-        + segment_plain_len(src_size, last_seg, sseg)
-        + SEGMENT_OVERHEAD_BYTES
-        - 1;
-    // The segments to open, in order: (part number, index in the part, final, plaintext
-    // length, plaintext offset in the object). `None` for the part: the cursor follows the
-    // part boundaries itself.
-    let mut plan: Vec<(Option<u32>, u64, bool, u64, u64)> = Vec::new();
-    if let Some(layout) = &src_layout {
-        let slices = layout
-            .map_range(crate::envelope::layout::PlainRange { first, last })
-            .map_err(|_| Failure::keep(S3Error::invalid_range()))?;
-        if let (Some(a), Some(b)) = (slices.first(), slices.last()) {
-            stored_first = a.stored_first;
-            stored_last = b.stored_last;
-        }
-        for s in &slices {
-            let plen = layout.parts()[s.part_index];
-            let part_start: u64 = layout.parts()[..s.part_index].iter().sum();
-            let number = u32::try_from(s.part_index + 1)
-                .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-            let n = segment_count(plen, sseg);
-            for i in s.first_segment..=s.last_segment {
-                plan.push((
-                    Some(number),
-                    i,
-                    i + 1 == n,
-                    segment_plain_len(plen, i, sseg),
-                    part_start + i * sseg.bytes(),
-                ));
-            }
-        }
-    } else {
-        let src_n = segment_count(src_size, sseg);
-        for index in first_seg..=last_seg {
-            plan.push((
-                None,
-                index,
-                index + 1 == src_n,
-                segment_plain_len(src_size, index, sseg),
-                index * sseg.bytes(),
-            ));
-        }
-    }
     let mut fwd = vec![(
         "range".to_owned(),
-        format!("bytes={stored_first}-{stored_last}").into_bytes(),
+        format!("bytes={}-{}", range.first, range.last).into_bytes(),
     )];
-    if let Some(etag) = src.header("etag") {
+    if let Some(etag) = source.head.header("etag") {
         fwd.push(("if-match".into(), etag.to_vec()));
     }
-    let mut src_ex = ctx
+    let (mut body, resp) = ctx
         .core
         .backend
-        .send_head("GET", &src_path, src_query.as_deref(), fwd, None)
+        .get(&source_ref.path, source_ref.query.as_deref(), fwd)
         .await?;
-    let src_resp = src_ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
-    if src_resp.status != 206 && src_resp.status != 200 {
-        let (b, _) =
-            crate::serve::backend::read_small_body(&mut src_ex.conn, &src_resp, false, 1 << 20)
-                .await?;
-        return forward_error(conn, &src_resp, &b, ctx.rid).await;
+    if resp.status != 206 && resp.status != 200 {
+        let (text, _) = read_small_body(&mut body, &resp, false, ERROR_BODY_BYTES_MAX).await?;
+        return forward_error(conn, &resp, &text, ctx.rid).await.map(Err);
     }
-    // The destination part.
-    let dseg = header.segment_size;
-    let path = backend_path(Some(name.bucket), Some(name.key));
+    if resp.status == 200 && range.first != 0 {
+        return Err(BackendError::Protocol("the backend ignored the Range of a GET".into()).into());
+    }
+    Ok(Ok(body))
+}
+
+/// Where the part's sealed segments go: the backend's UploadPart, or, for a part sent
+/// again (`existing`), only their MD5, to compare with the stored part (see
+/// `StoredPart::check_same`).
+async fn part_sink(
+    ctx: &Request<'_>,
+    path: &str,
+    sealing: &PartSealing,
+    existing: bool,
+    part_len: u64,
+) -> Result<SealSink, Failure> {
+    if existing {
+        return Ok(SealSink::Md5(<md5::Md5 as md5::Digest>::new()));
+    }
     let query = format!(
-        "partNumber={number}&uploadId={}",
-        encode(&backend_id, false)
+        "partNumber={}&uploadId={}",
+        sealing.number,
+        encode(&sealing.backend_id, false)
     );
-    let existing = stored_part(ctx, &path, &backend_id, number).await?;
-    // A part sent again is sealed to compare it with the stored one, not sent (see
-    // `StoredPart::check_same`).
-    let mut sink = match &existing {
-        Some(_) => SealSink::Md5(<md5::Md5 as md5::Digest>::new()),
-        None => SealSink::Backend(
-            ctx.core
-                .backend
-                .send_head(
-                    "PUT",
-                    &path,
-                    Some(&query),
-                    Vec::new(),
-                    Some(stored_len(part_len, dseg)),
-                )
-                .await?,
-        ),
-    };
-    let dst_n = segment_count(part_len, dseg);
-    let mut input = vec![0u8; sseg.bytes_usize() + OVERHEAD];
-    let mut plain = vec![0u8; sseg.bytes_usize() + OVERHEAD];
-    let mut dst = vec![0u8; dseg.bytes_usize() + OVERHEAD];
-    let mut dst_fill = 0usize;
-    let mut dst_index = 0u64;
-    let mut written = 0u64;
-    let mut part_cipher: Option<SegmentCipher> = None;
-    for (number, index, is_final, plen, seg_start) in plan {
-        let plen = plen as usize;
-        let (res, b) = src_ex.conn.read_exact_into(input, 0..plen + OVERHEAD).await;
-        input = b;
-        res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
-        let opened = match number {
-            None => cursor.open(&input[..plen + OVERHEAD], &mut plain, is_final),
-            Some(number) => {
-                if part_cipher.as_ref().is_none_or(|c| c.part() != number) {
-                    part_cipher = Some(
-                        SegmentCipher::new(&src_header, &src_keys, number)
-                            .map_err(|_| Failure::close(S3Error::internal_error()))?,
-                    );
-                }
-                match &part_cipher {
-                    Some(c) => c.open_to(index, is_final, &input[..plen + OVERHEAD], &mut plain),
-                    None => Err(crate::envelope::Error::Internal("no cipher")),
-                }
-            }
-        };
-        opened.map_err(|e| {
-            crate::serve::error::integrity_failure(ctx, &e);
-            Failure::integrity(format!("The copy source failed its integrity check: {e}")).closing()
-        })?;
-        if seg_start + plen as u64 <= first && src_size > 0 {
-            continue;
+    let stored = stored_len(part_len, sealing.header.segment_size);
+    let ex = ctx
+        .core
+        .backend
+        .send_head("PUT", path, Some(&query), Vec::new(), Some(stored))
+        .await?;
+    Ok(SealSink::Backend(ex))
+}
+
+/// The plaintext of the copy source, sealed again as the segments of the part.
+struct Reseal<'s> {
+    cipher: &'s SegmentCipher,
+    hasher: Option<Hasher>,
+    sink: SealSink,
+    seg: SegmentSize,
+    part_len: u64,
+    dst: Vec<u8>,
+    fill: usize,
+    index: u64,
+    written: u64,
+}
+
+impl<'s> Reseal<'s> {
+    fn new(
+        sealing: &'s PartSealing,
+        hasher: Option<Hasher>,
+        sink: SealSink,
+        part_len: u64,
+    ) -> Self {
+        let seg = sealing.header.segment_size;
+        Self {
+            cipher: &sealing.cipher,
+            hasher,
+            sink,
+            seg,
+            part_len,
+            dst: vec![0u8; seg.bytes_usize() + SEGMENT_OVERHEAD_BYTES as usize],
+            fill: 0,
+            index: 0,
+            written: 0,
         }
-        let from = first.saturating_sub(seg_start) as usize;
-        let to = ((last + 1).min(seg_start + plen as u64) - seg_start) as usize;
-        let mut chunk = if src_size == 0 {
-            &plain[..0]
-        } else {
-            &plain[from..to]
-        };
+    }
+
+    /// Adds plaintext; each segment of the part that fills up is sealed and sent.
+    async fn take(&mut self, mut chunk: &[u8]) -> Result<(), Failure> {
         while !chunk.is_empty() {
-            let want = segment_plain_len(part_len, dst_index, dseg) as usize - dst_fill;
-            let n = want.min(chunk.len());
-            dst[dst_fill..dst_fill + n].copy_from_slice(&chunk[..n]);
-            dst_fill += n;
+            let full = segment_plain_len(self.part_len, self.index, self.seg) as usize;
+            let n = (full - self.fill).min(chunk.len());
+            self.dst[self.fill..self.fill + n].copy_from_slice(&chunk[..n]);
+            self.fill += n;
             chunk = &chunk[n..];
-            if dst_fill == segment_plain_len(part_len, dst_index, dseg) as usize {
-                let last_dst = dst_index + 1 == dst_n;
-                if let Some(h) = &mut hasher {
-                    h.update(&dst[..dst_fill]);
-                }
-                let sealed = cipher
-                    .seal(dst_index, last_dst, &mut dst, dst_fill)
-                    .map_err(|_| Failure::close(S3Error::internal_error()))?;
-                dst = sink_write(&mut sink, dst, sealed).await?;
-                written += dst_fill as u64;
-                dst_index += 1;
-                dst_fill = 0;
+            if self.fill == full {
+                self.seal_segment().await?;
             }
         }
+        Ok(())
     }
-    if part_len == 0 {
-        let sealed = cipher
-            .seal(0, true, &mut dst, 0)
+
+    /// Seals the filled segment and sends it on.
+    async fn seal_segment(&mut self) -> Result<(), Failure> {
+        let last = self.index + 1 == segment_count(self.part_len, self.seg);
+        if let Some(h) = &mut self.hasher {
+            h.update(&self.dst[..self.fill]);
+        }
+        let sealed = self
+            .cipher
+            .seal(self.index, last, &mut self.dst, self.fill)
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
-        sink_write(&mut sink, dst, sealed).await?;
+        let dst = std::mem::take(&mut self.dst);
+        self.dst = sink_write(&mut self.sink, dst, sealed).await?;
+        self.written += self.fill as u64;
+        self.index += 1;
+        self.fill = 0;
+        Ok(())
     }
-    if written != part_len {
-        return Err(Failure::close(S3Error::internal_error()));
+
+    /// Seals the one empty segment of an empty part; checks that the whole part was
+    /// written.
+    async fn finish(mut self) -> Result<(SealSink, Option<Hasher>), Failure> {
+        if self.part_len == 0 {
+            self.seal_segment().await?;
+        }
+        if self.written != self.part_len {
+            return Err(Failure::close(S3Error::internal_error()));
+        }
+        Ok((self.sink, self.hasher))
     }
-    ctx.core.backend.release(src_ex.conn);
-    let modified = src.header_str("last-modified").unwrap_or("");
-    let checksum = hasher.map(|h| (h.algorithm(), h.finish_raw()));
-    let tag = |etag: &str| match (&tagger, &checksum) {
-        (Some(t), Some((alg, digest))) => t.client_etag(number, *alg, digest, etag),
-        _ => etag.to_owned(),
-    };
+}
+
+impl PlainSink for Reseal<'_> {
+    async fn put(&mut self, buf: Vec<u8>, range: Range<usize>) -> (Result<(), Failure>, Vec<u8>) {
+        let res = self.take(&buf[range]).await;
+        (res, buf)
+    }
+}
+
+/// A part copied: what its answer says.
+struct CopiedPart<'a> {
+    number: u32,
+    stored: u64,
+    tagger: Option<&'a PartTagger>,
+    checksum: Option<(ChecksumAlgorithm, Checksum)>,
+    modified: &'a str,
+}
+
+impl CopiedPart<'_> {
+    /// The part's ETag as the client sees it (tagged with its checksum, for an upload that
+    /// declared one).
+    fn client_etag(&self, etag: &str) -> String {
+        match (self.tagger, &self.checksum) {
+            (Some(t), Some((alg, digest))) => t.client_etag(self.number, *alg, digest, etag),
+            _ => etag.to_owned(),
+        }
+    }
+}
+
+/// Ends the part: compares a part sent again with the stored one, or reads the backend's
+/// answer to the UploadPart; then answers CopyPartResult.
+async fn answer(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    sink: SealSink,
+    existing: Option<StoredPart>,
+    done: CopiedPart<'_>,
+) -> Result<Outcome, Failure> {
     let mut ex = match (sink, existing) {
         (SealSink::Backend(ex), None) => ex,
         (SealSink::Md5(m), Some(existing)) => {
             let md5: [u8; 16] = md5::Digest::finalize(m).into();
-            existing.check_same(number, stored_len(part_len, dseg), &md5)?;
-            return copy_part_result(conn, ctx, &tag(&existing.etag), checksum, modified).await;
+            existing.check_same(done.number, done.stored, &md5)?;
+            let etag = done.client_etag(&existing.etag);
+            return copy_part_result(conn, ctx, &etag, done.checksum, done.modified).await;
         }
         _ => return Err(Failure::close(S3Error::internal_error())),
     };
@@ -342,17 +431,17 @@ pub(crate) async fn upload_part_copy(
         .conn
         .read_response_head()
         .await
-        .map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
-    let (resp_body, reusable) =
-        crate::serve::backend::read_small_body(&mut ex.conn, &resp, false, 1 << 20).await?;
+        .map_err(|e| Failure::from(BackendError::from(e)))?;
+    let (text, reusable) =
+        read_small_body(&mut ex.conn, &resp, false, ERROR_BODY_BYTES_MAX).await?;
     if reusable && resp.keep_alive() {
         ctx.core.backend.release(ex.conn);
     }
     if resp.status != 200 {
-        return forward_error(conn, &resp, &resp_body, ctx.rid).await;
+        return forward_error(conn, &resp, &text, ctx.rid).await;
     }
-    let etag = tag(resp.header_str("etag").unwrap_or("\"\""));
-    copy_part_result(conn, ctx, &etag, checksum, modified).await
+    let etag = done.client_etag(resp.header_str("etag").unwrap_or("\"\""));
+    copy_part_result(conn, ctx, &etag, done.checksum, done.modified).await
 }
 
 /// Writes a sealed segment (`dst[..sealed]`) to `sink`; gives the buffer back.

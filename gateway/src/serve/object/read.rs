@@ -6,7 +6,7 @@ use super::put::CHECKSUM_METADATA;
 use crate::envelope::checksum_record;
 use crate::envelope::header::Header;
 use crate::envelope::layout::{SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len};
-use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
+use crate::envelope::{ObjectName, SegmentCipher};
 use crate::http::ResponseHead;
 use crate::objmeta;
 use crate::s3::S3Error;
@@ -160,98 +160,4 @@ pub(super) async fn segments_per_part(
         cache.insert(cache_key, m);
     }
     Ok(found)
-}
-
-/// Which part, and which segment of it, the reader is at; and that part's cipher.
-///
-/// A multipart object whose parts (all but the last) are whole numbers of segments is a run
-/// of full segments and one final partial segment, like a single-part object; only the keys
-/// change at part boundaries. A part's last segment carries the final flag, so a segment
-/// that does not open as non-final but opens as final ends its part (`docs/format.md`).
-pub(crate) struct PartCursor<'k> {
-    header: &'k Header,
-    keys: &'k crate::envelope::DataKeys,
-    cipher: SegmentCipher,
-    part: u32,
-    index: u64,
-}
-
-impl<'k> PartCursor<'k> {
-    pub(crate) fn new(
-        header: &'k Header,
-        keys: &'k crate::envelope::DataKeys,
-    ) -> Result<Self, crate::envelope::Error> {
-        let part = if header.multipart {
-            1
-        } else {
-            SINGLE_PART_NUMBER
-        };
-        Ok(Self {
-            header,
-            keys,
-            cipher: SegmentCipher::new(header, keys, part)?,
-            part,
-            index: 0,
-        })
-    }
-
-    /// A cursor at segment `index` of part `part` of a multipart object.
-    pub(crate) fn at(
-        header: &'k Header,
-        keys: &'k crate::envelope::DataKeys,
-        part: u32,
-        index: u64,
-    ) -> Result<Self, crate::envelope::Error> {
-        Ok(Self {
-            header,
-            keys,
-            cipher: SegmentCipher::new(header, keys, part)?,
-            part,
-            index,
-        })
-    }
-
-    /// Opens the next stored segment `input` into `out`; `object_last` says whether it is
-    /// the object's last segment.
-    pub(crate) fn open(
-        &mut self,
-        input: &[u8],
-        out: &mut [u8],
-        object_last: bool,
-    ) -> Result<usize, crate::envelope::Error> {
-        if object_last {
-            return match self.cipher.open_to(self.index, true, input, out) {
-                Ok(n) => Ok(n),
-                Err(e) => {
-                    // Opens as non-final: what followed it was cut off.
-                    if self.cipher.open_to(self.index, false, input, out).is_ok() {
-                        Err(crate::envelope::Error::Truncated {
-                            part: self.part,
-                            segment: self.index,
-                        })
-                    } else {
-                        Err(e)
-                    }
-                }
-            };
-        }
-        match self.cipher.open_to(self.index, false, input, out) {
-            Ok(n) => {
-                self.index += 1;
-                Ok(n)
-            }
-            Err(e) if self.header.multipart => {
-                // The end of a part?
-                let n = self
-                    .cipher
-                    .open_to(self.index, true, input, out)
-                    .map_err(|_| e)?;
-                self.part += 1;
-                self.index = 0;
-                self.cipher = SegmentCipher::new(self.header, self.keys, self.part)?;
-                Ok(n)
-            }
-            Err(e) => Err(e),
-        }
-    }
 }
