@@ -3,10 +3,12 @@
 //! digest the client gave (signed payload SHA-256, Content-MD5, `x-amz-checksum-*` header or
 //! trailer) computed on the way and checked at the end.
 //!
+//! A client waiting for `100 Continue` before it sends its body is answered here too
+//! (`send_continue`).
+//!
 //! Payload bytes are copied into the caller's buffer (a segment buffer, sealed in place
 //! afterwards). Nothing read here is trusted until [`ClientBody::finish`] has returned `Ok`.
 
-use super::Failure;
 use super::io::Conn;
 use crate::awschunked::{self, ChunkError, Decoder as AwsDecoder, Step as AwsStep};
 use crate::checksum::{ChecksumAlgorithm, Hasher};
@@ -17,13 +19,13 @@ use base64::Engine;
 use std::io;
 
 /// Answers `100 Continue` when the client waits for it before sending its body. A failure
-/// to write it closes the connection.
-pub(crate) async fn send_continue(head: &RequestHead, conn: &mut Conn) -> Result<(), Failure> {
+/// to write it is the client's body cut short; the caller closes the connection.
+pub(crate) async fn send_continue(head: &RequestHead, conn: &mut Conn) -> Result<(), S3Error> {
     if head.expects_continue() {
         let (res, _) = conn
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
             .await;
-        res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
+        res.map_err(|_| S3Error::incomplete_body())?;
     }
     Ok(())
 }

@@ -70,7 +70,9 @@ pub(crate) async fn read_body(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<
     if body.len() > FORWARDED_BODY_BYTES_MAX {
         return Err(S3Error::entity_too_large().into());
     }
-    send_continue(ctx.head, conn).await?;
+    send_continue(ctx.head, conn)
+        .await
+        .map_err(Failure::close)?;
     let len = body.len() as usize;
     let (res, payload) = body.read_exact(conn, vec![0u8; len], 0..len).await;
     res.map_err(|e| Failure::close(e.to_s3()))?;

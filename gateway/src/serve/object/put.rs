@@ -1,4 +1,6 @@
-//! PutObject: the body sealed segment by segment on its way to the backend.
+//! PutObject: the body sealed segment by segment on its way to the backend. Also the
+//! request checks the other operations that create or name one object share (its bucket
+//! and key, the headers of an upload, the server-side-encryption headers).
 
 use super::OVERHEAD;
 use crate::envelope::checksum_record;
@@ -128,7 +130,9 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     if !trailer {
         headers.extend(header_checksum_records(ctx.head, &sealing.record_cipher));
     }
-    send_continue(ctx.head, conn).await?;
+    send_continue(ctx.head, conn)
+        .await
+        .map_err(Failure::close)?;
     let path = backend_path(Some(bucket), Some(key));
     let stored = stored_len(body.len(), sealing.segment_size);
     let plan = StorePlan {
