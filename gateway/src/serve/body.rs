@@ -3,6 +3,9 @@
 //! digest the client gave (signed payload SHA-256, Content-MD5, `x-amz-checksum-*` header or
 //! trailer) computed on the way and checked at the end.
 //!
+//! A client waiting for `100 Continue` before it sends its body is answered here too
+//! (`send_continue`).
+//!
 //! Payload bytes are copied into the caller's buffer (a segment buffer, sealed in place
 //! afterwards). Nothing read here is trusted until [`ClientBody::finish`] has returned `Ok`.
 
@@ -14,6 +17,18 @@ use crate::s3::S3Error;
 use crate::sigv4::{AuthError, PayloadMode, Verified};
 use base64::Engine;
 use std::io;
+
+/// Answers `100 Continue` when the client waits for it before sending its body. A failure
+/// to write it is the client's body cut short; the caller closes the connection.
+pub(crate) async fn send_continue(head: &RequestHead, conn: &mut Conn) -> Result<(), S3Error> {
+    if head.expects_continue() {
+        let (res, _) = conn
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
+        res.map_err(|_| S3Error::incomplete_body())?;
+    }
+    Ok(())
+}
 
 /// What is wrong with a body. Each maps to the S3 error clients expect.
 #[derive(Debug)]
@@ -41,7 +56,7 @@ impl BodyError {
             BodyError::Io(e) if e.kind() == io::ErrorKind::TimedOut => S3Error::request_timeout(),
             BodyError::Io(_) | BodyError::Length => S3Error::incomplete_body(),
             BodyError::Http(e) => S3Error::from_http(e),
-            BodyError::Chunk(e) => S3Error::new(e.http_status(), e.s3_code(), e.to_string()),
+            BodyError::Chunk(e) => chunk_error(e),
             BodyError::Auth(e) => S3Error::new(e.http_status(), e.s3_code(), e.to_string()),
             BodyError::BadDigest => S3Error::bad_digest(),
             BodyError::BadChecksum(alg) => S3Error::bad_digest().with_message(format!(
@@ -103,75 +118,25 @@ impl ClientBody {
     /// payload length, which S3 requires to be known up front.
     pub fn new(head: &RequestHead, verified: &Verified) -> Result<ClientBody, S3Error> {
         let kind = head.body_kind().map_err(|e| S3Error::from_http(&e))?;
-        let transport = match kind {
-            BodyKind::None => Transport::Length { remaining: 0 },
-            BodyKind::ContentLength(n) => Transport::Length { remaining: n },
-            BodyKind::Chunked => Transport::Chunked(ChunkedDecoder::new()),
-            BodyKind::CloseDelimited => return Err(S3Error::missing_content_length()),
-        };
+        let transport = Transport::of(kind)?;
         let payload = verified.payload;
-        let expected_len = if payload.is_streaming() {
-            verified.decoded_content_length.ok_or_else(|| {
-                S3Error::missing_content_length()
-                    .with_message("x-amz-decoded-content-length is required with aws-chunked")
-            })?
-        } else {
-            match kind {
-                BodyKind::ContentLength(n) => n,
-                BodyKind::None => 0,
-                _ => return Err(S3Error::missing_content_length()),
-            }
-        };
+        let expected_len = payload_length(
+            kind,
+            payload.is_streaming(),
+            verified.decoded_content_length,
+        )?;
         let aws = if payload.is_streaming() {
-            let declared = match head.header("x-amz-trailer") {
-                Some(v) => awschunked::parse_declared_trailers(v)
-                    .map_err(|e| S3Error::new(e.http_status(), e.s3_code(), e.to_string()))?,
-                None => Vec::new(),
-            };
-            Some(
-                AwsDecoder::new(
-                    payload,
-                    verified.chunk_signer.clone(),
-                    Some(expected_len),
-                    &declared,
-                )
-                .map_err(|e| S3Error::new(e.http_status(), e.s3_code(), e.to_string()))?,
-            )
+            Some(aws_decoder(head, verified, expected_len)?)
         } else {
             None
         };
         let md5 = match head.header("content-md5") {
-            Some(v) => {
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(v)
-                    .ok()
-                    .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-                    .ok_or_else(S3Error::invalid_digest)?;
-                Some((<md5::Md5 as md5::Digest>::new(), raw))
-            }
+            Some(v) => Some((<md5::Md5 as md5::Digest>::new(), content_md5(v)?)),
             None => None,
         };
-        let mut checksum_header = None;
-        for (name, value) in &head.headers {
-            if let Some(alg) = ChecksumAlgorithm::from_header_name(name) {
-                if checksum_header.is_some() {
-                    return Err(S3Error::invalid_request(
-                        "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
-                    ));
-                }
-                let value = std::str::from_utf8(value)
-                    .map_err(|_| S3Error::invalid_request("checksum value is not ASCII"))?;
-                checksum_header = Some((Hasher::new(alg), value.to_owned()));
-            }
-        }
-        let checksum_trailer = head
-            .header("x-amz-trailer")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| {
-                v.split(',')
-                    .find_map(|n| ChecksumAlgorithm::from_header_name(n.trim()))
-            })
-            .map(Hasher::new);
+        let checksum_header =
+            header_checksum(&head.headers)?.map(|(alg, value)| (Hasher::new(alg), value));
+        let checksum_trailer = trailer_checksum(head.header("x-amz-trailer")).map(Hasher::new);
         let sha256 = matches!(payload, PayloadMode::Sha256(_))
             .then(|| aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256));
         Ok(ClientBody {
@@ -270,85 +235,111 @@ impl ClientBody {
     /// paths). Returns 0 only at the end of the payload.
     async fn next_payload(&mut self, conn: &mut Conn, dst: &mut [u8]) -> Result<usize, BodyError> {
         loop {
-            // The transport bytes available to the payload layer.
-            if let Some(aws) = &mut self.aws {
-                if self.aws_done {
-                    return Ok(0);
-                }
-                // The decoder is never given more than `dst` can take: a payload slice it
-                // returns is then always copied whole, and the decoder's state (which has
-                // moved past everything it returned) stays in step with what was consumed.
-                let (input, from_conn): (&[u8], bool) = match &self.transport {
-                    Transport::Length { remaining } => {
-                        let avail = conn.buffered();
-                        let n = (avail.len() as u64).min(*remaining) as usize;
-                        (&avail[..n.min(dst.len())], true)
-                    }
-                    Transport::Chunked(_) => {
-                        let n = self.staged.len().min(dst.len());
-                        (&self.staged[..n], false)
-                    }
-                };
-                if input.is_empty() {
-                    let transport_done = match &self.transport {
-                        Transport::Length { remaining } => *remaining == 0,
-                        Transport::Chunked(_) => self.transport_done,
-                    };
-                    if transport_done {
-                        let trailers = aws.finish().map_err(BodyError::Chunk)?;
-                        if let Some(t) = trailers {
-                            self.trailers = Some(t);
-                        }
-                        self.aws_done = true;
-                        return Ok(0);
-                    }
-                    self.pull_transport(conn).await?;
-                    continue;
-                }
-                let (consumed, step) = aws.decode(input).map_err(BodyError::Chunk)?;
-                let copied = match step {
-                    AwsStep::Data(d) => {
-                        let n = d.len();
-                        dst[..n].copy_from_slice(d);
-                        Some((consumed, n))
-                    }
-                    AwsStep::NeedMore => Some((consumed, 0)),
-                    AwsStep::Done { trailers } => {
-                        self.trailers = Some(trailers);
-                        self.aws_done = true;
-                        Some((consumed, 0))
-                    }
-                };
-                let Some((used, n)) = copied else { continue };
-                if from_conn {
-                    conn.consume(used);
-                    if let Transport::Length { remaining } = &mut self.transport {
-                        *remaining -= used as u64;
-                    }
-                } else {
-                    self.staged.drain(..used);
-                }
-                if n > 0 {
-                    return Ok(n);
-                }
-                if self.aws_done {
-                    return Ok(0);
-                }
+            let copied = if self.aws.is_some() {
+                self.aws_step(conn, dst).await?
             } else {
-                // HTTP chunked without aws-chunked.
-                if self.staged.is_empty() {
-                    if self.transport_done {
-                        return Ok(0);
-                    }
-                    self.pull_transport(conn).await?;
-                    continue;
-                }
-                let n = self.staged.len().min(dst.len());
-                dst[..n].copy_from_slice(&self.staged[..n]);
-                self.staged.drain(..n);
+                self.chunked_step(conn, dst).await?
+            };
+            if let Some(n) = copied {
                 return Ok(n);
             }
         }
+    }
+
+    /// One step of the aws-chunked path: decodes the transport bytes available, or makes
+    /// more available. `Some(n)`: `n` payload bytes were copied into `dst` (0 at the end of
+    /// the payload); `None`: nothing yet, another step is needed.
+    async fn aws_step(
+        &mut self,
+        conn: &mut Conn,
+        dst: &mut [u8],
+    ) -> Result<Option<usize>, BodyError> {
+        if self.aws_done {
+            return Ok(Some(0));
+        }
+        // The decoder is never given more than `dst` can take: a payload slice it returns
+        // is then always copied whole, and the decoder's state (which has moved past
+        // everything it returned) stays in step with what was consumed.
+        let (input, from_conn) = aws_input(&self.transport, &self.staged, conn, dst.len());
+        if input.is_empty() {
+            return self.aws_starved(conn).await;
+        }
+        let Some(aws) = self.aws.as_mut() else {
+            // Without the aws-chunked layer there is nothing to decode.
+            return Ok(Some(0));
+        };
+        let (consumed, step) = aws.decode(input).map_err(BodyError::Chunk)?;
+        let n = match step {
+            AwsStep::Data(d) => {
+                dst[..d.len()].copy_from_slice(d);
+                d.len()
+            }
+            AwsStep::NeedMore => 0,
+            AwsStep::Done { trailers } => {
+                self.trailers = Some(trailers);
+                self.aws_done = true;
+                0
+            }
+        };
+        self.consume_transport(conn, consumed, from_conn);
+        if n > 0 || self.aws_done {
+            return Ok(Some(n));
+        }
+        Ok(None)
+    }
+
+    /// The aws-chunked path found no transport bytes to decode: at the transport's end the
+    /// decoder is finished (keeping its trailers) and the payload ends (`Some(0)`);
+    /// otherwise more transport bytes are made available (`None`).
+    async fn aws_starved(&mut self, conn: &mut Conn) -> Result<Option<usize>, BodyError> {
+        let transport_done = match &self.transport {
+            Transport::Length { remaining } => *remaining == 0,
+            Transport::Chunked(_) => self.transport_done,
+        };
+        if !transport_done {
+            self.pull_transport(conn).await?;
+            return Ok(None);
+        }
+        if let Some(aws) = &mut self.aws
+            && let Some(t) = aws.finish().map_err(BodyError::Chunk)?
+        {
+            self.trailers = Some(t);
+        }
+        self.aws_done = true;
+        Ok(Some(0))
+    }
+
+    /// Marks `used` transport bytes as decoded: consumed from the connection's buffer (and
+    /// the Content-Length left) when `from_conn`, otherwise from `staged`.
+    fn consume_transport(&mut self, conn: &mut Conn, used: usize, from_conn: bool) {
+        if !from_conn {
+            self.staged.drain(..used);
+            return;
+        }
+        conn.consume(used);
+        if let Transport::Length { remaining } = &mut self.transport {
+            *remaining -= used as u64;
+        }
+    }
+
+    /// One step of the HTTP chunked path without aws-chunked: copies staged bytes into
+    /// `dst` (`Some(n)`, 0 at the end of the payload), or stages more (`None`).
+    async fn chunked_step(
+        &mut self,
+        conn: &mut Conn,
+        dst: &mut [u8],
+    ) -> Result<Option<usize>, BodyError> {
+        if self.staged.is_empty() {
+            if self.transport_done {
+                return Ok(Some(0));
+            }
+            self.pull_transport(conn).await?;
+            return Ok(None);
+        }
+        let n = self.staged.len().min(dst.len());
+        dst[..n].copy_from_slice(&self.staged[..n]);
+        self.staged.drain(..n);
+        Ok(Some(n))
     }
 
     /// Makes more transport bytes available: reads from the socket (Content-Length), or
@@ -395,6 +386,25 @@ impl ClientBody {
         if self.delivered != self.expected_len {
             return Err(BodyError::Length);
         }
+        self.read_past_payload(conn).await?;
+        self.check_digests()?;
+        let mut verified = None;
+        if let Some((h, value)) = self.checksum_header.take() {
+            verified = Some(verify_checksum(h, Some(&value))?);
+        }
+        if let Some(h) = self.checksum_trailer.take() {
+            let sent = self
+                .trailers
+                .as_ref()
+                .and_then(|t| t.get(h.algorithm().header_name()));
+            verified = Some(verify_checksum(h, sent)?);
+        }
+        Ok(verified)
+    }
+
+    /// Reads the aws-chunked end and trailers and the rest of the transport framing, which
+    /// must carry no more payload.
+    async fn read_past_payload(&mut self, conn: &mut Conn) -> Result<(), BodyError> {
         if self.aws.is_some() {
             let mut scratch = [0u8; 1];
             while !self.aws_done {
@@ -403,7 +413,6 @@ impl ClientBody {
                 }
             }
         }
-        // Drain any remaining transport framing.
         match &mut self.transport {
             Transport::Length { remaining } => {
                 if *remaining != 0 {
@@ -419,6 +428,11 @@ impl ClientBody {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Checks the signed payload hash and Content-MD5, where the request has them.
+    fn check_digests(&mut self) -> Result<(), BodyError> {
         if let Some(c) = self.sha256.take() {
             let d = c.finish();
             let mut h = [0u8; 32];
@@ -433,38 +447,229 @@ impl ClientBody {
                 return Err(BodyError::BadDigest);
             }
         }
-        let mut verified = None;
-        if let Some((h, value)) = self.checksum_header.take() {
-            let alg = h.algorithm();
-            let sum = h.finish_raw();
-            if !sum.matches_base64(&value) {
-                return Err(BodyError::BadChecksum(alg));
-            }
-            verified = Some(ClientChecksum {
-                algorithm: alg,
-                value: sum.to_base64(),
-            });
+        Ok(())
+    }
+}
+
+impl Transport {
+    /// The transport framing of a body of `kind`. A body delimited by the connection's
+    /// close is refused: S3 requires its length up front.
+    fn of(kind: BodyKind) -> Result<Transport, S3Error> {
+        match kind {
+            BodyKind::None => Ok(Transport::Length { remaining: 0 }),
+            BodyKind::ContentLength(n) => Ok(Transport::Length { remaining: n }),
+            BodyKind::Chunked => Ok(Transport::Chunked(ChunkedDecoder::new())),
+            BodyKind::CloseDelimited => Err(S3Error::missing_content_length()),
         }
-        if let Some(h) = self.checksum_trailer.take() {
-            let alg = h.algorithm();
-            let sent = self
-                .trailers
-                .as_ref()
-                .and_then(|t| t.get(alg.header_name()).map(str::to_owned));
-            match sent {
-                Some(value) => {
-                    let sum = h.finish_raw();
-                    if !sum.matches_base64(&value) {
-                        return Err(BodyError::BadChecksum(alg));
-                    }
-                    verified = Some(ClientChecksum {
-                        algorithm: alg,
-                        value: sum.to_base64(),
-                    });
-                }
-                None => return Err(BodyError::BadChecksum(alg)),
-            }
+    }
+}
+
+/// The S3 error for a broken aws-chunked declaration or framing.
+fn chunk_error(e: &ChunkError) -> S3Error {
+    S3Error::new(e.http_status(), e.s3_code(), e.to_string())
+}
+
+/// The payload length: the decoded length the client declared for an aws-chunked
+/// (`streaming`) body, otherwise the body's own length, which must be known.
+fn payload_length(
+    kind: BodyKind,
+    streaming: bool,
+    decoded_content_length: Option<u64>,
+) -> Result<u64, S3Error> {
+    if streaming {
+        return decoded_content_length.ok_or_else(|| {
+            S3Error::missing_content_length()
+                .with_message("x-amz-decoded-content-length is required with aws-chunked")
+        });
+    }
+    match kind {
+        BodyKind::ContentLength(n) => Ok(n),
+        BodyKind::None => Ok(0),
+        _ => Err(S3Error::missing_content_length()),
+    }
+}
+
+/// The aws-chunked decoder of a streaming body of `expected_len` payload bytes, expecting
+/// the trailers `x-amz-trailer` declares.
+fn aws_decoder(
+    head: &RequestHead,
+    verified: &Verified,
+    expected_len: u64,
+) -> Result<AwsDecoder, S3Error> {
+    let declared = match head.header("x-amz-trailer") {
+        Some(v) => awschunked::parse_declared_trailers(v).map_err(|e| chunk_error(&e))?,
+        None => Vec::new(),
+    };
+    AwsDecoder::new(
+        verified.payload,
+        verified.chunk_signer.clone(),
+        Some(expected_len),
+        &declared,
+    )
+    .map_err(|e| chunk_error(&e))
+}
+
+/// The MD5 digest a `Content-MD5` value gives (base64 of 16 bytes).
+fn content_md5(value: &[u8]) -> Result<[u8; 16], S3Error> {
+    base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .ok_or_else(S3Error::invalid_digest)
+}
+
+/// The request's one `x-amz-checksum-*` header: its algorithm and value. More than one is
+/// refused, as S3 does.
+fn header_checksum(
+    headers: &[(String, Vec<u8>)],
+) -> Result<Option<(ChecksumAlgorithm, String)>, S3Error> {
+    let mut found = None;
+    for (name, value) in headers {
+        let Some(alg) = ChecksumAlgorithm::from_header_name(name) else {
+            continue;
+        };
+        if found.is_some() {
+            return Err(S3Error::invalid_request(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+            ));
         }
-        Ok(verified)
+        let value = std::str::from_utf8(value)
+            .map_err(|_| S3Error::invalid_request("checksum value is not ASCII"))?;
+        found = Some((alg, value.to_owned()));
+    }
+    Ok(found)
+}
+
+/// The algorithm of the first checksum an `x-amz-trailer` value declares.
+fn trailer_checksum(declared: Option<&[u8]>) -> Option<ChecksumAlgorithm> {
+    std::str::from_utf8(declared?)
+        .ok()?
+        .split(',')
+        .find_map(|n| ChecksumAlgorithm::from_header_name(n.trim()))
+}
+
+/// Finishes `h` and checks it against the base64 value the client `sent`: the verified
+/// checksum, or the mismatch (also when the client sent none).
+fn verify_checksum(h: Hasher, sent: Option<&str>) -> Result<ClientChecksum, BodyError> {
+    let algorithm = h.algorithm();
+    let Some(sent) = sent else {
+        return Err(BodyError::BadChecksum(algorithm));
+    };
+    let sum = h.finish_raw();
+    if !sum.matches_base64(sent) {
+        return Err(BodyError::BadChecksum(algorithm));
+    }
+    Ok(ClientChecksum {
+        algorithm,
+        value: sum.to_base64(),
+    })
+}
+
+/// The transport bytes the aws-chunked decoder may look at, at most `max`: those buffered on
+/// the connection within a Content-Length body, or those staged from HTTP chunked framing;
+/// and whether they are the connection's.
+fn aws_input<'a>(
+    transport: &Transport,
+    staged: &'a [u8],
+    conn: &'a Conn,
+    max: usize,
+) -> (&'a [u8], bool) {
+    match transport {
+        Transport::Length { remaining } => {
+            let avail = conn.buffered();
+            let n = (avail.len() as u64).min(*remaining) as usize;
+            (&avail[..n.min(max)], true)
+        }
+        Transport::Chunked(_) => (&staged[..staged.len().min(max)], false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transport_follows_the_framing_and_needs_a_length() {
+        assert!(matches!(
+            Transport::of(BodyKind::None),
+            Ok(Transport::Length { remaining: 0 })
+        ));
+        assert!(matches!(
+            Transport::of(BodyKind::ContentLength(5)),
+            Ok(Transport::Length { remaining: 5 })
+        ));
+        assert!(matches!(
+            Transport::of(BodyKind::Chunked),
+            Ok(Transport::Chunked(_))
+        ));
+        assert!(Transport::of(BodyKind::CloseDelimited).is_err());
+    }
+
+    #[test]
+    fn the_payload_length_is_the_decoded_one_when_streaming() {
+        let kind = BodyKind::ContentLength(100);
+        assert_eq!(payload_length(kind, true, Some(42)).unwrap(), 42);
+        assert!(payload_length(kind, true, None).is_err());
+        assert_eq!(payload_length(kind, false, Some(42)).unwrap(), 100);
+        assert_eq!(payload_length(BodyKind::None, false, None).unwrap(), 0);
+        assert!(payload_length(BodyKind::Chunked, false, None).is_err());
+    }
+
+    #[test]
+    fn content_md5_is_base64_of_sixteen_bytes() {
+        assert_eq!(content_md5(b"AAAAAAAAAAAAAAAAAAAAAA==").unwrap(), [0u8; 16]);
+        assert!(content_md5(b"AAAA").is_err());
+        assert!(content_md5(b"not base64!").is_err());
+    }
+
+    #[test]
+    fn one_checksum_header_at_most() {
+        let header = |n: &str, v: &[u8]| (n.to_owned(), v.to_vec());
+        assert_eq!(
+            header_checksum(&[header("content-type", b"x")]).unwrap(),
+            None
+        );
+        let one = [header("x-amz-checksum-crc32", b"AAAAAA==")];
+        assert_eq!(
+            header_checksum(&one).unwrap(),
+            Some((ChecksumAlgorithm::Crc32, "AAAAAA==".to_owned()))
+        );
+        let two = [
+            header("x-amz-checksum-crc32", b"AAAAAA=="),
+            header("x-amz-checksum-sha1", b"AAAAAA=="),
+        ];
+        assert!(header_checksum(&two).is_err());
+        assert!(header_checksum(&[header("x-amz-checksum-crc32", b"\xff")]).is_err());
+    }
+
+    #[test]
+    fn the_trailer_declares_the_first_checksum_it_names() {
+        assert_eq!(trailer_checksum(None), None);
+        assert_eq!(trailer_checksum(Some(b"x-amz-foo")), None);
+        assert_eq!(
+            trailer_checksum(Some(b"x-amz-foo, x-amz-checksum-crc32c")),
+            Some(ChecksumAlgorithm::Crc32c)
+        );
+    }
+
+    #[test]
+    fn a_checksum_verifies_only_against_the_matching_value() {
+        let hashed = |data: &[u8]| {
+            let mut h = Hasher::new(ChecksumAlgorithm::Crc32);
+            h.update(data);
+            h
+        };
+        let value = hashed(b"abc").finish_raw().to_base64();
+        let ok = verify_checksum(hashed(b"abc"), Some(&value)).unwrap();
+        assert_eq!(ok.algorithm, ChecksumAlgorithm::Crc32);
+        assert_eq!(ok.value, value);
+        assert!(matches!(
+            verify_checksum(hashed(b"abd"), Some(&value)),
+            Err(BodyError::BadChecksum(ChecksumAlgorithm::Crc32))
+        ));
+        assert!(matches!(
+            verify_checksum(hashed(b"abc"), None),
+            Err(BodyError::BadChecksum(ChecksumAlgorithm::Crc32))
+        ));
     }
 }

@@ -292,38 +292,18 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Starts the gateway on `settings.listen` with the two custodians.
+/// Starts the gateway on `settings.listen` with the two custodians: binds one listener per
+/// core, loads the TLS configurations, starts the admin listener when one is configured,
+/// then one thread per core.
 pub fn start(
     settings: ServeSettings,
     inner: Custodian,
     outer: Custodian,
     keyring: KeyringSettings,
 ) -> std::io::Result<ServeHandle> {
-    let cores = if settings.cores == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        settings.cores
-    };
-    // The first listener fixes the port (when 0 was asked for); the others share it.
-    let first = listener(settings.listen)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..cores {
-        listeners.push(listener(addr)?);
-    }
-    let to_io = |e: crate::tls::TlsError| std::io::Error::other(e.to_string());
-    let server_tls = match &settings.listener_tls {
-        ListenerTls::Tls { cert, key } => Some(Arc::new(
-            crate::tls::ServerTls::load(cert, key).map_err(to_io)?,
-        )),
-        ListenerTls::PlainHttp => None,
-    };
-    let backend_tls = match &settings.backend_transport {
-        BackendTransport::Tls { ca_bundle, .. } => {
-            Some(crate::tls::client_config(ca_bundle.as_deref()).map_err(to_io)?)
-        }
-        BackendTransport::PlainHttp => None,
-    };
+    let cores = core_count(settings.cores);
+    let (addr, listeners) = bind_listeners(settings.listen, cores)?;
+    let (server_tls, backend_tls) = load_tls(&settings)?;
     let settings = Arc::new(settings);
     let stop = Arc::new(AtomicBool::new(false));
     let draining = Arc::new(AtomicBool::new(false));
@@ -345,55 +325,22 @@ pub fn start(
         )?),
         None => None,
     };
-    let mut threads = Vec::new();
-    for (core_id, l) in listeners.into_iter().enumerate() {
-        let settings = settings.clone();
-        let stop = stop.clone();
-        let heartbeats = heartbeats.clone();
-        let draining = draining.clone();
-        let (inner, outer) = (inner.clone(), outer.clone());
-        let server_tls = server_tls.clone();
-        let backend_tls = backend_tls.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("twofold-core-{core_id}"))
-            .spawn(move || {
-                let mut builder = compio::runtime::RuntimeBuilder::new();
-                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                builder.thread_affinity(std::iter::once(core_id % cpus).collect());
-                let rt = match builder.build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(core = core_id, error = %e, "cannot start the core's runtime");
-                        return;
-                    }
-                };
-                let core = Rc::new(Core {
-                    backend: Backend::new(
-                        &settings,
-                        backend_tls.map(|c| crate::tls::core_client_config(&c)),
-                    ),
-                    tls: server_tls.map(crate::tls::CoreAcceptor::new),
-                    settings,
-                    keyring: Keyring::new(inner, outer, keyring),
-                    limits: Limits::default(),
-                    core_id,
-                    requests: Cell::new(0),
-                    metrics: crate::telemetry::CoreMetrics::new(),
-                    in_flight: Cell::new(0),
-                    stopping: draining.clone(),
-                    part_sizes: Default::default(),
-                    buffers: BufferPool::default(),
-                    seen_objects: Default::default(),
-                    layout_sizes: Default::default(),
-                    connections: Default::default(),
-                });
-                rt.block_on(async {
-                    accept_loop(core.clone(), l, &stop, &heartbeats).await;
-                    drain(&core, &heartbeats).await;
-                });
-            })?;
-        threads.push(t);
-    }
+    let core_start = CoreStart {
+        settings,
+        stop: stop.clone(),
+        draining: draining.clone(),
+        heartbeats: heartbeats.clone(),
+        inner,
+        outer,
+        keyring,
+        server_tls: server_tls.clone(),
+        backend_tls,
+    };
+    let threads = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(core_id, l)| spawn_core(core_start.clone(), core_id, l))
+        .collect::<std::io::Result<Vec<_>>>()?;
     tracing::info!(%addr, cores, "gateway listening");
     Ok(ServeHandle {
         addr,
@@ -405,6 +352,141 @@ pub fn start(
         admin_done,
         tls: server_tls,
     })
+}
+
+/// The CPUs this process may run on (1 when that cannot be told).
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The number of cores to run: as configured, or one per available CPU for 0.
+fn core_count(configured: usize) -> usize {
+    if configured == 0 {
+        available_cpus()
+    } else {
+        configured
+    }
+}
+
+/// Binds `cores` listeners sharing one port: the first fixes the port (when 0 was asked
+/// for), the others share it. Returns the address listened on and the listeners.
+fn bind_listeners(
+    asked: SocketAddr,
+    cores: usize,
+) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let first = listener(asked)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..cores {
+        listeners.push(listener(addr)?);
+    }
+    Ok((addr, listeners))
+}
+
+/// The listener's TLS server configuration and the backend's TLS client configuration,
+/// for those the settings ask for.
+type TlsConfigs = (
+    Option<Arc<crate::tls::ServerTls>>,
+    Option<Arc<rustls::ClientConfig>>,
+);
+
+/// Loads the listener's certificate and the backend's CA bundle, where TLS is configured.
+fn load_tls(settings: &ServeSettings) -> std::io::Result<TlsConfigs> {
+    let to_io = |e: crate::tls::TlsError| std::io::Error::other(e.to_string());
+    let server_tls = match &settings.listener_tls {
+        ListenerTls::Tls { cert, key } => Some(Arc::new(
+            crate::tls::ServerTls::load(cert, key).map_err(to_io)?,
+        )),
+        ListenerTls::PlainHttp => None,
+    };
+    let backend_tls = match &settings.backend_transport {
+        BackendTransport::Tls { ca_bundle, .. } => {
+            Some(crate::tls::client_config(ca_bundle.as_deref()).map_err(to_io)?)
+        }
+        BackendTransport::PlainHttp => None,
+    };
+    Ok((server_tls, backend_tls))
+}
+
+/// What each core's thread starts from: the shared settings, flags and configurations.
+#[derive(Clone)]
+struct CoreStart {
+    /// The gateway's settings.
+    settings: Arc<ServeSettings>,
+    /// Set to stop accepting connections.
+    stop: Arc<AtomicBool>,
+    /// Set while the gateway drains.
+    draining: Arc<AtomicBool>,
+    /// The cores' heartbeats.
+    heartbeats: Arc<Heartbeats>,
+    /// The inner custodian.
+    inner: Custodian,
+    /// The outer custodian.
+    outer: Custodian,
+    /// The keyring's settings.
+    keyring: KeyringSettings,
+    /// The listener's TLS configuration, if clients connect over TLS.
+    server_tls: Option<Arc<crate::tls::ServerTls>>,
+    /// The backend's TLS client configuration, if the backend is reached over TLS.
+    backend_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Starts core `core_id`'s thread, which serves `l` (see [`run_core`]).
+fn spawn_core(
+    start: CoreStart,
+    core_id: usize,
+    l: std::net::TcpListener,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("twofold-core-{core_id}"))
+        .spawn(move || run_core(start, core_id, l))
+}
+
+/// A core's thread: its own runtime, pinned to one CPU, and its own [`Core`]; accepts on
+/// `l` until the stop flag is set, then lets the requests in flight finish.
+fn run_core(start: CoreStart, core_id: usize, l: std::net::TcpListener) {
+    let mut builder = compio::runtime::RuntimeBuilder::new();
+    builder.thread_affinity(std::iter::once(core_id % available_cpus()).collect());
+    let rt = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(core = core_id, error = %e, "cannot start the core's runtime");
+            return;
+        }
+    };
+    let stop = start.stop.clone();
+    let heartbeats = start.heartbeats.clone();
+    let core = Rc::new(new_core(start, core_id));
+    rt.block_on(async {
+        accept_loop(core.clone(), l, &stop, &heartbeats).await;
+        drain(&core, &heartbeats).await;
+    });
+}
+
+/// Core `core_id`'s state: its backend pool, TLS acceptor, keyring and caches, all empty.
+fn new_core(start: CoreStart, core_id: usize) -> Core {
+    Core {
+        backend: Backend::new(
+            &start.settings,
+            start
+                .backend_tls
+                .map(|c| crate::tls::core_client_config(&c)),
+        ),
+        tls: start.server_tls.map(crate::tls::CoreAcceptor::new),
+        settings: start.settings,
+        keyring: Keyring::new(start.inner, start.outer, start.keyring),
+        limits: Limits::default(),
+        core_id,
+        requests: Cell::new(0),
+        metrics: crate::telemetry::CoreMetrics::new(),
+        in_flight: Cell::new(0),
+        stopping: start.draining,
+        part_sizes: Default::default(),
+        buffers: BufferPool::default(),
+        seen_objects: Default::default(),
+        layout_sizes: Default::default(),
+        connections: Default::default(),
+    }
 }
 
 /// After the listener closed: lets this core's requests in flight finish, up to the
@@ -992,5 +1074,17 @@ mod buffer_pool_tests {
         let held = pool.free.borrow();
         assert_eq!(held.len(), POOL_BUFFERS_MAX);
         assert!(held.iter().all(|b| b.capacity() <= POOL_BUFFER_BYTES_MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_cores_means_one_per_available_cpu() {
+        assert_eq!(core_count(3), 3);
+        assert_eq!(core_count(0), available_cpus());
+        assert!(core_count(0) >= 1);
     }
 }

@@ -3,7 +3,7 @@
 //! verified and buffered. Listings are rewritten so every size in them is a plaintext size.
 
 use super::backend::BackendError;
-use super::body::ClientBody;
+use super::body::{ClientBody, send_continue};
 use super::io::Conn;
 use super::{Failure, Outcome, Request, backend_path, backend_query, write_response};
 use crate::envelope::layout::{SegmentSize, plain_len};
@@ -70,12 +70,9 @@ pub(crate) async fn read_body(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<
     if body.len() > FORWARDED_BODY_BYTES_MAX {
         return Err(S3Error::entity_too_large().into());
     }
-    if ctx.head.expects_continue() {
-        let (res, _) = conn
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
-            .await;
-        res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
-    }
+    send_continue(ctx.head, conn)
+        .await
+        .map_err(Failure::close)?;
     let len = body.len() as usize;
     let (res, payload) = body.read_exact(conn, vec![0u8; len], 0..len).await;
     res.map_err(|e| Failure::close(e.to_s3()))?;
@@ -85,35 +82,17 @@ pub(crate) async fn read_body(ctx: &Request<'_>, conn: &mut Conn) -> Result<Vec<
     Ok(payload)
 }
 
+/// Sends the request, with `payload` as its body, on to the backend and relays the answer:
+/// a listing's sizes made plaintext sizes, ListBuckets limited to the credential's buckets,
+/// GetBucketLocation answered with the gateway's region and errors with the backend's
+/// code under the gateway's request id.
 async fn forward_payload(
     ctx: &Request<'_>,
     conn: &mut Conn,
     payload: Vec<u8>,
     rewrite_listing: bool,
 ) -> Result<Outcome, Failure> {
-    let mut headers = Vec::new();
-    for (n, v) in &ctx.head.headers {
-        if DROPPED.contains(&n.as_str())
-            || n.starts_with("amz-sdk-")
-            || n.starts_with("x-amz-meta-twofold")
-        {
-            continue;
-        }
-        if n == "content-encoding" {
-            // aws-chunked was the client's framing, not a property of the content.
-            let rest: Vec<&str> = std::str::from_utf8(v)
-                .unwrap_or("")
-                .split(',')
-                .map(str::trim)
-                .filter(|c| !c.eq_ignore_ascii_case("aws-chunked") && !c.is_empty())
-                .collect();
-            if !rest.is_empty() {
-                headers.push((n.clone(), rest.join(",").into_bytes()));
-            }
-            continue;
-        }
-        headers.push((n.clone(), v.clone()));
-    }
+    let headers = forwarded_headers(&ctx.head.headers);
     let path = backend_path(ctx.address.bucket.as_deref(), ctx.address.key.as_deref());
     let query = backend_query(ctx.query, &[]);
     let (resp, resp_body) = ctx
@@ -123,66 +102,127 @@ async fn forward_payload(
         .await
         .map_err(|e: BackendError| Failure::from(e))?;
     let resp_body = if rewrite_listing && resp.status == 200 {
-        let marked = super::unaligned::listed_sizes(ctx, &resp_body).await?;
-        let sized = rewrite_sizes_with(
-            &resp_body,
-            ctx.core.keyring.settings().segment_size,
-            &marked,
-        );
-        crate::s3::etag::rewrite_xml(&sized).into_owned()
+        plaintext_listing(ctx, &resp_body).await?
     } else {
         resp_body
     };
-    // ListBuckets: a credential limited to some buckets sees only those.
-    let resp_body = match (&ctx.address.bucket, resp.status) {
-        (None, 200) if ctx.head.method == "GET" => {
-            let allowed = ctx
-                .core
-                .settings
-                .credentials
-                .iter()
-                .find(|c| c.access_key_id == ctx.verified.access_key_id)
-                .and_then(|c| c.buckets.clone());
-            match allowed {
-                Some(list) => filter_buckets(&resp_body, &list),
-                None => resp_body,
-            }
-        }
-        _ => resp_body,
-    };
-    // GetBucketLocation: the region clients sign for is the gateway's, whatever the
-    // backend calls its own (Ceph answers `default`; s3cmd then signs for it).
+    let resp_body = visible_buckets(ctx, resp.status, resp_body);
     let relayed_error = resp.status >= 300 && !resp_body.is_empty();
-    let resp_body = if is_bucket_location(ctx) && resp.status == 200 {
-        location_constraint(&ctx.core.settings.region)
-    } else if relayed_error {
-        // The backend's code and message under the gateway's request id, and no more.
-        S3Error::relayed(resp.status, &resp_body, ctx.rid)
-    } else {
-        resp_body
+    let resp_body = answer_body(ctx, resp.status, resp_body, relayed_error);
+    let answer = Answer {
+        relayed_error,
+        head_request: ctx.head.method == "HEAD",
+        rid: ctx.rid,
     };
-    let mut out = ResponseHead::new(resp.status);
-    for (n, v) in &resp.headers {
-        let dropped = RESPONSE_DROPPED.contains(&n.as_str())
-            || n.starts_with("x-amz-meta-twofold")
-            || (relayed_error && n == "content-type");
-        if !dropped {
-            out.push_header(n, v.clone());
-        }
-    }
-    if relayed_error {
-        out.push_header("content-type", b"application/xml".to_vec());
-    }
-    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
-    if ctx.head.method != "HEAD" || resp.header("content-length").is_none() {
-        out.push_header("content-length", resp_body.len().to_string().into_bytes());
-    } else if let Some(v) = resp.header("content-length") {
-        out.push_header("content-length", v.to_vec());
-    }
+    let out = answer_head(&resp, resp_body.len(), &answer);
     write_response(conn, &out, &resp_body)
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
+}
+
+/// The request headers sent on to the backend: all but [`DROPPED`], the SDK's own and the
+/// gateway's metadata, with `aws-chunked` taken out of `content-encoding`.
+fn forwarded_headers(headers: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .filter(|(n, _)| {
+            !(DROPPED.contains(&n.as_str())
+                || n.starts_with("amz-sdk-")
+                || n.starts_with("x-amz-meta-twofold"))
+        })
+        .filter_map(|(n, v)| match n.as_str() {
+            "content-encoding" => content_encoding_without_aws_chunked(v).map(|v| (n.clone(), v)),
+            _ => Some((n.clone(), v.clone())),
+        })
+        .collect()
+}
+
+/// A `content-encoding` value without `aws-chunked`, which was the client's framing, not a
+/// property of the content; `None` when nothing else is left.
+fn content_encoding_without_aws_chunked(value: &[u8]) -> Option<Vec<u8>> {
+    let rest: Vec<&str> = std::str::from_utf8(value)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.eq_ignore_ascii_case("aws-chunked") && !c.is_empty())
+        .collect();
+    (!rest.is_empty()).then(|| rest.join(",").into_bytes())
+}
+
+/// A listing with every size a plaintext size (see [`rewrite_sizes_with`]) and every ETag
+/// the one the client knows.
+async fn plaintext_listing(ctx: &Request<'_>, listing: &[u8]) -> Result<Vec<u8>, Failure> {
+    let marked = super::unaligned::listed_sizes(ctx, listing).await?;
+    let sized = rewrite_sizes_with(listing, ctx.core.keyring.settings().segment_size, &marked);
+    Ok(crate::s3::etag::rewrite_xml(&sized).into_owned())
+}
+
+/// ListBuckets: a credential limited to some buckets sees only those. Any other answer is
+/// returned as it is.
+fn visible_buckets(ctx: &Request<'_>, status: u16, body: Vec<u8>) -> Vec<u8> {
+    if ctx.address.bucket.is_some() || status != 200 || ctx.head.method != "GET" {
+        return body;
+    }
+    let allowed = ctx
+        .core
+        .settings
+        .credentials
+        .iter()
+        .find(|c| c.access_key_id == ctx.verified.access_key_id)
+        .and_then(|c| c.buckets.clone());
+    match allowed {
+        Some(list) => filter_buckets(&body, &list),
+        None => body,
+    }
+}
+
+/// The body the client gets: for GetBucketLocation, the region clients sign for, which is
+/// the gateway's whatever the backend calls its own (Ceph answers `default`; s3cmd then
+/// signs for it); for a relayed error, the backend's code and message under the gateway's
+/// request id, and no more; otherwise the backend's.
+fn answer_body(ctx: &Request<'_>, status: u16, body: Vec<u8>, relayed_error: bool) -> Vec<u8> {
+    if is_bucket_location(ctx) && status == 200 {
+        location_constraint(&ctx.core.settings.region)
+    } else if relayed_error {
+        S3Error::relayed(status, &body, ctx.rid)
+    } else {
+        body
+    }
+}
+
+/// How the backend's answer is relayed.
+struct Answer<'a> {
+    /// Whether the answer is an error document rewritten by the gateway.
+    relayed_error: bool,
+    /// Whether the request was a HEAD, whose answer has no body.
+    head_request: bool,
+    /// The gateway's request id.
+    rid: &'a str,
+}
+
+/// The head of the relayed answer: the backend's headers but [`RESPONSE_DROPPED`] and the
+/// gateway's metadata, the gateway's request id, and the length of a body of `body_len`
+/// bytes (a HEAD keeps the backend's length, which describes the object).
+fn answer_head(resp: &ResponseHead, body_len: usize, answer: &Answer<'_>) -> ResponseHead {
+    let mut out = ResponseHead::new(resp.status);
+    for (n, v) in &resp.headers {
+        let dropped = RESPONSE_DROPPED.contains(&n.as_str())
+            || n.starts_with("x-amz-meta-twofold")
+            || (answer.relayed_error && n == "content-type");
+        if !dropped {
+            out.push_header(n, v.clone());
+        }
+    }
+    if answer.relayed_error {
+        out.push_header("content-type", b"application/xml".to_vec());
+    }
+    out.push_header("x-amz-request-id", answer.rid.as_bytes().to_vec());
+    match resp.header("content-length") {
+        Some(v) if answer.head_request => out.push_header("content-length", v.to_vec()),
+        _ => out.push_header("content-length", body_len.to_string().into_bytes()),
+    }
+    out
 }
 
 /// Whether the request is GetBucketLocation.
@@ -303,5 +343,72 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "<Contents><Key>a</Key><Size>15</Size></Contents><Contents><Size>65536</Size></Contents><Size>7</Size>"
         );
+    }
+
+    #[test]
+    fn the_clients_framing_and_signature_are_not_forwarded() {
+        let headers: Vec<(String, Vec<u8>)> = [
+            ("authorization", "AWS4-HMAC-SHA256 ..."),
+            ("amz-sdk-invocation-id", "1"),
+            ("x-amz-meta-twofold", "forged"),
+            ("content-encoding", "aws-chunked"),
+            ("content-type", "text/plain"),
+        ]
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+        .collect();
+        let forwarded = forwarded_headers(&headers);
+        assert_eq!(
+            forwarded,
+            vec![("content-type".to_owned(), b"text/plain".to_vec())]
+        );
+    }
+
+    #[test]
+    fn aws_chunked_is_taken_out_of_content_encoding() {
+        assert_eq!(content_encoding_without_aws_chunked(b"aws-chunked"), None);
+        assert_eq!(content_encoding_without_aws_chunked(b" , "), None);
+        assert_eq!(
+            content_encoding_without_aws_chunked(b"AWS-CHUNKED, gzip"),
+            Some(b"gzip".to_vec())
+        );
+        assert_eq!(
+            content_encoding_without_aws_chunked(b"gzip, br"),
+            Some(b"gzip,br".to_vec())
+        );
+    }
+
+    #[test]
+    fn the_relayed_head_drops_the_backends_framing_and_metadata() {
+        let resp = ResponseHead::new(404)
+            .with_header("content-type", "text/html")
+            .with_header("content-length", "99")
+            .with_header("x-amz-request-id", "backend")
+            .with_header("x-amz-meta-twofold", "sealed")
+            .with_header("etag", "\"e\"");
+        let answer = Answer {
+            relayed_error: true,
+            head_request: false,
+            rid: "rid",
+        };
+        let out = answer_head(&resp, 7, &answer);
+        assert_eq!(out.status, 404);
+        assert_eq!(out.header("content-type"), Some(&b"application/xml"[..]));
+        assert_eq!(out.header("content-length"), Some(&b"7"[..]));
+        assert_eq!(out.header("x-amz-request-id"), Some(&b"rid"[..]));
+        assert!(out.header("x-amz-meta-twofold").is_none());
+        assert_eq!(out.header("etag"), Some(&b"\"e\""[..]));
+        assert_eq!(out.headers_all("content-length").count(), 1);
+
+        let head = Answer {
+            relayed_error: false,
+            head_request: true,
+            rid: "rid",
+        };
+        let out = answer_head(&resp, 0, &head);
+        assert_eq!(out.header("content-type"), Some(&b"text/html"[..]));
+        assert_eq!(out.header("content-length"), Some(&b"99"[..]));
+        let bodiless = answer_head(&ResponseHead::new(200), 0, &head);
+        assert_eq!(bodiless.header("content-length"), Some(&b"0"[..]));
     }
 }

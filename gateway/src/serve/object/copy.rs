@@ -1,30 +1,21 @@
 //! CopyObject.
 
 use super::get::passthrough_read;
-use super::put::{CHECKSUM_METADATA, check_sse_request};
+use super::put::{CHECKSUM_METADATA, check_sse_request, object_address};
 use super::read::object_header;
 use crate::config::UnencryptedObjects;
 use crate::envelope::ObjectName;
-use crate::http::ResponseHead;
+use crate::http::{RequestHead, ResponseHead};
 use crate::objmeta;
 use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
 use crate::serve::respond::{SSE_DSSE, forward_error, is_twofold_metadata};
+use crate::serve::unaligned::LAYOUT_HTTP_HEADER;
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
 
-/// Response headers of the source that a COPY-directive copy carries over.
-pub(super) const COPY_KEPT: &[&str] = &[
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "content-encoding",
-    "expires",
-    "x-amz-website-redirect-location",
-];
-
-/// Headers of a copy request that describe the new object under REPLACE.
-pub(super) const COPY_REPLACED: &[&str] = &[
+/// Headers that describe an object's content: a COPY-directive copy carries them over
+/// from the source's HEAD, a REPLACE-directive copy takes them from the request.
+pub(super) const COPY_DESCRIBING: &[&str] = &[
     "content-type",
     "cache-control",
     "content-disposition",
@@ -46,50 +37,25 @@ pub(super) const COPY_FORWARDED: &[&str] = &[
     "x-amz-acl",
 ];
 
+/// Headers of the backend's copy answer passed on to the client.
+const COPY_ANSWERED: &[&str] = &[
+    "content-type",
+    "x-amz-version-id",
+    "x-amz-copy-source-version-id",
+];
+
 /// CopyObject: the backend copies the stored bytes; the gateway re-wraps the two data keys
 /// for the new name and writes them, with the metadata, as the copy's metadata.
 pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
-    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Err(Failure::keep(S3Error::invalid_request(
-            "CopyObject needs a bucket and a key",
-        )));
-    };
-    check_sse_request(ctx)?;
-    let crate::s3::CopySource {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: version,
-    } = crate::serve::copy_source(ctx)?;
-    if !crate::serve::may_read(ctx, &src_bucket) {
-        return Err(Failure::keep(
-            S3Error::access_denied().with_resource(format!("/{src_bucket}/{src_key}")),
-        ));
-    }
-    let replace = match ctx.head.header_str("x-amz-metadata-directive") {
-        None | Some("COPY") => false,
-        Some("REPLACE") => true,
-        Some(other) => {
-            return Err(Failure::keep(S3Error::invalid_argument(format!(
-                "Unknown metadata directive {other:?}"
-            ))));
-        }
-    };
-    if replace && ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
-        return Err(Failure::keep(S3Error::invalid_argument(
-            "x-amz-meta-twofold* metadata is reserved for the gateway",
-        )));
-    }
-    let src_path = backend_path(Some(&src_bucket), Some(&src_key));
-    let src_query = version
-        .as_ref()
-        .map(|v| format!("versionId={}", crate::serve::encode(v, false)));
+    let (bucket, key) = object_address(ctx, "CopyObject needs a bucket and a key")?;
+    let req = CopyRequest::parse(ctx)?;
     let (src, src_body) = ctx
         .core
         .backend
         .simple(
             "HEAD",
-            &src_path,
-            src_query.as_deref(),
+            &req.src_path,
+            req.src_query.as_deref(),
             Vec::new(),
             Vec::new(),
         )
@@ -104,81 +70,9 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     ) {
         return Err(Failure::keep(S3Error::precondition_failed()));
     }
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    let new_meta = match object_header(&src)? {
-        Some(header) => {
-            let from = ObjectName {
-                bucket: &src_bucket,
-                key: &src_key,
-            };
-            let to = ObjectName { bucket, key };
-            let rewrapped = ctx.core.keyring.rewrap(&header, from, to).await?;
-            Some(objmeta::encode(&rewrapped))
-        }
-        None => match ctx.core.settings.unencrypted_objects {
-            UnencryptedObjects::PassThrough => {
-                passthrough_read(ctx, "CopyObject");
-                None
-            }
-            UnencryptedObjects::Reject => {
-                return Err(Failure::keep(S3Error::new(
-                    403,
-                    S3Code::InvalidObjectState,
-                    "The copy source was not written through Twofold and this gateway is configured to reject such objects",
-                )));
-            }
-        },
-    };
-    if replace {
-        for (n, v) in &ctx.head.headers {
-            if COPY_REPLACED.contains(&n.as_str()) || n.starts_with("x-amz-meta-") {
-                headers.push((n.clone(), v.clone()));
-            }
-        }
-    } else {
-        for name in COPY_KEPT {
-            if let Some(v) = src.header(name) {
-                headers.push(((*name).to_owned(), v.to_vec()));
-            }
-        }
-        for (n, v) in &src.headers {
-            if n.starts_with("x-amz-meta-") && !is_twofold_metadata(n) {
-                headers.push((n.clone(), v.clone()));
-            }
-        }
-    }
-    if let Some(v) = src.header(CHECKSUM_METADATA) {
-        headers.push((CHECKSUM_METADATA.into(), v.to_vec()));
-    }
-    // The layout record is sealed under the data keys, which the re-wrap keeps.
-    if let Some(v) = src.header(crate::serve::unaligned::LAYOUT_HTTP_HEADER) {
-        headers.push((
-            crate::serve::unaligned::LAYOUT_HTTP_HEADER.into(),
-            v.to_vec(),
-        ));
-    }
+    let new_meta = rewrapped_metadata(ctx, &req, ObjectName { bucket, key }, &src).await?;
     let sealed_copy = new_meta.is_some();
-    if let Some(meta) = new_meta {
-        headers.push((objmeta::HTTP_HEADER.into(), meta.into_bytes()));
-    }
-    for (n, v) in &ctx.head.headers {
-        if COPY_FORWARDED.contains(&n.as_str()) {
-            headers.push((n.clone(), v.clone()));
-        }
-    }
-    // The keys were re-wrapped for exactly this version of the source.
-    if ctx.head.header("x-amz-copy-source-if-match").is_none()
-        && let Some(etag) = src.header("etag")
-    {
-        headers.push(("x-amz-copy-source-if-match".into(), etag.to_vec()));
-    }
-    let mut copy_source = src_path.clone();
-    if let Some(q) = &src_query {
-        copy_source.push('?');
-        copy_source.push_str(q);
-    }
-    headers.push(("x-amz-copy-source".into(), copy_source.into_bytes()));
-    headers.push(("x-amz-metadata-directive".into(), b"REPLACE".to_vec()));
+    let headers = copy_request_headers(ctx.head, &src, &req, new_meta.as_deref());
     let path = backend_path(Some(bucket), Some(key));
     let (resp, body) = ctx
         .core
@@ -188,25 +82,291 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
-    let mut out = ResponseHead::new(200);
-    for name in [
-        "content-type",
-        "x-amz-version-id",
-        "x-amz-copy-source-version-id",
-    ] {
-        if let Some(v) = resp.header(name) {
-            out.push_header(name, v.to_vec());
-        }
-    }
-    // A pass-through source is copied as it is: the copy is not encrypted either.
-    if sealed_copy {
-        out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
-    }
-    let body = crate::s3::etag::rewrite_xml(&body);
-    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
-    out.push_header("content-length", body.len().to_string().into_bytes());
+    let (out, body) = copy_answer(&resp, &body, sealed_copy, ctx.rid);
     write_response(conn, &out, &body)
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
     Ok(Outcome::KeepAlive)
+}
+
+/// What a CopyObject request asks for, checked.
+struct CopyRequest {
+    /// The source object's bucket.
+    src_bucket: String,
+    /// The source object's key.
+    src_key: String,
+    /// The source's backend path.
+    src_path: String,
+    /// The source version's backend query, when a version was named.
+    src_query: Option<String>,
+    /// Whether the copy's metadata comes from the request (REPLACE) or the source (COPY).
+    replace: bool,
+}
+
+impl CopyRequest {
+    /// Reads and checks the copy's source, its metadata directive and its headers; refuses
+    /// a source the credentials may not read.
+    fn parse(ctx: &Request<'_>) -> Result<CopyRequest, Failure> {
+        check_sse_request(ctx)?;
+        let crate::s3::CopySource {
+            bucket: src_bucket,
+            key: src_key,
+            version_id: version,
+        } = crate::serve::copy_source(ctx)?;
+        if !crate::serve::may_read(ctx, &src_bucket) {
+            return Err(Failure::keep(
+                S3Error::access_denied().with_resource(format!("/{src_bucket}/{src_key}")),
+            ));
+        }
+        let replace = metadata_directive(ctx.head.header_str("x-amz-metadata-directive"))
+            .map_err(Failure::keep)?;
+        if replace && ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
+            return Err(Failure::keep(S3Error::invalid_argument(
+                "x-amz-meta-twofold* metadata is reserved for the gateway",
+            )));
+        }
+        Ok(CopyRequest {
+            src_path: backend_path(Some(&src_bucket), Some(&src_key)),
+            src_query: version.map(|v| format!("versionId={}", crate::serve::encode(&v, false))),
+            src_bucket,
+            src_key,
+            replace,
+        })
+    }
+
+    /// The `x-amz-copy-source` value sent to the backend: the source's path, and its
+    /// version's query when one was named.
+    fn copy_source(&self) -> String {
+        match &self.src_query {
+            Some(q) => format!("{}?{q}", self.src_path),
+            None => self.src_path.clone(),
+        }
+    }
+}
+
+/// Whether an `x-amz-metadata-directive` value asks for REPLACE (rather than COPY, the
+/// default).
+fn metadata_directive(value: Option<&str>) -> Result<bool, S3Error> {
+    match value {
+        None | Some("COPY") => Ok(false),
+        Some("REPLACE") => Ok(true),
+        Some(other) => Err(S3Error::invalid_argument(format!(
+            "Unknown metadata directive {other:?}"
+        ))),
+    }
+}
+
+/// The copy's envelope header: the source's, with its data keys re-wrapped for the new
+/// name. `None` for a source not written through Twofold, copied as it is when the gateway
+/// passes such objects through and refused otherwise.
+async fn rewrapped_metadata(
+    ctx: &Request<'_>,
+    req: &CopyRequest,
+    to: ObjectName<'_>,
+    src: &ResponseHead,
+) -> Result<Option<String>, Failure> {
+    let Some(header) = object_header(src)? else {
+        return match ctx.core.settings.unencrypted_objects {
+            UnencryptedObjects::PassThrough => {
+                passthrough_read(ctx, "CopyObject");
+                Ok(None)
+            }
+            UnencryptedObjects::Reject => Err(Failure::keep(S3Error::new(
+                403,
+                S3Code::InvalidObjectState,
+                "The copy source was not written through Twofold and this gateway is configured to reject such objects",
+            ))),
+        };
+    };
+    let from = ObjectName {
+        bucket: &req.src_bucket,
+        key: &req.src_key,
+    };
+    let rewrapped = ctx.core.keyring.rewrap(&header, from, to).await?;
+    Ok(Some(objmeta::encode(&rewrapped)))
+}
+
+/// The headers of the backend's copy request: the metadata that describes the new object
+/// (see [`described_headers`]), the source's checksum and layout records, the re-wrapped
+/// envelope header, the forwarded copy headers, and the copy's source, pinned to the
+/// version whose keys were re-wrapped.
+fn copy_request_headers(
+    head: &RequestHead,
+    src: &ResponseHead,
+    req: &CopyRequest,
+    new_meta: Option<&str>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut headers = described_headers(head, src, req.replace);
+    if let Some(v) = src.header(CHECKSUM_METADATA) {
+        headers.push((CHECKSUM_METADATA.into(), v.to_vec()));
+    }
+    // The layout record is sealed under the data keys, which the re-wrap keeps.
+    if let Some(v) = src.header(LAYOUT_HTTP_HEADER) {
+        headers.push((LAYOUT_HTTP_HEADER.into(), v.to_vec()));
+    }
+    if let Some(meta) = new_meta {
+        headers.push((objmeta::HTTP_HEADER.into(), meta.as_bytes().to_vec()));
+    }
+    headers.extend(
+        head.headers
+            .iter()
+            .filter(|(n, _)| COPY_FORWARDED.contains(&n.as_str()))
+            .cloned(),
+    );
+    // The keys were re-wrapped for exactly this version of the source.
+    if head.header("x-amz-copy-source-if-match").is_none()
+        && let Some(etag) = src.header("etag")
+    {
+        headers.push(("x-amz-copy-source-if-match".into(), etag.to_vec()));
+    }
+    headers.push(("x-amz-copy-source".into(), req.copy_source().into_bytes()));
+    headers.push(("x-amz-metadata-directive".into(), b"REPLACE".to_vec()));
+    headers
+}
+
+/// The headers that describe the new object: under REPLACE the request's, under COPY the
+/// source's (without the gateway's own metadata, which the copy writes anew).
+fn described_headers(
+    head: &RequestHead,
+    src: &ResponseHead,
+    replace: bool,
+) -> Vec<(String, Vec<u8>)> {
+    if replace {
+        return head
+            .headers
+            .iter()
+            .filter(|(n, _)| COPY_DESCRIBING.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
+            .cloned()
+            .collect();
+    }
+    let kept = COPY_DESCRIBING
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), src.header(name)?.to_vec())));
+    let meta = src
+        .headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-amz-meta-") && !is_twofold_metadata(n))
+        .cloned();
+    kept.chain(meta).collect()
+}
+
+/// CopyObject's answer from the backend's: its version headers, the encryption of a sealed
+/// copy (a pass-through source is copied as it is, so its copy is not encrypted either),
+/// and its result document with the ETag the client knows.
+fn copy_answer(
+    resp: &ResponseHead,
+    body: &[u8],
+    sealed: bool,
+    rid: &str,
+) -> (ResponseHead, Vec<u8>) {
+    let mut out = ResponseHead::new(200);
+    for name in COPY_ANSWERED {
+        if let Some(v) = resp.header(name) {
+            out.push_header(name, v.to_vec());
+        }
+    }
+    if sealed {
+        out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    }
+    let body = crate::s3::etag::rewrite_xml(body).into_owned();
+    out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
+    out.push_header("content-length", body.len().to_string().into_bytes());
+    (out, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(replace: bool, version: Option<&str>) -> CopyRequest {
+        CopyRequest {
+            src_bucket: "src".to_owned(),
+            src_key: "k".to_owned(),
+            src_path: "/src/k".to_owned(),
+            src_query: version.map(|v| format!("versionId={v}")),
+            replace,
+        }
+    }
+
+    fn value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    #[test]
+    fn the_directive_is_copy_by_default_and_nothing_else_is_accepted() {
+        assert!(!metadata_directive(None).unwrap());
+        assert!(!metadata_directive(Some("COPY")).unwrap());
+        assert!(metadata_directive(Some("REPLACE")).unwrap());
+        assert!(metadata_directive(Some("replace")).is_err());
+    }
+
+    #[test]
+    fn copy_keeps_the_sources_description_and_replace_takes_the_requests() {
+        let head = RequestHead::new("PUT", "/b/k")
+            .with_header("content-type", "text/new")
+            .with_header("x-amz-meta-a", "new");
+        let src = ResponseHead::new(200)
+            .with_header("content-type", "text/old")
+            .with_header("x-amz-meta-a", "old")
+            .with_header("x-amz-meta-twofold-header", "sealed");
+        let copied = described_headers(&head, &src, false);
+        assert_eq!(value(&copied, "content-type"), Some(&b"text/old"[..]));
+        assert_eq!(value(&copied, "x-amz-meta-a"), Some(&b"old"[..]));
+        assert!(value(&copied, "x-amz-meta-twofold-header").is_none());
+        let replaced = described_headers(&head, &src, true);
+        assert_eq!(value(&replaced, "content-type"), Some(&b"text/new"[..]));
+        assert_eq!(value(&replaced, "x-amz-meta-a"), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn the_copy_is_pinned_to_the_source_version_whose_keys_were_rewrapped() {
+        let head = RequestHead::new("PUT", "/b/k").with_header("x-amz-acl", "private");
+        let src = ResponseHead::new(200).with_header("etag", "\"e\"");
+        let headers = copy_request_headers(&head, &src, &request(false, Some("v1")), Some("m"));
+        assert_eq!(
+            value(&headers, "x-amz-copy-source-if-match"),
+            Some(&b"\"e\""[..])
+        );
+        assert_eq!(
+            value(&headers, "x-amz-copy-source"),
+            Some(&b"/src/k?versionId=v1"[..])
+        );
+        assert_eq!(value(&headers, objmeta::HTTP_HEADER), Some(&b"m"[..]));
+        assert_eq!(value(&headers, "x-amz-acl"), Some(&b"private"[..]));
+        assert_eq!(
+            value(&headers, "x-amz-metadata-directive"),
+            Some(&b"REPLACE"[..])
+        );
+
+        let conditional = head.with_header("x-amz-copy-source-if-match", "\"x\"");
+        let headers = copy_request_headers(&conditional, &src, &request(false, None), None);
+        let pins: Vec<_> = headers
+            .iter()
+            .filter(|(n, _)| n == "x-amz-copy-source-if-match")
+            .collect();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(pins[0].1, b"\"x\"");
+        assert_eq!(value(&headers, "x-amz-copy-source"), Some(&b"/src/k"[..]));
+        assert!(value(&headers, objmeta::HTTP_HEADER).is_none());
+    }
+
+    #[test]
+    fn only_a_sealed_copy_is_answered_as_encrypted() {
+        let resp = ResponseHead::new(200).with_header("x-amz-version-id", "v2");
+        let (out, body) = copy_answer(&resp, b"<CopyObjectResult/>", true, "rid");
+        assert_eq!(out.header("x-amz-version-id"), Some(&b"v2"[..]));
+        assert_eq!(
+            out.header("x-amz-server-side-encryption"),
+            Some(SSE_DSSE.as_bytes())
+        );
+        assert_eq!(
+            out.header("content-length"),
+            Some(body.len().to_string().as_bytes())
+        );
+        let (out, _) = copy_answer(&resp, b"", false, "rid");
+        assert!(out.header("x-amz-server-side-encryption").is_none());
+    }
 }

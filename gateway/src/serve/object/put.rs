@@ -1,14 +1,18 @@
-//! PutObject: the body sealed segment by segment on its way to the backend.
+//! PutObject: the body sealed segment by segment on its way to the backend. Also the
+//! request checks the other operations that create or name one object share (its bucket
+//! and key, the headers of an upload, the server-side-encryption headers).
 
 use super::OVERHEAD;
 use crate::envelope::checksum_record;
+use crate::envelope::layout::SegmentSize;
 use crate::envelope::layout::{segment_count, segment_plain_len, stored_len};
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
+use crate::http::RequestHead;
 use crate::http::ResponseHead;
 use crate::objmeta;
 use crate::s3::{S3Error, xml};
 use crate::serve::backend::read_small_body;
-use crate::serve::body::{BodyError, ClientBody};
+use crate::serve::body::{BodyError, ClientBody, ClientChecksum, send_continue};
 use crate::serve::io::Conn;
 use crate::serve::respond::{SSE_DSSE, forward_error, is_twofold_metadata};
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
@@ -92,105 +96,237 @@ pub(super) fn check_sse_request(ctx: &Request<'_>) -> Result<(), S3Error> {
     }
 }
 
-/// PutObject.
+/// The bucket and key of a request on one object, or `message` as the client's error when
+/// either is missing.
+pub(super) fn object_address<'a>(
+    ctx: &'a Request<'_>,
+    message: &'static str,
+) -> Result<(&'a str, &'a str), Failure> {
+    match (&ctx.address.bucket, &ctx.address.key) {
+        (Some(bucket), Some(key)) => Ok((bucket, key)),
+        _ => Err(Failure::keep(S3Error::invalid_request(message))),
+    }
+}
+
+/// PutObject: checks the request, seals the body on its way to the backend (or holds a
+/// small one until its trailer checksum verified), records a trailer checksum with the
+/// stored object, and answers.
 pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
-    let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
-        return Err(Failure::keep(S3Error::invalid_request(
-            "PutObject needs a bucket and a key",
-        )));
-    };
+    let (bucket, key) = object_address(ctx, "PutObject needs a bucket and a key")?;
     // Until the body is read, a failure needs no explicit close: the connection's state
-    // (a body not read to its end) closes it. Once reading began, one does (`fail`): a
-    // body abandoned mid-way, or one that failed to decode, leaves the stream out of step.
-    let fail = Failure::close;
+    // (a body not read to its end) closes it. Once reading began, one does: a body
+    // abandoned mid-way, or one that failed to decode, leaves the stream out of step.
     let mut headers = check_upload_headers(ctx)?;
     let mut body = ClientBody::new(ctx.head, ctx.verified)?;
-    let plain = body.len();
-    if plain > PUT_OBJECT_BYTES_MAX {
+    if body.len() > PUT_OBJECT_BYTES_MAX {
         return Err(S3Error::entity_too_large().into());
     }
-    let name = ObjectName { bucket, key };
-    let keyring = &ctx.core.keyring;
-    let (header, keys) = keyring.seal_new(name, None).await?;
-    let seg = header.segment_size;
-    let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
-        .map_err(|_| S3Error::internal_error())?;
-    let record_cipher =
-        checksum_record::cipher(&header, &keys).map_err(|_| S3Error::internal_error())?;
-    drop(keys);
-
-    headers.push((
-        objmeta::HTTP_HEADER.into(),
-        objmeta::encode(&header).into_bytes(),
-    ));
+    let sealing = PutSealing::new(ctx, ObjectName { bucket, key }).await?;
+    headers.push((objmeta::HTTP_HEADER.into(), sealing.metadata.clone()));
     // A checksum sent as a header is known now; it is only stored if it verifies, since a
     // mismatch aborts the backend write below. One sent as a trailer is known only at the
     // end of the body: it is stored by holding a small body back, or by a copy afterwards.
-    let trailer = body.trailer_checksum_algorithm();
-    if trailer.is_none() {
-        for (n, v) in &ctx.head.headers {
-            // A value that is no digest is not recorded: the body check refuses it anyway.
-            if let Some(alg) = crate::checksum::ChecksumAlgorithm::from_header_name(n)
-                && let Some(sealed) =
-                    checksum_record::seal_base64(&record_cipher, alg, &String::from_utf8_lossy(v))
-            {
-                headers.push((CHECKSUM_METADATA.into(), sealed.into_bytes()));
-            }
-        }
+    let trailer = body.trailer_checksum_algorithm().is_some();
+    if !trailer {
+        headers.extend(header_checksum_records(ctx.head, &sealing.record_cipher));
     }
-    if ctx.head.expects_continue() {
-        let (res, _) = conn
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
-            .await;
-        res.map_err(|_| fail(S3Error::incomplete_body()))?;
-    }
+    send_continue(ctx.head, conn)
+        .await
+        .map_err(Failure::close)?;
     let path = backend_path(Some(bucket), Some(key));
-    let stored = stored_len(plain, seg);
-    let held = trailer.is_some() && stored <= HELD_PUT_STORED_BYTES_MAX;
-    let (resp, resp_body, checksum) = if held {
-        seal_held(
-            ctx,
-            conn,
-            &mut body,
-            (&cipher, &record_cipher),
-            &path,
-            headers.clone(),
-        )
-        .await?
-    } else {
-        let ex = ctx
-            .core
-            .backend
-            .send_head("PUT", &path, None, headers.clone(), Some(stored))
-            .await?;
-        seal_upload(ctx, conn, &mut body, &cipher, ex).await?
+    let stored = stored_len(body.len(), sealing.segment_size);
+    let plan = StorePlan {
+        path: &path,
+        headers: &headers,
+        stored,
+        held: holds_body(trailer, stored),
     };
+    let (resp, resp_body, checksum) = store_body(ctx, conn, &mut body, &sealing, &plan).await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &resp_body, ctx.rid).await;
     }
-    let mut etag = resp.header("etag").map(<[u8]>::to_vec);
-    let mut version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
-    if !held
-        && trailer.is_some()
-        && let Some(c) = &checksum
-        && let Some(put_etag) = &etag
-    {
-        match attach_checksum(ctx, &path, &headers, &record_cipher, c, put_etag).await {
-            Ok((new_etag, new_version)) => {
-                forget_version(ctx, &path, version.as_deref(), new_version.as_deref()).await;
-                etag = new_etag.or(etag);
-                version = new_version.or(version);
-            }
-            // The object is stored and verified: the client's PUT succeeded. Only the
-            // checksum is missing from it, as on any object stored without one.
-            Err(reason) => tracing::warn!(
-                resource = %format_args!("/{bucket}/{key}"),
-                algorithm = %c.algorithm,
+    let etag = resp.header("etag").map(<[u8]>::to_vec);
+    let version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
+    let (etag, version) = match &checksum {
+        Some(c) if trailer && !plan.held => {
+            let recording = Recording {
+                bucket,
+                key,
+                path: &path,
+                headers: &headers,
+                record_cipher: &sealing.record_cipher,
+                checksum: c,
+            };
+            record_trailer_checksum(ctx, &recording, etag, version).await
+        }
+        _ => (etag, version),
+    };
+    let out = put_response_head(ctx.rid, etag, version, checksum);
+    write_response(conn, &out, &[])
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
+}
+
+/// The keys one PutObject seals with, and the envelope header that records them.
+struct PutSealing {
+    /// The envelope header, encoded as the object's metadata value.
+    metadata: Vec<u8>,
+    /// The segment size of the sealed body.
+    segment_size: SegmentSize,
+    /// Seals the body's segments.
+    cipher: SegmentCipher,
+    /// Seals the checksum record stored in the metadata.
+    record_cipher: SegmentCipher,
+}
+
+impl PutSealing {
+    /// Draws fresh data keys for `name`, wrapped by both custodians, and the ciphers made
+    /// from them; the keys themselves are dropped once the ciphers hold them.
+    async fn new(ctx: &Request<'_>, name: ObjectName<'_>) -> Result<PutSealing, Failure> {
+        let (header, keys) = ctx.core.keyring.seal_new(name, None).await?;
+        let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
+            .map_err(|_| S3Error::internal_error())?;
+        let record_cipher =
+            checksum_record::cipher(&header, &keys).map_err(|_| S3Error::internal_error())?;
+        drop(keys);
+        Ok(PutSealing {
+            metadata: objmeta::encode(&header).into_bytes(),
+            segment_size: header.segment_size,
+            cipher,
+            record_cipher,
+        })
+    }
+}
+
+/// The sealed checksum records of the request's `x-amz-checksum-*` headers, as metadata
+/// entries. A value that is no digest is not recorded: the body check refuses it anyway.
+fn header_checksum_records(
+    head: &RequestHead,
+    record_cipher: &SegmentCipher,
+) -> Vec<(String, Vec<u8>)> {
+    head.headers
+        .iter()
+        .filter_map(|(n, v)| {
+            let alg = crate::checksum::ChecksumAlgorithm::from_header_name(n)?;
+            checksum_record::seal_base64(record_cipher, alg, &String::from_utf8_lossy(v))
+        })
+        .map(|sealed| (CHECKSUM_METADATA.to_owned(), sealed.into_bytes()))
+        .collect()
+}
+
+/// Whether a PutObject body is held in memory until its trailer checksum verified (see
+/// [`HELD_PUT_STORED_BYTES_MAX`]) rather than streamed to the backend.
+fn holds_body(trailer_checksum: bool, stored: u64) -> bool {
+    trailer_checksum && stored <= HELD_PUT_STORED_BYTES_MAX
+}
+
+/// How a PutObject's sealed body goes to the backend.
+struct StorePlan<'a> {
+    /// The object's backend path.
+    path: &'a str,
+    /// The backend request's headers.
+    headers: &'a [(String, Vec<u8>)],
+    /// The sealed body's length.
+    stored: u64,
+    /// Whether the body is held in memory until it verified (see [`holds_body`]).
+    held: bool,
+}
+
+/// What the backend answered to a PUT, its body, and the client's verified checksum.
+pub(crate) type StoredAnswer = (ResponseHead, Vec<u8>, Option<ClientChecksum>);
+
+/// Seals the client's body and sends it to the backend as `plan` says: whole once it
+/// verified ([`seal_held`]), or streamed segment by segment ([`seal_upload`]).
+async fn store_body(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    body: &mut ClientBody,
+    sealing: &PutSealing,
+    plan: &StorePlan<'_>,
+) -> Result<StoredAnswer, Failure> {
+    let ciphers = (&sealing.cipher, &sealing.record_cipher);
+    if plan.held {
+        return seal_held(ctx, conn, body, ciphers, plan.path, plan.headers.to_vec()).await;
+    }
+    let ex = ctx
+        .core
+        .backend
+        .send_head(
+            "PUT",
+            plan.path,
+            None,
+            plan.headers.to_vec(),
+            Some(plan.stored),
+        )
+        .await?;
+    seal_upload(ctx, conn, body, &sealing.cipher, ex).await
+}
+
+/// A verified trailer checksum to record with the object a streamed PUT just stored.
+struct Recording<'a> {
+    /// The object's bucket.
+    bucket: &'a str,
+    /// The object's key.
+    key: &'a str,
+    /// The object's backend path.
+    path: &'a str,
+    /// The headers of the PUT that stored it.
+    headers: &'a [(String, Vec<u8>)],
+    /// Seals the checksum record.
+    record_cipher: &'a SegmentCipher,
+    /// The verified checksum.
+    checksum: &'a ClientChecksum,
+}
+
+/// Records a verified trailer checksum with the object just stored (see
+/// [`attach_checksum`]) and forgets the version the PUT made. Returns the ETag and version
+/// id the client is told: those of the copy when it succeeded, the PUT's otherwise.
+async fn record_trailer_checksum(
+    ctx: &Request<'_>,
+    rec: &Recording<'_>,
+    etag: Option<Vec<u8>>,
+    version: Option<Vec<u8>>,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let Some(put_etag) = etag.as_deref() else {
+        return (etag, version);
+    };
+    let attached = attach_checksum(
+        ctx,
+        rec.path,
+        rec.headers,
+        rec.record_cipher,
+        rec.checksum,
+        put_etag,
+    )
+    .await;
+    match attached {
+        Ok((new_etag, new_version)) => {
+            forget_version(ctx, rec.path, version.as_deref(), new_version.as_deref()).await;
+            (new_etag.or(etag), new_version.or(version))
+        }
+        // The object is stored and verified: the client's PUT succeeded. Only the
+        // checksum is missing from it, as on any object stored without one.
+        Err(reason) => {
+            tracing::warn!(
+                resource = %format_args!("/{}/{}", rec.bucket, rec.key),
+                algorithm = %rec.checksum.algorithm,
                 reason = %reason,
                 "object stored, but its verified checksum could not be recorded with it"
-            ),
+            );
+            (etag, version)
         }
     }
+}
+
+/// The head of PutObject's answer: the object's ETag and version id when the backend gave
+/// them, the encryption it is stored with, and the client's verified checksum.
+fn put_response_head(
+    rid: &str,
+    etag: Option<Vec<u8>>,
+    version: Option<Vec<u8>>,
+    checksum: Option<ClientChecksum>,
+) -> ResponseHead {
     let mut out = ResponseHead::new(200);
     if let Some(v) = etag {
         out.push_header("etag", crate::s3::etag::header_to_client(&v));
@@ -202,12 +338,9 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     if let Some(c) = checksum {
         out.push_header(c.algorithm.header_name(), c.value.into_bytes());
     }
-    out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
+    out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
     out.push_header("content-length", b"0".to_vec());
-    write_response(conn, &out, &[])
-        .await
-        .map_err(|_| Failure::close(S3Error::internal_error()))?;
-    Ok(Outcome::KeepAlive)
+    out
 }
 
 /// PUT request headers that are not carried into the copy that records a trailer
@@ -226,7 +359,7 @@ pub(super) async fn attach_checksum(
     path: &str,
     put_headers: &[(String, Vec<u8>)],
     record_cipher: &SegmentCipher,
-    checksum: &crate::serve::body::ClientChecksum,
+    checksum: &ClientChecksum,
     put_etag: &[u8],
 ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
     let sealed = checksum_record::seal_base64(record_cipher, checksum.algorithm, &checksum.value)
@@ -308,14 +441,7 @@ pub(super) async fn seal_held(
     (cipher, record_cipher): (&SegmentCipher, &SegmentCipher),
     path: &str,
     mut headers: Vec<(String, Vec<u8>)>,
-) -> Result<
-    (
-        ResponseHead,
-        Vec<u8>,
-        Option<crate::serve::body::ClientChecksum>,
-    ),
-    Failure,
-> {
+) -> Result<StoredAnswer, Failure> {
     let plain = body.len();
     let seg = cipher.segment_size();
     let stored = stored_len(plain, seg);
@@ -376,7 +502,7 @@ pub(super) async fn seal_segments(
     body: &mut ClientBody,
     cipher: &SegmentCipher,
     sink: &mut SealSink,
-) -> Result<Option<crate::serve::body::ClientChecksum>, Failure> {
+) -> Result<Option<ClientChecksum>, Failure> {
     let plain = body.len();
     let seg = cipher.segment_size();
     let n = segment_count(plain, seg);
@@ -416,14 +542,7 @@ pub(crate) async fn seal_upload(
     body: &mut ClientBody,
     cipher: &SegmentCipher,
     ex: crate::serve::backend::Exchange,
-) -> Result<
-    (
-        ResponseHead,
-        Vec<u8>,
-        Option<crate::serve::body::ClientChecksum>,
-    ),
-    Failure,
-> {
+) -> Result<StoredAnswer, Failure> {
     let mut sink = SealSink::Backend(ex);
     let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
     let SealSink::Backend(mut ex) = sink else {
@@ -448,7 +567,7 @@ pub(crate) async fn seal_to_md5(
     conn: &mut Conn,
     body: &mut ClientBody,
     cipher: &SegmentCipher,
-) -> Result<([u8; 16], Option<crate::serve::body::ClientChecksum>), Failure> {
+) -> Result<([u8; 16], Option<ClientChecksum>), Failure> {
     let mut sink = SealSink::Md5(<md5::Md5 as md5::Digest>::new());
     let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
     let SealSink::Md5(m) = sink else {
@@ -457,6 +576,50 @@ pub(crate) async fn seal_to_md5(
     Ok((md5::Digest::finalize(m).into(), checksum))
 }
 
+/// The failure for a client body that could not be read or did not verify: the stream is
+/// out of step, so the connection closes.
 pub(super) fn body_failure(e: &BodyError) -> Failure {
     Failure::close(e.to_s3())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_small_body_with_a_trailer_checksum_is_held() {
+        assert!(holds_body(true, 0));
+        assert!(holds_body(true, HELD_PUT_STORED_BYTES_MAX));
+        assert!(!holds_body(true, HELD_PUT_STORED_BYTES_MAX + 1));
+        assert!(!holds_body(false, 0));
+    }
+
+    #[test]
+    fn the_answer_carries_what_the_backend_and_the_client_gave() {
+        let checksum = ClientChecksum {
+            algorithm: crate::checksum::ChecksumAlgorithm::Crc32,
+            value: "AAAAAA==".to_owned(),
+        };
+        let out = put_response_head(
+            "rid",
+            Some(b"\"abc\"".to_vec()),
+            Some(b"v1".to_vec()),
+            Some(checksum),
+        );
+        assert_eq!(out.status, 200);
+        assert!(out.header("etag").is_some());
+        assert_eq!(out.header("x-amz-version-id"), Some(&b"v1"[..]));
+        assert_eq!(out.header("x-amz-checksum-crc32"), Some(&b"AAAAAA=="[..]));
+        assert_eq!(out.header("x-amz-request-id"), Some(&b"rid"[..]));
+        assert_eq!(out.header("content-length"), Some(&b"0"[..]));
+        assert_eq!(
+            out.header("x-amz-server-side-encryption"),
+            Some(SSE_DSSE.as_bytes())
+        );
+
+        let bare = put_response_head("rid", None, None, None);
+        assert!(bare.header("etag").is_none());
+        assert!(bare.header("x-amz-version-id").is_none());
+        assert!(bare.header("x-amz-checksum-crc32").is_none());
+    }
 }
