@@ -42,8 +42,8 @@ echo "== Debian package (cargo deb)"
 # Built first with the workspace's release profile (shared with the other release builds
 # of the test run), then packaged as it is; without the default `dev-backend` feature, as
 # `[package.metadata.deb]` asks, so that no s3s, tokio or hyper is in the packaged binary.
-cargo build --release --locked -q -p twofold --no-default-features
-cargo deb -p twofold --no-build --strip --output "$work/twofold.deb" >"$work/cargo-deb.log" 2>&1 \
+cargo build --release --locked -q -p gateway --no-default-features
+cargo deb -p gateway --no-build --strip --output "$work/twofold.deb" >"$work/cargo-deb.log" 2>&1 \
   || { cat "$work/cargo-deb.log"; exit 1; }
 dpkg-deb -I "$work/twofold.deb" >"$work/info"
 dpkg-deb -c "$work/twofold.deb" | awk '{print $NF}' | sed 's|^\./|/|' >"$work/contents"

@@ -46,8 +46,8 @@ if [ "$tier" = quick ]; then
   echo "== quick checks passed (bash tests/run.sh runs everything)"
   exit 0
 fi
-echo "== cargo clippy -p twofold --no-default-features (the packaged build, without the dev backend)"
-cargo clippy -p twofold --no-default-features --all-targets --locked -- -D warnings
+echo "== cargo clippy -p gateway --no-default-features (the packaged build, without the dev backend)"
+cargo clippy -p gateway --no-default-features --all-targets --locked -- -D warnings
 # The workspace's rust-version is the lowest toolchain that builds it: the highest any
 # dependency needs (compio-driver uses cfg_select!, stable since Rust 1.95, though its own
 # rust-version says less). Checked, not built, with that very toolchain. Where it is the

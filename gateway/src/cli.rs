@@ -5,11 +5,12 @@
 //! Every failure is one line on stderr and a non-zero exit status.
 
 use crate::config::Config;
+use crate::dev;
 use crate::envelope::aead::Layer;
+use crate::envelope::objmeta;
 use crate::envelope::stream::{DecryptReader, EncryptWriter, envelope_error};
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::keys::{Custodian, Keyring, block_on};
-use crate::{dev, objmeta};
 use clap::{Args, Parser, Subcommand};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -484,9 +485,9 @@ fn decrypt_planned(
     };
     let p = plan::plan(&object, &plan::ReadRequest::whole()).map_err(|e| e.to_string())?;
     // The checksum of the plaintext: of the whole, or of each part for a composite one.
-    let mut whole = checksum.map(|c| crate::checksum::Hasher::new(c.algorithm));
-    let mut part_digests: Vec<crate::checksum::Checksum> = Vec::new();
-    let mut current: Option<(u32, crate::checksum::Hasher)> = None;
+    let mut whole = checksum.map(|c| crate::s3::checksum::Hasher::new(c.algorithm));
+    let mut part_digests: Vec<crate::s3::checksum::Checksum> = Vec::new();
+    let mut current: Option<(u32, crate::s3::checksum::Hasher)> = None;
     let composite = checksum.filter(|c| c.parts.is_some());
     let mut sink = |part: u32, bytes: &[u8]| -> io::Result<()> {
         if let Some(c) = composite {
@@ -494,7 +495,7 @@ fn decrypt_planned(
                 if let Some((_, h)) = current.take() {
                     part_digests.push(h.finish_raw());
                 }
-                current = Some((part, crate::checksum::Hasher::new(c.algorithm)));
+                current = Some((part, crate::s3::checksum::Hasher::new(c.algorithm)));
             }
             if let Some((_, h)) = current.as_mut() {
                 h.update(bytes);
@@ -549,7 +550,7 @@ fn decrypt_planned(
                         part_digests.len()
                     ));
                 }
-                crate::checksum::composite(c.algorithm, &part_digests)
+                crate::s3::checksum::composite(c.algorithm, &part_digests)
             }
             None => whole.take().ok_or("checksum")?.finish_raw(),
         };

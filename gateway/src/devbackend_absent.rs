@@ -8,7 +8,7 @@ use std::path::Path;
 /// What `twofold serve --dev` says in a build without the dev backend.
 pub const ABSENT: &str = "this twofold was built without the `dev-backend` feature, so \
     `serve --dev` has no S3 backend to run; build it with the feature (on by default): \
-    `cargo run --release -p twofold -- serve --dev`, or `serve --config FILE` with a real backend";
+    `cargo run --release -p gateway -- serve --dev`, or `serve --config FILE` with a real backend";
 
 /// Never exists in this build: [`DevBackend::start`] always fails.
 #[derive(Debug)]

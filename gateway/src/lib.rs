@@ -2,8 +2,6 @@
 //! AES-256-GCM, with each layer's key under its own custodian.
 #![forbid(unsafe_code)]
 
-pub mod awschunked;
-pub mod checksum;
 pub mod cli;
 pub mod config;
 pub mod dev;
@@ -18,7 +16,6 @@ pub mod http;
 pub mod keys;
 pub mod limits;
 pub mod notify;
-pub mod objmeta;
 pub mod private_file;
 pub mod s3;
 pub mod serve;

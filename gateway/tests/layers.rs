@@ -7,9 +7,9 @@ use std::path::Path;
 
 /// The layers, top (imports nothing of the crate) first, as docs/architecture.md lists them.
 const LAYERS: &[&[&str]] = &[
-    &["checksum", "hardening", "limits", "private_file", "notify"],
-    &["http", "s3", "sigv4", "awschunked"],
-    &["envelope", "objmeta"],
+    &["hardening", "limits", "private_file", "notify"],
+    &["http", "s3", "sigv4"],
+    &["envelope"],
     &["telemetry"],
     &["keys"],
     &["config", "tls"],

@@ -8,11 +8,11 @@
 )]
 
 use proptest::prelude::*;
-use twofold::awschunked::{
+use twofold::s3::checksum::{ChecksumAlgorithm, Hasher, checksum};
+use twofold::sigv4::awschunked::{
     CHUNK_DATA_BYTES_MAX, CHUNK_LINE_BYTES_MAX, ChunkError, Decoder, Step, TRAILER_BYTES_MAX,
     Trailers, parse_declared_trailers,
 };
-use twofold::checksum::{ChecksumAlgorithm, Hasher, checksum};
 use twofold::sigv4::{ChunkSigner, PayloadMode, Secret, SigningKey, canonical};
 
 const SEED: &str = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";

@@ -10,7 +10,7 @@
 use base64::Engine;
 use proptest::prelude::*;
 use serde_json::Value;
-use twofold::checksum::{ChecksumAlgorithm, Hasher, checksum};
+use twofold::s3::checksum::{ChecksumAlgorithm, Hasher, checksum};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

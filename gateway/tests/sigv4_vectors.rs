@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use twofold::awschunked::{Decoder, Step, parse_declared_trailers};
+use twofold::sigv4::awschunked::{Decoder, Step, parse_declared_trailers};
 use twofold::sigv4::canonical;
 use twofold::sigv4::{
     AuthMethod, ChunkSigner, PayloadMode, Query, RequestParts, Secret, SigningInput, SigningKey,
@@ -359,7 +359,7 @@ fn decode_all(
     dec: &mut Decoder,
     body: &[u8],
     piece: usize,
-) -> (Vec<u8>, twofold::awschunked::Trailers) {
+) -> (Vec<u8>, twofold::sigv4::awschunked::Trailers) {
     let mut out = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     for part in body.chunks(piece) {
@@ -474,7 +474,7 @@ fn s3_chunked_trailer_example() {
         assert_eq!(data.len(), 66_560);
         assert_eq!(trailers.get("x-amz-checksum-crc32c"), Some("sOO8/Q=="));
         let (alg, value) = trailers.checksum().unwrap();
-        let mut h = twofold::checksum::Hasher::new(alg);
+        let mut h = twofold::s3::checksum::Hasher::new(alg);
         h.update(&data);
         assert!(h.verify(value), "the documented CRC-32C matches the data");
     }

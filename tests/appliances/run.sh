@@ -93,9 +93,9 @@ fi
 APP=("$PY" "$HERE/appliances.py")
 
 # --- the gateway -----------------------------------------------------------------------------
-echo "== cargo build -p twofold"
+echo "== cargo build -p gateway"
 T_BUILD=$(now)
-cargo build -q -p twofold
+cargo build -q -p gateway
 BUILD_SECS=$(elapsed "$T_BUILD")
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac

@@ -76,8 +76,8 @@ PY=$VENVS/boto3/bin/python
 AWS=$VENVS/awscli/bin/aws
 
 # --- the gateway ---------------------------------------------------------------------------
-echo "== cargo build -p twofold"
-cargo build -q -p twofold
+echo "== cargo build -p gateway"
+cargo build -q -p gateway
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 TWOFOLD=$TARGET_DIR/debug/twofold

@@ -1,7 +1,7 @@
 //! S3 checksums as the AWS SDK for Rust names them, for the checksum tests.
 
 use aws_sdk_s3::types::ChecksumAlgorithm as SdkAlg;
-use twofold::checksum::ChecksumAlgorithm;
+use twofold::s3::checksum::ChecksumAlgorithm;
 
 /// The SDK's name of algorithm `a`.
 pub fn sdk_alg(a: ChecksumAlgorithm) -> SdkAlg {
@@ -21,11 +21,11 @@ pub fn sdk_alg(a: ChecksumAlgorithm) -> SdkAlg {
 macro_rules! checksum_of {
     ($out:expr, $a:expr) => {
         match $a {
-            twofold::checksum::ChecksumAlgorithm::Crc32 => $out.checksum_crc32(),
-            twofold::checksum::ChecksumAlgorithm::Crc32c => $out.checksum_crc32_c(),
-            twofold::checksum::ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64_nvme(),
-            twofold::checksum::ChecksumAlgorithm::Sha1 => $out.checksum_sha1(),
-            twofold::checksum::ChecksumAlgorithm::Sha256 => $out.checksum_sha256(),
+            twofold::s3::checksum::ChecksumAlgorithm::Crc32 => $out.checksum_crc32(),
+            twofold::s3::checksum::ChecksumAlgorithm::Crc32c => $out.checksum_crc32_c(),
+            twofold::s3::checksum::ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64_nvme(),
+            twofold::s3::checksum::ChecksumAlgorithm::Sha1 => $out.checksum_sha1(),
+            twofold::s3::checksum::ChecksumAlgorithm::Sha256 => $out.checksum_sha256(),
         }
         .map(str::to_owned)
     };

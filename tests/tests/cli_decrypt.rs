@@ -13,9 +13,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{ChecksumType, CompletedMultipartUpload, CompletedPart};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use twofold::checksum::ChecksumAlgorithm;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::layout::SegmentSize;
+use twofold::s3::checksum::ChecksumAlgorithm;
 use twofold_tests::checksum_of;
 use twofold_tests::checksums::sdk_alg;
 use twofold_tests::gateway::{TestGateway, create_bucket, put};
@@ -29,7 +29,7 @@ fn binary() -> PathBuf {
     let bin = exe.parent().unwrap().parent().unwrap().join("twofold");
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p twofold` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p gateway` (cargo test --workspace does)",
         bin.display()
     );
     bin
@@ -428,7 +428,8 @@ async fn read_plans_agree_with_the_gateway() {
             .await
             .unwrap();
         let header =
-            twofold::objmeta::decode(head.metadata().unwrap().get("twofold").unwrap()).unwrap();
+            twofold::envelope::objmeta::decode(head.metadata().unwrap().get("twofold").unwrap())
+                .unwrap();
         let stored = head.content_length().unwrap() as u64;
         let layout = parts.clone().map(|p| Layout::multipart(p, seg));
         let meta = ObjectMeta {

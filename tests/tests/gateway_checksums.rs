@@ -26,7 +26,7 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
-use twofold::checksum::{ChecksumAlgorithm, checksum};
+use twofold::s3::checksum::{ChecksumAlgorithm, checksum};
 use twofold::sigv4::PayloadMode;
 use twofold_tests::checksum_of;
 use twofold_tests::checksums::sdk_alg;

@@ -715,7 +715,7 @@ fn binary() -> PathBuf {
     let bin = exe.parent().unwrap().parent().unwrap().join("twofold");
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p twofold` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p gateway` (cargo test --workspace does)",
         bin.display()
     );
     bin

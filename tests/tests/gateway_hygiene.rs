@@ -71,11 +71,13 @@ async fn forge_kek_label(gw: &TestGateway, key: &str, kek_id: &str) {
         .unwrap();
     let mut meta = stored.metadata().cloned().unwrap_or_default();
     let body = stored.body.collect().await.unwrap().into_bytes();
-    let mut header = twofold::objmeta::decode(&meta[twofold::objmeta::METADATA_NAME]).unwrap();
+    let mut header =
+        twofold::envelope::objmeta::decode(&meta[twofold::envelope::objmeta::METADATA_NAME])
+            .unwrap();
     header.inner.kek_id = kek_id.to_owned();
     meta.insert(
-        twofold::objmeta::METADATA_NAME.to_owned(),
-        twofold::objmeta::encode(&header),
+        twofold::envelope::objmeta::METADATA_NAME.to_owned(),
+        twofold::envelope::objmeta::encode(&header),
     );
     backend
         .put_object()

@@ -18,7 +18,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
     ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
 };
-use twofold::checksum::{Checksum, ChecksumAlgorithm, checksum, combine, composite};
+use twofold::s3::checksum::{Checksum, ChecksumAlgorithm, checksum, combine, composite};
 use twofold_tests::checksum_of;
 use twofold_tests::checksums::sdk_alg;
 use twofold_tests::gateway::{TestGateway, create_bucket, put, status_code};

@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use twofold::checksum::{ChecksumAlgorithm, checksum};
+use twofold::s3::checksum::{ChecksumAlgorithm, checksum};
 use twofold::sigv4::PayloadMode;
 use twofold_tests::gateway::{
     TestGateway, aws_chunked_signed, aws_chunked_unsigned, create_bucket, exists, get, put,

@@ -5,7 +5,7 @@
 //! systemd's READY and STOPPING notifications arrive on `$NOTIFY_SOCKET`.
 //!
 //! The binary is the workspace's `target/.../twofold`, built by `cargo test --workspace`
-//! (or `cargo build -p twofold`).
+//! (or `cargo build -p gateway`).
 
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,7 +27,7 @@ fn binary() -> PathBuf {
     let bin = exe.parent().unwrap().parent().unwrap().join("twofold");
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p twofold` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p gateway` (cargo test --workspace does)",
         bin.display()
     );
     bin

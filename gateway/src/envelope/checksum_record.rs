@@ -20,7 +20,7 @@
 
 use super::layout::SEGMENT_OVERHEAD_BYTES;
 use super::{DataKeys, Error, SegmentCipher, header::Header};
-use crate::checksum::{Checksum, ChecksumAlgorithm, DIGEST_LEN_BYTES_MAX};
+use crate::s3::checksum::{Checksum, ChecksumAlgorithm, DIGEST_LEN_BYTES_MAX};
 use base64::Engine;
 
 /// Version of the record's plaintext encoding.
@@ -197,8 +197,8 @@ pub fn open(cipher: &SegmentCipher, value: &str) -> Result<StoredChecksum, Check
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::checksum::checksum;
     use crate::envelope::header::test_header as header;
+    use crate::s3::checksum::checksum;
 
     fn header_and_keys() -> (Header, DataKeys) {
         (header(0), DataKeys::from_bytes([5; 32], [6; 32]))

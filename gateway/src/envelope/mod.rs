@@ -15,6 +15,7 @@ pub mod checksum_record;
 pub mod header;
 pub mod kdf;
 pub mod layout;
+pub mod objmeta;
 pub mod plan;
 pub mod read;
 pub mod record;

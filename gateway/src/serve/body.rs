@@ -10,10 +10,10 @@
 //! afterwards). Nothing read here is trusted until [`ClientBody::finish`] has returned `Ok`.
 
 use super::io::Conn;
-use crate::awschunked::{self, ChunkError, Decoder as AwsDecoder, Step as AwsStep};
-use crate::checksum::{ChecksumAlgorithm, Hasher};
 use crate::http::{BodyKind, ChunkedDecoder, HttpError, RequestHead, Step as ChunkedStep};
 use crate::s3::S3Error;
+use crate::s3::checksum::{ChecksumAlgorithm, Hasher};
+use crate::sigv4::awschunked::{self, ChunkError, Decoder as AwsDecoder, Step as AwsStep};
 use crate::sigv4::{AuthError, PayloadMode, Verified};
 use base64::Engine;
 use std::io;

@@ -12,9 +12,9 @@
 //! carry a valid tag; a digest nobody can forge is then what the object's checksum is made
 //! from.
 
-use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::envelope::aead::Layer;
 use crate::envelope::{DataKeys, header::Header, kdf};
+use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
 use crate::s3::{S3Error, xml};
 use aws_lc_rs::{constant_time, hmac};
 use base64::Engine;
@@ -255,13 +255,13 @@ pub fn object_checksum(
         let (first, _) = it.next()?;
         let mut acc = *first;
         for (d, len) in it {
-            acc = crate::checksum::combine(algorithm, &acc, d, *len)?;
+            acc = crate::s3::checksum::combine(algorithm, &acc, d, *len)?;
         }
         Some(StoredChecksum::full_object(algorithm, acc))
     } else {
         Some(StoredChecksum {
             algorithm,
-            digest: crate::checksum::composite(algorithm, digests),
+            digest: crate::s3::checksum::composite(algorithm, digests),
             parts: u16::try_from(digests.len()).ok(),
         })
     }
@@ -271,8 +271,8 @@ pub fn object_checksum(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::checksum::checksum;
     use crate::envelope::header::test_header as header;
+    use crate::s3::checksum::checksum;
 
     #[test]
     fn a_tag_vouches_only_for_its_part_digest_and_etag() {
@@ -363,6 +363,6 @@ mod tests {
         };
         let got = object_checksum(composite, &digests, &sizes).unwrap();
         assert_eq!(got.parts, Some(2));
-        assert_eq!(got.digest, crate::checksum::composite(a, &digests));
+        assert_eq!(got.digest, crate::s3::checksum::composite(a, &digests));
     }
 }

@@ -121,9 +121,9 @@ pub(crate) const OPENED_CHECKSUM: &str = "twofold opened-checksum";
 /// `COMPOSITE`) and value as S3 prints them.
 pub(crate) fn opened_checksum(
     resp: &ResponseHead,
-) -> Option<(crate::checksum::ChecksumAlgorithm, &str, &str)> {
+) -> Option<(crate::s3::checksum::ChecksumAlgorithm, &str, &str)> {
     let mut it = resp.header_str(OPENED_CHECKSUM)?.splitn(3, ':');
-    let alg = crate::checksum::ChecksumAlgorithm::from_name(it.next()?.as_bytes())?;
+    let alg = crate::s3::checksum::ChecksumAlgorithm::from_name(it.next()?.as_bytes())?;
     Some((alg, it.next()?, it.next()?))
 }
 

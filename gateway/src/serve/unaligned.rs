@@ -158,8 +158,8 @@ async fn head_size(
     }
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let Some(header) = resp
-        .header_str(crate::objmeta::HTTP_HEADER)
-        .and_then(|v| crate::objmeta::decode(v).ok())
+        .header_str(crate::envelope::objmeta::HTTP_HEADER)
+        .and_then(|v| crate::envelope::objmeta::decode(v).ok())
     else {
         return Ok(None);
     };

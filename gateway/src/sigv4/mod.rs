@@ -1,7 +1,7 @@
 //! AWS Signature Version 4 for S3, sans-IO: [`verify`] checks the requests clients send to
 //! the gateway, [`sign`] signs the requests the gateway sends to the backend, and
 //! [`ChunkSigner`] follows the signature chain of a streaming signed body (the framing itself
-//! is [`crate::awschunked`]).
+//! is [`crate::sigv4::awschunked`]).
 //!
 //! # What is checked
 //!
@@ -55,7 +55,7 @@
 //!
 //! The verifier does not see the body. For [`PayloadMode::Sha256`] the caller hashes the body
 //! and calls [`PayloadMode::check_body_sha256`] at its end (`XAmzContentSHA256Mismatch`);
-//! the streaming modes are aws-chunked bodies for [`crate::awschunked::Decoder`], which for
+//! the streaming modes are aws-chunked bodies for [`crate::sigv4::awschunked::Decoder`], which for
 //! the signed ones takes the [`ChunkSigner`] returned here.
 //!
 //! # Not supported
@@ -65,6 +65,7 @@
 //! `x-amz-security-token` is signed like any header but not validated: the gateway's
 //! credentials are long-term keys.
 
+pub mod awschunked;
 pub mod canonical;
 mod chunk;
 mod error;
@@ -226,6 +227,6 @@ pub struct Verified {
     /// `x-amz-decoded-content-length`, when sent (the payload length of an aws-chunked body).
     pub decoded_content_length: Option<u64>,
     /// For [`PayloadMode::StreamingSigned`] and [`PayloadMode::StreamingSignedTrailer`]: the
-    /// chain seeded with this request's signature, for [`crate::awschunked::Decoder`].
+    /// chain seeded with this request's signature, for [`crate::sigv4::awschunked::Decoder`].
     pub chunk_signer: Option<ChunkSigner>,
 }

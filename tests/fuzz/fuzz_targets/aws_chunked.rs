@@ -1,4 +1,4 @@
-//! `twofold::awschunked::Decoder` fed the input in pieces, then `finish()`, in three modes:
+//! `twofold::sigv4::awschunked::Decoder` fed the input in pieces, then `finish()`, in three modes:
 //!
 //! - `STREAMING-UNSIGNED-PAYLOAD-TRAILER` declaring `x-amz-checksum-crc32`;
 //! - `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` with the chunk signer of the S3 documentation's
@@ -17,7 +17,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use twofold::awschunked::{Decoder, Step};
+use twofold::sigv4::awschunked::{Decoder, Step};
 use twofold::sigv4::{ChunkSigner, PayloadMode, Secret, SigningKey, canonical};
 
 /// From tests/vectors/sigv4/s3-examples.json (the S3 API Reference's examples).

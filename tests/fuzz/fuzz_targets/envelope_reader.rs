@@ -21,7 +21,7 @@ use twofold::envelope::stream::DecryptReader;
 use twofold::envelope::{
     BucketKey, DataKeys, ObjectName, SealParams, SegmentCipher, seal_header_with_nonces,
 };
-use twofold::objmeta;
+use twofold::envelope::objmeta;
 
 /// Key byte i is `byte + i`, as in gateway/tests/format_vectors.rs.
 fn fill(byte: u8) -> [u8; 32] {

@@ -3,14 +3,14 @@
 
 use super::exchange::{names, reply};
 use super::token::{Upload, parse_token, replace_element};
-use crate::checksum::Checksum;
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::Header;
 use crate::envelope::layout::{SegmentSize, plain_len};
+use crate::envelope::objmeta;
 use crate::envelope::{DataKeys, ObjectName};
 use crate::envelope::{checksum_record, record};
 use crate::http::ResponseHead;
-use crate::objmeta;
+use crate::s3::checksum::Checksum;
 use crate::s3::{S3Code, S3Error, xml};
 use crate::serve::io::Conn;
 use crate::serve::part_checksum::{
@@ -761,7 +761,7 @@ pub(super) fn vouched_digests(
     parts: &[crate::serve::part_checksum::CompletedPart],
     declared: Declared,
     tagger: &PartTagger,
-) -> Result<Vec<crate::checksum::Checksum>, S3Error> {
+) -> Result<Vec<crate::s3::checksum::Checksum>, S3Error> {
     let alg = declared.algorithm;
     parts
         .iter()
@@ -774,7 +774,7 @@ pub(super) fn vouched_digests(
                     p.number
                 ))
             })?;
-            crate::checksum::Checksum::from_base64(alg, claim)
+            crate::s3::checksum::Checksum::from_base64(alg, claim)
                 .filter(|d| tagger.vouches(p.number, alg, d, &p.etag))
                 .ok_or_else(|| {
                     S3Error::new(
@@ -874,8 +874,8 @@ mod complete_step_tests {
         Rewrite, Sealed, SizesPage, check_numbering, check_record_len, checked_object_checksum,
         plain_sizes,
     };
-    use crate::checksum::{ChecksumAlgorithm, checksum};
     use crate::envelope::layout::{SegmentSize, stored_len};
+    use crate::s3::checksum::{ChecksumAlgorithm, checksum};
     use crate::serve::part_checksum::{CompletedPart, Declared};
     use crate::serve::unaligned::LAYOUT_VALUE_LEN_MAX;
 

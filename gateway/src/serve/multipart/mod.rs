@@ -20,7 +20,7 @@ use super::part_checksum::Declared;
 use super::passthrough::rewrite_sizes;
 use super::respond::forward_error;
 use super::{Failure, Outcome, Request, backend_path, encode};
-use crate::objmeta;
+use crate::envelope::objmeta;
 use crate::s3::{S3Error, xml};
 
 mod complete;

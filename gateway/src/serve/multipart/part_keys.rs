@@ -3,10 +3,10 @@
 //! checksum hasher, derived from the upload's data keys (which are dropped at once).
 
 use super::token::{Upload, parse_token};
-use crate::checksum::Hasher;
 use crate::envelope::header::Header;
 use crate::envelope::{ObjectName, SegmentCipher};
 use crate::s3::S3Error;
+use crate::s3::checksum::Hasher;
 use crate::serve::part_checksum::{Declared, PartTagger};
 use crate::serve::{Failure, Request};
 

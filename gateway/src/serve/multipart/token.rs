@@ -2,7 +2,7 @@
 //! header, and the listings that show them.
 
 use crate::envelope::header::Header;
-use crate::objmeta;
+use crate::envelope::objmeta;
 use crate::s3::{S3Error, xml};
 use crate::serve::part_checksum::Declared;
 use base64::Engine;

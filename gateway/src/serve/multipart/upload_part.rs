@@ -3,10 +3,10 @@
 use super::complete::stored_part;
 use super::exchange::names;
 use super::part_keys::{PartSealing, PartTarget};
-use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::envelope::layout::stored_len;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
+use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
 use crate::serve::body::{ClientBody, ClientChecksum};
 use crate::serve::io::Conn;
 use crate::serve::object::{seal_to_md5, seal_upload};
@@ -177,9 +177,9 @@ async fn answer(
 #[cfg(test)]
 mod tests {
     use super::{client_etag, require_declared_checksum};
-    use crate::checksum::{ChecksumAlgorithm, checksum};
     use crate::envelope::DataKeys;
     use crate::envelope::header::test_header;
+    use crate::s3::checksum::{ChecksumAlgorithm, checksum};
     use crate::serve::body::ClientChecksum;
     use crate::serve::part_checksum::{Declared, PartTagger};
 

@@ -3,16 +3,16 @@
 use super::complete::{StoredPart, stored_part};
 use super::exchange::{names, reply};
 use super::part_keys::{PartSealing, PartTarget};
-use crate::checksum::{Checksum, ChecksumAlgorithm, Hasher};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{
     Layout, SEGMENT_OVERHEAD_BYTES, SegmentSize, plain_len, segment_count, segment_plain_len,
     stored_len,
 };
+use crate::envelope::objmeta;
 use crate::envelope::plan::{ObjectMeta, ReadPlan, ReadRequest, parts_count_from_etag, plan};
 use crate::envelope::{DataKeys, ObjectName, SegmentCipher, record};
 use crate::http::ResponseHead;
-use crate::objmeta;
+use crate::s3::checksum::{Checksum, ChecksumAlgorithm, Hasher};
 use crate::s3::{ByteRange, RangeRequest, S3Code, S3Error};
 use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
@@ -469,8 +469,8 @@ pub(super) async fn copy_part_result(
     ctx: &Request<'_>,
     etag: &str,
     checksum: Option<(
-        crate::checksum::ChecksumAlgorithm,
-        crate::checksum::Checksum,
+        crate::s3::checksum::ChecksumAlgorithm,
+        crate::s3::checksum::Checksum,
     )>,
     modified: &str,
 ) -> Result<Outcome, Failure> {

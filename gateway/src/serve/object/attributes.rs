@@ -3,12 +3,12 @@
 use super::get::{passthrough_read, unencrypted_check};
 use super::put::object_address;
 use super::read::reveal_checksum;
-use crate::checksum::ChecksumAlgorithm;
 use crate::envelope::ObjectName;
 use crate::envelope::layout::{Layout, SegmentSize, plain_len};
 use crate::envelope::record;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
+use crate::s3::checksum::ChecksumAlgorithm;
 use crate::serve::io::Conn;
 use crate::serve::respond::{forward_error, opened_checksum};
 use crate::serve::{Failure, Outcome, Request, backend_path, backend_query, write_response};

@@ -6,10 +6,10 @@ use super::OVERHEAD;
 use crate::envelope::checksum_record;
 use crate::envelope::layout::SegmentSize;
 use crate::envelope::layout::{segment_count, segment_plain_len, stored_len};
+use crate::envelope::objmeta;
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::http::RequestHead;
 use crate::http::ResponseHead;
-use crate::objmeta;
 use crate::s3::{S3Error, xml};
 use crate::serve::backend::read_small_body;
 use crate::serve::body::{BodyError, ClientBody, ClientChecksum, send_continue};
@@ -208,7 +208,7 @@ fn header_checksum_records(
     head.headers
         .iter()
         .filter_map(|(n, v)| {
-            let alg = crate::checksum::ChecksumAlgorithm::from_header_name(n)?;
+            let alg = crate::s3::checksum::ChecksumAlgorithm::from_header_name(n)?;
             checksum_record::seal_base64(record_cipher, alg, &String::from_utf8_lossy(v))
         })
         .map(|sealed| (CHECKSUM_METADATA.to_owned(), sealed.into_bytes()))
@@ -597,7 +597,7 @@ mod tests {
     #[test]
     fn the_answer_carries_what_the_backend_and_the_client_gave() {
         let checksum = ClientChecksum {
-            algorithm: crate::checksum::ChecksumAlgorithm::Crc32,
+            algorithm: crate::s3::checksum::ChecksumAlgorithm::Crc32,
             value: "AAAAAA==".to_owned(),
         };
         let out = put_response_head(

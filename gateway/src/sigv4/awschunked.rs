@@ -49,9 +49,9 @@
 //!
 //! Nothing is allocated on the data path; the decoder never panics, whatever the input.
 
-use crate::checksum::ChecksumAlgorithm;
 use crate::http::trim_ows;
 use crate::s3::S3Code;
+use crate::s3::checksum::ChecksumAlgorithm;
 use crate::sigv4::{ChunkSigner, PayloadMode};
 use aws_lc_rs::digest;
 
