@@ -8,9 +8,10 @@
 # version, and fuzzes the parsers briefly.
 #
 # Usage: bash tests/run.sh         everything (what CI runs)
-#        bash tests/run.sh quick   formatting, clippy and `cargo test --workspace` only: unit
+#        bash tests/run.sh quick   formatting, clippy and every test of the workspace: unit
 #                                  and protocol tests, and the integration tests in front of
-#                                  the embedded s3s-fs backend; no Ceph, moto, real clients,
+#                                  the embedded s3s-fs backend, the test binaries side by side
+#                                  (tests/run_side_by_side.py); no Ceph, moto, real clients,
 #                                  appliances, package checks or fuzzing
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,12 +41,15 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
-cargo test --workspace --locked
 if [ "$tier" = quick ]; then
+  echo "== cargo test --workspace, the test binaries side by side"
+  python3 tests/run_side_by_side.py
+  cargo test --workspace --doc --locked -q
   echo "== quick checks passed (bash tests/run.sh runs everything)"
   exit 0
 fi
+echo "== cargo test"
+cargo test --workspace --locked
 echo "== cargo clippy -p gateway --no-default-features (the packaged build, without the dev backend)"
 cargo clippy -p gateway --no-default-features --all-targets --locked -- -D warnings
 # The workspace's rust-version is the lowest toolchain that builds it: the highest any

@@ -531,7 +531,7 @@ fn twofold_binary() -> PathBuf {
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "twofold", "--bin", "twofold"]);
+    cmd.args(["build", "-q", "-p", "gateway", "--bin", "twofold"]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }

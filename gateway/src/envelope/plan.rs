@@ -387,8 +387,7 @@ fn segment_stored(index: u64, plain: u64, seg: SegmentSize, base: u64) -> Stored
     }
 }
 
-/// Single-part and aligned multipart objects (the gateway's `get`, `part_bounds`,
-/// `stream_get` and `stream_whole_get`).
+/// Single-part and aligned multipart objects.
 fn plan_segmented(
     meta: &ObjectMeta<'_>,
     request: &ReadRequest,
@@ -491,7 +490,7 @@ fn part_bounds(
     Ok((PlainRange { first, last }, count, checks))
 }
 
-/// A ranged read (the gateway's `stream_get`): from the segment that holds the range for
+/// A ranged read: from the segment that holds the range for
 /// single-part objects; for aligned multipart objects from there when the part size is
 /// known (and the part number fits), else from the start of the object.
 fn ranged(
@@ -521,7 +520,7 @@ fn ranged(
     }
 }
 
-/// The gateway's `open_and_stream`: segments `first_segment..=` the one holding the last
+/// Segments `first_segment..=` the one holding the last
 /// byte wanted, opened in order; those wholly before the range are opened but not sent.
 fn streamed(
     size: u64,
@@ -594,7 +593,7 @@ fn streamed(
     }
 }
 
-/// Unaligned multipart objects (the gateway's `unaligned::serve`).
+/// Unaligned multipart objects: every segment's part, index and final flag from the layout.
 fn plan_unaligned(
     layout: &Layout,
     request: &ReadRequest,

@@ -3,6 +3,7 @@
 
 use super::io::Conn;
 use super::{Failure, Outcome, Request, write_response};
+use crate::envelope::checksum_record::StoredChecksum;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
 
@@ -79,10 +80,20 @@ pub(crate) async fn forward_error(
     Ok(Outcome::KeepAlive)
 }
 
-/// The client-visible headers of an object's response.
-pub(crate) fn object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
+/// The client-visible headers of an object's response, with the client's checksum where
+/// it was opened for this response.
+pub(crate) fn object_headers(
+    ctx: &Request<'_>,
+    resp: &ResponseHead,
+    checksum: Option<&StoredChecksum>,
+    out: &mut ResponseHead,
+) {
     out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
     plain_object_headers(ctx, resp, out);
+    if let Some(c) = checksum {
+        out.push_header(c.algorithm.header_name(), c.value().into_bytes());
+        out.push_header("x-amz-checksum-type", c.type_name().as_bytes().to_vec());
+    }
 }
 
 /// The client-visible headers of a pass-through object's response: as for any object, but
@@ -103,39 +114,7 @@ pub(crate) fn plain_object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: 
         }
     }
     out.push_header("accept-ranges", b"bytes".to_vec());
-    if wants_checksum(ctx)
-        && let Some((alg, kind, value)) = opened_checksum(resp)
-    {
-        out.push_header(alg.header_name(), value.as_bytes().to_vec());
-        out.push_header("x-amz-checksum-type", kind.as_bytes().to_vec());
-    }
     out.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
-}
-
-/// Where `object::reveal_checksum` leaves an object's opened checksum in the backend's response
-/// head, as `ALGORITHM:BASE64`. A name with a space, which no HTTP header can have, so the
-/// backend cannot set it: the sealed value it stores is never printed as it is.
-pub(crate) const OPENED_CHECKSUM: &str = "twofold opened-checksum";
-
-/// The checksum `object::reveal_checksum` opened, if it did: algorithm, type (`FULL_OBJECT`,
-/// `COMPOSITE`) and value as S3 prints them.
-pub(crate) fn opened_checksum(
-    resp: &ResponseHead,
-) -> Option<(crate::s3::checksum::ChecksumAlgorithm, &str, &str)> {
-    let mut it = resp.header_str(OPENED_CHECKSUM)?.splitn(3, ':');
-    let alg = crate::s3::checksum::ChecksumAlgorithm::from_name(it.next()?.as_bytes())?;
-    Some((alg, it.next()?, it.next()?))
-}
-
-/// Whether the client asked for the object's checksum (`x-amz-checksum-mode: ENABLED`) on
-/// a request for the whole object, the only one it is returned with (a part's own
-/// checksum is not kept).
-pub(crate) fn wants_checksum(ctx: &Request<'_>) -> bool {
-    ctx.head
-        .header_str("x-amz-checksum-mode")
-        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
-        && ctx.head.header("range").is_none()
-        && ctx.query.get("partNumber").is_none()
 }
 
 /// The 416 answer to a range outside an object of `size` plaintext bytes, with

@@ -4,13 +4,13 @@ use super::get::{passthrough_read, unencrypted_check};
 use super::put::object_address;
 use super::read::reveal_checksum;
 use crate::envelope::ObjectName;
+use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::layout::{Layout, SegmentSize, plain_len};
 use crate::envelope::record;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
-use crate::s3::checksum::ChecksumAlgorithm;
 use crate::serve::io::Conn;
-use crate::serve::respond::{forward_error, opened_checksum};
+use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, backend_query, write_response};
 
 /// Query parameters of GetObjectAttributes that are not passed on to the backend's HEAD.
@@ -37,7 +37,8 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
     let wants_checksum = wanted.iter().any(|w| w.eq_ignore_ascii_case("Checksum"));
-    let (resp, sizes) = open_object(ctx, ObjectName { bucket, key }, resp, wants_checksum).await?;
+    let (resp, sizes, checksum) =
+        open_object(ctx, ObjectName { bucket, key }, resp, wants_checksum).await?;
     let etag = resp
         .header_str("etag")
         .unwrap_or("")
@@ -45,7 +46,7 @@ pub(crate) async fn attributes(ctx: &Request<'_>, conn: &mut Conn) -> Result<Out
         .to_owned();
     let found = Found {
         etag: &etag,
-        checksum: opened_checksum(&resp),
+        checksum,
         parts: parts_count(sizes.layout_parts, &etag),
         storage_class: resp.header_str("x-amz-storage-class").unwrap_or("STANDARD"),
         size: sizes.size,
@@ -96,13 +97,13 @@ struct Sizes {
 
 /// Opens the object's envelope header from its HEAD (refusing or logging an object not
 /// written through Twofold), reveals the client's checksum when `wants_checksum`, and
-/// works out its plaintext size. Returns the HEAD with the checksum revealed.
+/// works out its plaintext size. Returns the HEAD, the sizes and the checksum.
 async fn open_object(
     ctx: &Request<'_>,
     name: ObjectName<'_>,
-    mut resp: ResponseHead,
+    resp: ResponseHead,
     wants_checksum: bool,
-) -> Result<(ResponseHead, Sizes), Failure> {
+) -> Result<(ResponseHead, Sizes, Option<StoredChecksum>), Failure> {
     let stored = resp.content_length().ok().flatten().unwrap_or(0);
     let header = unencrypted_check(ctx, &resp)?;
     let Some(h) = header else {
@@ -111,11 +112,12 @@ async fn open_object(
             size: stored,
             layout_parts: None,
         };
-        return Ok((resp, sizes));
+        return Ok((resp, sizes, None));
     };
-    if wants_checksum {
-        reveal_checksum(ctx, &h, &mut resp).await?;
-    }
+    let checksum = match wants_checksum {
+        true => reveal_checksum(ctx, &h, &resp).await?,
+        false => None,
+    };
     let layout = if h.multipart && record::is_marked(stored, h.segment_size) {
         Some(crate::serve::unaligned::layout_of(ctx, name, &h, &resp, stored).await?)
     } else {
@@ -123,7 +125,7 @@ async fn open_object(
     };
     let size = sealed_size(h.segment_size, layout.as_ref(), stored)?;
     let layout_parts = layout.as_ref().map(|l| l.parts().len());
-    Ok((resp, Sizes { size, layout_parts }))
+    Ok((resp, Sizes { size, layout_parts }, checksum))
 }
 
 /// The plaintext size of a sealed object: its layout record's when it has one, otherwise
@@ -154,8 +156,8 @@ fn parts_count(layout_parts: Option<usize>, etag: &str) -> Option<u64> {
 struct Found<'a> {
     /// The backend's ETag, unquoted.
     etag: &'a str,
-    /// The client's checksum: algorithm, checksum type and value.
-    checksum: Option<(ChecksumAlgorithm, &'a str, &'a str)>,
+    /// The client's checksum.
+    checksum: Option<StoredChecksum>,
     /// The part count of a multipart object.
     parts: Option<u64>,
     /// The storage class.
@@ -176,12 +178,13 @@ fn attributes_xml(wanted: &[String], found: &Found<'_>) -> String {
         xml.push_str(&format!("<ETag>{}</ETag>", escape(&client)));
     }
     if has("Checksum")
-        && let Some((alg, kind, value)) = found.checksum
+        && let Some(c) = found.checksum
     {
-        let tag = alg.xml_name();
+        let tag = c.algorithm.xml_name();
         xml.push_str(&format!(
-            "<Checksum><{tag}>{}</{tag}><ChecksumType>{kind}</ChecksumType></Checksum>",
-            escape(value)
+            "<Checksum><{tag}>{}</{tag}><ChecksumType>{}</ChecksumType></Checksum>",
+            escape(&c.value()),
+            c.type_name()
         ));
     }
     if has("ObjectParts")

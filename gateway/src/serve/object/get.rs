@@ -8,6 +8,7 @@ use super::read::{
 };
 use super::stream::{ClientBody, StreamError, stream_plan};
 use crate::config::UnencryptedObjects;
+use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::Header;
 use crate::envelope::layout::plain_len;
 use crate::envelope::plan::{
@@ -304,7 +305,7 @@ async fn serve_seen(
         return Ok(None);
     }
     let keys = request_keys(ctx, &seen.header).await?;
-    let head = response_head(ctx, &resp, &p.response);
+    let head = response_head(ctx, &resp, None, &p.response);
     send_body(ctx, conn, (&seen.header, &keys), p, (body, resp), head)
         .await
         .map(Some)
@@ -398,25 +399,28 @@ async fn planned(
         meta.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
     }
     if p.fetch.is_empty() {
-        if p.reveal_checksum {
-            reveal_checksum(ctx, header, &mut meta).await?;
-        }
-        let out = response_head(ctx, &meta, &p.response);
+        let checksum = match p.reveal_checksum {
+            true => reveal_checksum(ctx, header, &meta).await?,
+            false => None,
+        };
+        let out = response_head(ctx, &meta, checksum.as_ref(), &p.response);
         write_response(conn, &out, &[])
             .await
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
         return Ok(Outcome::KeepAlive);
     }
     let keys = request_keys(ctx, header).await.map_err(Failure::closing)?;
-    if p.reveal_checksum {
-        reveal_checksum_with(ctx, header, &keys, &mut meta)?;
-    }
+    let checksum = match p.reveal_checksum {
+        true => reveal_checksum_with(ctx, header, &keys, &meta)?,
+        false => None,
+    };
     remember(ctx, read, header, &meta);
     let source = Source {
         read,
         header,
         keys: &keys,
         meta: &meta,
+        checksum: checksum.as_ref(),
     };
     send_planned(ctx, conn, &source, p, body).await
 }
@@ -427,6 +431,8 @@ struct Source<'s> {
     header: &'s Header,
     keys: &'s DataKeys,
     meta: &'s ResponseHead,
+    /// The client's checksum, opened for this response.
+    checksum: Option<&'s StoredChecksum>,
 }
 
 /// Fetches and sends the body of plan `p`; where the plan's start was guessed from the
@@ -448,7 +454,7 @@ async fn send_planned(
                 Err(outcome) => return Ok(outcome),
             },
         };
-        let head = response_head(ctx, source.meta, &p.response);
+        let head = response_head(ctx, source.meta, source.checksum, &p.response);
         let keys = (source.header, source.keys);
         let sent = send_body(ctx, conn, keys, &p, (backend, resp), head).await;
         match (sent, p.fallback.take()) {
@@ -526,10 +532,11 @@ fn range_header(range: StoredRange) -> (String, Vec<u8>) {
 fn response_head(
     ctx: &Request<'_>,
     meta: &ResponseHead,
+    checksum: Option<&StoredChecksum>,
     numbers: &ResponseNumbers,
 ) -> ResponseHead {
     let mut out = ResponseHead::new(numbers.status);
-    object_headers(ctx, meta, &mut out);
+    object_headers(ctx, meta, checksum, &mut out);
     if let Some(range) = numbers.content_range {
         out.push_header("content-range", range.to_string().into_bytes());
     }

@@ -3,7 +3,7 @@
 
 use super::OVERHEAD;
 use super::put::CHECKSUM_METADATA;
-use crate::envelope::checksum_record;
+use crate::envelope::checksum_record::{self, StoredChecksum};
 use crate::envelope::header::Header;
 use crate::envelope::layout::{SEGMENT_OVERHEAD_BYTES, segment_count, segment_plain_len};
 use crate::envelope::objmeta;
@@ -11,7 +11,6 @@ use crate::envelope::{ObjectName, SegmentCipher};
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
 use crate::serve::error::report_integrity_failure;
-use crate::serve::respond::OPENED_CHECKSUM;
 use crate::serve::stored::StoredObject;
 use crate::serve::{Failure, Request};
 
@@ -27,17 +26,17 @@ pub(super) fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Err
 }
 
 /// Opens the sealed checksum record of the object whose header is `header` and whose
-/// backend response head is `resp`, and leaves the checksum in `resp` for
-/// [`object_headers`]. A record that does not open under the object's keys is an
-/// integrity failure: the request fails, as for a damaged layout record. Paths that open
-/// the keys anyway (a GET's body) use [`reveal_checksum_with`] instead.
+/// backend response head is `resp`: the client's checksum, `None` when the object has no
+/// record. A record that does not open under the object's keys is an integrity failure:
+/// the request fails, as for a damaged layout record. Paths that open the keys anyway (a
+/// GET's body) use [`reveal_checksum_with`] instead.
 pub(crate) async fn reveal_checksum(
     ctx: &Request<'_>,
     header: &Header,
-    resp: &mut ResponseHead,
-) -> Result<(), Failure> {
-    if resp.header(CHECKSUM_METADATA).is_none() || resp.header(OPENED_CHECKSUM).is_some() {
-        return Ok(());
+    resp: &ResponseHead,
+) -> Result<Option<StoredChecksum>, Failure> {
+    if resp.header(CHECKSUM_METADATA).is_none() {
+        return Ok(None);
     }
     let keys = request_keys(ctx, header).await?;
     reveal_checksum_with(ctx, header, &keys, resp)
@@ -63,19 +62,15 @@ pub(super) fn reveal_checksum_with(
     ctx: &Request<'_>,
     header: &Header,
     keys: &crate::envelope::DataKeys,
-    resp: &mut ResponseHead,
-) -> Result<(), Failure> {
+    resp: &ResponseHead,
+) -> Result<Option<StoredChecksum>, Failure> {
     let Some(value) = resp.header_str(CHECKSUM_METADATA) else {
-        return Ok(());
+        return Ok(None);
     };
     let cipher = checksum_record::cipher(header, keys)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     match checksum_record::open(&cipher, value.trim()) {
-        Ok(c) => {
-            let opened = format!("{}:{}:{}", c.algorithm.name(), c.type_name(), c.value());
-            resp.push_header(OPENED_CHECKSUM, opened.into_bytes());
-            Ok(())
-        }
+        Ok(c) => Ok(Some(c)),
         Err(e) => {
             report_integrity_failure(ctx, "checksum_record", &e);
             Err(Failure::integrity(format!(
