@@ -52,6 +52,14 @@ fn list_elements<'a>(
 }
 
 /// The value without leading and trailing spaces and tabs.
+/// Where `needle` first occurs in `hay`, if it does (`None` for an empty needle).
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
     let start = v
         .iter()

@@ -27,8 +27,8 @@ pub use chunked::{
     chunked_frame_footer, chunked_frame_header,
 };
 pub use error::HttpError;
-pub(crate) use fields::trim_ows;
 pub use fields::{BodyKind, Fields};
+pub(crate) use fields::{find, trim_ows};
 pub use request::{RequestHead, parse_request_head};
 pub use response::{ResponseHead, canonical_reason, parse_response_head};
 

@@ -16,6 +16,7 @@
 //! entity tags clients send back (conditional headers, the parts of a Complete) and leaves
 //! every other value alone.
 
+use crate::http::find;
 use std::borrow::Cow;
 
 /// Appended to every backend ETag without a `-`.
@@ -158,10 +159,6 @@ fn split(tag: &str) -> (&str, &str, bool) {
         Some(inner) => (prefix, inner, true),
         None => (prefix, rest, false),
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

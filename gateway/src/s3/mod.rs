@@ -7,6 +7,7 @@ mod delete_objects;
 mod error;
 pub mod etag;
 mod grant;
+pub mod headers;
 mod op;
 mod query;
 mod range;

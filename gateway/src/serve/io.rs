@@ -7,6 +7,7 @@
 //! whether every wait stayed within its deadline ([`Deadlines`], [`Conn::timed_out`]) and
 //! whether the current request's body was read to its end ([`Conn::request_body_read`]).
 
+use crate::http::find;
 use crate::http::{
     BodyKind, HttpError, Limits, RequestHead, ResponseHead, parse_request_head, parse_response_head,
 };
@@ -115,10 +116,6 @@ enum RequestBody {
     Until(u64),
     /// A chunked body whose last chunk has not been decoded yet.
     Chunked,
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {

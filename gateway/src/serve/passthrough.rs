@@ -8,41 +8,12 @@ use super::io::Conn;
 use super::{Failure, Outcome, Request, backend_path, backend_query, write_response};
 use crate::envelope::layout::{SegmentSize, plain_len};
 use crate::http::ResponseHead;
+use crate::http::find;
 use crate::s3::S3Error;
+use crate::s3::headers::{FORWARD_DROPPED, RESPONSE_DROPPED};
 
 /// Largest request body forwarded (bucket configurations, DeleteObjects lists).
 pub const FORWARDED_BODY_BYTES_MAX: u64 = 16 * 1024 * 1024;
-
-/// Request headers never forwarded: hop-by-hop, the client's signature and payload
-/// framing (the gateway re-signs and re-frames), and the gateway's own metadata.
-const DROPPED: &[&str] = &[
-    "host",
-    "authorization",
-    "x-amz-date",
-    "x-amz-content-sha256",
-    "x-amz-decoded-content-length",
-    "x-amz-security-token",
-    "x-amz-trailer",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "expect",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-connection",
-];
-
-/// Response headers never returned.
-const RESPONSE_DROPPED: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "x-amz-request-id",
-    "x-amz-id-2",
-];
 
 pub(crate) async fn forward(
     ctx: &Request<'_>,
@@ -121,13 +92,13 @@ async fn forward_payload(
     Ok(Outcome::KeepAlive)
 }
 
-/// The request headers sent on to the backend: all but [`DROPPED`], the SDK's own and the
+/// The request headers sent on to the backend: all but [`FORWARD_DROPPED`], the SDK's own and the
 /// gateway's metadata, with `aws-chunked` taken out of `content-encoding`.
 fn forwarded_headers(headers: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
         .filter(|(n, _)| {
-            !(DROPPED.contains(&n.as_str())
+            !(FORWARD_DROPPED.contains(&n.as_str())
                 || n.starts_with("amz-sdk-")
                 || n.starts_with("x-amz-meta-twofold"))
         })
@@ -316,10 +287,6 @@ pub fn filter_buckets(xml: &[u8], allowed: &[String]) -> Vec<u8> {
     }
     out.extend_from_slice(rest);
     out
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

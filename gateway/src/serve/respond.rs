@@ -6,30 +6,10 @@ use super::{Failure, Outcome, Request, write_response};
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
+use crate::s3::headers::GET_RETURNED;
 
 /// The value of `x-amz-server-side-encryption` on every encrypted object.
 pub const SSE_DSSE: &str = "aws:kms:dsse";
-/// Backend response headers passed back to the client on GET and HEAD.
-const GET_RETURNED: &[&str] = &[
-    "etag",
-    "last-modified",
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "content-encoding",
-    "expires",
-    "x-amz-storage-class",
-    "x-amz-version-id",
-    "x-amz-tagging-count",
-    "x-amz-website-redirect-location",
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
-    "x-amz-delete-marker",
-    "x-amz-mp-parts-count",
-];
-
 /// Whether `name` is metadata the gateway keeps for itself (`x-amz-meta-twofold*`).
 pub(crate) fn is_twofold_metadata(name: &str) -> bool {
     name.starts_with("x-amz-meta-twofold")

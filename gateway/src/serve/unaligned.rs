@@ -9,6 +9,7 @@ use crate::envelope::header::Header;
 use crate::envelope::layout::{Layout, SegmentSize, stored_len};
 use crate::envelope::record;
 use crate::http::ResponseHead;
+use crate::s3::headers::DESCRIBING;
 use crate::s3::{S3Error, xml};
 use base64::Engine;
 
@@ -22,18 +23,6 @@ const LISTED_SIZE_CACHE_ENTRIES: usize = 4096;
 pub(crate) const LAYOUT_VALUE_LEN_MAX: usize = 1024;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// Response headers of the completed object that the rewritten object keeps.
-const KEPT: &[&str] = &[
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "content-encoding",
-    "expires",
-    "x-amz-website-redirect-location",
-    "x-amz-storage-class",
-];
 
 fn integrity(msg: impl std::fmt::Display) -> Failure {
     Failure::keep(S3Error::internal(msg))
@@ -316,7 +305,10 @@ async fn rewrite_headers(
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
     for (n, v) in &src.headers {
         let replaced = metadata.iter().any(|(m, _)| m == n);
-        if (n.starts_with("x-amz-meta-") && !replaced) || KEPT.contains(&n.as_str()) {
+        if (n.starts_with("x-amz-meta-") && !replaced)
+            || DESCRIBING.contains(&n.as_str())
+            || n == "x-amz-storage-class"
+        {
             headers.push((n.clone(), v.clone()));
         }
     }

@@ -13,6 +13,7 @@ use crate::envelope::plan::{ObjectMeta, ReadPlan, ReadRequest, parts_count_from_
 use crate::envelope::{DataKeys, ObjectName, SegmentCipher, record};
 use crate::http::ResponseHead;
 use crate::s3::checksum::{Checksum, ChecksumAlgorithm, Hasher};
+use crate::s3::headers::COPY_SOURCE_CONDITIONS;
 use crate::s3::{ByteRange, RangeRequest, S3Code, S3Error};
 use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
@@ -26,18 +27,10 @@ use std::ops::Range;
 /// The request's copy-source conditions as the conditions of a request for the source
 /// (`x-amz-copy-source-if-match` becomes `if-match`, ...).
 fn source_conditions(ctx: &Request<'_>) -> Vec<(String, Vec<u8>)> {
-    [
-        ("x-amz-copy-source-if-match", "if-match"),
-        ("x-amz-copy-source-if-none-match", "if-none-match"),
-        ("x-amz-copy-source-if-modified-since", "if-modified-since"),
-        (
-            "x-amz-copy-source-if-unmodified-since",
-            "if-unmodified-since",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(from, to)| Some((to.to_owned(), ctx.head.header(from)?.to_vec())))
-    .collect()
+    COPY_SOURCE_CONDITIONS
+        .iter()
+        .filter_map(|(from, to)| Some(((*to).to_owned(), ctx.head.header(from)?.to_vec())))
+        .collect()
 }
 
 /// Largest backend error body relayed to the client, in bytes.

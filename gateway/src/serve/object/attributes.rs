@@ -9,15 +9,13 @@ use crate::envelope::layout::{Layout, SegmentSize, plain_len};
 use crate::envelope::record;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
+use crate::s3::headers::ATTRIBUTES_ANSWERED;
 use crate::serve::io::Conn;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, backend_query, write_response};
 
 /// Query parameters of GetObjectAttributes that are not passed on to the backend's HEAD.
 const ATTRIBUTES_QUERY: &[&str] = &["attributes", "max-parts", "part-number-marker"];
-
-/// Headers of the backend's HEAD passed on with the attributes.
-const ATTRIBUTES_ANSWERED: &[&str] = &["last-modified", "x-amz-version-id", "x-amz-delete-marker"];
 
 /// GetObjectAttributes, answered from the backend's HEAD of the object (so it works on
 /// backends without the operation): plaintext size, ETag, storage class, the client's

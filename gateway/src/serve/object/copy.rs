@@ -7,42 +7,12 @@ use crate::config::UnencryptedObjects;
 use crate::envelope::ObjectName;
 use crate::envelope::objmeta;
 use crate::http::{RequestHead, ResponseHead};
+use crate::s3::headers::{COPY_ANSWERED, COPY_FORWARDED, DESCRIBING};
 use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
 use crate::serve::respond::{SSE_DSSE, forward_error, is_twofold_metadata};
 use crate::serve::unaligned::LAYOUT_HTTP_HEADER;
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
-
-/// Headers that describe an object's content: a COPY-directive copy carries them over
-/// from the source's HEAD, a REPLACE-directive copy takes them from the request.
-pub(super) const COPY_DESCRIBING: &[&str] = &[
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "content-encoding",
-    "expires",
-    "x-amz-website-redirect-location",
-];
-
-/// Copy-request headers passed on as they are.
-pub(super) const COPY_FORWARDED: &[&str] = &[
-    "x-amz-copy-source-if-match",
-    "x-amz-copy-source-if-none-match",
-    "x-amz-copy-source-if-modified-since",
-    "x-amz-copy-source-if-unmodified-since",
-    "x-amz-storage-class",
-    "x-amz-tagging-directive",
-    "x-amz-tagging",
-    "x-amz-acl",
-];
-
-/// Headers of the backend's copy answer passed on to the client.
-const COPY_ANSWERED: &[&str] = &[
-    "content-type",
-    "x-amz-version-id",
-    "x-amz-copy-source-version-id",
-];
 
 /// CopyObject: the backend copies the stored bytes; the gateway re-wraps the two data keys
 /// for the new name and writes them, with the metadata, as the copy's metadata.
@@ -235,11 +205,11 @@ fn described_headers(
         return head
             .headers
             .iter()
-            .filter(|(n, _)| COPY_DESCRIBING.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
+            .filter(|(n, _)| DESCRIBING.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
             .cloned()
             .collect();
     }
-    let kept = COPY_DESCRIBING
+    let kept = DESCRIBING
         .iter()
         .filter_map(|name| Some(((*name).to_owned(), src.header(name)?.to_vec())));
     let meta = src

@@ -17,6 +17,7 @@ use crate::envelope::plan::{
 };
 use crate::envelope::{DataKeys, ObjectName, SegmentCipher, record};
 use crate::http::ResponseHead;
+use crate::s3::headers::CONDITIONS;
 use crate::s3::{RangeRequest, S3Code, S3Error, parse_range};
 use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
@@ -25,14 +26,6 @@ use crate::serve::respond::{
 };
 use crate::serve::stored::StoredObject;
 use crate::serve::{Failure, Outcome, Request, backend_path, backend_query, write_response};
-
-/// Request headers passed on for GET and HEAD.
-pub(super) const GET_FORWARDED: &[&str] = &[
-    "if-match",
-    "if-none-match",
-    "if-modified-since",
-    "if-unmodified-since",
-];
 
 /// Largest backend error body relayed to the client, in bytes.
 const ERROR_BODY_BYTES_MAX: usize = 1 << 20;
@@ -81,7 +74,7 @@ impl<'r> ObjectRead<'r> {
             .head
             .headers
             .iter()
-            .filter(|(n, _)| GET_FORWARDED.contains(&n.as_str()))
+            .filter(|(n, _)| CONDITIONS.contains(&n.as_str()))
             .cloned()
             .collect();
         let checksum_mode = ctx

@@ -10,6 +10,7 @@ use crate::envelope::objmeta;
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::http::RequestHead;
 use crate::http::ResponseHead;
+use crate::s3::headers::{ATTACH_DROPPED, PUT_FORWARDED};
 use crate::s3::{S3Error, xml};
 use crate::serve::backend::read_small_body;
 use crate::serve::body::{BodyError, ClientBody, ClientChecksum, send_continue};
@@ -26,28 +27,6 @@ pub const CHECKSUM_METADATA: &str = "x-amz-meta-twofold-checksum";
 /// (just under four 64 KiB segments of plaintext). Larger bodies are streamed and the checksum is recorded
 /// afterwards by a copy of the object onto itself (see [`attach_checksum`]).
 pub const HELD_PUT_STORED_BYTES_MAX: u64 = 256 * 1024;
-
-/// Request headers passed on to the backend for a PUT (besides `x-amz-meta-*`).
-pub(super) const PUT_FORWARDED: &[&str] = &[
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "expires",
-    "x-amz-storage-class",
-    "x-amz-tagging",
-    "x-amz-acl",
-    "x-amz-grant-full-control",
-    "x-amz-grant-read",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write-acp",
-    "x-amz-website-redirect-location",
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
-    "if-match",
-    "if-none-match",
-];
 
 /// Checks the headers of a request that creates an object (PutObject,
 /// CreateMultipartUpload) and returns those passed on to the backend.
@@ -342,10 +321,6 @@ fn put_response_head(
     out.push_header("content-length", b"0".to_vec());
     out
 }
-
-/// PUT request headers that are not carried into the copy that records a trailer
-/// checksum: the copy leaves the tags as they are and has its own precondition.
-pub(super) const ATTACH_DROPPED: &[&str] = &["x-amz-tagging", "if-match", "if-none-match"];
 
 /// Records a verified trailer checksum with an object just stored by a streamed PUT: a
 /// server-side copy of the object onto itself with `x-amz-metadata-directive: REPLACE`,
