@@ -79,20 +79,14 @@ pub const COPY_ANSWERED: &[&str] = &[
     "x-amz-copy-source-version-id",
 ];
 
-/// Backend response headers passed back to the client on GET and HEAD.
+/// Backend response headers passed back to the client on GET and HEAD, besides the
+/// [`DESCRIBING`] ones.
 pub const GET_RETURNED: &[&str] = &[
     "etag",
     "last-modified",
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "content-encoding",
-    "expires",
     "x-amz-storage-class",
     "x-amz-version-id",
     "x-amz-tagging-count",
-    "x-amz-website-redirect-location",
     "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",

@@ -45,6 +45,22 @@ pub fn unescape(text: &str) -> String {
     out
 }
 
+/// A CompleteMultipartUpload request body naming `parts`: (part number, ETag as it is to
+/// be sent, its quotes included).
+pub fn complete_multipart_upload<S: AsRef<str>>(
+    parts: impl IntoIterator<Item = (u32, S)>,
+) -> String {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (number, etag) in parts {
+        xml.push_str(&format!(
+            "<Part><PartNumber>{number}</PartNumber><ETag>{}</ETag></Part>",
+            escape(etag.as_ref())
+        ));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    xml
+}
+
 /// The raw content of the first `<tag>` element of `xml` (references unresolved: see
 /// [`unescape`]), if there is one and it is closed.
 pub fn value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {

@@ -6,7 +6,7 @@ use super::{Failure, Outcome, Request, write_response};
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
-use crate::s3::headers::GET_RETURNED;
+use crate::s3::headers::{DESCRIBING, GET_RETURNED};
 
 /// The value of `x-amz-server-side-encryption` on every encrypted object.
 pub const SSE_DSSE: &str = "aws:kms:dsse";
@@ -79,7 +79,7 @@ pub(crate) fn object_headers(
 /// The client-visible headers of a pass-through object's response: as for any object, but
 /// never labelled as encrypted.
 pub(crate) fn plain_object_headers(ctx: &Request<'_>, resp: &ResponseHead, out: &mut ResponseHead) {
-    for name in GET_RETURNED {
+    for name in DESCRIBING.iter().chain(GET_RETURNED) {
         if let Some(v) = resp.header(name) {
             let v = match *name {
                 "etag" => crate::s3::etag::header_to_client(v),

@@ -384,16 +384,7 @@ fn rewrite_ranges(
 
 /// The CompleteMultipartUpload body for parts with these ETags, numbered from 1.
 fn complete_xml(etags: &[String]) -> String {
-    let mut xml = String::from("<CompleteMultipartUpload>");
-    for (i, e) in etags.iter().enumerate() {
-        xml.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
-            i + 1,
-            crate::s3::xml::escape(e)
-        ));
-    }
-    xml.push_str("</CompleteMultipartUpload>");
-    xml
+    xml::complete_multipart_upload((1..).zip(etags))
 }
 
 /// Completes the rewrite's upload; an answer that is not a success (S3 may answer an

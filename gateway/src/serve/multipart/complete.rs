@@ -99,16 +99,12 @@ pub(super) async fn stored_part(
 /// plaintext parts, which the backend's ciphertext parts were uploaded without; a backend
 /// that checks them would refuse the completion), and so are the tags in its ETags.
 pub(super) fn backend_document(parts: &[crate::serve::part_checksum::CompletedPart]) -> String {
-    let mut xml = String::from("<CompleteMultipartUpload>");
-    for p in parts {
-        xml.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>&quot;{}&quot;</ETag></Part>",
-            p.number,
-            crate::s3::xml::escape(crate::serve::part_checksum::backend_etag(&p.etag))
-        ));
-    }
-    xml.push_str("</CompleteMultipartUpload>");
-    xml
+    let backend_etag = crate::serve::part_checksum::backend_etag;
+    xml::complete_multipart_upload(
+        parts
+            .iter()
+            .map(|p| (p.number, format!("\"{}\"", backend_etag(&p.etag)))),
+    )
 }
 
 /// A `<Part>` of a ListParts result.

@@ -17,7 +17,7 @@ use crate::s3::headers::COPY_SOURCE_CONDITIONS;
 use crate::s3::{ByteRange, RangeRequest, S3Code, S3Error};
 use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
-use crate::serve::object::{PlainSink, SealSink, StreamError, stream_plan};
+use crate::serve::object::{PlainSink, SealSink, StreamError, fetch_range, stream_plan};
 use crate::serve::part_checksum::PartTagger;
 use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
@@ -245,25 +245,15 @@ async fn fetch_source(
     let Some(range) = p.fetch.first() else {
         return Err(Failure::keep(S3Error::internal_error()));
     };
-    let mut fwd = vec![(
-        "range".to_owned(),
-        format!("bytes={}-{}", range.first, range.last).into_bytes(),
-    )];
+    let mut conditions = Vec::new();
     if let Some(etag) = source.head.header("etag") {
-        fwd.push(("if-match".into(), etag.to_vec()));
+        conditions.push(("if-match".into(), etag.to_vec()));
     }
-    let (mut body, resp) = ctx
-        .core
-        .backend
-        .get(&source_ref.path, source_ref.query.as_deref(), fwd)
-        .await?;
-    if resp.status != 206 && resp.status != 200 {
-        let (text, _) = read_small_body(&mut body, &resp, false, ERROR_BODY_BYTES_MAX).await?;
-        return forward_error(conn, &resp, &text, ctx.rid).await.map(Err);
-    }
-    if resp.status == 200 && range.first != 0 {
-        return Err(BackendError::Protocol("the backend ignored the Range of a GET".into()).into());
-    }
+    let at = (source_ref.path.as_str(), source_ref.query.as_deref());
+    let (body, _) = match fetch_range(ctx, conn, at, conditions, *range).await? {
+        Ok(fetched) => fetched,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
     Ok(Ok(body))
 }
 

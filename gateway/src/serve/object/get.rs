@@ -6,7 +6,7 @@ use super::put::CHECKSUM_METADATA;
 use super::read::{
     object_header, request_keys, reveal_checksum, reveal_checksum_with, segments_per_part,
 };
-use super::stream::{ClientBody, StreamError, stream_plan};
+use super::stream::{ClientBody, StreamError, fetch_range, stream_plan};
 use crate::config::UnencryptedObjects;
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::Header;
@@ -466,20 +466,11 @@ async fn fetch(
     range: StoredRange,
 ) -> Result<Result<(Conn, ResponseHead), Outcome>, Failure> {
     let read = source.read;
-    let mut fwd = read.fwd.clone();
-    fwd.push(range_header(range));
-    let (mut body, resp) = ctx
-        .core
-        .backend
-        .get(&read.path, read.query.as_deref(), fwd)
-        .await?;
-    if resp.status != 206 && resp.status != 200 {
-        let (text, _) = read_small_body(&mut body, &resp, false, ERROR_BODY_BYTES_MAX).await?;
-        return forward_error(conn, &resp, &text, ctx.rid).await.map(Err);
-    }
-    if resp.status == 200 && range.first != 0 {
-        return Err(BackendError::Protocol("the backend ignored the Range of a GET".into()).into());
-    }
+    let at = (read.path.as_str(), read.query.as_deref());
+    let (body, resp) = match fetch_range(ctx, conn, at, read.fwd.clone(), range).await? {
+        Ok(fetched) => fetched,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
     // The object must not have changed between the HEAD and this GET.
     if resp.header("etag") != source.meta.header("etag") {
         return Err(Failure::keep(S3Error::service_unavailable().with_detail(

@@ -24,7 +24,7 @@ pub(crate) use put::{
     CHECKSUM_METADATA, PUT_OBJECT_BYTES_MAX, SealSink, check_upload_headers, forget_version, put,
     seal_to_md5, seal_upload,
 };
-pub(crate) use stream::{PlainSink, StreamError, stream_plan};
+pub(crate) use stream::{PlainSink, StreamError, fetch_range, stream_plan};
 
 /// The bytes a sealed segment adds to its plaintext.
 const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;

@@ -4,15 +4,16 @@
 //! response (GetObject) or a part being sealed again (UploadPartCopy).
 
 use super::OVERHEAD;
-use crate::envelope::plan::ReadPlan;
+use crate::envelope::plan::{ReadPlan, StoredRange};
 use crate::envelope::read::PlanOpener;
 use crate::envelope::{DataKeys, header::Header};
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
-use crate::serve::backend::BackendError;
+use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::error::integrity_failure;
 use crate::serve::io::Conn;
-use crate::serve::{Failure, Request};
+use crate::serve::respond::forward_error;
+use crate::serve::{Failure, Outcome, Request};
 use std::ops::Range;
 
 /// Bytes kept free before the plaintext in the output buffer, so that a response head and
@@ -93,6 +94,36 @@ pub(crate) async fn stream_plan(
     ctx.core.buffers.give(input);
     ctx.core.buffers.give(out);
     Ok(())
+}
+
+/// Largest backend error body relayed to the client, in bytes.
+const ERROR_BODY_BYTES_MAX: usize = 1 << 20;
+
+/// A backend GET of the stored bytes `range` of the object at `at` (path, query), with
+/// `headers` (conditions): the body, positioned at the range's first byte, and the
+/// response head; `Ok(Err(outcome))` when the backend's own answer (a failed condition, a
+/// missing object) went to the client.
+pub(crate) async fn fetch_range(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    at: (&str, Option<&str>),
+    mut headers: Vec<(String, Vec<u8>)>,
+    range: StoredRange,
+) -> Result<Result<(Conn, ResponseHead), Outcome>, Failure> {
+    headers.push((
+        "range".into(),
+        format!("bytes={}-{}", range.first, range.last).into_bytes(),
+    ));
+    let (mut body, resp) = ctx.core.backend.get(at.0, at.1, headers).await?;
+    if resp.status != 206 && resp.status != 200 {
+        let (text, _) = read_small_body(&mut body, &resp, false, ERROR_BODY_BYTES_MAX).await?;
+        return forward_error(conn, &resp, &text, ctx.rid).await.map(Err);
+    }
+    // A whole object instead of the range is the range only where it starts at 0.
+    if resp.status == 200 && range.first != 0 {
+        return Err(BackendError::Protocol("the backend ignored the Range of a GET".into()).into());
+    }
+    Ok(Ok((body, resp)))
 }
 
 /// A client's response as a [`PlainSink`]: the response head goes out with the first
