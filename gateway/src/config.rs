@@ -19,6 +19,8 @@ pub const BUCKET_KEY_WINDOW_SECS_DEFAULT: u64 = 3600;
 pub const KEY_CACHE_ENTRIES_DEFAULT: usize = 4096;
 /// Default PKCS#11 module: SoftHSM2 as Debian installs it.
 pub const SOFTHSM2_MODULE_DEFAULT: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Most retired KEK labels a PKCS#11 custodian may list.
+pub const RETIRED_KEY_LABELS_MAX: usize = 16;
 /// Default address of the admin listener.
 pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:7481";
 /// Default shutdown grace.
@@ -62,6 +64,8 @@ pub struct CustodianFile {
     pub token_label: Option<String>,
     /// pkcs11: label of the KEK in the token.
     pub key_label: Option<String>,
+    /// pkcs11: labels of earlier KEKs on the token whose objects are still read.
+    pub retired_key_labels: Option<Vec<String>>,
     /// pkcs11: file holding the user PIN.
     pub pin_file: Option<PathBuf>,
     /// pkcs11: environment variable holding the user PIN.
@@ -583,6 +587,19 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
                         "must be 1 to 64 printable ASCII characters without spaces".into(),
                     ));
                 }
+                let retired_key_labels = c.retired_key_labels.unwrap_or_default();
+                if retired_key_labels.len() > RETIRED_KEY_LABELS_MAX
+                    || retired_key_labels
+                        .iter()
+                        .any(|l| !kek_id_is_valid(l) || *l == key_label)
+                {
+                    return Err(invalid(
+                        &field("retired_key_labels"),
+                        format!(
+                            "at most {RETIRED_KEY_LABELS_MAX} labels, each 1 to 64 printable ASCII characters without spaces, none the current key_label"
+                        ),
+                    ));
+                }
                 let pin = match (c.pin_file, c.pin_env) {
                     (Some(f), None) => PinSource::File(resolve(f)),
                     (None, Some(v)) => PinSource::Env(v),
@@ -626,6 +643,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
                     token_label,
                     pin,
                     key_label,
+                    retired_key_labels,
                     hsm_threads,
                 })
             }
@@ -644,6 +662,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
                     ));
                 }
                 if c.token_label.is_some()
+                    || c.retired_key_labels.is_some()
                     || c.pin_file.is_some()
                     || c.pin_env.is_some()
                     || c.module.is_some()
@@ -1027,6 +1046,43 @@ key_file = "inner.key"
                 key_id: "local-inner-kek".into()
             }
         );
+    }
+
+    #[test]
+    fn retired_key_labels_are_checked() {
+        let with = |labels: &str| {
+            load(&GOOD.replace(
+                "key_label = \"outer-kek\"",
+                &format!("key_label = \"outer-kek\"\nretired_key_labels = {labels}"),
+            ))
+        };
+        let c = with(r#"["outer-kek-2025", "outer-kek-2024"]"#).unwrap();
+        let CustodianSpec::Pkcs11 {
+            retired_key_labels, ..
+        } = &c.outer
+        else {
+            panic!("{:?}", c.outer)
+        };
+        assert_eq!(retired_key_labels, &["outer-kek-2025", "outer-kek-2024"]);
+        for bad in [
+            r#"["with space"]"#,
+            r#"[""]"#,
+            r#"["outer-kek"]"#,
+            &format!("{:?}", vec!["k"; RETIRED_KEY_LABELS_MAX + 1]),
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("custodian.outer.retired_key_labels"),
+                "{bad}: {e}"
+            );
+        }
+        // A key file holds one KEK: nothing to retire.
+        let e = load(&GOOD.replace(
+            "key_file = \"inner.key\"",
+            "key_file = \"inner.key\"\nretired_key_labels = [\"old\"]",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("custodian.inner"), "{e}");
     }
 
     #[test]

@@ -176,6 +176,7 @@ pub fn pkcs11_spec(token: &(PathBuf, String, PathBuf), key_label: &str) -> Custo
         token_label: token_label.clone(),
         pin: PinSource::File(pin_file.clone()),
         key_label: key_label.to_owned(),
+        retired_key_labels: Vec::new(),
         hsm_threads: 1,
     }
 }

@@ -51,6 +51,9 @@ pub enum CustodianSpec {
         pin: PinSource,
         /// Label of the KEK inside the token; also the KEK id recorded in headers.
         key_label: String,
+        /// Labels of earlier KEKs still on the token, whose objects are still read; no new
+        /// key is wrapped under them.
+        retired_key_labels: Vec<String>,
         /// Number of dedicated HSM threads (each with its own session).
         hsm_threads: usize,
     },
@@ -96,6 +99,8 @@ pub enum Custodian {
         layer: Layer,
         /// The KEK label used for new wraps.
         key_label: String,
+        /// Earlier KEK labels it still unwraps under.
+        retired_key_labels: Vec<String>,
         /// The token's HSM threads.
         workers: HsmWorkers,
     },
@@ -138,19 +143,23 @@ impl Custodian {
                 token_label,
                 pin,
                 key_label,
+                retired_key_labels,
                 hsm_threads,
             } => {
                 let custody = |source| KeyError::Custody { layer, source };
                 let token = Token::open(&token_config(module, token_label, pin, layer)?)
                     .map_err(custody)?;
-                token
-                    .session()
-                    .and_then(|s| s.kek(key_label))
-                    .map_err(custody)?;
+                // The current KEK and every retired one must be on the token.
+                let session = token.session().map_err(custody)?;
+                for label in std::iter::once(key_label).chain(retired_key_labels) {
+                    session.kek(label).map_err(custody)?;
+                }
+                drop(session);
                 let workers = HsmWorkers::start(&token, (*hsm_threads).max(1)).map_err(custody)?;
                 Ok(Custodian::Pkcs11 {
                     layer,
                     key_label: key_label.clone(),
+                    retired_key_labels: retired_key_labels.clone(),
                     workers,
                 })
             }
@@ -223,11 +232,32 @@ impl Custodian {
     /// for where the work runs, what is counted and what is audited).
     ///
     /// [`wrap`]: Custodian::wrap
+    ///
+    /// A header that names a KEK this custodian is not configured with (its current one
+    /// and, for a token, its retired ones) is refused here, before any custodian call: a
+    /// forged header can neither probe the token for labels nor load it. Counted
+    /// (`twofold_kek_refused_total`) and logged.
     pub async fn unwrap(
         &self,
         kek_id: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        if !self.unwraps_under(kek_id) {
+            let layer = self.layer();
+            metrics::counter!(crate::telemetry::KEK_REFUSED_TOTAL, "layer" => layer.to_string())
+                .increment(1);
+            tracing::warn!(
+                target: "twofold::audit",
+                action = "bucket_key_unwrap_refused",
+                layer = %layer,
+                kek = %kek_id.escape_debug(),
+                "a header names a key-encryption key this custodian is not configured with; refused without a custodian call"
+            );
+            return Err(KeyError::UnknownKek {
+                layer,
+                kek_id: kek_id.to_owned(),
+            });
+        }
         let started = std::time::Instant::now();
         let result = self.unwrap_raw(kek_id, wrapped).await;
         self.account("unwrap", started, result.as_ref().err());
@@ -252,6 +282,7 @@ impl Custodian {
                 layer,
                 key_label,
                 workers,
+                ..
             } => {
                 let label = key_label.clone();
                 let layer = *layer;
@@ -325,6 +356,19 @@ impl Custodian {
             ));
         }
         Ok(wrapped)
+    }
+
+    /// Whether bucket keys wrapped under `kek_id` are unwrapped here: the current KEK's, and
+    /// a token's retired ones.
+    pub fn unwraps_under(&self, kek_id: &str) -> bool {
+        match self {
+            Custodian::Pkcs11 {
+                key_label,
+                retired_key_labels,
+                ..
+            } => kek_id == key_label || retired_key_labels.iter().any(|r| r == kek_id),
+            Custodian::KeyFile { key_id, .. } => kek_id == key_id,
+        }
     }
 
     /// The unwrap itself, uncounted.

@@ -92,11 +92,16 @@ impl Failure {
     }
 
     /// A failure to open the keys an upload id carries: a header in the id that does not
-    /// open is the client's (the id is not one this gateway issued: 404 NoSuchUpload); any
+    /// open or names an unconfigured KEK is the client's (the id is not one this gateway
+    /// issued: 404 NoSuchUpload); any
     /// other key error is answered as everywhere else (a custodian outage is 503).
     pub(crate) fn upload_keys(e: KeyError) -> Self {
         match e {
-            KeyError::Envelope(_) => Failure::keep(S3Error::no_such_upload()),
+            // A header this gateway did not issue: it does not open, or it names a KEK
+            // that is not configured (refused before any custodian call).
+            KeyError::Envelope(_) | KeyError::UnknownKek { .. } => {
+                Failure::keep(S3Error::no_such_upload())
+            }
             e => e.into(),
         }
     }
