@@ -585,6 +585,77 @@ async fn forged_upload_ids_are_no_such_upload() {
     );
 }
 
+/// The nonce-reuse attack through a forged upload id: upload 1's header (its part keys)
+/// under upload 2's backend id would have the backend store two different plaintexts under
+/// the same keys and nonces, whose XOR is the plaintext. The id's MAC refuses the swap, and
+/// nothing is stored for upload 2.
+#[tokio::test]
+async fn a_swapped_upload_id_is_refused_and_stores_nothing() {
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let create = |key: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            let up = s3
+                .create_multipart_upload()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            up.upload_id().unwrap().to_owned()
+        }
+    };
+    let u1 = create("swap").await;
+    let u2 = create("swap").await;
+    s3.upload_part()
+        .bucket(BUCKET)
+        .key("swap")
+        .upload_id(&u1)
+        .part_number(1)
+        .body(random_bytes(70_000).into())
+        .send()
+        .await
+        .unwrap();
+    // tf2.<backend id>.<header>.<declared>.<mac>: upload 2's backend id, the rest upload 1's.
+    let f1: Vec<&str> = u1.split('.').collect();
+    let f2: Vec<&str> = u2.split('.').collect();
+    assert_eq!((f1.len(), f2.len()), (5, 5), "{u1} {u2}");
+    let swapped = format!("tf2.{}.{}.{}.{}", f2[1], f1[2], f1[3], f1[4]);
+    let e = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("swap")
+        .upload_id(&swapped)
+        .part_number(1)
+        .body(vec![0u8; 70_000].into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e).0, 404, "{e:?}");
+    // Upload 2 holds no part: the forged request never reached the backend.
+    let parts = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("swap")
+        .upload_id(&u2)
+        .send()
+        .await
+        .unwrap();
+    assert!(parts.parts().is_empty(), "{parts:?}");
+    // The ids as issued still work.
+    s3.upload_part()
+        .bucket(BUCKET)
+        .key("swap")
+        .upload_id(&u2)
+        .part_number(1)
+        .body(random_bytes(100).into())
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn upload_part_copy_from_an_encrypted_object() {
     let gw = TestGateway::start();

@@ -289,17 +289,17 @@ fn header_kek_id_bit_flip_names_a_key_the_layers_token_does_not_hold() {
     let mut f = fixture("h-kekid");
     for layer in Layer::ALL {
         let r = layer_block_ranges(&f.header, layer);
-        // 'k' -> 'j' and a flip in the last character: still printable, so it parses and
-        // the custodian is asked for a key it does not have.
+        // 'k' -> 'j' and a flip in the last character: still printable, so it parses, and
+        // the custodian refuses a KEK it is not configured with before asking its token.
         for (offset, bit) in [(r.kek_id.start, 0), (r.kek_id.end - 1, 1)] {
             let res = open_with_flipped_header_bit(&mut f, offset, bit);
             match res {
-                Err(HeaderFailure::Keys(KeyError::Custody {
+                Err(HeaderFailure::Keys(KeyError::UnknownKek {
                     layer: l,
-                    source: hsm_bridge::Error::KeyNotFound { ref key, .. },
+                    ref kek_id,
                 })) => {
                     assert_eq!(l, layer);
-                    assert_ne!(*key, kek_label(layer));
+                    assert_ne!(*kek_id, kek_label(layer));
                 }
                 other => panic!("{layer} KEK id byte {offset} bit {bit}: {other:?}"),
             }
@@ -724,19 +724,16 @@ fn a_token_without_the_kek_cannot_be_opened_as_the_layers_custodian() {
 }
 
 #[test]
-fn a_token_without_the_kek_named_in_the_header_is_a_custody_key_not_found_error() {
+fn a_custodian_not_configured_with_the_headers_kek_refuses_it_without_asking_its_token() {
     let f = fixture("w-nokek");
     for layer in Layer::ALL {
         let other = pkcs11_spec(&token(&format!("w-other-{layer}")), "some-other-kek");
         init_custodian(layer, &other);
         let ring = keyring_with_custodian(&f.custody, layer, open_custodian(layer, &other));
         match block_on(ring.open(&f.header, NAME)) {
-            Err(KeyError::Custody {
-                layer: l,
-                source: hsm_bridge::Error::KeyNotFound { key, .. },
-            }) => {
+            Err(KeyError::UnknownKek { layer: l, kek_id }) => {
                 assert_eq!(l, layer);
-                assert_eq!(key, kek_label(layer));
+                assert_eq!(kek_id, kek_label(layer));
             }
             other => panic!("{layer}: {other:?}"),
         }

@@ -115,6 +115,10 @@ pub enum Custodian {
     },
 }
 
+/// The value each custodian wraps to make its share of the upload-id key (see
+/// [`Custodian::upload_id_share`]); 32 bytes, as a bucket key.
+pub const UPLOAD_ID_KEY_SEED: [u8; 32] = *b"twofold: upload id mac key seed.";
+
 /// Length of an RFC 5649 wrapping of a 32-byte key.
 pub const WRAPPED_KEY_LEN_BYTES: usize = 40;
 
@@ -356,6 +360,26 @@ impl Custodian {
             ));
         }
         Ok(wrapped)
+    }
+
+    /// This custodian's share of the gateways' upload-id key: the RFC 5649 wrapping of the
+    /// fixed [`UPLOAD_ID_KEY_SEED`] under the current KEK. The wrapping is deterministic, so
+    /// every gateway holding this KEK computes the same 40 bytes, and only they can: it is
+    /// a pseudo-random function of the KEK, never stored or sent anywhere. Counted as a
+    /// custodian operation of kind `derive`.
+    pub async fn upload_id_share(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let started = std::time::Instant::now();
+        let result = self.wrap_raw(&UPLOAD_ID_KEY_SEED).await.map(Zeroizing::new);
+        self.account("derive", started, result.as_ref().err());
+        tracing::info!(
+            target: "twofold::audit",
+            action = "upload_id_key_derive",
+            layer = %self.layer(),
+            kek = self.kek_id(),
+            ok = result.is_ok(),
+            "upload-id key share derived by the custodian"
+        );
+        result
     }
 
     /// Whether bucket keys wrapped under `kek_id` are unwrapped here: the current KEK's, and

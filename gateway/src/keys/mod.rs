@@ -157,6 +157,38 @@ struct Caches {
     seal: HashMap<(Layer, String), SealEntry>,
     open: [OpenCache; 2],
     stats: CacheStats,
+    upload_id_key: Option<UploadIdKey>,
+}
+
+/// The key that authenticates the upload ids the gateways hand out: HKDF-SHA256 of both
+/// custodians' shares ([`Custodian::upload_id_share`]), so that making or altering an
+/// upload id needs both custodians, as opening an object does.
+#[derive(Clone)]
+pub struct UploadIdKey(Zeroizing<[u8; 32]>);
+
+impl UploadIdKey {
+    /// The key from the two shares.
+    pub fn from_shares(outer: &[u8], inner: &[u8]) -> Result<Self, KeyError> {
+        let mut ikm = Zeroizing::new(Vec::with_capacity(outer.len() + inner.len()));
+        ikm.extend_from_slice(outer);
+        ikm.extend_from_slice(inner);
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"twofold/v1"), &ikm);
+        let mut key = Zeroizing::new([0u8; 32]);
+        hk.expand(b"twofold/v1 upload id", key.as_mut())
+            .map_err(|_| KeyError::Internal("HKDF expand"))?;
+        Ok(Self(key))
+    }
+
+    /// The key bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UploadIdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UploadIdKey(..)")
+    }
 }
 
 /// The two custodians and one core's bucket-key caches.
@@ -207,9 +239,23 @@ impl Keyring {
                     OpenCache::new(settings.cache_entries),
                 ],
                 stats: CacheStats::default(),
+                upload_id_key: None,
             }),
             settings,
         }
+    }
+
+    /// The upload-id key ([`UploadIdKey`]): made from both custodians once per core, then
+    /// kept. A custodian that is unavailable is [`KeyError::is_unavailable`] (503).
+    pub async fn upload_id_key(&self) -> Result<UploadIdKey, KeyError> {
+        if let Some(k) = &self.caches.borrow().upload_id_key {
+            return Ok(k.clone());
+        }
+        let outer = self.outer.upload_id_share().await?;
+        let inner = self.inner.upload_id_share().await?;
+        let key = UploadIdKey::from_shares(&outer, &inner)?;
+        self.caches.borrow_mut().upload_id_key = Some(key.clone());
+        Ok(key)
     }
 
     /// Another keyring over the same custodians with empty caches (one per core).

@@ -2,7 +2,7 @@
 //! checksum recorded.
 
 use super::exchange::{names, reply};
-use super::token::{Upload, parse_token, replace_element};
+use super::token::{Upload, replace_element, verified_upload};
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::Header;
 use crate::envelope::layout::{SegmentSize, plain_len};
@@ -224,7 +224,8 @@ impl CompleteRequest {
             backend_id,
             header,
             declared,
-        } = parse_token(id).map_err(Failure::close)?;
+            ..
+        } = verified_upload(ctx, id).await.map_err(Failure::closing)?;
         let request = read_body(ctx, conn).await?;
         let text = String::from_utf8_lossy(&request).into_owned();
         let parts = completed_parts(&text, declared.map(|d| d.algorithm))?;

@@ -33,7 +33,7 @@ mod upload_part_copy;
 use super::passthrough::read_body;
 pub(crate) use complete::complete;
 use exchange::{names, reply, reply_with};
-use token::{Upload, listed_uploads, parse_token, replace_upload_id, token};
+use token::{Upload, listed_uploads, parse_token, replace_upload_id, token, verified_upload};
 pub(crate) use upload_part::upload_part;
 pub(crate) use upload_part_copy::upload_part_copy;
 
@@ -101,7 +101,8 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
         .ok_or_else(|| {
             Failure::from(super::backend::BackendError::Protocol("no UploadId".into()))
         })?;
-    let body = replace_upload_id(&body, &token(&backend_id, &header, declared));
+    let key = ctx.core.keyring.upload_id_key().await?;
+    let body = replace_upload_id(&body, &token(&key, &backend_id, &header, declared));
     let extra = declared.map_or_else(Vec::new, |d| {
         vec![
             (
@@ -125,7 +126,7 @@ pub(crate) async fn abort_or_list(
     let id = ctx.query.get("uploadId").unwrap_or("");
     let Upload {
         backend_id, header, ..
-    } = parse_token(id)?;
+    } = verified_upload(ctx, id).await?;
     let _ = read_body(ctx, conn).await?;
     let mut params = vec![format!("uploadId={}", encode(&backend_id, false))];
     params.extend(super::backend_query(ctx.query, &["uploadId"]));

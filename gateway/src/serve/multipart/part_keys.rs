@@ -2,7 +2,7 @@
 //! the part number and upload id of the request, then the part's cipher, ETag tagger and
 //! checksum hasher, derived from the upload's data keys (which are dropped at once).
 
-use super::token::{Upload, parse_token};
+use super::token::{TokenProof, Upload, parse_token};
 use crate::envelope::header::Header;
 use crate::envelope::{ObjectName, SegmentCipher};
 use crate::s3::S3Error;
@@ -33,6 +33,8 @@ pub(super) struct PartTarget {
     pub(super) backend_id: String,
     pub(super) header: Header,
     pub(super) declared: Option<Declared>,
+    /// The id's MAC, checked before the header is used.
+    proof: TokenProof,
 }
 
 impl PartTarget {
@@ -41,17 +43,19 @@ impl PartTarget {
     /// end) closes it.
     pub(super) fn from_request(ctx: &Request<'_>) -> Result<Self, Failure> {
         let number = parse_part_number(ctx.query.get("partNumber"))?;
-        let upload = parse_token(ctx.query.get("uploadId").unwrap_or(""))?;
-        Ok(Self::new(number, upload)?)
+        let mut upload = parse_token(ctx.query.get("uploadId").unwrap_or(""))?;
+        let proof = upload.take_proof();
+        Ok(Self::new(number, upload, proof)?)
     }
 
     /// Part `number` of `upload`; an upload id without a header (the form
     /// ListMultipartUploads shows) is `NoSuchUpload`, with a hint at the right id.
-    fn new(number: u32, upload: Upload) -> Result<Self, S3Error> {
+    fn new(number: u32, upload: Upload, proof: TokenProof) -> Result<Self, S3Error> {
         let Upload {
             backend_id,
             header,
             declared,
+            ..
         } = upload;
         let header = header.ok_or_else(|| {
             S3Error::no_such_upload().with_message(
@@ -64,6 +68,7 @@ impl PartTarget {
             backend_id,
             header,
             declared,
+            proof,
         })
     }
 
@@ -75,6 +80,9 @@ impl PartTarget {
         ctx: &Request<'_>,
         name: ObjectName<'_>,
     ) -> Result<PartSealing, Failure> {
+        // The id must be one the gateways issued before its header is used at all.
+        let key = ctx.core.keyring.upload_id_key().await?;
+        self.proof.verify(&key)?;
         let keys = ctx
             .core
             .keyring
@@ -119,7 +127,6 @@ pub(super) struct PartSealing {
 #[cfg(test)]
 mod tests {
     use super::{PART_NUMBER_MAX, PartTarget, parse_part_number};
-    use crate::serve::multipart::token::Upload;
 
     #[test]
     fn part_numbers_run_from_one_to_the_maximum() {
@@ -151,12 +158,10 @@ mod tests {
 
     #[test]
     fn an_upload_id_without_keys_is_no_such_upload_with_a_hint() {
-        let upload = Upload {
-            backend_id: "b".into(),
-            header: None,
-            declared: None,
-        };
-        let Err(e) = PartTarget::new(1, upload) else {
+        let mut upload = super::parse_token("tf2.Yg").unwrap();
+        assert_eq!(upload.backend_id, "b");
+        let proof = upload.take_proof();
+        let Err(e) = PartTarget::new(1, upload, proof) else {
             panic!("an upload id without a header was taken");
         };
         assert_eq!(e.code, "NoSuchUpload");
