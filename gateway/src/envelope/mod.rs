@@ -21,6 +21,7 @@ pub mod read;
 pub mod record;
 pub mod segment;
 pub mod stream;
+pub mod write_plan;
 
 use aead::{InnerAead, KEY_LEN_BYTES, Layer, NONCE_LEN_BYTES, OuterAead};
 use header::{COMMITMENT_LEN_BYTES, Header, HeaderError, LayerBlock, UPLOAD_ID_LEN_BYTES};

@@ -4,12 +4,10 @@ use super::complete::{StoredPart, stored_part};
 use super::exchange::{names, reply};
 use super::part_keys::{PartSealing, PartTarget};
 use crate::envelope::header::Header;
-use crate::envelope::layout::{
-    Layout, SEGMENT_OVERHEAD_BYTES, SegmentSize, plain_len, segment_count, segment_plain_len,
-    stored_len,
-};
+use crate::envelope::layout::{Layout, SEGMENT_OVERHEAD_BYTES, plain_len, stored_len};
 use crate::envelope::objmeta;
 use crate::envelope::plan::{ObjectMeta, ReadPlan, ReadRequest, parts_count_from_etag, plan};
+use crate::envelope::write_plan::{WriteSegment, WriteSegments, write_segments};
 use crate::envelope::{DataKeys, ObjectName, SegmentCipher, record};
 use crate::http::ResponseHead;
 use crate::s3::checksum::{Checksum, ChecksumAlgorithm, Hasher};
@@ -284,17 +282,17 @@ async fn part_sink(
     Ok(SealSink::Backend(ex))
 }
 
-/// The plaintext of the copy source, sealed again as the segments of the part.
+/// The plaintext of the copy source, sealed again as the segments of the part
+/// ([`write_segments`] of the part's length).
 struct Reseal<'s> {
     cipher: &'s SegmentCipher,
     hasher: Option<Hasher>,
     sink: SealSink,
-    seg: SegmentSize,
-    part_len: u64,
+    plan: WriteSegments,
+    /// The segment being filled, `None` once every segment is sealed.
+    at: Option<WriteSegment>,
     dst: Vec<u8>,
     fill: usize,
-    index: u64,
-    written: u64,
 }
 
 impl<'s> Reseal<'s> {
@@ -305,59 +303,62 @@ impl<'s> Reseal<'s> {
         part_len: u64,
     ) -> Self {
         let seg = sealing.header.segment_size;
+        let mut plan = write_segments(part_len, seg);
         Self {
             cipher: &sealing.cipher,
             hasher,
             sink,
-            seg,
-            part_len,
+            at: plan.next(),
+            plan,
             dst: vec![0u8; seg.bytes_usize() + SEGMENT_OVERHEAD_BYTES as usize],
             fill: 0,
-            index: 0,
-            written: 0,
         }
     }
 
     /// Adds plaintext; each segment of the part that fills up is sealed and sent.
     async fn take(&mut self, mut chunk: &[u8]) -> Result<(), Failure> {
         while !chunk.is_empty() {
-            let full = segment_plain_len(self.part_len, self.index, self.seg) as usize;
+            let Some(at) = self.at else {
+                // More plaintext than the part's length: the plan and the source disagree.
+                return Err(Failure::close(S3Error::internal_error()));
+            };
+            let full = at.plain_len as usize;
             let n = (full - self.fill).min(chunk.len());
             self.dst[self.fill..self.fill + n].copy_from_slice(&chunk[..n]);
             self.fill += n;
             chunk = &chunk[n..];
             if self.fill == full {
-                self.seal_segment().await?;
+                self.seal_segment(at).await?;
             }
         }
         Ok(())
     }
 
-    /// Seals the filled segment and sends it on.
-    async fn seal_segment(&mut self) -> Result<(), Failure> {
-        let last = self.index + 1 == segment_count(self.part_len, self.seg);
+    /// Seals the filled segment `at` and sends it on.
+    async fn seal_segment(&mut self, at: WriteSegment) -> Result<(), Failure> {
         if let Some(h) = &mut self.hasher {
             h.update(&self.dst[..self.fill]);
         }
         let sealed = self
             .cipher
-            .seal(self.index, last, &mut self.dst, self.fill)
+            .seal(at.index, at.last, &mut self.dst, self.fill)
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
         let dst = std::mem::take(&mut self.dst);
-        self.dst = sink_write(&mut self.sink, dst, sealed).await?;
-        self.written += self.fill as u64;
-        self.index += 1;
+        self.dst = self.sink.write(dst, sealed).await?;
         self.fill = 0;
+        self.at = self.plan.next();
         Ok(())
     }
 
     /// Seals the one empty segment of an empty part; checks that the whole part was
     /// written.
     async fn finish(mut self) -> Result<(SealSink, Option<Hasher>), Failure> {
-        if self.part_len == 0 {
-            self.seal_segment().await?;
+        if let Some(at) = self.at
+            && at.plain_len == 0
+        {
+            self.seal_segment(at).await?;
         }
-        if self.written != self.part_len {
+        if self.at.is_some() {
             return Err(Failure::close(S3Error::internal_error()));
         }
         Ok((self.sink, self.hasher))
@@ -425,25 +426,6 @@ async fn answer(
     }
     let etag = done.client_etag(resp.header_str("etag").unwrap_or("\"\""));
     copy_part_result(conn, ctx, &etag, done.checksum, done.modified).await
-}
-
-/// Writes a sealed segment (`dst[..sealed]`) to `sink`; gives the buffer back.
-pub(super) async fn sink_write(
-    sink: &mut SealSink,
-    dst: Vec<u8>,
-    sealed: usize,
-) -> Result<Vec<u8>, Failure> {
-    match sink {
-        SealSink::Backend(ex) => {
-            let (res, b) = ex.conn.write_range(dst, 0..sealed).await;
-            res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
-            Ok(b)
-        }
-        SealSink::Md5(m) => {
-            md5::Digest::update(m, &dst[..sealed]);
-            Ok(dst)
-        }
-    }
 }
 
 /// The CopyPartResult answer.

@@ -5,8 +5,9 @@
 use super::OVERHEAD;
 use crate::envelope::checksum_record;
 use crate::envelope::layout::SegmentSize;
-use crate::envelope::layout::{segment_count, segment_plain_len, stored_len};
+use crate::envelope::layout::stored_len;
 use crate::envelope::objmeta;
+use crate::envelope::write_plan::write_segments;
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::http::RequestHead;
 use crate::http::ResponseHead;
@@ -425,24 +426,22 @@ pub(super) async fn seal_held(
     }
     // In range: at most HELD_PUT_STORED_BYTES_MAX, checked just above.
     let stored = stored as usize;
-    let n = segment_count(plain, seg);
     let mut buf = vec![0u8; stored];
     let mut at = 0;
     let mut checksum = None;
-    for i in 0..n {
-        let len = segment_plain_len(plain, i, seg) as usize;
+    for s in write_segments(plain, seg) {
+        let len = s.plain_len as usize;
         if at + len + OVERHEAD > stored {
             return Err(Failure::close(S3Error::internal_error()));
         }
         let (res, b) = body.read_exact(conn, buf, at..at + len).await;
         buf = b;
         res.map_err(|e| body_failure(&e))?;
-        let last = i + 1 == n;
-        if last {
+        if s.last {
             checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
         }
         at += cipher
-            .seal(i, last, &mut buf[at..], len)
+            .seal(s.index, s.last, &mut buf[at..], len)
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
     }
     if at != stored {
@@ -469,6 +468,23 @@ pub(crate) enum SealSink {
     Md5(md5::Md5),
 }
 
+impl SealSink {
+    /// Writes a sealed segment (`buf[..sealed]`); gives the buffer back.
+    pub(crate) async fn write(&mut self, buf: Vec<u8>, sealed: usize) -> Result<Vec<u8>, Failure> {
+        match self {
+            SealSink::Backend(ex) => {
+                let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
+                res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
+                Ok(b)
+            }
+            SealSink::Md5(m) => {
+                md5::Digest::update(m, &buf[..sealed]);
+                Ok(buf)
+            }
+        }
+    }
+}
+
 /// Reads a client body segment by segment, seals each in place and hands it to `sink`;
 /// the final segment is sealed only after every digest of the client's body has verified.
 pub(super) async fn seal_segments(
@@ -480,29 +496,20 @@ pub(super) async fn seal_segments(
 ) -> Result<Option<ClientChecksum>, Failure> {
     let plain = body.len();
     let seg = cipher.segment_size();
-    let n = segment_count(plain, seg);
     let mut buf = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
     let mut checksum = None;
-    for i in 0..n {
-        let len = segment_plain_len(plain, i, seg) as usize;
+    for s in write_segments(plain, seg) {
+        let len = s.plain_len as usize;
         let (res, b) = body.read_exact(conn, buf, 0..len).await;
         buf = b;
         res.map_err(|e| body_failure(&e))?;
-        let last = i + 1 == n;
-        if last {
+        if s.last {
             checksum = body.finish(conn).await.map_err(|e| body_failure(&e))?;
         }
         let sealed = cipher
-            .seal(i, last, &mut buf, len)
+            .seal(s.index, s.last, &mut buf, len)
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
-        match sink {
-            SealSink::Backend(ex) => {
-                let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
-                buf = b;
-                res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
-            }
-            SealSink::Md5(m) => md5::Digest::update(m, &buf[..sealed]),
-        }
+        buf = sink.write(buf, sealed).await?;
     }
     ctx.core.buffers.give(buf);
     Ok(checksum)
