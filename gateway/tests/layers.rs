@@ -89,3 +89,87 @@ fn modules_import_only_their_layer_and_the_layers_above() {
         "{seen:?}"
     );
 }
+
+/// The modules of `serve/`, in the order its module comment gives: each may use its own
+/// level and the levels before it, never those after (no cycles inside `serve/`).
+const SERVE_LEVELS: &[&[&str]] = &[
+    &["io", "backend", "body"],
+    &["error"],
+    &["respond", "stored"],
+    &["part_checksum"],
+    &["unaligned"],
+    &["passthrough"],
+    &["object"],
+    &["multipart"],
+    &["admin"],
+];
+
+fn serve_level(module: &str) -> Option<usize> {
+    SERVE_LEVELS.iter().position(|l| l.contains(&module))
+}
+
+/// The `serve` modules `text` names: `crate::serve::x`, `crate::serve::{x, y}`, and from a
+/// file directly in `serve/` (`top_level`), `super::x` and `super::{x, y}`.
+fn serve_uses(text: &str, top_level: bool) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut prefixes = vec!["crate::serve::"];
+    if top_level {
+        prefixes.push("super::");
+    }
+    let ident = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    for prefix in prefixes {
+        for (i, _) in text.match_indices(prefix) {
+            let rest = &text[i + prefix.len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                out.extend(group.split(',').map(ident));
+            } else {
+                out.insert(ident(rest));
+            }
+        }
+    }
+    out.retain(|m| serve_level(m).is_some());
+    out
+}
+
+#[test]
+fn serve_modules_import_only_downward() {
+    let serve = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/serve");
+    let mut wrong = Vec::new();
+    let mut checked = BTreeSet::new();
+    for entry in std::fs::read_dir(&serve).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        if name == "mod" {
+            continue;
+        }
+        let own = serve_level(&name)
+            .unwrap_or_else(|| panic!("serve module `{name}` is in no level of serve/mod.rs"));
+        checked.insert(name.clone());
+        let mut files = Vec::new();
+        sources(&path, &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let top_level = file.parent() == Some(serve.as_path());
+            for used in serve_uses(&text, top_level) {
+                if used != name && serve_level(&used).unwrap() > own {
+                    wrong.push(format!("{} uses serve::{used}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports against serve/'s order:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        checked.contains("object") && checked.contains("io"),
+        "{checked:?}"
+    );
+}
