@@ -919,6 +919,38 @@ pub async fn put(s3: &Client, bucket: &str, key: &str, data: Vec<u8>) -> String 
     out.e_tag().unwrap_or_default().to_owned()
 }
 
+/// CreateMultipartUpload of `bucket/key`; returns the upload id the gateway issued.
+pub async fn create_upload(s3: &Client, bucket: &str, key: &str) -> String {
+    let out = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateMultipartUpload {bucket}/{key}: {e:?}"));
+    out.upload_id().unwrap_or_default().to_owned()
+}
+
+/// UploadPart `number` of upload `id` of `bucket/key`, with `data` as its body.
+pub async fn upload_part(
+    s3: &Client,
+    (bucket, key, id): (&str, &str, &str),
+    number: i32,
+    data: Vec<u8>,
+) -> Result<
+    aws_sdk_s3::operation::upload_part::UploadPartOutput,
+    SdkError<aws_sdk_s3::operation::upload_part::UploadPartError, HttpResponse>,
+> {
+    s3.upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .part_number(number)
+        .body(data.into())
+        .send()
+        .await
+}
+
 /// GetObject of the whole body.
 pub async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
     let out = s3

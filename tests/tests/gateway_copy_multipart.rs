@@ -20,7 +20,9 @@ use aws_sdk_s3::types::{
     ServerSideEncryption,
 };
 use twofold_tests::backend::{BackendKind, Capability};
-use twofold_tests::gateway::{TestGateway, create_bucket, exists, get, put, status_code};
+use twofold_tests::gateway::{
+    TestGateway, create_bucket, create_upload, exists, get, put, status_code, upload_part,
+};
 use twofold_tests::random_bytes;
 
 const BUCKET: &str = "copy-mpu";
@@ -594,28 +596,9 @@ async fn a_swapped_upload_id_is_refused_and_stores_nothing() {
     let gw = TestGateway::start();
     let s3 = gw.client();
     create_bucket(&s3, BUCKET).await;
-    let create = |key: &'static str| {
-        let s3 = s3.clone();
-        async move {
-            let up = s3
-                .create_multipart_upload()
-                .bucket(BUCKET)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-            up.upload_id().unwrap().to_owned()
-        }
-    };
-    let u1 = create("swap").await;
-    let u2 = create("swap").await;
-    s3.upload_part()
-        .bucket(BUCKET)
-        .key("swap")
-        .upload_id(&u1)
-        .part_number(1)
-        .body(random_bytes(70_000).into())
-        .send()
+    let u1 = create_upload(&s3, BUCKET, "swap").await;
+    let u2 = create_upload(&s3, BUCKET, "swap").await;
+    upload_part(&s3, (BUCKET, "swap", &u1), 1, random_bytes(70_000))
         .await
         .unwrap();
     // tf2.<backend id>.<header>.<declared>.<mac>: upload 2's backend id, the rest upload 1's.
@@ -623,14 +606,7 @@ async fn a_swapped_upload_id_is_refused_and_stores_nothing() {
     let f2: Vec<&str> = u2.split('.').collect();
     assert_eq!((f1.len(), f2.len()), (5, 5), "{u1} {u2}");
     let swapped = format!("tf2.{}.{}.{}.{}", f2[1], f1[2], f1[3], f1[4]);
-    let e = s3
-        .upload_part()
-        .bucket(BUCKET)
-        .key("swap")
-        .upload_id(&swapped)
-        .part_number(1)
-        .body(vec![0u8; 70_000].into())
-        .send()
+    let e = upload_part(&s3, (BUCKET, "swap", &swapped), 1, vec![0u8; 70_000])
         .await
         .unwrap_err();
     assert_eq!(status_code(&e).0, 404, "{e:?}");
@@ -645,13 +621,7 @@ async fn a_swapped_upload_id_is_refused_and_stores_nothing() {
         .unwrap();
     assert!(parts.parts().is_empty(), "{parts:?}");
     // The ids as issued still work.
-    s3.upload_part()
-        .bucket(BUCKET)
-        .key("swap")
-        .upload_id(&u2)
-        .part_number(1)
-        .body(random_bytes(100).into())
-        .send()
+    upload_part(&s3, (BUCKET, "swap", &u2), 1, random_bytes(100))
         .await
         .unwrap();
 }

@@ -7,11 +7,12 @@
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aws_sdk_s3::primitives::ByteStream;
 use std::time::{Duration, Instant};
 use twofold::envelope::objmeta;
 use twofold_tests::admin::Scrape;
-use twofold_tests::gateway::{Options, TestGateway, create_bucket, put, status_code};
+use twofold_tests::gateway::{
+    Options, TestGateway, create_bucket, create_upload, put, status_code, upload_part,
+};
 use twofold_tests::random_bytes;
 
 const REFUSED: &str = "twofold_kek_refused_total";
@@ -45,14 +46,7 @@ async fn headers_naming_an_unconfigured_kek_are_refused_without_a_custodian_call
 
     // An upload id whose header names another KEK: its MAC no longer holds, so it is
     // refused before anything of the header is used, custodians untouched.
-    let up = s3
-        .create_multipart_upload()
-        .bucket("kek")
-        .key("upload")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap().to_owned();
+    let id = create_upload(&s3, "kek", "upload").await;
     let mut fields: Vec<String> = id.split('.').map(str::to_owned).collect();
     assert_eq!(fields.len(), 5, "{id}");
     let mut header = objmeta::decode(&fields[2]).unwrap();
@@ -60,14 +54,7 @@ async fn headers_naming_an_unconfigured_kek_are_refused_without_a_custodian_call
     fields[2] = objmeta::encode(&header);
     let forged = fields.join(".");
     let before = Scrape::take(admin);
-    let e = s3
-        .upload_part()
-        .bucket("kek")
-        .key("upload")
-        .upload_id(&forged)
-        .part_number(1)
-        .body(ByteStream::from(random_bytes(1000)))
-        .send()
+    let e = upload_part(&s3, ("kek", "upload", &forged), 1, random_bytes(1000))
         .await
         .unwrap_err();
     assert_eq!(status_code(&e), (404, "NoSuchUpload".to_owned()), "{e:?}");
@@ -77,13 +64,7 @@ async fn headers_naming_an_unconfigured_kek_are_refused_without_a_custodian_call
         before.sum(CUSTODIAN_OPS, &[])
     );
     // The id the gateway issued still works.
-    s3.upload_part()
-        .bucket("kek")
-        .key("upload")
-        .upload_id(&id)
-        .part_number(1)
-        .body(ByteStream::from(random_bytes(1000)))
-        .send()
+    upload_part(&s3, ("kek", "upload", &id), 1, random_bytes(1000))
         .await
         .unwrap();
 

@@ -259,6 +259,19 @@ impl Backend {
         }
         Ok((head, body))
     }
+
+    /// CompleteMultipartUpload of the backend's upload `upload_q` (`uploadId=...`) at
+    /// `path`, with the request body `document`.
+    pub async fn complete_multipart(
+        &self,
+        path: &str,
+        upload_q: &str,
+        document: String,
+    ) -> Result<(ResponseHead, Vec<u8>), BackendError> {
+        let xml = vec![("content-type".to_owned(), b"application/xml".to_vec())];
+        self.simple("POST", path, Some(upload_q), xml, document.into_bytes())
+            .await
+    }
 }
 
 /// Largest response body [`Backend::simple`] reads into memory.

@@ -398,13 +398,7 @@ async fn complete_rewrite(
     let (resp, body) = ctx
         .core
         .backend
-        .simple(
-            "POST",
-            path,
-            Some(upload_q),
-            vec![("content-type".into(), b"application/xml".to_vec())],
-            complete_xml(etags).into_bytes(),
-        )
+        .complete_multipart(path, upload_q, complete_xml(etags))
         .await?;
     if resp.status == 200 && !String::from_utf8_lossy(&body).contains("<Error>") {
         Ok((resp, body))

@@ -545,13 +545,7 @@ async fn backend_complete(
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
     ctx.core
         .backend
-        .simple(
-            "POST",
-            path,
-            Some(upload_q),
-            vec![("content-type".into(), b"application/xml".to_vec())],
-            backend_document(parts).into_bytes(),
-        )
+        .complete_multipart(path, upload_q, backend_document(parts))
         .await
         .map_err(Failure::from)
 }
