@@ -547,9 +547,15 @@ fn model_ops_per_sec(p: &Params, distinct: f64) -> (f64, f64) {
             (layers * p.reads_per_sec * miss, wraps)
         }
         Scheme::V2 => {
-            // With every key cached, each core fetches each bucket's new epoch key once.
-            let turnover = layers * nc * b / p.epoch_secs as f64;
-            (layers * p.reads_per_sec * miss, turnover)
+            // With every key cached, each core fetches each bucket's new epoch key once per
+            // epoch. Otherwise a write's epoch key is about as likely to be missing as a
+            // read's.
+            let writes = if miss > 0.0 {
+                layers * p.writes_per_sec * miss
+            } else {
+                layers * nc * b / p.epoch_secs as f64
+            };
+            (layers * p.reads_per_sec * miss, writes)
         }
     }
 }
