@@ -16,6 +16,7 @@ use std::process::Command;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::layout::SegmentSize;
 use twofold::s3::checksum::ChecksumAlgorithm;
+use twofold_tests::admin::Scrape;
 use twofold_tests::checksum_of;
 use twofold_tests::checksums::sdk_alg;
 use twofold_tests::gateway::{TestGateway, create_bucket, put};
@@ -360,7 +361,11 @@ async fn read_plans_agree_with_the_gateway() {
     use twofold::s3::parse_range;
     use twofold_tests::gateway::status_code;
     const PLAN_BUCKET: &str = "plan-agrees";
-    let gw = TestGateway::start();
+    const INTEGRITY_FAILURES: &str = "twofold_integrity_failures_total";
+    let gw = TestGateway::start_with(twofold_tests::gateway::Options {
+        admin_listener: true,
+        ..Default::default()
+    });
     let s3 = gw.client();
     let backend = gw.backend_client();
     create_bucket(&s3, PLAN_BUCKET).await;
@@ -369,6 +374,10 @@ async fn read_plans_agree_with_the_gateway() {
     for (key, sizes) in [
         ("unaligned", vec![5 * MIB + 1, 5 * MIB + 7, 1000]),
         ("aligned", vec![5 * MIB, 5 * MIB, 1000]),
+        // Aligned, but part 1 one segment longer than part 2: reads past part 1 guess
+        // their start from part 1's size, guess wrong, and fall back to reading from the
+        // start; part 2 by number fails its checks.
+        ("aligned-uneven", vec![5 * MIB + 65536, 5 * MIB, 1000]),
         // One empty part: its one segment is empty and final.
         ("empty-multipart", vec![0]),
     ] {
@@ -419,6 +428,7 @@ async fn read_plans_agree_with_the_gateway() {
     put(&s3, PLAN_BUCKET, "empty", Vec::new()).await;
     objects.push(("empty".to_owned(), Vec::new(), None));
 
+    let integrity_before = Scrape::take(gw.admin_addr()).sum(INTEGRITY_FAILURES, &[]);
     for (key, plain, parts) in &objects {
         let head = backend
             .head_object()
@@ -508,6 +518,12 @@ async fn read_plans_agree_with_the_gateway() {
                     }
                     assert!(body == want, "{what}: body");
                 }
+                // The plan's part checks open under part k's keys only when the parts
+                // are of one size: the gateway finds they are not.
+                (Err(e), Ok(p)) if key == "aligned-uneven" && !p.checks.is_empty() => {
+                    let (status, code) = status_code(&e);
+                    assert_eq!((status, code.as_str()), (501, "NotImplemented"), "{what}");
+                }
                 (Err(e), Err(pe)) => {
                     let (status, code) = status_code(&e);
                     let want = match pe {
@@ -523,4 +539,8 @@ async fn read_plans_agree_with_the_gateway() {
             }
         }
     }
+    // A wrong guess of where a range starts, followed by the fallback, is not counted as
+    // an integrity failure (there was none).
+    let integrity_after = Scrape::take(gw.admin_addr()).sum(INTEGRITY_FAILURES, &[]);
+    assert_eq!(integrity_after, integrity_before);
 }

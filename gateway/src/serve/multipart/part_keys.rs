@@ -4,14 +4,12 @@
 
 use super::token::{TokenProof, Upload, parse_token};
 use crate::envelope::header::Header;
+use crate::envelope::plan::PART_NUMBER_MAX;
 use crate::envelope::{ObjectName, SegmentCipher};
 use crate::s3::S3Error;
 use crate::s3::checksum::Hasher;
 use crate::serve::part_checksum::{Declared, PartTagger};
 use crate::serve::{Failure, Request};
-
-/// Largest part number, as in S3.
-pub const PART_NUMBER_MAX: u32 = 10_000;
 
 /// The part number a `partNumber` query value gives: an integer from 1 to
 /// [`PART_NUMBER_MAX`], as in S3.

@@ -6,7 +6,7 @@ use super::put::CHECKSUM_METADATA;
 use super::read::{
     object_header, request_keys, reveal_checksum, reveal_checksum_with, segments_per_part,
 };
-use super::stream::{ClientBody, StreamError, fetch_range, stream_plan};
+use super::stream::{ClientBody, fetch_range, stream_plan};
 use crate::config::UnencryptedObjects;
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::Header;
@@ -26,6 +26,9 @@ use crate::serve::respond::{
 };
 use crate::serve::stored::StoredObject;
 use crate::serve::{Failure, Outcome, Request, backend_path, backend_query, write_response};
+
+/// What an integrity failure of a GET names.
+const STORED_OBJECT: &str = "The stored object";
 
 /// Largest backend error body relayed to the client, in bytes.
 const ERROR_BODY_BYTES_MAX: usize = 1 << 20;
@@ -493,9 +496,17 @@ async fn send_body(
 ) -> Result<Outcome, Failure> {
     let (mut backend, resp) = body;
     let mut sink = ClientBody::new(conn, &head)?;
-    stream_plan(ctx, &mut backend, p, keys, &mut sink)
-        .await
-        .map_err(|e: StreamError| e.into_failure(ctx, "The stored object"))?;
+    if let Err(e) = stream_plan(ctx, &mut backend, p, keys, &mut sink).await {
+        drop(sink);
+        // A start guessed from the part size that does not open, before anything was sent,
+        // is the cue for the plan's fallback (parts of unequal sizes), not an integrity
+        // failure; the fallback's own failure is one.
+        let retried = p.fallback.is_some() && conn.response().status == 0;
+        return Err(match retried {
+            true => e.into_unreported_failure(STORED_OBJECT),
+            false => e.into_failure(ctx, STORED_OBJECT),
+        });
+    }
     sink.finish().await?;
     let fetched: u64 = p.fetch.iter().map(StoredRange::len).sum();
     if resp.content_length().ok().flatten() == Some(fetched) {

@@ -42,14 +42,20 @@ impl StreamError {
     /// The request's failure: an integrity failure is counted and logged here, and
     /// answered with `what` (for example "The stored object") in its detail.
     pub(crate) fn into_failure(self, ctx: &Request<'_>, what: &str) -> Failure {
+        if let StreamError::Integrity(e) = &self {
+            integrity_failure(ctx, e);
+        }
+        self.into_unreported_failure(what)
+    }
+
+    /// [`StreamError::into_failure`] without counting or logging an integrity failure: for
+    /// a read that is tried again another way.
+    pub(crate) fn into_unreported_failure(self, what: &str) -> Failure {
         match self {
-            StreamError::Integrity(e) => {
-                integrity_failure(ctx, &e);
-                Failure::integrity(format!(
-                    "{what} failed its integrity check and was not returned: {e}"
-                ))
-                .closing()
-            }
+            StreamError::Integrity(e) => Failure::integrity(format!(
+                "{what} failed its integrity check and was not returned: {e}"
+            ))
+            .closing(),
             StreamError::Failed(f) => f,
         }
     }
