@@ -5,6 +5,7 @@
 
 use crate::envelope::aead::Layer;
 use crate::envelope::header::kek_id_is_valid;
+use crate::envelope::hierarchy::EPOCH_UNIT_SECS;
 use crate::envelope::layout::SegmentSize;
 use crate::keys::{CustodianSpec, KeyringSettings, PinSource};
 use crate::s3::{Denied, Grants, S3Op};
@@ -15,6 +16,9 @@ use std::path::{Path, PathBuf};
 pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 64 * 1024;
 /// Default bucket-key window.
 pub const BUCKET_KEY_WINDOW_SECS_DEFAULT: u64 = 3600;
+/// Default epoch (30 days): how long one epoch key per bucket and layer serves new
+/// objects (`docs/key-hierarchy.md` sizes it against the key cache).
+pub const EPOCH_SECS_DEFAULT: u64 = 30 * 24 * 3600;
 /// Default number of bucket keys cached for reading, per layer and core.
 pub const KEY_CACHE_ENTRIES_DEFAULT: usize = 4096;
 /// Default PKCS#11 module: SoftHSM2 as Debian installs it.
@@ -38,7 +42,9 @@ pub struct EnvelopeFile {
     pub segment_size_bytes: u64,
     /// Seconds each bucket key is used for new objects before a new one is made.
     pub bucket_key_window_secs: u64,
-    /// Unwrapped bucket keys kept per layer and core for reading.
+    /// Seconds each epoch key serves new objects before the next epoch's is derived.
+    pub epoch_secs: u64,
+    /// Bucket keys, and epoch keys, kept in the clear per layer and core for reading.
     pub key_cache_entries: usize,
 }
 
@@ -47,6 +53,7 @@ impl Default for EnvelopeFile {
         Self {
             segment_size_bytes: SEGMENT_SIZE_BYTES_DEFAULT,
             bucket_key_window_secs: BUCKET_KEY_WINDOW_SECS_DEFAULT,
+            epoch_secs: EPOCH_SECS_DEFAULT,
             key_cache_entries: KEY_CACHE_ENTRIES_DEFAULT,
         }
     }
@@ -557,6 +564,18 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             "must be at least 1".into(),
         ));
     }
+    let epoch = file.envelope.epoch_secs;
+    if epoch == 0
+        || !epoch.is_multiple_of(EPOCH_UNIT_SECS)
+        || epoch < file.envelope.bucket_key_window_secs
+    {
+        return Err(invalid(
+            "envelope.epoch_secs",
+            format!(
+                "{epoch} must be a whole number of hours and at least envelope.bucket_key_window_secs"
+            ),
+        ));
+    }
     if file.envelope.key_cache_entries == 0 {
         return Err(invalid(
             "envelope.key_cache_entries",
@@ -741,6 +760,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
         keyring: KeyringSettings {
             segment_size,
             window_secs: file.envelope.bucket_key_window_secs,
+            epoch_secs: file.envelope.epoch_secs,
             cache_entries: file.envelope.key_cache_entries,
         },
         inner,

@@ -499,7 +499,8 @@ pub fn hsm_operation(layer: Layer, kind: &'static str, elapsed: Duration, ok: bo
     }
 }
 
-/// Counts a bucket-key cache lookup (`cache`: `seal` or `open`).
+/// Counts a key-cache lookup (`cache`: `seal` or `open` for bucket keys, `epoch` for epoch
+/// keys).
 pub fn key_cache(cache: &'static str, hit: bool) {
     if hit {
         metrics::counter!(KEY_CACHE_HITS_TOTAL, "cache" => cache).increment(1);
@@ -565,6 +566,20 @@ pub fn init_logging(format: LogFormat, level: &str) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// [`key_fingerprint`] of a header's bucket-key reference: of the wrapped key (format v1),
+/// or of the epoch and salt (format v2).
+pub fn bucket_key_fingerprint(reference: &crate::envelope::header::BucketKeyRef) -> String {
+    use crate::envelope::header::BucketKeyRef;
+    match reference {
+        BucketKeyRef::Wrapped(wrapped) => key_fingerprint(wrapped),
+        BucketKeyRef::Derived { epoch, salt } => {
+            let mut b = epoch.to_be_bytes().to_vec();
+            b.extend_from_slice(salt);
+            key_fingerprint(&b)
+        }
+    }
 }
 
 /// A short, stable, non-secret name for a wrapped bucket key: the first 8 bytes of the

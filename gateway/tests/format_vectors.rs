@@ -1,8 +1,12 @@
-//! Format v1 test vectors: fixed keys, nonces, names and plaintexts → fixed header and
-//! stored bytes, in `tests/vectors/format-v1.json`, for other implementations to check
-//! themselves against. This test rebuilds every vector and compares byte for byte, then
-//! opens each stored body through the streaming reader. Run with `TWOFOLD_BLESS=1` to
-//! rewrite the file after a deliberate format change (and bump the version).
+//! Format test vectors: fixed keys, nonces, names and plaintexts → fixed header and stored
+//! bytes, in `tests/vectors/format-v2.json` (the format written) and
+//! `tests/vectors/format-v1.json` (still read), for other implementations to check
+//! themselves against. Version 2 vectors also give the key hierarchy from fixed KEKs:
+//! epoch input, the custodian's RFC 5649 wrap of it, the epoch key and the bucket key.
+//! This test rebuilds every vector and compares byte for byte, then recomputes the
+//! hierarchy and opens each stored body through the streaming reader. Run with
+//! `TWOFOLD_BLESS=1` to rewrite the files after a deliberate format change (and bump the
+//! version).
 
 #![allow(
     clippy::unwrap_used,
@@ -10,10 +14,12 @@
     reason = "test code: a panic is the failure report"
 )]
 
+use aes_gcm::KeyInit;
 use serde_json::{Value, json};
 use std::io::Read;
 use twofold::envelope::aead::Layer;
-use twofold::envelope::header::Header;
+use twofold::envelope::header::{BucketKeyRef, Header};
+use twofold::envelope::hierarchy;
 use twofold::envelope::layout::{SegmentSize, stored_len};
 use twofold::envelope::stream::{DecryptReader, EncryptWriter};
 use twofold::envelope::{
@@ -21,10 +27,16 @@ use twofold::envelope::{
     seal_header_with_nonces,
 };
 
-const PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/vectors/format-v1.json"
-);
+fn path(version: u8) -> String {
+    format!(
+        "{}/../tests/vectors/format-v{version}.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+const VERSIONS: [u8; 2] = [2, 1];
+/// The epoch of the version 2 vectors: the hour 2026-12-01T00:00Z.
+const VECTOR_EPOCH: u32 = 498_912;
 
 struct Case {
     description: &'static str,
@@ -87,20 +99,65 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn bucket_key(layer: Layer, seed: u8) -> BucketKey {
+/// Version 1: a bucket key whose wrapped form is opaque to the envelope (fixed bytes here).
+fn wrapped_bucket_key(layer: Layer, seed: u8) -> BucketKey {
     BucketKey {
         layer,
         kek_id: format!("vector-{layer}-kek"),
         key: twofold::hardening::LockedKey::new(&fill(seed)),
-        // The wrapped form is opaque to the envelope; vectors use fixed bytes.
-        wrapped: (0..40).map(|i| seed ^ i).collect(),
+        reference: BucketKeyRef::Wrapped((0..40).map(|i| seed ^ i).collect()),
     }
 }
 
-fn build(case: &Case) -> Value {
+/// The RFC 5649 wrap a custodian holding `kek` computes.
+fn kwp(kek: &[u8; 32], input: &[u8; 32]) -> Vec<u8> {
+    let mut out = [0u8; 40];
+    aes_kw::KwpAes256::new(kek.into())
+        .wrap_key(input, &mut out)
+        .unwrap();
+    out.to_vec()
+}
+
+/// Version 2: the chain from a fixed KEK to the bucket key, and its steps for the file.
+fn derived_bucket_key(layer: Layer, seed: u8, bucket: &str) -> (BucketKey, Value) {
+    let kek = fill(seed);
+    let salt = [seed ^ 0x01; 16];
+    let input = hierarchy::epoch_input(layer, bucket, VECTOR_EPOCH);
+    let prf = kwp(&kek, &input);
+    let ek = hierarchy::epoch_key(layer, &prf).unwrap();
+    let bk = hierarchy::bucket_key(layer, &ek, &salt).unwrap();
+    let steps = json!({
+        "kek": hex::encode(kek),
+        "epoch": VECTOR_EPOCH,
+        "salt": hex::encode(salt),
+        "epoch_input": hex::encode(input),
+        "epoch_prf": hex::encode(&prf),
+        "epoch_key": hex::encode(*ek),
+        "bucket_key": hex::encode(*bk),
+    });
+    let key = BucketKey {
+        layer,
+        kek_id: format!("vector-{layer}-kek"),
+        key: twofold::hardening::LockedKey::new(&bk),
+        reference: BucketKeyRef::Derived {
+            epoch: VECTOR_EPOCH,
+            salt,
+        },
+    };
+    (key, steps)
+}
+
+fn build(case: &Case, version: u8) -> Value {
     let keys = DataKeys::from_bytes(fill(0x10), fill(0x20));
-    let inner_bk = bucket_key(Layer::Inner, 0x30);
-    let outer_bk = bucket_key(Layer::Outer, 0x40);
+    let (inner_bk, outer_bk, hierarchy) = if version == 1 {
+        let inner = wrapped_bucket_key(Layer::Inner, 0x30);
+        let outer = wrapped_bucket_key(Layer::Outer, 0x40);
+        (inner, outer, Value::Null)
+    } else {
+        let (inner, i) = derived_bucket_key(Layer::Inner, 0x60, case.bucket);
+        let (outer, o) = derived_bucket_key(Layer::Outer, 0x70, case.bucket);
+        (inner, outer, json!({ "inner": i, "outer": o }))
+    };
     let nonces = [[0x51; 12], [0x52; 12]];
     let name = ObjectName {
         bucket: case.bucket,
@@ -113,13 +170,19 @@ fn build(case: &Case) -> Value {
     };
     let header =
         seal_header_with_nonces(params, &keys, &inner_bk, &outer_bk, name, nonces).unwrap();
+    assert_eq!(header.version(), version);
     let cipher = SegmentCipher::new(&header, &keys, case.part_number).unwrap();
     let plain = plaintext(case.plaintext_len);
     let mut w = EncryptWriter::new(cipher, Vec::new());
     std::io::Write::write_all(&mut w, &plain).unwrap();
     let (stored, n) = w.finish().unwrap();
     assert_eq!(n, stored_len(plain.len() as u64, seg));
-    json!({
+    let reference = |bk: &BucketKey| {
+        let mut r = Vec::new();
+        bk.reference.write(&mut r);
+        hex::encode(r)
+    };
+    let mut v = json!({
         "description": case.description,
         "segment_size_log2": case.segment_size_log2,
         "upload_id": case.upload_id.map(hex::encode),
@@ -132,36 +195,61 @@ fn build(case: &Case) -> Value {
         "outer_bucket_key": hex::encode(outer_bk.key.as_ref()),
         "inner_kek_id": inner_bk.kek_id,
         "outer_kek_id": outer_bk.kek_id,
-        "inner_wrapped_bucket_key": hex::encode(&inner_bk.wrapped),
-        "outer_wrapped_bucket_key": hex::encode(&outer_bk.wrapped),
         "inner_dek_nonce": hex::encode(nonces[0]),
         "outer_dek_nonce": hex::encode(nonces[1]),
         "plaintext": "byte i = i mod 251",
         "plaintext_len": case.plaintext_len,
         "header": hex::encode(header.to_bytes()),
         "stored": hex::encode(&stored),
-    })
+    });
+    if version == 1 {
+        v["inner_wrapped_bucket_key"] = json!(reference(&inner_bk)[2..]);
+        v["outer_wrapped_bucket_key"] = json!(reference(&outer_bk)[2..]);
+    } else {
+        v["hierarchy"] = hierarchy;
+    }
+    v
 }
 
-fn document() -> Value {
+fn document(version: u8) -> Value {
+    let (format, notes) = if version == 1 {
+        (
+            "Twofold envelope, format version 1 (docs/format.md; read, not written)",
+            "All byte strings are lowercase hex. Data keys and DEK-wrap nonces are fixed here; \
+             in use they are random. Wrapped bucket keys are opaque to the envelope and fixed \
+             bytes here; a checker opens the header with the bucket keys given in the clear.",
+        )
+    } else {
+        (
+            "Twofold envelope, format version 2 (docs/format.md)",
+            "All byte strings are lowercase hex. KEKs, salts, data keys and DEK-wrap nonces \
+             are fixed here; in use KEKs stay in their custodians and the rest is random. \
+             `hierarchy` gives, per layer, the epoch input, its RFC 5649 wrap under the KEK \
+             (the custodian's answer), the epoch key and the bucket key that opens the header.",
+        )
+    };
     json!({
-        "format": "Twofold envelope, format version 1 (docs/format.md)",
-        "notes": "All byte strings are lowercase hex. Data keys and DEK-wrap nonces are fixed here; \
-                  in use they are random. Wrapped bucket keys are opaque to the envelope and fixed \
-                  bytes here; a checker opens the header with the bucket keys given in the clear.",
-        "vectors": cases().iter().map(build).collect::<Vec<_>>(),
+        "format": format,
+        "notes": notes,
+        "vectors": cases().iter().map(|c| build(c, version)).collect::<Vec<_>>(),
     })
 }
 
 #[test]
-fn format_v1_vectors_match_the_committed_file() {
-    let fresh = document();
+fn format_vectors_match_the_committed_files() {
+    for version in VERSIONS {
+        vectors_match_the_committed_file(version);
+    }
+}
+
+fn vectors_match_the_committed_file(version: u8) {
+    let fresh = document(version);
     if std::env::var_os("TWOFOLD_BLESS").is_some() {
         let text = serde_json::to_string_pretty(&fresh).unwrap() + "\n";
-        std::fs::write(PATH, text).unwrap();
+        std::fs::write(path(version), text).unwrap();
     }
     let committed: Value =
-        serde_json::from_str(&std::fs::read_to_string(PATH).expect("tests/vectors/format-v1.json"))
+        serde_json::from_str(&std::fs::read_to_string(path(version)).expect("vector file"))
             .unwrap();
     let (a, b) = (&committed["vectors"], &fresh["vectors"]);
     assert_eq!(a.as_array().unwrap().len(), cases().len());
@@ -174,19 +262,61 @@ fn format_v1_vectors_match_the_committed_file() {
     {
         assert_eq!(
             c, f,
-            "vector {i} ({}) differs from the format",
+            "version {version} vector {i} ({}) differs from the format",
             c["description"]
         );
     }
 }
 
+fn h(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+fn k32(v: &Value) -> [u8; 32] {
+    h(v).try_into().unwrap()
+}
+
+/// The version 2 chain, recomputed from the file's KEK alone, ends at its bucket key; the
+/// header records the file's epoch and salt.
+fn check_hierarchy(v: &Value, header: &Header) {
+    for layer in [Layer::Inner, Layer::Outer] {
+        let steps = &v["hierarchy"][layer.to_string()];
+        let epoch = u32::try_from(steps["epoch"].as_u64().unwrap()).unwrap();
+        let salt: [u8; 16] = h(&steps["salt"]).try_into().unwrap();
+        assert_eq!(
+            header.layer(layer).bucket_key,
+            BucketKeyRef::Derived { epoch, salt }
+        );
+        let input = hierarchy::epoch_input(layer, v["bucket"].as_str().unwrap(), epoch);
+        assert_eq!(input.to_vec(), h(&steps["epoch_input"]));
+        let prf = kwp(&k32(&steps["kek"]), &input);
+        assert_eq!(prf, h(&steps["epoch_prf"]));
+        let ek = hierarchy::epoch_key(layer, &prf).unwrap();
+        assert_eq!(*ek, k32(&steps["epoch_key"]));
+        let bk = hierarchy::bucket_key(layer, &ek, &salt).unwrap();
+        assert_eq!(*bk, k32(&steps["bucket_key"]));
+        assert_eq!(*bk, k32(&v[format!("{layer}_bucket_key")]));
+    }
+}
+
 #[test]
 fn committed_vectors_open_with_the_reader() {
-    let committed: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
-    let h = |v: &Value| hex::decode(v.as_str().unwrap()).unwrap();
-    let k32 = |v: &Value| -> [u8; 32] { h(v).try_into().unwrap() };
-    for v in committed["vectors"].as_array().unwrap() {
+    for version in VERSIONS {
+        let text = std::fs::read_to_string(path(version)).unwrap();
+        let committed: Value = serde_json::from_str(&text).unwrap();
+        for v in committed["vectors"].as_array().unwrap() {
+            open_vector(v, version);
+        }
+    }
+}
+
+fn open_vector(v: &Value, version: u8) {
+    {
         let header = Header::parse(&h(&v["header"])).unwrap();
+        assert_eq!(header.version(), version);
+        if version == 2 {
+            check_hierarchy(v, &header);
+        }
         let name = ObjectName {
             bucket: v["bucket"].as_str().unwrap(),
             key: v["key"].as_str().unwrap(),

@@ -82,7 +82,10 @@ fn bench_bucket_key(layer: Layer) -> BucketKey {
         layer,
         kek_id: format!("bench-{layer}"),
         key: twofold::hardening::LockedKey::new(&BENCH_KEY),
-        wrapped: vec![0x5a; 40],
+        reference: twofold::envelope::header::BucketKeyRef::Derived {
+            epoch: 0,
+            salt: [0x5a; 16],
+        },
     }
 }
 

@@ -5,7 +5,7 @@ Usage: python3 gen_seeds.py OUT
 
 Standard library only. The S3 documentation's aws-chunked bodies and the envelope vectors
 are rebuilt from the committed vectors (tests/vectors/sigv4/s3-examples.json and
-tests/vectors/format-v1.json); the small signed aws-chunked bodies are signed here with the
+tests/vectors/format-v2.json and format-v1.json); the small signed aws-chunked bodies are signed here with the
 same chain as gateway/src/sigv4/chunk.rs, checked first against the documented signatures.
 """
 
@@ -179,8 +179,10 @@ def aws_chunked(s3):
 
 # --- envelope_reader ---------------------------------------------------------------------
 
-def envelope(fmt):
+def envelope(fmt, fmt_v1):
     seeds = {}
+    for i, v in enumerate(fmt_v1["vectors"]):
+        seeds[f"header_v1_{i}"] = bytes.fromhex(v["header"])
     vectors = fmt["vectors"]
     for i, v in enumerate(vectors):
         header = bytes.fromhex(v["header"])
@@ -201,12 +203,13 @@ def main():
         sys.exit(__doc__)
     out = sys.argv[1]
     s3 = load("sigv4", "s3-examples.json")
-    fmt = load("format-v1.json")
+    fmt = load("format-v2.json")
+    fmt_v1 = load("format-v1.json")
     groups = {
         "http_request_head": request_heads(s3),
         "http_chunked": http_chunked(),
         "aws_chunked": aws_chunked(s3),
-        "envelope_reader": envelope(fmt),
+        "envelope_reader": envelope(fmt, fmt_v1),
     }
     for target, seeds in groups.items():
         for name, data in seeds.items():

@@ -199,6 +199,7 @@ pub fn settings(segment_size: SegmentSize) -> KeyringSettings {
     KeyringSettings {
         segment_size,
         window_secs: WINDOW_SECS_FOREVER,
+        epoch_secs: WINDOW_SECS_FOREVER,
         cache_entries: 1024,
     }
 }
@@ -365,10 +366,9 @@ pub struct LayerBlockRanges {
     pub kek_id_len: usize,
     /// The KEK id.
     pub kek_id: Range<usize>,
-    /// The wrapped bucket key length byte.
-    pub wrapped_bucket_key_len: usize,
-    /// The wrapped bucket key.
-    pub wrapped_bucket_key: Range<usize>,
+    /// The bucket-key reference: epoch and salt (format v2), or the wrapped key's length
+    /// byte and the wrapped key (format v1).
+    pub bucket_key: Range<usize>,
     /// The data-key nonce.
     pub dek_nonce: Range<usize>,
     /// The wrapped data key.
@@ -383,7 +383,12 @@ pub struct LayerBlockRanges {
 pub fn layer_block_ranges(header: &Header, layer: Layer) -> LayerBlockRanges {
     fn block_len(h: &Header, l: Layer) -> usize {
         let b = h.layer(l);
-        3 + b.kek_id.len() + b.wrapped_bucket_key.len() + NONCE_LEN_BYTES + 32 + TAG_LEN_BYTES + 32
+        2 + b.kek_id.len() + reference_len(b) + NONCE_LEN_BYTES + 32 + TAG_LEN_BYTES + 32
+    }
+    fn reference_len(b: &twofold::envelope::header::LayerBlock) -> usize {
+        let mut r = Vec::new();
+        b.bucket_key.write(&mut r);
+        r.len()
     }
     let start = match layer {
         Layer::Inner => FIXED_LEN_BYTES,
@@ -391,10 +396,8 @@ pub fn layer_block_ranges(header: &Header, layer: Layer) -> LayerBlockRanges {
     };
     let block = header.layer(layer);
     let kek_id = start + 2..start + 2 + block.kek_id.len();
-    let wrapped_bucket_key_len = kek_id.end;
-    let wrapped_bucket_key =
-        wrapped_bucket_key_len + 1..wrapped_bucket_key_len + 1 + block.wrapped_bucket_key.len();
-    let dek_nonce = wrapped_bucket_key.end..wrapped_bucket_key.end + NONCE_LEN_BYTES;
+    let bucket_key = kek_id.end..kek_id.end + reference_len(block);
+    let dek_nonce = bucket_key.end..bucket_key.end + NONCE_LEN_BYTES;
     let wrapped_dek = dek_nonce.end..dek_nonce.end + 32;
     let wrapped_dek_tag = wrapped_dek.end..wrapped_dek.end + TAG_LEN_BYTES;
     let commitment = wrapped_dek_tag.end..wrapped_dek_tag.end + 32;
@@ -402,8 +405,7 @@ pub fn layer_block_ranges(header: &Header, layer: Layer) -> LayerBlockRanges {
         layer_id: start,
         kek_id_len: start + 1,
         kek_id,
-        wrapped_bucket_key_len,
-        wrapped_bucket_key,
+        bucket_key,
         dek_nonce,
         wrapped_dek,
         wrapped_dek_tag,

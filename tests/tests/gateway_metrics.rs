@@ -149,18 +149,30 @@ async fn metrics_count_a_put_and_a_get_exactly() {
     assert!(d(&before, &after_put, "twofold_client_sent_bytes_total") < 4096.0);
     assert!(d(&after_put, &after_get, "twofold_backend_sent_bytes_total") < 4096.0);
 
-    // The first PUT into a bucket makes and wraps one bucket key per layer; the GET finds
-    // both in the cache.
-    let wraps = |s: &Scrape, layer| {
+    // The first PUT into a bucket has each custodian derive the bucket's epoch key once
+    // (format v2: no wrap), and the GET finds both bucket keys in the cache.
+    let ops = |s: &Scrape, layer, kind| {
         s.sum(
             "twofold_hsm_operations_total",
-            &[("layer", layer), ("kind", "wrap")],
+            &[("layer", layer), ("kind", kind)],
         )
     };
-    let unwraps = |s: &Scrape| s.sum("twofold_hsm_operations_total", &[("kind", "unwrap")]);
-    assert_eq!(wraps(&after_put, "inner") - wraps(&before, "inner"), 1.0);
-    assert_eq!(wraps(&after_put, "outer") - wraps(&before, "outer"), 1.0);
-    assert_eq!(unwraps(&after_get) - unwraps(&before), 0.0);
+    for layer in ["inner", "outer"] {
+        assert_eq!(
+            ops(&after_put, layer, "derive") - ops(&before, layer, "derive"),
+            1.0
+        );
+        assert_eq!(
+            ops(&after_get, layer, "derive") - ops(&after_put, layer, "derive"),
+            0.0
+        );
+        for kind in ["wrap", "unwrap"] {
+            assert_eq!(
+                ops(&after_get, layer, kind) - ops(&before, layer, kind),
+                0.0
+            );
+        }
+    }
     assert_eq!(
         delta(
             &after_put,
@@ -191,7 +203,7 @@ async fn metrics_count_a_put_and_a_get_exactly() {
             &after_get,
             &after_second,
             "twofold_hsm_operations_total",
-            &[("kind", "wrap")]
+            &[]
         ),
         0.0
     );

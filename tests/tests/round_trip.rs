@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use twofold::keys::block_on;
 
 use twofold::envelope::aead::Layer;
+use twofold::envelope::header::FORMAT_VERSION_WRAPPED;
 use twofold::envelope::layout::{SegmentSize, plain_len, stored_len};
 use twofold::envelope::{Error, ObjectName, SINGLE_PART_NUMBER};
 use twofold::keys::KeyError;
@@ -168,75 +169,80 @@ fn rewrapped_copy_opens_under_the_new_name_and_not_the_old_one() {
         assert_ne!(copy.inner.dek_nonce, header.inner.dek_nonce);
         if to.bucket != NAME.bucket {
             // Another bucket has bucket keys of its own.
-            assert_ne!(
-                copy.outer.wrapped_bucket_key,
-                header.outer.wrapped_bucket_key
-            );
-            assert_ne!(
-                copy.inner.wrapped_bucket_key,
-                header.inner.wrapped_bucket_key
-            );
+            assert_ne!(copy.outer.bucket_key, header.outer.bucket_key);
+            assert_ne!(copy.inner.bucket_key, header.inner.bucket_key);
         }
     }
 }
 
+fn amortised(key: &str) -> ObjectName<'_> {
+    ObjectName {
+        bucket: "amortised",
+        key,
+    }
+}
+
+/// Format v2: one epoch key per bucket and layer serves every core. Two writer cores (two
+/// keyrings, as two cores or two appliances are) each derive it once and make bucket keys
+/// of their own from it; a reader with cold caches opens all their objects with one
+/// custodian call per layer.
 #[test]
-fn hundred_objects_in_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_layer() {
+fn objects_of_one_bucket_and_epoch_cost_one_custodian_call_per_layer_whoever_wrote_them() {
     let custody = Custody::new("rt-amort");
     let ring = custody.keyring(settings(segment_4k()));
+    let other_core = ring.fork();
     let keys: Vec<String> = (0..100).map(|i| format!("obj-{i}")).collect();
     let headers: Vec<_> = keys
         .iter()
-        .map(|key| {
-            let name = ObjectName {
-                bucket: "amortised",
-                key,
-            };
-            block_on(ring.seal_new(name, None)).unwrap().0
+        .enumerate()
+        .map(|(i, key)| {
+            let writer = if i % 2 == 0 { &ring } else { &other_core };
+            block_on(writer.seal_new(amortised(key), None)).unwrap().0
         })
         .collect();
-    let stats = ring.stats();
-    assert_eq!(stats.custodian_wraps, 2, "one wrap per layer: {stats:?}");
-    assert_eq!(stats.custodian_unwraps, 0, "{stats:?}");
-    for h in &headers {
+    for writer in [&ring, &other_core] {
+        let stats = writer.stats();
         assert_eq!(
-            h.outer.wrapped_bucket_key,
-            headers[0].outer.wrapped_bucket_key
+            stats.custodian_derives, 2,
+            "one derive per layer: {stats:?}"
         );
         assert_eq!(
-            h.inner.wrapped_bucket_key,
-            headers[0].inner.wrapped_bucket_key
+            stats.custodian_wraps + stats.custodian_unwraps,
+            0,
+            "{stats:?}"
         );
     }
+    // Each core's bucket key is its own (its own salt), under one epoch.
+    assert_eq!(headers[0].version(), 2);
+    assert_eq!(headers[0].outer.bucket_key, headers[2].outer.bucket_key);
+    assert_ne!(headers[0].outer.bucket_key, headers[1].outer.bucket_key);
+    assert_ne!(headers[0].inner.bucket_key, headers[1].inner.bucket_key);
 
-    // The writer already holds its bucket keys for reading.
+    // The writer already holds its bucket keys for reading, and the other core's derive
+    // from the epoch key it holds.
     for (h, key) in headers.iter().zip(&keys) {
-        let name = ObjectName {
-            bucket: "amortised",
-            key,
-        };
-        block_on(ring.open(h, name)).unwrap();
+        block_on(ring.open(h, amortised(key))).unwrap();
     }
-    assert_eq!(ring.stats().custodian_unwraps, 0, "{:?}", ring.stats());
+    assert_eq!(ring.stats().custodian_derives, 2, "{:?}", ring.stats());
 
-    // A reader with cold caches asks each custodian once.
     let reader = ring.fork();
     for (h, key) in headers.iter().zip(&keys) {
-        let name = ObjectName {
-            bucket: "amortised",
-            key,
-        };
-        block_on(reader.open(h, name)).unwrap();
+        block_on(reader.open(h, amortised(key))).unwrap();
     }
     let stats = reader.stats();
     assert_eq!(
-        stats.custodian_unwraps, 2,
-        "one unwrap per layer: {stats:?}"
+        stats.custodian_derives, 2,
+        "one derive per layer: {stats:?}"
     );
-    assert_eq!(stats.custodian_wraps, 0, "{stats:?}");
-    assert_eq!(stats.hits, 198, "{stats:?}");
+    assert_eq!(
+        stats.custodian_wraps + stats.custodian_unwraps,
+        0,
+        "{stats:?}"
+    );
+    // 4 bucket keys (2 cores × 2 layers) missed, the other 196 lookups hit.
+    assert_eq!((stats.misses, stats.hits), (4, 196), "{stats:?}");
 
-    // Another bucket gets bucket keys of its own: one more wrap per layer.
+    // Another bucket has epoch keys of its own: one more derive per layer.
     block_on(ring.seal_new(
         ObjectName {
             bucket: "amortised-2",
@@ -245,7 +251,64 @@ fn hundred_objects_in_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_laye
         None,
     ))
     .unwrap();
-    assert_eq!(ring.stats().custodian_wraps, 4, "{:?}", ring.stats());
+    assert_eq!(ring.stats().custodian_derives, 4, "{:?}", ring.stats());
+}
+
+/// Format v1 objects, still read: one wrap per layer to write a bucket's objects in a
+/// window, one unwrap per layer and distinct wrapped key to read them.
+#[test]
+fn v1_objects_of_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_layer() {
+    let custody = Custody::new("rt-amort1");
+    let ring = custody.keyring(settings(segment_4k()));
+    let keys: Vec<String> = (0..100).map(|i| format!("obj-{i}")).collect();
+    let headers: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            block_on(ring.seal_new_in(amortised(key), None, FORMAT_VERSION_WRAPPED))
+                .unwrap()
+                .0
+        })
+        .collect();
+    let stats = ring.stats();
+    assert_eq!(stats.custodian_wraps, 2, "one wrap per layer: {stats:?}");
+    assert_eq!(
+        stats.custodian_unwraps + stats.custodian_derives,
+        0,
+        "{stats:?}"
+    );
+    assert!(
+        headers
+            .iter()
+            .all(|h| h.version() == 1 && h.outer.bucket_key == headers[0].outer.bucket_key)
+    );
+    for (h, key) in headers.iter().zip(&keys) {
+        block_on(ring.open(h, amortised(key))).unwrap();
+    }
+    assert_eq!(ring.stats().custodian_unwraps, 0, "{:?}", ring.stats());
+    let reader = ring.fork();
+    for (h, key) in headers.iter().zip(&keys) {
+        block_on(reader.open(h, amortised(key))).unwrap();
+    }
+    let stats = reader.stats();
+    assert_eq!(
+        stats.custodian_unwraps, 2,
+        "one unwrap per layer: {stats:?}"
+    );
+    assert_eq!(
+        stats.custodian_wraps + stats.custodian_derives,
+        0,
+        "{stats:?}"
+    );
+    assert_eq!(stats.hits, 198, "{stats:?}");
+
+    // A copy of a v1 object stays v1 (its segments bind the version) and opens.
+    let to = ObjectName {
+        bucket: "amortised-copy",
+        key: "copy",
+    };
+    let copy = block_on(ring.rewrap(&headers[0], amortised(&keys[0]), to)).unwrap();
+    assert_eq!(copy.version(), 1);
+    assert!(block_on(ring.fork().open(&copy, to)).is_ok());
 }
 
 #[test]

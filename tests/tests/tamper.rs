@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use twofold::envelope::aead::{Layer, NONCE_LEN_BYTES, OuterAead, TAG_LEN_BYTES};
-use twofold::envelope::header::{Header, HeaderError};
+use twofold::envelope::header::{FORMAT_VERSION_WRAPPED, Header, HeaderError};
 use twofold::envelope::{DataKeys, Error, ObjectName, SINGLE_PART_NUMBER, kdf};
 use twofold::keys::block_on;
 use twofold::keys::{Custodian, KeyError, Keyring};
@@ -149,11 +149,9 @@ fn untampered_fixture_opens_and_the_header_field_map_matches_the_header() {
         assert_eq!(bytes[r.layer_id], layer.id());
         assert_eq!(usize::from(bytes[r.kek_id_len]), b.kek_id.len());
         assert_eq!(&bytes[r.kek_id], b.kek_id.as_bytes());
-        assert_eq!(
-            usize::from(bytes[r.wrapped_bucket_key_len]),
-            b.wrapped_bucket_key.len()
-        );
-        assert_eq!(&bytes[r.wrapped_bucket_key], &b.wrapped_bucket_key[..]);
+        let mut reference = Vec::new();
+        b.bucket_key.write(&mut reference);
+        assert_eq!(&bytes[r.bucket_key], &reference[..]);
         assert_eq!(&bytes[r.dek_nonce], &b.dek_nonce[..]);
         assert_eq!(&bytes[r.wrapped_dek], &b.wrapped_dek[..]);
         assert_eq!(&bytes[r.wrapped_dek_tag], &b.wrapped_dek_tag[..]);
@@ -213,10 +211,11 @@ fn header_flips(header: &Header) -> Vec<(String, usize, u8, Expect)> {
             ));
         }
     }
+    // Version 2: no single bit turns it into version 1 (2 ^ 1 = 3).
     for bit in 0..8 {
-        let found = 1 ^ (1u8 << bit);
+        let found = 2 ^ (1u8 << bit);
         let expect = Expect::UnsupportedVersion(found);
-        cases.push((format!("version 1 -> {found}"), 4, bit, expect));
+        cases.push((format!("version 2 -> {found}"), 4, bit, expect));
     }
     // The segment size's log2, 12: 13 and 14 are valid sizes, so the header parses; the
     // fixed bytes are authenticated by the data-key wraps, and the outer one is opened
@@ -316,15 +315,43 @@ fn header_kek_id_bit_flip_names_a_key_the_layers_token_does_not_hold() {
     }
 }
 
+/// Format v2: the epoch and salt are in the data-key wrap's authenticated data, and they
+/// choose the bucket key; a flipped bit gives another bucket key (the data key does not
+/// open) or an epoch that has not begun (refused before any custodian call).
 #[test]
-fn header_wrapped_bucket_key_bit_flip_is_refused_by_the_layers_token() {
+fn header_bucket_key_reference_bit_flip_is_refused_in_that_layer() {
     let mut f = fixture("h-wbk");
+    assert_eq!(f.header.version(), 2);
     for layer in Layer::ALL {
-        let r = layer_block_ranges(&f.header, layer).wrapped_bucket_key;
+        let r = layer_block_ranges(&f.header, layer).bucket_key;
         let mid = (r.start + r.end) / 2;
-        for offset in [r.start, mid, r.end - 1] {
-            let res = open_with_flipped_header_bit(&mut f, offset, 5);
-            match res {
+        for offset in [r.start, r.start + 3, mid, r.end - 1] {
+            match open_with_flipped_header_bit(&mut f, offset, 5) {
+                Err(HeaderFailure::Keys(
+                    KeyError::BucketKeyRejected { layer: l }
+                    | KeyError::Envelope(Error::DataKeyRejected { layer: l }),
+                )) => assert_eq!(l, layer, "byte {offset}"),
+                other => panic!("{layer} bucket-key reference byte {offset}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// Format v1: the wrapped bucket key is the token's to refuse.
+#[test]
+fn v1_header_wrapped_bucket_key_bit_flip_is_refused_by_the_layers_token() {
+    let custody = Custody::new("h-wbk1");
+    let ring = custody.keyring(settings(segment_4k()));
+    let (header, _) =
+        block_on(ring.seal_new_in(NAME, None, FORMAT_VERSION_WRAPPED)).expect("v1 header");
+    assert_eq!(header.version(), 1);
+    for layer in Layer::ALL {
+        let r = layer_block_ranges(&header, layer).bucket_key;
+        let mid = (r.start + r.end) / 2;
+        for offset in [r.start + 1, mid, r.end - 1] {
+            let mut bytes = header.to_bytes();
+            flip_bit(&mut bytes, offset, 5);
+            match open_header_bytes(&ring, &bytes, NAME) {
                 Err(HeaderFailure::Keys(KeyError::BucketKeyRejected { layer: l })) => {
                     assert_eq!(l, layer, "byte {offset}");
                 }
@@ -613,10 +640,7 @@ fn segment_spliced_from_another_object_of_the_same_bucket_and_size_is_rejected()
     let (other_header, _other_keys, other_stored) =
         seal_object_with_keys(&f.ring, other_name, &other_plain);
     // Same bucket, same window: the same bucket keys; only the data keys differ.
-    assert_eq!(
-        other_header.outer.wrapped_bucket_key,
-        f.header.outer.wrapped_bucket_key
-    );
+    assert_eq!(other_header.outer.bucket_key, f.header.outer.bucket_key);
     assert_eq!(other_stored.len(), f.stored.len());
     for k in 0..SEGMENTS {
         let mut stored = f.stored.clone();
@@ -691,8 +715,10 @@ fn keyring_with_custodian(custody: &Custody, layer: Layer, replacement: Custodia
     Keyring::new(inner, outer, settings(segment_4k()))
 }
 
+/// Another token's KEK of the same label derives another epoch key, hence another bucket
+/// key: the layer's data key does not open.
 #[test]
-fn another_token_holding_a_kek_of_the_same_label_is_bucket_key_rejected_in_that_layer() {
+fn another_token_holding_a_kek_of_the_same_label_is_refused_in_that_layer() {
     let f = fixture("w-same");
     for layer in Layer::ALL {
         let impostor = pkcs11_spec(&token(&format!("w-imp-{layer}")), &kek_label(layer));
@@ -700,7 +726,7 @@ fn another_token_holding_a_kek_of_the_same_label_is_bucket_key_rejected_in_that_
         let ring = keyring_with_custodian(&f.custody, layer, open_custodian(layer, &impostor));
         let r = block_on(ring.open(&f.header, NAME));
         assert!(
-            matches!(r, Err(KeyError::BucketKeyRejected { layer: l }) if l == layer),
+            matches!(r, Err(KeyError::Envelope(Error::DataKeyRejected { layer: l })) if l == layer),
             "{layer}: {r:?}"
         );
     }

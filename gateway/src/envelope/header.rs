@@ -1,11 +1,11 @@
 //! The envelope header: what an object's S3 metadata records so that any gateway (or the
-//! break-glass CLI) holding the two custodians' keys can open it. Byte layout, v1
+//! break-glass CLI) holding the two custodians' keys can open it. Byte layout
 //! (`docs/format.md` § Header is the same text):
 //!
 //! ```text
 //! offset  len  field
 //! 0       4    magic "TWOF"
-//! 4       1    format version = 1
+//! 4       1    format version: 2 (written), or 1 (read)
 //! 5       1    segment size, log2 (12..=24)
 //! 6       1    flags: bit 0 = multipart; other bits must be 0
 //! 7       16   upload id (random per multipart upload; all zero for a single-part object)
@@ -16,9 +16,14 @@
 //! layer block:
 //! 1       layer id (1 inner, 2 outer)
 //! 1       k = length of the key-encryption-key id (1..=64)
-//! k       KEK id: printable ASCII name of the custodian's key that wrapped the bucket key
+//! k       KEK id: printable ASCII name of the custodian's key behind the bucket key
+//!         version 2: the bucket key is derived (see `envelope::hierarchy`)
+//! 4       epoch of the epoch key
+//! 16      bucket-key salt
+//!         version 1: the bucket key is random and wrapped by the custodian
 //! 1       w = length of the wrapped bucket key (16..=64)
 //! w       wrapped bucket key (AES key wrap with padding, RFC 5649, under the KEK)
+//!         both versions:
 //! 12      data-key nonce
 //! 32      wrapped data key: AES-256-GCM ciphertext of the layer's data key
 //! 16      wrapped data key tag
@@ -28,10 +33,14 @@
 use super::aead::{KEY_LEN_BYTES, Layer, NONCE_LEN_BYTES, TAG_LEN_BYTES};
 use super::layout::SegmentSize;
 
-/// The four bytes every v1 header starts with.
+/// The four bytes every header starts with.
 pub const MAGIC: [u8; 4] = *b"TWOF";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version this code writes: bucket keys derived from epoch keys.
+pub const FORMAT_VERSION: u8 = 2;
+/// The earlier format version, still read: bucket keys wrapped by the custodian.
+pub const FORMAT_VERSION_WRAPPED: u8 = 1;
+/// Length of a version-2 bucket-key salt.
+pub const BUCKET_KEY_SALT_LEN_BYTES: usize = 16;
 /// Length of the fixed part of the header, before the layer blocks.
 pub const FIXED_LEN_BYTES: usize = 23;
 /// Length of an upload id.
@@ -47,6 +56,7 @@ pub const WRAPPED_BUCKET_KEY_LEN_MAX: usize = 64;
 /// Longest header this code produces or accepts.
 pub const HEADER_LEN_MAX: usize =
     FIXED_LEN_BYTES + 2 * (3 + KEK_ID_LEN_MAX + WRAPPED_BUCKET_KEY_LEN_MAX + LAYER_TAIL_LEN_BYTES);
+const _: () = assert!(4 + BUCKET_KEY_SALT_LEN_BYTES <= 1 + WRAPPED_BUCKET_KEY_LEN_MAX);
 const LAYER_TAIL_LEN_BYTES: usize =
     NONCE_LEN_BYTES + KEY_LEN_BYTES + TAG_LEN_BYTES + COMMITMENT_LEN_BYTES;
 const FLAG_MULTIPART: u8 = 0x01;
@@ -59,7 +69,7 @@ pub enum HeaderError {
     #[error("not a Twofold envelope header (bad magic)")]
     BadMagic,
     /// A version this code does not know.
-    #[error("envelope format version {found} is not supported (this build reads version 1)")]
+    #[error("envelope format version {found} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion {
         /// The version byte found.
         found: u8,
@@ -72,15 +82,64 @@ pub enum HeaderError {
     },
 }
 
+/// How a layer block names its bucket key; the kind is the header's format version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketKeyRef {
+    /// Version 2: derived from the epoch key of (KEK, bucket, `epoch`) and `salt`.
+    Derived {
+        /// The epoch whose epoch key the bucket key comes from.
+        epoch: u32,
+        /// Random per bucket, layer, window and core.
+        salt: [u8; BUCKET_KEY_SALT_LEN_BYTES],
+    },
+    /// Version 1: a random bucket key, wrapped by the custodian (RFC 5649).
+    Wrapped(Vec<u8>),
+}
+
+impl BucketKeyRef {
+    /// The format version that names bucket keys this way.
+    pub fn version(&self) -> u8 {
+        match self {
+            BucketKeyRef::Derived { .. } => FORMAT_VERSION,
+            BucketKeyRef::Wrapped(_) => FORMAT_VERSION_WRAPPED,
+        }
+    }
+
+    /// The bytes the header holds for it (after the KEK id).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            BucketKeyRef::Derived { epoch, salt } => {
+                out.extend_from_slice(&epoch.to_be_bytes());
+                out.extend_from_slice(salt);
+            }
+            BucketKeyRef::Wrapped(wrapped) => {
+                // Bounded by the constructors and by `parse`; saturate defensively.
+                out.push(u8::try_from(wrapped.len()).unwrap_or(u8::MAX));
+                out.extend_from_slice(wrapped);
+            }
+        }
+    }
+
+    /// Whether its fields are within the bounds `parse` enforces.
+    pub fn is_well_formed(&self) -> bool {
+        match self {
+            BucketKeyRef::Derived { .. } => true,
+            BucketKeyRef::Wrapped(w) => {
+                (WRAPPED_BUCKET_KEY_LEN_MIN..=WRAPPED_BUCKET_KEY_LEN_MAX).contains(&w.len())
+            }
+        }
+    }
+}
+
 /// One layer's part of the header.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LayerBlock {
     /// Which layer.
     pub layer: Layer,
-    /// Name of the key-encryption key, within the layer's custodian, that wrapped the bucket key.
+    /// Name of the key-encryption key, within the layer's custodian, behind the bucket key.
     pub kek_id: String,
-    /// The bucket key, wrapped by the custodian (RFC 5649).
-    pub wrapped_bucket_key: Vec<u8>,
+    /// Which bucket key wraps the data key.
+    pub bucket_key: BucketKeyRef,
     /// Nonce of the data-key wrap.
     pub dek_nonce: [u8; NONCE_LEN_BYTES],
     /// The data key encrypted under the bucket key.
@@ -125,11 +184,18 @@ impl Header {
         }
     }
 
+    /// The format version: that of its layer blocks' bucket keys (the same for both
+    /// blocks of a parsed header; a header being built with mixed kinds is refused when
+    /// it is sealed).
+    pub fn version(&self) -> u8 {
+        self.inner.bucket_key.version()
+    }
+
     /// The fixed 23 bytes that open the header.
     pub fn fixed_bytes(&self) -> [u8; FIXED_LEN_BYTES] {
         let mut out = [0u8; FIXED_LEN_BYTES];
         out[..4].copy_from_slice(&MAGIC);
-        out[4] = FORMAT_VERSION;
+        out[4] = self.version();
         out[5] = self.segment_size.log2();
         out[6] = if self.multipart { FLAG_MULTIPART } else { 0 };
         out[7..].copy_from_slice(&self.upload_id);
@@ -158,7 +224,7 @@ impl Header {
             return Err(HeaderError::BadMagic);
         }
         let version = r.u8()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_WRAPPED {
             return Err(HeaderError::UnsupportedVersion { found: version });
         }
         let segment_size = SegmentSize::from_log2(r.u8()?).map_err(|_| HeaderError::Malformed {
@@ -177,8 +243,8 @@ impl Header {
                 reason: "upload id set on a single-part object",
             });
         }
-        let inner = LayerBlock::parse(&mut r, Layer::Inner)?;
-        let outer = LayerBlock::parse(&mut r, Layer::Outer)?;
+        let inner = LayerBlock::parse(&mut r, Layer::Inner, version)?;
+        let outer = LayerBlock::parse(&mut r, Layer::Outer, version)?;
         if r.pos != bytes.len() {
             return Err(HeaderError::Malformed {
                 reason: "trailing bytes after the outer layer block",
@@ -195,18 +261,17 @@ impl Header {
 }
 
 impl LayerBlock {
-    /// Appends layer id, KEK id and wrapped bucket key: the part of the block that the
-    /// data-key wrap authenticates.
+    /// Appends layer id, KEK id and the bucket key's reference: the part of the block that
+    /// the data-key wrap authenticates.
     pub fn write_identity(&self, out: &mut Vec<u8>) {
         out.push(self.layer.id());
         // Lengths are bounded by the constructors and by `parse`; saturate defensively.
         out.push(u8::try_from(self.kek_id.len()).unwrap_or(u8::MAX));
         out.extend_from_slice(self.kek_id.as_bytes());
-        out.push(u8::try_from(self.wrapped_bucket_key.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(&self.wrapped_bucket_key);
+        self.bucket_key.write(out);
     }
 
-    fn parse(r: &mut Reader<'_>, expected: Layer) -> Result<Self, HeaderError> {
+    fn parse(r: &mut Reader<'_>, expected: Layer, version: u8) -> Result<Self, HeaderError> {
         if r.u8()? != expected.id() {
             return Err(HeaderError::Malformed {
                 reason: "layer blocks missing or out of order",
@@ -225,17 +290,24 @@ impl LayerBlock {
             });
         }
         let kek_id = String::from_utf8_lossy(kek_id).into_owned();
-        let w = usize::from(r.u8()?);
-        if !(WRAPPED_BUCKET_KEY_LEN_MIN..=WRAPPED_BUCKET_KEY_LEN_MAX).contains(&w) {
-            return Err(HeaderError::Malformed {
-                reason: "wrapped bucket key length out of range",
-            });
-        }
-        let wrapped_bucket_key = r.take(w)?.to_vec();
+        let bucket_key = if version == FORMAT_VERSION_WRAPPED {
+            let w = usize::from(r.u8()?);
+            if !(WRAPPED_BUCKET_KEY_LEN_MIN..=WRAPPED_BUCKET_KEY_LEN_MAX).contains(&w) {
+                return Err(HeaderError::Malformed {
+                    reason: "wrapped bucket key length out of range",
+                });
+            }
+            BucketKeyRef::Wrapped(r.take(w)?.to_vec())
+        } else {
+            BucketKeyRef::Derived {
+                epoch: u32::from_be_bytes(r.array()?),
+                salt: r.array()?,
+            }
+        };
         Ok(LayerBlock {
             layer: expected,
             kek_id,
-            wrapped_bucket_key,
+            bucket_key,
             dek_nonce: r.array()?,
             wrapped_dek: r.array()?,
             wrapped_dek_tag: r.array()?,
@@ -288,7 +360,10 @@ pub(crate) fn test_header(upload: u8) -> Header {
     let block = |layer| LayerBlock {
         layer,
         kek_id: format!("kek-{layer}"),
-        wrapped_bucket_key: vec![7; 40],
+        bucket_key: BucketKeyRef::Derived {
+            epoch: 7,
+            salt: [7; BUCKET_KEY_SALT_LEN_BYTES],
+        },
         dek_nonce: [1; 12],
         wrapped_dek: [2; 32],
         wrapped_dek_tag: [3; 16],
@@ -311,20 +386,45 @@ mod tests {
         test_header(0)
     }
 
+    fn sample_v1() -> Header {
+        let mut h = sample();
+        h.inner.bucket_key = BucketKeyRef::Wrapped(vec![7; 40]);
+        h.outer.bucket_key = BucketKeyRef::Wrapped(vec![8; 40]);
+        h
+    }
+
     #[test]
     fn round_trip() {
-        let h = sample();
-        let bytes = h.to_bytes();
-        assert!(bytes.len() <= HEADER_LEN_MAX);
-        assert_eq!(Header::parse(&bytes), Ok(h));
+        for h in [sample(), sample_v1()] {
+            let bytes = h.to_bytes();
+            assert!(bytes.len() <= HEADER_LEN_MAX);
+            assert_eq!(bytes[4], h.version());
+            assert_eq!(Header::parse(&bytes), Ok(h));
+        }
+        assert_eq!(sample().version(), 2);
+        assert_eq!(sample_v1().version(), 1);
     }
 
     #[test]
     fn every_truncation_is_rejected() {
-        let bytes = sample().to_bytes();
-        for n in 0..bytes.len() {
-            assert!(Header::parse(&bytes[..n]).is_err(), "prefix of {n} bytes");
+        for h in [sample(), sample_v1()] {
+            let bytes = h.to_bytes();
+            for n in 0..bytes.len() {
+                assert!(Header::parse(&bytes[..n]).is_err(), "prefix of {n} bytes");
+            }
         }
+    }
+
+    /// A version byte flipped between 1 and 2 reads the blocks the other way, which never
+    /// parses to the whole input: the lengths differ (20 bytes against 1 + 40).
+    #[test]
+    fn a_header_read_as_the_other_version_is_refused() {
+        let mut v2 = sample().to_bytes();
+        v2[4] = 1;
+        assert!(Header::parse(&v2).is_err());
+        let mut v1 = sample_v1().to_bytes();
+        v1[4] = 2;
+        assert!(Header::parse(&v1).is_err());
     }
 
     #[test]
@@ -340,10 +440,10 @@ mod tests {
     #[test]
     fn unknown_version_is_named() {
         let mut bytes = sample().to_bytes();
-        bytes[4] = 2;
+        bytes[4] = 3;
         assert_eq!(
             Header::parse(&bytes),
-            Err(HeaderError::UnsupportedVersion { found: 2 })
+            Err(HeaderError::UnsupportedVersion { found: 3 })
         );
         bytes[0] = b'X';
         assert_eq!(Header::parse(&bytes), Err(HeaderError::BadMagic));

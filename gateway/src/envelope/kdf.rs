@@ -1,6 +1,7 @@
 //! HKDF-SHA256, once per layer, each from that layer's own code base: RustCrypto `hkdf` +
 //! `sha2` for the inner layer, AWS-LC for the outer one. Used to derive per-part segment
-//! keys, nonce prefixes and key commitments from a layer's data key.
+//! keys, nonce prefixes and key commitments from a layer's data key, and (format v2) epoch
+//! and bucket keys.
 
 use super::aead::{KEY_LEN_BYTES, Layer};
 use zeroize::Zeroizing;
@@ -12,12 +13,7 @@ pub const SALT: &[u8] = b"twofold/v1";
 /// the implementation that belongs to `layer`.
 /// Fails only for outputs longer than 255·32 bytes, which Twofold never asks for; the
 /// error is still passed on rather than leaving `out` unfilled.
-pub fn derive(
-    layer: Layer,
-    key: &[u8; KEY_LEN_BYTES],
-    info: &[u8],
-    out: &mut [u8],
-) -> Result<(), KdfFailure> {
+pub fn derive(layer: Layer, key: &[u8], info: &[u8], out: &mut [u8]) -> Result<(), KdfFailure> {
     match layer {
         Layer::Inner => {
             let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(SALT), key);
@@ -46,10 +42,10 @@ pub struct KdfFailure;
 /// A derived 32-byte secret that is zeroised on drop.
 pub fn derive_key(
     layer: Layer,
-    key: &[u8; KEY_LEN_BYTES],
+    key: &[u8],
     info: &[u8],
-) -> Result<Zeroizing<[u8; 32]>, KdfFailure> {
-    let mut out = Zeroizing::new([0u8; 32]);
+) -> Result<Zeroizing<[u8; KEY_LEN_BYTES]>, KdfFailure> {
+    let mut out = Zeroizing::new([0u8; KEY_LEN_BYTES]);
     derive(layer, key, info, out.as_mut())?;
     Ok(out)
 }

@@ -1,11 +1,13 @@
-//! The dual-layer envelope: the stored format of an object body, format version 1.
+//! The dual-layer envelope: the stored format of an object body, format version 2 (and
+//! version 1, still read).
 //! `docs/format.md` is the specification; this module implements it and the two say the
 //! same thing (change them in one commit, with `tests/vectors/`).
 //!
 //! Summary. Each object has two random 256-bit data keys, one per layer. Each data key is
 //! wrapped (AES-256-GCM, by that layer's implementation) under the layer's bucket key,
-//! with the object's bucket and key in the authenticated data; each bucket key is wrapped
-//! by its custodian's key-encryption key. The wrapped keys form the [`header::Header`],
+//! with the object's bucket and key in the authenticated data; each bucket key is derived
+//! from an epoch key that the layer's custodian computes under its key-encryption key
+//! ([`hierarchy`]; in format v1, wrapped by it). The wrapped keys form the [`header::Header`],
 //! stored in the object's metadata. The body is cut into segments; each segment is sealed
 //! by the inner layer (RustCrypto) and the result by the outer layer (AWS-LC), with per-part
 //! keys derived from the data keys and STREAM nonces (prefix ‖ counter ‖ last flag).
@@ -13,6 +15,7 @@
 pub mod aead;
 pub mod checksum_record;
 pub mod header;
+pub mod hierarchy;
 pub mod kdf;
 pub mod layout;
 pub mod objmeta;
@@ -24,7 +27,9 @@ pub mod stream;
 pub mod write_plan;
 
 use aead::{InnerAead, KEY_LEN_BYTES, Layer, NONCE_LEN_BYTES, OuterAead};
-use header::{COMMITMENT_LEN_BYTES, Header, HeaderError, LayerBlock, UPLOAD_ID_LEN_BYTES};
+use header::{
+    BucketKeyRef, COMMITMENT_LEN_BYTES, Header, HeaderError, LayerBlock, UPLOAD_ID_LEN_BYTES,
+};
 use layout::{LayoutError, SegmentSize};
 use zeroize::Zeroizing;
 
@@ -102,16 +107,16 @@ pub struct ObjectName<'a> {
     pub key: &'a str,
 }
 
-/// A layer's bucket key in the clear, with the form its custodian wrapped it in.
+/// A layer's bucket key in the clear, with what a header records to find it again.
 pub struct BucketKey {
     /// Which layer it serves.
     pub layer: Layer,
-    /// Name of the custodian's KEK that wrapped it.
+    /// Name of the custodian's KEK behind it.
     pub kek_id: String,
     /// The key itself, in memory kept out of core dumps and swap, zeroised on drop.
     pub key: crate::hardening::LockedKey,
-    /// The custodian's wrapping of `key`.
-    pub wrapped: Vec<u8>,
+    /// Its epoch and salt (format v2), or the custodian's wrapping of it (format v1).
+    pub reference: BucketKeyRef,
 }
 
 impl std::fmt::Debug for BucketKey {
@@ -186,7 +191,7 @@ pub fn key_commitment(
 }
 
 /// Authenticated data of a layer's data-key wrap: the label, the header's fixed bytes, the
-/// layer's identity (id, KEK id, wrapped bucket key) and the object's name.
+/// layer's identity (id, KEK id, bucket-key reference) and the object's name.
 pub fn data_key_aad(fixed: &[u8], block: &LayerBlock, name: ObjectName<'_>) -> Vec<u8> {
     let mut aad = Vec::with_capacity(128 + name.bucket.len() + name.key.len());
     aad.extend_from_slice(b"twofold/v1 data-key");
@@ -276,7 +281,7 @@ pub fn seal_header(
     let blank = |bk: &BucketKey| LayerBlock {
         layer: bk.layer,
         kek_id: bk.kek_id.clone(),
-        wrapped_bucket_key: bk.wrapped.clone(),
+        bucket_key: bk.reference.clone(),
         dek_nonce: [0; NONCE_LEN_BYTES],
         wrapped_dek: [0; KEY_LEN_BYTES],
         wrapped_dek_tag: [0; 16],
@@ -329,6 +334,26 @@ fn rewrap_header_with_nonces(
     name: ObjectName<'_>,
     nonces: [[u8; NONCE_LEN_BYTES]; 2],
 ) -> Result<(), Error> {
+    if inner_bk.reference.version() != outer_bk.reference.version() {
+        return Err(Error::Internal("bucket keys of two format versions"));
+    }
+    if header.inner.bucket_key.version() != inner_bk.reference.version() {
+        // The segments bind the version byte (`fixed`), so a re-wrap keeps it.
+        return Err(Error::Internal("bucket key of another format version"));
+    }
+    for bk in [inner_bk, outer_bk] {
+        let block = match bk.layer {
+            Layer::Inner => &mut header.inner,
+            Layer::Outer => &mut header.outer,
+        };
+        block.kek_id.clone_from(&bk.kek_id);
+        block.bucket_key = bk.reference.clone();
+        if !header::kek_id_is_valid(&block.kek_id) || !block.bucket_key.is_well_formed() {
+            return Err(Error::Internal(
+                "KEK id or wrapped bucket key out of bounds",
+            ));
+        }
+    }
     let fixed = header.fixed_bytes();
     for bk in [inner_bk, outer_bk] {
         let layer = bk.layer;
@@ -336,16 +361,6 @@ fn rewrap_header_with_nonces(
             Layer::Inner => &mut header.inner,
             Layer::Outer => &mut header.outer,
         };
-        block.kek_id.clone_from(&bk.kek_id);
-        block.wrapped_bucket_key.clone_from(&bk.wrapped);
-        if !header::kek_id_is_valid(&block.kek_id)
-            || !(header::WRAPPED_BUCKET_KEY_LEN_MIN..=header::WRAPPED_BUCKET_KEY_LEN_MAX)
-                .contains(&block.wrapped_bucket_key.len())
-        {
-            return Err(Error::Internal(
-                "KEK id or wrapped bucket key out of bounds",
-            ));
-        }
         block.dek_nonce = nonces[usize::from(layer == Layer::Outer)];
         block.commitment = key_commitment(layer, keys.key(layer))?;
         let aad = data_key_aad(&fixed, block, name);

@@ -246,22 +246,7 @@ impl Custodian {
         kek_id: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-        if !self.unwraps_under(kek_id) {
-            let layer = self.layer();
-            metrics::counter!(crate::telemetry::KEK_REFUSED_TOTAL, "layer" => layer.to_string())
-                .increment(1);
-            tracing::warn!(
-                target: "twofold::audit",
-                action = "bucket_key_unwrap_refused",
-                layer = %layer,
-                kek = %kek_id.escape_debug(),
-                "a header names a key-encryption key this custodian is not configured with; refused without a custodian call"
-            );
-            return Err(KeyError::UnknownKek {
-                layer,
-                kek_id: kek_id.to_owned(),
-            });
-        }
+        self.refuse_unconfigured(kek_id)?;
         let started = std::time::Instant::now();
         let result = self.unwrap_raw(kek_id, wrapped).await;
         self.account("unwrap", started, result.as_ref().err());
@@ -328,14 +313,18 @@ impl Custodian {
         }
     }
 
-    /// The wrap itself, uncounted.
+    /// The wrap itself, uncounted, under the current KEK.
     async fn wrap_raw(&self, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+        self.wrap_under(self.kek_id(), key).await
+    }
+
+    /// An RFC 5649 wrap of 32 bytes under the KEK `kek_id`, uncounted. The caller has
+    /// checked that the KEK is configured ([`Custodian::unwraps_under`]).
+    async fn wrap_under(&self, kek_id: &str, key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
         let layer = self.layer();
         let wrapped = match self {
-            Custodian::Pkcs11 {
-                key_label, workers, ..
-            } => {
-                let label = key_label.clone();
+            Custodian::Pkcs11 { workers, .. } => {
+                let label = kek_id.to_owned();
                 let key = Zeroizing::new(*key);
                 workers
                     .submit(move |s| {
@@ -345,7 +334,13 @@ impl Custodian {
                     .await
                     .map_err(|source| KeyError::Custody { layer, source })?
             }
-            Custodian::KeyFile { kek, .. } => {
+            Custodian::KeyFile { kek, key_id, .. } => {
+                if kek_id != key_id {
+                    return Err(KeyError::UnknownKek {
+                        layer,
+                        kek_id: kek_id.to_owned(),
+                    });
+                }
                 let kek: &[u8; 32] = kek.as_ref();
                 let kwp = aes_kw::KwpAes256::new(kek.into());
                 let mut buf = [0u8; WRAPPED_KEY_LEN_BYTES];
@@ -360,6 +355,55 @@ impl Custodian {
             ));
         }
         Ok(wrapped)
+    }
+
+    /// The pseudo-random value behind an epoch key (format v2, `envelope::hierarchy`): the
+    /// RFC 5649 wrapping of `input` under the KEK `kek_id`, deterministic, so that every
+    /// gateway holding the KEK computes the same value and only they can. A KEK this
+    /// custodian is not configured with is refused before any custodian call, as for
+    /// [`Custodian::unwrap`]. Counted as a custodian operation of kind `derive` and written
+    /// to the audit log (never the value).
+    pub async fn derive_epoch_secret(
+        &self,
+        kek_id: &str,
+        input: &[u8; 32],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        self.refuse_unconfigured(kek_id)?;
+        let started = std::time::Instant::now();
+        let result = self.wrap_under(kek_id, input).await.map(Zeroizing::new);
+        self.account("derive", started, result.as_ref().err());
+        tracing::info!(
+            target: "twofold::audit",
+            action = "epoch_key_derive",
+            layer = %self.layer(),
+            kek = kek_id,
+            epoch_input = %crate::telemetry::key_fingerprint(input),
+            ok = result.is_ok(),
+            "epoch key derived by the custodian"
+        );
+        result
+    }
+
+    /// [`KeyError::UnknownKek`], counted and logged, for a KEK this custodian is not
+    /// configured with; nothing is asked of the custodian.
+    fn refuse_unconfigured(&self, kek_id: &str) -> Result<(), KeyError> {
+        if self.unwraps_under(kek_id) {
+            return Ok(());
+        }
+        let layer = self.layer();
+        metrics::counter!(crate::telemetry::KEK_REFUSED_TOTAL, "layer" => layer.to_string())
+            .increment(1);
+        tracing::warn!(
+            target: "twofold::audit",
+            action = "kek_refused",
+            layer = %layer,
+            kek = %kek_id.escape_debug(),
+            "a header names a key-encryption key this custodian is not configured with; refused without a custodian call"
+        );
+        Err(KeyError::UnknownKek {
+            layer,
+            kek_id: kek_id.to_owned(),
+        })
     }
 
     /// This custodian's share of the gateways' upload-id key: the RFC 5649 wrapping of the

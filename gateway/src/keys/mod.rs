@@ -1,17 +1,25 @@
-//! Key custody and the bucket-key cache: the layer between the envelope (which needs keys in
-//! the clear) and the custodians (which hold the KEKs).
+//! Key custody and the key caches: the layer between the envelope (which needs keys in the
+//! clear) and the custodians (which hold the KEKs).
 //!
-//! Like S3 Bucket Keys, custodian calls are amortised: for each bucket, layer and time
-//! window a [`Keyring`] makes one random bucket key, has the custodian wrap it once, and
-//! wraps every object's data key under it locally. The wrapped bucket key travels in each
-//! object's header, so any gateway can read any object; a reader unwraps each distinct
-//! wrapped bucket key once and caches it. The caches are bounded and their keys are
-//! zeroised when evicted or dropped. A `Keyring` is per core: it is not shared.
+//! Custodian calls are amortised (format v2, `envelope::hierarchy`): for each bucket, layer
+//! and epoch (default 30 days) the custodian computes one epoch key, the same on every core
+//! of every gateway; for each bucket, layer and window (default one hour) a [`Keyring`]
+//! derives a bucket key from it with a random salt, locally, and wraps every object's data
+//! key under that. The header records the KEK id, the epoch and the salt, so any gateway
+//! can read any object, and a reader needs one custodian call per bucket, layer and epoch
+//! (cached), not per bucket key. Format v1 headers carry a bucket key wrapped by the
+//! custodian instead; they are still opened (one unwrap per distinct wrapped key, cached),
+//! and their copies are still re-wrapped that way, because the segments bind the format
+//! version. The caches are bounded and their keys are zeroised when evicted or dropped. A
+//! `Keyring` is per core: it is not shared.
 
 pub mod custodian;
 
 use crate::envelope::aead::Layer;
-use crate::envelope::header::{Header, UPLOAD_ID_LEN_BYTES};
+use crate::envelope::header::{
+    BucketKeyRef, FORMAT_VERSION, Header, LayerBlock, UPLOAD_ID_LEN_BYTES,
+};
+use crate::envelope::hierarchy;
 use crate::envelope::layout::SegmentSize;
 use crate::envelope::{self, BucketKey, DataKeys, ObjectName, SealParams};
 use crate::hardening::LockedKey;
@@ -87,7 +95,9 @@ pub struct KeyringSettings {
     /// Length of a bucket-key window in seconds: a new bucket key per bucket and layer
     /// each window.
     pub window_secs: u64,
-    /// Most unwrapped bucket keys kept for reading (per layer).
+    /// Length of an epoch in seconds: a new epoch key per bucket and layer each epoch.
+    pub epoch_secs: u64,
+    /// Most bucket keys, and most epoch keys, kept in the clear for reading (per layer).
     pub cache_entries: usize,
 }
 
@@ -102,6 +112,8 @@ pub struct CacheStats {
     pub custodian_wraps: u64,
     /// Custodian unwrap calls made.
     pub custodian_unwraps: u64,
+    /// Custodian epoch-key derivations made.
+    pub custodian_derives: u64,
 }
 
 struct SealEntry {
@@ -109,8 +121,9 @@ struct SealEntry {
     key: Arc<BucketKey>,
 }
 
-/// Bounded map from (KEK id, wrapped bucket key) to the key in the clear, evicting the
-/// oldest entry first.
+/// Bounded map from (KEK id, reference bytes) to a key in the clear, evicting the oldest
+/// entry first. For bucket keys the reference is the header's (wrapped key, or bucket,
+/// epoch and salt); for epoch keys, the bucket and epoch.
 struct OpenCache {
     map: HashMap<(String, Vec<u8>), LockedKey>,
     order: VecDeque<(String, Vec<u8>)>,
@@ -152,10 +165,11 @@ impl OpenCache {
     }
 }
 
-/// One core's bucket-key caches.
+/// One core's key caches.
 struct Caches {
-    seal: HashMap<(Layer, String), SealEntry>,
+    seal: HashMap<(Layer, u8, String), SealEntry>,
     open: [OpenCache; 2],
+    epoch: [OpenCache; 2],
     stats: CacheStats,
     upload_id_key: Option<UploadIdKey>,
 }
@@ -238,6 +252,10 @@ impl Keyring {
                     OpenCache::new(settings.cache_entries),
                     OpenCache::new(settings.cache_entries),
                 ],
+                epoch: [
+                    OpenCache::new(settings.cache_entries),
+                    OpenCache::new(settings.cache_entries),
+                ],
                 stats: CacheStats::default(),
                 upload_id_key: None,
             }),
@@ -273,10 +291,16 @@ impl Keyring {
         self.caches.borrow().stats
     }
 
-    /// Bucket keys held in the clear, for sealing and for reading, both layers together.
+    /// Bucket and epoch keys held in the clear, for sealing and for reading, both layers
+    /// together.
     pub fn cached_keys(&self) -> usize {
         let c = self.caches.borrow();
-        c.open.iter().map(OpenCache::len).sum::<usize>() + c.seal.len()
+        c.open
+            .iter()
+            .chain(&c.epoch)
+            .map(OpenCache::len)
+            .sum::<usize>()
+            + c.seal.len()
     }
 
     fn custodian(&self, layer: Layer) -> &Custodian {
@@ -286,15 +310,23 @@ impl Keyring {
         }
     }
 
-    /// The current bucket key of `bucket` for `layer`, made and wrapped on first use in
-    /// each window.
-    async fn sealing_key(&self, layer: Layer, bucket: &str) -> Result<Arc<BucketKey>, KeyError> {
-        let window = now_secs() / self.settings.window_secs.max(1);
+    /// The current bucket key of `bucket` for `layer` in format `version`: made on first
+    /// use in each window (version 2: derived from the epoch key with a fresh salt;
+    /// version 1: random and wrapped by the custodian).
+    async fn sealing_key(
+        &self,
+        layer: Layer,
+        bucket: &str,
+        version: u8,
+    ) -> Result<Arc<BucketKey>, KeyError> {
+        let now = now_secs();
+        let window = now / self.settings.window_secs.max(1);
+        let slot = (layer, version, bucket.to_owned());
         {
             let mut c = self.caches.borrow_mut();
             let hit = c
                 .seal
-                .get(&(layer, bucket.to_owned()))
+                .get(&slot)
                 .filter(|e| e.window == window)
                 .map(|e| e.key.clone());
             crate::telemetry::key_cache("seal", hit.is_some());
@@ -304,48 +336,105 @@ impl Keyring {
             }
             c.stats.misses += 1;
         }
-        let key = LockedKey::new(&Zeroizing::new(envelope::random_bytes::<32>(layer)?));
         let custodian = self.custodian(layer);
-        let wrapped = custodian.wrap(&key).await?;
+        let kek_id = custodian.kek_id().to_owned();
+        let (key, reference) = if version == FORMAT_VERSION {
+            let epoch = hierarchy::epoch_of(now, self.settings.epoch_secs);
+            let ek = self.epoch_key(layer, &kek_id, bucket, epoch).await?;
+            let salt = envelope::random_bytes(layer)?;
+            let bk =
+                hierarchy::bucket_key(layer, &ek, &salt).map_err(|_| KeyError::Internal("HKDF"))?;
+            (LockedKey::new(&bk), BucketKeyRef::Derived { epoch, salt })
+        } else {
+            let key = LockedKey::new(&Zeroizing::new(envelope::random_bytes::<32>(layer)?));
+            let wrapped = custodian.wrap(&key).await?;
+            self.caches.borrow_mut().stats.custodian_wraps += 1;
+            (key, BucketKeyRef::Wrapped(wrapped))
+        };
         let bk = Arc::new(BucketKey {
             layer,
-            kek_id: custodian.kek_id().to_owned(),
+            kek_id,
             key,
-            wrapped,
+            reference,
         });
         let mut c = self.caches.borrow_mut();
-        let before = (c.seal.len(), c.open[layer_index(layer)].len());
-        c.stats.custodian_wraps += 1;
+        let before = c.seal.len();
         if c.seal.len() >= self.settings.cache_entries.max(1) {
             c.seal.retain(|_, e| e.window == window);
         }
         c.seal.insert(
-            (layer, bucket.to_owned()),
+            slot,
             SealEntry {
                 window,
                 key: bk.clone(),
             },
         );
+        crate::telemetry::key_cache_entries("seal", before, c.seal.len());
+        drop(c);
         // The same key will be met again when reading objects written in this window.
-        let slot = &mut c.open[layer_index(layer)];
-        if slot.get(&bk.kek_id, &bk.wrapped).is_none() {
-            slot.insert(&bk.kek_id, &bk.wrapped, bk.key.clone());
-        }
-        crate::telemetry::key_cache_entries("seal", before.0, c.seal.len());
-        crate::telemetry::key_cache_entries("open", before.1, c.open[layer_index(layer)].len());
+        self.remember_opening_key(
+            layer,
+            &bk.kek_id,
+            &open_cache_ref(&bk.reference, bucket),
+            &bk.key,
+        );
         Ok(bk)
     }
 
-    /// The bucket key a header's layer block names, in the clear.
-    async fn opening_key(
+    fn remember_opening_key(&self, layer: Layer, kek_id: &str, reference: &[u8], key: &LockedKey) {
+        let mut c = self.caches.borrow_mut();
+        let slot = &mut c.open[layer_index(layer)];
+        let before = slot.len();
+        if slot.get(kek_id, reference).is_none() {
+            slot.insert(kek_id, reference, key.clone());
+        }
+        crate::telemetry::key_cache_entries("open", before, slot.len());
+    }
+
+    /// The epoch key of (`bucket`, `epoch`) under the KEK `kek_id`, from the cache or the
+    /// custodian.
+    async fn epoch_key(
         &self,
         layer: Layer,
         kek_id: &str,
-        wrapped: &[u8],
+        bucket: &str,
+        epoch: u32,
     ) -> Result<LockedKey, KeyError> {
+        let mut id = Vec::with_capacity(bucket.len() + 4);
+        id.extend_from_slice(bucket.as_bytes());
+        id.extend_from_slice(&epoch.to_be_bytes());
+        {
+            let c = self.caches.borrow();
+            let hit = c.epoch[layer_index(layer)].get(kek_id, &id).cloned();
+            crate::telemetry::key_cache("epoch", hit.is_some());
+            if let Some(k) = hit {
+                return Ok(k);
+            }
+        }
+        let input = hierarchy::epoch_input(layer, bucket, epoch);
+        let prf = self
+            .custodian(layer)
+            .derive_epoch_secret(kek_id, &input)
+            .await?;
+        let ek = hierarchy::epoch_key(layer, &prf).map_err(|_| KeyError::Internal("HKDF"))?;
+        let key = LockedKey::new(&ek);
+        let mut c = self.caches.borrow_mut();
+        c.stats.custodian_derives += 1;
+        let before = c.epoch[layer_index(layer)].len();
+        c.epoch[layer_index(layer)].insert(kek_id, &id, key.clone());
+        crate::telemetry::key_cache_entries("epoch", before, c.epoch[layer_index(layer)].len());
+        Ok(key)
+    }
+
+    /// The bucket key a header's layer block names, in the clear, for an object in `bucket`.
+    async fn opening_key(&self, block: &LayerBlock, bucket: &str) -> Result<LockedKey, KeyError> {
+        let layer = block.layer;
+        let reference = open_cache_ref(&block.bucket_key, bucket);
         {
             let mut c = self.caches.borrow_mut();
-            let hit = c.open[layer_index(layer)].get(kek_id, wrapped).cloned();
+            let hit = c.open[layer_index(layer)]
+                .get(&block.kek_id, &reference)
+                .cloned();
             crate::telemetry::key_cache("open", hit.is_some());
             if let Some(k) = hit {
                 c.stats.hits += 1;
@@ -353,23 +442,50 @@ impl Keyring {
             }
             c.stats.misses += 1;
         }
-        let key = LockedKey::new(&*self.custodian(layer).unwrap(kek_id, wrapped).await?);
-        let mut c = self.caches.borrow_mut();
-        c.stats.custodian_unwraps += 1;
-        let before = c.open[layer_index(layer)].len();
-        c.open[layer_index(layer)].insert(kek_id, wrapped, key.clone());
-        crate::telemetry::key_cache_entries("open", before, c.open[layer_index(layer)].len());
+        let key = match &block.bucket_key {
+            BucketKeyRef::Derived { epoch, .. }
+                if !hierarchy::epoch_has_begun(*epoch, now_secs()) =>
+            {
+                // No gateway has sealed under a future epoch: an altered header, refused
+                // before it can cost a custodian call.
+                return Err(KeyError::BucketKeyRejected { layer });
+            }
+            BucketKeyRef::Derived { epoch, salt } => {
+                let ek = self.epoch_key(layer, &block.kek_id, bucket, *epoch).await?;
+                let bk = hierarchy::bucket_key(layer, &ek, salt)
+                    .map_err(|_| KeyError::Internal("HKDF"))?;
+                LockedKey::new(&bk)
+            }
+            BucketKeyRef::Wrapped(wrapped) => {
+                let key = self.custodian(layer).unwrap(&block.kek_id, wrapped).await?;
+                self.caches.borrow_mut().stats.custodian_unwraps += 1;
+                LockedKey::new(&key)
+            }
+        };
+        self.remember_opening_key(layer, &block.kek_id, &reference, &key);
         Ok(key)
     }
 
-    /// Keys and header for a new object (or multipart upload, with `upload_id`).
+    /// Keys and header for a new object (or multipart upload, with `upload_id`), in the
+    /// format this build writes.
     pub async fn seal_new(
         &self,
         name: ObjectName<'_>,
         upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
     ) -> Result<(Header, DataKeys), KeyError> {
-        let inner = self.sealing_key(Layer::Inner, name.bucket).await?;
-        let outer = self.sealing_key(Layer::Outer, name.bucket).await?;
+        self.seal_new_in(name, upload_id, FORMAT_VERSION).await
+    }
+
+    /// [`Keyring::seal_new`] in a given format version: `FORMAT_VERSION_WRAPPED` makes the
+    /// format-v1 objects that compatibility tests and migration tools need.
+    pub async fn seal_new_in(
+        &self,
+        name: ObjectName<'_>,
+        upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
+        version: u8,
+    ) -> Result<(Header, DataKeys), KeyError> {
+        let inner = self.sealing_key(Layer::Inner, name.bucket, version).await?;
+        let outer = self.sealing_key(Layer::Outer, name.bucket, version).await?;
         let keys = DataKeys::generate()?;
         let params = SealParams {
             segment_size: self.settings.segment_size,
@@ -383,9 +499,9 @@ impl Keyring {
             key = name.key,
             multipart = upload_id.is_some(),
             inner_kek = %inner.kek_id,
-            inner_bucket_key = %crate::telemetry::key_fingerprint(&inner.wrapped),
+            inner_bucket_key = %crate::telemetry::bucket_key_fingerprint(&inner.reference),
             outer_kek = %outer.kek_id,
-            outer_bucket_key = %crate::telemetry::key_fingerprint(&outer.wrapped),
+            outer_bucket_key = %crate::telemetry::bucket_key_fingerprint(&outer.reference),
             "new data keys sealed for an object"
         );
         Ok((header, keys))
@@ -393,20 +509,8 @@ impl Keyring {
 
     /// The data keys of an object stored under `name` with `header`.
     pub async fn open(&self, header: &Header, name: ObjectName<'_>) -> Result<DataKeys, KeyError> {
-        let outer = self
-            .opening_key(
-                Layer::Outer,
-                &header.outer.kek_id,
-                &header.outer.wrapped_bucket_key,
-            )
-            .await?;
-        let inner = self
-            .opening_key(
-                Layer::Inner,
-                &header.inner.kek_id,
-                &header.inner.wrapped_bucket_key,
-            )
-            .await?;
+        let outer = self.opening_key(&header.outer, name.bucket).await?;
+        let inner = self.opening_key(&header.inner, name.bucket).await?;
         let result = envelope::open_header(header, &inner, &outer, name);
         tracing::info!(
             target: "twofold::audit",
@@ -414,9 +518,9 @@ impl Keyring {
             bucket = name.bucket,
             key = name.key,
             inner_kek = %header.inner.kek_id,
-            inner_bucket_key = %crate::telemetry::key_fingerprint(&header.inner.wrapped_bucket_key),
+            inner_bucket_key = %crate::telemetry::bucket_key_fingerprint(&header.inner.bucket_key),
             outer_kek = %header.outer.kek_id,
-            outer_bucket_key = %crate::telemetry::key_fingerprint(&header.outer.wrapped_bucket_key),
+            outer_bucket_key = %crate::telemetry::bucket_key_fingerprint(&header.outer.bucket_key),
             ok = result.is_ok(),
             "data keys of an object opened"
         );
@@ -424,7 +528,8 @@ impl Keyring {
     }
 
     /// The header of a copy of an object: its data keys re-wrapped for `to` under the
-    /// destination bucket's current bucket keys. The stored segments are unchanged.
+    /// destination bucket's current bucket keys of the header's format version (the
+    /// segments bind it). The stored segments are unchanged.
     pub async fn rewrap(
         &self,
         header: &Header,
@@ -432,8 +537,9 @@ impl Keyring {
         to: ObjectName<'_>,
     ) -> Result<Header, KeyError> {
         let keys = self.open(header, from).await?;
-        let inner = self.sealing_key(Layer::Inner, to.bucket).await?;
-        let outer = self.sealing_key(Layer::Outer, to.bucket).await?;
+        let version = header.version();
+        let inner = self.sealing_key(Layer::Inner, to.bucket, version).await?;
+        let outer = self.sealing_key(Layer::Outer, to.bucket, version).await?;
         let mut out = header.clone();
         envelope::rewrap_header(&mut out, &keys, &inner, &outer, to)?;
         tracing::info!(
@@ -444,9 +550,9 @@ impl Keyring {
             bucket = to.bucket,
             key = to.key,
             inner_kek = %inner.kek_id,
-            inner_bucket_key = %crate::telemetry::key_fingerprint(&inner.wrapped),
+            inner_bucket_key = %crate::telemetry::bucket_key_fingerprint(&inner.reference),
             outer_kek = %outer.kek_id,
-            outer_bucket_key = %crate::telemetry::key_fingerprint(&outer.wrapped),
+            outer_bucket_key = %crate::telemetry::bucket_key_fingerprint(&outer.reference),
             "data keys re-wrapped for a copy"
         );
         Ok(out)
@@ -459,7 +565,20 @@ impl Drop for Keyring {
         crate::telemetry::key_cache_entries("seal", c.seal.len(), 0);
         let open = c.open.iter().map(OpenCache::len).sum::<usize>();
         crate::telemetry::key_cache_entries("open", open, 0);
+        let epoch = c.epoch.iter().map(OpenCache::len).sum::<usize>();
+        crate::telemetry::key_cache_entries("epoch", epoch, 0);
     }
+}
+
+/// The open-cache key of a bucket key: a v1 wrapped key as it is; a v2 reference with the
+/// bucket, since its epoch key is the bucket's.
+fn open_cache_ref(reference: &BucketKeyRef, bucket: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + bucket.len());
+    reference.write(&mut out);
+    if let BucketKeyRef::Derived { .. } = reference {
+        out.extend_from_slice(bucket.as_bytes());
+    }
+    out
 }
 
 /// Runs a future to completion on the calling thread, parking between polls. For the

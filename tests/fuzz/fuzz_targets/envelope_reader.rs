@@ -1,7 +1,7 @@
 //! The envelope read path on arbitrary bytes: `Header::parse`, `objmeta::decode` (the
 //! header as it travels in `x-amz-meta-twofold`), `checksum_record::open` (the sealed
-//! checksum in `x-amz-meta-twofold-checksum`), and a `DecryptReader` with fixed keys (those
-//! of tests/vectors/format-v1.json: 4 KiB segments, single part) reading the input as a
+//! checksum in `x-amz-meta-twofold-checksum`), and a `DecryptReader` with fixed data keys
+//! (those of the format vectors in tests/vectors/: 4 KiB segments, single part) reading the input as a
 //! stored body to the end.
 //!
 //! Checks: a parsed header serialises back to exactly its input; the reader returns errors,
@@ -41,11 +41,15 @@ fn bucket_key(layer: Layer, seed: u8) -> BucketKey {
         layer,
         kek_id: format!("vector-{layer}-kek"),
         key: twofold::hardening::LockedKey::new(&fill(seed)),
-        wrapped: (0..40).map(|i| seed ^ i).collect(),
+        reference: twofold::envelope::header::BucketKeyRef::Derived {
+            epoch: 0,
+            salt: [seed; 16],
+        },
     }
 }
 
-/// The header of the first format-v1 vector (`vectors` / `dir/object.bin`, 4 KiB segments).
+/// A format-v2 header for the first vector's object (`vectors` / `dir/object.bin`, 4 KiB
+/// segments), with fixed bucket keys.
 fn header() -> &'static Header {
     static HEADER: OnceLock<Header> = OnceLock::new();
     HEADER.get_or_init(|| {
