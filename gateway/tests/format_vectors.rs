@@ -21,6 +21,7 @@ use twofold::envelope::aead::Layer;
 use twofold::envelope::header::{BucketKeyRef, Header};
 use twofold::envelope::hierarchy;
 use twofold::envelope::layout::{SegmentSize, stored_len};
+use twofold::envelope::meta_record;
 use twofold::envelope::stream::{DecryptReader, EncryptWriter};
 use twofold::envelope::{
     BucketKey, DataKeys, ObjectName, SealParams, SegmentCipher, open_header,
@@ -228,10 +229,52 @@ fn document(version: u8) -> Value {
              (the custodian's answer), the epoch key and the bucket key that opens the header.",
         )
     };
-    json!({
+    let mut doc = json!({
         "format": format,
         "notes": notes,
         "vectors": cases().iter().map(|c| build(c, version)).collect::<Vec<_>>(),
+    });
+    if version == 2 {
+        doc["metadata_record"] = metadata_record(&doc["vectors"][0]);
+    }
+    doc
+}
+
+/// The entries of the metadata record vector.
+fn metadata_entries() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("content-type".into(), b"text/csv".to_vec()),
+        (
+            "content-disposition".into(),
+            b"attachment; filename=\"q4.csv\"".to_vec(),
+        ),
+        ("x-amz-meta-owner".into(), "Zoë".as_bytes().to_vec()),
+    ]
+}
+
+/// A metadata record sealed for the object of `vector` (its header and data keys), with a
+/// fixed salt.
+fn metadata_record(vector: &Value) -> Value {
+    let header = Header::parse(&h(&vector["header"])).unwrap();
+    let keys = DataKeys::from_bytes(
+        k32(&vector["inner_data_key"]),
+        k32(&vector["outer_data_key"]),
+    );
+    let entries = metadata_entries();
+    let salt = [0x5a; meta_record::SALT_LEN_BYTES];
+    let value = meta_record::seal_with_salt(&header, &keys, &entries, salt)
+        .unwrap()
+        .unwrap();
+    json!({
+        "description": "the metadata record of the first vector's object",
+        "of_vector": 0,
+        "salt": hex::encode(salt),
+        "entries": entries
+            .iter()
+            .map(|(n, v)| json!([n, hex::encode(v)]))
+            .collect::<Vec<_>>(),
+        "plaintext": hex::encode(meta_record::encode(&entries).unwrap()),
+        "value": value,
     })
 }
 
@@ -251,6 +294,7 @@ fn vectors_match_the_committed_file(version: u8) {
     let committed: Value =
         serde_json::from_str(&std::fs::read_to_string(path(version)).expect("vector file"))
             .unwrap();
+    assert_eq!(committed["metadata_record"], fresh["metadata_record"]);
     let (a, b) = (&committed["vectors"], &fresh["vectors"]);
     assert_eq!(a.as_array().unwrap().len(), cases().len());
     for (i, (c, f)) in a
@@ -308,6 +352,25 @@ fn committed_vectors_open_with_the_reader() {
             open_vector(v, version);
         }
     }
+}
+
+#[test]
+fn the_committed_metadata_record_opens_to_its_entries() {
+    let text = std::fs::read_to_string(path(2)).unwrap();
+    let committed: Value = serde_json::from_str(&text).unwrap();
+    let record = &committed["metadata_record"];
+    let vector = &committed["vectors"][0];
+    let header = Header::parse(&h(&vector["header"])).unwrap();
+    let keys = DataKeys::from_bytes(
+        k32(&vector["inner_data_key"]),
+        k32(&vector["outer_data_key"]),
+    );
+    let opened = meta_record::open(&header, &keys, record["value"].as_str().unwrap()).unwrap();
+    assert_eq!(opened, metadata_entries());
+    assert_eq!(
+        meta_record::decode(&h(&record["plaintext"])).unwrap(),
+        metadata_entries()
+    );
 }
 
 fn open_vector(v: &Value, version: u8) {

@@ -8,7 +8,7 @@
 #
 # The files are those whose requests reach the backend's object data paths: round trip,
 # ranges, multipart and copy, unaligned multipart, checksums, multipart checksums, payload
-# forms, metadata, ETags, framing, key segments, authentication, grants, faults and
+# forms, metadata (in the clear and sealed), ETags, framing, key segments, authentication, grants, faults and
 # versioned buckets. Left
 # out, because they test only the gateway's own front and would run the same whatever the
 # backend: deadlines, lingering close, malformed heads, TLS, the process, metrics, /readyz
@@ -32,6 +32,7 @@ FILES=(
   gateway_multipart_checksums
   gateway_payload
   gateway_metadata
+  gateway_sealed_metadata
   gateway_etags
   gateway_framing
   gateway_key_segments

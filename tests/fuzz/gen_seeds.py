@@ -195,6 +195,10 @@ def envelope(fmt, fmt_v1):
     seeds["objmeta_value"] = b64
     seeds["objmeta_json"] = b'{"Metadata": {"twofold": "' + b64 + b'"}, "ContentLength": 0}'
     seeds["objmeta_flat_json"] = b'{"x-amz-meta-twofold": "' + b64 + b'"}'
+    record = fmt.get("metadata_record")
+    if record:
+        seeds["meta_record_value"] = record["value"].encode()
+        seeds["meta_record_plaintext"] = bytes.fromhex(record["plaintext"])
     return seeds
 
 

@@ -3,8 +3,9 @@
 //! `finalized_module.rs` does), so every custodian call fails with
 //! `CKR_CRYPTOKI_NOT_INITIALIZED`. A request that needs the custodian — a PUT to a bucket
 //! with no cached bucket key, a GET of an object whose bucket key this gateway never
-//! unwrapped — must answer 503 ServiceUnavailable and store nothing; requests served from
-//! the caches may go on. In its own test binary because it ends PKCS#11 for the whole
+//! unwrapped, a HEAD of it (its sealed metadata needs its keys) — must answer 503
+//! ServiceUnavailable and store nothing; requests served from the caches may go on, and
+//! listings need no custodian. In its own test binary because it ends PKCS#11 for the whole
 //! process.
 
 // Test code throughout: a failed unwrap is a failed test.
@@ -73,15 +74,23 @@ async fn hsm_gone_is_503_and_nothing_is_stored() {
             Err(e) => assert_eq!(status_code(&e).0, 503, "{e:?}"),
         }
     }
-    // HEAD and listings do not need the custodians.
-    let head = s3
+    // A HEAD opens the object's sealed metadata record, so it needs the object's keys as
+    // a GET does: 503 where they are not cached, never an answer without the metadata.
+    let e = s3
         .head_object()
         .bucket("elsewhere")
         .key("e")
         .send()
         .await
-        .unwrap();
-    assert_eq!(head.content_length(), Some(70_000));
+        .unwrap_err();
+    assert_eq!(status_code(&e).0, 503, "{e:?}");
+    for _ in 0..4 {
+        match s3.head_object().bucket("warm").key("w").send().await {
+            Ok(head) => assert_eq!(head.content_length(), Some(70_000)),
+            Err(e) => assert_eq!(status_code(&e).0, 503, "{e:?}"),
+        }
+    }
+    // Listings do not need the custodians.
     let listed = s3.list_objects_v2().bucket("warm").send().await.unwrap();
     assert_eq!(listed.contents().len(), 1);
 }

@@ -141,7 +141,7 @@ fn rewrapped_copy_opens_under_the_new_name_and_not_the_old_one() {
             key: NAME.key,
         },
     ] {
-        let copy = block_on(ring.rewrap(&header, NAME, to)).unwrap();
+        let copy = block_on(ring.rewrap(&header, NAME, to)).unwrap().0;
         // Segments do not depend on the name: the same stored bytes serve the copy.
         let opened = open_object(&ring, &copy, to, SINGLE_PART_NUMBER, &stored).unwrap();
         assert!(opened.result.is_ok(), "{to:?}: {:?}", opened.result);
@@ -306,7 +306,9 @@ fn v1_objects_of_one_bucket_cost_one_custodian_wrap_and_one_unwrap_per_layer() {
         bucket: "amortised-copy",
         key: "copy",
     };
-    let copy = block_on(ring.rewrap(&headers[0], amortised(&keys[0]), to)).unwrap();
+    let copy = block_on(ring.rewrap(&headers[0], amortised(&keys[0]), to))
+        .unwrap()
+        .0;
     assert_eq!(copy.version(), 1);
     assert!(block_on(ring.fork().open(&copy, to)).is_ok());
 }

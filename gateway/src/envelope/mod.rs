@@ -18,6 +18,7 @@ pub mod header;
 pub mod hierarchy;
 pub mod kdf;
 pub mod layout;
+pub mod meta_record;
 pub mod objmeta;
 pub mod plan;
 pub mod read;

@@ -529,13 +529,13 @@ impl Keyring {
 
     /// The header of a copy of an object: its data keys re-wrapped for `to` under the
     /// destination bucket's current bucket keys of the header's format version (the
-    /// segments bind it). The stored segments are unchanged.
+    /// segments bind it), and the data keys. The stored segments are unchanged.
     pub async fn rewrap(
         &self,
         header: &Header,
         from: ObjectName<'_>,
         to: ObjectName<'_>,
-    ) -> Result<Header, KeyError> {
+    ) -> Result<(Header, DataKeys), KeyError> {
         let keys = self.open(header, from).await?;
         let version = header.version();
         let inner = self.sealing_key(Layer::Inner, to.bucket, version).await?;
@@ -555,7 +555,7 @@ impl Keyring {
             outer_bucket_key = %crate::telemetry::bucket_key_fingerprint(&outer.reference),
             "data keys re-wrapped for a copy"
         );
-        Ok(out)
+        Ok((out, keys))
     }
 }
 

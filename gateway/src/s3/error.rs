@@ -103,6 +103,8 @@ codes! {
     InvalidURI,
     /// A key longer than allowed.
     KeyTooLongError,
+    /// User metadata larger than allowed.
+    MetadataTooLarge,
     /// A chunk line longer than allowed.
     MaxMessageLengthExceeded,
     /// A trailer that is missing or cannot be parsed.
@@ -303,6 +305,9 @@ impl S3Error {
         invalid_bucket_name => 400, InvalidBucketName, "The specified bucket is not valid.";
         /// 400 KeyTooLongError.
         key_too_long => 400, KeyTooLongError, "Your key is too long";
+        /// 400 MetadataTooLarge.
+        metadata_too_large => 400, MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size.";
         /// 411 MissingContentLength.
         missing_content_length => 411, MissingContentLength, "You must provide the Content-Length HTTP header.";
         /// 400 InvalidURI.

@@ -15,6 +15,7 @@ use std::io::Read;
 use std::sync::OnceLock;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::checksum_record;
+use twofold::envelope::meta_record;
 use twofold::envelope::header::Header;
 use twofold::envelope::layout::{SEGMENT_OVERHEAD_BYTES, SegmentSize};
 use twofold::envelope::stream::DecryptReader;
@@ -107,6 +108,17 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(c.digest.as_bytes().len(), c.algorithm.digest_len_bytes());
             assert_eq!(checksum_record::seal(&rc, &c).ok().as_deref(), Some(text));
         }
+        // The metadata record as it travels in `x-amz-meta-twofold-meta`: it opens only
+        // under the fixed header and keys, and what opens seals and opens again.
+        if let Ok(entries) = meta_record::open(header(), &data_keys(), text)
+            && let Ok(Ok(again)) = meta_record::seal(header(), &data_keys(), &entries)
+        {
+            assert_eq!(meta_record::open(header(), &data_keys(), &again).ok(), Some(entries));
+        }
+    }
+    // The metadata record's plaintext: a decoded record encodes back to its input.
+    if let Ok(entries) = meta_record::decode(data) {
+        assert_eq!(meta_record::encode(&entries).ok().as_deref(), Some(data));
     }
 
     let cipher = cipher();

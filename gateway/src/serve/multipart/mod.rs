@@ -15,7 +15,7 @@
 //! ListMultipartUploads, AbortMultipartUpload and ListParts.
 
 use super::io::Conn;
-use super::object::check_upload_headers;
+use super::object::{check_upload_headers, sealed_entry};
 use super::part_checksum::Declared;
 use super::passthrough::rewrite_sizes;
 use super::respond::forward_error;
@@ -71,7 +71,7 @@ pub(crate) async fn list_uploads(ctx: &Request<'_>, conn: &mut Conn) -> Result<O
 /// upload's metadata, and hands out an upload id carrying it.
 pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
     let name = names(ctx)?;
-    let headers = check_upload_headers(ctx).map_err(Failure::close)?;
+    let upload = check_upload_headers(ctx).map_err(Failure::close)?;
     let declared = Declared::from_request(
         ctx.head.header_str("x-amz-checksum-algorithm"),
         ctx.head.header_str("x-amz-checksum-type"),
@@ -80,12 +80,14 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
     let _ = read_body(ctx, conn).await?;
     let upload_id: [u8; 16] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    let (header, _keys) = ctx.core.keyring.seal_new(name, Some(upload_id)).await?;
-    let mut headers = headers;
+    let (header, keys) = ctx.core.keyring.seal_new(name, Some(upload_id)).await?;
+    let mut headers = upload.forwarded;
     headers.push((
         objmeta::HTTP_HEADER.into(),
         objmeta::encode(&header).into_bytes(),
     ));
+    headers.push(sealed_entry(&header, &keys, &upload.described)?);
+    drop(keys);
     let path = backend_path(Some(name.bucket), Some(name.key));
     let (resp, body) = ctx
         .core

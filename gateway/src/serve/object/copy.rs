@@ -1,10 +1,13 @@
 //! CopyObject.
 
+use super::described::{opened_entries, request_entries, sealed_entry};
 use super::get::passthrough_read;
 use super::put::{CHECKSUM_METADATA, check_sse_request, object_address};
 use super::read::object_header;
 use crate::config::UnencryptedObjects;
 use crate::envelope::ObjectName;
+use crate::envelope::header::FORMAT_VERSION;
+use crate::envelope::meta_record;
 use crate::envelope::objmeta;
 use crate::http::{RequestHead, ResponseHead};
 use crate::s3::headers::{COPY_ANSWERED, COPY_FORWARDED, DESCRIBING};
@@ -40,9 +43,9 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     ) {
         return Err(Failure::keep(S3Error::precondition_failed()));
     }
-    let new_meta = rewrapped_metadata(ctx, &req, ObjectName { bucket, key }, &src).await?;
-    let sealed_copy = new_meta.is_some();
-    let headers = copy_request_headers(ctx.head, &src, &req, new_meta.as_deref());
+    let rewrapped = rewrapped(ctx, &req, ObjectName { bucket, key }, &src).await?;
+    let sealed_copy = rewrapped.is_some();
+    let headers = copy_request_headers(ctx.head, &src, &req, rewrapped);
     let path = backend_path(Some(bucket), Some(key));
     let (resp, body) = ctx
         .core
@@ -126,15 +129,17 @@ fn metadata_directive(value: Option<&str>) -> Result<bool, S3Error> {
     }
 }
 
-/// The copy's envelope header: the source's, with its data keys re-wrapped for the new
-/// name. `None` for a source not written through Twofold, copied as it is when the gateway
-/// passes such objects through and refused otherwise.
-async fn rewrapped_metadata(
+/// The copy's Twofold metadata: its envelope header (the source's, with its data keys
+/// re-wrapped for the new name) and, for format version 2, its sealed metadata record
+/// (the source's entries under COPY, the request's under REPLACE, sealed anew for the
+/// copy's header). `None` for a source not written through Twofold, copied as it is when
+/// the gateway passes such objects through and refused otherwise.
+async fn rewrapped(
     ctx: &Request<'_>,
     req: &CopyRequest,
     to: ObjectName<'_>,
     src: &ResponseHead,
-) -> Result<Option<String>, Failure> {
+) -> Result<Option<Rewrapped>, Failure> {
     let Some(header) = object_header(src)? else {
         return match ctx.core.settings.unencrypted_objects {
             UnencryptedObjects::PassThrough => {
@@ -152,8 +157,29 @@ async fn rewrapped_metadata(
         bucket: &req.src_bucket,
         key: &req.src_key,
     };
-    let rewrapped = ctx.core.keyring.rewrap(&header, from, to).await?;
-    Ok(Some(objmeta::encode(&rewrapped)))
+    let (copy, keys) = ctx.core.keyring.rewrap(&header, from, to).await?;
+    let described = match copy.version() < FORMAT_VERSION {
+        true => None,
+        false => {
+            let entries = match req.replace {
+                true => request_entries(&ctx.head.headers).map_err(Failure::keep)?,
+                false => opened_entries(ctx, &header, &keys, src)?,
+            };
+            Some(sealed_entry(&copy, &keys, &entries)?)
+        }
+    };
+    Ok(Some(Rewrapped {
+        header: objmeta::encode(&copy),
+        described,
+    }))
+}
+
+/// The Twofold metadata of a copy (see [`rewrapped`]).
+struct Rewrapped {
+    /// The envelope header, encoded.
+    header: String,
+    /// The sealed metadata record (format version 2).
+    described: Option<(String, Vec<u8>)>,
 }
 
 /// The headers of the backend's copy request: the metadata that describes the new object
@@ -164,9 +190,18 @@ fn copy_request_headers(
     head: &RequestHead,
     src: &ResponseHead,
     req: &CopyRequest,
-    new_meta: Option<&str>,
+    rewrapped: Option<Rewrapped>,
 ) -> Vec<(String, Vec<u8>)> {
     let mut headers = described_headers(head, src, req.replace);
+    if let Some(Rewrapped {
+        described: Some(record),
+        ..
+    }) = &rewrapped
+    {
+        // Version 2: what describes the object travels sealed, never in the clear.
+        headers.retain(|(n, _)| !meta_record::is_sealed(n));
+        headers.push(record.clone());
+    }
     if let Some(v) = src.header(CHECKSUM_METADATA) {
         headers.push((CHECKSUM_METADATA.into(), v.to_vec()));
     }
@@ -174,8 +209,8 @@ fn copy_request_headers(
     if let Some(v) = src.header(LAYOUT_HTTP_HEADER) {
         headers.push((LAYOUT_HTTP_HEADER.into(), v.to_vec()));
     }
-    if let Some(meta) = new_meta {
-        headers.push((objmeta::HTTP_HEADER.into(), meta.as_bytes().to_vec()));
+    if let Some(r) = rewrapped {
+        headers.push((objmeta::HTTP_HEADER.into(), r.header.into_bytes()));
     }
     headers.extend(
         head.headers
@@ -294,8 +329,22 @@ mod tests {
     #[test]
     fn the_copy_is_pinned_to_the_source_version_whose_keys_were_rewrapped() {
         let head = RequestHead::new("PUT", "/b/k").with_header("x-amz-acl", "private");
-        let src = ResponseHead::new(200).with_header("etag", "\"e\"");
-        let headers = copy_request_headers(&head, &src, &request(false, Some("v1")), Some("m"));
+        let src = ResponseHead::new(200)
+            .with_header("etag", "\"e\"")
+            .with_header("content-type", "text/clear")
+            .with_header("expires", "Thu, 01 Dec 2094 16:00:00 GMT")
+            .with_header("x-amz-meta-a", "clear");
+        let rewrapped = Rewrapped {
+            header: "m".into(),
+            described: Some(("x-amz-meta-twofold-meta".into(), b"r".to_vec())),
+        };
+        let req = request(false, Some("v1"));
+        let headers = copy_request_headers(&head, &src, &req, Some(rewrapped));
+        // Version 2: what describes the copy is in its sealed record only.
+        assert_eq!(value(&headers, "x-amz-meta-twofold-meta"), Some(&b"r"[..]));
+        assert!(value(&headers, "content-type").is_none());
+        assert!(value(&headers, "x-amz-meta-a").is_none());
+        assert!(value(&headers, "expires").is_some());
         assert_eq!(
             value(&headers, "x-amz-copy-source-if-match"),
             Some(&b"\"e\""[..])

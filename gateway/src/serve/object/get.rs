@@ -2,10 +2,9 @@
 //! ([`crate::envelope::plan`]); the planned stored bytes are fetched and opened segment by
 //! segment on their way back ([`super::stream`]).
 
+use super::described;
 use super::put::CHECKSUM_METADATA;
-use super::read::{
-    object_header, request_keys, reveal_checksum, reveal_checksum_with, segments_per_part,
-};
+use super::read::{object_header, request_keys, reveal_checksum_with, segments_per_part};
 use super::stream::{ClientBody, fetch_range, stream_plan};
 use crate::config::UnencryptedObjects;
 use crate::envelope::checksum_record::StoredChecksum;
@@ -301,6 +300,8 @@ async fn serve_seen(
         return Ok(None);
     }
     let keys = request_keys(ctx, &seen.header).await?;
+    let mut resp = resp;
+    described::reveal(ctx, &seen.header, &keys, &mut resp)?;
     let head = response_head(ctx, &resp, None, &p.response);
     send_body(ctx, conn, (&seen.header, &keys), p, (body, resp), head)
         .await
@@ -394,22 +395,20 @@ async fn planned(
     if let Some(count) = p.response.parts_count {
         meta.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
     }
+    // Opened once: for the metadata record, the checksum record and the body.
+    let keys = request_keys(ctx, header).await.map_err(Failure::closing)?;
+    described::reveal(ctx, header, &keys, &mut meta)?;
+    let checksum = match p.reveal_checksum {
+        true => reveal_checksum_with(ctx, header, &keys, &meta)?,
+        false => None,
+    };
     if p.fetch.is_empty() {
-        let checksum = match p.reveal_checksum {
-            true => reveal_checksum(ctx, header, &meta).await?,
-            false => None,
-        };
         let out = response_head(ctx, &meta, checksum.as_ref(), &p.response);
         write_response(conn, &out, &[])
             .await
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
         return Ok(Outcome::KeepAlive);
     }
-    let keys = request_keys(ctx, header).await.map_err(Failure::closing)?;
-    let checksum = match p.reveal_checksum {
-        true => reveal_checksum_with(ctx, header, &keys, &meta)?,
-        false => None,
-    };
     remember(ctx, read, header, &meta);
     let source = Source {
         read,

@@ -12,6 +12,7 @@ use crate::envelope::layout::SEGMENT_OVERHEAD_BYTES;
 
 mod attributes;
 mod copy;
+mod described;
 mod get;
 mod put;
 mod read;
@@ -19,6 +20,7 @@ mod stream;
 
 pub(crate) use attributes::attributes;
 pub(crate) use copy::copy;
+pub(crate) use described::sealed_entry;
 pub(crate) use get::{SeenObject, get};
 pub(crate) use put::{
     CHECKSUM_METADATA, PUT_OBJECT_BYTES_MAX, SealSink, check_upload_headers, forget_version, put,

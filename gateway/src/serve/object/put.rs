@@ -3,9 +3,11 @@
 //! and key, the headers of an upload, the server-side-encryption headers).
 
 use super::OVERHEAD;
+use super::described::{request_entries, sealed_entry};
 use crate::envelope::checksum_record;
 use crate::envelope::layout::SegmentSize;
 use crate::envelope::layout::stored_len;
+use crate::envelope::meta_record::{self, Entries};
 use crate::envelope::objmeta;
 use crate::envelope::write_plan::write_segments;
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
@@ -29,22 +31,37 @@ pub const CHECKSUM_METADATA: &str = "x-amz-meta-twofold-checksum";
 /// afterwards by a copy of the object onto itself (see [`attach_checksum`]).
 pub const HELD_PUT_STORED_BYTES_MAX: u64 = 256 * 1024;
 
+/// The headers of a request that creates an object, checked (see
+/// [`check_upload_headers`]).
+pub(crate) struct UploadHeaders {
+    /// Passed on to the backend as they are.
+    pub(crate) forwarded: Vec<(String, Vec<u8>)>,
+    /// The describing metadata, to be sealed in the object's metadata record.
+    pub(crate) described: Entries,
+}
+
 /// Checks the headers of a request that creates an object (PutObject,
-/// CreateMultipartUpload) and returns those passed on to the backend.
-pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<Vec<(String, Vec<u8>)>, S3Error> {
+/// CreateMultipartUpload) and splits them into those passed on to the backend and the
+/// describing metadata that is sealed instead.
+pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<UploadHeaders, S3Error> {
     check_sse_request(ctx)?;
     if ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
         return Err(S3Error::invalid_argument(
             "x-amz-meta-twofold* metadata is reserved for the gateway",
         ));
     }
-    Ok(ctx
+    let described = request_entries(&ctx.head.headers)?;
+    let forwarded = ctx
         .head
         .headers
         .iter()
-        .filter(|(n, _)| PUT_FORWARDED.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
+        .filter(|(n, _)| PUT_FORWARDED.contains(&n.as_str()) && !meta_record::is_sealed(n))
         .cloned()
-        .collect())
+        .collect();
+    Ok(UploadHeaders {
+        forwarded,
+        described,
+    })
 }
 
 /// Checks the server-side-encryption request headers: DSSE or nothing is accepted (SSE-S3
@@ -96,13 +113,17 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     // Until the body is read, a failure needs no explicit close: the connection's state
     // (a body not read to its end) closes it. Once reading began, one does: a body
     // abandoned mid-way, or one that failed to decode, leaves the stream out of step.
-    let mut headers = check_upload_headers(ctx)?;
+    let UploadHeaders {
+        forwarded: mut headers,
+        described,
+    } = check_upload_headers(ctx)?;
     let mut body = ClientBody::new(ctx.head, ctx.verified)?;
     if body.len() > PUT_OBJECT_BYTES_MAX {
         return Err(S3Error::entity_too_large().into());
     }
-    let sealing = PutSealing::new(ctx, ObjectName { bucket, key }).await?;
+    let sealing = PutSealing::new(ctx, ObjectName { bucket, key }, &described).await?;
     headers.push((objmeta::HTTP_HEADER.into(), sealing.metadata.clone()));
+    headers.push(sealing.described.clone());
     // A checksum sent as a header is known now; it is only stored if it verifies, since a
     // mismatch aborts the backend write below. One sent as a trailer is known only at the
     // end of the body: it is stored by holding a small body back, or by a copy afterwards.
@@ -158,13 +179,21 @@ struct PutSealing {
     cipher: SegmentCipher,
     /// Seals the checksum record stored in the metadata.
     record_cipher: SegmentCipher,
+    /// The sealed metadata record, as a metadata entry.
+    described: (String, Vec<u8>),
 }
 
 impl PutSealing {
-    /// Draws fresh data keys for `name`, wrapped by both custodians, and the ciphers made
-    /// from them; the keys themselves are dropped once the ciphers hold them.
-    async fn new(ctx: &Request<'_>, name: ObjectName<'_>) -> Result<PutSealing, Failure> {
+    /// Draws fresh data keys for `name`, wrapped by both custodians, the ciphers made from
+    /// them and the sealed `described` metadata; the keys themselves are dropped once the
+    /// ciphers hold them.
+    async fn new(
+        ctx: &Request<'_>,
+        name: ObjectName<'_>,
+        described: &[(String, Vec<u8>)],
+    ) -> Result<PutSealing, Failure> {
         let (header, keys) = ctx.core.keyring.seal_new(name, None).await?;
+        let described = sealed_entry(&header, &keys, described)?;
         let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
             .map_err(|_| S3Error::internal_error())?;
         let record_cipher =
@@ -175,6 +204,7 @@ impl PutSealing {
             segment_size: header.segment_size,
             cipher,
             record_cipher,
+            described,
         })
     }
 }
