@@ -133,7 +133,12 @@ pub(crate) async fn upload_part_copy(
     let path = backend_path(Some(name.bucket), Some(name.key));
     let existing = stored_part(ctx, &path, &sealing.backend_id, sealing.number).await?;
     let sink = part_sink(ctx, &path, &sealing, existing.is_some(), part_len).await?;
-    let mut reseal = Reseal::new(&sealing, hasher, sink, part_len);
+    let seg = sealing.header.segment_size;
+    let dst = ctx
+        .core
+        .buffers
+        .take(seg.bytes_usize() + SEGMENT_OVERHEAD_BYTES as usize);
+    let mut reseal = Reseal::new(&sealing, hasher, sink, part_len, dst);
     stream_plan(
         ctx,
         &mut body,
@@ -143,7 +148,8 @@ pub(crate) async fn upload_part_copy(
     )
     .await
     .map_err(|e: StreamError| e.into_failure(ctx, "The copy source"))?;
-    let (sink, hasher) = reseal.finish().await?;
+    let (sink, hasher, dst) = reseal.finish().await?;
+    ctx.core.buffers.give(dst);
     ctx.core.backend.release(body);
     let done = CopiedPart {
         number: sealing.number,
@@ -188,9 +194,10 @@ async fn open_source(
     };
     let stored = head.content_length().ok().flatten().unwrap_or(0);
     // A source with a layout record: its parts are found from the record.
+    let keys = ctx.core.keyring.open(&header, source.name()).await?;
     let layout = if header.multipart && record::is_marked(stored, header.segment_size) {
         let layout_of = crate::serve::unaligned::layout_of;
-        Some(layout_of(ctx, source.name(), &header, &head, stored).await?)
+        Some(layout_of(ctx, &keys, &header, &head, stored)?)
     } else {
         None
     };
@@ -199,7 +206,6 @@ async fn open_source(
         None => plain_len(stored, header.segment_size)
             .map_err(|_| Failure::keep(S3Error::internal_error()))?,
     };
-    let keys = ctx.core.keyring.open(&header, source.name()).await?;
     Ok(Ok(Source {
         head,
         header,
@@ -296,11 +302,13 @@ struct Reseal<'s> {
 }
 
 impl<'s> Reseal<'s> {
+    /// Reseals into `dst`, a buffer of one stored segment (from the core's pool).
     fn new(
         sealing: &'s PartSealing,
         hasher: Option<Hasher>,
         sink: SealSink,
         part_len: u64,
+        dst: Vec<u8>,
     ) -> Self {
         let seg = sealing.header.segment_size;
         let mut plan = write_segments(part_len, seg);
@@ -310,7 +318,7 @@ impl<'s> Reseal<'s> {
             sink,
             at: plan.next(),
             plan,
-            dst: vec![0u8; seg.bytes_usize() + SEGMENT_OVERHEAD_BYTES as usize],
+            dst,
             fill: 0,
         }
     }
@@ -351,8 +359,8 @@ impl<'s> Reseal<'s> {
     }
 
     /// Seals the one empty segment of an empty part; checks that the whole part was
-    /// written.
-    async fn finish(mut self) -> Result<(SealSink, Option<Hasher>), Failure> {
+    /// written; gives back the sink, the hasher and the buffer.
+    async fn finish(mut self) -> Result<(SealSink, Option<Hasher>, Vec<u8>), Failure> {
         if let Some(at) = self.at
             && at.plain_len == 0
         {
@@ -361,7 +369,7 @@ impl<'s> Reseal<'s> {
         if self.at.is_some() {
             return Err(Failure::close(S3Error::internal_error()));
         }
-        Ok((self.sink, self.hasher))
+        Ok((self.sink, self.hasher, self.dst))
     }
 }
 

@@ -112,14 +112,28 @@ async fn open_object(
         };
         return Ok((resp, sizes, None));
     };
+    let marked = h.multipart && record::is_marked(stored, h.segment_size);
+    if !wants_checksum && !marked {
+        let size = sealed_size(h.segment_size, None, stored)?;
+        return Ok((
+            resp,
+            Sizes {
+                size,
+                layout_parts: None,
+            },
+            None,
+        ));
+    }
+    let keys = ctx.core.keyring.open(&h, name).await?;
     let checksum = match wants_checksum {
-        true => reveal_checksum(ctx, &h, &resp).await?,
+        true => reveal_checksum(ctx, &h, &keys, &resp)?,
         false => None,
     };
-    let layout = if h.multipart && record::is_marked(stored, h.segment_size) {
-        Some(crate::serve::unaligned::layout_of(ctx, name, &h, &resp, stored).await?)
-    } else {
-        None
+    let layout = match marked {
+        true => Some(crate::serve::unaligned::layout_of(
+            ctx, &keys, &h, &resp, stored,
+        )?),
+        false => None,
     };
     let size = sealed_size(h.segment_size, layout.as_ref(), stored)?;
     let layout_parts = layout.as_ref().map(|l| l.parts().len());

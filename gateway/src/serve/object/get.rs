@@ -4,7 +4,7 @@
 
 use super::described;
 use super::put::CHECKSUM_METADATA;
-use super::read::{object_header, request_keys, reveal_checksum_with, segments_per_part};
+use super::read::{object_header, request_keys, reveal_checksum, segments_per_part};
 use super::stream::{ClientBody, fetch_range, stream_plan};
 use crate::config::UnencryptedObjects;
 use crate::envelope::checksum_record::StoredChecksum;
@@ -14,7 +14,7 @@ use crate::envelope::plan::{
     ObjectMeta, PART_NUMBER_MAX, PlanError, ReadPlan, ReadRequest, ResponseNumbers, StoredRange,
     parts_count_from_etag, plan,
 };
-use crate::envelope::{DataKeys, ObjectName, SegmentCipher, record};
+use crate::envelope::{DataKeys, SegmentCipher, record};
 use crate::http::ResponseHead;
 use crate::s3::headers::CONDITIONS;
 use crate::s3::{RangeRequest, S3Code, S3Error, parse_range};
@@ -96,13 +96,6 @@ impl<'r> ObjectRead<'r> {
                 checksum_mode,
             },
         })
-    }
-
-    fn name(&self) -> ObjectName<'_> {
-        ObjectName {
-            bucket: self.bucket,
-            key: self.key,
-        }
     }
 
     /// The single byte range asked for, on a GET (HEAD ignores ranges).
@@ -210,7 +203,7 @@ async fn whole_get(
     let body = if header.multipart && record::is_marked(stored, header.segment_size) {
         None
     } else {
-        Some((body, resp.clone()))
+        Some((body, resp.content_length().ok().flatten()))
     };
     planned(ctx, conn, read, &header, resp, body).await
 }
@@ -303,7 +296,8 @@ async fn serve_seen(
     let mut resp = resp;
     described::reveal(ctx, &seen.header, &keys, &mut resp)?;
     let head = response_head(ctx, &resp, None, &p.response);
-    send_body(ctx, conn, (&seen.header, &keys), p, (body, resp), head)
+    let length = resp.content_length().ok().flatten();
+    send_body(ctx, conn, (&seen.header, &keys), p, (body, length), head)
         .await
         .map(Some)
 }
@@ -365,16 +359,19 @@ async fn planned(
     read: &ObjectRead<'_>,
     header: &Header,
     mut meta: ResponseHead,
-    body: Option<(Conn, ResponseHead)>,
+    body: Option<(Conn, Option<u64>)>,
 ) -> Result<Outcome, Failure> {
     let stored = meta.content_length().ok().flatten().unwrap_or(0);
+    // Opened once: for the layout record, the part checks, the metadata and checksum
+    // records, and the body.
+    let keys = request_keys(ctx, header).await.map_err(Failure::closing)?;
     let layout = match header.multipart && record::is_marked(stored, header.segment_size) {
-        true => {
-            Some(crate::serve::unaligned::layout_of(ctx, read.name(), header, &meta, stored).await?)
-        }
+        true => Some(crate::serve::unaligned::layout_of(
+            ctx, &keys, header, &meta, stored,
+        )?),
         false => None,
     };
-    let per_part = part_size(ctx, read, header, &meta, layout.is_some()).await?;
+    let per_part = part_size(ctx, read, (header, &keys), &meta, layout.is_some()).await?;
     let object = ObjectMeta {
         header,
         stored_len: stored,
@@ -390,16 +387,14 @@ async fn planned(
         }
         Err(e) => return Err(plan_failure(ctx, e)),
     };
-    check_parts(ctx, read, header, &p).await?;
+    check_parts(ctx, read, (header, &keys), &p).await?;
     meta.headers.retain(|(n, _)| n != "x-amz-mp-parts-count");
     if let Some(count) = p.response.parts_count {
         meta.push_header("x-amz-mp-parts-count", count.to_string().into_bytes());
     }
-    // Opened once: for the metadata record, the checksum record and the body.
-    let keys = request_keys(ctx, header).await.map_err(Failure::closing)?;
     described::reveal(ctx, header, &keys, &mut meta)?;
     let checksum = match p.reveal_checksum {
-        true => reveal_checksum_with(ctx, header, &keys, &meta)?,
+        true => reveal_checksum(ctx, header, &keys, &meta)?,
         false => None,
     };
     if p.fetch.is_empty() {
@@ -438,11 +433,11 @@ async fn send_planned(
     conn: &mut Conn,
     source: &Source<'_>,
     p: ReadPlan,
-    mut body: Option<(Conn, ResponseHead)>,
+    mut body: Option<(Conn, Option<u64>)>,
 ) -> Result<Outcome, Failure> {
     let mut p = p;
     loop {
-        let (backend, resp) = match body.take() {
+        let (backend, length) = match body.take() {
             Some(b) => b,
             None => match fetch(ctx, conn, source, p.fetch[0]).await? {
                 Ok(b) => b,
@@ -451,7 +446,7 @@ async fn send_planned(
         };
         let head = response_head(ctx, source.meta, source.checksum, &p.response);
         let keys = (source.header, source.keys);
-        let sent = send_body(ctx, conn, keys, &p, (backend, resp), head).await;
+        let sent = send_body(ctx, conn, keys, &p, (backend, length), head).await;
         match (sent, p.fallback.take()) {
             (Err(_), Some(fallback)) if conn.response().status == 0 => p = *fallback,
             (other, _) => return other,
@@ -466,7 +461,7 @@ async fn fetch(
     conn: &mut Conn,
     source: &Source<'_>,
     range: StoredRange,
-) -> Result<Result<(Conn, ResponseHead), Outcome>, Failure> {
+) -> Result<Result<(Conn, Option<u64>), Outcome>, Failure> {
     let read = source.read;
     let at = (read.path.as_str(), read.query.as_deref());
     let (body, resp) = match fetch_range(ctx, conn, at, read.fwd.clone(), range).await? {
@@ -479,7 +474,7 @@ async fn fetch(
             "The object changed while it was being read; retry the request",
         )));
     }
-    Ok(Ok((body, resp)))
+    Ok(Ok((body, resp.content_length().ok().flatten())))
 }
 
 /// Streams the planned segments from `body` (whose response head is `resp`) to the
@@ -490,10 +485,10 @@ async fn send_body(
     conn: &mut Conn,
     keys: (&Header, &DataKeys),
     p: &ReadPlan,
-    body: (Conn, ResponseHead),
+    body: (Conn, Option<u64>),
     head: ResponseHead,
 ) -> Result<Outcome, Failure> {
-    let (mut backend, resp) = body;
+    let (mut backend, length) = body;
     let mut sink = ClientBody::new(conn, &head)?;
     if let Err(e) = stream_plan(ctx, &mut backend, p, keys, &mut sink).await {
         drop(sink);
@@ -508,7 +503,7 @@ async fn send_body(
     }
     sink.finish().await?;
     let fetched: u64 = p.fetch.iter().map(StoredRange::len).sum();
-    if resp.content_length().ok().flatten() == Some(fetched) {
+    if length == Some(fetched) {
         ctx.core.backend.release(backend);
     }
     Ok(Outcome::KeepAlive)
@@ -579,7 +574,7 @@ fn parts_not_uniform() -> Failure {
 async fn part_size(
     ctx: &Request<'_>,
     read: &ObjectRead<'_>,
-    header: &Header,
+    (header, keys): (&Header, &DataKeys),
     meta: &ResponseHead,
     marked: bool,
 ) -> Result<Option<u64>, Failure> {
@@ -597,7 +592,7 @@ async fn part_size(
     if read.request.part_number.is_none() && !past_first_segment {
         return Ok(None);
     }
-    segments_per_part(ctx, &read.stored(meta, header), size).await
+    segments_per_part(ctx, &read.stored(meta, header), keys, size).await
 }
 
 /// Opens the segments that check a part's guessed bounds (`partNumber` of an aligned
@@ -605,16 +600,15 @@ async fn part_size(
 async fn check_parts(
     ctx: &Request<'_>,
     read: &ObjectRead<'_>,
-    header: &Header,
+    (header, keys): (&Header, &DataKeys),
     p: &ReadPlan,
 ) -> Result<(), Failure> {
     if p.checks.is_empty() {
         return Ok(());
     }
-    let keys = request_keys(ctx, header).await?;
     let mut out = vec![0u8; header.segment_size.bytes_usize() + super::OVERHEAD];
     for check in &p.checks {
-        let cipher = SegmentCipher::new(header, &keys, check.part)
+        let cipher = SegmentCipher::new(header, keys, check.part)
             .map_err(|_| Failure::keep(S3Error::internal_error()))?;
         let (resp, body) = ctx
             .core

@@ -25,23 +25,6 @@ pub(super) fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Err
     }
 }
 
-/// Opens the sealed checksum record of the object whose header is `header` and whose
-/// backend response head is `resp`: the client's checksum, `None` when the object has no
-/// record. A record that does not open under the object's keys is an integrity failure:
-/// the request fails, as for a damaged layout record. Paths that open the keys anyway (a
-/// GET's body) use [`reveal_checksum_with`] instead.
-pub(crate) async fn reveal_checksum(
-    ctx: &Request<'_>,
-    header: &Header,
-    resp: &ResponseHead,
-) -> Result<Option<StoredChecksum>, Failure> {
-    if resp.header(CHECKSUM_METADATA).is_none() {
-        return Ok(None);
-    }
-    let keys = request_keys(ctx, header).await?;
-    reveal_checksum_with(ctx, header, &keys, resp)
-}
-
 /// The data keys of the request's object, whose header is `header`.
 pub(super) async fn request_keys(
     ctx: &Request<'_>,
@@ -57,8 +40,11 @@ pub(super) async fn request_keys(
         .map_err(Failure::from)
 }
 
-/// [`reveal_checksum`] with the object's keys at hand.
-pub(super) fn reveal_checksum_with(
+/// Opens the sealed checksum record of the object whose header is `header`, keys `keys`
+/// and backend response head `resp`: the client's checksum, `None` when the object has no
+/// record. A record that does not open under the object's keys is an integrity failure:
+/// the request fails, as for a damaged layout record.
+pub(super) fn reveal_checksum(
     ctx: &Request<'_>,
     header: &Header,
     keys: &crate::envelope::DataKeys,
@@ -91,6 +77,7 @@ pub(super) const PART_SIZE_CACHE_ENTRIES: usize = 1024;
 pub(super) async fn segments_per_part(
     ctx: &Request<'_>,
     obj: &StoredObject<'_>,
+    keys: &crate::envelope::DataKeys,
     size: u64,
 ) -> Result<Option<u64>, Failure> {
     let StoredObject {
@@ -107,8 +94,7 @@ pub(super) async fn segments_per_part(
     if let Some(m) = ctx.core.part_sizes.borrow().get(&cache_key) {
         return Ok(Some(*m));
     }
-    let keys = request_keys(ctx, header).await?;
-    let cipher = SegmentCipher::new(header, &keys, 1)
+    let cipher = SegmentCipher::new(header, keys, 1)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     let seg = header.segment_size;
     let n = segment_count(size, seg);
