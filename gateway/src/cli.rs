@@ -377,7 +377,10 @@ fn encrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
     let mut writer = EncryptWriter::new(cipher, &mut out.writer);
     io::copy(&mut input(args)?, &mut writer)?;
     writer.finish()?;
-    std::fs::write(&args.meta, objmeta::to_json(&header))
+    // Format version 2: an (empty) metadata record goes with every object.
+    let described = crate::envelope::meta_record::seal(&header, &keys, &[])?
+        .map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&args.meta, objmeta::to_json(&header, Some(&described)))
         .map_err(|e| fail(format!("{}: {e}", args.meta.display())))?;
     out.commit()
 }
@@ -410,6 +413,7 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
         key: &args.key,
     };
     let keys = block_on(ring.open(header, name))?;
+    let described = described_entries(&meta, &keys)?;
     let mut out = Output::open(args.output.as_deref())?;
     let result = match stored {
         Some(stored) => decrypt_planned(&meta, &keys, stored, &mut input(args)?, &mut out.writer),
@@ -430,11 +434,47 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
         ),
     };
     match result {
-        Ok(()) => out.commit(),
+        Ok(()) => {
+            out.commit()?;
+            print_described(&described);
+            Ok(())
+        }
         Err(msg) if args.output.is_none() => Err(fail(format!(
             "{msg} (the verified plaintext written before this point is incomplete: discard it)"
         ))),
         Err(msg) => Err(fail(msg)),
+    }
+}
+
+/// The entries of a format-v2 object's sealed metadata record (`twofold-meta`), opened and
+/// verified before any plaintext is written; a v2 object without one is refused, as the
+/// gateway refuses it. Version 1 objects have none (their metadata is in the clear).
+fn described_entries(
+    meta: &objmeta::StoredMeta,
+    keys: &crate::envelope::DataKeys,
+) -> Result<crate::envelope::meta_record::Entries, CliError> {
+    use crate::envelope::meta_record;
+    if meta.header.version() < crate::envelope::header::FORMAT_VERSION {
+        return Ok(Vec::new());
+    }
+    let value = meta.described.as_deref().ok_or_else(|| {
+        fail("the object is of format version 2 and its metadata has no sealed metadata record (twofold-meta)".to_owned())
+    })?;
+    meta_record::open(&meta.header, keys, value).map_err(|e| fail(e.to_string()))
+}
+
+/// Prints what describes the object (its Content-Type, Content-Disposition, user
+/// metadata...) on standard error, one `name: value` line each, after the plaintext.
+fn print_described(entries: &[(String, Vec<u8>)]) {
+    if entries.is_empty() {
+        return;
+    }
+    eprintln!("the object's sealed metadata:");
+    for (name, value) in entries {
+        eprintln!(
+            "  {name}: {}",
+            String::from_utf8_lossy(value).escape_debug()
+        );
     }
 }
 

@@ -279,7 +279,14 @@ fn decrypt_accepts_metadata_in_the_flat_header_form() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("meta.json")).unwrap()).unwrap();
     let value = meta["Metadata"]["twofold"].as_str().unwrap().to_owned();
-    let flat = serde_json::json!({ "x-amz-meta-twofold": value });
+    let record = meta["Metadata"]["twofold-meta"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flat = serde_json::json!({
+        "x-amz-meta-twofold": value,
+        "x-amz-meta-twofold-meta": record,
+    });
     std::fs::write(d.join("meta.json"), flat.to_string()).unwrap();
     let out = decrypt_stdin(d, &["--dev"], "b", "k", &stored);
     assert_success(&out, "decrypt with flat metadata");

@@ -307,12 +307,42 @@ async fn decrypt_opens_every_object_the_gateway_writes_and_refuses_altered_ones(
     assert!(!ok && out.is_none(), "{key} from stdin, no length: {err}");
     assert!(err.contains("stored length"), "{err}");
 
+    // A single-part object with sealed metadata: decrypt verifies the record and prints
+    // it; without its record, a version 2 object is refused.
     let single = random_bytes(100_000);
-    put(&s3, BUCKET, "single", single.clone()).await;
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("single")
+        .body(single.clone().into())
+        .content_disposition("attachment; filename=\"ledger-q4.csv\"")
+        .metadata("owner", "recovery-test-owner")
+        .send()
+        .await
+        .unwrap();
     let (stored, meta) = fetch_stored(&backend, "single").await;
     let (ok, err, out) = decrypt(dir.path(), &config, "single", &stored, &meta);
     assert!(ok, "single: {err}");
     assert!(out.unwrap() == single);
+    assert!(err.contains("the object's sealed metadata"), "{err}");
+    assert!(
+        err.contains("content-disposition: attachment; filename=\\\"ledger-q4.csv\\\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("x-amz-meta-owner: recovery-test-owner"),
+        "{err}"
+    );
+    let mut m = meta.clone();
+    m["Metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("twofold-meta");
+    let (ok, err, out) = decrypt(dir.path(), &config, "single", &stored, &m);
+    assert!(
+        !ok && out.is_none(),
+        "single without its metadata record: {err}"
+    );
+    assert!(err.contains("twofold-meta"), "{err}");
 
     let stored_len =
         |p: usize| twofold::envelope::layout::stored_len(p as u64, SegmentSize::DEFAULT) as usize;
@@ -331,9 +361,9 @@ async fn decrypt_opens_every_object_the_gateway_writes_and_refuses_altered_ones(
         let (ok, err, out) = decrypt(dir.path(), &config, key, &stored[..cut], meta);
         assert!(!ok && out.is_none(), "{key}: cut to {cut}: {err}");
     }
-    // Another object's checksum record, and another object's layout record.
+    // Another object's checksum record, layout record and metadata record.
     let (_, _, _, other_meta) = &objects[1];
-    for entry in ["twofold-checksum", "twofold-layout"] {
+    for entry in ["twofold-checksum", "twofold-layout", "twofold-meta"] {
         let mut m = meta.clone();
         m["Metadata"][entry] = other_meta["Metadata"][entry].clone();
         m["ContentLength"] = meta["ContentLength"].clone();

@@ -44,10 +44,14 @@ pub fn decode(value: &str) -> Result<Header, MetaError> {
     Ok(Header::parse(&bytes)?)
 }
 
-/// The metadata JSON the CLI writes, in the shape of `aws s3api head-object` output.
-pub fn to_json(header: &Header) -> String {
+/// The metadata JSON the CLI writes, in the shape of `aws s3api head-object` output: the
+/// header and, for format version 2, the sealed metadata record.
+pub fn to_json(header: &Header, described: Option<&str>) -> String {
     let mut meta = serde_json::Map::new();
     meta.insert(METADATA_NAME.into(), encode(header).into());
+    if let Some(record) = described {
+        meta.insert(META_RECORD_METADATA_NAME.into(), record.into());
+    }
     let mut top = serde_json::Map::new();
     top.insert("Metadata".into(), serde_json::Value::Object(meta));
     let mut s = serde_json::Value::Object(top).to_string();
@@ -66,6 +70,8 @@ pub const LAYOUT_METADATA_NAME: &str = "twofold-layout";
 pub const LAYOUT_VALUE_LEN_MAX: usize = 1024;
 /// User-metadata name of the sealed checksum record.
 pub const CHECKSUM_METADATA_NAME: &str = "twofold-checksum";
+/// User-metadata name of the sealed metadata record (format version 2).
+pub const META_RECORD_METADATA_NAME: &str = "twofold-meta";
 
 /// What metadata JSON says of a stored object: the header, and the other items the
 /// gateway stores with it, as they are (still sealed).
@@ -77,6 +83,8 @@ pub struct StoredMeta {
     pub layout: Option<String>,
     /// The sealed checksum record (`x-amz-meta-twofold-checksum`), base64url, if any.
     pub checksum: Option<String>,
+    /// The sealed metadata record (`x-amz-meta-twofold-meta`), base64url, if any.
+    pub described: Option<String>,
     /// The backend's ETag (`ETag`), if given.
     pub etag: Option<String>,
     /// The stored length (`ContentLength`, or a flat `content-length`), if given.
@@ -115,6 +123,7 @@ pub fn stored_from_json(text: &str) -> Result<StoredMeta, MetaError> {
     let header = decode(value.as_str().ok_or(MetaError::Encoding)?)?;
     let layout = user(LAYOUT_METADATA_NAME).map(text_of).transpose()?;
     let checksum = user(CHECKSUM_METADATA_NAME).map(text_of).transpose()?;
+    let described = user(META_RECORD_METADATA_NAME).map(text_of).transpose()?;
     let top_value = |names: &[&str]| {
         top.iter()
             .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
@@ -135,6 +144,7 @@ pub fn stored_from_json(text: &str) -> Result<StoredMeta, MetaError> {
         header,
         layout,
         checksum,
+        described,
         etag,
         content_length,
     })
@@ -157,6 +167,7 @@ mod tests {
         assert_eq!(m.header, test_header(3));
         assert_eq!(m.layout.as_deref(), Some("LAY"));
         assert_eq!(m.checksum.as_deref(), Some("SUM"));
+        assert_eq!(m.described, None);
         assert_eq!(m.etag.as_deref(), Some("\"abc-3\""));
         assert_eq!(m.content_length, Some(1234));
         let flat = format!(
