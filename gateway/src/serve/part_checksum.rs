@@ -1,4 +1,4 @@
-//! Checksums of multipart uploads (docs/format.md, *Multipart checksums*).
+//! Checksums of multipart uploads (docs/gateway.md, *Multipart checksums*).
 //!
 //! A client that declares a checksum algorithm at CreateMultipartUpload gets, as S3 gives
 //! it, a checksum of each part from UploadPart and UploadPartCopy, and at

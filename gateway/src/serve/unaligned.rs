@@ -1,5 +1,5 @@
 //! Multipart objects whose parts are not whole numbers of segments (`docs/format.md`,
-//! *Unaligned multipart objects*): the server-side rewrite at CompleteMultipartUpload that
+//! *Unaligned multipart objects*; `docs/gateway.md`): the server-side rewrite at CompleteMultipartUpload that
 //! adds the layout record and the marker padding; the opening of the record for reads
 //! (which the read plans then follow); and the sizes of such objects in listings.
 

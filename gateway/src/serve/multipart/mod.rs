@@ -5,7 +5,7 @@
 //! Each part is sealed with keys derived for its part number. Parts other than the last
 //! must be whole numbers of segments (multiples of 64 KiB by default: the part sizes of aws
 //! CLI, boto3, rclone and the SDKs), which CompleteMultipartUpload checks; see
-//! `docs/format.md` for why and for what remains open.
+//! `docs/gateway.md` for how and `docs/format.md` for why.
 //!
 //! One module per operation family, importing only downward: `token` (the upload ids) and
 //! `exchange` (names, small bodies, replies); `part_keys` (the part number, upload id and
