@@ -2,7 +2,10 @@
 //! bytes, in `tests/vectors/format-v2.json` (the format written) and
 //! `tests/vectors/format-v1.json` (still read), for other implementations to check
 //! themselves against. Version 2 vectors also give the key hierarchy from fixed KEKs:
-//! epoch input, the custodian's RFC 5649 wrap of it, the epoch key and the bucket key.
+//! epoch input, the custodian's RFC 5649 wrap of it, the epoch key and the bucket key; a
+//! metadata record; and whole multipart objects (aligned, and unaligned with its layout
+//! record, marker padding and a checksum record), with their metadata in the shape
+//! `aws s3api head-object` prints, so that `twofold decrypt` can be pointed at them.
 //! This test rebuilds every vector and compares byte for byte, then recomputes the
 //! hierarchy and opens each stored body through the streaming reader. Run with
 //! `TWOFOLD_BLESS=1` to rewrite the files after a deliberate format change (and bump the
@@ -18,6 +21,7 @@ use aes_gcm::KeyInit;
 use serde_json::{Value, json};
 use std::io::Read;
 use twofold::envelope::aead::Layer;
+use twofold::envelope::checksum_record::StoredChecksum;
 use twofold::envelope::header::{BucketKeyRef, Header};
 use twofold::envelope::hierarchy;
 use twofold::envelope::layout::{SegmentSize, stored_len};
@@ -27,6 +31,7 @@ use twofold::envelope::{
     BucketKey, DataKeys, ObjectName, SealParams, SegmentCipher, open_header,
     seal_header_with_nonces,
 };
+use twofold::s3::checksum::ChecksumAlgorithm;
 
 fn path(version: u8) -> String {
     format!(
@@ -236,8 +241,122 @@ fn document(version: u8) -> Value {
     });
     if version == 2 {
         doc["metadata_record"] = metadata_record(&doc["vectors"][0]);
+        doc["multipart_objects"] =
+            json!(MULTIPART.iter().map(multipart_object).collect::<Vec<_>>());
     }
     doc
+}
+
+/// A whole multipart object of the vectors: its parts' plaintext sizes, whether it has a
+/// checksum record (a CRC32 of the whole plaintext).
+struct MultipartCase {
+    description: &'static str,
+    key: &'static str,
+    parts: &'static [usize],
+    checksum: bool,
+}
+
+const MULTIPART: &[MultipartCase] = &[
+    MultipartCase {
+        description: "aligned: three parts of 2, 2 and 1.25 segments of 4 KiB; nothing but the parts",
+        key: "multi/aligned.bin",
+        parts: &[8192, 8192, 5120],
+        checksum: false,
+    },
+    MultipartCase {
+        description: "unaligned: parts of 5000, 4100 and 10 bytes; layout record, marker padding \
+                      (fixed bytes 0xee here, random in use) and a CRC32 checksum record",
+        key: "multi/unaligned.bin",
+        parts: &[5000, 4100, 10],
+        checksum: true,
+    },
+];
+
+/// Plaintext of part `n` of a multipart vector: byte i is (i + 7·n) mod 251.
+fn part_plaintext(n: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i + 7 * n) % 251) as u8).collect()
+}
+
+/// The header, data keys and bucket keys of a multipart vector's object.
+fn multipart_header(key: &str) -> (Header, DataKeys) {
+    let keys = DataKeys::from_bytes(fill(0x10), fill(0x20));
+    let (inner, _) = derived_bucket_key(Layer::Inner, 0x60, "vectors");
+    let (outer, _) = derived_bucket_key(Layer::Outer, 0x70, "vectors");
+    let params = SealParams {
+        segment_size: SegmentSize::from_log2(12).unwrap(),
+        upload_id: Some([0xC3; 16]),
+    };
+    let name = ObjectName {
+        bucket: "vectors",
+        key,
+    };
+    let nonces = [[0x51; 12], [0x52; 12]];
+    let header = seal_header_with_nonces(params, &keys, &inner, &outer, name, nonces).unwrap();
+    (header, keys)
+}
+
+/// A whole stored multipart object, with the metadata entries a reader needs.
+fn multipart_object(case: &MultipartCase) -> Value {
+    use twofold::envelope::{checksum_record, record};
+    let (header, keys) = multipart_header(case.key);
+    let seg = header.segment_size;
+    let mut stored = Vec::new();
+    let mut plain = Vec::new();
+    for (i, &len) in case.parts.iter().enumerate() {
+        let p = part_plaintext(i + 1, len);
+        let cipher = SegmentCipher::new(&header, &keys, i as u32 + 1).unwrap();
+        let mut w = EncryptWriter::new(cipher, Vec::new());
+        std::io::Write::write_all(&mut w, &p).unwrap();
+        stored.extend_from_slice(&w.finish().unwrap().0);
+        plain.extend_from_slice(&p);
+    }
+    let sizes: Vec<u64> = case.parts.iter().map(|&p| p as u64).collect();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "twofold".into(),
+        json!(twofold::envelope::objmeta::encode(&header)),
+    );
+    if record::needs_record(&sizes, seg) {
+        let sealed = record::seal(&header, &keys, &sizes).unwrap();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        metadata.insert(
+            "twofold-layout".into(),
+            json!(base64::Engine::encode(&b64, sealed)),
+        );
+        let pad = record::padding_len(stored.len() as u64, seg) as usize;
+        stored.extend(std::iter::repeat_n(0xee, pad));
+    }
+    if case.checksum {
+        let mut h = twofold::s3::checksum::Hasher::new(ChecksumAlgorithm::Crc32);
+        h.update(&plain);
+        let sum = StoredChecksum::full_object(ChecksumAlgorithm::Crc32, h.finish_raw());
+        let cipher = checksum_record::cipher(&header, &keys).unwrap();
+        metadata.insert(
+            "twofold-checksum".into(),
+            json!(checksum_record::seal(&cipher, &sum).unwrap()),
+        );
+    }
+    let described = vec![(
+        "content-type".to_owned(),
+        b"application/octet-stream".to_vec(),
+    )];
+    let salt = [0x6b; meta_record::SALT_LEN_BYTES];
+    let meta = meta_record::seal_with_salt(&header, &keys, &described, salt)
+        .unwrap()
+        .unwrap();
+    metadata.insert("twofold-meta".into(), json!(meta));
+    json!({
+        "description": case.description,
+        "bucket": "vectors",
+        "key": case.key,
+        "inner_data_key": hex::encode(keys.key(Layer::Inner)),
+        "outer_data_key": hex::encode(keys.key(Layer::Outer)),
+        "part_sizes": case.parts,
+        "plaintext": "part n (from 1), byte i = (i + 7n) mod 251",
+        "Metadata": metadata,
+        "ContentLength": stored.len(),
+        "stored": hex::encode(&stored),
+    })
 }
 
 /// The entries of the metadata record vector.
@@ -295,6 +414,7 @@ fn vectors_match_the_committed_file(version: u8) {
         serde_json::from_str(&std::fs::read_to_string(path(version)).expect("vector file"))
             .unwrap();
     assert_eq!(committed["metadata_record"], fresh["metadata_record"]);
+    assert_eq!(committed["multipart_objects"], fresh["multipart_objects"]);
     let (a, b) = (&committed["vectors"], &fresh["vectors"]);
     assert_eq!(a.as_array().unwrap().len(), cases().len());
     for (i, (c, f)) in a
@@ -371,6 +491,89 @@ fn the_committed_metadata_record_opens_to_its_entries() {
         meta_record::decode(&h(&record["plaintext"])).unwrap(),
         metadata_entries()
     );
+}
+
+/// Every committed multipart object opens, through the read plan a reader follows, to its
+/// parts' plaintext, with its records checked; cut at a part boundary, it does not.
+#[test]
+fn committed_multipart_objects_open_whole_and_not_cut() {
+    use twofold::envelope::{checksum_record, plan, read, record};
+    let text = std::fs::read_to_string(path(2)).unwrap();
+    let committed: Value = serde_json::from_str(&text).unwrap();
+    let objects = committed["multipart_objects"].as_array().unwrap();
+    assert_eq!(objects.len(), MULTIPART.len());
+    for (v, case) in objects.iter().zip(MULTIPART) {
+        let meta = twofold::envelope::objmeta::stored_from_json(&v.to_string()).unwrap();
+        let header = &meta.header;
+        let keys = DataKeys::from_bytes(k32(&v["inner_data_key"]), k32(&v["outer_data_key"]));
+        let stored = h(&v["stored"]);
+        let open = |stored: &[u8]| -> Result<Vec<u8>, String> {
+            let layout = match &meta.layout {
+                Some(l) => {
+                    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                    let sealed = base64::Engine::decode(&b64, l).unwrap();
+                    Some(
+                        record::open(header, &keys, &sealed, stored.len() as u64)
+                            .map_err(|e| e.to_string())?,
+                    )
+                }
+                None => None,
+            };
+            let object = plan::ObjectMeta {
+                header,
+                stored_len: stored.len() as u64,
+                layout_record: layout.as_ref(),
+                etag_parts: case.parts.len() as u32,
+                segments_per_part: None,
+                has_checksum_record: meta.checksum.is_some(),
+            };
+            let p = plan::plan(&object, &plan::ReadRequest::whole()).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            let mut sink = |_: u32, b: &[u8]| -> std::io::Result<()> {
+                out.extend_from_slice(b);
+                Ok(())
+            };
+            let summary = read::read_plan(&p, header, &keys, &mut &stored[..], &mut sink)
+                .map_err(|e| e.to_string())?;
+            // An aligned object's part count is not in the format: the reader checks it
+            // against the ETag's (`-N`), as `twofold decrypt` does.
+            if layout.is_none() && summary.last_part != case.parts.len() as u32 {
+                return Err(format!(
+                    "{} parts, the ETag says {}",
+                    summary.last_part,
+                    case.parts.len()
+                ));
+            }
+            Ok(out)
+        };
+        let want: Vec<u8> = case
+            .parts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &len)| part_plaintext(i + 1, len))
+            .collect();
+        assert!(open(&stored).unwrap() == want, "{}", case.description);
+        if let Some(value) = &meta.checksum {
+            let cipher = checksum_record::cipher(header, &keys).unwrap();
+            let sum = checksum_record::open(&cipher, value).unwrap();
+            let mut h = twofold::s3::checksum::Hasher::new(sum.algorithm);
+            h.update(&want);
+            assert_eq!(h.finish_raw(), sum.digest);
+        }
+        let described =
+            meta_record::open(header, &keys, meta.described.as_deref().unwrap()).unwrap();
+        assert_eq!(described[0].0, "content-type");
+        // Cut after the first part's stored body: refused (a shorter stored length no longer
+        // matches the layout record; for an aligned object the last part is gone, which
+        // the read plan alone cannot see: the ETag's part count, given here, catches it).
+        let first =
+            twofold::envelope::layout::stored_len(case.parts[0] as u64, header.segment_size);
+        assert!(
+            open(&stored[..first as usize]).is_err(),
+            "{}: cut",
+            case.description
+        );
+    }
 }
 
 fn open_vector(v: &Value, version: u8) {
