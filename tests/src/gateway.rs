@@ -369,6 +369,21 @@ impl TestGateway {
         client_for(&format!("http://{}", self.backend_addr), &self.backend_cred)
     }
 
+    /// The backend's own HEAD of `bucket`/`key`: its metadata and headers as stored.
+    pub async fn backend_head(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.backend_client()
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("backend HEAD {bucket}/{key}: {e:?}"))
+    }
+
     /// [`TestGateway::backend_client`] with an HTTP client of its own, for
     /// [`backend::block_on_thread`].
     fn backend_client_apart(&self) -> Client {

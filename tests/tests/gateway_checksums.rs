@@ -528,14 +528,7 @@ async fn checksum_on_get_is_validated_by_the_sdk_on_a_multi_segment_object() {
 
 /// The checksum's metadata entry as the backend stores it.
 async fn stored_checksum_entry(gw: &TestGateway, key: &str) -> String {
-    let raw = gw
-        .backend_client()
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let raw = gw.backend_head(BUCKET, key).await;
     raw.metadata()
         .and_then(|m| m.get("twofold-checksum"))
         .cloned()
@@ -546,13 +539,7 @@ async fn stored_checksum_entry(gw: &TestGateway, key: &str) -> String {
 /// rest of its metadata as they are (what a tampering backend can do).
 async fn set_stored_checksum_entry(gw: &TestGateway, key: &str, value: &str) {
     let backend = gw.backend_client();
-    let raw = backend
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let raw = gw.backend_head(BUCKET, key).await;
     let mut meta = raw.metadata().cloned().unwrap_or_default();
     meta.insert("twofold-checksum".into(), value.into());
     backend

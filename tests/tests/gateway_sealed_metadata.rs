@@ -73,20 +73,23 @@ macro_rules! described_of {
     };
 }
 
+/// A request builder (PutObject, CopyObject, CreateMultipartUpload) that describes its
+/// object as `d` says.
+macro_rules! describing {
+    ($builder:expr, $d:expr) => {
+        $builder
+            .content_type(&$d.content_type)
+            .cache_control(&$d.cache_control)
+            .content_disposition(&$d.disposition)
+            .content_encoding(&$d.encoding)
+            .content_language(&$d.language)
+            .set_metadata(Some($d.metadata.clone()))
+    };
+}
+
 async fn put_described(s3: &Client, key: &str, d: &Described, body: Vec<u8>) {
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(body.into())
-        .content_type(&d.content_type)
-        .cache_control(&d.cache_control)
-        .content_disposition(&d.disposition)
-        .content_encoding(&d.encoding)
-        .content_language(&d.language)
-        .set_metadata(Some(d.metadata.clone()))
-        .send()
-        .await
-        .unwrap();
+    let put = s3.put_object().bucket(BUCKET).key(key).body(body.into());
+    describing!(put, d).send().await.unwrap();
 }
 
 /// HEAD, whole GET and a ranged GET (twice: the second is served from what the core
@@ -124,14 +127,7 @@ async fn assert_described(s3: &Client, key: &str, want: &Described) {
 /// The backend's own view of `key`: none of the values appear in its describing headers
 /// or its metadata, which holds only the gateway's entries.
 async fn assert_backend_blind(gw: &TestGateway, key: &str, secrets: &[Vec<u8>]) {
-    let raw = gw
-        .backend_client()
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let raw = gw.backend_head(BUCKET, key).await;
     let mut seen = vec![
         raw.content_type().unwrap_or_default().to_owned(),
         raw.cache_control().unwrap_or_default().to_owned(),
@@ -188,38 +184,20 @@ async fn describing_metadata_is_sealed_and_round_trips_through_every_read_and_co
 
     // REPLACE takes the request's.
     let b = Described::new("replace");
-    s3.copy_object()
+    let replace = s3
+        .copy_object()
         .bucket(BUCKET)
         .key("replaced")
         .copy_source(format!("{BUCKET}/doc"))
-        .metadata_directive(MetadataDirective::Replace)
-        .content_type(&b.content_type)
-        .cache_control(&b.cache_control)
-        .content_disposition(&b.disposition)
-        .content_encoding(&b.encoding)
-        .content_language(&b.language)
-        .set_metadata(Some(b.metadata.clone()))
-        .send()
-        .await
-        .unwrap();
+        .metadata_directive(MetadataDirective::Replace);
+    describing!(replace, b).send().await.unwrap();
     assert_described(&s3, "replaced", &b).await;
     secrets.extend(b.values());
 
     // A multipart upload seals what its Create described.
     let c = Described::new("multipart");
-    let up = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("parts")
-        .content_type(&c.content_type)
-        .cache_control(&c.cache_control)
-        .content_disposition(&c.disposition)
-        .content_encoding(&c.encoding)
-        .content_language(&c.language)
-        .set_metadata(Some(c.metadata.clone()))
-        .send()
-        .await
-        .unwrap();
+    let create = s3.create_multipart_upload().bucket(BUCKET).key("parts");
+    let up = describing!(create, c).send().await.unwrap();
     let id = up.upload_id().unwrap();
     let part = s3
         .upload_part()
@@ -273,14 +251,7 @@ async fn set_backend_metadata(gw: &TestGateway, key: &str, meta: HashMap<String,
 }
 
 async fn backend_metadata(gw: &TestGateway, key: &str) -> HashMap<String, String> {
-    let raw = gw
-        .backend_client()
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let raw = gw.backend_head(BUCKET, key).await;
     raw.metadata().cloned().unwrap_or_default()
 }
 

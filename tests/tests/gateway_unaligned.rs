@@ -352,14 +352,7 @@ async fn last_parts_of_one_byte_and_100_kib_and_equal_odd_parts() {
         let stored = stored_size(&gw, key);
         if key == "aligned" {
             assert_ne!(stored % STORED_SEG, 1, "{key}");
-            let meta = gw
-                .backend_client()
-                .head_object()
-                .bucket(BUCKET)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
+            let meta = gw.backend_head(BUCKET, key).await;
             assert!(!meta.metadata().unwrap().contains_key("twofold-layout"));
         } else {
             assert_eq!(stored % STORED_SEG, 1, "{key}");

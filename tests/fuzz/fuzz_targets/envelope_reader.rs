@@ -1,5 +1,7 @@
 //! The envelope read path on arbitrary bytes: `Header::parse`, `objmeta::decode` (the
-//! header as it travels in `x-amz-meta-twofold`), `checksum_record::open` (the sealed
+//! header as it travels in `x-amz-meta-twofold`), `record::decode` and `record::open` (the
+//! layout record), `meta_record::open` and `decode` (the metadata record),
+//! `checksum_record::open` (the sealed
 //! checksum in `x-amz-meta-twofold-checksum`), and a `DecryptReader` with fixed data keys
 //! (those of the format vectors in tests/vectors/: 4 KiB segments, single part) reading the input as a
 //! stored body to the end.
@@ -16,6 +18,7 @@ use std::sync::OnceLock;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::checksum_record;
 use twofold::envelope::meta_record;
+use twofold::envelope::record;
 use twofold::envelope::header::Header;
 use twofold::envelope::layout::{SEGMENT_OVERHEAD_BYTES, SegmentSize};
 use twofold::envelope::stream::DecryptReader;
@@ -120,6 +123,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(entries) = meta_record::decode(data) {
         assert_eq!(meta_record::encode(&entries).ok().as_deref(), Some(data));
     }
+    // The layout record's plaintext: what decodes is a part list the encoder takes back,
+    // and the sealed form never opens to anything under keys it was not sealed with.
+    if let Ok(parts) = record::decode(data) {
+        assert!(!parts.is_empty() && parts.len() <= 10_000, "{} parts", parts.len());
+        let again = record::encode(&parts).map(|e| record::decode(&e).ok());
+        assert_eq!(again.ok().flatten(), Some(parts));
+    }
+    let _ = record::open(header(), &data_keys(), data, data.len() as u64);
 
     let cipher = cipher();
     let stored_segment = (cipher.segment_size().bytes() + SEGMENT_OVERHEAD_BYTES) as usize;
