@@ -144,7 +144,8 @@ pub fn decode(mut input: &[u8]) -> Result<Vec<u64>, RecordError> {
     for _ in 0..runs {
         let count = get_leb(&mut input)?;
         let size = get_leb(&mut input)?;
-        if count == 0 || parts.len() as u64 + count > RECORD_PARTS_MAX {
+        let total = (parts.len() as u64).checked_add(count);
+        if count == 0 || total.is_none_or(|t| t > RECORD_PARTS_MAX) {
             return Err(RecordError::Malformed("part count"));
         }
         parts.extend(std::iter::repeat_n(size, count as usize));
@@ -212,6 +213,17 @@ mod tests {
     use crate::envelope::layout::plain_len;
 
     const MIB: u64 = 1 << 20;
+
+    /// A run count so large that adding it to the parts so far overflows is refused, not
+    /// added (found by the fuzz target: a panic in debug builds, and in release a wrapped sum
+    /// that passed the limit and asked for an endless part list).
+    #[test]
+    fn a_run_count_near_the_integer_limit_is_refused() {
+        let mut input = vec![RECORD_VERSION, 2, 1, 82];
+        input.extend_from_slice(&[0xff; 9]);
+        input.extend_from_slice(&[0x01, 0x00]);
+        assert_eq!(decode(&input), Err(RecordError::Malformed("part count")));
+    }
 
     #[test]
     fn encode_decode_runs() {
