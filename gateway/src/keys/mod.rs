@@ -381,13 +381,13 @@ impl Keyring {
         Ok(bk)
     }
 
+    /// Puts a bucket key in the core's cache for reading (the same reference always names
+    /// the same key, so an entry already there is simply replaced by its equal).
     fn remember_opening_key(&self, layer: Layer, kek_id: &str, reference: &[u8], key: &LockedKey) {
         let mut c = self.caches.borrow_mut();
         let slot = &mut c.open[layer_index(layer)];
         let before = slot.len();
-        if slot.get(kek_id, reference).is_none() {
-            slot.insert(kek_id, reference, key.clone());
-        }
+        slot.insert(kek_id, reference, key.clone());
         crate::telemetry::key_cache_entries("open", before, slot.len());
     }
 

@@ -1,7 +1,8 @@
 //! Multipart objects whose parts are not whole numbers of segments (`docs/format.md`,
-//! *Unaligned multipart objects*; `docs/gateway.md`): the server-side rewrite at CompleteMultipartUpload that
-//! adds the layout record and the marker padding; the opening of the record for reads
-//! (which the read plans then follow); and the sizes of such objects in listings.
+//! *Unaligned multipart objects*; `docs/gateway.md`): the server-side rewrite at
+//! CompleteMultipartUpload that adds the layout record and the marker padding; the opening
+//! of the record for reads (which the read plans then follow); and the sizes of such
+//! objects in listings.
 
 use super::{Failure, Request, encode};
 use crate::envelope::header::Header;

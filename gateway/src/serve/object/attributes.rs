@@ -113,27 +113,20 @@ async fn open_object(
         return Ok((resp, sizes, None));
     };
     let marked = h.multipart && record::is_marked(stored, h.segment_size);
-    if !wants_checksum && !marked {
-        let size = sealed_size(h.segment_size, None, stored)?;
-        return Ok((
-            resp,
-            Sizes {
-                size,
-                layout_parts: None,
-            },
-            None,
-        ));
-    }
-    let keys = ctx.core.keyring.open(&h, name).await?;
-    let checksum = match wants_checksum {
-        true => reveal_checksum(ctx, &h, &keys, &resp)?,
+    // The keys only where a record must be opened: the checksum's, the layout's.
+    let keys = match wants_checksum || marked {
+        true => Some(ctx.core.keyring.open(&h, name).await?),
         false => None,
     };
-    let layout = match marked {
-        true => Some(crate::serve::unaligned::layout_of(
-            ctx, &keys, &h, &resp, stored,
+    let checksum = match (&keys, wants_checksum) {
+        (Some(keys), true) => reveal_checksum(ctx, &h, keys, &resp)?,
+        _ => None,
+    };
+    let layout = match (&keys, marked) {
+        (Some(keys), true) => Some(crate::serve::unaligned::layout_of(
+            ctx, keys, &h, &resp, stored,
         )?),
-        false => None,
+        _ => None,
     };
     let size = sealed_size(h.segment_size, layout.as_ref(), stored)?;
     let layout_parts = layout.as_ref().map(|l| l.parts().len());

@@ -192,16 +192,13 @@ fn copy_request_headers(
     req: &CopyRequest,
     rewrapped: Option<Rewrapped>,
 ) -> Vec<(String, Vec<u8>)> {
-    let mut headers = described_headers(head, src, req.replace);
-    if let Some(Rewrapped {
-        described: Some(record),
-        ..
-    }) = &rewrapped
-    {
-        // Version 2: what describes the object travels sealed, never in the clear.
-        headers.retain(|(n, _)| !meta_record::is_sealed(n));
-        headers.push(record.clone());
-    }
+    let (header, record) = match rewrapped {
+        Some(r) => (Some(r.header), r.described),
+        None => (None, None),
+    };
+    // Version 2: what describes the object travels sealed, never in the clear.
+    let mut headers = described_headers(head, src, req.replace, record.is_some());
+    headers.extend(record);
     if let Some(v) = src.header(CHECKSUM_METADATA) {
         headers.push((CHECKSUM_METADATA.into(), v.to_vec()));
     }
@@ -209,8 +206,8 @@ fn copy_request_headers(
     if let Some(v) = src.header(LAYOUT_HTTP_HEADER) {
         headers.push((LAYOUT_HTTP_HEADER.into(), v.to_vec()));
     }
-    if let Some(r) = rewrapped {
-        headers.push((objmeta::HTTP_HEADER.into(), r.header.into_bytes()));
+    if let Some(h) = header {
+        headers.push((objmeta::HTTP_HEADER.into(), h.into_bytes()));
     }
     headers.extend(
         head.headers
@@ -229,28 +226,33 @@ fn copy_request_headers(
     headers
 }
 
-/// The headers that describe the new object: under REPLACE the request's, under COPY the
-/// source's (without the gateway's own metadata, which the copy writes anew).
+/// The headers that describe the new object in the clear: under REPLACE the request's,
+/// under COPY the source's (without the gateway's own metadata, which the copy writes
+/// anew); with `sealed`, none of those its metadata record holds instead.
 fn described_headers(
     head: &RequestHead,
     src: &ResponseHead,
     replace: bool,
+    sealed: bool,
 ) -> Vec<(String, Vec<u8>)> {
+    let clear = |n: &str| !(sealed && meta_record::is_sealed(n));
     if replace {
         return head
             .headers
             .iter()
             .filter(|(n, _)| DESCRIBING.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
+            .filter(|(n, _)| clear(n))
             .cloned()
             .collect();
     }
     let kept = DESCRIBING
         .iter()
+        .filter(|name| clear(name))
         .filter_map(|name| Some(((*name).to_owned(), src.header(name)?.to_vec())));
     let meta = src
         .headers
         .iter()
-        .filter(|(n, _)| n.starts_with("x-amz-meta-") && !is_twofold_metadata(n))
+        .filter(|(n, _)| n.starts_with("x-amz-meta-") && !is_twofold_metadata(n) && clear(n))
         .cloned();
     kept.chain(meta).collect()
 }
@@ -317,11 +319,11 @@ mod tests {
             .with_header("content-type", "text/old")
             .with_header("x-amz-meta-a", "old")
             .with_header("x-amz-meta-twofold-header", "sealed");
-        let copied = described_headers(&head, &src, false);
+        let copied = described_headers(&head, &src, false, false);
         assert_eq!(value(&copied, "content-type"), Some(&b"text/old"[..]));
         assert_eq!(value(&copied, "x-amz-meta-a"), Some(&b"old"[..]));
         assert!(value(&copied, "x-amz-meta-twofold-header").is_none());
-        let replaced = described_headers(&head, &src, true);
+        let replaced = described_headers(&head, &src, true, false);
         assert_eq!(value(&replaced, "content-type"), Some(&b"text/new"[..]));
         assert_eq!(value(&replaced, "x-amz-meta-a"), Some(&b"new"[..]));
     }
