@@ -494,13 +494,12 @@ fn decrypt_planned(
     use crate::envelope::{checksum_record, plan, read, record};
     use base64::Engine;
     let header = &meta.header;
-    let seg = header.segment_size;
-    let layout = if header.multipart && record::is_marked(stored, seg) {
+    let layout = if record::required(header, stored) {
         let value = meta
             .layout
             .as_deref()
             .filter(|v| v.len() <= objmeta::LAYOUT_VALUE_LEN_MAX)
-            .ok_or("the stored length says the object has a layout record (twofold-layout metadata), and the metadata has none")?;
+            .ok_or("the object must have a layout record (twofold-layout metadata), and the metadata has none")?;
         let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(value.trim())
             .map_err(|_| "the layout record is not base64url".to_owned())?;

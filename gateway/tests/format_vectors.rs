@@ -258,7 +258,8 @@ struct MultipartCase {
 
 const MULTIPART: &[MultipartCase] = &[
     MultipartCase {
-        description: "aligned: three parts of 2, 2 and 1.25 segments of 4 KiB; nothing but the parts",
+        description: "aligned: three parts of 2, 2 and 1.25 segments of 4 KiB; the parts and a layout \
+                      record (fixed salt 0x4c here, random in use)",
         key: "multi/aligned.bin",
         parts: &[8192, 8192, 5120],
         checksum: false,
@@ -316,13 +317,15 @@ fn multipart_object(case: &MultipartCase) -> Value {
         "twofold".into(),
         json!(twofold::envelope::objmeta::encode(&header)),
     );
+    // Every version 2 multipart object has a layout record (salted; fixed salt here,
+    // random in use); an unaligned one also has marker padding.
+    let sealed = record::seal_with_salt(&header, &keys, &sizes, [0x4c; 16]).unwrap();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    metadata.insert(
+        "twofold-layout".into(),
+        json!(base64::Engine::encode(&b64, sealed)),
+    );
     if record::needs_record(&sizes, seg) {
-        let sealed = record::seal(&header, &keys, &sizes).unwrap();
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        metadata.insert(
-            "twofold-layout".into(),
-            json!(base64::Engine::encode(&b64, sealed)),
-        );
         let pad = record::padding_len(stored.len() as u64, seg) as usize;
         stored.extend(std::iter::repeat_n(0xee, pad));
     }
@@ -535,15 +538,8 @@ fn committed_multipart_objects_open_whole_and_not_cut() {
             };
             let summary = read::read_plan(&p, header, &keys, &mut &stored[..], &mut sink)
                 .map_err(|e| e.to_string())?;
-            // An aligned object's part count is not in the format: the reader checks it
-            // against the ETag's (`-N`), as `twofold decrypt` does.
-            if layout.is_none() && summary.last_part != case.parts.len() as u32 {
-                return Err(format!(
-                    "{} parts, the ETag says {}",
-                    summary.last_part,
-                    case.parts.len()
-                ));
-            }
+            // Version 2: the record gives the part count, which the read plan follows.
+            assert_eq!(summary.last_part, case.parts.len() as u32);
             Ok(out)
         };
         let want: Vec<u8> = case
@@ -563,16 +559,28 @@ fn committed_multipart_objects_open_whole_and_not_cut() {
         let described =
             meta_record::open(header, &keys, meta.described.as_deref().unwrap()).unwrap();
         assert_eq!(described[0].0, "content-type");
-        // Cut after the first part's stored body: refused (a shorter stored length no longer
-        // matches the layout record; for an aligned object the last part is gone, which
-        // the read plan alone cannot see: the ETag's part count, given here, catches it).
-        let first =
-            twofold::envelope::layout::stored_len(case.parts[0] as u64, header.segment_size);
-        assert!(
-            open(&stored[..first as usize]).is_err(),
-            "{}: cut",
-            case.description
-        );
+        // Cut after a part's stored body, extended by a part, or with a part dropped:
+        // refused, since the stored length no longer matches the layout record.
+        let lens: Vec<usize> = case
+            .parts
+            .iter()
+            .map(|&p| twofold::envelope::layout::stored_len(p as u64, header.segment_size) as usize)
+            .collect();
+        let parts_end: usize = lens.iter().sum();
+        let (first, second) = (lens[0], lens[0] + lens[1]);
+        let mut extended = stored[..parts_end].to_vec();
+        extended.extend_from_slice(&stored[second..parts_end]);
+        extended.extend_from_slice(&stored[parts_end..]);
+        let mut dropped = stored[..first].to_vec();
+        dropped.extend_from_slice(&stored[second..]);
+        for (what, bad) in [
+            ("cut after part 1", stored[..first].to_vec()),
+            ("cut after part 2", stored[..second].to_vec()),
+            ("last part twice", extended),
+            ("part 2 dropped", dropped),
+        ] {
+            assert!(open(&bad).is_err(), "{}: {what}", case.description);
+        }
     }
 }
 

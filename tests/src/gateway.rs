@@ -498,6 +498,55 @@ impl TestGateway {
         });
     }
 
+    /// Replaces the stored object `bucket/key` with `bytes` and exactly the user metadata
+    /// `metadata`, through the backend's own S3 API, as a one-part multipart upload (so
+    /// that it still looks multipart: its ETag ends in `-1`): what a backend, or anyone
+    /// with its credentials, can do on every backend.
+    pub async fn replace_stored(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: &[u8],
+        metadata: &std::collections::HashMap<String, String>,
+    ) {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let s3 = self.backend_client();
+        let fail = |step: &str, e: &dyn std::fmt::Debug| -> ! {
+            panic!("{step} of stored {bucket}/{key}: {e:?}")
+        };
+        let up = s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_metadata(Some(metadata.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| fail("CreateMultipartUpload", &e));
+        let id = up.upload_id().unwrap_or_default();
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(1)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| fail("UploadPart", &e));
+        let done = CompletedPart::builder()
+            .part_number(1)
+            .set_e_tag(part.e_tag().map(str::to_owned))
+            .build();
+        s3.complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(CompletedMultipartUpload::builder().parts(done).build())
+            .send()
+            .await
+            .unwrap_or_else(|e| fail("CompleteMultipartUpload", &e));
+    }
+
     /// The parts of unfinished multipart uploads the backend holds, sorted. s3s-fs keeps
     /// them as `.upload_id-ID.part-N` files in its root: file name and bytes. Other
     /// backends do not give part bytes back: `bucket/key upload ID part N` and the part's

@@ -343,7 +343,7 @@ async fn last_parts_of_one_byte_and_100_kib_and_equal_odd_parts() {
                 random_bytes(SEG - 1),
             ],
         ),
-        // An aligned upload keeps the old layout: no record, no padding.
+        // An aligned upload has a layout record and no padding.
         ("aligned", vec![random_bytes(5 * MIB), random_bytes(10)]),
     ] {
         multipart(&s3, key, &parts).await;
@@ -353,7 +353,7 @@ async fn last_parts_of_one_byte_and_100_kib_and_equal_odd_parts() {
         if key == "aligned" {
             assert_ne!(stored % STORED_SEG, 1, "{key}");
             let meta = gw.backend_head(BUCKET, key).await;
-            assert!(!meta.metadata().unwrap().contains_key("twofold-layout"));
+            assert!(meta.metadata().unwrap().contains_key("twofold-layout"));
         } else {
             assert_eq!(stored % STORED_SEG, 1, "{key}");
         }

@@ -378,6 +378,16 @@ pub(crate) fn test_header(upload: u8) -> Header {
     }
 }
 
+/// [`test_header`] of format version 1: bucket keys wrapped by the custodians.
+#[cfg(test)]
+pub(crate) fn test_header_v1(upload: u8) -> Header {
+    let mut h = test_header(upload);
+    for block in [&mut h.inner, &mut h.outer] {
+        block.bucket_key = BucketKeyRef::Wrapped(vec![8; 40]);
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

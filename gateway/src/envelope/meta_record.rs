@@ -27,9 +27,10 @@
 //! name, and the header's own bytes, which every copy re-wraps): a record moved to another
 //! object, or to another copy of the same data, does not open.
 
-use super::aead::{InnerAead, KEY_LEN_BYTES, Layer, NONCE_LEN_BYTES, OuterAead, TAG_LEN_BYTES};
+use super::aead::{Layer, TAG_LEN_BYTES};
 use super::header::Header;
-use super::{DataKeys, Error, kdf, random_bytes};
+use super::salted::{self, SaltedError};
+use super::{DataKeys, Error, random_bytes};
 use base64::Engine;
 use zeroize::Zeroizing;
 
@@ -52,7 +53,7 @@ pub const ENTRIES_MAX: usize = 256;
 /// Longest plaintext: far above S3's 2 KiB of user metadata plus the sealed headers.
 pub const PLAINTEXT_LEN_MAX: usize = 16 * 1024;
 /// Length of the salt.
-pub const SALT_LEN_BYTES: usize = 16;
+pub const SALT_LEN_BYTES: usize = salted::SALT_LEN_BYTES;
 /// Longest metadata value a reader accepts.
 pub const VALUE_LEN_MAX: usize =
     (SALT_LEN_BYTES + PLAINTEXT_LEN_MAX + 2 * TAG_LEN_BYTES).div_ceil(3) * 4;
@@ -155,29 +156,6 @@ pub fn decode(input: &[u8]) -> Result<Entries, MetaRecordError> {
     }
 }
 
-fn record_key(
-    layer: Layer,
-    keys: &DataKeys,
-    salt: &[u8; SALT_LEN_BYTES],
-) -> Result<Zeroizing<[u8; KEY_LEN_BYTES]>, Error> {
-    let mut info = LABEL.to_vec();
-    info.push(layer.id());
-    info.extend_from_slice(salt);
-    kdf::derive_key(layer, keys.key(layer), &info).map_err(|_| Error::Internal("HKDF"))
-}
-
-fn aad(header: &Header) -> Vec<u8> {
-    let bytes = header.to_bytes();
-    let mut aad = Vec::with_capacity(LABEL.len() + 2 + bytes.len());
-    aad.extend_from_slice(LABEL);
-    // Headers are at most HEADER_LEN_MAX (a few hundred bytes).
-    aad.extend_from_slice(&u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes());
-    aad.extend_from_slice(&bytes);
-    aad
-}
-
-const NONCE: [u8; NONCE_LEN_BYTES] = [0; NONCE_LEN_BYTES];
-
 /// The metadata value recording `entries` for the object of `header` and `keys`, under a
 /// fresh random salt.
 pub fn seal(
@@ -200,20 +178,13 @@ pub fn seal_with_salt(
         Ok(p) => Zeroizing::new(p),
         Err(e) => return Ok(Err(e)),
     };
-    let aad = aad(header);
-    let mut buf = Zeroizing::new(Vec::with_capacity(plain.len() + 2 * TAG_LEN_BYTES));
-    buf.extend_from_slice(&plain);
-    let inner = InnerAead::new(&*record_key(Layer::Inner, keys, &salt)?)
-        .seal_in_place(&NONCE, &aad, &mut buf)
-        .map_err(|_| Error::Internal("metadata record seal"))?;
-    buf.extend_from_slice(&inner);
-    let outer = OuterAead::new(&*record_key(Layer::Outer, keys, &salt)?)
-        .and_then(|c| c.seal_in_place(&NONCE, &aad, &mut buf))
-        .map_err(|_| Error::Internal("metadata record seal"))?;
-    let mut out = salt.to_vec();
-    out.extend_from_slice(&buf);
-    out.extend_from_slice(&outer);
-    Ok(Ok(B64.encode(out)))
+    Ok(Ok(B64.encode(salted::seal(
+        LABEL,
+        &header.to_bytes(),
+        keys,
+        &plain,
+        salt,
+    )?)))
 }
 
 /// Opens a metadata value of the object of `header` and `keys`: both tags, then the
@@ -224,28 +195,11 @@ pub fn open(header: &Header, keys: &DataKeys, value: &str) -> Result<Entries, Me
         return Err(MetaRecordError::Malformed);
     }
     let raw = B64.decode(value).map_err(|_| MetaRecordError::Malformed)?;
-    if raw.len() < SALT_LEN_BYTES + 2 * TAG_LEN_BYTES {
-        return Err(MetaRecordError::Malformed);
-    }
-    let (salt, sealed) = raw.split_at(SALT_LEN_BYTES);
-    let salt: [u8; SALT_LEN_BYTES] = salt.try_into().map_err(|_| MetaRecordError::Malformed)?;
-    let aad = aad(header);
-    let mut buf = Zeroizing::new(sealed.to_vec());
-    let key = |layer| record_key(layer, keys, &salt).map_err(|_| MetaRecordError::Rejected);
-    let outer = OuterAead::new(&*key(Layer::Outer)?).map_err(|_| MetaRecordError::Rejected)?;
-    outer
-        .open_in_place(&NONCE, &aad, &mut buf)
-        .map_err(|_| MetaRecordError::Rejected)?;
-    // The outer layer's plaintext is the inner ciphertext and tag; its own tag follows.
-    let opened = buf.len() - TAG_LEN_BYTES;
-    buf.truncate(opened);
-    let inner_len = opened - TAG_LEN_BYTES;
-    let (body, tag) = buf.split_at_mut(inner_len);
-    let tag: [u8; TAG_LEN_BYTES] = (&*tag).try_into().map_err(|_| MetaRecordError::Rejected)?;
-    InnerAead::new(&*key(Layer::Inner)?)
-        .open_in_place(&NONCE, &aad, body, &tag)
-        .map_err(|_| MetaRecordError::Rejected)?;
-    decode(body)
+    let plain = salted::open(LABEL, &header.to_bytes(), keys, &raw).map_err(|e| match e {
+        SaltedError::Malformed => MetaRecordError::Malformed,
+        SaltedError::Rejected => MetaRecordError::Rejected,
+    })?;
+    decode(&plain)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod objmeta;
 pub mod plan;
 pub mod read;
 pub mod record;
+pub mod salted;
 pub mod segment;
 pub mod stream;
 pub mod write_plan;

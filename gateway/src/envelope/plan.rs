@@ -54,9 +54,10 @@ pub enum PlanError {
     /// The stored length is not one Twofold produces: 500.
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    /// The stored length is marked as carrying a layout record, and none was given, or
-    /// the one given does not match the stored length: an integrity failure (500).
-    #[error("the stored object's length says it has a layout record, and it has no matching one")]
+    /// The object must have a layout record (a version 2 multipart object, or a marked
+    /// stored length), and none was given, or the one given does not match the stored
+    /// length: an integrity failure (500).
+    #[error("the stored object must have a layout record, and it has no matching one")]
     LayoutRecordMissing,
 }
 
@@ -67,8 +68,8 @@ pub struct ObjectMeta<'a> {
     pub header: &'a Header,
     /// Stored length of the object (the backend's Content-Length).
     pub stored_len: u64,
-    /// The opened layout record ([`record::open`]), for a marked object; ignored for any
-    /// other.
+    /// The opened layout record ([`record::open`]), for an object that must have one
+    /// ([`record::required`]); ignored for any other.
     pub layout_record: Option<&'a Layout>,
     /// Part count of an aligned multipart object, from its ETag (see
     /// [`parts_count_from_etag`]); used for `partNumber` reads only.
@@ -100,27 +101,31 @@ pub enum ObjectShape {
         /// Plaintext size.
         size: u64,
     },
-    /// A multipart object with a layout record and marker padding.
-    Unaligned(Layout),
+    /// A multipart object with a layout record: every multipart object of format version
+    /// 2, and the unaligned ones of version 1. Unaligned ones also carry marker padding.
+    Recorded(Layout),
 }
 
 impl ObjectShape {
-    /// The shape of an object from its metadata, as the gateway decides it: marked
-    /// (multipart and the marker residue) objects need their layout record; every other
-    /// stored length must be one `plain_len` accepts.
+    /// The shape of an object from its metadata, as the gateway decides it: objects that
+    /// must have a layout record ([`record::required`]) are read by it, and their stored
+    /// length must be exactly its parts' (and the marker padding, where the parts are
+    /// unaligned); every other stored length must be one `plain_len` accepts.
     pub fn of(meta: &ObjectMeta<'_>) -> Result<Self, PlanError> {
         let header = meta.header;
         let seg = header.segment_size;
         let stored = meta.stored_len;
-        if header.multipart && record::is_marked(stored, seg) {
+        if record::required(header, stored) {
             let layout = meta.layout_record.ok_or(PlanError::LayoutRecordMissing)?;
             let parts_stored = layout.stored_len();
-            if layout.segment_size() != seg
-                || parts_stored.checked_add(record::padding_len(parts_stored, seg)) != Some(stored)
-            {
+            let pad = match record::needs_record(layout.parts(), seg) {
+                true => record::padding_len(parts_stored, seg),
+                false => 0,
+            };
+            if layout.segment_size() != seg || parts_stored.checked_add(pad) != Some(stored) {
                 return Err(PlanError::LayoutRecordMissing);
             }
-            return Ok(Self::Unaligned(layout.clone()));
+            return Ok(Self::Recorded(layout.clone()));
         }
         let size = plain_len(stored, seg)?;
         Ok(if header.multipart {
@@ -134,14 +139,16 @@ impl ObjectShape {
     pub fn size(&self) -> u64 {
         match self {
             Self::Single { size } | Self::Aligned { size } => *size,
-            Self::Unaligned(layout) => layout.plain_len(),
+            Self::Recorded(layout) => layout.plain_len(),
         }
     }
 
     /// Bytes of marker padding after the parts (unaligned objects only; 0 otherwise).
     pub fn padding_len(&self) -> u64 {
         match self {
-            Self::Unaligned(layout) => {
+            Self::Recorded(layout)
+                if record::needs_record(layout.parts(), layout.segment_size()) =>
+            {
                 record::padding_len(layout.stored_len(), layout.segment_size())
             }
             _ => 0,
@@ -343,7 +350,7 @@ pub fn plan(meta: &ObjectMeta<'_>, request: &ReadRequest) -> Result<ReadPlan, Pl
     let mut plan = match &shape {
         ObjectShape::Single { size } => plan_segmented(meta, request, range, *size, false, seg)?,
         ObjectShape::Aligned { size } => plan_segmented(meta, request, range, *size, true, seg)?,
-        ObjectShape::Unaligned(layout) => plan_unaligned(layout, request, range)?,
+        ObjectShape::Recorded(layout) => plan_recorded(layout, request, range)?,
     };
     plan.reveal_checksum = reveal_checksum;
     set_shape(&mut plan, &shape);
@@ -593,66 +600,18 @@ fn streamed(
     }
 }
 
-/// Unaligned multipart objects: every segment's part, index and final flag from the layout.
-fn plan_unaligned(
+/// The segments that hold `slices` of an object of this layout, each with its exact
+/// part, index and final flag.
+fn recorded_segments(
     layout: &Layout,
-    request: &ReadRequest,
-    range: Option<ByteRange>,
-) -> Result<ReadPlan, PlanError> {
-    let size = layout.plain_len();
+    slices: &[super::layout::PartSlice],
+) -> Result<Vec<SegmentStep>, PlanError> {
     let parts = layout.parts();
-    let count = u32::try_from(parts.len()).map_err(|_| PlanError::LayoutRecordMissing)?;
-    let mut parts_count = None;
-    let range = if let Some(k) = request.part_number {
-        if k > count {
-            return Err(PlanError::PartNotSatisfiable);
-        }
-        parts_count = Some(count);
-        let k = k as usize;
-        let first: u64 = parts[..k - 1].iter().sum();
-        let len = parts[k - 1];
-        if len == 0 {
-            return Ok(empty_plan(ResponseNumbers {
-                status: 206,
-                content_length: 0,
-                content_range: Some(ContentRange::Unsatisfied { size }),
-                parts_count,
-                size,
-            }));
-        }
-        Some(PlainRange {
-            first,
-            last: first + len - 1,
-        })
-    } else if request.head_only {
-        None
-    } else {
-        range.map(|r| resolve(r, size)).transpose()?
-    };
-    let response = ResponseNumbers {
-        status: if range.is_some() { 206 } else { 200 },
-        content_length: range.map_or(size, |r| r.len()),
-        content_range: range.map(|r| ContentRange::Bytes {
-            first: r.first,
-            last: r.last,
-            size,
-        }),
-        parts_count,
-        size,
-    };
-    if request.head_only {
-        return Ok(empty_plan(response));
-    }
-    let wanted = range.unwrap_or(PlainRange {
-        first: 0,
-        last: size.saturating_sub(1),
-    });
-    let slices = layout.map_range(wanted)?;
     let seg = layout.segment_size();
     let mut segments = Vec::new();
     let mut part_plain_start = 0u64;
     let mut at_part = 0usize;
-    for slice in &slices {
+    for slice in slices {
         while at_part < slice.part_index {
             part_plain_start += parts[at_part];
             at_part += 1;
@@ -684,6 +643,101 @@ fn plan_unaligned(
             });
         }
     }
+    Ok(segments)
+}
+
+/// The plaintext range of part `k` of parts of these sizes, or the whole answer where
+/// nothing is to be read: the one empty part of an empty object (200, as its whole), or
+/// an empty last part (206, unsatisfied).
+fn part_range(parts: &[u64], k: u32) -> Result<Result<PlainRange, ResponseNumbers>, PlanError> {
+    let size: u64 = parts.iter().sum();
+    let count = u32::try_from(parts.len()).map_err(|_| PlanError::LayoutRecordMissing)?;
+    if k > count || k == 0 {
+        return Err(PlanError::PartNotSatisfiable);
+    }
+    let k = k as usize;
+    let first: u64 = parts[..k - 1].iter().sum();
+    let len = parts[k - 1];
+    let empty = |status, content_range| ResponseNumbers {
+        status,
+        content_length: 0,
+        content_range,
+        parts_count: Some(count),
+        size,
+    };
+    Ok(match (size, len) {
+        (0, _) => Err(empty(200, None)),
+        (_, 0) => Err(empty(206, Some(ContentRange::Unsatisfied { size }))),
+        _ => Ok(PlainRange {
+            first,
+            last: first + len - 1,
+        }),
+    })
+}
+
+/// Multipart objects with a layout record: every segment's part, index and final flag
+/// from the layout.
+fn plan_recorded(
+    layout: &Layout,
+    request: &ReadRequest,
+    range: Option<ByteRange>,
+) -> Result<ReadPlan, PlanError> {
+    let size = layout.plain_len();
+    let parts = layout.parts();
+    let count = u32::try_from(parts.len()).map_err(|_| PlanError::LayoutRecordMissing)?;
+    let mut parts_count = None;
+    let range = if let Some(k) = request.part_number {
+        parts_count = Some(count);
+        match part_range(parts, k)? {
+            Ok(range) => Some(range),
+            Err(response) => return Ok(empty_plan(response)),
+        }
+    } else if request.head_only {
+        None
+    } else {
+        range.map(|r| resolve(r, size)).transpose()?
+    };
+    let response = ResponseNumbers {
+        status: if range.is_some() { 206 } else { 200 },
+        content_length: range.map_or(size, |r| r.len()),
+        content_range: range.map(|r| ContentRange::Bytes {
+            first: r.first,
+            last: r.last,
+            size,
+        }),
+        parts_count,
+        size,
+    };
+    if request.head_only {
+        return Ok(empty_plan(response));
+    }
+    if size == 0 {
+        // One empty part (only the last part may be empty): its one, final, segment is
+        // still read and verified.
+        let step = SegmentStep {
+            stored: segment_stored(0, 0, layout.segment_size(), 0),
+            plain_first: 0,
+            plain_len: 0,
+            id: SegmentId::Exact {
+                part: 1,
+                index: 0,
+                last: true,
+            },
+            skip: 0,
+            keep: 0,
+        };
+        return Ok(ReadPlan {
+            fetch: vec![step.stored],
+            segments: vec![step],
+            ..empty_plan(response)
+        });
+    }
+    let wanted = range.unwrap_or(PlainRange {
+        first: 0,
+        last: size - 1,
+    });
+    let slices = layout.map_range(wanted)?;
+    let segments = recorded_segments(layout, &slices)?;
     let fetch = match (slices.first(), slices.last()) {
         (Some(a), Some(b)) => vec![StoredRange {
             first: a.stored_first,
@@ -702,7 +756,7 @@ fn plan_unaligned(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::envelope::header::test_header;
+    use crate::envelope::header::{test_header, test_header_v1};
     use crate::envelope::layout::stored_len;
     use proptest::prelude::*;
 
@@ -738,15 +792,24 @@ mod tests {
             }
         }
 
+        /// A multipart object of format version 1: a layout record only when unaligned.
         fn multipart(parts: &[u64]) -> Self {
-            let mut header = test_header(9);
+            Self::multipart_of(test_header_v1(9), parts)
+        }
+
+        /// A multipart object of format version 2: always a layout record.
+        fn multipart_v2(parts: &[u64]) -> Self {
+            Self::multipart_of(test_header(9), parts)
+        }
+
+        fn multipart_of(mut header: Header, parts: &[u64]) -> Self {
             header.segment_size = seg();
             let layout = Layout::multipart(parts.to_vec(), seg());
-            let (record, stored) = if record::needs_record(parts, seg()) {
-                let st = layout.stored_len();
-                (Some(layout), st + record::padding_len(st, seg()))
-            } else {
-                (None, layout.stored_len())
+            let st = layout.stored_len();
+            let (record, stored) = match record::needs_record(parts, seg()) {
+                true => (Some(layout), st + record::padding_len(st, seg())),
+                false if header.version() >= 2 => (Some(layout), st),
+                false => (None, st),
             };
             Self {
                 header,
@@ -1141,6 +1204,9 @@ mod tests {
             let obj = Obj::multipart(&parts);
             assert!(obj.record.is_none());
             check_object(&obj);
+            let obj = Obj::multipart_v2(&parts);
+            assert!(obj.record.is_some());
+            check_object(&obj);
         }
     }
 
@@ -1157,9 +1223,10 @@ mod tests {
             vec![3 * s - 1, 2 * s, s + 1, 0],
             vec![5, 6, 7, 8, 9],
         ] {
-            let obj = Obj::multipart(&parts);
-            assert!(obj.record.is_some(), "{parts:?}");
-            check_object(&obj);
+            for obj in [Obj::multipart(&parts), Obj::multipart_v2(&parts)] {
+                assert!(obj.record.is_some(), "{parts:?}");
+                check_object(&obj);
+            }
         }
     }
 
@@ -1227,6 +1294,28 @@ mod tests {
             ObjectShape::of(&meta),
             Ok(ObjectShape::Aligned { size: s() + 3 })
         );
+        // Format version 2: an aligned object needs its record too, and its stored length
+        // must be the record's exactly.
+        let v2 = Obj::multipart_v2(&[s(), s(), 3]);
+        let mut meta = v2.meta(None);
+        assert_eq!(ObjectShape::of(&meta).unwrap().size(), 2 * s() + 3);
+        meta.layout_record = None;
+        assert_eq!(ObjectShape::of(&meta), Err(PlanError::LayoutRecordMissing));
+        let record = v2.record.clone().unwrap();
+        meta.layout_record = Some(&record);
+        for cut in [
+            stored_len(s(), seg()),
+            2 * stored_len(s(), seg()),
+            v2.stored + stored_len(s(), seg()),
+            v2.stored - stored_len(s(), seg()),
+        ] {
+            meta.stored_len = cut;
+            assert_eq!(
+                ObjectShape::of(&meta),
+                Err(PlanError::LayoutRecordMissing),
+                "{cut}"
+            );
+        }
     }
 
     #[test]
@@ -1328,11 +1417,12 @@ mod tests {
             a in any::<u64>(),
             b in any::<u64>(),
             probe in any::<bool>(),
+            v2 in any::<bool>(),
         ) {
-            let obj = if single {
-                Obj::single(parts.iter().sum())
-            } else {
-                Obj::multipart(&parts)
+            let obj = match (single, v2) {
+                (true, _) => Obj::single(parts.iter().sum()),
+                (false, false) => Obj::multipart(&parts),
+                (false, true) => Obj::multipart_v2(&parts),
             };
             let size = obj.size();
             prop_assume!(size > 0);

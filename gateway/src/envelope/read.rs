@@ -235,7 +235,7 @@ fn cipher_for<'c>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::envelope::header::test_header;
+    use crate::envelope::header::{test_header, test_header_v1};
     use crate::envelope::layout::{Layout, SegmentSize, stored_len};
     use crate::envelope::plan::{ObjectMeta, ReadRequest, plan};
     use crate::envelope::record;
@@ -245,10 +245,23 @@ mod tests {
         SegmentSize::from_log2(12).unwrap()
     }
 
-    /// Seals parts of these sizes (one part 0 when `single`); returns header, keys,
-    /// plaintext, stored body (with marker padding when unaligned) and layout record.
+    /// Seals parts of these sizes (one part 0 when `single`) in format version 1; returns
+    /// header, keys, plaintext, stored body (with marker padding when unaligned) and
+    /// layout record.
     fn seal(parts: &[u64], single: bool) -> (Header, DataKeys, Vec<u8>, Vec<u8>, Option<Layout>) {
-        let mut header = test_header(if single { 0 } else { 5 });
+        seal_in(test_header_v1(if single { 0 } else { 5 }), parts, single)
+    }
+
+    /// [`seal`] in format version 2: every multipart object has a layout record.
+    fn seal_v2(parts: &[u64]) -> (Header, DataKeys, Vec<u8>, Vec<u8>, Option<Layout>) {
+        seal_in(test_header(5), parts, false)
+    }
+
+    fn seal_in(
+        mut header: Header,
+        parts: &[u64],
+        single: bool,
+    ) -> (Header, DataKeys, Vec<u8>, Vec<u8>, Option<Layout>) {
         header.segment_size = seg();
         let keys = DataKeys::from_bytes([1; 32], [2; 32]);
         let total: u64 = parts.iter().sum();
@@ -268,10 +281,14 @@ mod tests {
             stored.extend_from_slice(&body);
             at += p as usize;
         }
-        let record = (!single && record::needs_record(parts, seg())).then(|| {
+        let unaligned = record::needs_record(parts, seg());
+        let recorded = !single && (unaligned || header.version() >= 2);
+        let record = recorded.then(|| {
             let layout = Layout::multipart(parts.to_vec(), seg());
-            let pad = record::padding_len(layout.stored_len(), seg());
-            stored.extend(std::iter::repeat_n(0xAA, pad as usize));
+            if unaligned {
+                let pad = record::padding_len(layout.stored_len(), seg());
+                stored.extend(std::iter::repeat_n(0xAA, pad as usize));
+            }
             layout
         });
         (header, keys, plain, stored, record)
@@ -313,24 +330,29 @@ mod tests {
             (vec![s + 1, s - 1, 3], false),
             (vec![0], false),
         ] {
-            let (header, keys, plain, stored, rec) = seal(&parts, single);
-            let (got, summary) =
-                read(&header, &keys, &stored, rec.as_ref(), &ReadRequest::whole()).unwrap();
-            assert_eq!(got, plain, "{parts:?}");
-            let want_part = if single { 0 } else { parts.len() as u32 };
-            assert_eq!(summary.last_part, want_part, "{parts:?}");
-            let parts_stored: u64 = parts.iter().map(|&p| stored_len(p, seg())).sum();
-            assert_eq!(summary.stored_read, parts_stored);
-            if plain.len() > 2 {
-                let req = ReadRequest {
-                    range: Some(RangeRequest::Single(ByteRange::FromTo {
-                        first: 1,
-                        last: plain.len() as u64 - 2,
-                    })),
-                    ..ReadRequest::default()
-                };
-                let (got, _) = read(&header, &keys, &stored, rec.as_ref(), &req).unwrap();
-                assert_eq!(got, plain[1..plain.len() - 1]);
+            let sealed = [
+                Some(seal(&parts, single)),
+                (!single).then(|| seal_v2(&parts)),
+            ];
+            for (header, keys, plain, stored, rec) in sealed.into_iter().flatten() {
+                let (got, summary) =
+                    read(&header, &keys, &stored, rec.as_ref(), &ReadRequest::whole()).unwrap();
+                assert_eq!(got, plain, "{parts:?}");
+                let want_part = if single { 0 } else { parts.len() as u32 };
+                assert_eq!(summary.last_part, want_part, "{parts:?}");
+                let parts_stored: u64 = parts.iter().map(|&p| stored_len(p, seg())).sum();
+                assert_eq!(summary.stored_read, parts_stored);
+                if plain.len() > 2 {
+                    let req = ReadRequest {
+                        range: Some(RangeRequest::Single(ByteRange::FromTo {
+                            first: 1,
+                            last: plain.len() as u64 - 2,
+                        })),
+                        ..ReadRequest::default()
+                    };
+                    let (got, _) = read(&header, &keys, &stored, rec.as_ref(), &req).unwrap();
+                    assert_eq!(got, plain[1..plain.len() - 1]);
+                }
             }
         }
     }
@@ -343,30 +365,35 @@ mod tests {
             (vec![s, s, 5], false),
             (vec![s + 1, s - 1, 3], false),
         ] {
-            let (header, keys, _, stored, rec) = seal(&parts, single);
-            // A flipped bit anywhere in the parts' bodies.
-            let parts_stored: u64 = parts.iter().map(|&p| stored_len(p, seg())).sum();
-            for at in [0, 17, s as usize + 40, parts_stored as usize - 1] {
-                let mut bad = stored.clone();
-                bad[at] ^= 1;
-                let r = read(&header, &keys, &bad, rec.as_ref(), &ReadRequest::whole());
+            let sealed = [
+                Some(seal(&parts, single)),
+                (!single).then(|| seal_v2(&parts)),
+            ];
+            for (header, keys, _, stored, rec) in sealed.into_iter().flatten() {
+                // A flipped bit anywhere in the parts' bodies.
+                let parts_stored: u64 = parts.iter().map(|&p| stored_len(p, seg())).sum();
+                for at in [0, 17, s as usize + 40, parts_stored as usize - 1] {
+                    let mut bad = stored.clone();
+                    bad[at] ^= 1;
+                    let r = read(&header, &keys, &bad, rec.as_ref(), &ReadRequest::whole());
+                    assert!(
+                        matches!(r, Err(ReadError::Envelope(_))),
+                        "{parts:?} bit at {at}: {r:?}"
+                    );
+                }
+                // The wrong keys.
+                let other = DataKeys::from_bytes([1; 32], [3; 32]);
                 assert!(
-                    matches!(r, Err(ReadError::Envelope(_))),
-                    "{parts:?} bit at {at}: {r:?}"
+                    read(
+                        &header,
+                        &other,
+                        &stored,
+                        rec.as_ref(),
+                        &ReadRequest::whole()
+                    )
+                    .is_err()
                 );
             }
-            // The wrong keys.
-            let other = DataKeys::from_bytes([1; 32], [3; 32]);
-            assert!(
-                read(
-                    &header,
-                    &other,
-                    &stored,
-                    rec.as_ref(),
-                    &ReadRequest::whole()
-                )
-                .is_err()
-            );
         }
         // A single-part body cut by whole segments opens as truncated.
         let (header, keys, _, stored, _) = seal(&[3 * s + 1], true);

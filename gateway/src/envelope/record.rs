@@ -1,5 +1,5 @@
-//! The layout record of a multipart object whose parts are not whole numbers of segments
-//! (`docs/format.md`, *Unaligned multipart objects*).
+//! The layout record of a multipart object (`docs/format.md`, *Layout record*): the
+//! plaintext size of every part, so that no part can be cut, added or dropped unseen.
 //!
 //! Plaintext of the record (record version 1):
 //!
@@ -10,18 +10,26 @@
 //!       nothing may follow
 //! ```
 //!
-//! The runs, expanded, are the plaintext sizes of parts 1, 2, ... N in order. The record is
-//! sealed as the single, final segment 0 of the reserved part number
-//! [`RECORD_PART_NUMBER`] with the object's own segment keys (both layers), and stored as
-//! base64url without padding in the user metadata `x-amz-meta-twofold-layout`.
+//! The runs, expanded, are the plaintext sizes of parts 1, 2, ... N in order. It is
+//! stored as base64url without padding in the user metadata `x-amz-meta-twofold-layout`.
 //!
-//! The stored body is the parts' stored bodies followed by `pad` bytes of padding, with
-//! `1 <= pad <= S + 32` chosen so that `stored mod (S + 32) == 1`: a residue that
-//! [`plain_len`](super::layout::plain_len) rejects, so no single-part or aligned object has
-//! it and a listing recognises such objects by size alone.
+//! - Format version 2: every multipart object has one, sealed as a salted record
+//!   ([`super::salted`], label [`LAYOUT_LABEL`]) with a fresh salt per sealing, since an
+//!   upload may be completed more than once.
+//! - Format version 1: only unaligned objects (some part but the last is not a whole
+//!   number of segments) have one, sealed as the single, final segment 0 of the reserved
+//!   part number [`RECORD_PART_NUMBER`] with the object's own segment keys.
+//!
+//! The stored body of an unaligned object is the parts' stored bodies followed by `pad`
+//! bytes of padding, with `1 <= pad <= S + 32` chosen so that `stored mod (S + 32) == 1`:
+//! a residue that [`plain_len`](super::layout::plain_len) rejects, so no single-part or
+//! aligned object has it and a listing recognises such objects by size alone. An aligned
+//! object is its parts' stored bodies and nothing else.
 
+use super::aead::Layer;
+use super::header::{FORMAT_VERSION, Header};
 use super::layout::{Layout, SegmentSize, stored_len};
-use super::{DataKeys, Error, SegmentCipher, header::Header};
+use super::{DataKeys, Error, SegmentCipher, salted};
 
 /// Version of the record's plaintext encoding.
 pub const RECORD_VERSION: u8 = 1;
@@ -156,8 +164,23 @@ pub fn decode(mut input: &[u8]) -> Result<Vec<u64>, RecordError> {
     Ok(parts)
 }
 
-/// Seals the record of parts of these sizes under the object's keys.
+/// Label of the salted layout record of format version 2 ([`super::salted`]).
+pub const LAYOUT_LABEL: &[u8] = b"twofold/v2 layout";
+
+/// Whether an object of `header` and `stored` bytes must carry a layout record: every
+/// multipart object of format version 2, and the marked multipart objects of version 1.
+pub fn required(header: &Header, stored: u64) -> bool {
+    header.multipart
+        && (header.version() >= FORMAT_VERSION || is_marked(stored, header.segment_size))
+}
+
+/// Seals the record of parts of these sizes under the object's keys: in format version
+/// 2 as a salted record under a fresh random salt, in version 1 as segment 0 of
+/// [`RECORD_PART_NUMBER`].
 pub fn seal(header: &Header, keys: &DataKeys, parts: &[u64]) -> Result<Vec<u8>, Error> {
+    if header.version() >= FORMAT_VERSION {
+        return seal_with_salt(header, keys, parts, super::random_bytes(Layer::Inner)?);
+    }
     let plain = encode(parts).map_err(|_| Error::Internal("layout record"))?;
     let cipher = SegmentCipher::new(header, keys, RECORD_PART_NUMBER)?;
     let mut buf = plain;
@@ -168,9 +191,23 @@ pub fn seal(header: &Header, keys: &DataKeys, parts: &[u64]) -> Result<Vec<u8>, 
     Ok(buf)
 }
 
-/// Opens a sealed record and checks it against the object's stored length: the parts'
-/// stored bodies plus `1..=S+32` bytes of padding must make exactly `stored`, which must
-/// carry the marker. Returns the layout of the parts (padding excluded).
+/// [`seal`] of a format version 2 record with the salt given: for the published test
+/// vectors only. Never seal two records of one object under one salt.
+pub fn seal_with_salt(
+    header: &Header,
+    keys: &DataKeys,
+    parts: &[u64],
+    salt: [u8; salted::SALT_LEN_BYTES],
+) -> Result<Vec<u8>, Error> {
+    let plain = encode(parts).map_err(|_| Error::Internal("layout record"))?;
+    salted::seal(LAYOUT_LABEL, &header.fixed_bytes(), keys, &plain, salt)
+}
+
+/// Opens a sealed record and checks it against the object's stored length, which it must
+/// explain exactly: the parts' stored bodies, then, when some part but the last is not a
+/// whole number of segments (and only then), `1..=S+32` bytes of marker padding. Version
+/// 1 objects have a record only in the second case. Returns the layout of the parts
+/// (padding excluded).
 pub fn open(
     header: &Header,
     keys: &DataKeys,
@@ -178,38 +215,63 @@ pub fn open(
     stored: u64,
 ) -> Result<Layout, RecordError> {
     let seg = header.segment_size;
-    let cipher =
-        SegmentCipher::new(header, keys, RECORD_PART_NUMBER).map_err(|_| RecordError::Rejected)?;
-    let mut out = vec![0u8; sealed.len()];
-    let n = cipher
-        .open_to(0, true, sealed, &mut out)
-        .map_err(|_| RecordError::Rejected)?;
-    let parts = decode(&out[..n])?;
+    let parts = if header.version() >= FORMAT_VERSION {
+        let plain = salted::open(LAYOUT_LABEL, &header.fixed_bytes(), keys, sealed).map_err(
+            |e| match e {
+                salted::SaltedError::Malformed => RecordError::Malformed("too short"),
+                salted::SaltedError::Rejected => RecordError::Rejected,
+            },
+        )?;
+        decode(&plain)?
+    } else {
+        let cipher = SegmentCipher::new(header, keys, RECORD_PART_NUMBER)
+            .map_err(|_| RecordError::Rejected)?;
+        let mut out = vec![0u8; sealed.len()];
+        let n = cipher
+            .open_to(0, true, sealed, &mut out)
+            .map_err(|_| RecordError::Rejected)?;
+        decode(&out[..n])?
+    };
+    check_stored(header, &parts, stored)?;
+    Ok(Layout::multipart(parts, seg))
+}
+
+/// Whether parts of these plaintext sizes, as a multipart object of `header`, make
+/// exactly `stored` bytes (see [`open`]).
+fn check_stored(header: &Header, parts: &[u64], stored: u64) -> Result<(), RecordError> {
+    let seg = header.segment_size;
     let mismatch = RecordError::Mismatch { stored };
-    if !is_marked(stored, seg) || !header.multipart || !needs_record(&parts, seg) {
+    let unaligned = needs_record(parts, seg);
+    let version_1 = header.version() < FORMAT_VERSION;
+    if !header.multipart || (version_1 && !unaligned) || unaligned != is_marked(stored, seg) {
         return Err(mismatch);
-    }
-    let mut total = 0u64;
-    for p in &parts {
-        total = total
-            .checked_add(stored_len(*p, seg))
-            .ok_or(mismatch.clone())?;
     }
     if parts[..parts.len() - 1].contains(&0) {
         return Err(mismatch);
     }
+    let mut total = 0u64;
+    for p in parts {
+        total = total
+            .checked_add(stored_len(*p, seg))
+            .ok_or(mismatch.clone())?;
+    }
     let pad = stored.checked_sub(total).ok_or(mismatch.clone())?;
-    if pad != padding_len(total, seg) {
+    let expected = if unaligned {
+        padding_len(total, seg)
+    } else {
+        0
+    };
+    if pad != expected {
         return Err(mismatch);
     }
-    Ok(Layout::multipart(parts, seg))
+    Ok(())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::envelope::header::test_header as header;
+    use crate::envelope::header::{test_header as header, test_header_v1 as header_v1};
     use crate::envelope::layout::plain_len;
 
     const MIB: u64 = 1 << 20;
@@ -252,7 +314,13 @@ mod tests {
     #[test]
     fn sealed_record_opens_only_unaltered_under_its_keys_and_length() {
         let seg = SegmentSize::DEFAULT;
-        let h = header(9);
+        for h in [header(9), header_v1(9)] {
+            sealed_record_opens_only_unaltered(&h, seg);
+        }
+    }
+
+    fn sealed_record_opens_only_unaltered(h: &Header, seg: SegmentSize) {
+        let h = h.clone();
         let keys = DataKeys::from_bytes([5; 32], [6; 32]);
         let parts = vec![5 * MIB + 1, 5 * MIB + 12345, 1];
         let total: u64 = parts.iter().map(|p| stored_len(*p, seg)).sum();
@@ -272,14 +340,84 @@ mod tests {
             open(&h, &other, &sealed, stored),
             Err(RecordError::Rejected)
         );
+        let mut other_upload = h.clone();
+        other_upload.upload_id = [8; 16];
         assert_eq!(
-            open(&header(8), &keys, &sealed, stored),
+            open(&other_upload, &keys, &sealed, stored),
             Err(RecordError::Rejected)
         );
         // A stored length the record does not explain.
         for wrong in [stored - 1, stored + 1, stored + seg.stored_bytes(), total] {
             assert!(open(&h, &keys, &sealed, wrong).is_err(), "{wrong}");
         }
+    }
+
+    /// Format version 2: an aligned object has a record too, and its stored length must
+    /// be its parts' exactly: cut back to a part boundary, extended by a part, with a part
+    /// dropped, or padded, it is refused.
+    #[test]
+    fn version_2_records_every_multipart_shape_exactly() {
+        let seg = SegmentSize::DEFAULT;
+        let h = header(9);
+        assert!(required(&h, 12345));
+        assert!(!required(&header(0), 12345));
+        let keys = DataKeys::from_bytes([5; 32], [6; 32]);
+        let parts = vec![5 * MIB, 5 * MIB, 3 * MIB + 17];
+        let lens: Vec<u64> = parts.iter().map(|p| stored_len(*p, seg)).collect();
+        let total: u64 = lens.iter().sum();
+        let sealed = seal(&h, &keys, &parts).unwrap();
+        assert_ne!(sealed, seal(&h, &keys, &parts).unwrap(), "fresh salt");
+        assert_eq!(open(&h, &keys, &sealed, total).unwrap().parts(), parts);
+        for wrong in [
+            lens[0],
+            lens[0] + lens[1],
+            total - lens[1],
+            total + lens[0],
+            total + padding_len(total, seg),
+            total - 1,
+        ] {
+            assert_eq!(
+                open(&h, &keys, &sealed, wrong),
+                Err(RecordError::Mismatch { stored: wrong }),
+                "{wrong}"
+            );
+        }
+        // A version 1 record (fixed keys) does not open as version 2, nor the reverse.
+        let v1 = header_v1(9);
+        let unaligned = vec![5 * MIB + 1, 3];
+        let u_total: u64 = unaligned.iter().map(|p| stored_len(*p, seg)).sum();
+        let u_stored = u_total + padding_len(u_total, seg);
+        let sealed_v1 = seal(&v1, &keys, &unaligned).unwrap();
+        assert_eq!(
+            open(&v1, &keys, &sealed_v1, u_stored).unwrap().parts(),
+            unaligned
+        );
+        assert!(open(&h, &keys, &sealed_v1, u_stored).is_err());
+        // Version 2 unaligned: marker padding, as in version 1.
+        let sealed_v2 = seal(&h, &keys, &unaligned).unwrap();
+        assert_eq!(
+            open(&h, &keys, &sealed_v2, u_stored).unwrap().parts(),
+            unaligned
+        );
+        assert!(open(&h, &keys, &sealed_v2, u_total).is_err());
+        // Version 1 aligned objects have no record: one that says so is refused.
+        assert!(!required(&v1, total));
+        let aligned_v1 = seal(&v1, &keys, &parts).unwrap();
+        assert!(open(&v1, &keys, &aligned_v1, total).is_err());
+    }
+
+    /// Known answer for a salted version 2 record (parts 5 MiB, 5 MiB, 1 under the test
+    /// header and keys, salt 0x11...): the published vectors hold whole objects.
+    #[test]
+    fn version_2_record_is_a_salted_record_of_the_runs() {
+        let h = header(9);
+        let keys = DataKeys::from_bytes([5; 32], [6; 32]);
+        let parts = [5 * MIB, 5 * MIB, 1];
+        let sealed = seal_with_salt(&h, &keys, &parts, [0x11; 16]).unwrap();
+        let plain = salted::open(LAYOUT_LABEL, &h.fixed_bytes(), &keys, &sealed).unwrap();
+        assert_eq!(*plain, encode(&parts).unwrap());
+        assert_eq!(&sealed[..16], &[0x11; 16]);
+        assert_eq!(sealed.len(), salted::OVERHEAD_BYTES + plain.len());
     }
 
     #[test]

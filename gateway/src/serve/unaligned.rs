@@ -1,12 +1,12 @@
-//! Multipart objects whose parts are not whole numbers of segments (`docs/format.md`,
-//! *Unaligned multipart objects*; `docs/gateway.md`): the server-side rewrite at
-//! CompleteMultipartUpload that adds the layout record and the marker padding; the opening
-//! of the record for reads (which the read plans then follow); and the sizes of such
-//! objects in listings.
+//! Multipart objects and their layout records (`docs/format.md`, *Layout record*;
+//! `docs/gateway.md`, *The rewrite at Complete*): the server-side rewrite at
+//! CompleteMultipartUpload that adds the record (and, for unaligned parts, the marker
+//! padding); the opening and checking of the record for reads (which the read plans then
+//! follow); and the sizes of multipart objects in listings.
 
 use super::{Failure, Request, encode};
 use crate::envelope::header::Header;
-use crate::envelope::layout::{Layout, SegmentSize, stored_len};
+use crate::envelope::layout::{Layout, SegmentSize, plain_len, stored_len};
 use crate::envelope::record;
 use crate::envelope::{DataKeys, ObjectName};
 use crate::http::ResponseHead;
@@ -29,9 +29,11 @@ fn integrity(msg: impl std::fmt::Display) -> Failure {
     Failure::keep(S3Error::internal(msg))
 }
 
-/// The layout of a marked object (its stored length has the marker residue), from its
-/// sealed layout record, authenticated under the object's keys and checked against the
-/// stored length. Any failure is an integrity error: the object is not served.
+/// The layout of a multipart object that must have a layout record
+/// ([`record::required`]: every one of format version 2, the marked ones of version 1),
+/// from that record, authenticated under the object's keys and checked against the stored
+/// length. Any failure is an integrity error (counted and logged): the object is not
+/// served.
 pub(crate) fn layout_of(
     ctx: &Request<'_>,
     keys: &DataKeys,
@@ -39,23 +41,26 @@ pub(crate) fn layout_of(
     resp: &ResponseHead,
     stored: u64,
 ) -> Result<Layout, Failure> {
-    let value = resp
-        .header_str(LAYOUT_HTTP_HEADER)
-        .filter(|v| v.len() <= LAYOUT_VALUE_LEN_MAX)
-        .ok_or_else(|| {
-            integrity("The stored object's length says it has a layout record, and it has none")
-        })?;
-    let sealed = B64
-        .decode(value.trim())
-        .map_err(|_| integrity("The object's layout record is not base64url"))?;
-    record::open(header, keys, &sealed, stored).map_err(|e| {
+    let opened = match resp.header_str(LAYOUT_HTTP_HEADER) {
+        None => Err("the object has no layout record, and must have one".to_owned()),
+        Some(v) if v.len() > LAYOUT_VALUE_LEN_MAX => {
+            Err("the object's layout record is too long".to_owned())
+        }
+        Some(v) => match B64.decode(v.trim()) {
+            Ok(sealed) => record::open(header, keys, &sealed, stored).map_err(|e| e.to_string()),
+            Err(_) => Err("the object's layout record is not base64url".to_owned()),
+        },
+    };
+    opened.map_err(|e| {
         super::error::report_integrity_failure(ctx, "layout_record", &e);
         integrity(format!("The stored object failed its integrity check: {e}"))
     })
 }
 
-/// Plaintext sizes of the marked objects of a listing, by the byte offset of their
-/// `<Size>` digits in `xml`: one backend HEAD per marked object not in the per-core cache.
+/// Plaintext sizes of the objects of a listing whose size its stored length does not give
+/// (marked objects, and every multipart object, which must be checked against its layout
+/// record), by the byte offset of their `<Size>` digits in `xml`: one backend HEAD per
+/// such object not in the per-core cache.
 pub(crate) async fn listed_sizes(
     ctx: &Request<'_>,
     xml: &[u8],
@@ -76,59 +81,83 @@ pub(crate) async fn listed_sizes(
             let Some(b) = text[start..].find(&close) else {
                 break;
             };
-            let end = start + b;
-            let entry = &text[start..end];
-            at = end;
-            let Some(size_at) = entry.find("<Size>") else {
+            at = start + b;
+            let Some(entry) = ListedEntry::parse(&text[start..at], start, url_keys) else {
                 continue;
             };
-            let digits_at = start + size_at + "<Size>".len();
-            let Some(stored) = text[digits_at..]
-                .split('<')
-                .next()
-                .and_then(|d| d.trim().parse::<u64>().ok())
-            else {
-                continue;
-            };
-            if !record::is_marked(stored, seg) {
+            if !record::is_marked(entry.stored, seg) && !entry.etag.contains('-') {
                 continue;
             }
-            let Some(key) = xml::value(entry, "Key").map(|k| {
-                let k = xml::unescape(k);
-                if url_keys { percent_decode(&k) } else { k }
-            }) else {
-                continue;
-            };
-            let etag = xml::value(entry, "ETag")
-                .map(xml::unescape)
-                .unwrap_or_default();
-            let version = xml::value(entry, "VersionId")
-                .map(xml::unescape)
-                .filter(|v| v != "null");
             let cache_key = (
                 bucket.to_owned(),
-                format!("{key}\u{0}{}", version.as_deref().unwrap_or("")),
-                etag.clone(),
+                format!(
+                    "{}\u{0}{}",
+                    entry.key,
+                    entry.version.as_deref().unwrap_or("")
+                ),
+                entry.etag.clone(),
             );
             if let Some(size) = ctx.core.layout_sizes.borrow().get(&cache_key) {
-                out.insert(digits_at, *size);
+                out.insert(entry.digits_at, *size);
                 continue;
             }
-            if let Some(size) = head_size(ctx, bucket, &key, version.as_deref()).await? {
+            let version = entry.version.as_deref();
+            if let Some(size) = head_size(ctx, bucket, &entry.key, version).await? {
                 let mut cache = ctx.core.layout_sizes.borrow_mut();
                 if cache.len() >= LISTED_SIZE_CACHE_ENTRIES {
                     cache.clear();
                 }
                 cache.insert(cache_key, size);
-                out.insert(digits_at, size);
+                out.insert(entry.digits_at, size);
             }
         }
     }
     Ok(out)
 }
 
-/// The plaintext size of a marked object from a backend HEAD and its record; `None` when
-/// the object is not (or no longer) a marked Twofold object.
+/// One object of a listing, as far as its size needs.
+struct ListedEntry {
+    /// Byte offset of its `<Size>` digits in the whole listing.
+    digits_at: usize,
+    stored: u64,
+    key: String,
+    etag: String,
+    version: Option<String>,
+}
+
+impl ListedEntry {
+    /// The entry whose XML is `entry`, which starts at byte `start` of the listing; keys
+    /// are percent-decoded where the listing is URL-encoded (`url_keys`).
+    fn parse(entry: &str, start: usize, url_keys: bool) -> Option<Self> {
+        let size_at = entry.find("<Size>")? + "<Size>".len();
+        let stored = entry[size_at..]
+            .split('<')
+            .next()
+            .and_then(|d| d.trim().parse::<u64>().ok())?;
+        let key = xml::value(entry, "Key").map(|k| {
+            let k = xml::unescape(k);
+            if url_keys { percent_decode(&k) } else { k }
+        })?;
+        Some(ListedEntry {
+            digits_at: start + size_at,
+            stored,
+            key,
+            etag: xml::value(entry, "ETag")
+                .map(xml::unescape)
+                .unwrap_or_default(),
+            version: xml::value(entry, "VersionId")
+                .map(xml::unescape)
+                .filter(|v| v != "null"),
+        })
+    }
+}
+
+/// The plaintext size of a multipart object from a backend HEAD, checked against its
+/// layout record where it must have one. An object whose record is missing or does not
+/// match (an integrity failure, counted) is listed with its stored length, never with a
+/// size computed from what is left of it; `None` when the object is not a Twofold
+/// multipart object or its keys do not open now (the listing then keeps the size it
+/// computes from the stored length).
 async fn head_size(
     ctx: &Request<'_>,
     bucket: &str,
@@ -152,8 +181,10 @@ async fn head_size(
     else {
         return Ok(None);
     };
-    if !record::is_marked(stored, header.segment_size) {
-        return Ok(None);
+    if !record::required(&header, stored) {
+        // A multipart object of format version 1 without a record: its stored length
+        // gives its size (remembered, so that the next listing needs no HEAD).
+        return Ok(plain_len(stored, header.segment_size).ok());
     }
     let Ok(keys) = ctx
         .core
@@ -164,11 +195,9 @@ async fn head_size(
         // No keys now (a custodian away): the listing keeps the stored size.
         return Ok(None);
     };
-    match layout_of(ctx, &keys, &header, &resp, stored) {
-        Ok(layout) => Ok(Some(layout.plain_len())),
-        // A damaged record: the listing keeps the stored size; reads of it fail.
-        Err(_) => Ok(None),
-    }
+    Ok(Some(
+        layout_of(ctx, &keys, &header, &resp, stored).map_or(stored, |l| l.plain_len()),
+    ))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -211,12 +240,14 @@ pub(crate) fn copy_ranges(stored: u64) -> Vec<(u64, u64)> {
     out
 }
 
-/// CompleteMultipartUpload of an unaligned upload, after the backend completed it as the
-/// client asked: rewrites the object onto itself with a backend multipart copy whose
-/// metadata adds the sealed layout record (and `metadata`: the sealed checksum) and whose
-/// last part is the marker padding. On
-/// any failure the copy is aborted and the unmarked object deleted, so that it is never
-/// read with a wrong size; the client gets an error. Returns the final Complete response.
+/// CompleteMultipartUpload of an upload whose object needs a layout record (every upload
+/// of format version 2, the unaligned ones of version 1), after the backend completed it
+/// as the client asked: rewrites the object onto itself with a backend multipart copy
+/// whose metadata adds the sealed layout record (and `metadata`: the sealed checksum).
+/// An unaligned object is copied in ranges of at most 5 GiB with the marker padding as
+/// the last part; an aligned one part by part, so that it keeps its part count. On any
+/// failure the copy is aborted and the completed object, which has no record, deleted;
+/// the client gets an error. Returns the final Complete response.
 pub(crate) async fn rewrite(
     ctx: &Request<'_>,
     name: ObjectName<'_>,
@@ -230,11 +261,12 @@ pub(crate) async fn rewrite(
         LAYOUT_HTTP_HEADER.into(),
         B64.encode(sealed_record).into_bytes(),
     ));
-    let result = rewrite_steps(ctx, path, header, parts, metadata, false).await;
+    let keep_parts = !record::needs_record(parts, header.segment_size);
+    let result = rewrite_steps(ctx, path, header, parts, metadata, keep_parts).await;
     if result.is_err() {
         tracing::error!(
             resource = %format_args!("/{}/{}", name.bucket, name.key),
-            "the layout rewrite at Complete failed; the unmarked object is removed"
+            "the layout rewrite at Complete failed; the completed object, without its record, is removed"
         );
         let _ = ctx
             .core
@@ -245,11 +277,12 @@ pub(crate) async fn rewrite(
     result
 }
 
-/// CompleteMultipartUpload of an aligned upload whose object needs metadata it could not
-/// have at CreateMultipartUpload (its checksum): the same rewrite with `metadata` added,
-/// copying each part as it is, so that the object keeps its part count (the `-N` of its
-/// ETag, which readers of aligned objects use) and stays unmarked. A failure aborts the
-/// copy and leaves the completed object as it is, without the metadata.
+/// CompleteMultipartUpload of an aligned upload of format version 1 whose object needs
+/// metadata it could not have at CreateMultipartUpload (its checksum): the same rewrite
+/// with `metadata` added, copying each part as it is, so that the object keeps its part
+/// count (the `-N` of its ETag, which readers of aligned objects use) and stays unmarked.
+/// A failure aborts the copy and leaves the completed object as it is, without the
+/// metadata.
 pub(crate) async fn rewrite_keeping_parts(
     ctx: &Request<'_>,
     path: &str,

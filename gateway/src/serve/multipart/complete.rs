@@ -4,7 +4,7 @@
 use super::exchange::{names, reply};
 use super::token::{Upload, replace_element, verified_upload};
 use crate::envelope::checksum_record::StoredChecksum;
-use crate::envelope::header::Header;
+use crate::envelope::header::{FORMAT_VERSION, Header};
 use crate::envelope::layout::{SegmentSize, plain_len};
 use crate::envelope::objmeta;
 use crate::envelope::{DataKeys, ObjectName};
@@ -141,8 +141,10 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
     let request = CompleteRequest::read(ctx, conn).await?;
     // The upload's keys, opened only when something is to be checked or sealed with them
     // (a Complete of an aligned upload without a checksum needs no custodian).
-    let mut keys = match (&request.header, request.declared) {
-        (Some(h), Some(_)) => Some(upload_keys(ctx, h, name).await?),
+    let mut keys = match &request.header {
+        Some(h) if request.declared.is_some() || h.version() >= FORMAT_VERSION => {
+            Some(upload_keys(ctx, h, name).await?)
+        }
         _ => None,
     };
     let digests = part_digests(&request, keys.as_ref())?;
@@ -497,16 +499,17 @@ fn sealed_checksum(
     )])
 }
 
-/// The sealed layout record of an object whose parts are not whole numbers of segments
-/// (all but the last), or `None` for one that needs none. A layout that no record can
-/// hold, or whose record would take too much metadata, is `InvalidPart`.
+/// The sealed layout record of the object: every one of format version 2, and in version
+/// 1 those whose parts are not whole numbers of segments (all but the last); `None` for one
+/// that needs none. A layout that no record can hold, or whose record would take too much
+/// metadata, is `InvalidPart`.
 fn sealed_record(
     header: &Header,
     keys: &DataKeys,
     plain_sizes: &[u64],
     seg: SegmentSize,
 ) -> Result<Option<Vec<u8>>, Failure> {
-    if !record::needs_record(plain_sizes, seg) {
+    if header.version() < FORMAT_VERSION && !record::needs_record(plain_sizes, seg) {
         return Ok(None);
     }
     record::encode(plain_sizes).map_err(|e| {
@@ -563,9 +566,12 @@ struct CompletedObject<'a> {
 /// How the completed object is rewritten to record what was sealed for it.
 #[derive(Debug, PartialEq)]
 enum Rewrite {
-    /// With its layout record (and any other sealed metadata): parts are regrouped.
+    /// With its layout record (and any other sealed metadata): parts are regrouped where
+    /// they are unaligned, kept where they are aligned; the object is removed if this
+    /// fails.
     Layout(Vec<u8>),
-    /// With its checksum only: its parts are kept.
+    /// With its checksum only (format version 1): its parts are kept, and the object too
+    /// if this fails.
     KeepingParts,
     /// Not at all: nothing was sealed for it.
     Nothing,
@@ -668,7 +674,11 @@ async fn finish(
 
 /// The result of a CompleteMultipartUpload whose upload the backend no longer knows, if
 /// the object at `path` is the one that upload made (its stored header is the upload's:
-/// the header carries the upload's own random id and keys, so no other object has it).
+/// the header carries the upload's own random id and keys, so no other object has it),
+/// and was completed whole: in format version 2, with its layout record. An object that
+/// the backend completed and the gateway did not finish (a gateway stopped between the
+/// two) has none: that upload is not answered as completed, and the client uploads
+/// again.
 pub(super) async fn completed_earlier(
     ctx: &Request<'_>,
     name: ObjectName<'_>,
@@ -684,6 +694,12 @@ pub(super) async fn completed_earlier(
         .header_str(objmeta::HTTP_HEADER)
         .and_then(|v| objmeta::decode(v).ok());
     if head.status != 200 || stored.as_ref() != Some(header) {
+        return Ok(None);
+    }
+    let recorded = head
+        .header(crate::serve::unaligned::LAYOUT_HTTP_HEADER)
+        .is_some();
+    if header.version() >= FORMAT_VERSION && !recorded {
         return Ok(None);
     }
     let etag = head.header_str("etag").unwrap_or("\"\"");

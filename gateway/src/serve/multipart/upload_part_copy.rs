@@ -195,7 +195,7 @@ async fn open_source(
     let stored = head.content_length().ok().flatten().unwrap_or(0);
     // A source with a layout record: its parts are found from the record.
     let keys = ctx.core.keyring.open(&header, source.name()).await?;
-    let layout = if header.multipart && record::is_marked(stored, header.segment_size) {
+    let layout = if record::required(&header, stored) {
         let layout_of = crate::serve::unaligned::layout_of;
         Some(layout_of(ctx, &keys, &header, &head, stored)?)
     } else {

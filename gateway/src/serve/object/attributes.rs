@@ -112,7 +112,7 @@ async fn open_object(
         };
         return Ok((resp, sizes, None));
     };
-    let marked = h.multipart && record::is_marked(stored, h.segment_size);
+    let marked = record::required(&h, stored);
     // The keys only where a record must be opened: the checksum's, the layout's.
     let keys = match wants_checksum || marked {
         true => Some(ctx.core.keyring.open(&h, name).await?),

@@ -365,7 +365,7 @@ async fn planned(
     // Opened once: for the layout record, the part checks, the metadata and checksum
     // records, and the body.
     let keys = request_keys(ctx, header).await.map_err(Failure::closing)?;
-    let layout = match header.multipart && record::is_marked(stored, header.segment_size) {
+    let layout = match record::required(header, stored) {
         true => Some(crate::serve::unaligned::layout_of(
             ctx, &keys, header, &meta, stored,
         )?),

@@ -1,0 +1,283 @@
+//! Format version 2 authenticates a multipart object's shape: its layout record, sealed
+//! under the object's keys at CompleteMultipartUpload, gives its part count and every
+//! part's plaintext size, and every read checks the stored length against it.
+//!
+//! Against the backend as adversary (the tampering goes through the backend's own S3 API,
+//! so it runs on every backend): an object cut back at a part boundary, extended by a
+//! part, with a part dropped or two parts swapped, or whose layout record is removed (with
+//! or without a cut), aligned or unaligned, is an integrity failure on every read path
+//! (GET, HEAD, ranges, `partNumber`, UploadPartCopy from it), counted in
+//! `twofold_integrity_failures_total`; never a 200 with other bytes. The object put back
+//! as it was reads again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use std::collections::HashMap;
+use twofold::envelope::layout::{SegmentSize, stored_len};
+use twofold::envelope::record::padding_len;
+use twofold_tests::admin::Scrape;
+use twofold_tests::gateway::{Options, TestGateway, create_bucket, get, status_code};
+use twofold_tests::random_bytes;
+
+const BUCKET: &str = "shape";
+const MIB: usize = 1024 * 1024;
+const INTEGRITY_FAILURES: &str = "twofold_integrity_failures_total";
+
+async fn multipart(s3: &Client, key: &str, parts: &[Vec<u8>]) {
+    let id = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let mut doc = CompletedMultipartUpload::builder();
+    for (i, p) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(p.clone().into())
+            .send()
+            .await
+            .unwrap();
+        doc = doc.parts(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(doc.build())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The stored bodies of the object's parts, and its marker padding (empty when aligned).
+fn stored_parts(stored: &[u8], sizes: &[usize]) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut at = 0;
+    let mut parts = Vec::new();
+    for &p in sizes {
+        let len = stored_len(p as u64, SegmentSize::DEFAULT) as usize;
+        parts.push(stored[at..at + len].to_vec());
+        at += len;
+    }
+    (parts, stored[at..].to_vec())
+}
+
+/// Parts laid end to end, with fresh marker padding where the original had some (what a
+/// backend that knows the format would forge).
+fn laid(parts: &[&Vec<u8>], padded: bool) -> Vec<u8> {
+    let mut out: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    if padded {
+        let pad = padding_len(out.len() as u64, SegmentSize::DEFAULT) as usize;
+        out.extend(std::iter::repeat_n(0x5a, pad));
+    }
+    out
+}
+
+/// A whole GET through the gateway that must be refused: an error status, or (where the
+/// head went out first) a body that does not arrive whole.
+async fn assert_get_refused(s3: &Client, what: &str) {
+    match s3.get_object().bucket(BUCKET).key("victim").send().await {
+        Err(e) => assert_eq!(status_code(&e).0, 500, "{what}: {e:?}"),
+        Ok(out) => {
+            let len = out.content_length().unwrap_or(-1);
+            let body = out.body.collect().await;
+            assert!(
+                body.is_err(),
+                "{what}: answered 200 with {len} bytes, and all of them came"
+            );
+        }
+    }
+}
+
+/// A partial read (a range, or a part by number) through the gateway: refused, or exactly
+/// the original bytes `want` (a part left intact may still be read).
+async fn assert_never_wrong(
+    s3: &Client,
+    what: &str,
+    read: (Option<String>, Option<i32>),
+    want: &[u8],
+) {
+    let r = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("victim")
+        .set_range(read.0.clone())
+        .set_part_number(read.1)
+        .send()
+        .await;
+    match r {
+        Err(e) => assert_eq!(status_code(&e).0, 500, "{what} {read:?}: {e:?}"),
+        Ok(out) => {
+            if let Ok(body) = out.body.collect().await {
+                assert!(body.to_vec() == want, "{what} {read:?}: other bytes");
+            }
+        }
+    }
+}
+
+/// UploadPartCopy from the tampered object: refused.
+async fn assert_copy_refused(s3: &Client, what: &str) {
+    let id = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("copy-target")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let r = s3
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key("copy-target")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{BUCKET}/victim"))
+        .send()
+        .await;
+    assert!(r.is_err(), "{what}: UploadPartCopy from it succeeded");
+    let _ = s3
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("copy-target")
+        .upload_id(&id)
+        .send()
+        .await;
+}
+
+#[tokio::test]
+async fn cut_extended_reordered_or_unrecorded_multipart_objects_are_integrity_failures() {
+    let gw = TestGateway::start_with(Options {
+        admin_listener: true,
+        ..Default::default()
+    });
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    for (shape, sizes) in [
+        ("aligned", vec![5 * MIB, 5 * MIB, MIB + 5]),
+        ("unaligned", vec![5 * MIB + 1, 5 * MIB + 1, 300]),
+    ] {
+        let plain: Vec<Vec<u8>> = sizes.iter().map(|&n| random_bytes(n)).collect();
+        multipart(&s3, "victim", &plain).await;
+        let stored = gw.stored(BUCKET, "victim").unwrap();
+        let meta: HashMap<String, String> = gw
+            .backend_head(BUCKET, "victim")
+            .await
+            .metadata()
+            .cloned()
+            .unwrap_or_default();
+        assert!(meta.contains_key("twofold-layout"), "{shape}: {meta:?}");
+        let (p, pad) = stored_parts(&stored, &sizes);
+        let padded = !pad.is_empty();
+        assert_eq!(padded, shape == "unaligned");
+        let mut unrecorded = meta.clone();
+        unrecorded.remove("twofold-layout");
+        let cases: Vec<(&str, Vec<u8>, &HashMap<String, String>)> = vec![
+            ("cut after part 1", laid(&[&p[0]], padded), &meta),
+            ("cut after part 2", laid(&[&p[0], &p[1]], padded), &meta),
+            ("part 2 dropped", laid(&[&p[0], &p[2]], padded), &meta),
+            (
+                "part 2 twice",
+                laid(&[&p[0], &p[1], &p[1], &p[2]], padded),
+                &meta,
+            ),
+            (
+                "parts 1 and 2 swapped",
+                laid(&[&p[1], &p[0], &p[2]], padded),
+                &meta,
+            ),
+            ("record removed", stored.clone(), &unrecorded),
+            ("record removed, cut", laid(&[&p[0]], padded), &unrecorded),
+        ];
+        for (what, body, metadata) in cases {
+            let what = format!("{shape}: {what}");
+            let before = Scrape::take(gw.admin_addr()).sum(INTEGRITY_FAILURES, &[]);
+            // HEAD reads no segment: a forgery of the recorded stored length (a swap, or
+            // a part replaced by padding) passes it, and only reads see it.
+            let same_len = body.len() == stored.len() && metadata.contains_key("twofold-layout");
+            gw.replace_stored(BUCKET, "victim", &body, metadata).await;
+            assert_get_refused(&s3, &what).await;
+            let whole = plain.concat();
+            let tail_from = sizes[0] + 7;
+            for (read, want) in [
+                ((Some("bytes=0-9".to_owned()), None), &whole[..10]),
+                (
+                    (Some(format!("bytes={tail_from}-")), None),
+                    &whole[tail_from..],
+                ),
+                ((None, Some(2)), &plain[1][..]),
+            ] {
+                assert_never_wrong(&s3, &what, read, want).await;
+            }
+            assert_copy_refused(&s3, &what).await;
+            if !same_len {
+                let e = s3
+                    .head_object()
+                    .bucket(BUCKET)
+                    .key("victim")
+                    .send()
+                    .await
+                    .expect_err(&what);
+                assert_eq!(status_code(&e).0, 500, "{what}: HEAD");
+            }
+            let after = Scrape::take(gw.admin_addr()).sum(INTEGRITY_FAILURES, &[]);
+            assert!(after > before, "{what}: no integrity failure counted");
+        }
+        // Put back as it was, it reads again: the tampering above was the only fault.
+        gw.replace_stored(BUCKET, "victim", &stored, &meta).await;
+        assert!(
+            get(&s3, BUCKET, "victim").await == plain.concat(),
+            "{shape}"
+        );
+    }
+}
+
+/// A listing checks every multipart object against its record: a cut one is not listed
+/// with the size of what is left of it, and the listing itself still answers.
+#[tokio::test]
+async fn listings_do_not_size_a_cut_multipart_object_by_what_is_left() {
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let sizes = [5 * MIB, 5 * MIB, 1000];
+    let plain: Vec<Vec<u8>> = sizes.iter().map(|&n| random_bytes(n)).collect();
+    multipart(&s3, "victim", &plain).await;
+    let listed = |out: aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output| {
+        out.contents()
+            .iter()
+            .find(|o| o.key() == Some("victim"))
+            .and_then(|o| o.size())
+            .unwrap()
+    };
+    let out = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    assert_eq!(listed(out), (10 * MIB + 1000) as i64);
+    let stored = gw.stored(BUCKET, "victim").unwrap();
+    let meta = gw
+        .backend_head(BUCKET, "victim")
+        .await
+        .metadata()
+        .cloned()
+        .unwrap_or_default();
+    let (p, _) = stored_parts(&stored, &sizes);
+    gw.replace_stored(BUCKET, "victim", &laid(&[&p[0], &p[1]], false), &meta)
+        .await;
+    let out = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    assert_ne!(listed(out), (10 * MIB) as i64, "the cut object's remains");
+}
