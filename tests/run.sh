@@ -78,7 +78,7 @@ bash tests/backends/integration.sh ceph
 # covers what moto does differently (Connection: close on every answer, ETags, multipart,
 # versioning) keeps the whole run well inside CI's time; Ceph above runs every file.
 echo "== the gateway's integration tests in front of moto (a subset)"
-TWOFOLD_IT_FILES="gateway_round_trip gateway_etags gateway_copy_multipart gateway_multipart_checksums gateway_versions gateway_ranges gateway_sealed_metadata" \
+TWOFOLD_IT_FILES="gateway_round_trip gateway_etags gateway_copy_multipart gateway_multipart_checksums gateway_versions gateway_ranges gateway_sealed_metadata gateway_multipart_shape" \
   bash tests/backends/integration.sh moto
 echo "== two appliances behind HAProxy over one Ceph cluster: SIGKILL under load, rolling restart"
 bash tests/appliances/run.sh

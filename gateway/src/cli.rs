@@ -509,8 +509,7 @@ fn decrypt_planned(
     };
     let checksum = match &meta.checksum {
         Some(value) => {
-            let cipher = checksum_record::cipher(header, keys).map_err(|e| e.to_string())?;
-            Some(checksum_record::open(&cipher, value.trim()).map_err(|e| e.to_string())?)
+            Some(checksum_record::open_for(header, keys, value.trim()).map_err(|e| e.to_string())?)
         }
         None => None,
     };

@@ -28,6 +28,7 @@ FILES=(
   gateway_ranges
   gateway_copy_multipart
   gateway_unaligned
+  gateway_multipart_shape
   gateway_checksums
   gateway_multipart_checksums
   gateway_payload

@@ -14,12 +14,21 @@
 //!
 //! A checksum of the plaintext is information about the plaintext (a CRC-32 of a short
 //! object all but names it, a SHA-256 confirms a guess), so it never reaches the backend
-//! in the clear: the record is sealed as the single, final segment 0 of the reserved part
-//! number [`CHECKSUM_PART_NUMBER`] with the object's own segment keys (both layers), and
-//! stored as base64url without padding in the user metadata `x-amz-meta-twofold-checksum`.
+//! in the clear. It is stored as base64url without padding in the user metadata
+//! `x-amz-meta-twofold-checksum`, sealed:
+//!
+//! - for a multipart object of format version 2, whose record is sealed at
+//!   CompleteMultipartUpload (which may happen more than once for one upload), as a
+//!   salted record ([`super::salted`], label [`CHECKSUM_LABEL`], bound to the header's
+//!   fixed bytes) with a fresh salt per sealing;
+//! - otherwise (single-part objects, whose data keys are fresh for every PUT, and
+//!   version 1) as the single, final segment 0 of the reserved part number
+//!   [`CHECKSUM_PART_NUMBER`] with the object's own segment keys (both layers).
 
+use super::aead::Layer;
+use super::header::{FORMAT_VERSION, Header};
 use super::layout::SEGMENT_OVERHEAD_BYTES;
-use super::{DataKeys, Error, SegmentCipher, header::Header};
+use super::{DataKeys, Error, SegmentCipher, salted};
 use crate::s3::checksum::{Checksum, ChecksumAlgorithm, DIGEST_LEN_BYTES_MAX};
 use base64::Engine;
 
@@ -36,6 +45,10 @@ const KIND_COMPOSITE: u8 = 1;
 const PARTS_MAX: u16 = 10_000;
 /// Longest sealed record: five bytes, a SHA-256 and both layers' tags.
 const SEALED_LEN_BYTES_MAX: usize = 5 + DIGEST_LEN_BYTES_MAX + SEGMENT_OVERHEAD_BYTES as usize;
+/// Longest salted record: the same and a salt.
+const SALTED_LEN_BYTES_MAX: usize = SEALED_LEN_BYTES_MAX + salted::SALT_LEN_BYTES;
+/// Label of the salted checksum record ([`super::salted`]).
+pub const CHECKSUM_LABEL: &[u8] = b"twofold/v2 checksum";
 
 /// A checksum as an object keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +88,7 @@ impl StoredChecksum {
     }
 }
 /// Longest metadata value a reader accepts (base64url of the longest record).
-pub const VALUE_LEN_MAX: usize = SEALED_LEN_BYTES_MAX.div_ceil(3) * 4;
+pub const VALUE_LEN_MAX: usize = SALTED_LEN_BYTES_MAX.div_ceil(3) * 4;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -115,12 +128,11 @@ pub fn cipher(header: &Header, keys: &DataKeys) -> Result<SegmentCipher, Error> 
     SegmentCipher::new(header, keys, CHECKSUM_PART_NUMBER)
 }
 
-/// The metadata value recording `checksum` with the object whose record keys are
-/// `cipher` (from [`cipher`]).
-pub fn seal(cipher: &SegmentCipher, checksum: &StoredChecksum) -> Result<String, Error> {
+/// The record's plaintext for `checksum`, in a buffer with room for both tags, and its
+/// length.
+fn encode(checksum: &StoredChecksum) -> Result<([u8; SEALED_LEN_BYTES_MAX], usize), Error> {
     let digest = checksum.digest.as_bytes();
-    if cipher.part() != CHECKSUM_PART_NUMBER
-        || digest.len() != checksum.algorithm.digest_len_bytes()
+    if digest.len() != checksum.algorithm.digest_len_bytes()
         || checksum.parts.is_some_and(|n| n == 0 || n > PARTS_MAX)
     {
         return Err(Error::Internal("checksum record"));
@@ -138,9 +150,76 @@ pub fn seal(cipher: &SegmentCipher, checksum: &StoredChecksum) -> Result<String,
         }
     }
     buf[n..n + digest.len()].copy_from_slice(digest);
-    n += digest.len();
+    Ok((buf, n + digest.len()))
+}
+
+/// The metadata value recording `checksum` with the object whose record keys are
+/// `cipher` (from [`cipher`]): the unsalted record (see the module's comment for which
+/// objects have it).
+pub fn seal(cipher: &SegmentCipher, checksum: &StoredChecksum) -> Result<String, Error> {
+    if cipher.part() != CHECKSUM_PART_NUMBER {
+        return Err(Error::Internal("checksum record"));
+    }
+    let (mut buf, n) = encode(checksum)?;
     let sealed = cipher.seal(0, true, &mut buf, n)?;
     Ok(B64.encode(&buf[..sealed]))
+}
+
+/// Whether the object of `header` keeps its checksum as a salted record: a multipart
+/// object of format version 2.
+pub fn is_salted(header: &Header) -> bool {
+    header.multipart && header.version() >= FORMAT_VERSION
+}
+
+/// The metadata value recording `checksum` with the object of `header` and `keys`, sealed
+/// as that object's records are ([`is_salted`]; a fresh random salt where salted).
+pub fn seal_for(
+    header: &Header,
+    keys: &DataKeys,
+    checksum: &StoredChecksum,
+) -> Result<String, Error> {
+    match is_salted(header) {
+        true => seal_salted(header, keys, checksum, super::random_bytes(Layer::Inner)?),
+        false => seal(&cipher(header, keys)?, checksum),
+    }
+}
+
+/// The salted record of `checksum` under `salt`: [`seal_for`] with the salt given, for the
+/// published test vectors only. Never seal two records of one object under one salt.
+pub fn seal_salted(
+    header: &Header,
+    keys: &DataKeys,
+    checksum: &StoredChecksum,
+    salt: [u8; salted::SALT_LEN_BYTES],
+) -> Result<String, Error> {
+    let (buf, n) = encode(checksum)?;
+    let raw = salted::seal(CHECKSUM_LABEL, &header.fixed_bytes(), keys, &buf[..n], salt)?;
+    Ok(B64.encode(raw))
+}
+
+/// Opens the metadata value of the object of `header` and `keys`, as that object's records
+/// are sealed ([`is_salted`]).
+pub fn open_for(
+    header: &Header,
+    keys: &DataKeys,
+    value: &str,
+) -> Result<StoredChecksum, ChecksumRecordError> {
+    if !is_salted(header) {
+        let cipher = cipher(header, keys).map_err(|_| ChecksumRecordError::Rejected)?;
+        return open(&cipher, value);
+    }
+    if value.len() > VALUE_LEN_MAX {
+        return Err(ChecksumRecordError::Malformed);
+    }
+    let raw = B64
+        .decode(value.as_bytes())
+        .map_err(|_| ChecksumRecordError::Malformed)?;
+    let plain =
+        salted::open(CHECKSUM_LABEL, &header.fixed_bytes(), keys, &raw).map_err(|e| match e {
+            salted::SaltedError::Malformed => ChecksumRecordError::Malformed,
+            salted::SaltedError::Rejected => ChecksumRecordError::Rejected,
+        })?;
+    decode(&plain)
 }
 
 /// Seals a checksum given as S3 prints it (base64); `None` if it is not a digest of
@@ -154,7 +233,8 @@ pub fn seal_base64(
     seal(cipher, &StoredChecksum::full_object(algorithm, digest)).ok()
 }
 
-/// Opens a metadata value written by [`seal`] under the same object's record keys.
+/// Opens a metadata value written by [`seal`] under the same object's record keys (the
+/// unsalted record).
 pub fn open(cipher: &SegmentCipher, value: &str) -> Result<StoredChecksum, ChecksumRecordError> {
     if cipher.part() != CHECKSUM_PART_NUMBER || value.len() > VALUE_LEN_MAX {
         return Err(ChecksumRecordError::Malformed);
@@ -167,7 +247,12 @@ pub fn open(cipher: &SegmentCipher, value: &str) -> Result<StoredChecksum, Check
     let n = cipher
         .open_to(0, true, &sealed[..len], &mut plain)
         .map_err(|_| ChecksumRecordError::Rejected)?;
-    let [version, alg, kind, rest @ ..] = &plain[..n] else {
+    decode(&plain[..n])
+}
+
+/// The checksum a record's plaintext holds, checking every rule of [`encode`].
+fn decode(plain: &[u8]) -> Result<StoredChecksum, ChecksumRecordError> {
+    let [version, alg, kind, rest @ ..] = plain else {
         return Err(ChecksumRecordError::Unknown);
     };
     let algorithm = algorithm_of(*alg).ok_or(ChecksumRecordError::Unknown)?;
@@ -274,6 +359,42 @@ mod tests {
             open(&c, &"A".repeat(VALUE_LEN_MAX + 1)),
             Err(ChecksumRecordError::Malformed)
         );
+    }
+
+    /// Version 2 multipart objects: salted, a fresh salt per sealing, opened only as their
+    /// own kind, by their own object; single-part objects keep the unsalted record.
+    #[test]
+    fn multipart_objects_of_version_2_have_salted_records() {
+        let keys = DataKeys::from_bytes([5; 32], [6; 32]);
+        let multipart = header(9);
+        assert!(is_salted(&multipart));
+        assert!(!is_salted(&header(0)));
+        assert!(!is_salted(&crate::envelope::header::test_header_v1(9)));
+        let d = StoredChecksum {
+            algorithm: ChecksumAlgorithm::Crc32c,
+            digest: checksum(ChecksumAlgorithm::Crc32c, b"x"),
+            parts: Some(3),
+        };
+        let a = seal_for(&multipart, &keys, &d).unwrap();
+        let b = seal_for(&multipart, &keys, &d).unwrap();
+        assert_ne!(a, b, "fresh salt");
+        assert!(a.len() <= VALUE_LEN_MAX);
+        assert_eq!(open_for(&multipart, &keys, &a).unwrap(), d);
+        let raw = B64.decode(&a).unwrap();
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 1;
+            let r = open_for(&multipart, &keys, &B64.encode(&bad));
+            assert_eq!(r, Err(ChecksumRecordError::Rejected), "byte {i}");
+        }
+        assert!(open_for(&header(8), &keys, &a).is_err());
+        // The unsalted record of the same checksum does not open as salted, nor the reverse.
+        let unsalted = seal(&cipher(&multipart, &keys).unwrap(), &d).unwrap();
+        assert!(open_for(&multipart, &keys, &unsalted).is_err());
+        let single = header(0);
+        let s = seal_for(&single, &keys, &d).unwrap();
+        assert_eq!(open(&cipher(&single, &keys).unwrap(), &s).unwrap(), d);
+        assert_eq!(open_for(&single, &keys, &s).unwrap(), d);
     }
 
     #[test]

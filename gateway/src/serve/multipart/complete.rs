@@ -490,9 +490,8 @@ fn sealed_checksum(
     let Some(c) = checksum else {
         return Ok(Vec::new());
     };
-    let internal = |_| Failure::keep(S3Error::internal_error());
-    let cipher = checksum_record::cipher(header, keys).map_err(internal)?;
-    let sealed = checksum_record::seal(&cipher, c).map_err(internal)?;
+    let sealed = checksum_record::seal_for(header, keys, c)
+        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     Ok(vec![(
         crate::serve::object::CHECKSUM_METADATA.into(),
         sealed.into_bytes(),

@@ -53,9 +53,7 @@ pub(super) fn reveal_checksum(
     let Some(value) = resp.header_str(CHECKSUM_METADATA) else {
         return Ok(None);
     };
-    let cipher = checksum_record::cipher(header, keys)
-        .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    match checksum_record::open(&cipher, value.trim()) {
+    match checksum_record::open_for(header, keys, value.trim()) {
         Ok(c) => Ok(Some(c)),
         Err(e) => {
             report_integrity_failure(ctx, "checksum_record", &e);
