@@ -344,3 +344,72 @@ pub async fn read_small_body(
         }
     }
 }
+
+/// Runs `requests` (futures of backend requests, which borrow the core and so cannot be
+/// spawned) on this core's runtime with at most `limit` in flight at once, and returns
+/// their outputs in the order given. Each in flight holds one backend connection.
+pub async fn in_flight<F: std::future::Future>(requests: Vec<F>, limit: usize) -> Vec<F::Output> {
+    let total = requests.len();
+    let mut waiting = requests.into_iter();
+    let mut running: Vec<(usize, std::pin::Pin<Box<F>>)> = Vec::new();
+    let mut done: Vec<Option<F::Output>> = (0..total).map(|_| None).collect();
+    let mut next = 0usize;
+    std::future::poll_fn(|cx| {
+        while running.len() < limit.max(1) {
+            let Some(f) = waiting.next() else { break };
+            running.push((next, Box::pin(f)));
+            next += 1;
+        }
+        running.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
+            std::task::Poll::Ready(out) => {
+                done[*i] = Some(out);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if running.is_empty() && next == total {
+            std::task::Poll::Ready(())
+        } else {
+            if running.len() < limit.max(1) && next < total {
+                // Room freed: fill it at once rather than waiting for another wake.
+                cx.waker().wake_by_ref();
+            }
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod in_flight_tests {
+    use super::in_flight;
+    use std::cell::Cell;
+
+    /// Outputs come back in order, and never more than the limit run at once.
+    #[compio::test]
+    async fn bounded_and_in_order() {
+        let running = Cell::new(0usize);
+        let most = Cell::new(0usize);
+        let jobs: Vec<_> = (0..20u64)
+            .map(|i| {
+                let (running, most) = (&running, &most);
+                async move {
+                    running.set(running.get() + 1);
+                    most.set(most.get().max(running.get()));
+                    compio::time::sleep(std::time::Duration::from_millis(20 - i)).await;
+                    running.set(running.get() - 1);
+                    i * 2
+                }
+            })
+            .collect();
+        let out = in_flight(jobs, 4).await;
+        assert_eq!(out, (0..20u64).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(most.get(), 4);
+        assert!(
+            in_flight(Vec::<std::future::Ready<u8>>::new(), 4)
+                .await
+                .is_empty()
+        );
+    }
+}

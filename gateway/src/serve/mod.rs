@@ -11,7 +11,8 @@
 //! 3. `respond` (answers shared by the object operations), `stored` (a stored object being
 //!    read);
 //! 4. `part_checksum` (checksums of multipart parts);
-//! 5. `unaligned` (objects whose size is no whole number of segments);
+//! 5. `unaligned` (multipart objects' layout records: the rewrite at Complete, reads,
+//!    listings);
 //! 6. `passthrough` (operations forwarded as they are, listings' sizes rewritten);
 //! 7. `object` (PutObject, GetObject, HeadObject, CopyObject, GetObjectAttributes);
 //! 8. `multipart` (the multipart upload operations);

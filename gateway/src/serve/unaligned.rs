@@ -18,6 +18,9 @@ use base64::Engine;
 pub const LAYOUT_HTTP_HEADER: &str = "x-amz-meta-twofold-layout";
 /// Largest byte range one backend UploadPartCopy may copy (S3: 5 GiB).
 const COPY_PART_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Most server-side part copies of one rewrite in flight at once (each holds a backend
+/// connection; S3 copies parts of one upload in parallel).
+const REWRITE_COPIES_IN_FLIGHT: usize = 8;
 /// Most sizes of marked objects remembered per core for listings.
 const LISTED_SIZE_CACHE_ENTRIES: usize = 4096;
 /// Longest accepted layout metadata value, in characters.
@@ -500,27 +503,34 @@ async fn copy_parts(
             "Storage backend refused the layout rewrite's {what} ({status})"
         )))
     };
+    let copies: Vec<_> = ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, (first, last))| async move {
+            let q = format!("partNumber={}&{upload_q}", i + 1);
+            let mut headers = vec![
+                ("x-amz-copy-source".to_owned(), path.as_bytes().to_vec()),
+                (
+                    "x-amz-copy-source-range".to_owned(),
+                    format!("bytes={first}-{last}").into_bytes(),
+                ),
+            ];
+            if !etag.is_empty() {
+                headers.push(("x-amz-copy-source-if-match".into(), etag.to_vec()));
+            }
+            let (resp, body) = backend
+                .simple("PUT", path, Some(&q), headers, Vec::new())
+                .await?;
+            let text = String::from_utf8_lossy(&body);
+            match (resp.status, xml::value(&text, "ETag")) {
+                (200, Some(e)) => Ok(xml::unescape(e)),
+                _ => Err(refused("part copy", resp.status)),
+            }
+        })
+        .collect();
     let mut etags = Vec::new();
-    for (i, (first, last)) in ranges.into_iter().enumerate() {
-        let q = format!("partNumber={}&{upload_q}", i + 1);
-        let mut headers = vec![
-            ("x-amz-copy-source".to_owned(), path.as_bytes().to_vec()),
-            (
-                "x-amz-copy-source-range".to_owned(),
-                format!("bytes={first}-{last}").into_bytes(),
-            ),
-        ];
-        if !etag.is_empty() {
-            headers.push(("x-amz-copy-source-if-match".into(), etag.to_vec()));
-        }
-        let (resp, body) = backend
-            .simple("PUT", path, Some(&q), headers, Vec::new())
-            .await?;
-        let text = String::from_utf8_lossy(&body);
-        match (resp.status, xml::value(&text, "ETag")) {
-            (200, Some(e)) => etags.push(xml::unescape(e)),
-            _ => return Err(refused("part copy", resp.status)),
-        }
+    for copied in super::backend::in_flight(copies, REWRITE_COPIES_IN_FLIGHT).await {
+        etags.push(copied?);
     }
     let Some(pad_len) = pad else {
         return Ok(etags);
