@@ -37,6 +37,14 @@ pub const BACKEND_CONNECT_TIMEOUT_SECS_DEFAULT: u64 = 10;
 pub const BACKEND_RESPONSE_TIMEOUT_SECS_DEFAULT: u64 = 300;
 /// Default longest gap between two reads of a backend body, or two writes to it.
 pub const BACKEND_IO_TIMEOUT_SECS_DEFAULT: u64 = 60;
+/// Default time a CompleteMultipartUpload may take before its answer is committed to
+/// `200 OK` and kept alive with whitespace until its result (as S3 does): the rewrite at
+/// Complete has the backend copy the whole object (about 8 s per GiB on a one-OSD Ceph),
+/// and SDKs give up on a silent connection after 60 s; below 10 s the answer keeps every
+/// header (`x-amz-version-id` included).
+pub const COMPLETE_KEEPALIVE_AFTER_SECS_DEFAULT: u64 = 10;
+/// How often a kept-alive CompleteMultipartUpload sends a space.
+pub const COMPLETE_KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 /// Largest value any timeout may be set to.
 pub const TIMEOUT_SECS_MAX: u64 = 3600;
 
@@ -62,6 +70,9 @@ pub struct LimitsFile {
     pub backend_response_timeout_secs: u64,
     /// Longest gap, in seconds, between two reads of a backend body or two writes to it.
     pub backend_io_timeout_secs: u64,
+    /// Seconds a CompleteMultipartUpload may take before its answer is kept alive; 0 = at
+    /// once.
+    pub complete_keepalive_after_secs: u64,
 }
 
 impl Default for LimitsFile {
@@ -76,6 +87,7 @@ impl Default for LimitsFile {
             backend_connect_timeout_secs: BACKEND_CONNECT_TIMEOUT_SECS_DEFAULT,
             backend_response_timeout_secs: BACKEND_RESPONSE_TIMEOUT_SECS_DEFAULT,
             backend_io_timeout_secs: BACKEND_IO_TIMEOUT_SECS_DEFAULT,
+            complete_keepalive_after_secs: COMPLETE_KEEPALIVE_AFTER_SECS_DEFAULT,
         }
     }
 }
@@ -107,6 +119,8 @@ pub struct Limits {
     pub connections_per_core_max: usize,
     /// Open connections per client address and core; 0 = no limit.
     pub connections_per_client_per_core_max: usize,
+    /// How long a CompleteMultipartUpload may take before its answer is kept alive.
+    pub complete_keepalive_after: Duration,
 }
 
 impl Default for Limits {
@@ -136,6 +150,7 @@ impl Limits {
             backend_connect: secs(f.backend_connect_timeout_secs),
             connections_per_core_max: f.connections_per_core_max,
             connections_per_client_per_core_max: f.connections_per_client_per_core_max,
+            complete_keepalive_after: secs(f.complete_keepalive_after_secs),
         }
     }
 }
@@ -168,6 +183,12 @@ impl LimitsFile {
                     format!("must be from 1 to {TIMEOUT_SECS_MAX} seconds"),
                 ));
             }
+        }
+        if self.complete_keepalive_after_secs > TIMEOUT_SECS_MAX {
+            return Err((
+                "limits.complete_keepalive_after_secs".into(),
+                format!("must be from 0 to {TIMEOUT_SECS_MAX} seconds"),
+            ));
         }
         if self.connections_per_core_max == 0 {
             return Err((

@@ -253,6 +253,8 @@ struct MultipartCase {
     description: &'static str,
     key: &'static str,
     parts: &'static [usize],
+    /// The parts' numbers (S3 allows gaps).
+    numbers: &'static [u32],
     checksum: bool,
 }
 
@@ -262,6 +264,7 @@ const MULTIPART: &[MultipartCase] = &[
                       record (fixed salt 0x4c here, random in use)",
         key: "multi/aligned.bin",
         parts: &[8192, 8192, 5120],
+        numbers: &[1, 2, 3],
         checksum: false,
     },
     MultipartCase {
@@ -270,7 +273,17 @@ const MULTIPART: &[MultipartCase] = &[
                       (fixed salt 0x3c here, random in use)",
         key: "multi/unaligned.bin",
         parts: &[5000, 4100, 10],
+        numbers: &[1, 2, 3],
         checksum: true,
+    },
+    MultipartCase {
+        description: "numbered with gaps: parts 2, 5 and 6 of 8192, 8192 and 100 bytes, each sealed \
+                      under its own number; layout record version 2, which holds the numbers \
+                      (fixed salt 0x4c here, random in use)",
+        key: "multi/gaps.bin",
+        parts: &[8192, 8192, 100],
+        numbers: &[2, 5, 6],
+        checksum: false,
     },
 ];
 
@@ -306,7 +319,7 @@ fn multipart_object(case: &MultipartCase) -> Value {
     let mut plain = Vec::new();
     for (i, &len) in case.parts.iter().enumerate() {
         let p = part_plaintext(i + 1, len);
-        let cipher = SegmentCipher::new(&header, &keys, i as u32 + 1).unwrap();
+        let cipher = SegmentCipher::new(&header, &keys, case.numbers[i]).unwrap();
         let mut w = EncryptWriter::new(cipher, Vec::new());
         std::io::Write::write_all(&mut w, &p).unwrap();
         stored.extend_from_slice(&w.finish().unwrap().0);
@@ -320,7 +333,9 @@ fn multipart_object(case: &MultipartCase) -> Value {
     );
     // Every version 2 multipart object has a layout record (salted; fixed salt here,
     // random in use); an unaligned one also has marker padding.
-    let sealed = record::seal_with_salt(&header, &keys, &sizes, [0x4c; 16]).unwrap();
+    let layout = twofold::envelope::layout::Layout::multipart(sizes.clone(), seg)
+        .with_numbers(case.numbers.to_vec());
+    let sealed = record::seal_with_salt(&header, &keys, &layout, [0x4c; 16]).unwrap();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     metadata.insert(
         "twofold-layout".into(),
@@ -356,7 +371,8 @@ fn multipart_object(case: &MultipartCase) -> Value {
         "inner_data_key": hex::encode(keys.key(Layer::Inner)),
         "outer_data_key": hex::encode(keys.key(Layer::Outer)),
         "part_sizes": case.parts,
-        "plaintext": "part n (from 1), byte i = (i + 7n) mod 251",
+        "part_numbers": case.numbers,
+        "plaintext": "the part at position n (from 1), byte i = (i + 7n) mod 251",
         "Metadata": metadata,
         "ContentLength": stored.len(),
         "stored": hex::encode(&stored),
@@ -539,8 +555,9 @@ fn committed_multipart_objects_open_whole_and_not_cut() {
             };
             let summary = read::read_plan(&p, header, &keys, &mut &stored[..], &mut sink)
                 .map_err(|e| e.to_string())?;
-            // Version 2: the record gives the part count, which the read plan follows.
-            assert_eq!(summary.last_part, case.parts.len() as u32);
+            // Version 2: the record gives the parts and their numbers, which the read
+            // plan follows.
+            assert_eq!(Some(&summary.last_part), case.numbers.last());
             Ok(out)
         };
         let want: Vec<u8> = case

@@ -21,6 +21,11 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# memstore keeps the object, its copy and (until gc) the parts it replaced, all in RAM.
+largest=$(tr ' ' '\n' <<<"${SIZES_MIB:-64 256 1024}" | sort -n | tail -1)
+need=$(((3 * largest + 2048) * 1048576))
+[ "$need" -lt 8589934592 ] && need=8589934592
+export TWOFOLD_CEPH_MEMSTORE_BYTES=${TWOFOLD_CEPH_MEMSTORE_BYTES:-$need}
 bash tests/backends/ceph.sh start "$WORK/ceph" >"$WORK/ceph-start.log" 2>&1 ||
   { cat "$WORK/ceph-start.log"; exit 1; }
 getenv() { sed -n "s/^$1=//p" "$WORK/ceph/env"; }

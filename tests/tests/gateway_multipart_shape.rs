@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use twofold::envelope::layout::{SegmentSize, stored_len};
 use twofold::envelope::record::padding_len;
 use twofold_tests::admin::Scrape;
+use twofold_tests::backend::BackendKind;
 use twofold_tests::gateway::{Options, TestGateway, create_bucket, get, status_code};
 use twofold_tests::random_bytes;
 
@@ -26,6 +27,12 @@ const MIB: usize = 1024 * 1024;
 const INTEGRITY_FAILURES: &str = "twofold_integrity_failures_total";
 
 async fn multipart(s3: &Client, key: &str, parts: &[Vec<u8>]) {
+    let numbers: Vec<i32> = (1..=parts.len() as i32).collect();
+    multipart_numbered(s3, key, parts, &numbers).await;
+}
+
+/// A multipart upload of `parts` under the part numbers `numbers`.
+async fn multipart_numbered(s3: &Client, key: &str, parts: &[Vec<u8>], numbers: &[i32]) {
     let id = s3
         .create_multipart_upload()
         .bucket(BUCKET)
@@ -37,8 +44,7 @@ async fn multipart(s3: &Client, key: &str, parts: &[Vec<u8>]) {
         .unwrap()
         .to_owned();
     let mut doc = CompletedMultipartUpload::builder();
-    for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
+    for (p, &n) in parts.iter().zip(numbers) {
         let out = s3
             .upload_part()
             .bucket(BUCKET)
@@ -280,4 +286,215 @@ async fn listings_do_not_size_a_cut_multipart_object_by_what_is_left() {
         .await;
     let out = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
     assert_ne!(listed(out), (10 * MIB) as i64, "the cut object's remains");
+}
+
+/// Parts numbered with gaps, aligned and unaligned, read back by every access path as the
+/// client completed them: whole, ranges across their boundaries, by the numbers they were
+/// uploaded under (`partNumber`), HEAD and listing sizes, CopyObject and UploadPartCopy
+/// from them.
+#[tokio::test]
+async fn parts_numbered_with_gaps_read_back_by_every_access_path() {
+    let gw = TestGateway::start();
+    if gw.skip_on(&[BackendKind::S3sFs], "s3s-fs 0.14.1 refuses part numbers with gaps (InvalidRequest: invalid part order), also when asked directly, without the gateway") {
+        return;
+    }
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    for (key, sizes, numbers) in [
+        ("gaps-aligned", vec![5 * MIB, 5 * MIB, 1000], vec![2, 5, 6]),
+        ("gaps-unaligned", vec![5 * MIB + 1, 300], vec![3, 9]),
+    ] {
+        let plain: Vec<Vec<u8>> = sizes.iter().map(|&n| random_bytes(n)).collect();
+        let whole = plain.concat();
+        multipart_numbered(&s3, key, &plain, &numbers).await;
+        assert!(get(&s3, BUCKET, key).await == whole, "{key}: whole");
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), Some(whole.len() as i64), "{key}");
+        let (a, b) = (sizes[0] - 5, sizes[0] + 200);
+        let out = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .range(format!("bytes={a}-{b}"))
+            .send()
+            .await
+            .unwrap();
+        let body = out.body.collect().await.unwrap().to_vec();
+        assert!(body == whole[a..=b], "{key}: range across parts 1 and 2");
+        // A part by the number it was uploaded under, as in S3; a number without a part
+        // is InvalidPartNumber.
+        let out = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .part_number(numbers[1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.parts_count(), Some(sizes.len() as i32), "{key}");
+        let body = out.body.collect().await.unwrap().to_vec();
+        assert!(body == plain[1], "{key}: part {}", numbers[1]);
+        let e = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .part_number(numbers[0] + 1)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_code(&e).0, 416, "{key}: {e:?}");
+        let listed = s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.contents()[0].size(),
+            Some(whole.len() as i64),
+            "{key}"
+        );
+        let copy = format!("{key}-copy");
+        s3.copy_object()
+            .bucket(BUCKET)
+            .key(&copy)
+            .copy_source(format!("{BUCKET}/{key}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(get(&s3, BUCKET, &copy).await == whole, "{key}: copy");
+        let target = format!("{key}-part-copy");
+        let id = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(&target)
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
+        let out = s3
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key(&target)
+            .upload_id(&id)
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/{key}"))
+            .copy_source_range(format!("bytes={a}-{b}"))
+            .send()
+            .await
+            .unwrap();
+        let etag = out.copy_part_result().unwrap().e_tag().unwrap().to_owned();
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(&target)
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            get(&s3, BUCKET, &target).await == whole[a..=b],
+            "{key}: part copy"
+        );
+    }
+}
+
+/// A Complete kept alive from the start (`limits.complete_keepalive_after_secs = 0`): the
+/// answer is a chunked `200 OK` whose body is the XML declaration, then the result; the
+/// object reads back, and an SDK completes the same way.
+#[tokio::test]
+async fn a_kept_alive_complete_answers_200_and_then_its_result() {
+    let gw = TestGateway::start_with(Options {
+        limits: twofold::limits::Limits {
+            complete_keepalive_after: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let plain = vec![
+        random_bytes(5 * MIB),
+        random_bytes(5 * MIB + 3),
+        random_bytes(10),
+    ];
+    let id = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("kept")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let mut doc = String::from("<CompleteMultipartUpload>");
+    for (i, p) in plain.iter().enumerate() {
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("kept")
+            .upload_id(&id)
+            .part_number(i as i32 + 1)
+            .body(p.clone().into())
+            .send()
+            .await
+            .unwrap();
+        let etag = out.e_tag().unwrap().replace('"', "&quot;");
+        doc += &format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+            i + 1
+        );
+    }
+    doc += "</CompleteMultipartUpload>";
+    let query = format!("uploadId={}", urlencoding(&id));
+    let resp = gw.send_signed(
+        gw.admin(),
+        &twofold_tests::gateway::RawRequest {
+            method: "POST",
+            path: &format!("/{BUCKET}/kept"),
+            query: Some(&query),
+            host: None,
+            headers: &[("connection", "close")],
+            body: doc.as_bytes(),
+        },
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
+    let body = String::from_utf8_lossy(&resp.body);
+    let declaration = body
+        .find("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+        .unwrap();
+    let result = body.find("<CompleteMultipartUploadResult").unwrap();
+    assert!(declaration < result, "{body}");
+    assert!(body.contains("</CompleteMultipartUploadResult>"), "{body}");
+    assert!(get(&s3, BUCKET, "kept").await == plain.concat());
+    // The SDK reads such an answer as any other.
+    multipart(&s3, "kept-sdk", &plain).await;
+    assert!(get(&s3, BUCKET, "kept-sdk").await == plain.concat());
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+fn urlencoding(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -209,11 +209,15 @@ pub struct PartSlice {
     pub take: u64,
 }
 
-/// The plaintext sizes of an object's parts, in order; a single-part object has one.
+/// The plaintext sizes of an object's parts, in order; a single-part object has one. A
+/// multipart object's parts carry the part numbers they were uploaded (and sealed) under:
+/// 1, 2, 3... unless the client left gaps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     seg: SegmentSize,
     parts: Vec<u64>,
+    /// The part numbers, one per part; empty for 1, 2, 3...
+    numbers: Vec<u32>,
 }
 
 impl Layout {
@@ -222,12 +226,39 @@ impl Layout {
         Self {
             seg,
             parts: vec![plain_len],
+            numbers: Vec::new(),
         }
     }
 
-    /// A multipart object with these part plaintext sizes (in part order).
+    /// A multipart object with these part plaintext sizes (in part order), numbered 1, 2,
+    /// 3...
     pub fn multipart(parts: Vec<u64>, seg: SegmentSize) -> Self {
-        Self { seg, parts }
+        Self {
+            seg,
+            parts,
+            numbers: Vec::new(),
+        }
+    }
+
+    /// The same parts under these part numbers (one per part, ascending; checked by
+    /// whoever decodes them). Numbers 1, 2, 3... are kept as the default.
+    pub fn with_numbers(mut self, numbers: Vec<u32>) -> Self {
+        let plain = numbers.iter().zip(1u32..).all(|(n, i)| *n == i);
+        self.numbers = if plain { Vec::new() } else { numbers };
+        self
+    }
+
+    /// The part number of the part at `index` (0-based position).
+    pub fn part_number(&self, index: usize) -> u32 {
+        match self.numbers.get(index) {
+            Some(n) => *n,
+            None => u32::try_from(index + 1).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The part numbers, when they are not 1, 2, 3... (`None` when they are).
+    pub fn numbers(&self) -> Option<&[u32]> {
+        (!self.numbers.is_empty()).then_some(self.numbers.as_slice())
     }
 
     /// The single-part layout that a stored length implies.

@@ -617,8 +617,7 @@ fn recorded_segments(
             at_part += 1;
         }
         let part_len = parts[slice.part_index];
-        let part =
-            u32::try_from(slice.part_index + 1).map_err(|_| PlanError::LayoutRecordMissing)?;
+        let part = layout.part_number(slice.part_index);
         let base = layout.part_stored_offset(slice.part_index);
         let n = segment_count(part_len, seg);
         let mut skip = slice.skip_front;
@@ -646,18 +645,19 @@ fn recorded_segments(
     Ok(segments)
 }
 
-/// The plaintext range of part `k` of parts of these sizes, or the whole answer where
-/// nothing is to be read: the one empty part of an empty object (200, as its whole), or
-/// an empty last part (206, unsatisfied).
-fn part_range(parts: &[u64], k: u32) -> Result<Result<PlainRange, ResponseNumbers>, PlanError> {
+/// The plaintext range of the part numbered `k` (as it was uploaded: with gaps, parts 1
+/// and 3 are `k` = 1 and 3, as in S3) of this layout, or the whole answer where nothing is
+/// to be read: the one empty part of an empty object (200, as its whole), or an empty last
+/// part (206, unsatisfied). A number the object has no part under is `PartNotSatisfiable`.
+fn part_range(layout: &Layout, k: u32) -> Result<Result<PlainRange, ResponseNumbers>, PlanError> {
+    let parts = layout.parts();
     let size: u64 = parts.iter().sum();
     let count = u32::try_from(parts.len()).map_err(|_| PlanError::LayoutRecordMissing)?;
-    if k > count || k == 0 {
-        return Err(PlanError::PartNotSatisfiable);
-    }
-    let k = k as usize;
-    let first: u64 = parts[..k - 1].iter().sum();
-    let len = parts[k - 1];
+    let index = (0..parts.len())
+        .find(|&i| layout.part_number(i) == k)
+        .ok_or(PlanError::PartNotSatisfiable)?;
+    let first: u64 = parts[..index].iter().sum();
+    let len = parts[index];
     let empty = |status, content_range| ResponseNumbers {
         status,
         content_length: 0,
@@ -688,7 +688,7 @@ fn plan_recorded(
     let mut parts_count = None;
     let range = if let Some(k) = request.part_number {
         parts_count = Some(count);
-        match part_range(parts, k)? {
+        match part_range(layout, k)? {
             Ok(range) => Some(range),
             Err(response) => return Ok(empty_plan(response)),
         }
@@ -719,7 +719,7 @@ fn plan_recorded(
             plain_first: 0,
             plain_len: 0,
             id: SegmentId::Exact {
-                part: 1,
+                part: layout.part_number(0),
                 index: 0,
                 last: true,
             },
@@ -1227,6 +1227,41 @@ mod tests {
                 assert!(obj.record.is_some(), "{parts:?}");
                 check_object(&obj);
             }
+        }
+    }
+
+    /// Parts numbered with gaps are read by the numbers they were uploaded under.
+    #[test]
+    fn part_numbers_with_gaps() {
+        let layout = Layout::multipart(vec![s(), 3], seg()).with_numbers(vec![2, 7]);
+        let req = |k| ReadRequest {
+            part_number: Some(k),
+            ..ReadRequest::default()
+        };
+        let p = plan_recorded(&layout, &req(7), None).unwrap();
+        assert_eq!(p.response.status, 206);
+        assert_eq!(p.response.parts_count, Some(2));
+        assert_eq!(
+            p.response.content_range,
+            Some(ContentRange::Bytes {
+                first: s(),
+                last: s() + 2,
+                size: s() + 3
+            })
+        );
+        assert!(matches!(
+            p.segments[0].id,
+            SegmentId::Exact {
+                part: 7,
+                index: 0,
+                last: true
+            }
+        ));
+        for absent in [1, 3, 8] {
+            assert_eq!(
+                plan_recorded(&layout, &req(absent), None).unwrap_err(),
+                PlanError::PartNotSatisfiable
+            );
         }
     }
 

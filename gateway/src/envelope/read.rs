@@ -357,6 +357,55 @@ mod tests {
         }
     }
 
+    /// Parts numbered with gaps open under the numbers their record gives, and under no
+    /// others.
+    #[test]
+    fn parts_numbered_with_gaps_open_under_their_numbers() {
+        let s = seg().bytes();
+        let mut header = test_header(5);
+        header.segment_size = seg();
+        let keys = DataKeys::from_bytes([1; 32], [2; 32]);
+        let sizes = [2 * s, s + 9];
+        let numbers = [3u32, 7];
+        let mut plain = Vec::new();
+        let mut stored = Vec::new();
+        for (k, &p) in sizes.iter().enumerate() {
+            let part: Vec<u8> = (0..p).map(|i| (i as u8) ^ (k as u8 * 17)).collect();
+            let cipher = SegmentCipher::new(&header, &keys, numbers[k]).unwrap();
+            let mut w = super::super::stream::EncryptWriter::new(cipher, Vec::new());
+            io::Write::write_all(&mut w, &part).unwrap();
+            stored.extend_from_slice(&w.finish().unwrap().0);
+            plain.extend_from_slice(&part);
+        }
+        let unaligned = record::needs_record(&sizes, seg());
+        assert!(!unaligned);
+        let layout = Layout::multipart(sizes.to_vec(), seg()).with_numbers(numbers.to_vec());
+        let (got, summary) = read(
+            &header,
+            &keys,
+            &stored,
+            Some(&layout),
+            &ReadRequest::whole(),
+        )
+        .unwrap();
+        assert_eq!(got, plain);
+        assert_eq!(summary.last_part, 7);
+        let req = ReadRequest {
+            range: Some(RangeRequest::Single(ByteRange::FromTo {
+                first: 2 * s - 3,
+                last: 2 * s + 4,
+            })),
+            ..ReadRequest::default()
+        };
+        let (got, _) = read(&header, &keys, &stored, Some(&layout), &req).unwrap();
+        assert_eq!(got, plain[(2 * s - 3) as usize..=(2 * s + 4) as usize]);
+        for wrong in [vec![1, 2], vec![3, 8], vec![7, 3]] {
+            let other = Layout::multipart(sizes.to_vec(), seg()).with_numbers(wrong.clone());
+            let r = read(&header, &keys, &stored, Some(&other), &ReadRequest::whole());
+            assert!(r.is_err(), "{wrong:?}");
+        }
+    }
+
     #[test]
     fn altered_or_cut_bodies_fail() {
         let s = seg().bytes();

@@ -10,8 +10,21 @@
 //!       nothing may follow
 //! ```
 //!
-//! The runs, expanded, are the plaintext sizes of parts 1, 2, ... N in order. It is
-//! stored as base64url without padding in the user metadata `x-amz-meta-twofold-layout`.
+//! The runs, expanded, are the plaintext sizes of parts 1, 2, ... N in order. Where the
+//! client numbered its parts with gaps (S3 allows any ascending numbers), record version 2
+//! adds the numbers, as runs of equal steps:
+//!
+//! ```text
+//! 1     record version = 2
+//! ...   the runs of sizes, as in version 1
+//! var   q = number of runs of part numbers, LEB128, 1..=RECORD_RUNS_MAX
+//! q ×   (count: LEB128, 1..=10000; step: LEB128, 1..=10000): count part numbers, each
+//!       step above the one before (the first run starts from 0); they must make N
+//!       numbers, the last at most 10000; nothing may follow
+//! ```
+//!
+//! A writer uses version 1 when the numbers are 1, 2, ... N. The record is stored as
+//! base64url without padding in the user metadata `x-amz-meta-twofold-layout`.
 //!
 //! - Format version 2: every multipart object has one, sealed as a salted record
 //!   ([`super::salted`], label [`LAYOUT_LABEL`]) with a fresh salt per sealing, since an
@@ -31,8 +44,10 @@ use super::header::{FORMAT_VERSION, Header};
 use super::layout::{Layout, SegmentSize, stored_len};
 use super::{DataKeys, Error, SegmentCipher, salted};
 
-/// Version of the record's plaintext encoding.
+/// Version of the record's plaintext encoding for parts numbered 1, 2, 3...
 pub const RECORD_VERSION: u8 = 1;
+/// Version of the record's plaintext encoding that also holds the part numbers.
+pub const RECORD_VERSION_NUMBERED: u8 = 2;
 /// Part number whose keys seal the record; S3 part numbers stop at 10000.
 pub const RECORD_PART_NUMBER: u32 = u32::MAX;
 /// Most runs of equal part sizes a record may hold (keeps it far below S3's 2 KiB of user
@@ -113,55 +128,143 @@ fn get_leb(input: &mut &[u8]) -> Result<u64, RecordError> {
     Err(RecordError::Malformed("integer too large"))
 }
 
-/// The record's plaintext for parts of these sizes.
-pub fn encode(parts: &[u64]) -> Result<Vec<u8>, RecordError> {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for &p in parts {
+/// Runs of equal values: (count, value).
+fn runs<T: PartialEq + Copy>(values: impl IntoIterator<Item = T>) -> Vec<(u64, T)> {
+    let mut runs: Vec<(u64, T)> = Vec::new();
+    for v in values {
         match runs.last_mut() {
-            Some((count, size)) if *size == p => *count += 1,
-            _ => runs.push((1, p)),
+            Some((count, last)) if *last == v => *count += 1,
+            _ => runs.push((1, v)),
         }
     }
-    if runs.len() > RECORD_RUNS_MAX {
+    runs
+}
+
+/// The record's plaintext for parts of these sizes, numbered 1, 2, 3...
+pub fn encode(parts: &[u64]) -> Result<Vec<u8>, RecordError> {
+    encode_numbered(parts, None)
+}
+
+/// The record's plaintext for parts of these sizes and (where they are not 1, 2, 3...)
+/// these part numbers, ascending, one per part.
+pub fn encode_numbered(parts: &[u64], numbers: Option<&[u32]>) -> Result<Vec<u8>, RecordError> {
+    let size_runs = runs(parts.iter().copied());
+    if size_runs.len() > RECORD_RUNS_MAX {
         return Err(RecordError::TooManyRuns);
     }
     if parts.is_empty() || parts.len() as u64 > RECORD_PARTS_MAX {
         return Err(RecordError::Malformed("part count"));
     }
-    let mut out = vec![RECORD_VERSION];
-    put_leb(&mut out, runs.len() as u64);
-    for (count, size) in runs {
+    let numbers =
+        numbers.filter(|n| n.len() != parts.len() || n.iter().zip(1u32..).any(|(a, b)| *a != b));
+    let mut out = vec![match numbers {
+        None => RECORD_VERSION,
+        Some(_) => RECORD_VERSION_NUMBERED,
+    }];
+    put_leb(&mut out, size_runs.len() as u64);
+    for (count, size) in size_runs {
         put_leb(&mut out, count);
         put_leb(&mut out, size);
+    }
+    if let Some(numbers) = numbers {
+        let ascending = numbers.len() == parts.len()
+            && numbers.first().is_some_and(|n| *n >= 1)
+            && numbers.windows(2).all(|w| w[0] < w[1])
+            && numbers
+                .last()
+                .is_some_and(|n| u64::from(*n) <= RECORD_PARTS_MAX);
+        if !ascending {
+            return Err(RecordError::Malformed("part numbers"));
+        }
+        let steps = runs(numbers.iter().scan(0u32, |prev, n| {
+            let step = n - *prev;
+            *prev = *n;
+            Some(step)
+        }));
+        if steps.len() > RECORD_RUNS_MAX {
+            return Err(RecordError::TooManyRuns);
+        }
+        put_leb(&mut out, steps.len() as u64);
+        for (count, step) in steps {
+            put_leb(&mut out, count);
+            put_leb(&mut out, u64::from(step));
+        }
     }
     Ok(out)
 }
 
 /// The part sizes a record's plaintext holds.
-pub fn decode(mut input: &[u8]) -> Result<Vec<u64>, RecordError> {
+pub fn decode(input: &[u8]) -> Result<Vec<u64>, RecordError> {
+    decode_numbered(input).map(|(parts, _)| parts)
+}
+
+/// The part sizes a record's plaintext holds, and its part numbers (1, 2, 3... for a
+/// version 1 record).
+pub fn decode_numbered(mut input: &[u8]) -> Result<(Vec<u64>, Vec<u32>), RecordError> {
     let (&version, rest) = input.split_first().ok_or(RecordError::Malformed("empty"))?;
-    if version != RECORD_VERSION {
+    if version != RECORD_VERSION && version != RECORD_VERSION_NUMBERED {
         return Err(RecordError::Malformed("unknown record version"));
     }
     input = rest;
-    let runs = get_leb(&mut input)?;
+    let parts = decode_runs(&mut input)?;
+    let numbers = match version {
+        RECORD_VERSION => (1..=parts.len() as u32).collect(),
+        _ => decode_numbers(&mut input, parts.len())?,
+    };
+    if !input.is_empty() {
+        return Err(RecordError::Malformed("trailing bytes"));
+    }
+    Ok((parts, numbers))
+}
+
+fn decode_runs(input: &mut &[u8]) -> Result<Vec<u64>, RecordError> {
+    let runs = get_leb(input)?;
     if runs == 0 || runs > RECORD_RUNS_MAX as u64 {
         return Err(RecordError::Malformed("run count"));
     }
     let mut parts = Vec::new();
     for _ in 0..runs {
-        let count = get_leb(&mut input)?;
-        let size = get_leb(&mut input)?;
+        let count = get_leb(input)?;
+        let size = get_leb(input)?;
         let total = (parts.len() as u64).checked_add(count);
         if count == 0 || total.is_none_or(|t| t > RECORD_PARTS_MAX) {
             return Err(RecordError::Malformed("part count"));
         }
         parts.extend(std::iter::repeat_n(size, count as usize));
     }
-    if !input.is_empty() {
-        return Err(RecordError::Malformed("trailing bytes"));
-    }
     Ok(parts)
+}
+
+/// `n` part numbers as runs of equal steps: each at least 1 above the one before, the
+/// last at most 10000.
+fn decode_numbers(input: &mut &[u8], n: usize) -> Result<Vec<u32>, RecordError> {
+    let bad = RecordError::Malformed("part numbers");
+    let runs = get_leb(input)?;
+    if runs == 0 || runs > RECORD_RUNS_MAX as u64 {
+        return Err(bad);
+    }
+    let mut numbers: Vec<u32> = Vec::with_capacity(n);
+    let mut last = 0u64;
+    for _ in 0..runs {
+        let count = get_leb(input)?;
+        let step = get_leb(input)?;
+        let total = (numbers.len() as u64).checked_add(count);
+        let fits = total.is_some_and(|t| t <= n as u64);
+        if count == 0 || step == 0 || step > RECORD_PARTS_MAX || !fits {
+            return Err(bad);
+        }
+        for _ in 0..count {
+            last += step;
+            if last > RECORD_PARTS_MAX {
+                return Err(bad);
+            }
+            numbers.push(last as u32);
+        }
+    }
+    match numbers.len() == n {
+        true => Ok(numbers),
+        false => Err(bad),
+    }
 }
 
 /// Label of the salted layout record of format version 2 ([`super::salted`]).
@@ -178,8 +281,22 @@ pub fn required(header: &Header, stored: u64) -> bool {
 /// 2 as a salted record under a fresh random salt, in version 1 as segment 0 of
 /// [`RECORD_PART_NUMBER`].
 pub fn seal(header: &Header, keys: &DataKeys, parts: &[u64]) -> Result<Vec<u8>, Error> {
+    seal_layout(
+        header,
+        keys,
+        &Layout::multipart(parts.to_vec(), header.segment_size),
+    )
+}
+
+/// [`seal`] of a layout's parts and part numbers. Version 1 records cannot hold numbers
+/// other than 1, 2, 3...
+pub fn seal_layout(header: &Header, keys: &DataKeys, layout: &Layout) -> Result<Vec<u8>, Error> {
+    let parts = layout.parts();
     if header.version() >= FORMAT_VERSION {
-        return seal_with_salt(header, keys, parts, super::random_bytes(Layer::Inner)?);
+        return seal_with_salt(header, keys, layout, super::random_bytes(Layer::Inner)?);
+    }
+    if layout.numbers().is_some() {
+        return Err(Error::Internal("layout record"));
     }
     let plain = encode(parts).map_err(|_| Error::Internal("layout record"))?;
     let cipher = SegmentCipher::new(header, keys, RECORD_PART_NUMBER)?;
@@ -196,10 +313,11 @@ pub fn seal(header: &Header, keys: &DataKeys, parts: &[u64]) -> Result<Vec<u8>, 
 pub fn seal_with_salt(
     header: &Header,
     keys: &DataKeys,
-    parts: &[u64],
+    layout: &Layout,
     salt: [u8; salted::SALT_LEN_BYTES],
 ) -> Result<Vec<u8>, Error> {
-    let plain = encode(parts).map_err(|_| Error::Internal("layout record"))?;
+    let plain = encode_numbered(layout.parts(), layout.numbers())
+        .map_err(|_| Error::Internal("layout record"))?;
     salted::seal(LAYOUT_LABEL, &header.fixed_bytes(), keys, &plain, salt)
 }
 
@@ -215,14 +333,14 @@ pub fn open(
     stored: u64,
 ) -> Result<Layout, RecordError> {
     let seg = header.segment_size;
-    let parts = if header.version() >= FORMAT_VERSION {
+    let (parts, numbers) = if header.version() >= FORMAT_VERSION {
         let plain = salted::open(LAYOUT_LABEL, &header.fixed_bytes(), keys, sealed).map_err(
             |e| match e {
                 salted::SaltedError::Malformed => RecordError::Malformed("too short"),
                 salted::SaltedError::Rejected => RecordError::Rejected,
             },
         )?;
-        decode(&plain)?
+        decode_numbered(&plain)?
     } else {
         let cipher = SegmentCipher::new(header, keys, RECORD_PART_NUMBER)
             .map_err(|_| RecordError::Rejected)?;
@@ -230,10 +348,14 @@ pub fn open(
         let n = cipher
             .open_to(0, true, sealed, &mut out)
             .map_err(|_| RecordError::Rejected)?;
-        decode(&out[..n])?
+        let (parts, numbers) = decode_numbered(&out[..n])?;
+        if numbers.iter().zip(1u32..).any(|(a, b)| *a != b) {
+            return Err(RecordError::Malformed("part numbers in a version 1 object"));
+        }
+        (parts, numbers)
     };
     check_stored(header, &parts, stored)?;
-    Ok(Layout::multipart(parts, seg))
+    Ok(Layout::multipart(parts, seg).with_numbers(numbers))
 }
 
 /// Whether parts of these plaintext sizes, as a multipart object of `header`, make
@@ -413,11 +535,100 @@ mod tests {
         let h = header(9);
         let keys = DataKeys::from_bytes([5; 32], [6; 32]);
         let parts = [5 * MIB, 5 * MIB, 1];
-        let sealed = seal_with_salt(&h, &keys, &parts, [0x11; 16]).unwrap();
+        let layout = Layout::multipart(parts.to_vec(), h.segment_size);
+        let sealed = seal_with_salt(&h, &keys, &layout, [0x11; 16]).unwrap();
         let plain = salted::open(LAYOUT_LABEL, &h.fixed_bytes(), &keys, &sealed).unwrap();
         assert_eq!(*plain, encode(&parts).unwrap());
         assert_eq!(&sealed[..16], &[0x11; 16]);
         assert_eq!(sealed.len(), salted::OVERHEAD_BYTES + plain.len());
+    }
+
+    /// Part numbers with gaps: record version 2, runs of equal steps; numbers 1, 2, 3...
+    /// stay version 1; numbers that are not ascending, or past 10000, are refused.
+    #[test]
+    fn part_numbers_with_gaps_round_trip() {
+        let parts = [5 * MIB, 5 * MIB, 5 * MIB, 7];
+        let plain = encode_numbered(&parts, Some(&[1, 2, 3, 4])).unwrap();
+        assert_eq!(plain, encode(&parts).unwrap());
+        assert_eq!(plain[0], RECORD_VERSION);
+        for numbers in [
+            vec![1, 3, 5, 7],
+            vec![2, 3, 4, 10_000],
+            vec![10, 20, 21, 22],
+        ] {
+            let plain = encode_numbered(&parts, Some(&numbers)).unwrap();
+            assert_eq!(plain[0], RECORD_VERSION_NUMBERED);
+            assert_eq!(
+                decode_numbered(&plain).unwrap(),
+                (parts.to_vec(), numbers.clone())
+            );
+            for n in 0..plain.len() {
+                assert!(
+                    decode_numbered(&plain[..n]).is_err(),
+                    "{numbers:?} prefix {n}"
+                );
+            }
+        }
+        // 1, 3, 5, 7: sizes (3 × 5 MiB, 1 × 7), then the numbers as steps from 0: one of
+        // 1, three of 2.
+        let plain = encode_numbered(&parts, Some(&[1, 3, 5, 7])).unwrap();
+        assert_eq!(hex::encode(&plain), "0202038080c00201070201010302");
+        for bad in [
+            vec![1, 1, 2, 3],
+            vec![3, 2, 4, 5],
+            vec![0, 1, 2, 3],
+            vec![1, 2, 3, 10_001],
+        ] {
+            assert!(encode_numbered(&parts, Some(&bad)).is_err(), "{bad:?}");
+        }
+        assert!(
+            encode_numbered(&parts, Some(&[1, 3])).is_err(),
+            "one number per part"
+        );
+        // Decoded numbers past 10000, a step of 0, or more or fewer than the parts: refused.
+        let numbered = |part_count: u64, number_runs: &[(u64, u64)]| {
+            let mut out = vec![RECORD_VERSION_NUMBERED, 1];
+            put_leb(&mut out, part_count);
+            put_leb(&mut out, 1);
+            put_leb(&mut out, number_runs.len() as u64);
+            for (count, step) in number_runs {
+                put_leb(&mut out, *count);
+                put_leb(&mut out, *step);
+            }
+            out
+        };
+        assert_eq!(
+            decode_numbered(&numbered(2, &[(1, 4), (1, 5)])).unwrap().1,
+            [4, 9]
+        );
+        for (parts, runs) in [
+            (1, vec![(1, 10_001)]),
+            (2, vec![(1, 9_999), (1, 2)]),
+            (1, vec![(2, 1)]),
+            (2, vec![(1, 1)]),
+            (2, vec![(1, 1), (1, 0)]),
+            (1, vec![]),
+        ] {
+            assert!(
+                decode_numbered(&numbered(parts, &runs)).is_err(),
+                "{parts} {runs:?}"
+            );
+        }
+    }
+
+    /// A gapped layout seals and opens with its numbers (version 2); version 1 objects
+    /// cannot have gaps.
+    #[test]
+    fn sealed_numbers_come_back() {
+        let seg = SegmentSize::DEFAULT;
+        let keys = DataKeys::from_bytes([5; 32], [6; 32]);
+        let layout = Layout::multipart(vec![5 * MIB, 3], seg).with_numbers(vec![4, 9]);
+        let stored = layout.stored_len();
+        let sealed = seal_layout(&header(9), &keys, &layout).unwrap();
+        let opened = open(&header(9), &keys, &sealed, stored).unwrap();
+        assert_eq!(opened, layout);
+        assert_eq!((opened.part_number(0), opened.part_number(1)), (4, 9));
+        assert!(seal_layout(&header_v1(9), &keys, &layout).is_err());
     }
 
     #[test]

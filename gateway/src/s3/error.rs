@@ -92,6 +92,8 @@ codes! {
     InvalidPart,
     /// A part number out of range.
     InvalidPartNumber,
+    /// The parts of a CompleteMultipartUpload document are not in ascending order.
+    InvalidPartOrder,
     /// A range that cannot be satisfied.
     InvalidRange,
     /// A request that is not acceptable as a whole.

@@ -145,10 +145,14 @@ fuzz_target!(|data: &[u8]| {
     }
     // The layout record's plaintext: what decodes is a part list the encoder takes back,
     // and the sealed form never opens to anything under keys it was not sealed with.
-    if let Ok(parts) = record::decode(data) {
+    if let Ok((parts, numbers)) = record::decode_numbered(data) {
         assert!(!parts.is_empty() && parts.len() <= 10_000, "{} parts", parts.len());
-        let again = record::encode(&parts).map(|e| record::decode(&e).ok());
-        assert_eq!(again.ok().flatten(), Some(parts));
+        assert_eq!(parts.len(), numbers.len());
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers[0] >= 1);
+        assert!(numbers.last().is_some_and(|n| *n <= 10_000));
+        let again = record::encode_numbered(&parts, Some(&numbers))
+            .map(|e| record::decode_numbered(&e).ok());
+        assert_eq!(again.ok().flatten(), Some((parts, numbers)));
     }
     let _ = record::open(multipart_header(), &data_keys(), data, data.len() as u64);
 

@@ -2,10 +2,11 @@
 //! checksum recorded.
 
 use super::exchange::{names, reply};
+use super::keepalive::{Answer, conclude, keep_alive};
 use super::token::{Upload, replace_element, verified_upload};
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::{FORMAT_VERSION, Header};
-use crate::envelope::layout::{SegmentSize, plain_len};
+use crate::envelope::layout::{Layout, SegmentSize, plain_len};
 use crate::envelope::objmeta;
 use crate::envelope::{DataKeys, ObjectName};
 use crate::envelope::{checksum_record, record};
@@ -171,12 +172,13 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
     )?;
     // Everything that goes into the object's metadata is sealed now, so that nothing is
     // completed if it cannot be.
+    let numbers = request.parts.iter().map(|p| p.number).collect();
+    let layout = Layout::multipart(plain_sizes.clone(), seg).with_numbers(numbers);
     let sealed = Sealed::new(
         request.header.as_ref(),
         keys.as_ref(),
         object_checksum.as_ref(),
-        &plain_sizes,
-        seg,
+        &layout,
     )?;
     drop(keys);
     let (resp, body) = backend_complete(ctx, &path, &upload_q, &request.parts).await?;
@@ -198,12 +200,31 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         plain_sizes: &plain_sizes,
         checksum: object_checksum.as_ref(),
     };
+    record_and_answer(ctx, conn, &object, sealed, (resp, body)).await
+}
+
+/// Records what was sealed in the completed object ([`record_in_object`]) and answers
+/// with the result ([`finished`]), keeping the client's connection alive while that takes
+/// long ([`keep_alive`]).
+async fn record_and_answer(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    object: &CompletedObject<'_>,
+    sealed: Sealed,
+    (resp, body): (ResponseHead, Vec<u8>),
+) -> Result<Outcome, Failure> {
     let completed_version = resp.header("x-amz-version-id").map(<[u8]>::to_vec);
-    let answer = match record_in_object(ctx, conn, &object, sealed, (resp, body)).await? {
-        ControlFlow::Continue(answer) => answer,
-        ControlFlow::Break(outcome) => return Ok(outcome),
+    let work = async {
+        let recorded = record_in_object(ctx, object, sealed, (resp, body)).await?;
+        finished(ctx, object, completed_version, recorded).await
     };
-    finish(ctx, conn, &object, completed_version, answer).await
+    match keep_alive(ctx, conn, work).await {
+        Answer::Now(result) => {
+            let (resp, body) = result?;
+            reply(conn, &resp, &body, ctx.rid, true).await
+        }
+        Answer::Committed(result) => Ok(conclude(ctx, conn, result).await),
+    }
 }
 
 /// What a CompleteMultipartUpload request gives: the upload id's contents, the parts of
@@ -231,7 +252,10 @@ impl CompleteRequest {
         let request = read_body(ctx, conn).await?;
         let text = String::from_utf8_lossy(&request).into_owned();
         let parts = completed_parts(&text, declared.map(|d| d.algorithm))?;
-        check_numbering(&parts)?;
+        let gaps_allowed = header
+            .as_ref()
+            .is_some_and(|h| h.version() >= FORMAT_VERSION);
+        check_numbering(&parts, gaps_allowed)?;
         let claim = declared
             .and_then(|d| ctx.head.header_str(d.algorithm.header_name()))
             .map(str::to_owned);
@@ -268,20 +292,29 @@ impl CompleteRequest {
     }
 }
 
-/// The parts of a Complete document must be there, numbered 1, 2, 3... without gaps.
-fn check_numbering(parts: &[CompletedPart]) -> Result<(), S3Error> {
+/// The parts of a Complete document must be there, in ascending order of their numbers;
+/// gaps (1, 3) only where the format can record them (`gaps_allowed`: version 2, whose
+/// layout record holds the numbers).
+fn check_numbering(parts: &[CompletedPart], gaps_allowed: bool) -> Result<(), S3Error> {
     if parts.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    if parts
+    if parts.windows(2).any(|w| w[0].number >= w[1].number) {
+        return Err(S3Error::new(
+            400,
+            S3Code::InvalidPartOrder,
+            "The list of parts was not in ascending order. Parts must be ordered by part number.",
+        ));
+    }
+    let gaps = parts
         .iter()
         .enumerate()
-        .any(|(i, p)| p.number as usize != i + 1)
-    {
+        .any(|(i, p)| p.number as usize != i + 1);
+    if gaps && !gaps_allowed {
         return Err(S3Error::new(
             400,
             S3Code::InvalidPart,
-            "Twofold needs the parts of an upload numbered 1, 2, 3... without gaps",
+            "This upload was started in format version 1, which needs its parts numbered 1, 2, 3... without gaps",
         ));
     }
     Ok(())
@@ -468,15 +501,14 @@ impl Sealed {
         header: Option<&Header>,
         keys: Option<&DataKeys>,
         checksum: Option<&StoredChecksum>,
-        plain_sizes: &[u64],
-        seg: SegmentSize,
+        layout: &Layout,
     ) -> Result<Self, Failure> {
         let (Some(h), Some(k)) = (header, keys) else {
             return Ok(Sealed::default());
         };
         Ok(Sealed {
             metadata: sealed_checksum(h, k, checksum)?,
-            record: sealed_record(h, k, plain_sizes, seg)?,
+            record: sealed_record(h, k, layout)?,
         })
     }
 }
@@ -505,20 +537,22 @@ fn sealed_checksum(
 fn sealed_record(
     header: &Header,
     keys: &DataKeys,
-    plain_sizes: &[u64],
-    seg: SegmentSize,
+    layout: &Layout,
 ) -> Result<Option<Vec<u8>>, Failure> {
-    if header.version() < FORMAT_VERSION && !record::needs_record(plain_sizes, seg) {
+    let plain_sizes = layout.parts();
+    if header.version() < FORMAT_VERSION
+        && !record::needs_record(plain_sizes, layout.segment_size())
+    {
         return Ok(None);
     }
-    record::encode(plain_sizes).map_err(|e| {
+    record::encode_numbered(plain_sizes, layout.numbers()).map_err(|e| {
         Failure::keep(S3Error::new(
             400,
             S3Code::InvalidPart,
             format!("Twofold cannot record this layout: {e}"),
         ))
     })?;
-    let sealed = record::seal(header, keys, plain_sizes)
+    let sealed = record::seal_layout(header, keys, layout)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
     check_record_len(sealed.len())?;
     Ok(Some(sealed))
@@ -589,15 +623,14 @@ impl Rewrite {
 
 /// Records what was sealed for the object by rewriting it ([`Rewrite`]), and returns the
 /// answer to give: the rewrite's, or the backend's Complete `answer` when there was
-/// nothing to rewrite. A checksum that cannot be recorded leaves the object as completed,
-/// and the request is answered with `answer` at once (`Break`).
+/// nothing to rewrite, and whether the object was rewritten. A version 1 checksum that
+/// cannot be recorded leaves the object as completed, answered with `answer`.
 async fn record_in_object(
     ctx: &Request<'_>,
-    conn: &mut Conn,
     object: &CompletedObject<'_>,
     mut sealed: Sealed,
     answer: (ResponseHead, Vec<u8>),
-) -> Result<ControlFlow<Outcome, (ResponseHead, Vec<u8>)>, Failure> {
+) -> Result<((ResponseHead, Vec<u8>), bool), Failure> {
     let (path, header, parts) = (object.path, object.header, object.plain_sizes);
     match Rewrite::of(&mut sealed) {
         Rewrite::Layout(record) => {
@@ -611,7 +644,7 @@ async fn record_in_object(
                 sealed.metadata,
             )
             .await?;
-            Ok(ControlFlow::Continue(done))
+            Ok((done, true))
         }
         Rewrite::KeepingParts => {
             match crate::serve::unaligned::rewrite_keeping_parts(
@@ -623,7 +656,7 @@ async fn record_in_object(
             )
             .await
             {
-                Ok(done) => Ok(ControlFlow::Continue(done)),
+                Ok(done) => Ok((done, true)),
                 Err(e) => {
                     // The object is complete and verified; only its checksum is missing,
                     // as on any object uploaded without one.
@@ -632,29 +665,25 @@ async fn record_in_object(
                         reason = %e.error,
                         "object completed, but its checksum could not be recorded with it"
                     );
-                    let (resp, body) = answer;
-                    reply(conn, &resp, &body, ctx.rid, true)
-                        .await
-                        .map(ControlFlow::Break)
+                    Ok((answer, false))
                 }
             }
         }
-        Rewrite::Nothing => Ok(ControlFlow::Continue(answer)),
+        Rewrite::Nothing => Ok((answer, false)),
     }
 }
 
-/// Answers the Complete with `answer`, once the object is final: the version the backend
+/// The answer to the Complete, once the object is final: the version the backend
 /// completed is forgotten if a rewrite replaced it, and the result shows the object's
-/// checksum and an ETag.
-async fn finish(
+/// checksum (where it was recorded) and an ETag.
+async fn finished(
     ctx: &Request<'_>,
-    conn: &mut Conn,
     object: &CompletedObject<'_>,
     completed_version: Option<Vec<u8>>,
-    answer: (ResponseHead, Vec<u8>),
-) -> Result<Outcome, Failure> {
+    (answer, rewritten): ((ResponseHead, Vec<u8>), bool),
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
     let (resp, body) = answer;
-    if let Some(v) = &completed_version {
+    if rewritten && let Some(v) = &completed_version {
         crate::serve::object::forget_version(
             ctx,
             object.path,
@@ -663,12 +692,12 @@ async fn finish(
         )
         .await;
     }
-    let body = match object.checksum {
-        Some(c) => with_checksum(&body, c),
-        None => body,
+    let body = match (object.checksum, rewritten) {
+        (Some(c), true) => with_checksum(&body, c),
+        _ => body,
     };
     let body = with_stored_etag(ctx, object.path, body).await?;
-    reply(conn, &resp, &body, ctx.rid, true).await
+    Ok((resp, body))
 }
 
 /// The result of a CompleteMultipartUpload whose upload the backend no longer knows, if
@@ -897,14 +926,22 @@ mod complete_step_tests {
     }
 
     #[test]
-    fn parts_are_numbered_from_one_without_gaps() {
-        assert!(check_numbering(&parts(&[1, 2, 3])).is_ok());
-        assert_eq!(check_numbering(&[]).unwrap_err().code, "MalformedXML");
-        for bad in [&[2][..], &[1, 3], &[1, 1], &[2, 1]] {
+    fn parts_are_ascending_and_without_gaps_in_version_1() {
+        for gaps_allowed in [false, true] {
+            assert!(check_numbering(&parts(&[1, 2, 3]), gaps_allowed).is_ok());
             assert_eq!(
-                check_numbering(&parts(bad)).unwrap_err().code,
-                "InvalidPart"
+                check_numbering(&[], gaps_allowed).unwrap_err().code,
+                "MalformedXML"
             );
+            for bad in [&[1, 1][..], &[2, 1], &[1, 3, 2]] {
+                let e = check_numbering(&parts(bad), gaps_allowed).unwrap_err();
+                assert_eq!(e.code, "InvalidPartOrder", "{bad:?}");
+            }
+        }
+        for gapped in [&[2][..], &[1, 3], &[5, 9, 10000]] {
+            assert!(check_numbering(&parts(gapped), true).is_ok());
+            let e = check_numbering(&parts(gapped), false).unwrap_err();
+            assert_eq!(e.code, "InvalidPart", "{gapped:?}");
         }
     }
 

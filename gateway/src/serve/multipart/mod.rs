@@ -25,6 +25,7 @@ use crate::s3::{S3Error, xml};
 
 mod complete;
 mod exchange;
+mod keepalive;
 mod part_keys;
 mod token;
 mod upload_part;
