@@ -19,7 +19,9 @@ use twofold::envelope::layout::{SegmentSize, stored_len};
 use twofold::envelope::record::padding_len;
 use twofold_tests::admin::Scrape;
 use twofold_tests::backend::BackendKind;
-use twofold_tests::gateway::{Options, TestGateway, create_bucket, get, status_code};
+use twofold_tests::gateway::{
+    Options, TestGateway, create_bucket, create_upload, get, status_code, upload_part,
+};
 use twofold_tests::random_bytes;
 
 const BUCKET: &str = "shape";
@@ -33,26 +35,10 @@ async fn multipart(s3: &Client, key: &str, parts: &[Vec<u8>]) {
 
 /// A multipart upload of `parts` under the part numbers `numbers`.
 async fn multipart_numbered(s3: &Client, key: &str, parts: &[Vec<u8>], numbers: &[i32]) {
-    let id = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = create_upload(s3, BUCKET, key).await;
     let mut doc = CompletedMultipartUpload::builder();
     for (p, &n) in parts.iter().zip(numbers) {
-        let out = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(p.clone().into())
-            .send()
+        let out = upload_part(s3, (BUCKET, key, &id), n, p.clone())
             .await
             .unwrap();
         doc = doc.parts(
@@ -139,16 +125,7 @@ async fn assert_never_wrong(
 
 /// UploadPartCopy from the tampered object: refused.
 async fn assert_copy_refused(s3: &Client, what: &str) {
-    let id = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("copy-target")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = create_upload(s3, BUCKET, "copy-target").await;
     let r = s3
         .upload_part_copy()
         .bucket(BUCKET)
@@ -371,16 +348,7 @@ async fn parts_numbered_with_gaps_read_back_by_every_access_path() {
             .unwrap();
         assert!(get(&s3, BUCKET, &copy).await == whole, "{key}: copy");
         let target = format!("{key}-part-copy");
-        let id = s3
-            .create_multipart_upload()
-            .bucket(BUCKET)
-            .key(&target)
-            .send()
-            .await
-            .unwrap()
-            .upload_id()
-            .unwrap()
-            .to_owned();
+        let id = create_upload(&s3, BUCKET, &target).await;
         let out = s3
             .upload_part_copy()
             .bucket(BUCKET)
@@ -431,26 +399,10 @@ async fn a_kept_alive_complete_answers_200_and_then_its_result() {
         random_bytes(5 * MIB + 3),
         random_bytes(10),
     ];
-    let id = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("kept")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = create_upload(&s3, BUCKET, "kept").await;
     let mut doc = String::from("<CompleteMultipartUpload>");
     for (i, p) in plain.iter().enumerate() {
-        let out = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key("kept")
-            .upload_id(&id)
-            .part_number(i as i32 + 1)
-            .body(p.clone().into())
-            .send()
+        let out = upload_part(&s3, (BUCKET, "kept", &id), i as i32 + 1, p.clone())
             .await
             .unwrap();
         let etag = out.e_tag().unwrap().replace('"', "&quot;");
