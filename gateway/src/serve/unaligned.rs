@@ -21,6 +21,9 @@ const COPY_PART_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 /// Most server-side part copies of one rewrite in flight at once (each holds a backend
 /// connection; S3 copies parts of one upload in parallel).
 const REWRITE_COPIES_IN_FLIGHT: usize = 8;
+/// Most backend HEADs of one listing page in flight at once (each holds a backend
+/// connection).
+const LISTING_HEADS_IN_FLIGHT: usize = 8;
 /// Most sizes of marked objects remembered per core for listings.
 const LISTED_SIZE_CACHE_ENTRIES: usize = 4096;
 /// Longest accepted layout metadata value, in characters.
@@ -63,7 +66,7 @@ pub(crate) fn layout_of(
 /// Plaintext sizes of the objects of a listing whose size its stored length does not give
 /// (marked objects, and every multipart object, which must be checked against its layout
 /// record), by the byte offset of their `<Size>` digits in `xml`: one backend HEAD per
-/// such object not in the per-core cache.
+/// such object not in the per-core cache, at most [`LISTING_HEADS_IN_FLIGHT`] at once.
 pub(crate) async fn listed_sizes(
     ctx: &Request<'_>,
     xml: &[u8],
@@ -72,9 +75,46 @@ pub(crate) async fn listed_sizes(
     let Some(bucket) = ctx.address.bucket.as_deref() else {
         return Ok(out);
     };
+    let mut unknown = Vec::new();
+    for (entry, cache_key) in listed_entries(ctx, bucket, xml) {
+        match ctx.core.layout_sizes.borrow().get(&cache_key) {
+            Some(size) => {
+                out.insert(entry.digits_at, *size);
+            }
+            None => unknown.push((entry, cache_key)),
+        }
+    }
+    let heads = unknown
+        .iter()
+        .map(|(e, _)| head_size(ctx, bucket, &e.key, e.version.as_deref()))
+        .collect();
+    let sizes = super::backend::in_flight(heads, LISTING_HEADS_IN_FLIGHT).await;
+    for ((entry, cache_key), size) in unknown.into_iter().zip(sizes) {
+        let Some(size) = size? else {
+            continue;
+        };
+        let mut cache = ctx.core.layout_sizes.borrow_mut();
+        if cache.len() >= LISTED_SIZE_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(cache_key, size);
+        out.insert(entry.digits_at, size);
+    }
+    Ok(out)
+}
+
+/// The objects of a listing whose size needs their record (marked, or listed as
+/// multipart), each with the key its size is remembered under per core: (bucket, key and
+/// version, ETag).
+fn listed_entries(
+    ctx: &Request<'_>,
+    bucket: &str,
+    xml: &[u8],
+) -> Vec<(ListedEntry, (String, String, String))> {
     let seg = ctx.core.keyring.settings().segment_size;
     let url_keys = ctx.query.get("encoding-type") == Some("url");
     let text = String::from_utf8_lossy(xml);
+    let mut found = Vec::new();
     for tag in ["Contents", "Version"] {
         let open = format!("<{tag}>");
         let close = format!("</{tag}>");
@@ -91,31 +131,16 @@ pub(crate) async fn listed_sizes(
             if !record::is_marked(entry.stored, seg) && !entry.etag.contains('-') {
                 continue;
             }
+            let version = entry.version.as_deref().unwrap_or("");
             let cache_key = (
                 bucket.to_owned(),
-                format!(
-                    "{}\u{0}{}",
-                    entry.key,
-                    entry.version.as_deref().unwrap_or("")
-                ),
+                format!("{}\u{0}{version}", entry.key),
                 entry.etag.clone(),
             );
-            if let Some(size) = ctx.core.layout_sizes.borrow().get(&cache_key) {
-                out.insert(entry.digits_at, *size);
-                continue;
-            }
-            let version = entry.version.as_deref();
-            if let Some(size) = head_size(ctx, bucket, &entry.key, version).await? {
-                let mut cache = ctx.core.layout_sizes.borrow_mut();
-                if cache.len() >= LISTED_SIZE_CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(cache_key, size);
-                out.insert(entry.digits_at, size);
-            }
+            found.push((entry, cache_key));
         }
     }
-    Ok(out)
+    found
 }
 
 /// One object of a listing, as far as its size needs.
