@@ -209,6 +209,11 @@ pub struct PartSlice {
     pub take: u64,
 }
 
+/// Whether part numbers are 1, 2, 3... (the numbering that needs no record of its own).
+pub fn numbered_in_order(numbers: &[u32]) -> bool {
+    numbers.iter().zip(1u32..).all(|(n, i)| *n == i)
+}
+
 /// The plaintext sizes of an object's parts, in order; a single-part object has one. A
 /// multipart object's parts carry the part numbers they were uploaded (and sealed) under:
 /// 1, 2, 3... unless the client left gaps.
@@ -243,8 +248,11 @@ impl Layout {
     /// The same parts under these part numbers (one per part, ascending; checked by
     /// whoever decodes them). Numbers 1, 2, 3... are kept as the default.
     pub fn with_numbers(mut self, numbers: Vec<u32>) -> Self {
-        let plain = numbers.iter().zip(1u32..).all(|(n, i)| *n == i);
-        self.numbers = if plain { Vec::new() } else { numbers };
+        self.numbers = if numbered_in_order(&numbers) {
+            Vec::new()
+        } else {
+            numbers
+        };
         self
     }
 

@@ -41,7 +41,7 @@
 
 use super::aead::Layer;
 use super::header::{FORMAT_VERSION, Header};
-use super::layout::{Layout, SegmentSize, stored_len};
+use super::layout::{Layout, SegmentSize, numbered_in_order, stored_len};
 use super::{DataKeys, Error, SegmentCipher, salted};
 
 /// Version of the record's plaintext encoding for parts numbered 1, 2, 3...
@@ -155,8 +155,7 @@ pub fn encode_numbered(parts: &[u64], numbers: Option<&[u32]>) -> Result<Vec<u8>
     if parts.is_empty() || parts.len() as u64 > RECORD_PARTS_MAX {
         return Err(RecordError::Malformed("part count"));
     }
-    let numbers =
-        numbers.filter(|n| n.len() != parts.len() || n.iter().zip(1u32..).any(|(a, b)| *a != b));
+    let numbers = numbers.filter(|n| n.len() != parts.len() || !numbered_in_order(n));
     let mut out = vec![match numbers {
         None => RECORD_VERSION,
         Some(_) => RECORD_VERSION_NUMBERED,
@@ -349,7 +348,7 @@ pub fn open(
             .open_to(0, true, sealed, &mut out)
             .map_err(|_| RecordError::Rejected)?;
         let (parts, numbers) = decode_numbered(&out[..n])?;
-        if numbers.iter().zip(1u32..).any(|(a, b)| *a != b) {
+        if !numbered_in_order(&numbers) {
             return Err(RecordError::Malformed("part numbers in a version 1 object"));
         }
         (parts, numbers)

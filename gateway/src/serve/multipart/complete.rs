@@ -173,7 +173,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
     // Everything that goes into the object's metadata is sealed now, so that nothing is
     // completed if it cannot be.
     let numbers = request.parts.iter().map(|p| p.number).collect();
-    let layout = Layout::multipart(plain_sizes.clone(), seg).with_numbers(numbers);
+    let layout = Layout::multipart(plain_sizes, seg).with_numbers(numbers);
     let sealed = Sealed::new(
         request.header.as_ref(),
         keys.as_ref(),
@@ -197,7 +197,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         name,
         path: &path,
         header,
-        plain_sizes: &plain_sizes,
+        plain_sizes: layout.parts(),
         checksum: object_checksum.as_ref(),
     };
     record_and_answer(ctx, conn, &object, sealed, (resp, body)).await
