@@ -153,6 +153,9 @@ fn derived_bucket_key(layer: Layer, seed: u8, bucket: &str) -> (BucketKey, Value
     (key, steps)
 }
 
+/// The salt of the vectors' parts of version 2 uploads (random in use).
+const PART_SALT: [u8; 16] = [0x5a; 16];
+
 fn build(case: &Case, version: u8) -> Value {
     let keys = DataKeys::from_bytes(fill(0x10), fill(0x20));
     let (inner_bk, outer_bk, hierarchy) = if version == 1 {
@@ -177,12 +180,19 @@ fn build(case: &Case, version: u8) -> Value {
     let header =
         seal_header_with_nonces(params, &keys, &inner_bk, &outer_bk, name, nonces).unwrap();
     assert_eq!(header.version(), version);
-    let cipher = SegmentCipher::new(&header, &keys, case.part_number).unwrap();
+    // A part of a version 2 upload is stored after its salt (fixed here, fresh in use).
+    let part_salt = (version == 2 && case.part_number != 0).then_some(PART_SALT);
+    let cipher = match &part_salt {
+        Some(salt) => SegmentCipher::new_salted(&header, &keys, case.part_number, salt).unwrap(),
+        None => SegmentCipher::new(&header, &keys, case.part_number).unwrap(),
+    };
     let plain = plaintext(case.plaintext_len);
     let mut w = EncryptWriter::new(cipher, Vec::new());
     std::io::Write::write_all(&mut w, &plain).unwrap();
-    let (stored, n) = w.finish().unwrap();
+    let (segments, n) = w.finish().unwrap();
     assert_eq!(n, stored_len(plain.len() as u64, seg));
+    let mut stored = part_salt.map(|s| s.to_vec()).unwrap_or_default();
+    stored.extend_from_slice(&segments);
     let reference = |bk: &BucketKey| {
         let mut r = Vec::new();
         bk.reference.write(&mut r);
@@ -208,6 +218,9 @@ fn build(case: &Case, version: u8) -> Value {
         "header": hex::encode(header.to_bytes()),
         "stored": hex::encode(&stored),
     });
+    if let Some(salt) = part_salt {
+        v["part_salt"] = json!(hex::encode(salt));
+    }
     if version == 1 {
         v["inner_wrapped_bucket_key"] = json!(reference(&inner_bk)[2..]);
         v["outer_wrapped_bucket_key"] = json!(reference(&outer_bk)[2..]);
@@ -260,15 +273,16 @@ struct MultipartCase {
 
 const MULTIPART: &[MultipartCase] = &[
     MultipartCase {
-        description: "aligned: three parts of 2, 2 and 1.25 segments of 4 KiB; the parts and a layout \
-                      record (fixed salt 0x4c here, random in use)",
+        description: "aligned: three parts of 2, 2 and 1.25 segments of 4 KiB, each after its part \
+                      salt (fixed 0x50, 0x51, 0x52 here, random in use); a layout record (fixed \
+                      salt 0x4c here, random in use) that says the parts are salted",
         key: "multi/aligned.bin",
         parts: &[8192, 8192, 5120],
         numbers: &[1, 2, 3],
         checksum: false,
     },
     MultipartCase {
-        description: "unaligned: parts of 5000, 4100 and 10 bytes; layout record, marker padding \
+        description: "unaligned: salted parts of 5000, 4100 and 10 bytes; layout record, marker padding \
                       (fixed bytes 0xee here, random in use) and a salted CRC32 checksum record \
                       (fixed salt 0x3c here, random in use)",
         key: "multi/unaligned.bin",
@@ -277,8 +291,8 @@ const MULTIPART: &[MultipartCase] = &[
         checksum: true,
     },
     MultipartCase {
-        description: "numbered with gaps: parts 2, 5 and 6 of 8192, 8192 and 100 bytes, each sealed \
-                      under its own number; layout record version 2, which holds the numbers \
+        description: "numbered with gaps: salted parts 2, 5 and 6 of 8192, 8192 and 100 bytes, each \
+                      sealed under its own number; layout record version 2, which holds the numbers \
                       (fixed salt 0x4c here, random in use)",
         key: "multi/gaps.bin",
         parts: &[8192, 8192, 100],
@@ -319,7 +333,10 @@ fn multipart_object(case: &MultipartCase) -> Value {
     let mut plain = Vec::new();
     for (i, &len) in case.parts.iter().enumerate() {
         let p = part_plaintext(i + 1, len);
-        let cipher = SegmentCipher::new(&header, &keys, case.numbers[i]).unwrap();
+        // Each part after its own salt (fixed here: 0x50 + its position; fresh in use).
+        let salt = [0x50 + i as u8; 16];
+        stored.extend_from_slice(&salt);
+        let cipher = SegmentCipher::new_salted(&header, &keys, case.numbers[i], &salt).unwrap();
         let mut w = EncryptWriter::new(cipher, Vec::new());
         std::io::Write::write_all(&mut w, &p).unwrap();
         stored.extend_from_slice(&w.finish().unwrap().0);
@@ -334,7 +351,8 @@ fn multipart_object(case: &MultipartCase) -> Value {
     // Every version 2 multipart object has a layout record (salted; fixed salt here,
     // random in use); an unaligned one also has marker padding.
     let layout = twofold::envelope::layout::Layout::multipart(sizes.clone(), seg)
-        .with_numbers(case.numbers.to_vec());
+        .with_numbers(case.numbers.to_vec())
+        .with_salts(true);
     let sealed = record::seal_with_salt(&header, &keys, &layout, [0x4c; 16]).unwrap();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     metadata.insert(
@@ -581,7 +599,9 @@ fn committed_multipart_objects_open_whole_and_not_cut() {
         let lens: Vec<usize> = case
             .parts
             .iter()
-            .map(|&p| twofold::envelope::layout::stored_len(p as u64, header.segment_size) as usize)
+            .map(|&p| {
+                twofold::envelope::layout::salted_stored_len(p as u64, header.segment_size) as usize
+            })
             .collect();
         let parts_end: usize = lens.iter().sum();
         let (first, second) = (lens[0], lens[0] + lens[1]);
@@ -622,9 +642,22 @@ fn open_vector(v: &Value, version: u8) {
         assert_eq!(keys.key(Layer::Inner), &k32(&v["inner_data_key"]));
         assert_eq!(keys.key(Layer::Outer), &k32(&v["outer_data_key"]));
         let part = u32::try_from(v["part_number"].as_u64().unwrap()).unwrap();
-        let cipher = SegmentCipher::new(&header, &keys, part).unwrap();
+        let stored = h(&v["stored"]);
+        // A salted part: its salt, then its segments.
+        let (cipher, segments) = match v.get("part_salt") {
+            Some(salt) => {
+                let salt: [u8; 16] = h(salt).try_into().unwrap();
+                assert_eq!(stored[..16], salt);
+                let c = SegmentCipher::new_salted(&header, &keys, part, &salt).unwrap();
+                (c, &stored[16..])
+            }
+            None => (
+                SegmentCipher::new(&header, &keys, part).unwrap(),
+                &stored[..],
+            ),
+        };
         let mut out = Vec::new();
-        DecryptReader::new(cipher, h(&v["stored"]).as_slice())
+        DecryptReader::new(cipher, segments)
             .read_to_end(&mut out)
             .unwrap();
         let len = usize::try_from(v["plaintext_len"].as_u64().unwrap()).unwrap();

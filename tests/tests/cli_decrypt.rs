@@ -468,7 +468,10 @@ async fn read_plans_agree_with_the_gateway() {
             twofold::envelope::objmeta::decode(head.metadata().unwrap().get("twofold").unwrap())
                 .unwrap();
         let stored = head.content_length().unwrap() as u64;
-        let layout = parts.clone().map(|p| Layout::multipart(p, seg));
+        // The gateway's multipart objects: each part after its salt.
+        let layout = parts
+            .clone()
+            .map(|p| Layout::multipart(p, seg).with_salts(true));
         let meta = ObjectMeta {
             header: &header,
             stored_len: stored,

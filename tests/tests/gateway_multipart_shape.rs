@@ -15,7 +15,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use std::collections::HashMap;
-use twofold::envelope::layout::{SegmentSize, stored_len};
+use twofold::envelope::layout::{SegmentSize, salted_stored_len};
 use twofold::envelope::record::padding_len;
 use twofold_tests::admin::Scrape;
 use twofold_tests::backend::BackendKind;
@@ -63,11 +63,19 @@ fn stored_parts(stored: &[u8], sizes: &[usize]) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut at = 0;
     let mut parts = Vec::new();
     for &p in sizes {
-        let len = stored_len(p as u64, SegmentSize::DEFAULT) as usize;
+        // Each part is its salt, then its segments.
+        let len = salted_stored_len(p as u64, SegmentSize::DEFAULT) as usize;
         parts.push(stored[at..at + len].to_vec());
         at += len;
     }
     (parts, stored[at..].to_vec())
+}
+
+/// A stored part with a bit of its salt flipped: its segments then open under no keys.
+fn salt_flipped(part: &[u8]) -> Vec<u8> {
+    let mut out = part.to_vec();
+    out[3] ^= 0x10;
+    out
 }
 
 /// Parts laid end to end, with fresh marker padding where the original had some (what a
@@ -184,6 +192,11 @@ async fn cut_extended_reordered_or_unrecorded_multipart_objects_are_integrity_fa
             (
                 "parts 1 and 2 swapped",
                 laid(&[&p[1], &p[0], &p[2]], padded),
+                &meta,
+            ),
+            (
+                "part 2's salt changed",
+                laid(&[&p[0], &salt_flipped(&p[1]), &p[2]], padded),
                 &meta,
             ),
             ("record removed", stored.clone(), &unrecorded),

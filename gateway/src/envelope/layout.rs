@@ -4,7 +4,9 @@
 //! bytes (the last one shorter, or empty only when `P == 0`), and each stored segment is
 //! its plaintext plus [`SEGMENT_OVERHEAD_BYTES`]. So `stored = P + 32·n`, a pure function of
 //! `P`, and a plaintext byte range maps onto whole stored segments. A multipart object is
-//! its parts' stored bodies one after the other, in part-number order.
+//! its parts' stored bodies one after the other, in part-number order. In a salted layout
+//! (format version 2 parts that carry their own salt) each part's stored body begins with
+//! its [`PART_SALT_LEN_BYTES`]-byte salt, so it is `16 + P + 32·n` bytes.
 
 use super::aead::TAG_LEN_BYTES;
 
@@ -18,6 +20,8 @@ pub const SEGMENT_SIZE_LOG2_MAX: u8 = 24;
 pub const SEGMENT_SIZE_LOG2_DEFAULT: u8 = 16;
 /// Most segments one part may have: the segment counter in the nonce is 32 bits.
 pub const SEGMENTS_PER_PART_MAX: u64 = 1 << 32;
+/// Bytes of the salt that begins each stored part of a salted layout.
+pub const PART_SALT_LEN_BYTES: u64 = 16;
 
 const _: () = assert!(SEGMENT_SIZE_LOG2_MIN <= SEGMENT_SIZE_LOG2_DEFAULT);
 const _: () = assert!(SEGMENT_SIZE_LOG2_DEFAULT <= SEGMENT_SIZE_LOG2_MAX);
@@ -106,6 +110,22 @@ pub fn segment_count(plain_len: u64, seg: SegmentSize) -> u64 {
 /// Stored length of a part (or single-part object) of `plain_len` plaintext bytes.
 pub fn stored_len(plain_len: u64, seg: SegmentSize) -> u64 {
     plain_len + SEGMENT_OVERHEAD_BYTES * segment_count(plain_len, seg)
+}
+
+/// Stored length of a part of `plain_len` plaintext bytes that begins with its salt.
+pub fn salted_stored_len(plain_len: u64, seg: SegmentSize) -> u64 {
+    PART_SALT_LEN_BYTES + stored_len(plain_len, seg)
+}
+
+/// Plaintext length of a part whose stored body, its salt included, is `stored_len` bytes;
+/// the inverse of [`salted_stored_len`].
+pub fn salted_plain_len(stored_len: u64, seg: SegmentSize) -> Result<u64, LayoutError> {
+    let invalid = LayoutError::StoredLengthInvalid { stored_len };
+    plain_len(
+        stored_len.checked_sub(PART_SALT_LEN_BYTES).ok_or(invalid)?,
+        seg,
+    )
+    .map_err(|_| invalid)
 }
 
 /// Plaintext length of a part whose stored body is `stored_len` bytes; the inverse of
@@ -199,7 +219,8 @@ pub struct PartSlice {
     pub first_segment: u64,
     /// Last segment to open (inclusive), within the part.
     pub last_segment: u64,
-    /// Stored byte range within the whole object (inclusive), covering those segments.
+    /// Stored byte range within the whole object (inclusive), covering those segments (not
+    /// the part's salt, in a salted layout).
     pub stored_first: u64,
     /// Last stored byte (inclusive).
     pub stored_last: u64,
@@ -223,6 +244,8 @@ pub struct Layout {
     parts: Vec<u64>,
     /// The part numbers, one per part; empty for 1, 2, 3...
     numbers: Vec<u32>,
+    /// Whether each part's stored body begins with its salt.
+    salted: bool,
 }
 
 impl Layout {
@@ -232,6 +255,7 @@ impl Layout {
             seg,
             parts: vec![plain_len],
             numbers: Vec::new(),
+            salted: false,
         }
     }
 
@@ -242,6 +266,34 @@ impl Layout {
             seg,
             parts,
             numbers: Vec::new(),
+            salted: false,
+        }
+    }
+
+    /// The same parts, each stored after its salt (`salted`) or not.
+    pub fn with_salts(mut self, salted: bool) -> Self {
+        self.salted = salted;
+        self
+    }
+
+    /// Whether each part's stored body begins with its salt.
+    pub fn salted(&self) -> bool {
+        self.salted
+    }
+
+    /// Stored bytes of a part of `plain` plaintext bytes in this layout.
+    pub fn part_stored_len(&self, plain: u64) -> u64 {
+        match self.salted {
+            true => salted_stored_len(plain, self.seg),
+            false => stored_len(plain, self.seg),
+        }
+    }
+
+    /// Stored bytes before a part's first segment: its salt, in a salted layout.
+    pub fn salt_len(&self) -> u64 {
+        match self.salted {
+            true => PART_SALT_LEN_BYTES,
+            false => 0,
         }
     }
 
@@ -291,14 +343,14 @@ impl Layout {
 
     /// Total stored size: the sum of each part's stored size.
     pub fn stored_len(&self) -> u64 {
-        self.parts.iter().map(|&p| stored_len(p, self.seg)).sum()
+        self.parts.iter().map(|&p| self.part_stored_len(p)).sum()
     }
 
-    /// Stored offset at which part `index` begins.
+    /// Stored offset at which part `index` begins (at its salt, in a salted layout).
     pub fn part_stored_offset(&self, index: usize) -> u64 {
         self.parts[..index.min(self.parts.len())]
             .iter()
-            .map(|&p| stored_len(p, self.seg))
+            .map(|&p| self.part_stored_len(p))
             .sum()
     }
 
@@ -325,9 +377,10 @@ impl Layout {
                 let hi = last.min(part_plain_end - 1) - part_plain_start;
                 let first_segment = lo / seg;
                 let last_segment = hi / seg;
-                let stored_first = part_stored_start + first_segment * self.seg.stored_bytes();
+                let segments_start = part_stored_start + self.salt_len();
+                let stored_first = segments_start + first_segment * self.seg.stored_bytes();
                 let last_seg_len = segment_plain_len(part_len, last_segment, self.seg);
-                let stored_last = part_stored_start
+                let stored_last = segments_start
                     + last_segment * self.seg.stored_bytes()
                     + last_seg_len
                     + SEGMENT_OVERHEAD_BYTES
@@ -343,7 +396,7 @@ impl Layout {
                 });
             }
             part_plain_start = part_plain_end;
-            part_stored_start += stored_len(part_len, self.seg);
+            part_stored_start += self.part_stored_len(part_len);
         }
         Ok(out)
     }
@@ -442,9 +495,9 @@ mod tests {
         assert_eq!(total, range.len());
         for pair in slices.windows(2) {
             assert_eq!(
-                pair[0].stored_last + 1,
+                pair[0].stored_last + 1 + layout.salt_len(),
                 pair[1].stored_first,
-                "slices are adjacent"
+                "slices are adjacent but for the next part's salt"
             );
         }
         let mut plain_cursor = range.first;
@@ -455,7 +508,7 @@ mod tests {
             // The first opened segment begins at a segment boundary in the part.
             assert_eq!(
                 s.stored_first,
-                part_stored_start + s.first_segment * seg.stored_bytes()
+                part_stored_start + layout.salt_len() + s.first_segment * seg.stored_bytes()
             );
             let released_from = part_plain_start + s.first_segment * seg.bytes() + s.skip_front;
             assert_eq!(released_from, plain_cursor);
@@ -474,6 +527,26 @@ mod tests {
         }
         let last = slices.last().unwrap();
         assert!(last.stored_last < layout.stored_len());
+    }
+
+    #[test]
+    fn a_salted_part_is_its_salt_and_its_segments() {
+        assert_eq!(salted_stored_len(0, S), 48);
+        assert_eq!(salted_stored_len(65536, S), 16 + 65568);
+        for bad in [0, 15, 16, 47, 16 + 65569] {
+            assert!(salted_plain_len(bad, S).is_err(), "{bad}");
+        }
+        let layout = Layout::multipart(vec![65536, 10], S).with_salts(true);
+        assert_eq!(layout.stored_len(), 16 + 65568 + 16 + 42);
+        assert_eq!(layout.part_stored_offset(1), 16 + 65568);
+        let slices = layout
+            .map_range(PlainRange {
+                first: 65536,
+                last: 65537,
+            })
+            .unwrap();
+        assert_eq!(slices[0].stored_first, 16 + 65568 + 16);
+        assert_eq!(slices[0].stored_last, layout.stored_len() - 1);
     }
 
     #[test]
@@ -514,6 +587,11 @@ mod tests {
         }
 
         #[test]
+        fn prop_salted_plain_len_inverts(p in 0u64..(1u64 << 42)) {
+            prop_assert_eq!(salted_plain_len(salted_stored_len(p, S), S), Ok(p));
+        }
+
+        #[test]
         fn prop_stored_len_monotonic(p in 0u64..(1u64 << 40)) {
             prop_assert!(stored_len(p + 1, S) > stored_len(p, S));
         }
@@ -536,9 +614,9 @@ mod tests {
             parts in proptest::collection::vec(prop_oneof![
                 Just(65536u64), Just(65535), Just(65537), Just(1), 1u64..300_000
             ], 1..6),
-            a in any::<u64>(), b in any::<u64>()
+            a in any::<u64>(), b in any::<u64>(), salted in any::<bool>()
         ) {
-            let layout = Layout::multipart(parts, S);
+            let layout = Layout::multipart(parts, S).with_salts(salted);
             let size = layout.plain_len();
             let (x, y) = (a % size, b % size);
             check_mapping(&layout, PlainRange { first: x.min(y), last: x.max(y) });

@@ -35,7 +35,7 @@ use header::{
 use layout::{LayoutError, SegmentSize};
 use zeroize::Zeroizing;
 
-pub use segment::SegmentCipher;
+pub use segment::{PartSalt, SegmentCipher, fresh_part_salt};
 
 /// Part number used for single-part objects (multipart parts are numbered 1..=10000).
 pub const SINGLE_PART_NUMBER: u32 = 0;

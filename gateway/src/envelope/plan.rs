@@ -20,8 +20,8 @@
 
 use super::header::Header;
 use super::layout::{
-    Layout, LayoutError, PlainRange, SEGMENT_OVERHEAD_BYTES, SegmentSize, plain_len, segment_count,
-    segment_plain_len,
+    Layout, LayoutError, PART_SALT_LEN_BYTES, PlainRange, SEGMENT_OVERHEAD_BYTES, SegmentSize,
+    plain_len, segment_count, segment_plain_len,
 };
 use super::record;
 use crate::s3::{ByteRange, RangeRequest};
@@ -218,6 +218,12 @@ pub enum SegmentId {
         /// The object's last segment.
         object_last: bool,
     },
+    /// The salt that begins the stored body of part `part` of a salted layout: not a
+    /// segment, but what the part's segments are opened with (no plaintext).
+    Salt {
+        /// Part number.
+        part: u32,
+    },
 }
 
 /// One stored segment to read, open and release (part of).
@@ -310,7 +316,9 @@ pub struct ReadPlan {
     /// Segments to open first, to check guessed part bounds; before any response.
     pub checks: Vec<SegmentCheck>,
     /// Stored ranges to fetch, in order (empty: no body is read). The segments below are
-    /// these bytes one after the other, from the start of the first.
+    /// these bytes one after the other, from the start of the first. There is one range,
+    /// or two where a read that begins inside a salted part fetches that part's salt (a
+    /// [`SegmentId::Salt`] step) first.
     pub fetch: Vec<StoredRange>,
     /// For [`SegmentId::Follow`] segments: the part and index of the first one.
     pub follow_from: Option<(u32, u64)>,
@@ -618,7 +626,11 @@ fn recorded_segments(
         }
         let part_len = parts[slice.part_index];
         let part = layout.part_number(slice.part_index);
-        let base = layout.part_stored_offset(slice.part_index);
+        let salt_at = layout.part_stored_offset(slice.part_index);
+        if layout.salted() {
+            segments.push(salt_step(salt_at, part));
+        }
+        let base = salt_at + layout.salt_len();
         let n = segment_count(part_len, seg);
         let mut skip = slice.skip_front;
         let mut left = slice.take;
@@ -643,6 +655,34 @@ fn recorded_segments(
         }
     }
     Ok(segments)
+}
+
+/// The step that reads the salt of part `part`, stored at `at`.
+fn salt_step(at: u64, part: u32) -> SegmentStep {
+    SegmentStep {
+        stored: StoredRange {
+            first: at,
+            last: at + PART_SALT_LEN_BYTES - 1,
+        },
+        plain_first: 0,
+        plain_len: 0,
+        id: SegmentId::Salt { part },
+        skip: 0,
+        keep: 0,
+    }
+}
+
+/// The stored ranges that hold `steps`, one per run of adjacent steps: one range, unless
+/// a read that starts inside a salted part must fetch that part's salt first.
+fn fetch_runs(steps: &[SegmentStep]) -> Vec<StoredRange> {
+    let mut runs: Vec<StoredRange> = Vec::new();
+    for step in steps {
+        match runs.last_mut() {
+            Some(run) if run.last + 1 == step.stored.first => run.last = step.stored.last,
+            _ => runs.push(step.stored),
+        }
+    }
+    runs
 }
 
 /// The plaintext range of the part numbered `k` (as it was uploaded: with gaps, parts 1
@@ -714,21 +754,26 @@ fn plan_recorded(
     if size == 0 {
         // One empty part (only the last part may be empty): its one, final, segment is
         // still read and verified.
+        let part = layout.part_number(0);
         let step = SegmentStep {
-            stored: segment_stored(0, 0, layout.segment_size(), 0),
+            stored: segment_stored(0, 0, layout.segment_size(), layout.salt_len()),
             plain_first: 0,
             plain_len: 0,
             id: SegmentId::Exact {
-                part: layout.part_number(0),
+                part,
                 index: 0,
                 last: true,
             },
             skip: 0,
             keep: 0,
         };
+        let segments = match layout.salted() {
+            true => vec![salt_step(0, part), step],
+            false => vec![step],
+        };
         return Ok(ReadPlan {
-            fetch: vec![step.stored],
-            segments: vec![step],
+            fetch: fetch_runs(&segments),
+            segments,
             ..empty_plan(response)
         });
     }
@@ -738,13 +783,7 @@ fn plan_recorded(
     });
     let slices = layout.map_range(wanted)?;
     let segments = recorded_segments(layout, &slices)?;
-    let fetch = match (slices.first(), slices.last()) {
-        (Some(a), Some(b)) => vec![StoredRange {
-            first: a.stored_first,
-            last: b.stored_last,
-        }],
-        _ => Vec::new(),
-    };
+    let fetch = fetch_runs(&segments);
     Ok(ReadPlan {
         fetch,
         segments,
@@ -802,9 +841,18 @@ mod tests {
             Self::multipart_of(test_header(9), parts)
         }
 
-        fn multipart_of(mut header: Header, parts: &[u64]) -> Self {
+        /// [`Obj::multipart_v2`] with every part stored after its salt.
+        fn multipart_v2_salted(parts: &[u64]) -> Self {
+            Self::multipart_salted(test_header(9), parts, true)
+        }
+
+        fn multipart_of(header: Header, parts: &[u64]) -> Self {
+            Self::multipart_salted(header, parts, false)
+        }
+
+        fn multipart_salted(mut header: Header, parts: &[u64], salted: bool) -> Self {
             header.segment_size = seg();
-            let layout = Layout::multipart(parts.to_vec(), seg());
+            let layout = Layout::multipart(parts.to_vec(), seg()).with_salts(salted);
             let st = layout.stored_len();
             let (record, stored) = match record::needs_record(parts, seg()) {
                 true => (Some(layout), st + record::padding_len(st, seg())),
@@ -845,15 +893,28 @@ mod tests {
             }
         }
 
+        /// Bytes of salt before each part's segments.
+        fn salt_len(&self) -> u64 {
+            self.record.as_ref().map_or(0, Layout::salt_len)
+        }
+
+        /// The part number whose salt begins at `at`, if one does.
+        fn salt_at(&self, at: u64) -> Option<u32> {
+            let layout = self.record.as_ref().filter(|l| l.salted())?;
+            (0..self.parts.len())
+                .find(|&k| layout.part_stored_offset(k) == at)
+                .map(|k| layout.part_number(k))
+        }
+
         /// The true identity of the stored segment that starts at `at`: (part number,
         /// index, final, plaintext offset, plaintext length).
         fn segment_at(&self, at: u64) -> Option<(u32, u64, bool, u64, u64)> {
             let mut stored = 0u64;
             let mut plain = 0u64;
             for (k, &p) in self.parts.iter().enumerate() {
-                let part_stored = stored_len(p, seg());
+                let part_stored = self.salt_len() + stored_len(p, seg());
                 if at < stored + part_stored {
-                    let off = at - stored;
+                    let off = (at - stored).checked_sub(self.salt_len())?;
                     if !off.is_multiple_of(seg().stored_bytes()) {
                         return None;
                     }
@@ -904,17 +965,32 @@ mod tests {
             assert!(plan.fetch.is_empty());
             return Ok(Vec::new());
         }
-        assert_eq!(plan.fetch.len(), 1);
-        let f = plan.fetch[0];
-        assert!(f.last < obj.stored, "fetch within the stored object");
-        assert_eq!(plan.segments[0].stored.first, f.first);
-        assert_eq!(plan.segments.last().unwrap().stored.last, f.last);
-        for w in plan.segments.windows(2) {
-            assert_eq!(w[0].stored.last + 1, w[1].stored.first, "adjacent");
+        assert_eq!(plan.fetch, fetch_runs(&plan.segments));
+        assert!(
+            plan.fetch.iter().all(|f| f.last < obj.stored),
+            "within the object"
+        );
+        if plan.fetch.len() == 2 {
+            // Only a salt is fetched apart, before the rest.
+            assert!(matches!(plan.segments[0].id, SegmentId::Salt { .. }));
+            assert_eq!(plan.fetch[0], plan.segments[0].stored);
+        } else {
+            assert_eq!(plan.fetch.len(), 1);
         }
         let mut cursor = plan.follow_from;
         let mut out = Vec::new();
+        let mut salt_of = None;
         for (i, step) in plan.segments.iter().enumerate() {
+            if let SegmentId::Salt { part } = step.id {
+                assert_eq!(
+                    obj.salt_at(step.stored.first),
+                    Some(part),
+                    "a salt is there"
+                );
+                assert_eq!(step.stored.len(), PART_SALT_LEN_BYTES);
+                salt_of = Some(part);
+                continue;
+            }
             let (part, index, last, plain_first, plain_len) = obj
                 .segment_at(step.stored.first)
                 .expect("a segment starts there");
@@ -927,7 +1003,12 @@ mod tests {
                     part: p,
                     index: x,
                     last: l,
-                } => (p, x, l) == (part, index, last),
+                } => {
+                    // A salted part's segments open only after its salt was read.
+                    let salt_read = obj.salt_len() == 0 || salt_of == Some(p);
+                    (p, x, l) == (part, index, last) && salt_read
+                }
+                SegmentId::Salt { .. } => unreachable!("handled above"),
                 SegmentId::Follow { object_last } => {
                     let (p, x) = cursor.expect("follow_from");
                     assert_eq!(object_last, step.stored.last + 1 == obj.stored);
@@ -1207,6 +1288,7 @@ mod tests {
             let obj = Obj::multipart_v2(&parts);
             assert!(obj.record.is_some());
             check_object(&obj);
+            check_object(&Obj::multipart_v2_salted(&parts));
         }
     }
 
@@ -1223,7 +1305,11 @@ mod tests {
             vec![3 * s - 1, 2 * s, s + 1, 0],
             vec![5, 6, 7, 8, 9],
         ] {
-            for obj in [Obj::multipart(&parts), Obj::multipart_v2(&parts)] {
+            for obj in [
+                Obj::multipart(&parts),
+                Obj::multipart_v2(&parts),
+                Obj::multipart_v2_salted(&parts),
+            ] {
                 assert!(obj.record.is_some(), "{parts:?}");
                 check_object(&obj);
             }

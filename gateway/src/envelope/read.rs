@@ -5,7 +5,7 @@
 
 use super::layout::SEGMENT_OVERHEAD_BYTES;
 use super::plan::{ReadPlan, SegmentId};
-use super::{DataKeys, Error, SegmentCipher, header::Header};
+use super::{DataKeys, Error, PartSalt, SegmentCipher, header::Header};
 use std::io::{self, Read};
 use zeroize::Zeroizing;
 
@@ -78,6 +78,8 @@ pub struct PlanOpener<'a> {
     header: &'a Header,
     keys: &'a DataKeys,
     cipher: Option<SegmentCipher>,
+    /// The salt of the part being read, where its layout is salted.
+    salt: Option<(u32, PartSalt)>,
     next: usize,
     part: u32,
     index: u64,
@@ -102,6 +104,7 @@ impl<'a> PlanOpener<'a> {
             header,
             keys,
             cipher: None,
+            salt: None,
             next: 0,
             part,
             index,
@@ -112,6 +115,14 @@ impl<'a> PlanOpener<'a> {
     pub fn next_stored_len(&self) -> Option<usize> {
         let step = self.plan.segments.get(self.next)?;
         usize::try_from(step.stored.len()).ok()
+    }
+
+    /// Whether the next step reads a part's salt rather than a segment.
+    pub fn next_is_salt(&self) -> bool {
+        self.plan
+            .segments
+            .get(self.next)
+            .is_some_and(|s| matches!(s.id, SegmentId::Salt { .. }))
     }
 
     /// Bytes an output buffer needs for any segment of this plan.
@@ -132,8 +143,17 @@ impl<'a> PlanOpener<'a> {
             return Err(Error::Internal("segment buffer of the wrong length"));
         }
         let (part, n) = match step.id {
+            SegmentId::Salt { part } => {
+                let salt = PartSalt::try_from(input)
+                    .map_err(|_| Error::Internal("salt of the wrong length"))?;
+                self.salt = Some((part, salt));
+                self.cipher = None;
+                self.next += 1;
+                return Ok(Opened { part, kept: 0..0 });
+            }
             SegmentId::Exact { part, index, last } => {
-                let c = cipher_for(&mut self.cipher, self.header, self.keys, part)?;
+                let salt = self.salt.as_ref().filter(|(p, _)| *p == part).map(|s| &s.1);
+                let c = cipher_for(&mut self.cipher, (self.header, self.keys), part, salt)?;
                 (part, open(c, index, last, input, out)?)
             }
             SegmentId::Follow { object_last } => self.follow(object_last, input, out)?,
@@ -163,7 +183,7 @@ impl<'a> PlanOpener<'a> {
         out: &mut [u8],
     ) -> Result<(u32, usize), Error> {
         let part = self.part;
-        let c = cipher_for(&mut self.cipher, self.header, self.keys, part)?;
+        let c = cipher_for(&mut self.cipher, (self.header, self.keys), part, None)?;
         if object_last {
             return Ok((part, open(c, self.index, true, input, out)?));
         }
@@ -209,7 +229,11 @@ pub fn read_plan<R: Read + ?Sized>(
             .ok_or(Error::Internal("segment longer than the segment size"))?;
         input.read_exact(input_buf)?;
         summary.stored_read += stored as u64;
+        let salt = opener.next_is_salt();
         let opened = opener.open(input_buf, &mut out)?;
+        if salt {
+            continue;
+        }
         // Every opened segment goes to the sink, if only with nothing kept: so an empty
         // part is seen too.
         sink(opened.part, &out[opened.kept.clone()])?;
@@ -219,14 +243,20 @@ pub fn read_plan<R: Read + ?Sized>(
     Ok(summary)
 }
 
+/// The cipher of part `part` (stored after `salt`, where its layout is salted), from
+/// `slot` when it holds that part's.
 fn cipher_for<'c>(
     slot: &'c mut Option<SegmentCipher>,
-    header: &Header,
-    keys: &DataKeys,
+    object: (&Header, &DataKeys),
     part: u32,
+    salt: Option<&PartSalt>,
 ) -> Result<&'c SegmentCipher, Error> {
+    let (header, keys) = object;
     if slot.as_ref().is_none_or(|c| c.part() != part) {
-        *slot = Some(SegmentCipher::new(header, keys, part)?);
+        *slot = Some(match salt {
+            Some(salt) => SegmentCipher::new_salted(header, keys, part, salt)?,
+            None => SegmentCipher::new(header, keys, part)?,
+        });
     }
     slot.as_ref().ok_or(Error::Internal("cipher"))
 }
@@ -257,10 +287,24 @@ mod tests {
         seal_in(test_header(5), parts, false)
     }
 
+    /// [`seal_v2`] with every part stored after its own salt.
+    fn seal_v2_salted(parts: &[u64]) -> (Header, DataKeys, Vec<u8>, Vec<u8>, Option<Layout>) {
+        seal_salted(test_header(5), parts, false, true)
+    }
+
     fn seal_in(
+        header: Header,
+        parts: &[u64],
+        single: bool,
+    ) -> (Header, DataKeys, Vec<u8>, Vec<u8>, Option<Layout>) {
+        seal_salted(header, parts, single, false)
+    }
+
+    fn seal_salted(
         mut header: Header,
         parts: &[u64],
         single: bool,
+        salted: bool,
     ) -> (Header, DataKeys, Vec<u8>, Vec<u8>, Option<Layout>) {
         header.segment_size = seg();
         let keys = DataKeys::from_bytes([1; 32], [2; 32]);
@@ -274,7 +318,14 @@ mod tests {
             } else {
                 u32::try_from(k + 1).unwrap()
             };
-            let cipher = SegmentCipher::new(&header, &keys, number).unwrap();
+            let cipher = match salted {
+                true => {
+                    let salt = crate::envelope::fresh_part_salt().unwrap();
+                    stored.extend_from_slice(&salt);
+                    SegmentCipher::new_salted(&header, &keys, number, &salt).unwrap()
+                }
+                false => SegmentCipher::new(&header, &keys, number).unwrap(),
+            };
             let mut w = super::super::stream::EncryptWriter::new(cipher, Vec::new());
             io::Write::write_all(&mut w, &plain[at..at + p as usize]).unwrap();
             let (body, _) = w.finish().unwrap();
@@ -284,7 +335,7 @@ mod tests {
         let unaligned = record::needs_record(parts, seg());
         let recorded = !single && (unaligned || header.version() >= 2);
         let record = recorded.then(|| {
-            let layout = Layout::multipart(parts.to_vec(), seg());
+            let layout = Layout::multipart(parts.to_vec(), seg()).with_salts(salted);
             if unaligned {
                 let pad = record::padding_len(layout.stored_len(), seg());
                 stored.extend(std::iter::repeat_n(0xAA, pad as usize));
@@ -311,8 +362,16 @@ mod tests {
         };
         let p = plan(&meta, req).unwrap();
         let mut out = Vec::new();
-        let start = p.fetch.first().map_or(0, |f| f.first as usize);
-        let mut input = &stored[start..];
+        // The fetched ranges, one after the other; a whole read runs to the end.
+        let mut fetched = Vec::new();
+        for (i, f) in p.fetch.iter().enumerate() {
+            let end = match i + 1 == p.fetch.len() {
+                true => stored.len(),
+                false => f.last as usize + 1,
+            };
+            fetched.extend_from_slice(&stored[f.first as usize..end]);
+        }
+        let mut input = fetched.as_slice();
         let summary = read_plan(&p, header, keys, &mut input, &mut |_, b| {
             out.extend_from_slice(b);
             Ok(())
@@ -333,6 +392,7 @@ mod tests {
             let sealed = [
                 Some(seal(&parts, single)),
                 (!single).then(|| seal_v2(&parts)),
+                (!single).then(|| seal_v2_salted(&parts)),
             ];
             for (header, keys, plain, stored, rec) in sealed.into_iter().flatten() {
                 let (got, summary) =
@@ -340,7 +400,10 @@ mod tests {
                 assert_eq!(got, plain, "{parts:?}");
                 let want_part = if single { 0 } else { parts.len() as u32 };
                 assert_eq!(summary.last_part, want_part, "{parts:?}");
-                let parts_stored: u64 = parts.iter().map(|&p| stored_len(p, seg())).sum();
+                let parts_stored: u64 = match &rec {
+                    Some(layout) => layout.stored_len(),
+                    None => parts.iter().map(|&p| stored_len(p, seg())).sum(),
+                };
                 assert_eq!(summary.stored_read, parts_stored);
                 if plain.len() > 2 {
                     let req = ReadRequest {
@@ -352,6 +415,15 @@ mod tests {
                     };
                     let (got, _) = read(&header, &keys, &stored, rec.as_ref(), &req).unwrap();
                     assert_eq!(got, plain[1..plain.len() - 1]);
+                }
+                // From a part's second segment on: a salted part's salt is fetched first.
+                if plain.len() as u64 > s + 1 {
+                    let req = ReadRequest {
+                        range: Some(RangeRequest::Single(ByteRange::From { first: s + 1 })),
+                        ..ReadRequest::default()
+                    };
+                    let (got, _) = read(&header, &keys, &stored, rec.as_ref(), &req).unwrap();
+                    assert_eq!(got, plain[s as usize + 1..], "{parts:?}");
                 }
             }
         }
@@ -417,10 +489,14 @@ mod tests {
             let sealed = [
                 Some(seal(&parts, single)),
                 (!single).then(|| seal_v2(&parts)),
+                (!single).then(|| seal_v2_salted(&parts)),
             ];
             for (header, keys, _, stored, rec) in sealed.into_iter().flatten() {
-                // A flipped bit anywhere in the parts' bodies.
-                let parts_stored: u64 = parts.iter().map(|&p| stored_len(p, seg())).sum();
+                // A flipped bit anywhere in the parts' bodies (a salt's included).
+                let parts_stored: u64 = match &rec {
+                    Some(layout) => layout.stored_len(),
+                    None => parts.iter().map(|&p| stored_len(p, seg())).sum(),
+                };
                 for at in [0, 17, s as usize + 40, parts_stored as usize - 1] {
                     let mut bad = stored.clone();
                     bad[at] ^= 1;

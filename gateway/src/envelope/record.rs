@@ -23,7 +23,10 @@
 //!       numbers, the last at most 10000; nothing may follow
 //! ```
 //!
-//! A writer uses version 1 when the numbers are 1, 2, ... N. The record is stored as
+//! A writer uses version 1 when the numbers are 1, 2, ... N. In format version 2 the
+//! version byte also carries [`RECORD_FLAG_SALTED`] when each part's stored body begins
+//! with its salt (every upload CreateMultipartUpload starts; see
+//! [`super::layout::PART_SALT_LEN_BYTES`]). The record is stored as
 //! base64url without padding in the user metadata `x-amz-meta-twofold-layout`.
 //!
 //! - Format version 2: every multipart object has one, sealed as a salted record
@@ -41,13 +44,15 @@
 
 use super::aead::Layer;
 use super::header::{FORMAT_VERSION, Header};
-use super::layout::{Layout, SegmentSize, numbered_in_order, stored_len};
+use super::layout::{Layout, SegmentSize, numbered_in_order};
 use super::{DataKeys, Error, SegmentCipher, salted};
 
 /// Version of the record's plaintext encoding for parts numbered 1, 2, 3...
 pub const RECORD_VERSION: u8 = 1;
 /// Version of the record's plaintext encoding that also holds the part numbers.
 pub const RECORD_VERSION_NUMBERED: u8 = 2;
+/// Bit of the version byte that says each part's stored body begins with its salt.
+pub const RECORD_FLAG_SALTED: u8 = 0x80;
 /// Part number whose keys seal the record; S3 part numbers stop at 10000.
 pub const RECORD_PART_NUMBER: u32 = u32::MAX;
 /// Most runs of equal part sizes a record may hold (keeps it far below S3's 2 KiB of user
@@ -148,6 +153,20 @@ pub fn encode(parts: &[u64]) -> Result<Vec<u8>, RecordError> {
 /// The record's plaintext for parts of these sizes and (where they are not 1, 2, 3...)
 /// these part numbers, ascending, one per part.
 pub fn encode_numbered(parts: &[u64], numbers: Option<&[u32]>) -> Result<Vec<u8>, RecordError> {
+    encode_record(parts, numbers, false)
+}
+
+/// The record's plaintext for a layout: its part sizes, numbers, and whether its parts
+/// carry salts.
+pub fn encode_layout(layout: &Layout) -> Result<Vec<u8>, RecordError> {
+    encode_record(layout.parts(), layout.numbers(), layout.salted())
+}
+
+fn encode_record(
+    parts: &[u64],
+    numbers: Option<&[u32]>,
+    salted: bool,
+) -> Result<Vec<u8>, RecordError> {
     let size_runs = runs(parts.iter().copied());
     if size_runs.len() > RECORD_RUNS_MAX {
         return Err(RecordError::TooManyRuns);
@@ -156,10 +175,11 @@ pub fn encode_numbered(parts: &[u64], numbers: Option<&[u32]>) -> Result<Vec<u8>
         return Err(RecordError::Malformed("part count"));
     }
     let numbers = numbers.filter(|n| n.len() != parts.len() || !numbered_in_order(n));
-    let mut out = vec![match numbers {
+    let version = match numbers {
         None => RECORD_VERSION,
         Some(_) => RECORD_VERSION_NUMBERED,
-    }];
+    };
+    let mut out = vec![version | if salted { RECORD_FLAG_SALTED } else { 0 }];
     put_leb(&mut out, size_runs.len() as u64);
     for (count, size) in size_runs {
         put_leb(&mut out, count);
@@ -198,9 +218,27 @@ pub fn decode(input: &[u8]) -> Result<Vec<u64>, RecordError> {
 }
 
 /// The part sizes a record's plaintext holds, and its part numbers (1, 2, 3... for a
-/// version 1 record).
-pub fn decode_numbered(mut input: &[u8]) -> Result<(Vec<u64>, Vec<u32>), RecordError> {
-    let (&version, rest) = input.split_first().ok_or(RecordError::Malformed("empty"))?;
+/// version 1 record), whatever it says of salts.
+pub fn decode_numbered(input: &[u8]) -> Result<(Vec<u64>, Vec<u32>), RecordError> {
+    decode_record(input).map(|d| (d.parts, d.numbers))
+}
+
+/// What a record's plaintext holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// Plaintext sizes of the parts, in order.
+    pub parts: Vec<u64>,
+    /// Their part numbers (1, 2, 3... for a record without numbers).
+    pub numbers: Vec<u32>,
+    /// Whether each part's stored body begins with its salt.
+    pub salted: bool,
+}
+
+/// Decodes a record's plaintext.
+pub fn decode_record(mut input: &[u8]) -> Result<Decoded, RecordError> {
+    let (&byte, rest) = input.split_first().ok_or(RecordError::Malformed("empty"))?;
+    let salted = byte & RECORD_FLAG_SALTED != 0;
+    let version = byte & !RECORD_FLAG_SALTED;
     if version != RECORD_VERSION && version != RECORD_VERSION_NUMBERED {
         return Err(RecordError::Malformed("unknown record version"));
     }
@@ -213,7 +251,11 @@ pub fn decode_numbered(mut input: &[u8]) -> Result<(Vec<u64>, Vec<u32>), RecordE
     if !input.is_empty() {
         return Err(RecordError::Malformed("trailing bytes"));
     }
-    Ok((parts, numbers))
+    Ok(Decoded {
+        parts,
+        numbers,
+        salted,
+    })
 }
 
 fn decode_runs(input: &mut &[u8]) -> Result<Vec<u64>, RecordError> {
@@ -294,7 +336,7 @@ pub fn seal_layout(header: &Header, keys: &DataKeys, layout: &Layout) -> Result<
     if header.version() >= FORMAT_VERSION {
         return seal_with_salt(header, keys, layout, super::random_bytes(Layer::Inner)?);
     }
-    if layout.numbers().is_some() {
+    if layout.numbers().is_some() || layout.salted() {
         return Err(Error::Internal("layout record"));
     }
     let plain = encode(parts).map_err(|_| Error::Internal("layout record"))?;
@@ -315,8 +357,7 @@ pub fn seal_with_salt(
     layout: &Layout,
     salt: [u8; salted::SALT_LEN_BYTES],
 ) -> Result<Vec<u8>, Error> {
-    let plain = encode_numbered(layout.parts(), layout.numbers())
-        .map_err(|_| Error::Internal("layout record"))?;
+    let plain = encode_layout(layout).map_err(|_| Error::Internal("layout record"))?;
     salted::seal(LAYOUT_LABEL, &header.fixed_bytes(), keys, &plain, salt)
 }
 
@@ -332,14 +373,14 @@ pub fn open(
     stored: u64,
 ) -> Result<Layout, RecordError> {
     let seg = header.segment_size;
-    let (parts, numbers) = if header.version() >= FORMAT_VERSION {
+    let decoded = if header.version() >= FORMAT_VERSION {
         let plain = salted::open(LAYOUT_LABEL, &header.fixed_bytes(), keys, sealed).map_err(
             |e| match e {
                 salted::SaltedError::Malformed => RecordError::Malformed("too short"),
                 salted::SaltedError::Rejected => RecordError::Rejected,
             },
         )?;
-        decode_numbered(&plain)?
+        decode_record(&plain)?
     } else {
         let cipher = SegmentCipher::new(header, keys, RECORD_PART_NUMBER)
             .map_err(|_| RecordError::Rejected)?;
@@ -347,24 +388,34 @@ pub fn open(
         let n = cipher
             .open_to(0, true, sealed, &mut out)
             .map_err(|_| RecordError::Rejected)?;
-        let (parts, numbers) = decode_numbered(&out[..n])?;
-        if !numbered_in_order(&numbers) {
-            return Err(RecordError::Malformed("part numbers in a version 1 object"));
+        let decoded = decode_record(&out[..n])?;
+        if !numbered_in_order(&decoded.numbers) || decoded.salted {
+            return Err(RecordError::Malformed(
+                "part numbers or salts in a version 1 object",
+            ));
         }
-        (parts, numbers)
+        decoded
     };
-    check_stored(header, &parts, stored)?;
-    Ok(Layout::multipart(parts, seg).with_numbers(numbers))
+    let layout = Layout::multipart(decoded.parts, seg)
+        .with_numbers(decoded.numbers)
+        .with_salts(decoded.salted);
+    check_stored(header, &layout, stored)?;
+    Ok(layout)
 }
 
-/// Whether parts of these plaintext sizes, as a multipart object of `header`, make
-/// exactly `stored` bytes (see [`open`]).
-fn check_stored(header: &Header, parts: &[u64], stored: u64) -> Result<(), RecordError> {
+/// Whether a multipart object of `header` with this layout makes exactly `stored` bytes
+/// (see [`open`]).
+fn check_stored(header: &Header, layout: &Layout, stored: u64) -> Result<(), RecordError> {
     let seg = header.segment_size;
+    let parts = layout.parts();
     let mismatch = RecordError::Mismatch { stored };
     let unaligned = needs_record(parts, seg);
     let version_1 = header.version() < FORMAT_VERSION;
-    if !header.multipart || (version_1 && !unaligned) || unaligned != is_marked(stored, seg) {
+    // The marker tells version 1 objects apart by length alone; a version 2 multipart
+    // object always has its record, and with salts an aligned one may end on the marker's
+    // residue by chance.
+    let marked = is_marked(stored, seg);
+    if !header.multipart || (version_1 && !unaligned) || (unaligned && !marked) {
         return Err(mismatch);
     }
     if parts[..parts.len() - 1].contains(&0) {
@@ -373,7 +424,7 @@ fn check_stored(header: &Header, parts: &[u64], stored: u64) -> Result<(), Recor
     let mut total = 0u64;
     for p in parts {
         total = total
-            .checked_add(stored_len(*p, seg))
+            .checked_add(layout.part_stored_len(*p))
             .ok_or(mismatch.clone())?;
     }
     let pad = stored.checked_sub(total).ok_or(mismatch.clone())?;
@@ -393,7 +444,7 @@ fn check_stored(header: &Header, parts: &[u64], stored: u64) -> Result<(), Recor
 mod tests {
     use super::*;
     use crate::envelope::header::{test_header as header, test_header_v1 as header_v1};
-    use crate::envelope::layout::plain_len;
+    use crate::envelope::layout::{plain_len, stored_len};
 
     const MIB: u64 = 1 << 20;
 
@@ -628,6 +679,50 @@ mod tests {
         assert_eq!(opened, layout);
         assert_eq!((opened.part_number(0), opened.part_number(1)), (4, 9));
         assert!(seal_layout(&header_v1(9), &keys, &layout).is_err());
+    }
+
+    /// A salted layout says so in its record's version byte, and its stored length counts
+    /// every part's salt; version 1 objects have no salted parts.
+    #[test]
+    fn salted_layouts_come_back_salted() {
+        let seg = SegmentSize::DEFAULT;
+        let keys = DataKeys::from_bytes([5; 32], [6; 32]);
+        for layout in [
+            Layout::multipart(vec![5 * MIB, 3], seg),
+            Layout::multipart(vec![5 * MIB + 1, 7], seg),
+            Layout::multipart(vec![5 * MIB, 3], seg).with_numbers(vec![4, 9]),
+        ] {
+            let layout = layout.with_salts(true);
+            let plain = encode_layout(&layout).unwrap();
+            assert_eq!(plain[0] & RECORD_FLAG_SALTED, RECORD_FLAG_SALTED);
+            let decoded = decode_record(&plain).unwrap();
+            assert!(decoded.salted);
+            assert_eq!(decoded.parts, layout.parts());
+            let st = layout.stored_len();
+            assert_eq!(
+                st,
+                2 * 16
+                    + layout
+                        .parts()
+                        .iter()
+                        .map(|p| stored_len(*p, seg))
+                        .sum::<u64>()
+            );
+            let stored = match needs_record(layout.parts(), seg) {
+                true => st + padding_len(st, seg),
+                false => st,
+            };
+            let sealed = seal_layout(&header(9), &keys, &layout).unwrap();
+            assert_eq!(open(&header(9), &keys, &sealed, stored).unwrap(), layout);
+            // The same parts without their salts are 32 bytes shorter: not this object.
+            assert!(open(&header(9), &keys, &sealed, stored - 32).is_err());
+            assert!(seal_layout(&header_v1(9), &keys, &layout).is_err());
+        }
+        let unsalted = encode(&[3]).unwrap();
+        assert!(!decode_record(&unsalted).unwrap().salted);
+        let mut bad = unsalted.clone();
+        bad[0] |= 0x40;
+        assert!(decode_record(&bad).is_err());
     }
 
     #[test]

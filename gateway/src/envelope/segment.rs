@@ -12,6 +12,17 @@
 //!                    stored segment = d ‖ u           (|m| + 32 bytes)
 //! ```
 //!
+//! A salted part (format version 2: every part of a multipart upload, see
+//! [`PART_SALT_LEN_BYTES`](super::layout::PART_SALT_LEN_BYTES)) derives its keys with the
+//! part's own 16-byte salt `s`, fresh for every upload of the part:
+//!
+//! ```text
+//! K_L ‖ prefix_L = HKDF-SHA256(DK_L, salt "twofold/v1",
+//!                              info "twofold/v2 part" ‖ L ‖ upload id ‖ BE32(p) ‖ s)
+//! ```
+//!
+//! and is sealed and opened as above.
+//!
 //! Opening checks the outer tag, then the inner tag, and only then is the buffer plaintext.
 
 use super::aead::{InnerAead, Layer, NONCE_LEN_BYTES, OuterAead, TAG_LEN_BYTES};
@@ -73,17 +84,35 @@ struct LayerMaterial {
     aad: [u8; AAD_LEN_BYTES],
 }
 
+/// A part's salt: the first bytes of its stored body, in its key derivation.
+pub type PartSalt = [u8; super::layout::PART_SALT_LEN_BYTES as usize];
+
+/// A fresh salt for one upload of a part: the XOR of both layers' generators, so that it is
+/// unpredictable while either of them is.
+pub fn fresh_part_salt() -> Result<PartSalt, Error> {
+    let inner: PartSalt = super::random_bytes(Layer::Inner)?;
+    let outer: PartSalt = super::random_bytes(Layer::Outer)?;
+    Ok(std::array::from_fn(|i| inner[i] ^ outer[i]))
+}
+
 fn layer_material(
     header: &Header,
     keys: &DataKeys,
     layer: Layer,
     part: u32,
+    salt: Option<&PartSalt>,
 ) -> Result<LayerMaterial, Error> {
-    let mut info = Vec::with_capacity(48);
-    info.extend_from_slice(b"twofold/v1 segment");
+    let mut info = Vec::with_capacity(64);
+    info.extend_from_slice(match salt {
+        None => b"twofold/v1 segment".as_slice(),
+        Some(_) => b"twofold/v2 part".as_slice(),
+    });
     info.push(layer.id());
     info.extend_from_slice(&header.upload_id);
     info.extend_from_slice(&part.to_be_bytes());
+    if let Some(salt) = salt {
+        info.extend_from_slice(salt);
+    }
     let mut okm = Zeroizing::new([0u8; 32 + PREFIX_LEN_BYTES]);
     kdf::derive(layer, keys.key(layer), &info, okm.as_mut())
         .map_err(|_| Error::Internal("HKDF"))?;
@@ -110,8 +139,27 @@ impl SegmentCipher {
     /// Derives the part's segment keys from the object's data keys.
     /// `part` is 0 for a single-part object, else the S3 part number (1..=10000).
     pub fn new(header: &Header, keys: &DataKeys, part: u32) -> Result<Self, Error> {
-        let inner = layer_material(header, keys, Layer::Inner, part)?;
-        let outer = layer_material(header, keys, Layer::Outer, part)?;
+        Self::derive(header, keys, part, None)
+    }
+
+    /// Derives the keys of part `part` (1..=10000) stored after its salt `salt`.
+    pub fn new_salted(
+        header: &Header,
+        keys: &DataKeys,
+        part: u32,
+        salt: &PartSalt,
+    ) -> Result<Self, Error> {
+        Self::derive(header, keys, part, Some(salt))
+    }
+
+    fn derive(
+        header: &Header,
+        keys: &DataKeys,
+        part: u32,
+        salt: Option<&PartSalt>,
+    ) -> Result<Self, Error> {
+        let inner = layer_material(header, keys, Layer::Inner, part, salt)?;
+        let outer = layer_material(header, keys, Layer::Outer, part, salt)?;
         Ok(Self {
             inner: InnerAead::new(&inner.key),
             outer: OuterAead::new(&outer.key).map_err(|_| Error::Internal("AWS-LC key"))?,
@@ -304,5 +352,41 @@ impl SegmentCipher {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::envelope::header::test_header;
+
+    /// One part number, two uploads of it: each salt gives other keys and nonces, so the
+    /// same plaintext seals differently and neither opens under the other's salt (nor
+    /// under the unsalted keys).
+    #[test]
+    fn every_salt_gives_its_part_other_keys() {
+        let header = test_header(16);
+        let keys = DataKeys::from_bytes([1; 32], [2; 32]);
+        let (a, b) = (fresh_part_salt().unwrap(), fresh_part_salt().unwrap());
+        assert_ne!(a, b);
+        let seal = |c: &SegmentCipher| {
+            let mut buf = vec![0u8; 100 + OVERHEAD];
+            let n = c.seal(0, true, &mut buf, 100).unwrap();
+            buf.truncate(n);
+            buf
+        };
+        let ca = SegmentCipher::new_salted(&header, &keys, 3, &a).unwrap();
+        let cb = SegmentCipher::new_salted(&header, &keys, 3, &b).unwrap();
+        let plain = SegmentCipher::new(&header, &keys, 3).unwrap();
+        let (sa, sb) = (seal(&ca), seal(&cb));
+        assert_ne!(sa, sb);
+        assert_ne!(sa, seal(&plain));
+        let mut out = vec![0u8; 100 + OVERHEAD];
+        assert_eq!(ca.open_to(0, true, &sa, &mut out).unwrap(), 100);
+        assert!(cb.open_to(0, true, &sa, &mut out).is_err());
+        assert!(plain.open_to(0, true, &sa, &mut out).is_err());
+        let other_part = SegmentCipher::new_salted(&header, &keys, 4, &a).unwrap();
+        assert!(other_part.open_to(0, true, &sa, &mut out).is_err());
     }
 }

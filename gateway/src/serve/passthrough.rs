@@ -6,7 +6,7 @@ use super::backend::BackendError;
 use super::body::{ClientBody, send_continue};
 use super::io::Conn;
 use super::{Failure, Outcome, Request, backend_path, backend_query, write_response};
-use crate::envelope::layout::{SegmentSize, plain_len};
+use crate::envelope::layout::{SegmentSize, plain_len, salted_plain_len};
 use crate::http::ResponseHead;
 use crate::http::find;
 use crate::s3::S3Error;
@@ -214,19 +214,32 @@ pub fn location_constraint(region: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Replaces every `<Size>N</Size>` of a listing with the plaintext size of a stored size
-/// `N`. A size that is not a valid Twofold length (an object that was not written through
-/// Twofold) is left as it is.
-pub fn rewrite_sizes(xml: &[u8], seg: SegmentSize) -> Vec<u8> {
-    rewrite_sizes_with(xml, seg, &std::collections::HashMap::new())
+/// [`rewrite_sizes_with`] for the parts of a ListParts result: every part of an upload
+/// begins with its salt.
+pub fn rewrite_part_sizes(xml: &[u8], seg: SegmentSize) -> Vec<u8> {
+    rewrite(xml, &std::collections::HashMap::new(), |s| {
+        salted_plain_len(s, seg)
+    })
 }
 
-/// [`rewrite_sizes`], with the sizes of objects that have a layout record given by the byte
-/// offset of their `<Size>` digits in `xml`.
+/// Replaces every `<Size>N</Size>` of a listing with the plaintext size of a stored size
+/// `N`, but for the objects that have a layout record, whose sizes `marked` gives by the
+/// byte offset of their `<Size>` digits in `xml`. A size that is not a valid Twofold length
+/// (an object that was not written through Twofold) is left as it is.
 pub fn rewrite_sizes_with(
     xml: &[u8],
     seg: SegmentSize,
     marked: &std::collections::HashMap<usize, u64>,
+) -> Vec<u8> {
+    rewrite(xml, marked, |s| plain_len(s, seg))
+}
+
+/// Every `<Size>` of `xml` through `to_plain` (left as it is where that fails), but those
+/// given in `marked`.
+fn rewrite(
+    xml: &[u8],
+    marked: &std::collections::HashMap<usize, u64>,
+    to_plain: impl Fn(u64) -> Result<u64, crate::envelope::layout::LayoutError>,
 ) -> Vec<u8> {
     const OPEN: &[u8] = b"<Size>";
     const CLOSE: &[u8] = b"</Size>";
@@ -246,7 +259,7 @@ pub fn rewrite_sizes_with(
                 let stored = std::str::from_utf8(digits)
                     .ok()
                     .and_then(|s| s.parse::<u64>().ok());
-                match stored.map(|s| plain_len(s, seg)) {
+                match stored.map(&to_plain) {
                     Some(Ok(p)) => out.extend_from_slice(p.to_string().as_bytes()),
                     _ => out.extend_from_slice(digits),
                 }
@@ -305,10 +318,16 @@ mod tests {
     fn listing_sizes_become_plaintext_sizes() {
         let seg = SegmentSize::DEFAULT;
         let xml = b"<Contents><Key>a</Key><Size>47</Size></Contents><Contents><Size>65568</Size></Contents><Size>7</Size>";
-        let out = rewrite_sizes(xml, seg);
+        let out = rewrite_sizes_with(xml, seg, &std::collections::HashMap::new());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<Contents><Key>a</Key><Size>15</Size></Contents><Contents><Size>65536</Size></Contents><Size>7</Size>"
+        );
+        // Parts: each after its 16-byte salt.
+        let parts = b"<Part><Size>63</Size></Part><Part><Size>47</Size></Part>";
+        assert_eq!(
+            String::from_utf8(rewrite_part_sizes(parts, seg)).unwrap(),
+            "<Part><Size>15</Size></Part><Part><Size>47</Size></Part>"
         );
     }
 

@@ -6,7 +6,7 @@
 
 use super::{Failure, Request, encode};
 use crate::envelope::header::Header;
-use crate::envelope::layout::{Layout, SegmentSize, plain_len, stored_len};
+use crate::envelope::layout::{Layout, plain_len};
 use crate::envelope::record;
 use crate::envelope::{DataKeys, ObjectName};
 use crate::http::ResponseHead;
@@ -282,15 +282,15 @@ pub(crate) async fn rewrite(
     path: &str,
     header: &Header,
     sealed_record: &[u8],
-    parts: &[u64],
+    layout: &Layout,
     mut metadata: Vec<(String, Vec<u8>)>,
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
     metadata.push((
         LAYOUT_HTTP_HEADER.into(),
         B64.encode(sealed_record).into_bytes(),
     ));
-    let keep_parts = !record::needs_record(parts, header.segment_size);
-    let result = rewrite_steps(ctx, path, header, parts, metadata, keep_parts).await;
+    let keep_parts = !record::needs_record(layout.parts(), header.segment_size);
+    let result = rewrite_steps(ctx, path, layout, metadata, keep_parts).await;
     if result.is_err() {
         tracing::error!(
             resource = %format_args!("/{}/{}", name.bucket, name.key),
@@ -314,11 +314,10 @@ pub(crate) async fn rewrite(
 pub(crate) async fn rewrite_keeping_parts(
     ctx: &Request<'_>,
     path: &str,
-    header: &Header,
-    parts: &[u64],
+    layout: &Layout,
     metadata: Vec<(String, Vec<u8>)>,
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
-    rewrite_steps(ctx, path, header, parts, metadata, true).await
+    rewrite_steps(ctx, path, layout, metadata, true).await
 }
 
 /// The rewrite: HEAD, a new upload with the object's metadata plus `metadata`, the copy
@@ -327,17 +326,15 @@ pub(crate) async fn rewrite_keeping_parts(
 async fn rewrite_steps(
     ctx: &Request<'_>,
     path: &str,
-    header: &Header,
-    parts: &[u64],
+    layout: &Layout,
     metadata: Vec<(String, Vec<u8>)>,
     keep_parts: bool,
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
-    let seg = header.segment_size;
     let backend = &ctx.core.backend;
     let (src, _) = backend
         .simple("HEAD", path, None, Vec::new(), Vec::new())
         .await?;
-    let parts_stored: u64 = parts.iter().map(|p| stored_len(*p, seg)).sum();
+    let parts_stored = layout.stored_len();
     let stored = src.content_length().ok().flatten().unwrap_or(0);
     if src.status != 200 || stored != parts_stored {
         return Err(Failure::keep(S3Error::internal_error().with_detail(
@@ -348,7 +345,7 @@ async fn rewrite_steps(
     let headers = rewrite_headers(ctx, path, &src, metadata, keep_parts).await?;
     let upload = create_rewrite(ctx, path, headers).await?;
     let upload_q = format!("uploadId={}", encode(&upload, false));
-    let (ranges, pad) = rewrite_ranges(parts, seg, stored, keep_parts);
+    let (ranges, pad) = rewrite_ranges(layout, stored, keep_parts);
     let done = match copy_parts(ctx, path, &upload_q, &etag, ranges, pad).await {
         Ok(etags) => complete_rewrite(ctx, path, &upload_q, &etags).await,
         Err(e) => Err(e),
@@ -431,19 +428,20 @@ async fn create_rewrite(
 /// as its last part: each part as it is (`keep_parts`, no padding), or ranges of at most
 /// 5 GiB ([`copy_ranges`]) and the padding.
 fn rewrite_ranges(
-    parts: &[u64],
-    seg: SegmentSize,
+    layout: &Layout,
     stored: u64,
     keep_parts: bool,
 ) -> (Vec<(u64, u64)>, Option<u64>) {
     if !keep_parts {
-        return (copy_ranges(stored), Some(record::padding_len(stored, seg)));
+        let pad = record::padding_len(stored, layout.segment_size());
+        return (copy_ranges(stored), Some(pad));
     }
     let mut first = 0;
-    let ranges = parts
+    let ranges = layout
+        .parts()
         .iter()
         .map(|p| {
-            let len = stored_len(*p, seg);
+            let len = layout.part_stored_len(*p);
             let r = (first, first + len - 1);
             first += len;
             r
@@ -583,6 +581,7 @@ async fn copy_parts(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::envelope::layout::{SegmentSize, stored_len};
 
     #[test]
     fn tags_become_an_x_amz_tagging_value() {
@@ -601,9 +600,10 @@ mod tests {
     fn rewrite_ranges_keep_parts_or_cut_and_pad() {
         let seg = SegmentSize::from_log2(12).unwrap();
         let parts = [seg.bytes(), 5, 0];
-        let lens: Vec<u64> = parts.iter().map(|p| stored_len(*p, seg)).collect();
+        let layout = Layout::multipart(parts.to_vec(), seg).with_salts(true);
+        let lens: Vec<u64> = parts.iter().map(|p| 16 + stored_len(*p, seg)).collect();
         let stored: u64 = lens.iter().sum();
-        let (ranges, pad) = rewrite_ranges(&parts, seg, stored, true);
+        let (ranges, pad) = rewrite_ranges(&layout, stored, true);
         assert_eq!(pad, None);
         assert_eq!(
             ranges,
@@ -613,7 +613,7 @@ mod tests {
                 (lens[0] + lens[1], stored - 1)
             ]
         );
-        let (ranges, pad) = rewrite_ranges(&parts, seg, stored, false);
+        let (ranges, pad) = rewrite_ranges(&layout, stored, false);
         assert_eq!(ranges, vec![(0, stored - 1)]);
         assert_eq!(pad, Some(record::padding_len(stored, seg)));
     }

@@ -1,6 +1,6 @@
 //! The envelope read path on arbitrary bytes: `Header::parse`, `objmeta::decode` (the
-//! header as it travels in `x-amz-meta-twofold`), `record::decode` and `record::open` (the
-//! layout record), `meta_record::open` and `decode` (the metadata record),
+//! header as it travels in `x-amz-meta-twofold`), `record::decode`, `decode_record` and
+//! `record::open` (the layout record, salted parts or not), `meta_record::open` and `decode` (the metadata record),
 //! `checksum_record::open` (the sealed
 //! checksum in `x-amz-meta-twofold-checksum`), and a `DecryptReader` with fixed data keys
 //! (those of the format vectors in tests/vectors/: 4 KiB segments, single part) reading the input as a
@@ -153,6 +153,17 @@ fuzz_target!(|data: &[u8]| {
         let again = record::encode_numbered(&parts, Some(&numbers))
             .map(|e| record::decode_numbered(&e).ok());
         assert_eq!(again.ok().flatten(), Some((parts, numbers)));
+    }
+    // With what it says of the parts' salts: the flag comes back as it was.
+    if let Ok(decoded) = record::decode_record(data) {
+        let layout = twofold::envelope::layout::Layout::multipart(
+            decoded.parts.clone(),
+            twofold::envelope::layout::SegmentSize::DEFAULT,
+        )
+        .with_numbers(decoded.numbers.clone())
+        .with_salts(decoded.salted);
+        let again = record::encode_layout(&layout).map(|e| record::decode_record(&e).ok());
+        assert_eq!(again.ok().flatten(), Some(decoded));
     }
     let _ = record::open(multipart_header(), &data_keys(), data, data.len() as u64);
 

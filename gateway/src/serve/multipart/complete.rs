@@ -6,7 +6,7 @@ use super::keepalive::{Answer, conclude, keep_alive};
 use super::token::{Upload, replace_element, verified_upload};
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::{FORMAT_VERSION, Header};
-use crate::envelope::layout::{Layout, SegmentSize, plain_len};
+use crate::envelope::layout::{Layout, SegmentSize, plain_len, salted_plain_len};
 use crate::envelope::objmeta;
 use crate::envelope::{DataKeys, ObjectName};
 use crate::envelope::{checksum_record, record};
@@ -21,79 +21,6 @@ use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
 use std::ops::ControlFlow;
-
-/// A part the backend already holds for an upload.
-pub(super) struct StoredPart {
-    pub(super) etag: String,
-    pub(super) size: u64,
-}
-
-impl StoredPart {
-    /// Part `number` is being sent again, and seals to `stored` bytes whose MD5 is `md5`.
-    /// Its keys and nonces are those the stored part was sealed with, so anything but the
-    /// same ciphertext would give the backend two messages under one nonce (the XOR of
-    /// the plaintexts, and the means to forge tags): the gateway sent nothing, and only
-    /// the same part (a retry) is answered, with the stored part's ETag. The ETag of a
-    /// part is the MD5 of its bytes on S3 and most backends; where it is not (SSE-KMS
-    /// buckets), a retry is refused as well.
-    pub(super) fn check_same(
-        &self,
-        number: u32,
-        stored: u64,
-        md5: &[u8; 16],
-    ) -> Result<(), Failure> {
-        let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
-        if self.size == stored && self.etag.trim_matches('"').eq_ignore_ascii_case(&hex) {
-            return Ok(());
-        }
-        Err(Failure::keep(S3Error::new(
-            400,
-            S3Code::InvalidRequest,
-            format!(
-                "Part {number} of this upload already holds other data, and Twofold cannot \
-                 replace a part: it would seal two different parts under the same keys. \
-                 Abort the upload and start a new one"
-            ),
-        )))
-    }
-}
-
-/// The backend's part `number` of upload `backend_id`, if it has one (ListParts from
-/// that part on).
-pub(super) async fn stored_part(
-    ctx: &Request<'_>,
-    path: &str,
-    backend_id: &str,
-    number: u32,
-) -> Result<Option<StoredPart>, Failure> {
-    let q = format!(
-        "uploadId={}&max-parts=1&part-number-marker={}",
-        encode(backend_id, false),
-        number - 1
-    );
-    let (resp, body) = ctx
-        .core
-        .backend
-        .simple("GET", path, Some(&q), Vec::new(), Vec::new())
-        .await?;
-    match resp.status {
-        200 => {}
-        404 => return Err(Failure::close(S3Error::no_such_upload())),
-        _ => {
-            return Err(Failure::close(S3Error::bad_gateway().with_detail(format!(
-                "Storage backend refused to list the upload's parts ({})",
-                resp.status
-            ))));
-        }
-    }
-    Ok(listed_parts(&String::from_utf8_lossy(&body))
-        .into_iter()
-        .find(|p| p.number == number)
-        .map(|p| StoredPart {
-            etag: p.etag,
-            size: p.size.unwrap_or(0),
-        }))
-}
 
 /// The CompleteMultipartUpload document the backend gets: the parts' numbers and the
 /// backend's own ETags. The client's `<Checksum...>` elements are left out (checksums of
@@ -112,7 +39,6 @@ pub(super) fn backend_document(parts: &[crate::serve::part_checksum::CompletedPa
 pub(super) struct ListedPart {
     pub(super) number: u32,
     pub(super) size: Option<u64>,
-    pub(super) etag: String,
 }
 
 /// Every `<Part>` of a ListParts result that has a part number, in order.
@@ -124,9 +50,6 @@ pub(super) fn listed_parts(xml: &str) -> Vec<ListedPart> {
             Some(ListedPart {
                 number: xml::value(part, "PartNumber")?.trim().parse().ok()?,
                 size: xml::value(part, "Size").and_then(|s| s.trim().parse().ok()),
-                etag: xml::value(part, "ETag")
-                    .map(xml::unescape)
-                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -157,7 +80,8 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         ControlFlow::Continue(sizes) => sizes,
         ControlFlow::Break(outcome) => return Ok(outcome),
     };
-    let plain_sizes = plain_sizes(&request.parts, &sizes, seg)?;
+    let salted = request.salted();
+    let plain_sizes = plain_sizes(&request.parts, &sizes, seg, salted)?;
     if keys.is_none()
         && let Some(h) = &request.header
         && record::needs_record(&plain_sizes, seg)
@@ -173,7 +97,9 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
     // Everything that goes into the object's metadata is sealed now, so that nothing is
     // completed if it cannot be.
     let numbers = request.parts.iter().map(|p| p.number).collect();
-    let layout = Layout::multipart(plain_sizes, seg).with_numbers(numbers);
+    let layout = Layout::multipart(plain_sizes, seg)
+        .with_numbers(numbers)
+        .with_salts(salted);
     let sealed = Sealed::new(
         request.header.as_ref(),
         keys.as_ref(),
@@ -197,7 +123,7 @@ pub(crate) async fn complete(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outco
         name,
         path: &path,
         header,
-        plain_sizes: layout.parts(),
+        layout: &layout,
         checksum: object_checksum.as_ref(),
     };
     record_and_answer(ctx, conn, &object, sealed, (resp, body)).await
@@ -289,6 +215,14 @@ impl CompleteRequest {
         self.header
             .as_ref()
             .map_or(ctx.core.keyring.settings().segment_size, |h| h.segment_size)
+    }
+
+    /// Whether each part begins with its own salt: every part of a format version 2
+    /// upload.
+    fn salted(&self) -> bool {
+        self.header
+            .as_ref()
+            .is_some_and(|h| h.version() >= FORMAT_VERSION)
     }
 }
 
@@ -419,11 +353,13 @@ impl SizesPage {
 /// The plaintext size of each part of the document, from the stored sizes the backend
 /// listed (`stored`, as (part number, size)) and the upload's segment size. A part not
 /// uploaded, one whose size no sealing gives (not uploaded through Twofold), or an empty
-/// part other than the last is `InvalidPart` or `EntityTooSmall`.
+/// part other than the last is `InvalidPart` or `EntityTooSmall`. The parts of a `salted`
+/// upload each begin with their salt.
 fn plain_sizes(
     parts: &[CompletedPart],
     stored: &[(u32, u64)],
     seg: SegmentSize,
+    salted: bool,
 ) -> Result<Vec<u64>, S3Error> {
     let mut plain_sizes = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
@@ -439,7 +375,11 @@ fn plain_sizes(
                     format!("Part {n} was not uploaded"),
                 )
             })?;
-        let plain = plain_len(size, seg).map_err(|_| {
+        let plain = match salted {
+            true => salted_plain_len(size, seg),
+            false => plain_len(size, seg),
+        };
+        let plain = plain.map_err(|_| {
             S3Error::new(
                 400,
                 S3Code::InvalidPart,
@@ -545,7 +485,7 @@ fn sealed_record(
     {
         return Ok(None);
     }
-    record::encode_numbered(plain_sizes, layout.numbers()).map_err(|e| {
+    record::encode_layout(layout).map_err(|e| {
         Failure::keep(S3Error::new(
             400,
             S3Code::InvalidPart,
@@ -587,12 +527,12 @@ async fn backend_complete(
 }
 
 /// The object the backend completed from a Twofold upload: its names and path, the
-/// upload's header, its parts' plaintext sizes, and its checksum if it has one.
+/// upload's header, its layout, and its checksum if it has one.
 struct CompletedObject<'a> {
     name: ObjectName<'a>,
     path: &'a str,
     header: &'a Header,
-    plain_sizes: &'a [u64],
+    layout: &'a Layout,
     checksum: Option<&'a StoredChecksum>,
 }
 
@@ -631,7 +571,7 @@ async fn record_in_object(
     mut sealed: Sealed,
     answer: (ResponseHead, Vec<u8>),
 ) -> Result<((ResponseHead, Vec<u8>), bool), Failure> {
-    let (path, header, parts) = (object.path, object.header, object.plain_sizes);
+    let (path, header, parts) = (object.path, object.header, object.layout);
     match Rewrite::of(&mut sealed) {
         Rewrite::Layout(record) => {
             let done = crate::serve::unaligned::rewrite(
@@ -647,14 +587,8 @@ async fn record_in_object(
             Ok((done, true))
         }
         Rewrite::KeepingParts => {
-            match crate::serve::unaligned::rewrite_keeping_parts(
-                ctx,
-                path,
-                header,
-                parts,
-                sealed.metadata,
-            )
-            .await
+            match crate::serve::unaligned::rewrite_keeping_parts(ctx, path, parts, sealed.metadata)
+                .await
             {
                 Ok(done) => Ok((done, true)),
                 Err(e) => {
@@ -848,42 +782,6 @@ pub(super) fn with_checksum(
 }
 
 #[cfg(test)]
-mod stored_part_tests {
-    use super::StoredPart;
-
-    #[test]
-    fn only_the_stored_bytes_may_be_sent_again() {
-        let md5 = [0xab_u8; 16];
-        let hex = "ab".repeat(16);
-        let part = |etag: &str, size| StoredPart {
-            etag: etag.to_owned(),
-            size,
-        };
-        // A retry: the ETag is the MD5 of the same sealed bytes (quoted, any case).
-        assert!(
-            part(&format!("\"{hex}\""), 100)
-                .check_same(1, 100, &md5)
-                .is_ok()
-        );
-        assert!(
-            part(&hex.to_uppercase(), 100)
-                .check_same(1, 100, &md5)
-                .is_ok()
-        );
-        // Other bytes, another length, or an ETag that is no MD5 (or none): refused.
-        let refused = |p: StoredPart, stored| {
-            let f = p.check_same(7, stored, &md5).unwrap_err();
-            assert_eq!(f.error.code, "InvalidRequest");
-            assert!(!f.close);
-        };
-        refused(part(&format!("\"{}\"", "cd".repeat(16)), 100), 100);
-        refused(part(&format!("\"{hex}\""), 100), 101);
-        refused(part("\"ab-2\"", 100), 100);
-        refused(part("", 100), 100);
-    }
-}
-
-#[cfg(test)]
 mod complete_document_tests {
     use super::backend_document;
     use crate::serve::part_checksum::completed_parts;
@@ -971,24 +869,31 @@ mod complete_step_tests {
     fn plain_sizes_come_from_the_stored_sizes() {
         let seg = SegmentSize::DEFAULT;
         let full = seg.bytes();
-        let stored = |plain| stored_len(plain, seg);
+        // Each salted part is its salt and its segments.
+        let stored = |plain| 16 + stored_len(plain, seg);
+        let sizes = |stored_sizes: &[(u32, u64)], salted| {
+            plain_sizes(&parts(&[1, 2]), stored_sizes, seg, salted)
+        };
         assert_eq!(
-            plain_sizes(&parts(&[1, 2]), &[(2, stored(5)), (1, stored(full))], seg).unwrap(),
+            sizes(&[(2, stored(5)), (1, stored(full))], true).unwrap(),
             vec![full, 5]
         );
         // The last part may be empty; no other may.
         assert_eq!(
-            plain_sizes(&parts(&[1, 2]), &[(1, stored(7)), (2, stored(0))], seg).unwrap(),
+            sizes(&[(1, stored(7)), (2, stored(0))], true).unwrap(),
             vec![7, 0]
         );
-        let code = |stored_sizes: &[(u32, u64)]| {
-            plain_sizes(&parts(&[1, 2]), stored_sizes, seg)
-                .unwrap_err()
-                .code
-        };
+        let code = |stored_sizes: &[(u32, u64)]| sizes(stored_sizes, true).unwrap_err().code;
         assert_eq!(code(&[(1, stored(0)), (2, stored(7))]), "EntityTooSmall");
         assert_eq!(code(&[(1, stored(7))]), "InvalidPart");
         assert_eq!(code(&[(1, 1), (2, stored(7))]), "InvalidPart");
+        // Too short for a salt and a segment.
+        assert_eq!(code(&[(1, 47), (2, stored(7))]), "InvalidPart");
+        let unsalted = |plain| stored_len(plain, seg);
+        assert_eq!(
+            sizes(&[(1, unsalted(full)), (2, unsalted(3))], false).unwrap(),
+            vec![full, 3]
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use super::io::Conn;
 use super::object::{check_upload_headers, sealed_entry};
 use super::part_checksum::Declared;
-use super::passthrough::rewrite_sizes;
+use super::passthrough::rewrite_part_sizes;
 use super::respond::forward_error;
 use super::{Failure, Outcome, Request, backend_path, encode};
 use crate::envelope::objmeta;
@@ -119,7 +119,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
 }
 
 /// AbortMultipartUpload and ListParts: passed on with the backend's upload id; ListParts
-/// sizes are plaintext sizes.
+/// sizes are plaintext sizes (of parts stored after their salts).
 pub(crate) async fn abort_or_list(
     ctx: &Request<'_>,
     conn: &mut Conn,
@@ -153,7 +153,7 @@ pub(crate) async fn abort_or_list(
         let seg = header
             .as_ref()
             .map_or(ctx.core.keyring.settings().segment_size, |h| h.segment_size);
-        replace_upload_id(&rewrite_sizes(&body, seg), id)
+        replace_upload_id(&rewrite_part_sizes(&body, seg), id)
     } else {
         body
     };

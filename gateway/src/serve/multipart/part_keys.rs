@@ -5,7 +5,7 @@
 use super::token::{TokenProof, Upload, parse_token};
 use crate::envelope::header::Header;
 use crate::envelope::plan::PART_NUMBER_MAX;
-use crate::envelope::{ObjectName, SegmentCipher};
+use crate::envelope::{ObjectName, PartSalt, SegmentCipher, fresh_part_salt};
 use crate::s3::S3Error;
 use crate::s3::checksum::Hasher;
 use crate::serve::part_checksum::{Declared, PartTagger};
@@ -88,7 +88,10 @@ impl PartTarget {
             .await
             .map_err(Failure::upload_keys)?;
         let internal = |_| Failure::keep(S3Error::internal_error());
-        let cipher = SegmentCipher::new(&self.header, &keys, self.number).map_err(internal)?;
+        // Every upload of a part has its own salt, so its own keys and nonces.
+        let salt = fresh_part_salt().map_err(internal)?;
+        let cipher =
+            SegmentCipher::new_salted(&self.header, &keys, self.number, &salt).map_err(internal)?;
         // The part's checksum, for an upload that declared one: vouched for in its ETag.
         let tagger = self
             .declared
@@ -102,6 +105,7 @@ impl PartTarget {
             backend_id: self.backend_id,
             header: self.header,
             declared: self.declared,
+            salt,
             cipher,
             tagger,
             hasher,
@@ -109,7 +113,8 @@ impl PartTarget {
     }
 }
 
-/// What a part is sealed with: its target, its cipher, and for an upload that declared a
+/// What a part is sealed with: its target, its salt (the first bytes of the stored part)
+/// and cipher, and for an upload that declared a
 /// checksum the tagger of its ETag and a hasher for the checksum (for a part whose
 /// checksum the gateway computes itself, as UploadPartCopy does).
 pub(super) struct PartSealing {
@@ -117,6 +122,7 @@ pub(super) struct PartSealing {
     pub(super) backend_id: String,
     pub(super) header: Header,
     pub(super) declared: Option<Declared>,
+    pub(super) salt: PartSalt,
     pub(super) cipher: SegmentCipher,
     pub(super) tagger: Option<PartTagger>,
     pub(super) hasher: Option<Hasher>,
@@ -156,7 +162,7 @@ mod tests {
 
     #[test]
     fn an_upload_id_without_keys_is_no_such_upload_with_a_hint() {
-        let mut upload = super::parse_token("tf2.Yg").unwrap();
+        let mut upload = super::parse_token("tf3.Yg").unwrap();
         assert_eq!(upload.backend_id, "b");
         let proof = upload.take_proof();
         let Err(e) = PartTarget::new(1, upload, proof) else {

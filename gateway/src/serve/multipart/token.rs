@@ -2,7 +2,7 @@
 //! header, authenticated under the gateways' upload-id key, and the listings that show
 //! them.
 
-use crate::envelope::header::Header;
+use crate::envelope::header::{FORMAT_VERSION, Header};
 use crate::envelope::objmeta;
 use crate::keys::UploadIdKey;
 use crate::s3::{S3Error, xml};
@@ -12,7 +12,10 @@ use aws_lc_rs::{constant_time, hmac};
 use base64::Engine;
 
 /// Prefix of the upload ids Twofold hands out.
-pub(super) const TOKEN_PREFIX: &str = "tf2.";
+pub(super) const TOKEN_PREFIX: &str = "tf3.";
+/// Prefix of the upload ids of uploads whose parts carry no salts: still listed and
+/// aborted, no longer written to or completed.
+const UNSALTED_TOKEN_PREFIX: &str = "tf2.";
 pub(super) const B64: base64::engine::GeneralPurpose =
     base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// Bytes of an upload id's MAC (HMAC-SHA256, truncated).
@@ -33,7 +36,7 @@ fn token_mac(key: &UploadIdKey, signed: &str) -> [u8; TOKEN_MAC_LEN_BYTES] {
 }
 
 /// The upload id CreateMultipartUpload hands out:
-/// `tf2.` ‖ base64url(backend id) ‖ `.` ‖ header ‖ `.` ‖ declared checksum (may be empty)
+/// `tf3.` ‖ base64url(backend id) ‖ `.` ‖ header ‖ `.` ‖ declared checksum (may be empty)
 /// ‖ `.` ‖ base64url(MAC over all that precedes it). No field contains a `.`.
 pub(super) fn token(
     key: &UploadIdKey,
@@ -122,12 +125,22 @@ pub(super) fn parse_token(id: &str) -> Result<Upload, S3Error> {
         declared: None,
         signed: None,
     };
-    let Some(rest) = id.strip_prefix(TOKEN_PREFIX) else {
-        return Ok(bare(id.to_owned()));
-    };
     let bad = || S3Error::no_such_upload();
     let decode_id =
         |b: &str| String::from_utf8(B64.decode(b).map_err(|_| bad())?).map_err(|_| bad());
+    if let Some(rest) = id.strip_prefix(UNSALTED_TOKEN_PREFIX) {
+        // Its listed form still names the backend's upload, to list and abort it.
+        return match rest.split_once('.') {
+            None => Ok(bare(decode_id(rest)?)),
+            Some(_) => Err(bad().with_message(
+                "This upload's parts are sealed without salts, which Twofold no longer \
+                 writes or completes: abort it and upload again",
+            )),
+        };
+    }
+    let Some(rest) = id.strip_prefix(TOKEN_PREFIX) else {
+        return Ok(bare(id.to_owned()));
+    };
     let fields: Vec<&str> = rest.split('.').collect();
     match fields.as_slice() {
         // A listed id: the backend's id alone.
@@ -142,7 +155,8 @@ pub(super) fn parse_token(id: &str) -> Result<Upload, S3Error> {
                 d => Some(Declared::decode(d).ok_or_else(bad)?),
             };
             let header = objmeta::decode(header).map_err(|_| bad())?;
-            if !header.multipart {
+            // Only format version 2 uploads, whose parts carry salts, are handed out.
+            if !header.multipart || header.version() < FORMAT_VERSION {
                 return Err(bad());
             }
             let signed = id[..id.len() - fields[3].len() - 1].to_owned();
@@ -226,7 +240,7 @@ mod upload_id_tests {
             .unwrap();
         for d in [None, Some(declared)] {
             let id = token(&key(1), "backend.id~2", &header, d);
-            assert!(id.starts_with("tf2."), "{id}");
+            assert!(id.starts_with("tf3."), "{id}");
             let mut u = parse_token(&id).unwrap();
             assert_eq!(u.backend_id, "backend.id~2");
             assert_eq!(u.header.as_ref(), Some(&header));
@@ -248,15 +262,15 @@ mod upload_id_tests {
         // Another upload's backend id under this one's header and MAC (the swap that
         // would reuse this upload's part keys for other bytes).
         let swapped = format!(
-            "tf2.{}.{}.{}.{}",
+            "tf3.{}.{}.{}.{}",
             other_fields[1], fields[2], fields[3], fields[4]
         );
         // A declared checksum added, a MAC cut, a field dropped, a MAC of the right length
         // but wrong.
-        let declared = format!("tf2.{}.{}.CRC32-F.{}", fields[1], fields[2], fields[4]);
+        let declared = format!("tf3.{}.{}.CRC32-F.{}", fields[1], fields[2], fields[4]);
         let cut = id[..id.len() - 2].to_owned();
-        let dropped = format!("tf2.{}.{}.{}", fields[1], fields[2], fields[4]);
-        let zero = format!("tf2.{}.{}..AAAAAAAAAAAAAAAAAAAAAA", fields[1], fields[2]);
+        let dropped = format!("tf3.{}.{}.{}", fields[1], fields[2], fields[4]);
+        let zero = format!("tf3.{}.{}..AAAAAAAAAAAAAAAAAAAAAA", fields[1], fields[2]);
         for bad in [swapped, declared, cut, dropped, zero] {
             match parse_token(&bad) {
                 Err(e) => assert_eq!(e.code, "NoSuchUpload", "{bad}"),
@@ -272,6 +286,27 @@ mod upload_id_tests {
         let old = format!("tf1.{}.{}", fields[1], fields[2]);
         let u = parse_token(&old).unwrap();
         assert!(u.header.is_none() && u.backend_id == old);
+        // An upload whose parts carry no salts is refused with the reason; its listed
+        // form still names the backend's upload.
+        let unsalted = format!("tf2.{}", &id[4..]);
+        let Err(e) = parse_token(&unsalted) else {
+            panic!("an unsalted upload id was taken");
+        };
+        assert_eq!(e.code, "NoSuchUpload");
+        assert!(e.message.contains("abort it"), "{}", e.message);
+        let listed = parse_token(&format!("tf2.{}", fields[1])).unwrap();
+        assert_eq!(
+            (listed.backend_id.as_str(), listed.header.is_none()),
+            ("one", true)
+        );
+        // A version 1 header is not one an upload id carries.
+        let v1 = token(
+            &key(1),
+            "one",
+            &crate::envelope::header::test_header_v1(5),
+            None,
+        );
+        assert!(parse_token(&v1).is_err_and(|e| e.code == "NoSuchUpload"));
     }
 
     #[test]

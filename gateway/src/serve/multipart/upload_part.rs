@@ -1,15 +1,15 @@
 //! UploadPart.
 
-use super::complete::stored_part;
 use super::exchange::names;
 use super::part_keys::{PartSealing, PartTarget};
-use crate::envelope::layout::stored_len;
+use crate::envelope::PartSalt;
+use crate::envelope::layout::salted_stored_len;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
 use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
 use crate::serve::body::{ClientBody, ClientChecksum};
 use crate::serve::io::Conn;
-use crate::serve::object::{seal_to_md5, seal_upload};
+use crate::serve::object::seal_upload;
 use crate::serve::part_checksum::{Declared, PartTagger};
 use crate::serve::respond::{SSE_DSSE, forward_error};
 use crate::serve::{Failure, Outcome, Request, backend_path, encode, write_response};
@@ -89,10 +89,11 @@ struct SealedPart {
     checksum: Option<ClientChecksum>,
 }
 
-/// Seals the body as part `sealing.number` and stores it at `path`. A part the backend
-/// already holds is sealed again only to compare (sealed under the same keys and nonces,
-/// it may only be the same); a backend that refuses the part has its error relayed, and
-/// the request is then done (`Break`).
+/// Seals the body as part `sealing.number` and stores it at `path`: the part's salt, then
+/// its segments. The salt is fresh for this upload of the part, so a part sent again (a
+/// retry, the same bytes or others, or two at once) is sealed under other keys and simply
+/// replaces the stored one, as in S3. A backend that refuses the part has its error
+/// relayed, and the request is then done (`Break`).
 async fn store_part(
     ctx: &Request<'_>,
     conn: &mut Conn,
@@ -101,24 +102,17 @@ async fn store_part(
     path: &str,
 ) -> Result<ControlFlow<Outcome, SealedPart>, Failure> {
     let number = sealing.number;
-    let stored = stored_len(body.len(), sealing.header.segment_size);
-    if let Some(existing) = stored_part(ctx, path, &sealing.backend_id, number).await? {
-        let (md5, checksum) = seal_to_md5(ctx, conn, body, &sealing.cipher).await?;
-        existing.check_same(number, stored, &md5)?;
-        return Ok(ControlFlow::Continue(SealedPart {
-            etag: Some(existing.etag.into_bytes()),
-            checksum,
-        }));
-    }
+    let stored = salted_stored_len(body.len(), sealing.header.segment_size);
     let query = format!(
         "partNumber={number}&uploadId={}",
         encode(&sealing.backend_id, false)
     );
-    let ex = ctx
+    let mut ex = ctx
         .core
         .backend
         .send_head("PUT", path, Some(&query), Vec::new(), Some(stored))
         .await?;
+    write_salt(&mut ex, &sealing.salt).await?;
     let (resp, resp_body, checksum) = seal_upload(ctx, conn, body, &sealing.cipher, ex).await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &resp_body, ctx.rid)
@@ -129,6 +123,15 @@ async fn store_part(
         etag: resp.header("etag").map(<[u8]>::to_vec),
         checksum,
     }))
+}
+
+/// Sends a part's salt, the first bytes of its stored body, to the backend's UploadPart.
+pub(super) async fn write_salt(
+    ex: &mut crate::serve::backend::Exchange,
+    salt: &PartSalt,
+) -> Result<(), Failure> {
+    let (res, _) = ex.conn.write_all(salt.to_vec()).await;
+    res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))
 }
 
 /// The ETag the client gets for part `number`: the backend's `etag`, with the tag that

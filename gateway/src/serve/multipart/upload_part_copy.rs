@@ -1,10 +1,10 @@
 //! UploadPartCopy.
 
-use super::complete::{StoredPart, stored_part};
 use super::exchange::{names, reply};
 use super::part_keys::{PartSealing, PartTarget};
+use super::upload_part::write_salt;
 use crate::envelope::header::Header;
-use crate::envelope::layout::{Layout, SEGMENT_OVERHEAD_BYTES, plain_len, stored_len};
+use crate::envelope::layout::{Layout, SEGMENT_OVERHEAD_BYTES, plain_len, salted_stored_len};
 use crate::envelope::objmeta;
 use crate::envelope::plan::{ObjectMeta, ReadPlan, ReadRequest, parts_count_from_etag, plan};
 use crate::envelope::write_plan::{WriteSegment, WriteSegments, write_segments};
@@ -15,7 +15,7 @@ use crate::s3::headers::COPY_SOURCE_CONDITIONS;
 use crate::s3::{ByteRange, RangeRequest, S3Code, S3Error};
 use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
-use crate::serve::object::{PlainSink, SealSink, StreamError, fetch_range, stream_plan};
+use crate::serve::object::{Fetched, PlainSink, SealSink, StreamError, fetch_plan, stream_plan};
 use crate::serve::part_checksum::PartTagger;
 use crate::serve::passthrough::read_body;
 use crate::serve::respond::forward_error;
@@ -126,13 +126,12 @@ pub(crate) async fn upload_part_copy(
         return Err(Failure::keep(S3Error::entity_too_large()));
     }
     let p = source.plan(range)?;
-    let mut body = match fetch_source(ctx, conn, &source_ref, &source, &p).await? {
-        Ok(body) => body,
+    let mut fetched = match fetch_source(ctx, conn, &source_ref, &source, &p).await? {
+        Ok(fetched) => fetched,
         Err(outcome) => return Ok(outcome),
     };
     let path = backend_path(Some(name.bucket), Some(name.key));
-    let existing = stored_part(ctx, &path, &sealing.backend_id, sealing.number).await?;
-    let sink = part_sink(ctx, &path, &sealing, existing.is_some(), part_len).await?;
+    let sink = part_sink(ctx, &path, &sealing, part_len).await?;
     let seg = sealing.header.segment_size;
     let dst = ctx
         .core
@@ -141,7 +140,7 @@ pub(crate) async fn upload_part_copy(
     let mut reseal = Reseal::new(&sealing, hasher, sink, part_len, dst);
     stream_plan(
         ctx,
-        &mut body,
+        (&fetched.lead, &mut fetched.body),
         &p,
         (&source.header, &source.keys),
         &mut reseal,
@@ -150,15 +149,14 @@ pub(crate) async fn upload_part_copy(
     .map_err(|e: StreamError| e.into_failure(ctx, "The copy source"))?;
     let (sink, hasher, dst) = reseal.finish().await?;
     ctx.core.buffers.give(dst);
-    ctx.core.backend.release(body);
+    ctx.core.backend.release(fetched.body);
     let done = CopiedPart {
         number: sealing.number,
-        stored: stored_len(part_len, sealing.header.segment_size),
         tagger: sealing.tagger.as_ref(),
         checksum: hasher.map(|h| (h.algorithm(), h.finish_raw())),
         modified: source.head.header_str("last-modified").unwrap_or(""),
     };
-    answer(ctx, conn, sink, existing, done).await
+    answer(ctx, conn, sink, done).await
 }
 
 /// HEADs the copy source (with the request's copy-source conditions) and opens it:
@@ -236,7 +234,7 @@ fn copy_range(ctx: &Request<'_>, size: u64) -> Result<Option<(u64, u64)>, Failur
     }
 }
 
-/// The planned stored range of the source, from the backend, as long as it is still the
+/// The planned stored bytes of the source, from the backend, as long as it is still the
 /// object that was opened (`If-Match` its ETag): `Ok(Err(outcome))` when the backend's own
 /// answer went to the client.
 async fn fetch_source(
@@ -245,47 +243,35 @@ async fn fetch_source(
     source_ref: &SourceRef,
     source: &Source,
     p: &ReadPlan,
-) -> Result<Result<Conn, Outcome>, Failure> {
-    let Some(range) = p.fetch.first() else {
-        return Err(Failure::keep(S3Error::internal_error()));
-    };
+) -> Result<Result<Fetched, Outcome>, Failure> {
     let mut conditions = Vec::new();
     if let Some(etag) = source.head.header("etag") {
         conditions.push(("if-match".into(), etag.to_vec()));
     }
     let at = (source_ref.path.as_str(), source_ref.query.as_deref());
-    let (body, _) = match fetch_range(ctx, conn, at, conditions, *range).await? {
-        Ok(fetched) => fetched,
-        Err(outcome) => return Ok(Err(outcome)),
-    };
-    Ok(Ok(body))
+    fetch_plan(ctx, conn, at, conditions, p).await
 }
 
-/// Where the part's sealed segments go: the backend's UploadPart, or, for a part sent
-/// again (`existing`), only their MD5, to compare with the stored part (see
-/// `StoredPart::check_same`).
+/// Where the part goes: the backend's UploadPart, its salt sent first.
 async fn part_sink(
     ctx: &Request<'_>,
     path: &str,
     sealing: &PartSealing,
-    existing: bool,
     part_len: u64,
 ) -> Result<SealSink, Failure> {
-    if existing {
-        return Ok(SealSink::Md5(<md5::Md5 as md5::Digest>::new()));
-    }
     let query = format!(
         "partNumber={}&uploadId={}",
         sealing.number,
         encode(&sealing.backend_id, false)
     );
-    let stored = stored_len(part_len, sealing.header.segment_size);
-    let ex = ctx
+    let stored = salted_stored_len(part_len, sealing.header.segment_size);
+    let mut ex = ctx
         .core
         .backend
         .send_head("PUT", path, Some(&query), Vec::new(), Some(stored))
         .await?;
-    Ok(SealSink::Backend(ex))
+    write_salt(&mut ex, &sealing.salt).await?;
+    Ok(SealSink(ex))
 }
 
 /// The plaintext of the copy source, sealed again as the segments of the part
@@ -383,7 +369,6 @@ impl PlainSink for Reseal<'_> {
 /// A part copied: what its answer says.
 struct CopiedPart<'a> {
     number: u32,
-    stored: u64,
     tagger: Option<&'a PartTagger>,
     checksum: Option<(ChecksumAlgorithm, Checksum)>,
     modified: &'a str,
@@ -400,25 +385,15 @@ impl CopiedPart<'_> {
     }
 }
 
-/// Ends the part: compares a part sent again with the stored one, or reads the backend's
-/// answer to the UploadPart; then answers CopyPartResult.
+/// Ends the part: reads the backend's answer to the UploadPart, then answers
+/// CopyPartResult.
 async fn answer(
     ctx: &Request<'_>,
     conn: &mut Conn,
     sink: SealSink,
-    existing: Option<StoredPart>,
     done: CopiedPart<'_>,
 ) -> Result<Outcome, Failure> {
-    let mut ex = match (sink, existing) {
-        (SealSink::Backend(ex), None) => ex,
-        (SealSink::Md5(m), Some(existing)) => {
-            let md5: [u8; 16] = md5::Digest::finalize(m).into();
-            existing.check_same(done.number, done.stored, &md5)?;
-            let etag = done.client_etag(&existing.etag);
-            return copy_part_result(conn, ctx, &etag, done.checksum, done.modified).await;
-        }
-        _ => return Err(Failure::close(S3Error::internal_error())),
-    };
+    let SealSink(mut ex) = sink;
     let resp = ex
         .conn
         .read_response_head()

@@ -5,7 +5,7 @@
 use super::described;
 use super::put::CHECKSUM_METADATA;
 use super::read::{object_header, request_keys, reveal_checksum, segments_per_part};
-use super::stream::{ClientBody, fetch_range, stream_plan};
+use super::stream::{ClientBody, Fetched, fetch_plan, object_changed, stream_plan};
 use crate::config::UnencryptedObjects;
 use crate::envelope::checksum_record::StoredChecksum;
 use crate::envelope::header::Header;
@@ -297,9 +297,16 @@ async fn serve_seen(
     described::reveal(ctx, &seen.header, &keys, &mut resp)?;
     let head = response_head(ctx, &resp, None, &p.response);
     let length = resp.content_length().ok().flatten();
-    send_body(ctx, conn, (&seen.header, &keys), p, (body, length), head)
-        .await
-        .map(Some)
+    send_body(
+        ctx,
+        conn,
+        (&seen.header, &keys),
+        p,
+        (&[], body, length),
+        head,
+    )
+    .await
+    .map(Some)
 }
 
 /// Remembers a single-part object after a ranged GET of it, for the next ranged GET.
@@ -437,16 +444,16 @@ async fn send_planned(
 ) -> Result<Outcome, Failure> {
     let mut p = p;
     loop {
-        let (backend, length) = match body.take() {
-            Some(b) => b,
-            None => match fetch(ctx, conn, source, p.fetch[0]).await? {
-                Ok(b) => b,
+        let (lead, backend, length) = match body.take() {
+            Some((b, length)) => (Vec::new(), b, length),
+            None => match fetch(ctx, conn, source, &p).await? {
+                Ok(f) => (f.lead, f.body, f.head.content_length().ok().flatten()),
                 Err(outcome) => return Ok(outcome),
             },
         };
         let head = response_head(ctx, source.meta, source.checksum, &p.response);
         let keys = (source.header, source.keys);
-        let sent = send_body(ctx, conn, keys, &p, (backend, length), head).await;
+        let sent = send_body(ctx, conn, keys, &p, (&lead, backend, length), head).await;
         match (sent, p.fallback.take()) {
             (Err(_), Some(fallback)) if conn.response().status == 0 => p = *fallback,
             (other, _) => return other,
@@ -454,43 +461,42 @@ async fn send_planned(
     }
 }
 
-/// The planned stored range of the object, from the backend: `Ok(Err(outcome))` when the
-/// backend's own answer (a failed condition, a missing object) went to the client.
+/// The planned stored bytes of the object, from the backend ([`fetch_plan`]):
+/// `Ok(Err(outcome))` when the backend's own answer (a failed condition, a missing object)
+/// went to the client.
 async fn fetch(
     ctx: &Request<'_>,
     conn: &mut Conn,
     source: &Source<'_>,
-    range: StoredRange,
-) -> Result<Result<(Conn, Option<u64>), Outcome>, Failure> {
+    p: &ReadPlan,
+) -> Result<Result<Fetched, Outcome>, Failure> {
     let read = source.read;
     let at = (read.path.as_str(), read.query.as_deref());
-    let (body, resp) = match fetch_range(ctx, conn, at, read.fwd.clone(), range).await? {
+    let fetched = match fetch_plan(ctx, conn, at, read.fwd.clone(), p).await? {
         Ok(fetched) => fetched,
         Err(outcome) => return Ok(Err(outcome)),
     };
     // The object must not have changed between the HEAD and this GET.
-    if resp.header("etag") != source.meta.header("etag") {
-        return Err(Failure::keep(S3Error::service_unavailable().with_detail(
-            "The object changed while it was being read; retry the request",
-        )));
+    if fetched.head.header("etag") != source.meta.header("etag") {
+        return Err(object_changed());
     }
-    Ok(Ok((body, resp.content_length().ok().flatten())))
+    Ok(Ok(fetched))
 }
 
-/// Streams the planned segments from `body` (whose response head is `resp`) to the
-/// client under response head `head`, sent with the first verified plaintext. A body read
-/// to its end goes back to the backend pool.
+/// Streams the planned segments from `body` (the bytes fetched apart, then the backend's
+/// body and its length) to the client under response head `head`, sent with the first
+/// verified plaintext. A body read to its end goes back to the backend pool.
 async fn send_body(
     ctx: &Request<'_>,
     conn: &mut Conn,
     keys: (&Header, &DataKeys),
     p: &ReadPlan,
-    body: (Conn, Option<u64>),
+    body: (&[u8], Conn, Option<u64>),
     head: ResponseHead,
 ) -> Result<Outcome, Failure> {
-    let (mut backend, length) = body;
+    let (lead, mut backend, length) = body;
     let mut sink = ClientBody::new(conn, &head)?;
-    if let Err(e) = stream_plan(ctx, &mut backend, p, keys, &mut sink).await {
+    if let Err(e) = stream_plan(ctx, (lead, &mut backend), p, keys, &mut sink).await {
         drop(sink);
         // A start guessed from the part size that does not open, before anything was sent,
         // is the cue for the plan's fallback (parts of unequal sizes), not an integrity
@@ -502,8 +508,7 @@ async fn send_body(
         });
     }
     sink.finish().await?;
-    let fetched: u64 = p.fetch.iter().map(StoredRange::len).sum();
-    if length == Some(fetched) {
+    if length.is_some() && length == p.fetch.last().map(StoredRange::len) {
         ctx.core.backend.release(backend);
     }
     Ok(Outcome::KeepAlive)

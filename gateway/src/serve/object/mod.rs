@@ -24,9 +24,9 @@ pub(crate) use described::sealed_entry;
 pub(crate) use get::{SeenObject, get};
 pub(crate) use put::{
     CHECKSUM_METADATA, PUT_OBJECT_BYTES_MAX, SealSink, check_upload_headers, forget_version, put,
-    seal_to_md5, seal_upload,
+    seal_upload,
 };
-pub(crate) use stream::{PlainSink, StreamError, fetch_range, stream_plan};
+pub(crate) use stream::{Fetched, PlainSink, StreamError, fetch_plan, stream_plan};
 
 /// The bytes a sealed segment adds to its plaintext.
 const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;

@@ -490,28 +490,15 @@ pub(super) async fn seal_held(
     Ok((resp, resp_body, checksum))
 }
 
-/// Where [`seal_segments`] puts the sealed segments.
-pub(crate) enum SealSink {
-    /// The body of a backend request whose head has been sent.
-    Backend(crate::serve::backend::Exchange),
-    /// Nowhere: only their MD5 is taken (a part sent again, compared with the stored one).
-    Md5(md5::Md5),
-}
+/// Where sealed segments go: the body of a backend request whose head has been sent.
+pub(crate) struct SealSink(pub(crate) crate::serve::backend::Exchange);
 
 impl SealSink {
     /// Writes a sealed segment (`buf[..sealed]`); gives the buffer back.
     pub(crate) async fn write(&mut self, buf: Vec<u8>, sealed: usize) -> Result<Vec<u8>, Failure> {
-        match self {
-            SealSink::Backend(ex) => {
-                let (res, b) = ex.conn.write_range(buf, 0..sealed).await;
-                res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
-                Ok(b)
-            }
-            SealSink::Md5(m) => {
-                md5::Digest::update(m, &buf[..sealed]);
-                Ok(buf)
-            }
-        }
+        let (res, b) = self.0.conn.write_range(buf, 0..sealed).await;
+        res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
+        Ok(b)
     }
 }
 
@@ -555,11 +542,9 @@ pub(crate) async fn seal_upload(
     cipher: &SegmentCipher,
     ex: crate::serve::backend::Exchange,
 ) -> Result<StoredAnswer, Failure> {
-    let mut sink = SealSink::Backend(ex);
+    let mut sink = SealSink(ex);
     let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
-    let SealSink::Backend(mut ex) = sink else {
-        return Err(Failure::close(S3Error::internal_error()));
-    };
+    let SealSink(mut ex) = sink;
     let resp = ex
         .conn
         .read_response_head()
@@ -570,22 +555,6 @@ pub(crate) async fn seal_upload(
         ctx.core.backend.release(ex.conn);
     }
     Ok((resp, resp_body, checksum))
-}
-
-/// Reads and seals a client body as [`seal_upload`] does, sending nothing: the MD5 of
-/// the sealed body, and the client's verified checksum.
-pub(crate) async fn seal_to_md5(
-    ctx: &Request<'_>,
-    conn: &mut Conn,
-    body: &mut ClientBody,
-    cipher: &SegmentCipher,
-) -> Result<([u8; 16], Option<ClientChecksum>), Failure> {
-    let mut sink = SealSink::Md5(<md5::Md5 as md5::Digest>::new());
-    let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
-    let SealSink::Md5(m) = sink else {
-        return Err(Failure::close(S3Error::internal_error()));
-    };
-    Ok((md5::Digest::finalize(m).into(), checksum))
 }
 
 /// The failure for a client body that could not be read or did not verify: the stream is

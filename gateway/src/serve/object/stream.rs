@@ -61,34 +61,42 @@ impl StreamError {
     }
 }
 
-/// Reads every segment of `plan` from `body` (positioned at the start of the plan's fetch
-/// range), opens it under `keys`, and hands its kept plaintext to `sink`. Reads nothing
-/// after the plan's last segment.
+/// Reads every segment of `plan` from `input`: the bytes fetched apart before the body
+/// (`lead`, a salted part's salt; see [`fetch_plan`]), then the body, positioned at the
+/// start of the plan's last fetch range. Each is opened under `keys`, and its kept
+/// plaintext handed to `sink`. Reads nothing after the plan's last segment.
 pub(crate) async fn stream_plan(
     ctx: &Request<'_>,
-    body: &mut Conn,
+    input: (&[u8], &mut Conn),
     plan: &ReadPlan,
     source: (&Header, &DataKeys),
     sink: &mut impl PlainSink,
 ) -> Result<(), StreamError> {
+    let (lead, body) = input;
     let (header, keys) = source;
     let mut opener = PlanOpener::new(plan, header, keys);
     let seg = header.segment_size.bytes_usize() + OVERHEAD;
-    let mut input = ctx.core.buffers.take(seg);
+    let mut buf = ctx.core.buffers.take(seg);
     let mut out = ctx.core.buffers.take(HEAD_ROOM + seg);
+    let mut lead_at = 0;
+    let internal = |what| StreamError::Integrity(crate::envelope::Error::Internal(what));
     while let Some(stored) = opener.next_stored_len() {
-        let (res, b) = body.read_exact_into(input, 0..stored).await;
-        input = b;
-        res.map_err(|e| StreamError::Failed(BackendError::from(e).into()))?;
-        let input_bytes =
-            input
+        let opened = if lead_at < lead.len() {
+            let bytes = lead
+                .get(lead_at..lead_at + stored)
+                .ok_or(internal("a step across the fetched ranges"))?;
+            lead_at += stored;
+            opener.open(bytes, &mut out[HEAD_ROOM..])
+        } else {
+            let (res, b) = body.read_exact_into(buf, 0..stored).await;
+            buf = b;
+            res.map_err(|e| StreamError::Failed(BackendError::from(e).into()))?;
+            let bytes = buf
                 .get(..stored)
-                .ok_or(StreamError::Integrity(crate::envelope::Error::Internal(
-                    "segment longer than the segment size",
-                )))?;
-        let opened = opener
-            .open(input_bytes, &mut out[HEAD_ROOM..])
-            .map_err(StreamError::Integrity)?;
+                .ok_or(internal("segment longer than the segment size"))?;
+            opener.open(bytes, &mut out[HEAD_ROOM..])
+        }
+        .map_err(StreamError::Integrity)?;
         if opened.kept.is_empty() {
             continue;
         }
@@ -97,10 +105,73 @@ pub(crate) async fn stream_plan(
         out = b;
         res.map_err(StreamError::Failed)?;
     }
-    ctx.core.buffers.give(input);
+    ctx.core.buffers.give(buf);
     ctx.core.buffers.give(out);
     Ok(())
 }
+
+/// A plan's stored bytes, fetched: the bytes of its ranges before the last (a salted
+/// part's salt, for a read that begins inside that part; otherwise none), then the body of
+/// the backend's answer for the last range, with its response head.
+pub(crate) struct Fetched {
+    pub(crate) lead: Vec<u8>,
+    pub(crate) body: Conn,
+    pub(crate) head: ResponseHead,
+}
+
+/// Fetches the stored bytes of `plan` from the object at `at` with `headers`
+/// (conditions): a range fetched apart first (a salt; small, read whole), then the last.
+/// Both answers must be of one object (the same ETag); `Ok(Err(outcome))` when the
+/// backend's own answer went to the client.
+pub(crate) async fn fetch_plan(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    at: (&str, Option<&str>),
+    headers: Vec<(String, Vec<u8>)>,
+    plan: &ReadPlan,
+) -> Result<Result<Fetched, Outcome>, Failure> {
+    let internal = || Failure::keep(S3Error::internal_error());
+    let (apart, last) = match plan.fetch.as_slice() {
+        [last] => (None, *last),
+        [apart, last] if apart.len() <= SALT_FETCH_BYTES_MAX => (Some(*apart), *last),
+        _ => return Err(internal()),
+    };
+    let mut lead = Vec::new();
+    let mut lead_etag = None;
+    if let Some(range) = apart {
+        let (mut body, resp) = match fetch_range(ctx, conn, at, headers.clone(), range).await? {
+            Ok(fetched) => fetched,
+            Err(outcome) => return Ok(Err(outcome)),
+        };
+        let n = usize::try_from(range.len()).map_err(|_| internal())?;
+        let (res, b) = body.read_exact_into(vec![0u8; n], 0..n).await;
+        res.map_err(|e| Failure::from(BackendError::from(e)))?;
+        if resp.content_length().ok().flatten() == Some(range.len()) {
+            ctx.core.backend.release(body);
+        }
+        lead = b;
+        lead_etag = Some(resp.header("etag").map(<[u8]>::to_vec));
+    }
+    let (body, head) = match fetch_range(ctx, conn, at, headers, last).await? {
+        Ok(fetched) => fetched,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    if lead_etag.is_some_and(|e| e.as_deref() != head.header("etag")) {
+        return Err(object_changed());
+    }
+    Ok(Ok(Fetched { lead, body, head }))
+}
+
+/// The failure of a read whose object changed between two of its backend requests.
+pub(crate) fn object_changed() -> Failure {
+    Failure::keep(
+        S3Error::service_unavailable()
+            .with_detail("The object changed while it was being read; retry the request"),
+    )
+}
+
+/// Most bytes a plan fetches apart before its last range: a part's salt.
+const SALT_FETCH_BYTES_MAX: u64 = crate::envelope::layout::PART_SALT_LEN_BYTES;
 
 /// Largest backend error body relayed to the client, in bytes.
 const ERROR_BODY_BYTES_MAX: usize = 1 << 20;
