@@ -309,7 +309,7 @@ pub fn config_file(cli: &Cli) -> Result<PathBuf, CliError> {
 fn keyring(config: &Config) -> Result<Keyring, CliError> {
     let outer = Custodian::open(Layer::Outer, &config.outer)?;
     let inner = Custodian::open(Layer::Inner, &config.inner)?;
-    Ok(Keyring::new(inner, outer, config.keyring))
+    Ok(Keyring::new(inner, outer, config.keyring).with_named_keys(config.named_keys.clone()))
 }
 
 fn input(args: &ObjectArgs) -> Result<Box<dyn Read>, CliError> {

@@ -46,6 +46,9 @@ pub struct EnvelopeFile {
     pub epoch_secs: u64,
     /// Bucket keys, and epoch keys, kept in the clear per layer and core for reading.
     pub key_cache_entries: usize,
+    /// The key id responses show for objects under the custodians' own KEKs (`key_label`
+    /// of each), and that requests may name them by.
+    pub default_key_id: String,
 }
 
 impl Default for EnvelopeFile {
@@ -55,8 +58,23 @@ impl Default for EnvelopeFile {
             bucket_key_window_secs: BUCKET_KEY_WINDOW_SECS_DEFAULT,
             epoch_secs: EPOCH_SECS_DEFAULT,
             key_cache_entries: KEY_CACHE_ENTRIES_DEFAULT,
+            default_key_id: crate::keys::named::DEFAULT_KEY_ID.to_owned(),
         }
     }
+}
+
+/// `[[named_key]]`: a KMS key id clients may name, and its KEK in each custodian.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamedKeyFile {
+    /// The id responses show (`alias/finance`, a key id or an ARN).
+    pub id: String,
+    /// Other ids that name the same key (its alias ARN, its key id, ...).
+    pub aliases: Vec<String>,
+    /// Label of its KEK on the inner custodian's token.
+    pub inner_key_label: String,
+    /// Label of its KEK on the outer custodian's token.
+    pub outer_key_label: String,
 }
 
 /// `[custodian.inner]` / `[custodian.outer]`: who holds a layer's key-encryption key.
@@ -239,6 +257,9 @@ pub struct CredentialFile {
     /// May change configuration (policy, ACLs, replication, object lock, ...), and send
     /// headers that open, lock or bypass; default false. Implies `read_config`.
     pub admin: bool,
+    /// Named keys it may seal new objects under, by id; `"*"` for all. The default key is
+    /// always allowed.
+    pub key_ids: Vec<String>,
 }
 
 /// The configuration file as written.
@@ -255,6 +276,8 @@ pub struct FileConfig {
     pub backend: Option<BackendFile>,
     /// `[[credential]]`
     pub credential: Vec<CredentialFile>,
+    /// `[[named_key]]`
+    pub named_key: Vec<NamedKeyFile>,
     /// `[admin]`
     pub admin: AdminFile,
     /// `[log]`
@@ -308,6 +331,8 @@ pub struct Config {
     pub inner: CustodianSpec,
     /// The outer layer's custodian.
     pub outer: CustodianSpec,
+    /// The default key and the named keys.
+    pub named_keys: crate::keys::named::NamedKeys,
     /// `SOFTHSM2_CONF` to set before any PKCS#11 module is loaded.
     pub softhsm2_conf: Option<PathBuf>,
     /// What `twofold serve` needs; `None` when the file has no `[server]`/`[backend]`.
@@ -339,9 +364,20 @@ pub struct ClientCredential {
     pub buckets: Option<Vec<String>>,
     /// What it may do beyond the data of those buckets.
     pub grants: Grants,
+    /// Named keys it may seal under, by id (`None`: all); the default key always.
+    pub key_ids: Option<Vec<String>>,
 }
 
 impl ClientCredential {
+    /// May this credential seal new objects under the key `id` (a named key's own id)?
+    pub fn may_use_key(&self, id: &str, default_id: &str) -> bool {
+        id == default_id
+            || self
+                .key_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|k| k == id))
+    }
+
     /// May this credential use `bucket`?
     pub fn allows(&self, bucket: &str) -> bool {
         self.buckets
@@ -430,6 +466,9 @@ pub struct ServeSettings {
     pub pool_connections_per_core: usize,
     /// Client credentials.
     pub credentials: Vec<ClientCredential>,
+    /// The default key and the named keys (`None`: the custodians' KEKs only, under
+    /// [`crate::keys::named::DEFAULT_KEY_ID`]).
+    pub named_keys: Option<crate::keys::named::NamedKeys>,
     /// How long a stopping gateway lets requests in flight run.
     pub shutdown_grace: std::time::Duration,
     /// How long a stopping gateway goes on accepting while it tells clients and load
@@ -539,6 +578,97 @@ fn one_line_parse_error(e: &toml::de::Error, text: &str) -> String {
         }
         None => message,
     }
+}
+
+/// The default key (the custodians' current KEKs, named `default_key_id`) and the named
+/// keys of `files`, whose KEK labels are added to the custodians' (both must be PKCS#11
+/// tokens: a key file holds one KEK). An error names the field and says what is wrong.
+fn named_keys(
+    default_key_id: &str,
+    files: Vec<NamedKeyFile>,
+    custodians: (&mut CustodianSpec, &mut CustodianSpec),
+) -> Result<crate::keys::named::NamedKeys, (String, String)> {
+    use crate::keys::named::{NamedKey, NamedKeys};
+    let (inner, outer) = custodians;
+    let retired = |spec: &CustodianSpec| match spec {
+        CustodianSpec::Pkcs11 {
+            retired_key_labels, ..
+        } => retired_key_labels.clone(),
+        CustodianSpec::KeyFile { .. } => Vec::new(),
+    };
+    let mut keys = NamedKeys::only_default(inner.kek_id(), outer.kek_id());
+    keys.default.id = default_key_id.to_owned();
+    keys.retired = (retired(inner), retired(outer));
+    for (i, f) in files.into_iter().enumerate() {
+        let field = |name: &str| format!("named_key[{i}].{name}");
+        for (name, label, spec) in [
+            ("inner_key_label", &f.inner_key_label, &*inner),
+            ("outer_key_label", &f.outer_key_label, &*outer),
+        ] {
+            if !kek_id_is_valid(label) {
+                return Err((
+                    field(name),
+                    "must be 1 to 64 printable ASCII characters without spaces".into(),
+                ));
+            }
+            if label == spec.kek_id() || retired(spec).contains(label) {
+                return Err((
+                    field(name),
+                    format!("{label:?} is the custodian's own key_label or a retired one"),
+                ));
+            }
+        }
+        keys.keys.push(NamedKey {
+            id: f.id,
+            aliases: f.aliases,
+            inner_kek: f.inner_key_label,
+            outer_kek: f.outer_key_label,
+        });
+    }
+    keys.check().map_err(|m| ("named_key".to_owned(), m))?;
+    for (spec, label) in [(inner, 0), (outer, 1)] {
+        let CustodianSpec::Pkcs11 {
+            named_key_labels, ..
+        } = spec
+        else {
+            if keys.keys.is_empty() {
+                continue;
+            }
+            return Err((
+                "named_key".into(),
+                "named keys need kind = \"pkcs11\" custodians (a key file holds one KEK)".into(),
+            ));
+        };
+        for k in &keys.keys {
+            let l = if label == 0 {
+                &k.inner_kek
+            } else {
+                &k.outer_kek
+            };
+            if !named_key_labels.contains(l) {
+                named_key_labels.push(l.clone());
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Every credential's `key_ids` must name configured keys by their own ids.
+fn check_key_grants(
+    credentials: &[ClientCredential],
+    keys: &crate::keys::named::NamedKeys,
+) -> Result<(), (String, String)> {
+    for (i, c) in credentials.iter().enumerate() {
+        for id in c.key_ids.iter().flatten() {
+            if id != &keys.default.id && !keys.keys.iter().any(|k| &k.id == id) {
+                return Err((
+                    format!("credential[{i}].key_ids"),
+                    format!("{id:?} is no configured key's id"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
@@ -655,6 +785,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
                     ));
                 }
                 Ok(CustodianSpec::Pkcs11 {
+                    named_key_labels: Vec::new(),
                     module: resolve(
                         c.module
                             .unwrap_or_else(|| PathBuf::from(SOFTHSM2_MODULE_DEFAULT)),
@@ -706,14 +837,20 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             )),
         }
     };
-    let inner = custodian(Layer::Inner, file.custodian.inner)?;
-    let outer = custodian(Layer::Outer, file.custodian.outer)?;
+    let mut inner = custodian(Layer::Inner, file.custodian.inner)?;
+    let mut outer = custodian(Layer::Outer, file.custodian.outer)?;
     if inner == outer {
         return Err(invalid(
             "custodian",
             "the inner and outer layers must not use the same custodian and key".into(),
         ));
     }
+    let named_keys = named_keys(
+        &file.envelope.default_key_id,
+        file.named_key,
+        (&mut inner, &mut outer),
+    )
+    .map_err(|(field, message)| invalid(&field, message))?;
     let log_format = match file.log.format.as_str() {
         "text" => crate::telemetry::LogFormat::Text,
         "json" => crate::telemetry::LogFormat::Json,
@@ -754,8 +891,20 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             ));
         }
     };
+    let serve = match serve {
+        Some(s) => {
+            check_key_grants(&s.credentials, &named_keys)
+                .map_err(|(field, message)| invalid(&field, message))?;
+            Some(ServeSettings {
+                named_keys: Some(named_keys.clone()),
+                ..s
+            })
+        }
+        None => None,
+    };
     Ok(Config {
         serve,
+        named_keys,
         path: path.to_path_buf(),
         keyring: KeyringSettings {
             segment_size,
@@ -1011,6 +1160,7 @@ fn validate_serve(
                 read_config: c.read_config || c.admin,
                 admin: c.admin,
             },
+            key_ids: (!c.key_ids.iter().any(|k| k == "*")).then_some(c.key_ids),
         });
     }
     Ok(ServeSettings {
@@ -1028,6 +1178,7 @@ fn validate_serve(
         backend_secret,
         pool_connections_per_core: backend.pool_connections_per_core.unwrap_or(64),
         credentials: creds,
+        named_keys: None,
         shutdown_grace: std::time::Duration::from_secs(server.shutdown_grace_secs),
         drain_notice: std::time::Duration::from_secs(server.drain_notice_secs),
         admin_listen,
@@ -1066,6 +1217,75 @@ key_file = "inner.key"
                 key_id: "local-inner-kek".into()
             }
         );
+    }
+
+    /// Two PKCS#11 custodians, as named keys need.
+    const TOKENS: &str = r#"
+[custodian.outer]
+kind = "pkcs11"
+token_label = "outer"
+key_label = "outer-kek"
+pin_env = "OUTER_PIN"
+
+[custodian.inner]
+kind = "pkcs11"
+token_label = "inner"
+key_label = "inner-kek"
+pin_env = "INNER_PIN"
+"#;
+
+    #[test]
+    fn named_keys_add_their_keks_to_both_tokens() {
+        let finance = r#"
+[[named_key]]
+id = "alias/finance"
+aliases = ["arn:aws:kms:eu-west-1:111122223333:alias/finance"]
+inner_key_label = "finance-inner"
+outer_key_label = "finance-outer"
+"#;
+        let c = load(&format!("{TOKENS}{finance}")).unwrap();
+        assert_eq!(c.named_keys.keys.len(), 1);
+        assert_eq!(c.named_keys.default.id, crate::keys::named::DEFAULT_KEY_ID);
+        let labels = |spec: &CustodianSpec| match spec {
+            CustodianSpec::Pkcs11 {
+                named_key_labels, ..
+            } => named_key_labels.clone(),
+            CustodianSpec::KeyFile { .. } => Vec::new(),
+        };
+        assert_eq!(labels(&c.inner), ["finance-inner"]);
+        assert_eq!(labels(&c.outer), ["finance-outer"]);
+        assert_eq!(
+            c.named_keys.id_of("finance-inner", "finance-outer"),
+            Some("alias/finance")
+        );
+        let named = load(&format!(
+            "{TOKENS}[envelope]\ndefault_key_id = \"alias/ours\"\n"
+        ));
+        assert_eq!(named.unwrap().named_keys.default.id, "alias/ours");
+        // A key file holds one KEK: no named keys on it.
+        let e = load(&format!("{GOOD}{finance}")).unwrap_err().to_string();
+        assert!(e.contains("pkcs11"), "{e}");
+        // A named key may not reuse the custodian's own KEK, nor share an id.
+        let own = finance.replace("finance-inner", "inner-kek");
+        assert!(load(&format!("{TOKENS}{own}")).is_err());
+        let twice = format!("{finance}{}", finance.replace("-inner", "-i2"));
+        assert!(load(&format!("{TOKENS}{twice}")).is_err());
+        // A credential's key ids must name configured keys.
+        let serve = SERVE
+            .replace("SERVER_TLS", "plain_http = true")
+            .replace("ENDPOINT", "https://s3.example.com")
+            .replace("BACKEND_EXTRA", "");
+        let grant = |ids: &str| load(&format!("{TOKENS}{finance}{serve}key_ids = {ids}\n"));
+        let c = grant(r#"["alias/finance"]"#).unwrap();
+        let cred = &c.serve.unwrap().credentials[0];
+        assert!(cred.may_use_key("alias/finance", "d") && cred.may_use_key("d", "d"));
+        assert!(!cred.may_use_key("alias/other", "d"));
+        assert!(
+            grant(r#"["*"]"#).unwrap().serve.unwrap().credentials[0]
+                .key_ids
+                .is_none()
+        );
+        assert!(grant(r#"["alias/nope"]"#).is_err());
     }
 
     #[test]

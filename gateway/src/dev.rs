@@ -20,6 +20,8 @@ pub const DEV_BACKEND_ACCESS_KEY: &str = "twofold-dev-backend";
 pub const DEV_CLIENT_ACCESS_KEY: &str = "twofold-dev";
 /// The backend's folder inside the dev folder.
 pub const DEV_DATA_DIR: &str = "data";
+/// The named key of the development setup.
+pub const DEV_NAMED_KEY: &str = "alias/twofold-dev-example";
 
 /// Writes `client.env` for the aws CLI and SDKs: `set -a; . .twofold-dev/client.env; set +a`.
 pub fn write_client_env(
@@ -146,6 +148,10 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
              key_label = \"twofold-outer-kek\"\npin_file = \"outer.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n\
              [custodian.inner]\nkind = \"pkcs11\"\nmodule = \"{m}\"\ntoken_label = \"{INNER_TOKEN}\"\n\
              key_label = \"twofold-inner-kek\"\npin_file = \"inner.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n\
+             # A named key: objects whose request names it (--sse aws:kms:dsse\n\
+             # --sse-kms-key-id alias/twofold-dev-example) are sealed under its own two KEKs.\n\
+             [[named_key]]\nid = \"{DEV_NAMED_KEY}\"\ninner_key_label = \"twofold-dev-example-inner\"\n\
+             outer_key_label = \"twofold-dev-example-outer\"\n\n\
              # `twofold serve --dev` runs s3s-fs on ./.twofold-dev/data as the backend, in process;\n\
              # its port is picked at start, so the endpoint below is replaced then.\n\
              # Both sides are plain HTTP on loopback, explicitly: a development set-up only.\n\
@@ -156,7 +162,8 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
              # The dev appliance's one local user: every bucket, and admin (bucket policies,\n\
              # ACLs, versioning, ...) since nobody else shares its backend.\n\
              [[credential]]\naccess_key_id = \"{DEV_CLIENT_ACCESS_KEY}\"\n\
-             secret_access_key = {{ file = \"client.secret\" }}\nbuckets = [\"*\"]\nadmin = true\n",
+             secret_access_key = {{ file = \"client.secret\" }}\nbuckets = [\"*\"]\nadmin = true\n\
+             key_ids = [\"*\"]\n",
             m = module.display()
         );
         write_new(&config, &text, 0o644)?;

@@ -163,7 +163,9 @@ fn keys_init_dev_creates_tokens_and_keys_then_reports_them_as_existing() {
     assert_success(&second, "second keys init");
     let said = stdout(&second);
     assert!(!said.contains("created"), "{said}");
-    assert_eq!(said.matches("exists").count(), 2, "{said}");
+    // Each layer's KEK and the dev configuration's named key's.
+    assert_eq!(said.matches("exists").count(), 4, "{said}");
+    assert!(said.contains("twofold-dev-example-outer"), "{said}");
 }
 
 #[test]

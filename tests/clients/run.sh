@@ -289,12 +289,29 @@ aws_checks() {
     echo "$out"
     echo "$out" | grep -Eq "\"ChecksumCRC32\": \"[A-Za-z0-9+/=]+(-[0-9]+)?\""
   ' "$AWS" "$CLI_BUCKET"
+  # The dev configuration's named key (alias/twofold-dev-example), as a user names it (this
+  # CLI's `s3 cp --sse` offers AES256 and aws:kms; Twofold seals aws:kms requests with DSSE).
+  check "aws s3 cp --sse aws:kms --sse-kms-key-id: a named key, 3 MiB and 20 MiB (multipart)" bash -c '
+    for f in "$2:named-small.bin" "$3:named-big.bin"; do
+      "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "${f%%:*}" "s3://$1/${f#*:}" \
+        --sse aws:kms --sse-kms-key-id alias/twofold-dev-example || exit 1
+      out=$("$0" --endpoint-url "$AWS_ENDPOINT_URL" s3api head-object --bucket "$1" --key "${f#*:}") || exit 1
+      echo "$out"
+      echo "$out" | grep -q "\"SSEKMSKeyId\": \"alias/twofold-dev-example\"" || exit 1
+    done
+    "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "s3://$1/named-big.bin" "$3.named" && cmp "$3" "$3.named"
+  ' "$AWS" "$CLI_BUCKET" "$SMALL" "$BIG"
+  check "aws s3 cp naming an unknown key id is KMS.NotFoundException" bash -c '
+    if out=$("$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "$2" "s3://$1/no-key.bin" \
+      --sse aws:kms --sse-kms-key-id alias/no-such-key 2>&1); then exit 1; fi
+    echo "$out"; echo "$out" | grep -q "KMS.NotFoundException"
+  ' "$AWS" "$CLI_BUCKET" "$SMALL"
   check "the backend holds no plaintext of the CLI's files" scan_backend "$CLI_BUCKET" "$SMALL" "$BIG"
   check "aws s3 rm" aws_ s3 rm "s3://$CLI_BUCKET/dir/small.bin"
   check "head-object after rm is 404" bash -c '
     ! "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3api head-object --bucket "$1" --key dir/small.bin 2>&1 | tee /dev/stderr | grep -q ContentLength
   ' "$AWS" "$CLI_BUCKET"
-  rm -f "$BIG" "$BIG.down"
+  rm -f "$BIG" "$BIG.down" "$BIG.named"
 }
 
 # --- rclone ----------------------------------------------------------------------------------

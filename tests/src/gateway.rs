@@ -16,7 +16,7 @@
 //! ```
 
 use crate::backend::{self, BackendKind, Capability, MotoServer, every_object, listed_parts};
-use crate::{Custody, open_custodian, random_bytes};
+use crate::{Custody, kek_label, open_custodian, random_bytes};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::interceptors::{
@@ -38,7 +38,8 @@ use twofold::config::{
 use twofold::devbackend::DevBackend;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::layout::SegmentSize;
-use twofold::keys::KeyringSettings;
+use twofold::keys::named::{NamedKey, NamedKeys};
+use twofold::keys::{CustodianSpec, KeyringSettings};
 use twofold::s3::Grants;
 use twofold::serve::ServeHandle;
 use twofold::sigv4::{self, ChunkSigner, PayloadMode, SigningInput};
@@ -84,6 +85,7 @@ impl Credential {
             secret: Secret(zeroize::Zeroizing::new(self.secret.clone())),
             buckets: buckets.map(|list| list.iter().map(|b| (*b).to_owned()).collect()),
             grants,
+            key_ids: None,
         }
     }
 }
@@ -107,6 +109,18 @@ pub struct Options {
     /// Credentials configured besides [`TestGateway::admin`] and [`TestGateway::limited`]
     /// (see [`Credential::configured`]).
     pub extra_credentials: Vec<ClientCredential>,
+    /// Named keys, by id: each gets a KEK of its own on both tokens ([`named_key_label`]).
+    pub named_keys: Vec<String>,
+}
+
+/// The KEK label of named key `id` on the token of `layer`: its characters that are no
+/// letters or digits become `-`.
+pub fn named_key_label(id: &str, layer: Layer) -> String {
+    let safe: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("{safe}-{layer}")
 }
 
 impl Default for Options {
@@ -119,6 +133,7 @@ impl Default for Options {
             cores: CORES,
             limits: twofold::limits::Limits::default(),
             extra_credentials: Vec::new(),
+            named_keys: Vec::new(),
         }
     }
 }
@@ -198,6 +213,38 @@ pub struct TestGateway {
     _dir: tempfile::TempDir,
 }
 
+/// Adds the KEKs of named keys `ids` to both tokens of `custody` (created there), and
+/// the keys the gateway is configured with: `None` when there are none.
+fn with_named_keys(custody: &mut Custody, ids: &[String]) -> Option<NamedKeys> {
+    if ids.is_empty() {
+        return None;
+    }
+    let mut keys = NamedKeys::only_default(&kek_label(Layer::Inner), &kek_label(Layer::Outer));
+    for layer in [Layer::Inner, Layer::Outer] {
+        let spec = match layer {
+            Layer::Inner => &mut custody.inner,
+            Layer::Outer => &mut custody.outer,
+        };
+        if let CustodianSpec::Pkcs11 {
+            named_key_labels, ..
+        } = spec
+        {
+            named_key_labels.extend(ids.iter().map(|id| named_key_label(id, layer)));
+        }
+        crate::init_custodian(layer, spec);
+    }
+    keys.keys = ids
+        .iter()
+        .map(|id| NamedKey {
+            id: id.clone(),
+            aliases: Vec::new(),
+            inner_kek: named_key_label(id, Layer::Inner),
+            outer_kek: named_key_label(id, Layer::Outer),
+        })
+        .collect();
+    Some(keys)
+}
+
 impl TestGateway {
     /// Starts everything with [`Options::default`].
     pub fn start() -> Self {
@@ -211,7 +258,8 @@ impl TestGateway {
             .tempdir()
             .unwrap_or_else(|e| panic!("creating the test folder: {e}"));
         let (store, backend_addr, backend_cred) = start_backend(dir.path());
-        let custody = Custody::new("gw");
+        let mut custody = Custody::new("gw");
+        let named_keys = with_named_keys(&mut custody, &opts.named_keys);
         let admin = Credential::random("ADMIN");
         let limited = Credential::random("LIMITED");
         let settings = ServeSettings {
@@ -243,6 +291,7 @@ impl TestGateway {
             .into_iter()
             .chain(opts.extra_credentials)
             .collect(),
+            named_keys,
         };
         let keyring = crate::settings(opts.segment_size);
         let mut gw = TestGateway {

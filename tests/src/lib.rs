@@ -177,6 +177,7 @@ pub fn pkcs11_spec(token: &(PathBuf, String, PathBuf), key_label: &str) -> Custo
         pin: PinSource::File(pin_file.clone()),
         key_label: key_label.to_owned(),
         retired_key_labels: Vec::new(),
+        named_key_labels: Vec::new(),
         hsm_threads: 1,
     }
 }

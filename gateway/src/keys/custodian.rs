@@ -54,6 +54,9 @@ pub enum CustodianSpec {
         /// Labels of earlier KEKs still on the token, whose objects are still read; no new
         /// key is wrapped under them.
         retired_key_labels: Vec<String>,
+        /// Labels of the named keys' KEKs on the token (`[[named_key]]`), which new objects
+        /// that name them are sealed under.
+        named_key_labels: Vec<String>,
         /// Number of dedicated HSM threads (each with its own session).
         hsm_threads: usize,
     },
@@ -101,6 +104,8 @@ pub enum Custodian {
         key_label: String,
         /// Earlier KEK labels it still unwraps under.
         retired_key_labels: Vec<String>,
+        /// The named keys' KEK labels.
+        named_key_labels: Vec<String>,
         /// The token's HSM threads.
         workers: HsmWorkers,
     },
@@ -148,14 +153,19 @@ impl Custodian {
                 pin,
                 key_label,
                 retired_key_labels,
+                named_key_labels,
                 hsm_threads,
             } => {
                 let custody = |source| KeyError::Custody { layer, source };
                 let token = Token::open(&token_config(module, token_label, pin, layer)?)
                     .map_err(custody)?;
-                // The current KEK and every retired one must be on the token.
+                // The current KEK, every retired one and every named key's must be on the
+                // token.
                 let session = token.session().map_err(custody)?;
-                for label in std::iter::once(key_label).chain(retired_key_labels) {
+                let labels = std::iter::once(key_label)
+                    .chain(retired_key_labels)
+                    .chain(named_key_labels);
+                for label in labels {
                     session.kek(label).map_err(custody)?;
                 }
                 drop(session);
@@ -164,6 +174,7 @@ impl Custodian {
                     layer,
                     key_label: key_label.clone(),
                     retired_key_labels: retired_key_labels.clone(),
+                    named_key_labels: named_key_labels.clone(),
                     workers,
                 })
             }
@@ -186,18 +197,27 @@ impl Custodian {
                 token_label,
                 pin,
                 key_label,
+                named_key_labels,
                 ..
             } => {
                 let custody = |source| KeyError::Custody { layer, source };
                 let token = Token::open(&token_config(module, token_label, pin, layer)?)
                     .map_err(custody)?;
                 let session = token.session().map_err(custody)?;
-                if session.find_kek(key_label).map_err(custody)?.is_some() {
-                    Ok(format!("{layer} layer: {} exists", spec.describe()))
-                } else {
-                    session.create_kek(key_label).map_err(custody)?;
-                    Ok(format!("{layer} layer: created {}", spec.describe()))
+                let mut said = Vec::new();
+                // The current KEK and every named key's (retired ones are never made).
+                for label in std::iter::once(key_label).chain(named_key_labels) {
+                    if session.find_kek(label).map_err(custody)?.is_some() {
+                        said.push(format!("key {label:?} exists"));
+                    } else {
+                        session.create_kek(label).map_err(custody)?;
+                        said.push(format!("created key {label:?}"));
+                    }
                 }
+                Ok(format!(
+                    "{layer} layer: PKCS#11 token {token_label:?}: {}",
+                    said.join(", ")
+                ))
             }
             CustodianSpec::KeyFile { path, .. } => {
                 if path.exists() {
@@ -426,15 +446,20 @@ impl Custodian {
         result
     }
 
-    /// Whether bucket keys wrapped under `kek_id` are unwrapped here: the current KEK's, and
-    /// a token's retired ones.
+    /// Whether `kek_id` is one this custodian is configured with: the current KEK, and a
+    /// token's retired and named keys' KEKs.
     pub fn unwraps_under(&self, kek_id: &str) -> bool {
         match self {
             Custodian::Pkcs11 {
                 key_label,
                 retired_key_labels,
+                named_key_labels,
                 ..
-            } => kek_id == key_label || retired_key_labels.iter().any(|r| r == kek_id),
+            } => {
+                kek_id == key_label
+                    || retired_key_labels.iter().any(|r| r == kek_id)
+                    || named_key_labels.iter().any(|r| r == kek_id)
+            }
             Custodian::KeyFile { key_id, .. } => kek_id == key_id,
         }
     }

@@ -14,6 +14,7 @@
 //! `Keyring` is per core: it is not shared.
 
 pub mod custodian;
+pub mod named;
 
 use crate::envelope::aead::Layer;
 use crate::envelope::header::{
@@ -167,7 +168,7 @@ impl OpenCache {
 
 /// One core's key caches.
 struct Caches {
-    seal: HashMap<(Layer, u8, String), SealEntry>,
+    seal: HashMap<(Layer, u8, String, String), SealEntry>,
     open: [OpenCache; 2],
     epoch: [OpenCache; 2],
     stats: CacheStats,
@@ -214,6 +215,7 @@ pub struct Keyring {
     inner: Custodian,
     outer: Custodian,
     settings: KeyringSettings,
+    named: std::sync::Arc<named::NamedKeys>,
     caches: RefCell<Caches>,
 }
 
@@ -243,7 +245,9 @@ fn now_secs() -> u64 {
 impl Keyring {
     /// A keyring over two opened custodians.
     pub fn new(inner: Custodian, outer: Custodian, settings: KeyringSettings) -> Self {
+        let named = named::NamedKeys::only_default(inner.kek_id(), outer.kek_id());
         Self {
+            named: std::sync::Arc::new(named),
             inner,
             outer,
             caches: RefCell::new(Caches {
@@ -278,7 +282,21 @@ impl Keyring {
 
     /// Another keyring over the same custodians with empty caches (one per core).
     pub fn fork(&self) -> Self {
-        Self::new(self.inner.clone(), self.outer.clone(), self.settings)
+        let mut forked = Self::new(self.inner.clone(), self.outer.clone(), self.settings);
+        forked.named = self.named.clone();
+        forked
+    }
+
+    /// The same keyring with these keys (the default and the named ones, whose KEKs the
+    /// custodians were opened with).
+    pub fn with_named_keys(mut self, named: named::NamedKeys) -> Self {
+        self.named = std::sync::Arc::new(named);
+        self
+    }
+
+    /// The default key and the named keys.
+    pub fn named_keys(&self) -> &named::NamedKeys {
+        &self.named
     }
 
     /// The settings it was made with.
@@ -318,10 +336,11 @@ impl Keyring {
         layer: Layer,
         bucket: &str,
         version: u8,
+        kek_id: &str,
     ) -> Result<Arc<BucketKey>, KeyError> {
         let now = now_secs();
         let window = now / self.settings.window_secs.max(1);
-        let slot = (layer, version, bucket.to_owned());
+        let slot = (layer, version, bucket.to_owned(), kek_id.to_owned());
         {
             let mut c = self.caches.borrow_mut();
             let hit = c
@@ -337,7 +356,7 @@ impl Keyring {
             c.stats.misses += 1;
         }
         let custodian = self.custodian(layer);
-        let kek_id = custodian.kek_id().to_owned();
+        let kek_id = kek_id.to_owned();
         let (key, reference) = if version == FORMAT_VERSION {
             let epoch = hierarchy::epoch_of(now, self.settings.epoch_secs);
             let ek = self.epoch_key(layer, &kek_id, bucket, epoch).await?;
@@ -346,6 +365,10 @@ impl Keyring {
                 hierarchy::bucket_key(layer, &ek, &salt).map_err(|_| KeyError::Internal("HKDF"))?;
             (LockedKey::new(&bk), BucketKeyRef::Derived { epoch, salt })
         } else {
+            // Version 1 bucket keys are wrapped under the current KEK only.
+            if kek_id != custodian.kek_id() {
+                return Err(KeyError::Internal("a named key for a version 1 object"));
+            }
             let key = LockedKey::new(&Zeroizing::new(envelope::random_bytes::<32>(layer)?));
             let wrapped = custodian.wrap(&key).await?;
             self.caches.borrow_mut().stats.custodian_wraps += 1;
@@ -484,8 +507,39 @@ impl Keyring {
         upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
         version: u8,
     ) -> Result<(Header, DataKeys), KeyError> {
-        let inner = self.sealing_key(Layer::Inner, name.bucket, version).await?;
-        let outer = self.sealing_key(Layer::Outer, name.bucket, version).await?;
+        let named = self.named.clone();
+        self.seal_with(name, upload_id, version, named.default_choice())
+            .await
+    }
+
+    /// [`Keyring::seal_new`] under the key whose own id is `key_id` (the default's, or a
+    /// named key's: as [`named::requested`] gave it).
+    pub async fn seal_new_for(
+        &self,
+        name: ObjectName<'_>,
+        upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
+        key_id: &str,
+    ) -> Result<(Header, DataKeys), KeyError> {
+        let named = self.named.clone();
+        let key = named
+            .resolve(key_id)
+            .ok_or(KeyError::Internal("a key id no configured key answers to"))?;
+        self.seal_with(name, upload_id, FORMAT_VERSION, key).await
+    }
+
+    async fn seal_with(
+        &self,
+        name: ObjectName<'_>,
+        upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
+        version: u8,
+        key: named::KeyChoice<'_>,
+    ) -> Result<(Header, DataKeys), KeyError> {
+        let inner = self
+            .sealing_key(Layer::Inner, name.bucket, version, key.inner_kek)
+            .await?;
+        let outer = self
+            .sealing_key(Layer::Outer, name.bucket, version, key.outer_kek)
+            .await?;
         let keys = DataKeys::generate()?;
         let params = SealParams {
             segment_size: self.settings.segment_size,
@@ -536,10 +590,42 @@ impl Keyring {
         from: ObjectName<'_>,
         to: ObjectName<'_>,
     ) -> Result<(Header, DataKeys), KeyError> {
+        let named = self.named.clone();
+        self.rewrap_under(header, from, to, named.default_choice())
+            .await
+    }
+
+    /// [`Keyring::rewrap`] under the key whose own id is `key_id` (a version 1 object: the
+    /// default only).
+    pub async fn rewrap_for(
+        &self,
+        header: &Header,
+        from: ObjectName<'_>,
+        to: ObjectName<'_>,
+        key_id: &str,
+    ) -> Result<(Header, DataKeys), KeyError> {
+        let named = self.named.clone();
+        let key = named
+            .resolve(key_id)
+            .ok_or(KeyError::Internal("a key id no configured key answers to"))?;
+        self.rewrap_under(header, from, to, key).await
+    }
+
+    async fn rewrap_under(
+        &self,
+        header: &Header,
+        from: ObjectName<'_>,
+        to: ObjectName<'_>,
+        key: named::KeyChoice<'_>,
+    ) -> Result<(Header, DataKeys), KeyError> {
         let keys = self.open(header, from).await?;
         let version = header.version();
-        let inner = self.sealing_key(Layer::Inner, to.bucket, version).await?;
-        let outer = self.sealing_key(Layer::Outer, to.bucket, version).await?;
+        let inner = self
+            .sealing_key(Layer::Inner, to.bucket, version, key.inner_kek)
+            .await?;
+        let outer = self
+            .sealing_key(Layer::Outer, to.bucket, version, key.outer_kek)
+            .await?;
         let mut out = header.clone();
         envelope::rewrap_header(&mut out, &keys, &inner, &outer, to)?;
         tracing::info!(

@@ -35,7 +35,9 @@ pub const GATEWAY_TIMEOUT_MESSAGE: &str =
     "The gateway timed out waiting for the storage backend. Please try again.";
 
 macro_rules! codes {
-    ($($(#[$doc:meta])* $variant:ident,)*) => {
+    (@name $variant:ident $name:literal) => { $name };
+    (@name $variant:ident) => { stringify!($variant) };
+    ($($(#[$doc:meta])* $variant:ident $(= $name:literal)?,)*) => {
         /// An S3 error code, as the `Code` element of the error document spells it. The
         /// gateway answers with these only; a backend's own code is relayed as text
         /// ([`S3Error::relayed`]).
@@ -48,7 +50,7 @@ macro_rules! codes {
             /// The code as S3 spells it, e.g. `NoSuchKey`.
             pub const fn as_str(self) -> &'static str {
                 match self {
-                    $(Self::$variant => stringify!($variant),)*
+                    $(Self::$variant => codes!(@name $variant $($name)?),)*
                 }
             }
         }
@@ -118,6 +120,8 @@ codes! {
     MethodNotAllowed,
     /// A body with no Content-Length where one is needed.
     MissingContentLength,
+    /// A KMS key id that names no configured key.
+    KmsNotFound = "KMS.NotFoundException",
     /// A required security header is missing.
     MissingSecurityHeader,
     /// No such bucket.

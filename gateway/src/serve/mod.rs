@@ -464,8 +464,18 @@ fn run_core(start: CoreStart, core_id: usize, l: std::net::TcpListener) {
     });
 }
 
+/// A core's keyring: its own caches, over the custodians, with the configured keys.
+fn core_keyring(start: &CoreStart) -> Keyring {
+    let ring = Keyring::new(start.inner.clone(), start.outer.clone(), start.keyring);
+    match &start.settings.named_keys {
+        Some(named) => ring.with_named_keys(named.clone()),
+        None => ring,
+    }
+}
+
 /// Core `core_id`'s state: its backend pool, TLS acceptor, keyring and caches, all empty.
 fn new_core(start: CoreStart, core_id: usize) -> Core {
+    let keyring = core_keyring(&start);
     Core {
         backend: Backend::new(
             &start.settings,
@@ -475,7 +485,7 @@ fn new_core(start: CoreStart, core_id: usize) -> Core {
         ),
         tls: start.server_tls.map(crate::tls::CoreAcceptor::new),
         settings: start.settings,
-        keyring: Keyring::new(start.inner, start.outer, start.keyring),
+        keyring,
         limits: Limits::default(),
         core_id,
         requests: Cell::new(0),
@@ -991,6 +1001,18 @@ pub(crate) fn may_read(ctx: &Request<'_>, bucket: &str) -> bool {
         .iter()
         .find(|c| c.access_key_id == ctx.verified.access_key_id)
         .is_some_and(|c| c.allows(bucket))
+}
+
+/// Whether the request's credentials may seal new objects under the key whose own id is
+/// `key_id` (the default key: always).
+pub(crate) fn may_use_key(ctx: &Request<'_>, key_id: &str) -> bool {
+    let default = &ctx.core.keyring.named_keys().default.id;
+    ctx.core
+        .settings
+        .credentials
+        .iter()
+        .find(|c| c.access_key_id == ctx.verified.access_key_id)
+        .is_some_and(|c| c.may_use_key(key_id, default))
 }
 
 /// Percent-encodes a path-style backend path `/bucket[/key]`: every byte but the

@@ -4,12 +4,33 @@
 use super::io::Conn;
 use super::{Failure, Outcome, Request, write_response};
 use crate::envelope::checksum_record::StoredChecksum;
+use crate::envelope::header::Header;
 use crate::http::ResponseHead;
 use crate::s3::S3Error;
 use crate::s3::headers::{DESCRIBING, GET_RETURNED};
 
 /// The value of `x-amz-server-side-encryption` on every encrypted object.
 pub const SSE_DSSE: &str = "aws:kms:dsse";
+/// The response header that names the key an object is sealed under.
+pub const KMS_KEY_ID_HEADER: &str = "x-amz-server-side-encryption-aws-kms-key-id";
+
+/// The encryption headers of a response about an object: DSSE, and the id of the key it is
+/// sealed under where one is known.
+pub(crate) fn push_sse(out: &mut ResponseHead, key_id: Option<&str>) {
+    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    if let Some(id) = key_id {
+        out.push_header(KMS_KEY_ID_HEADER, id.as_bytes().to_vec());
+    }
+}
+
+/// The id of the key a header's KEKs belong to (see
+/// [`crate::keys::named::NamedKeys::id_of`]).
+pub(crate) fn key_id_of<'c>(ctx: &Request<'c>, header: &Header) -> Option<&'c str> {
+    ctx.core
+        .keyring
+        .named_keys()
+        .id_of(&header.inner.kek_id, &header.outer.kek_id)
+}
 /// Whether `name` is metadata the gateway keeps for itself (`x-amz-meta-twofold*`).
 pub(crate) fn is_twofold_metadata(name: &str) -> bool {
     name.starts_with("x-amz-meta-twofold")
@@ -68,7 +89,8 @@ pub(crate) fn object_headers(
     checksum: Option<&StoredChecksum>,
     out: &mut ResponseHead,
 ) {
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    let header = crate::serve::object::object_header(resp).ok().flatten();
+    push_sse(out, header.as_ref().and_then(|h| key_id_of(ctx, h)));
     plain_object_headers(ctx, resp, out);
     if let Some(c) = checksum {
         out.push_header(c.algorithm.header_name(), c.value().into_bytes());

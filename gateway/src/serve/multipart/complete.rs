@@ -1,7 +1,7 @@
 //! CompleteMultipartUpload: the parts checked against the listing, the object's size and
 //! checksum recorded.
 
-use super::exchange::{names, reply};
+use super::exchange::{names, reply, reply_with};
 use super::keepalive::{Answer, conclude, keep_alive};
 use super::token::{Upload, replace_element, verified_upload};
 use crate::envelope::checksum_record::StoredChecksum;
@@ -18,7 +18,7 @@ use crate::serve::part_checksum::{
     CompletedPart, Declared, PartTagger, completed_parts, object_checksum,
 };
 use crate::serve::passthrough::read_body;
-use crate::serve::respond::forward_error;
+use crate::serve::respond::{KMS_KEY_ID_HEADER, forward_error, key_id_of};
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
 use std::ops::ControlFlow;
 
@@ -147,10 +147,19 @@ async fn record_and_answer(
     match keep_alive(ctx, conn, work).await {
         Answer::Now(result) => {
             let (resp, body) = result?;
-            reply(conn, &resp, &body, ctx.rid, true).await
+            let key = key_header(ctx, object.header);
+            reply_with(conn, &resp, &body, ctx.rid, true, key).await
         }
         Answer::Committed(result) => Ok(conclude(ctx, conn, result).await),
     }
+}
+
+/// The header that names the key of an object of `header`, where its KEKs are a key's.
+fn key_header(ctx: &Request<'_>, header: &Header) -> Vec<(&'static str, Vec<u8>)> {
+    key_id_of(ctx, header)
+        .map(|id| (KMS_KEY_ID_HEADER, id.as_bytes().to_vec()))
+        .into_iter()
+        .collect()
 }
 
 /// What a CompleteMultipartUpload request gives: the upload id's contents, the parts of
@@ -301,7 +310,7 @@ async fn stored_sizes(
             && let Some((head, result)) =
                 completed_earlier(ctx, listing.name, listing.path, h).await?
         {
-            return reply(conn, &head, &result, ctx.rid, true)
+            return reply_with(conn, &head, &result, ctx.rid, true, key_header(ctx, h))
                 .await
                 .map(ControlFlow::Break);
         }

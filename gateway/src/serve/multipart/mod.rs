@@ -18,7 +18,7 @@ use super::io::Conn;
 use super::object::{check_upload_headers, sealed_entry};
 use super::part_checksum::Declared;
 use super::passthrough::rewrite_part_sizes;
-use super::respond::forward_error;
+use super::respond::{KMS_KEY_ID_HEADER, forward_error};
 use super::{Failure, Outcome, Request, backend_path, encode};
 use crate::envelope::objmeta;
 use crate::s3::{S3Error, xml};
@@ -81,7 +81,11 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
     let _ = read_body(ctx, conn).await?;
     let upload_id: [u8; 16] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-    let (header, keys) = ctx.core.keyring.seal_new(name, Some(upload_id)).await?;
+    let (header, keys) = ctx
+        .core
+        .keyring
+        .seal_new_for(name, Some(upload_id), &upload.key_id)
+        .await?;
     let mut headers = upload.forwarded;
     headers.push((
         objmeta::HTTP_HEADER.into(),
@@ -106,7 +110,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
         })?;
     let key = ctx.core.keyring.upload_id_key().await?;
     let body = replace_upload_id(&body, &token(&key, &backend_id, &header, declared));
-    let extra = declared.map_or_else(Vec::new, |d| {
+    let mut extra = declared.map_or_else(Vec::new, |d| {
         vec![
             (
                 "x-amz-checksum-algorithm",
@@ -115,6 +119,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
             ("x-amz-checksum-type", d.type_name().as_bytes().to_vec()),
         ]
     });
+    extra.push((KMS_KEY_ID_HEADER, upload.key_id.into_bytes()));
     reply_with(conn, &resp, &body, ctx.rid, true, extra).await
 }
 

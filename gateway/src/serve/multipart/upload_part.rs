@@ -11,7 +11,7 @@ use crate::serve::body::{ClientBody, ClientChecksum};
 use crate::serve::io::Conn;
 use crate::serve::object::seal_upload;
 use crate::serve::part_checksum::{Declared, PartTagger};
-use crate::serve::respond::{SSE_DSSE, forward_error};
+use crate::serve::respond::{forward_error, key_id_of, push_sse};
 use crate::serve::{Failure, Outcome, Request, backend_path, encode, write_response};
 use std::ops::ControlFlow;
 
@@ -32,7 +32,8 @@ pub(crate) async fn upload_part(ctx: &Request<'_>, conn: &mut Conn) -> Result<Ou
         sealed.etag,
         sealed.checksum.as_ref(),
     )?;
-    answer(ctx, conn, etag, sealed.checksum).await
+    let key_id = key_id_of(ctx, &sealing.header);
+    answer(ctx, conn, (etag, key_id), sealed.checksum).await
 }
 
 /// The request's body, checked before anything is read from it: no larger than a
@@ -154,18 +155,19 @@ fn client_etag(
     ))
 }
 
-/// Writes UploadPart's answer: the part's ETag and checksum, no body.
+/// Writes UploadPart's answer: the part's ETag, the upload's key and the checksum, no
+/// body.
 async fn answer(
     ctx: &Request<'_>,
     conn: &mut Conn,
-    etag: Option<Vec<u8>>,
+    (etag, key_id): (Option<Vec<u8>>, Option<&str>),
     checksum: Option<ClientChecksum>,
 ) -> Result<Outcome, Failure> {
     let mut out = ResponseHead::new(200);
     if let Some(v) = etag {
         out.push_header("etag", crate::s3::etag::header_to_client(&v));
     }
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    push_sse(&mut out, key_id);
     if let Some(c) = checksum {
         out.push_header(c.algorithm.header_name(), c.value.into_bytes());
     }

@@ -1,6 +1,6 @@
 //! UploadPartCopy.
 
-use super::exchange::{names, reply};
+use super::exchange::{names, reply_with};
 use super::part_keys::{PartSealing, PartTarget};
 use super::upload_part::write_salt;
 use crate::envelope::header::Header;
@@ -18,7 +18,7 @@ use crate::serve::io::Conn;
 use crate::serve::object::{Fetched, PlainSink, SealSink, StreamError, fetch_plan, stream_plan};
 use crate::serve::part_checksum::PartTagger;
 use crate::serve::passthrough::read_body;
-use crate::serve::respond::forward_error;
+use crate::serve::respond::{KMS_KEY_ID_HEADER, forward_error, key_id_of};
 use crate::serve::{Failure, Outcome, Request, backend_path, encode};
 use std::ops::Range;
 
@@ -152,6 +152,7 @@ pub(crate) async fn upload_part_copy(
     ctx.core.backend.release(fetched.body);
     let done = CopiedPart {
         number: sealing.number,
+        key_id: key_id_of(ctx, &sealing.header),
         tagger: sealing.tagger.as_ref(),
         checksum: hasher.map(|h| (h.algorithm(), h.finish_raw())),
         modified: source.head.header_str("last-modified").unwrap_or(""),
@@ -369,6 +370,7 @@ impl PlainSink for Reseal<'_> {
 /// A part copied: what its answer says.
 struct CopiedPart<'a> {
     number: u32,
+    key_id: Option<&'a str>,
     tagger: Option<&'a PartTagger>,
     checksum: Option<(ChecksumAlgorithm, Checksum)>,
     modified: &'a str,
@@ -408,14 +410,21 @@ async fn answer(
         return forward_error(conn, &resp, &text, ctx.rid).await;
     }
     let etag = done.client_etag(resp.header_str("etag").unwrap_or("\"\""));
-    copy_part_result(conn, ctx, &etag, done.checksum, done.modified).await
+    copy_part_result(
+        conn,
+        ctx,
+        (&etag, done.key_id),
+        done.checksum,
+        done.modified,
+    )
+    .await
 }
 
-/// The CopyPartResult answer.
-pub(super) async fn copy_part_result(
+/// The CopyPartResult answer, with the upload's key id.
+async fn copy_part_result(
     conn: &mut Conn,
     ctx: &Request<'_>,
-    etag: &str,
+    (etag, key_id): (&str, Option<&str>),
     checksum: Option<(
         crate::s3::checksum::ChecksumAlgorithm,
         crate::s3::checksum::Checksum,
@@ -433,7 +442,16 @@ pub(super) async fn copy_part_result(
     );
     let mut out = ResponseHead::new(200);
     out.push_header("content-type", b"application/xml".to_vec());
-    reply(conn, &out, body.as_bytes(), ctx.rid, true).await
+    let extra = key_id.map(|id| (KMS_KEY_ID_HEADER, id.as_bytes().to_vec()));
+    reply_with(
+        conn,
+        &out,
+        body.as_bytes(),
+        ctx.rid,
+        true,
+        extra.into_iter().collect(),
+    )
+    .await
 }
 
 /// `Sat, 28 Nov 2026 16:19:02 GMT` → `2026-11-28T16:19:02.000Z` (the form S3 uses in XML);

@@ -2,7 +2,7 @@
 
 use super::described::{opened_entries, request_entries, sealed_entry};
 use super::get::passthrough_read;
-use super::put::{CHECKSUM_METADATA, check_sse_request, object_address};
+use super::put::{CHECKSUM_METADATA, object_address, requested_key};
 use super::read::object_header;
 use crate::config::UnencryptedObjects;
 use crate::envelope::ObjectName;
@@ -13,7 +13,7 @@ use crate::http::{RequestHead, ResponseHead};
 use crate::s3::headers::{COPY_ANSWERED, COPY_FORWARDED, DESCRIBING};
 use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
-use crate::serve::respond::{SSE_DSSE, forward_error, is_twofold_metadata};
+use crate::serve::respond::{forward_error, is_twofold_metadata, push_sse};
 use crate::serve::unaligned::LAYOUT_HTTP_HEADER;
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
 
@@ -55,7 +55,8 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     if resp.status != 200 {
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
-    let (out, body) = copy_answer(&resp, &body, sealed_copy, ctx.rid);
+    let key_id = sealed_copy.then_some(req.key_id.as_str());
+    let (out, body) = copy_answer(&resp, &body, key_id, ctx.rid);
     write_response(conn, &out, &body)
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
@@ -74,13 +75,16 @@ struct CopyRequest {
     src_query: Option<String>,
     /// Whether the copy's metadata comes from the request (REPLACE) or the source (COPY).
     replace: bool,
+    /// The key the copy is sealed under, by its own id (the default unless the request
+    /// names one, as in S3, whatever the source's key).
+    key_id: String,
 }
 
 impl CopyRequest {
     /// Reads and checks the copy's source, its metadata directive and its headers; refuses
     /// a source the credentials may not read.
     fn parse(ctx: &Request<'_>) -> Result<CopyRequest, Failure> {
-        check_sse_request(ctx)?;
+        let key_id = requested_key(ctx)?;
         let crate::s3::CopySource {
             bucket: src_bucket,
             key: src_key,
@@ -104,6 +108,7 @@ impl CopyRequest {
             src_bucket,
             src_key,
             replace,
+            key_id,
         })
     }
 
@@ -157,7 +162,17 @@ async fn rewrapped(
         bucket: &req.src_bucket,
         key: &req.src_key,
     };
-    let (copy, keys) = ctx.core.keyring.rewrap(&header, from, to).await?;
+    let default = &ctx.core.keyring.named_keys().default.id;
+    if header.version() < FORMAT_VERSION && req.key_id != *default {
+        return Err(Failure::keep(S3Error::invalid_request(
+            "A format version 1 object keeps the default key when copied; copy it without a key id",
+        )));
+    }
+    let (copy, keys) = ctx
+        .core
+        .keyring
+        .rewrap_for(&header, from, to, &req.key_id)
+        .await?;
     let described = match copy.version() < FORMAT_VERSION {
         true => None,
         false => {
@@ -263,7 +278,7 @@ fn described_headers(
 fn copy_answer(
     resp: &ResponseHead,
     body: &[u8],
-    sealed: bool,
+    sealed_under: Option<&str>,
     rid: &str,
 ) -> (ResponseHead, Vec<u8>) {
     let mut out = ResponseHead::new(200);
@@ -272,8 +287,8 @@ fn copy_answer(
             out.push_header(name, v.to_vec());
         }
     }
-    if sealed {
-        out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    if let Some(key_id) = sealed_under {
+        push_sse(&mut out, Some(key_id));
     }
     let body = crate::s3::etag::rewrite_xml(body).into_owned();
     out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
@@ -284,6 +299,7 @@ fn copy_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::respond::SSE_DSSE;
 
     fn request(replace: bool, version: Option<&str>) -> CopyRequest {
         CopyRequest {
@@ -292,6 +308,7 @@ mod tests {
             src_path: "/src/k".to_owned(),
             src_query: version.map(|v| format!("versionId={v}")),
             replace,
+            key_id: "alias/twofold-default".to_owned(),
         }
     }
 
@@ -377,7 +394,7 @@ mod tests {
     #[test]
     fn only_a_sealed_copy_is_answered_as_encrypted() {
         let resp = ResponseHead::new(200).with_header("x-amz-version-id", "v2");
-        let (out, body) = copy_answer(&resp, b"<CopyObjectResult/>", true, "rid");
+        let (out, body) = copy_answer(&resp, b"<CopyObjectResult/>", Some("k"), "rid");
         assert_eq!(out.header("x-amz-version-id"), Some(&b"v2"[..]));
         assert_eq!(
             out.header("x-amz-server-side-encryption"),
@@ -387,7 +404,7 @@ mod tests {
             out.header("content-length"),
             Some(body.len().to_string().as_bytes())
         );
-        let (out, _) = copy_answer(&resp, b"", false, "rid");
+        let (out, _) = copy_answer(&resp, b"", None, "rid");
         assert!(out.header("x-amz-server-side-encryption").is_none());
     }
 }

@@ -13,12 +13,13 @@ use crate::envelope::write_plan::write_segments;
 use crate::envelope::{ObjectName, SINGLE_PART_NUMBER, SegmentCipher};
 use crate::http::RequestHead;
 use crate::http::ResponseHead;
+use crate::keys::named::{self, KeyRequestError};
 use crate::s3::headers::{ATTACH_DROPPED, PUT_FORWARDED};
-use crate::s3::{S3Error, xml};
+use crate::s3::{S3Code, S3Error, xml};
 use crate::serve::backend::read_small_body;
 use crate::serve::body::{BodyError, ClientBody, ClientChecksum, send_continue};
 use crate::serve::io::Conn;
-use crate::serve::respond::{SSE_DSSE, forward_error, is_twofold_metadata};
+use crate::serve::respond::{forward_error, is_twofold_metadata, push_sse};
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
 
 /// Largest single PUT, as in S3.
@@ -34,6 +35,8 @@ pub const HELD_PUT_STORED_BYTES_MAX: u64 = 256 * 1024;
 /// The headers of a request that creates an object, checked (see
 /// [`check_upload_headers`]).
 pub(crate) struct UploadHeaders {
+    /// The key the object is sealed under, by its own id ([`requested_key`]).
+    pub(crate) key_id: String,
     /// Passed on to the backend as they are.
     pub(crate) forwarded: Vec<(String, Vec<u8>)>,
     /// The describing metadata, to be sealed in the object's metadata record.
@@ -44,7 +47,7 @@ pub(crate) struct UploadHeaders {
 /// CreateMultipartUpload) and splits them into those passed on to the backend and the
 /// describing metadata that is sealed instead.
 pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<UploadHeaders, S3Error> {
-    check_sse_request(ctx)?;
+    let key_id = requested_key(ctx)?;
     if ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
         return Err(S3Error::invalid_argument(
             "x-amz-meta-twofold* metadata is reserved for the gateway",
@@ -59,15 +62,18 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<UploadHeaders, S
         .cloned()
         .collect();
     Ok(UploadHeaders {
+        key_id,
         forwarded,
         described,
     })
 }
 
-/// Checks the server-side-encryption request headers: DSSE or nothing is accepted (SSE-S3
-/// and SSE-KMS without a key are honoured by doing more); a customer key or a named KMS key
-/// cannot be, and is refused.
-pub(super) fn check_sse_request(ctx: &Request<'_>) -> Result<(), S3Error> {
+/// The key a request that creates an object asks for, by its own id (see
+/// [`named::requested`]): the default, or a named key the credential may use. A customer
+/// key (SSE-C) and an encryption context are refused (neither is bound into objects), and
+/// so is a key id that names no key (`KMS.NotFoundException`, as S3 answers) or one the
+/// credential may not use (`AccessDenied`).
+pub(crate) fn requested_key(ctx: &Request<'_>) -> Result<String, S3Error> {
     let h = ctx.head;
     if h.header("x-amz-server-side-encryption-customer-algorithm")
         .is_some()
@@ -78,19 +84,38 @@ pub(super) fn check_sse_request(ctx: &Request<'_>) -> Result<(), S3Error> {
             "Twofold encrypts with its own dual-layer keys; SSE-C (customer-provided keys) is not supported",
         ));
     }
-    if h.header("x-amz-server-side-encryption-aws-kms-key-id")
-        .is_some()
-    {
+    if h.header("x-amz-server-side-encryption-context").is_some() {
         return Err(S3Error::invalid_argument(
-            "Twofold encrypts every object with its own two custodians' keys; a KMS key id cannot be honoured",
+            "Twofold does not bind an encryption context (x-amz-server-side-encryption-context) into objects",
         ));
     }
-    match h.header_str("x-amz-server-side-encryption") {
-        None | Some("aws:kms:dsse" | "AES256" | "aws:kms") => Ok(()),
-        Some(other) => Err(S3Error::invalid_argument(format!(
+    let keys = ctx.core.keyring.named_keys();
+    let choice = named::requested(
+        keys,
+        h.header_str("x-amz-server-side-encryption"),
+        h.header_str("x-amz-server-side-encryption-aws-kms-key-id"),
+    )
+    .map_err(|e| match e {
+        KeyRequestError::NeedsKms => S3Error::invalid_argument(
+            "Server Side Encryption with AWS KMS managed key requires HTTP header \
+             x-amz-server-side-encryption : aws:kms or aws:kms:dsse",
+        ),
+        KeyRequestError::Unsupported(other) => S3Error::invalid_argument(format!(
             "x-amz-server-side-encryption {other:?} is not supported; use aws:kms:dsse"
-        ))),
+        )),
+        KeyRequestError::Unknown(id) => S3Error::new(
+            400,
+            S3Code::KmsNotFound,
+            format!("Key '{id}' does not exist"),
+        ),
+    })?;
+    if !crate::serve::may_use_key(ctx, choice.id) {
+        return Err(S3Error::access_denied().with_message(format!(
+            "These credentials may not encrypt with the key '{}'",
+            choice.id
+        )));
     }
+    Ok(choice.id.to_owned())
 }
 
 /// The bucket and key of a request on one object, or `message` as the client's error when
@@ -114,6 +139,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     // (a body not read to its end) closes it. Once reading began, one does: a body
     // abandoned mid-way, or one that failed to decode, leaves the stream out of step.
     let UploadHeaders {
+        key_id,
         forwarded: mut headers,
         described,
     } = check_upload_headers(ctx)?;
@@ -121,7 +147,8 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     if body.len() > PUT_OBJECT_BYTES_MAX {
         return Err(S3Error::entity_too_large().into());
     }
-    let sealing = PutSealing::new(ctx, ObjectName { bucket, key }, &described).await?;
+    let name = ObjectName { bucket, key };
+    let sealing = PutSealing::new(ctx, name, &key_id, &described).await?;
     headers.push((objmeta::HTTP_HEADER.into(), sealing.metadata.clone()));
     headers.push(sealing.described.clone());
     // A checksum sent as a header is known now; it is only stored if it verifies, since a
@@ -162,7 +189,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         }
         _ => (etag, version),
     };
-    let out = put_response_head(ctx.rid, etag, version, checksum);
+    let out = put_response_head(ctx.rid, &key_id, etag, version, checksum);
     write_response(conn, &out, &[])
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
@@ -184,15 +211,16 @@ struct PutSealing {
 }
 
 impl PutSealing {
-    /// Draws fresh data keys for `name`, wrapped by both custodians, the ciphers made from
+    /// Draws fresh data keys for `name` under the key `key_id`, the ciphers made from
     /// them and the sealed `described` metadata; the keys themselves are dropped once the
     /// ciphers hold them.
     async fn new(
         ctx: &Request<'_>,
         name: ObjectName<'_>,
+        key_id: &str,
         described: &[(String, Vec<u8>)],
     ) -> Result<PutSealing, Failure> {
-        let (header, keys) = ctx.core.keyring.seal_new(name, None).await?;
+        let (header, keys) = ctx.core.keyring.seal_new_for(name, None, key_id).await?;
         let described = sealed_entry(&header, &keys, described)?;
         let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
             .map_err(|_| S3Error::internal_error())?;
@@ -333,6 +361,7 @@ async fn record_trailer_checksum(
 /// them, the encryption it is stored with, and the client's verified checksum.
 fn put_response_head(
     rid: &str,
+    key_id: &str,
     etag: Option<Vec<u8>>,
     version: Option<Vec<u8>>,
     checksum: Option<ClientChecksum>,
@@ -344,7 +373,7 @@ fn put_response_head(
     if let Some(v) = version {
         out.push_header("x-amz-version-id", v);
     }
-    out.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    push_sse(&mut out, Some(key_id));
     if let Some(c) = checksum {
         out.push_header(c.algorithm.header_name(), c.value.into_bytes());
     }
@@ -566,6 +595,7 @@ pub(super) fn body_failure(e: &BodyError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::respond::SSE_DSSE;
 
     #[test]
     fn only_a_small_body_with_a_trailer_checksum_is_held() {
@@ -583,6 +613,7 @@ mod tests {
         };
         let out = put_response_head(
             "rid",
+            "alias/finance",
             Some(b"\"abc\"".to_vec()),
             Some(b"v1".to_vec()),
             Some(checksum),
@@ -590,6 +621,10 @@ mod tests {
         assert_eq!(out.status, 200);
         assert!(out.header("etag").is_some());
         assert_eq!(out.header("x-amz-version-id"), Some(&b"v1"[..]));
+        assert_eq!(
+            out.header("x-amz-server-side-encryption-aws-kms-key-id"),
+            Some(&b"alias/finance"[..])
+        );
         assert_eq!(out.header("x-amz-checksum-crc32"), Some(&b"AAAAAA=="[..]));
         assert_eq!(out.header("x-amz-request-id"), Some(&b"rid"[..]));
         assert_eq!(out.header("content-length"), Some(&b"0"[..]));
@@ -598,7 +633,7 @@ mod tests {
             Some(SSE_DSSE.as_bytes())
         );
 
-        let bare = put_response_head("rid", None, None, None);
+        let bare = put_response_head("rid", "k", None, None, None);
         assert!(bare.header("etag").is_none());
         assert!(bare.header("x-amz-version-id").is_none());
         assert!(bare.header("x-amz-checksum-crc32").is_none());
