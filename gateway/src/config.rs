@@ -77,6 +77,17 @@ pub struct NamedKeyFile {
     pub outer_key_label: String,
 }
 
+/// `[[bucket]]`: settings of one bucket.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BucketFile {
+    /// The bucket's name.
+    pub name: String,
+    /// The key its objects are sealed under when their requests name none (a configured
+    /// key's id or alias); what GetBucketEncryption answers.
+    pub default_key_id: Option<String>,
+}
+
 /// `[custodian.inner]` / `[custodian.outer]`: who holds a layer's key-encryption key.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -278,6 +289,8 @@ pub struct FileConfig {
     pub credential: Vec<CredentialFile>,
     /// `[[named_key]]`
     pub named_key: Vec<NamedKeyFile>,
+    /// `[[bucket]]`
+    pub bucket: Vec<BucketFile>,
     /// `[admin]`
     pub admin: AdminFile,
     /// `[log]`
@@ -653,6 +666,37 @@ fn named_keys(
     Ok(keys)
 }
 
+/// Most `[[bucket]]` tables a configuration may hold.
+pub const BUCKETS_MAX: usize = 4096;
+
+/// The buckets' default keys, each by its key's own id (an alias in the file is resolved);
+/// every bucket named once, every key configured.
+fn bucket_defaults(
+    files: &[BucketFile],
+    keys: &crate::keys::named::NamedKeys,
+) -> Result<Vec<(String, String)>, (String, String)> {
+    if files.len() > BUCKETS_MAX {
+        return Err(("bucket".into(), format!("at most {BUCKETS_MAX} buckets")));
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (i, b) in files.iter().enumerate() {
+        let field = |name: &str| format!("bucket[{i}].{name}");
+        if b.name.is_empty() || files[..i].iter().any(|o| o.name == b.name) {
+            return Err((field("name"), "required, and once per bucket".into()));
+        }
+        if let Some(id) = &b.default_key_id {
+            let key = keys.resolve(id).ok_or_else(|| {
+                (
+                    field("default_key_id"),
+                    format!("{id:?} is no configured key"),
+                )
+            })?;
+            out.push((b.name.clone(), key.id.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 /// Every credential's `key_ids` must name configured keys by their own ids.
 fn check_key_grants(
     credentials: &[ClientCredential],
@@ -845,12 +889,14 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             "the inner and outer layers must not use the same custodian and key".into(),
         ));
     }
-    let named_keys = named_keys(
+    let mut named_keys = named_keys(
         &file.envelope.default_key_id,
         file.named_key,
         (&mut inner, &mut outer),
     )
     .map_err(|(field, message)| invalid(&field, message))?;
+    named_keys.bucket_defaults = bucket_defaults(&file.bucket, &named_keys)
+        .map_err(|(field, message)| invalid(&field, message))?;
     let log_format = match file.log.format.as_str() {
         "text" => crate::telemetry::LogFormat::Text,
         "json" => crate::telemetry::LogFormat::Json,

@@ -111,6 +111,8 @@ pub struct Options {
     pub extra_credentials: Vec<ClientCredential>,
     /// Named keys, by id: each gets a KEK of its own on both tokens ([`named_key_label`]).
     pub named_keys: Vec<String>,
+    /// Buckets' default keys: (bucket, a named key's id).
+    pub bucket_defaults: Vec<(String, String)>,
 }
 
 /// The KEK label of named key `id` on the token of `layer`: its characters that are no
@@ -134,6 +136,7 @@ impl Default for Options {
             limits: twofold::limits::Limits::default(),
             extra_credentials: Vec::new(),
             named_keys: Vec::new(),
+            bucket_defaults: Vec::new(),
         }
     }
 }
@@ -259,7 +262,10 @@ impl TestGateway {
             .unwrap_or_else(|e| panic!("creating the test folder: {e}"));
         let (store, backend_addr, backend_cred) = start_backend(dir.path());
         let mut custody = Custody::new("gw");
-        let named_keys = with_named_keys(&mut custody, &opts.named_keys);
+        let named_keys = with_named_keys(&mut custody, &opts.named_keys).map(|mut k| {
+            k.bucket_defaults = opts.bucket_defaults.clone();
+            k
+        });
         let admin = Credential::random("ADMIN");
         let limited = Credential::random("LIMITED");
         let settings = ServeSettings {

@@ -300,3 +300,106 @@ async fn a_multipart_upload_is_sealed_under_the_key_it_names() {
     assert!(get(&s3, BUCKET, "mp").await == want);
     gw.assert_no_plaintext_in_backend(&[&first, &source]);
 }
+
+/// GetBucketEncryption's default rule: its algorithm and key.
+async fn rule(s3: &Client, bucket: &str) -> (ServerSideEncryption, Option<String>) {
+    let out = s3
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let rule = out.server_side_encryption_configuration().unwrap().rules()[0].clone();
+    let by_default = rule
+        .apply_server_side_encryption_by_default()
+        .unwrap()
+        .clone();
+    (
+        by_default.sse_algorithm().clone(),
+        by_default.kms_master_key_id().map(str::to_owned),
+    )
+}
+
+/// A bucket's default key (`[[bucket]] default_key_id`): what its objects are sealed under
+/// when their requests name no key, and what GetBucketEncryption answers. A
+/// PutBucketEncryption of that is done; one of anything else is refused (the setting
+/// lives in the configuration); DeleteBucketEncryption leaves it.
+#[tokio::test]
+async fn a_bucket_default_key_seals_what_names_none_and_is_reported() {
+    let gw = TestGateway::start_with(Options {
+        named_keys: vec![FINANCE.to_owned()],
+        bucket_defaults: vec![(BUCKET.to_owned(), FINANCE.to_owned())],
+        ..Default::default()
+    });
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    create_bucket(&s3, "plain-bucket").await;
+    let body = random_bytes(70_000);
+    let out = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("no-header")
+        .body(body.clone().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.ssekms_key_id(), Some(FINANCE));
+    assert_eq!(stored_keks(&gw, "no-header").await, keks_of(FINANCE));
+    assert_read_under(&s3, "no-header", &body, FINANCE).await;
+    // A key the request names wins.
+    let named = put_under(&s3, "named", body.clone(), Some(DEFAULT_KEY_ID)).await;
+    assert_eq!(named.as_deref(), Some(DEFAULT_KEY_ID));
+
+    assert_eq!(
+        rule(&s3, BUCKET).await,
+        (ServerSideEncryption::AwsKmsDsse, Some(FINANCE.to_owned()))
+    );
+    assert_eq!(
+        rule(&s3, "plain-bucket").await,
+        (
+            ServerSideEncryption::AwsKmsDsse,
+            Some(DEFAULT_KEY_ID.to_owned())
+        )
+    );
+    let put = |bucket: &'static str, key: &'static str| {
+        use aws_sdk_s3::types::{
+            ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+            ServerSideEncryptionRule,
+        };
+        let by_default = ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::AwsKmsDsse)
+            .kms_master_key_id(key)
+            .build()
+            .unwrap();
+        let config = ServerSideEncryptionConfiguration::builder()
+            .rules(
+                ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(by_default)
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        s3.put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(config)
+            .send()
+    };
+    put(BUCKET, FINANCE).await.unwrap();
+    let e = put(BUCKET, DEFAULT_KEY_ID).await.unwrap_err();
+    assert_eq!(status_code(&e), (400, "InvalidRequest".to_owned()));
+    let e = put("plain-bucket", "alias/nope").await.unwrap_err();
+    assert_eq!(status_code(&e), (400, "KMS.NotFoundException".to_owned()));
+    s3.delete_bucket_encryption()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rule(&s3, BUCKET).await.1.as_deref(), Some(FINANCE));
+    let e = s3
+        .get_bucket_encryption()
+        .bucket("no-such-bucket-here")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&e), (404, "NoSuchBucket".to_owned()));
+}

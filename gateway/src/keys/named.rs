@@ -59,6 +59,9 @@ pub struct NamedKeys {
     pub retired: (Vec<String>, Vec<String>),
     /// The named keys.
     pub keys: Vec<NamedKey>,
+    /// Buckets whose objects are sealed under another key than the default when their
+    /// requests name none: (bucket, that key's own id).
+    pub bucket_defaults: Vec<(String, String)>,
 }
 
 impl NamedKeys {
@@ -73,12 +76,23 @@ impl NamedKeys {
             },
             retired: (Vec::new(), Vec::new()),
             keys: Vec::new(),
+            bucket_defaults: Vec::new(),
         }
     }
 
     /// The default key.
     pub fn default_choice(&self) -> KeyChoice<'_> {
         choice(&self.default)
+    }
+
+    /// The key objects of `bucket` are sealed under when their requests name none: the
+    /// bucket's configured default, else the default key.
+    pub fn default_for(&self, bucket: &str) -> KeyChoice<'_> {
+        self.bucket_defaults
+            .iter()
+            .find(|(b, _)| b == bucket)
+            .and_then(|(_, id)| self.resolve(id))
+            .unwrap_or_else(|| self.default_choice())
     }
 
     /// The key a request names (by its id or an alias, the default's included); `None` for
@@ -132,6 +146,22 @@ impl NamedKeys {
                 seen.push(id);
             }
         }
+        for (bucket, id) in &self.bucket_defaults {
+            if self.resolve(id).is_none_or(|k| k.id != id) {
+                return Err(format!(
+                    "bucket {bucket:?}: {id:?} is no configured key's own id"
+                ));
+            }
+            if self
+                .bucket_defaults
+                .iter()
+                .filter(|(b, _)| b == bucket)
+                .count()
+                > 1
+            {
+                return Err(format!("bucket {bucket:?} has more than one default key"));
+            }
+        }
         for (i, a) in all.iter().enumerate() {
             if all[i + 1..]
                 .iter()
@@ -158,13 +188,14 @@ pub enum KeyRequestError {
     Unknown(String),
 }
 
-/// The key a request's `x-amz-server-side-encryption` (`sse`) and
-/// `x-amz-server-side-encryption-aws-kms-key-id` (`key_id`) headers ask for: the named key
-/// (by its id or an alias), or the default when none is named. DSSE is what every object
-/// gets: a request for SSE-KMS or SSE-S3 is honoured by doing more, as a bucket that
-/// enforces DSSE does.
+/// The key a request on `bucket` asks for with its `x-amz-server-side-encryption` (`sse`)
+/// and `x-amz-server-side-encryption-aws-kms-key-id` (`key_id`) headers: the named key (by
+/// its id or an alias), or the bucket's default when none is named. DSSE is what every
+/// object gets: a request for SSE-KMS or SSE-S3 is honoured by doing more, as a bucket
+/// that enforces DSSE does.
 pub fn requested<'k>(
     keys: &'k NamedKeys,
+    bucket: &str,
     sse: Option<&str>,
     key_id: Option<&str>,
 ) -> Result<KeyChoice<'k>, KeyRequestError> {
@@ -174,7 +205,7 @@ pub fn requested<'k>(
         Some(other) => return Err(KeyRequestError::Unsupported(other.to_owned())),
     };
     match key_id {
-        None => Ok(keys.default_choice()),
+        None => Ok(keys.default_for(bucket)),
         Some(_) if !kms => Err(KeyRequestError::NeedsKms),
         Some(id) => keys
             .resolve(id)
@@ -245,28 +276,61 @@ mod tests {
         let k = keys();
         let finance = k.resolve("alias/finance");
         for sse in [None, Some("AES256"), Some("aws:kms"), Some("aws:kms:dsse")] {
-            assert_eq!(requested(&k, sse, None), Ok(k.default_choice()), "{sse:?}");
+            assert_eq!(
+                requested(&k, "b", sse, None),
+                Ok(k.default_choice()),
+                "{sse:?}"
+            );
         }
         for sse in ["aws:kms", "aws:kms:dsse"] {
             assert_eq!(
-                requested(&k, Some(sse), Some("alias/finance")).ok(),
+                requested(&k, "b", Some(sse), Some("alias/finance")).ok(),
                 finance
             );
             assert_eq!(
-                requested(&k, Some(sse), Some("alias/nope")),
+                requested(&k, "b", Some(sse), Some("alias/nope")),
                 Err(KeyRequestError::Unknown("alias/nope".into()))
             );
         }
         for sse in [None, Some("AES256")] {
             assert_eq!(
-                requested(&k, sse, Some("alias/finance")),
+                requested(&k, "b", sse, Some("alias/finance")),
                 Err(KeyRequestError::NeedsKms)
             );
         }
         assert_eq!(
-            requested(&k, Some("aws:fancy"), None),
+            requested(&k, "b", Some("aws:fancy"), None),
             Err(KeyRequestError::Unsupported("aws:fancy".into()))
         );
+    }
+
+    #[test]
+    fn a_bucket_default_applies_where_a_request_names_no_key() {
+        let mut k = keys();
+        k.bucket_defaults
+            .push(("ledger".into(), "alias/finance".into()));
+        let finance = k.resolve("alias/finance").unwrap();
+        assert_eq!(k.default_for("ledger"), finance);
+        assert_eq!(k.default_for("other"), k.default_choice());
+        assert_eq!(requested(&k, "ledger", None, None), Ok(finance));
+        assert_eq!(requested(&k, "ledger", Some("AES256"), None), Ok(finance));
+        // A key the request names wins over the bucket's default.
+        assert_eq!(
+            requested(&k, "ledger", Some("aws:kms"), Some(DEFAULT_KEY_ID)),
+            Ok(k.default_choice())
+        );
+        assert_eq!(k.check(), Ok(()));
+        let mut by_alias = k.clone();
+        by_alias.bucket_defaults[0].1 = "arn:aws:kms:eu-west-1:111122223333:alias/finance".into();
+        assert!(
+            by_alias.check().is_err(),
+            "a default names a key by its own id"
+        );
+        let mut twice = k.clone();
+        twice
+            .bucket_defaults
+            .push(("ledger".into(), DEFAULT_KEY_ID.into()));
+        assert!(twice.check().is_err());
     }
 
     #[test]

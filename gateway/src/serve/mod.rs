@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod backend;
 pub mod body;
+mod bucket_encryption;
 mod error;
 pub mod io;
 mod multipart;
@@ -925,6 +926,9 @@ async fn handle(
             passthrough::forward(&ctx, conn, true).await
         }
         S3Op::CopyObject => object::copy(&ctx, conn).await,
+        S3Op::Other {
+            name: name @ ("GetBucketEncryption" | "PutBucketEncryption" | "DeleteBucketEncryption"),
+        } => bucket_encryption::bucket_encryption(&ctx, conn, name).await,
         S3Op::Other {
             name: "SelectObjectContent" | "GetObjectTorrent",
         } => Err(Failure::keep(S3Error::not_implemented().with_message(

@@ -69,7 +69,7 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<UploadHeaders, S
 }
 
 /// The key a request that creates an object asks for, by its own id (see
-/// [`named::requested`]): the default, or a named key the credential may use. A customer
+/// [`named::requested`]): the bucket's default, or a named key the credential may use. A customer
 /// key (SSE-C) and an encryption context are refused (neither is bound into objects), and
 /// so is a key id that names no key (`KMS.NotFoundException`, as S3 answers) or one the
 /// credential may not use (`AccessDenied`).
@@ -92,6 +92,7 @@ pub(crate) fn requested_key(ctx: &Request<'_>) -> Result<String, S3Error> {
     let keys = ctx.core.keyring.named_keys();
     let choice = named::requested(
         keys,
+        ctx.address.bucket.as_deref().unwrap_or(""),
         h.header_str("x-amz-server-side-encryption"),
         h.header_str("x-amz-server-side-encryption-aws-kms-key-id"),
     )
