@@ -629,6 +629,18 @@ fn presigned_urls() {
     let mut r = presigned_req(60, T0, "", &[]);
     r.target = r.target.replace("X-Amz-Expires=60", "X-Amz-Expires=604801");
     assert_eq!(code(r.verify()), "AuthorizationQueryParametersError");
+    // X-Amz-Expires=0 has expired whenever it comes, even signed in the same second or
+    // by a clock ahead of the gateway's (S3: 403 AccessDenied, as for any expired URL).
+    let r = presigned_req(0, T0, "", &[]);
+    for now in [T0, T0 - 10, T0 + 1] {
+        assert_eq!(
+            r.verify_at(now).unwrap_err(),
+            AuthError::AccessDenied("Request has expired"),
+            "X-Amz-Expires=0 at T0{:+}",
+            i64::try_from(now).unwrap() - i64::try_from(T0).unwrap()
+        );
+    }
+    presigned_req(1, T0, "", &[]).verify_at(T0 + 1).unwrap();
 
     // Tampering.
     let mut r = presigned_req(60, T0, "versionId=7", &[]);

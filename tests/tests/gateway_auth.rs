@@ -402,6 +402,75 @@ async fn expired_presigned_urls_are_access_denied() {
     assert!(!exists(&s3, BUCKET, "late").await);
 }
 
+/// Regression: a presigned URL with `X-Amz-Expires=0` was accepted within the second it was
+/// signed in. S3 answers it as expired (403 AccessDenied, "Request has expired") whenever
+/// it comes; a negative or over-a-week `X-Amz-Expires` is 400
+/// AuthorizationQueryParametersError, with S3's messages.
+#[tokio::test]
+async fn presigned_url_valid_for_zero_seconds_has_expired() {
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "k", random_bytes(100)).await;
+    let zero = PresigningConfig::expires_in(Duration::ZERO).unwrap();
+    let get_req = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("k")
+        .presigned(zero.clone())
+        .await
+        .unwrap();
+    assert!(
+        get_req.uri().contains("X-Amz-Expires=0&"),
+        "{}",
+        get_req.uri()
+    );
+    let resp = send_presigned(&gw, &get_req, b"");
+    resp.assert_s3_error(403, "AccessDenied");
+    assert_eq!(
+        rawhttp::xml_value(&resp.text(), "Message"),
+        Some("Request has expired")
+    );
+    let put_req = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("zero")
+        .presigned(zero)
+        .await
+        .unwrap();
+    let resp = send_presigned(&gw, &put_req, &random_bytes(500));
+    resp.assert_s3_error(403, "AccessDenied");
+    assert!(!exists(&s3, BUCKET, "zero").await);
+
+    // The value is checked before the signature, so the URL changed here is refused for
+    // its X-Amz-Expires, not for its signature.
+    let uri = get_req.uri();
+    let target = &uri[uri.find("://").unwrap() + 3..];
+    let target = &target[target.find('/').unwrap()..];
+    for (expires, message) in [
+        ("-1", "X-Amz-Expires must be non-negative"),
+        ("soon", "X-Amz-Expires should be a number"),
+        (
+            "604801",
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given \
+             X-Amz-Expires must be less than 604800 seconds",
+        ),
+    ] {
+        let changed = target.replace("X-Amz-Expires=0&", &format!("X-Amz-Expires={expires}&"));
+        let resp = rawhttp::exchange(
+            gw.addr(),
+            &rawhttp::head("GET", &changed, &[("host".into(), gw.addr().to_string())]),
+            false,
+        );
+        resp.assert_s3_error(400, "AuthorizationQueryParametersError");
+        assert_eq!(
+            rawhttp::xml_value(&resp.text(), "Message"),
+            Some(message),
+            "X-Amz-Expires={expires}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn presigned_url_of_a_limited_credential_on_another_bucket() {
     let gw = TestGateway::start();

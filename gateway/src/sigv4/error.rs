@@ -24,7 +24,8 @@ pub struct Mismatch {
 pub enum AuthError {
     /// Authentication is missing or refused: no credentials at all, no valid date, headers
     /// that are not signed, or a presigned URL past its expiry ("Request has expired").
-    #[error("access denied: {0}")]
+    /// The text is the error document's message, as S3 words it.
+    #[error("{0}")]
     AccessDenied(&'static str),
     /// The signature (of the request, a chunk or the trailer) is not the one the secret key
     /// gives: a wrong secret, or the request was changed after it was signed.
@@ -40,8 +41,9 @@ pub enum AuthError {
     /// not acceptable.
     #[error("the authorization header is malformed: {0}")]
     AuthorizationHeaderMalformed(Cow<'static, str>),
-    /// A presigned URL's `X-Amz-*` parameters are missing, repeated or malformed.
-    #[error("error parsing the X-Amz-* query parameters: {0}")]
+    /// A presigned URL's `X-Amz-*` parameters are missing, repeated or malformed. The text
+    /// is the error document's message, as S3 words it.
+    #[error("{0}")]
     AuthorizationQueryParametersError(Cow<'static, str>),
     /// The request time is more than [`super::CLOCK_SKEW_SECS_MAX`] from the gateway's clock.
     #[error("the difference between the request time and the current time is too large")]

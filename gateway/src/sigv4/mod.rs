@@ -13,9 +13,11 @@
 //!   [`CLOCK_SKEW_SECS_MAX`] of the gateway's clock (`RequestTimeTooSkewed`).
 //!   `x-amz-content-sha256` is required (`InvalidRequest`) and selects the [`PayloadMode`].
 //! - **Presigned URL**: `X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`
-//!   (at most [`PRESIGNED_EXPIRES_SECS_MAX`]), `X-Amz-SignedHeaders`, `X-Amz-Signature` in
-//!   the query. The URL is valid from `X-Amz-Date` (less the skew allowance) to
-//!   `X-Amz-Date + X-Amz-Expires` (after: `AccessDenied`, "Request has expired"). The payload
+//!   (seconds, [`PRESIGNED_EXPIRES_SECS_MIN`] to [`PRESIGNED_EXPIRES_SECS_MAX`]; not a number,
+//!   negative or over a week is `AuthorizationQueryParametersError`), `X-Amz-SignedHeaders`,
+//!   `X-Amz-Signature` in the query. The URL is valid from `X-Amz-Date` (less the skew
+//!   allowance) to `X-Amz-Date + X-Amz-Expires` (after, and always for `X-Amz-Expires=0`:
+//!   `AccessDenied`, "Request has expired"). The payload
 //!   is `UNSIGNED-PAYLOAD` unless an `X-Amz-Content-Sha256` parameter or a signed
 //!   `x-amz-content-sha256` header says otherwise.
 //!
@@ -85,8 +87,17 @@ use std::time::SystemTime;
 
 /// Largest allowed difference between the request time and the gateway's clock (S3: 15 min).
 pub const CLOCK_SKEW_SECS_MAX: u64 = 15 * 60;
-/// Longest validity of a presigned URL (S3: 7 days).
+/// Shortest validity of a presigned URL. S3 answers `X-Amz-Expires=0` as a URL that has
+/// expired (`AccessDenied`, "Request has expired"), whenever it comes.
+pub const PRESIGNED_EXPIRES_SECS_MIN: u64 = 1;
+/// Longest validity of a presigned URL (S3: 7 days; more is
+/// `AuthorizationQueryParametersError`).
 pub const PRESIGNED_EXPIRES_SECS_MAX: u64 = 7 * 24 * 3600;
+const _: () = assert!(PRESIGNED_EXPIRES_SECS_MIN <= PRESIGNED_EXPIRES_SECS_MAX);
+/// What S3 answers for an `X-Amz-Expires` over [`PRESIGNED_EXPIRES_SECS_MAX`].
+const EXPIRES_TOO_LONG: &str = "X-Amz-Expires must be less than a week (in seconds); that is, \
+     the given X-Amz-Expires must be less than 604800 seconds";
+const _: () = assert!(PRESIGNED_EXPIRES_SECS_MAX == 604_800);
 /// The only service name accepted in a credential scope.
 pub const SERVICE: &str = "s3";
 

@@ -4,7 +4,10 @@
 use super::canonical::{self, ALGORITHM};
 use super::key::SigningKey;
 use super::time::{format_amz_date, unix_secs};
-use super::{AuthError, ChunkSigner, PRESIGNED_EXPIRES_SECS_MAX, PayloadMode, SERVICE, Secret};
+use super::{
+    AuthError, ChunkSigner, EXPIRES_TOO_LONG, PRESIGNED_EXPIRES_SECS_MAX, PayloadMode, SERVICE,
+    Secret,
+};
 use std::time::SystemTime;
 
 /// Headers never signed even when passed in: hop-by-hop fields a proxy may change, and the
@@ -197,7 +200,7 @@ pub fn presign<N: AsRef<str>, V: AsRef<[u8]>>(
 ) -> Result<String, AuthError> {
     if expires_secs > PRESIGNED_EXPIRES_SECS_MAX {
         return Err(AuthError::AuthorizationQueryParametersError(
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800".into(),
+            EXPIRES_TOO_LONG.into(),
         ));
     }
     let timestamp = format_amz_date(unix_secs(now));

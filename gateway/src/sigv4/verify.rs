@@ -4,8 +4,9 @@ use super::canonical::{self, ALGORITHM, SCOPE_TERMINATOR};
 use super::key::{SigningKey, ct_eq};
 use super::time::{parse_amz_date, parse_http_date, system_time, unix_secs};
 use super::{
-    AuthError, AuthMethod, CLOCK_SKEW_SECS_MAX, ChunkSigner, Mismatch, PRESIGNED_EXPIRES_SECS_MAX,
-    PayloadMode, RequestParts, SERVICE, Secret, UNSIGNED_PAYLOAD, Verified,
+    AuthError, AuthMethod, CLOCK_SKEW_SECS_MAX, ChunkSigner, EXPIRES_TOO_LONG, Mismatch,
+    PRESIGNED_EXPIRES_SECS_MAX, PRESIGNED_EXPIRES_SECS_MIN, PayloadMode, RequestParts, SERVICE,
+    Secret, UNSIGNED_PAYLOAD, Verified,
 };
 use crate::http::trim_ows;
 use std::borrow::Cow;
@@ -508,6 +509,33 @@ fn utf8_param<'q>(v: &'q [u8], what: &'static str) -> Result<&'q str, AuthError>
     })
 }
 
+/// `X-Amz-Expires` in seconds, refused as S3 refuses it: not a number, negative, or more
+/// than [`PRESIGNED_EXPIRES_SECS_MAX`] (`AuthorizationQueryParametersError`). Zero passes
+/// here: it is a URL that has expired, which the caller answers as one.
+fn parse_expires(raw: &[u8]) -> Result<u64, AuthError> {
+    let refuse =
+        |message: &'static str| AuthError::AuthorizationQueryParametersError(message.into());
+    let (negative, digits) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(refuse("X-Amz-Expires should be a number"));
+    }
+    if negative && digits.iter().any(|&d| d != b'0') {
+        return Err(refuse("X-Amz-Expires must be non-negative"));
+    }
+    // Digits only; a number too large for u64 is more than a week too.
+    let secs = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    if secs > PRESIGNED_EXPIRES_SECS_MAX {
+        return Err(refuse(EXPIRES_TOO_LONG));
+    }
+    Ok(secs)
+}
+
 fn verify_presigned<N: AsRef<str>, V: AsRef<[u8]>>(
     request: &RequestParts<'_, N, V>,
     path: &str,
@@ -537,18 +565,7 @@ fn verify_presigned<N: AsRef<str>, V: AsRef<[u8]>>(
         )
     })?;
     let timestamp = utf8_param(date, "X-Amz-Date")?;
-    let expires_secs = std::str::from_utf8(expires)
-        .ok()
-        .filter(|s| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| {
-            AuthError::AuthorizationQueryParametersError("X-Amz-Expires should be a number".into())
-        })?;
-    if expires_secs > PRESIGNED_EXPIRES_SECS_MAX {
-        return Err(AuthError::AuthorizationQueryParametersError(
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800".into(),
-        ));
-    }
+    let expires_secs = parse_expires(expires)?;
     let signed_headers = parse_signed_headers(
         utf8_param(signed_headers, "X-Amz-SignedHeaders")?,
         Via::Query,
@@ -563,7 +580,7 @@ fn verify_presigned<N: AsRef<str>, V: AsRef<[u8]>>(
         });
     }
     let expires_at = request_secs.saturating_add(expires_secs);
-    if now_secs > expires_at {
+    if expires_secs < PRESIGNED_EXPIRES_SECS_MIN || now_secs > expires_at {
         return Err(AuthError::AccessDenied("Request has expired"));
     }
     check_scope(&credential, timestamp, regions, Via::Query)?;
@@ -631,6 +648,43 @@ mod tests {
             assert_eq!(a.credential.region, "us-east-1");
             assert_eq!(a.signed_headers, ["host", "x-amz-date"]);
             assert_eq!(a.signature, "abc");
+        }
+    }
+
+    #[test]
+    fn expires_is_seconds_up_to_a_week() {
+        for (raw, secs) in [
+            ("0", 0),
+            ("1", 1),
+            ("3600", 3600),
+            ("604800", 604_800),
+            ("-0", 0),
+        ] {
+            assert_eq!(parse_expires(raw.as_bytes()).unwrap(), secs, "{raw}");
+        }
+    }
+
+    #[test]
+    fn expires_refusals_are_those_of_s3() {
+        let cases: &[(&str, &str)] = &[
+            ("", "X-Amz-Expires should be a number"),
+            ("abc", "X-Amz-Expires should be a number"),
+            ("1.5", "X-Amz-Expires should be a number"),
+            ("+5", "X-Amz-Expires should be a number"),
+            ("-", "X-Amz-Expires should be a number"),
+            ("-1", "X-Amz-Expires must be non-negative"),
+            ("-604801", "X-Amz-Expires must be non-negative"),
+            ("604801", EXPIRES_TOO_LONG),
+            ("99999999999999999999999", EXPIRES_TOO_LONG),
+        ];
+        for (raw, message) in cases {
+            let err = parse_expires(raw.as_bytes()).unwrap_err();
+            assert_eq!(
+                err,
+                AuthError::AuthorizationQueryParametersError((*message).into()),
+                "{raw}"
+            );
+            assert_eq!(err.http_status(), 400);
         }
     }
 
