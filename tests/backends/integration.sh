@@ -35,6 +35,7 @@ FILES=(
   gateway_metadata
   gateway_sealed_metadata
   gateway_etags
+  gateway_s3_edges
   gateway_framing
   gateway_key_segments
   gateway_auth

@@ -115,6 +115,16 @@ impl ResponseHead {
         fields::is_chunked(&self.headers, self.version)
     }
 
+    /// Whether this response, read while the request's body was still being sent, is the
+    /// server's answer to that request: an error status (4xx or 5xx), with which a server
+    /// that checks a request before it reads the body (S3: a condition that fails, an upload
+    /// that does not exist) refuses it and stops reading (RFC 2616 §8.2.2, kept in RFC 9112
+    /// under "Failures and Timeouts"). Any other status before the body ended answers no
+    /// request the server has read.
+    pub fn answers_unsent_body(&self) -> bool {
+        self.status >= 400
+    }
+
     /// Whether the backend will keep the connection open. A
     /// [`BodyKind::CloseDelimited`] body also ends the connection, whatever this says.
     pub fn keep_alive(&self) -> bool {
@@ -213,5 +223,32 @@ pub fn canonical_reason(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_error_answers_a_body_not_all_sent() {
+        for (status, answers) in [
+            (100, false),
+            (200, false),
+            (204, false),
+            (307, false),
+            (400, true),
+            (403, true),
+            (404, true),
+            (412, true),
+            (500, true),
+            (503, true),
+        ] {
+            assert_eq!(
+                ResponseHead::new(status).answers_unsent_body(),
+                answers,
+                "{status}"
+            );
+        }
     }
 }

@@ -76,6 +76,33 @@ pub struct Exchange {
     pub conn: Conn,
 }
 
+/// Largest error document read from a backend that answered before the request's body
+/// was all sent ([`Exchange::answer_after_write_error`]).
+pub const EARLY_ANSWER_BYTES_MAX: usize = 1024 * 1024;
+
+impl Exchange {
+    /// The backend's answer to a request whose body could not all be written: the error it
+    /// sent before it stopped reading the body ([`ResponseHead::answers_unsent_body`]; S3
+    /// checks a write's conditions before it reads the body, refuses, and closes), with
+    /// its error document; else `write_error` itself. A write that ran out of time is not
+    /// waited on again. The connection is not reused.
+    pub async fn answer_after_write_error(
+        mut self,
+        write_error: io::Error,
+    ) -> Result<(ResponseHead, Vec<u8>), BackendError> {
+        if write_error.kind() == io::ErrorKind::TimedOut {
+            return Err(write_error.into());
+        }
+        let head = match self.conn.read_response_head().await {
+            Ok(head) if head.answers_unsent_body() => head,
+            _ => return Err(write_error.into()),
+        };
+        let (body, _) =
+            read_small_body(&mut self.conn, &head, false, EARLY_ANSWER_BYTES_MAX).await?;
+        Ok((head, body))
+    }
+}
+
 impl Backend {
     /// A backend from the validated settings; `tls` is this core's client configuration
     /// when the backend is reached over HTTPS.
@@ -249,7 +276,9 @@ impl Backend {
         let mut ex = self.send_head(method, path, query, headers, len).await?;
         if !body.is_empty() {
             let (res, _) = ex.conn.write_all(body).await;
-            res?;
+            if let Err(e) = res {
+                return ex.answer_after_write_error(e).await;
+            }
         }
         let head = ex.conn.read_response_head().await?;
         let (body, reusable) =

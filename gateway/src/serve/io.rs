@@ -310,8 +310,11 @@ impl Conn {
         false
     }
 
-    /// While the gateway drains, the response head `bytes` begins with `Connection:
-    /// close` added (a new buffer to write instead); notes whether the head says so.
+    /// The response head `bytes` begins, with `Connection: close` added (a new buffer to
+    /// write instead), when the connection closes after it: while the gateway drains, and
+    /// when the request's body has not been read to its end (an early answer; the rest of
+    /// the body is never read as a request). The client then takes a new connection for
+    /// its next request instead of meeting a closed one. Notes whether the head says so.
     fn closing_head(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
         let head_len = find(bytes, b"\r\n\r\n").map_or(bytes.len(), |i| i + 4);
         let says_close = contains_ignore_case(&bytes[..head_len], b"\r\nconnection: close\r\n");
@@ -319,7 +322,8 @@ impl Conn {
             .closing
             .as_ref()
             .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed));
-        if says_close || !draining {
+        let closes = draining || !self.request_body_read();
+        if says_close || !closes {
             self.told_close |= says_close;
             return None;
         }

@@ -532,15 +532,30 @@ impl SealSink {
     }
 }
 
+/// Why [`seal_segments`] stopped before the end of the body.
+enum SealStop {
+    /// The client's body failed, or sealing did: answered as the failure says.
+    Failed(Failure),
+    /// A sealed segment could not be written to the backend, which may have answered the
+    /// request already ([`crate::serve::backend::Exchange::answer_after_write_error`]).
+    Backend(std::io::Error),
+}
+
+impl From<Failure> for SealStop {
+    fn from(f: Failure) -> Self {
+        SealStop::Failed(f)
+    }
+}
+
 /// Reads a client body segment by segment, seals each in place and hands it to `sink`;
 /// the final segment is sealed only after every digest of the client's body has verified.
-pub(super) async fn seal_segments(
+async fn seal_segments(
     ctx: &Request<'_>,
     conn: &mut Conn,
     body: &mut ClientBody,
     cipher: &SegmentCipher,
     sink: &mut SealSink,
-) -> Result<Option<ClientChecksum>, Failure> {
+) -> Result<Option<ClientChecksum>, SealStop> {
     let plain = body.len();
     let seg = cipher.segment_size();
     let mut buf = ctx.core.buffers.take(seg.bytes_usize() + OVERHEAD);
@@ -556,7 +571,9 @@ pub(super) async fn seal_segments(
         let sealed = cipher
             .seal(s.index, s.last, &mut buf, len)
             .map_err(|_| Failure::close(S3Error::internal_error()))?;
-        buf = sink.write(buf, sealed).await?;
+        let (res, b) = sink.0.conn.write_range(buf, 0..sealed).await;
+        res.map_err(SealStop::Backend)?;
+        buf = b;
     }
     ctx.core.buffers.give(buf);
     Ok(checksum)
@@ -564,7 +581,9 @@ pub(super) async fn seal_segments(
 
 /// Streams a client body through `cipher` into a backend request whose head has been sent
 /// (see [`seal_segments`]), then reads the backend's answer. On any failure the backend
-/// connection is dropped mid-body, so the backend stores nothing.
+/// connection is dropped mid-body, so the backend stores nothing. A backend that refused
+/// the request before reading all of its body (a condition that fails) gives the answer:
+/// the client's body is then not read to its end, and its connection closes after it.
 pub(crate) async fn seal_upload(
     ctx: &Request<'_>,
     conn: &mut Conn,
@@ -573,8 +592,16 @@ pub(crate) async fn seal_upload(
     ex: crate::serve::backend::Exchange,
 ) -> Result<StoredAnswer, Failure> {
     let mut sink = SealSink(ex);
-    let checksum = seal_segments(ctx, conn, body, cipher, &mut sink).await?;
+    let sent = seal_segments(ctx, conn, body, cipher, &mut sink).await;
     let SealSink(mut ex) = sink;
+    let checksum = match sent {
+        Ok(checksum) => checksum,
+        Err(SealStop::Failed(f)) => return Err(f),
+        Err(SealStop::Backend(e)) => {
+            let (resp, resp_body) = ex.answer_after_write_error(e).await?;
+            return Ok((resp, resp_body, None));
+        }
+    };
     let resp = ex
         .conn
         .read_response_head()
