@@ -1,10 +1,12 @@
 //! Answers at the edges of S3 operations, each as S3 gives it: a conditional PUT whose
 //! condition fails is 412 PreconditionFailed whatever the size of its body, and nothing is
-//! stored.
+//! stored; UploadPartCopy of a range that reaches past its source is refused, not clamped.
 
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use twofold_tests::backend::BackendKind;
 use twofold_tests::gateway::{
     RawRequest, TestGateway, create_bucket, exists, get, put, status_code,
@@ -178,4 +180,88 @@ async fn conditional_put_refused_early_is_heard_by_a_client_that_sends_everythin
         .unwrap_or_else(|e| panic!("the 412 was not heard: {e}"));
     resp.assert_s3_error(412, "PreconditionFailed");
     assert_eq!(get(&s3, BUCKET, "kept").await, kept);
+}
+
+/// Regression: UploadPartCopy with an `x-amz-copy-source-range` reaching past the end of
+/// its source copied the bytes there are (the range clamped, as a GET's range is). S3
+/// refuses it, 400 InvalidArgument, and no part is stored.
+#[tokio::test]
+async fn upload_part_copy_of_a_range_past_the_source_is_refused() {
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let source = random_bytes(100_000);
+    put(&s3, BUCKET, "source", source.clone()).await;
+    let up = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("copied")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let copy = |range: &'static str| {
+        s3.upload_part_copy()
+            .bucket(BUCKET)
+            .key("copied")
+            .upload_id(id)
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/source"))
+            .copy_source_range(range)
+            .send()
+    };
+    for range in [
+        "bytes=0-100000",
+        "bytes=99999-100000",
+        "bytes=100000-100001",
+        "bytes=0-999999",
+        "bytes=200000-",
+    ] {
+        let e = copy(range).await.unwrap_err();
+        assert_eq!(
+            status_code(&e),
+            (400, "InvalidArgument".to_owned()),
+            "{range}: {e:?}"
+        );
+        assert_eq!(
+            e.message(),
+            Some("Range specified is not valid for source object of size: 100000"),
+            "{range}"
+        );
+    }
+    let e = copy("bytes=-10").await.unwrap_err();
+    assert_eq!(
+        status_code(&e),
+        (400, "InvalidArgument".to_owned()),
+        "{e:?}"
+    );
+    let parts = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("copied")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        parts.parts().is_empty(),
+        "a refused copy stored a part: {parts:?}"
+    );
+
+    // A range that ends at the source's last byte is copied.
+    let copied = copy("bytes=50000-99999").await.unwrap();
+    let etag = copied.copy_part_result().unwrap().e_tag().unwrap();
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("copied")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(get(&s3, BUCKET, "copied").await == source[50_000..]);
 }

@@ -27,5 +27,8 @@ pub use error::{
 pub use grant::{Access, Denied, Grants, PRIVATE_CANNED_ACLS, authorise, required_access};
 pub use op::{S3Op, SUBRESOURCES};
 pub use query::{QUERY_PARAMS_MAX_DEFAULT, Query};
-pub use range::{ByteRange, RangeRequest, ResolvedRange, Unsatisfiable, parse_range};
+pub use range::{
+    ByteRange, CopyRangeError, RangeRequest, ResolvedRange, Unsatisfiable, copy_source_range,
+    parse_range,
+};
 pub use segments::{LISTING_KEY_PARAMS, check_key, check_key_prefix, check_listing_query};

@@ -8,6 +8,9 @@
 //!
 //! Numbers too large for 64 bits saturate: such a range is either unsatisfiable (first) or
 //! reaches the end (last, suffix-length), exactly as the true number would.
+//!
+//! UploadPartCopy's `x-amz-copy-source-range` is read more strictly ([`copy_source_range`]):
+//! a range S3 cannot take whole is refused rather than ignored or clamped.
 
 /// One byte range, as asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +99,55 @@ impl ByteRange {
     }
 }
 
+/// Why UploadPartCopy refuses an `x-amz-copy-source-range`; both are S3's 400
+/// InvalidArgument, with its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CopyRangeError {
+    /// Not `bytes=first-last` (or `bytes=first-`), `first <= last`.
+    #[error(
+        "The x-amz-copy-source-range value must be of the form bytes=first-last where first \
+         and last are the zero-based offsets of the first and last bytes to copy"
+    )]
+    Malformed,
+    /// A byte of the range at or past the end of the source: S3 copies a range whole or not
+    /// at all (unlike a GET's range, which ends at the end of the object).
+    #[error("Range specified is not valid for source object of size: {size}")]
+    OutsideSource {
+        /// The source's size in bytes.
+        size: u64,
+    },
+}
+
+impl From<CopyRangeError> for super::S3Error {
+    fn from(e: CopyRangeError) -> Self {
+        super::S3Error::invalid_argument(e.to_string())
+    }
+}
+
+/// The bytes of a source of `size` bytes that UploadPartCopy copies: those its
+/// `x-amz-copy-source-range` value names (`None`: no such header), all of them without
+/// one; `None` for an empty source without one. The range is `bytes=first-last` (or
+/// `bytes=first-`, to the end), and every byte of it must be in the source.
+pub fn copy_source_range(
+    value: Option<&[u8]>,
+    size: u64,
+) -> Result<Option<ResolvedRange>, CopyRangeError> {
+    let Some(value) = value else {
+        return Ok(size
+            .checked_sub(1)
+            .map(|last| ResolvedRange { first: 0, last }));
+    };
+    let (first, last) = match parse_range(value) {
+        RangeRequest::Single(ByteRange::FromTo { first, last }) => (first, last),
+        RangeRequest::Single(ByteRange::From { first }) => (first, size.saturating_sub(1)),
+        _ => return Err(CopyRangeError::Malformed),
+    };
+    if first >= size || last >= size {
+        return Err(CopyRangeError::OutsideSource { size });
+    }
+    Ok(Some(ResolvedRange { first, last }))
+}
+
 /// Reads a `Range` header value.
 pub fn parse_range(value: &[u8]) -> RangeRequest {
     let value = trim(value);
@@ -162,4 +214,80 @@ fn trim(v: &[u8]) -> &[u8] {
         .rposition(|&b| b != b' ' && b != b'\t')
         .map_or(start, |i| i + 1);
     &v[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(value: &str, size: u64) -> Result<Option<(u64, u64)>, CopyRangeError> {
+        copy_source_range(Some(value.as_bytes()), size).map(|r| r.map(|r| (r.first, r.last)))
+    }
+
+    #[test]
+    fn a_copy_range_inside_the_source_is_copied_as_asked() {
+        assert_eq!(copy("bytes=0-9", 10), Ok(Some((0, 9))));
+        assert_eq!(copy("bytes=3-3", 10), Ok(Some((3, 3))));
+        assert_eq!(copy("bytes=4-", 10), Ok(Some((4, 9))));
+        assert_eq!(copy("bytes=9-", 10), Ok(Some((9, 9))));
+        assert_eq!(copy(" bytes=2-5 ", 10), Ok(Some((2, 5))));
+    }
+
+    #[test]
+    fn without_a_copy_range_the_whole_source_is_copied() {
+        assert_eq!(
+            copy_source_range(None, 10),
+            Ok(Some(ResolvedRange { first: 0, last: 9 }))
+        );
+        assert_eq!(copy_source_range(None, 0), Ok(None));
+    }
+
+    /// Regression: the range was clamped to the source as a GET's is (`bytes=0-99` of 10
+    /// bytes copied 10 bytes); S3 refuses it.
+    #[test]
+    fn a_copy_range_past_the_source_is_refused_not_clamped() {
+        let outside = Err(CopyRangeError::OutsideSource { size: 10 });
+        for value in [
+            "bytes=0-10",
+            "bytes=0-99",
+            "bytes=9-10",
+            "bytes=10-10",
+            "bytes=10-",
+            "bytes=50-60",
+            "bytes=0-99999999999999999999999",
+        ] {
+            assert_eq!(copy(value, 10), outside, "{value}");
+        }
+        assert_eq!(
+            copy("bytes=0-0", 0),
+            Err(CopyRangeError::OutsideSource { size: 0 })
+        );
+    }
+
+    #[test]
+    fn a_copy_range_not_of_the_form_first_last_is_malformed() {
+        for value in [
+            "0-9",
+            "bytes=",
+            "bytes=-5",
+            "bytes=5-2",
+            "bytes=0-1,3-4",
+            "bytes=a-b",
+            "items=0-9",
+        ] {
+            assert_eq!(copy(value, 10), Err(CopyRangeError::Malformed), "{value}");
+        }
+    }
+
+    #[test]
+    fn copy_range_refusals_are_s3_invalid_argument() {
+        let e = super::super::S3Error::from(CopyRangeError::OutsideSource { size: 10 });
+        assert_eq!((e.status, e.code.as_str()), (400, "InvalidArgument"));
+        assert_eq!(
+            e.message,
+            "Range specified is not valid for source object of size: 10"
+        );
+        let e = super::super::S3Error::from(CopyRangeError::Malformed);
+        assert_eq!((e.status, e.code.as_str()), (400, "InvalidArgument"));
+    }
 }

@@ -216,23 +216,12 @@ async fn open_source(
 }
 
 /// The plaintext bytes `first..=last` of a source of `size` bytes that
-/// `x-amz-copy-source-range` asks for (all of them without it); `None` for an empty source.
+/// `x-amz-copy-source-range` asks for (all of them without it; see
+/// [`crate::s3::copy_source_range`]); `None` for an empty source.
 fn copy_range(ctx: &Request<'_>, size: u64) -> Result<Option<(u64, u64)>, Failure> {
-    match ctx.head.header("x-amz-copy-source-range") {
-        Some(v) => match crate::s3::parse_range(v) {
-            RangeRequest::Single(r) => {
-                let rr = r
-                    .resolve(size)
-                    .map_err(|_| Failure::keep(S3Error::invalid_range()))?;
-                Ok(Some((rr.first, rr.last)))
-            }
-            _ => Err(Failure::keep(S3Error::invalid_argument(
-                "x-amz-copy-source-range must be bytes=first-last",
-            ))),
-        },
-        None if size == 0 => Ok(None),
-        None => Ok(Some((0, size - 1))),
-    }
+    let range = ctx.head.header("x-amz-copy-source-range");
+    let r = crate::s3::copy_source_range(range, size).map_err(S3Error::from)?;
+    Ok(r.map(|r| (r.first, r.last)))
 }
 
 /// The planned stored bytes of the source, from the backend, as long as it is still the
