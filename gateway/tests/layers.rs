@@ -95,7 +95,7 @@ fn modules_import_only_their_layer_and_the_layers_above() {
 const SERVE_LEVELS: &[&[&str]] = &[
     &["io", "backend", "body"],
     &["error"],
-    &["respond", "stored"],
+    &["respond", "stored", "keepalive"],
     &["part_checksum"],
     &["unaligned"],
     &["passthrough"],

@@ -9,7 +9,7 @@
 //! 1. `io` (the connection), `backend` (the backend pool), `body` (a client's body);
 //! 2. `error` (the edge error, [`Failure`], and integrity reporting);
 //! 3. `respond` (answers shared by the object operations), `stored` (a stored object being
-//!    read);
+//!    read), `keepalive` (an answer kept alive while long work runs);
 //! 4. `part_checksum` (checksums of multipart parts);
 //! 5. `unaligned` (multipart objects' layout records: the rewrite at Complete, reads,
 //!    listings);
@@ -24,6 +24,7 @@ pub mod body;
 mod bucket_encryption;
 mod error;
 pub mod io;
+mod keepalive;
 mod multipart;
 mod object;
 mod part_checksum;
