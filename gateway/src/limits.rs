@@ -37,13 +37,14 @@ pub const BACKEND_CONNECT_TIMEOUT_SECS_DEFAULT: u64 = 10;
 pub const BACKEND_RESPONSE_TIMEOUT_SECS_DEFAULT: u64 = 300;
 /// Default longest gap between two reads of a backend body, or two writes to it.
 pub const BACKEND_IO_TIMEOUT_SECS_DEFAULT: u64 = 60;
-/// Default time a CompleteMultipartUpload may take before its answer is committed to
-/// `200 OK` and kept alive with whitespace until its result (as S3 does): the rewrite at
-/// Complete has the backend copy the whole object (about 8 s per GiB on a one-OSD Ceph),
-/// and SDKs give up on a silent connection after 60 s; below 10 s the answer keeps every
-/// header (`x-amz-version-id` included).
+/// Default time a CompleteMultipartUpload (or a CopyObject that seals a format version 1
+/// object again as version 2) may take before its answer is committed to `200 OK` and kept
+/// alive with whitespace until its result (as S3 does): the rewrite at Complete has the
+/// backend copy the whole object (about 8 s per GiB on a one-OSD Ceph), a conversion
+/// passes it through the gateway, and SDKs give up on a silent connection after 60 s;
+/// below 10 s the answer keeps every header (`x-amz-version-id` included).
 pub const COMPLETE_KEEPALIVE_AFTER_SECS_DEFAULT: u64 = 10;
-/// How often a kept-alive CompleteMultipartUpload sends a space.
+/// How often a kept-alive CompleteMultipartUpload or converting CopyObject sends a space.
 pub const COMPLETE_KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 /// Largest value any timeout may be set to.
 pub const TIMEOUT_SECS_MAX: u64 = 3600;
@@ -70,8 +71,8 @@ pub struct LimitsFile {
     pub backend_response_timeout_secs: u64,
     /// Longest gap, in seconds, between two reads of a backend body or two writes to it.
     pub backend_io_timeout_secs: u64,
-    /// Seconds a CompleteMultipartUpload may take before its answer is kept alive; 0 = at
-    /// once.
+    /// Seconds a CompleteMultipartUpload, or a CopyObject converting a format version 1
+    /// object, may take before its answer is kept alive; 0 = at once.
     pub complete_keepalive_after_secs: u64,
 }
 
@@ -119,7 +120,8 @@ pub struct Limits {
     pub connections_per_core_max: usize,
     /// Open connections per client address and core; 0 = no limit.
     pub connections_per_client_per_core_max: usize,
-    /// How long a CompleteMultipartUpload may take before its answer is kept alive.
+    /// How long a CompleteMultipartUpload, or a CopyObject converting a format version 1
+    /// object, may take before its answer is kept alive.
     pub complete_keepalive_after: Duration,
 }
 

@@ -82,6 +82,9 @@ pub const READINESS_PROBES_TOTAL: &str = "twofold_readiness_probes_total";
 /// Reads of objects Twofold did not write, served as they are under `pass-through`, by
 /// operation.
 pub const PASSTHROUGH_READS_TOTAL: &str = "twofold_passthrough_reads_total";
+/// CopyObjects of format version 1 objects with REPLACE, sealed again as version 2, by
+/// result (`ok`, `failed`).
+pub const FORMAT_CONVERSIONS_TOTAL: &str = "twofold_format_conversions_total";
 /// Always 1, labelled with the version.
 pub const BUILD_INFO: &str = "twofold_build_info";
 
@@ -263,6 +266,10 @@ fn describe() {
     describe_counter!(
         PASSTHROUGH_READS_TOTAL,
         "Reads of unencrypted objects served as they are (pass-through), by operation."
+    );
+    describe_counter!(
+        FORMAT_CONVERSIONS_TOTAL,
+        "Format version 1 objects copied with REPLACE and sealed again as version 2, by result."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
 }

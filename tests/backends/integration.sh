@@ -7,9 +7,9 @@
 #   bash tests/backends/integration.sh ceph|moto [cargo test filter...]
 #
 # The files are those whose requests reach the backend's object data paths: round trip,
-# ranges, multipart and copy, unaligned multipart, checksums, multipart checksums, payload
-# forms, metadata (in the clear and sealed), ETags, framing, key segments, authentication, grants, faults and
-# versioned buckets. Left
+# ranges, multipart and copy, copies of format version 1 objects, unaligned multipart,
+# checksums, multipart checksums, payload forms, metadata (in the clear and sealed), ETags,
+# framing, key segments, authentication, grants, faults and versioned buckets. Left
 # out, because they test only the gateway's own front and would run the same whatever the
 # backend: deadlines, lingering close, malformed heads, TLS, the process, metrics, /readyz
 # (cache and HSM), the HSM going away, and hygiene (error documents and probe costs,
@@ -27,6 +27,7 @@ FILES=(
   gateway_round_trip
   gateway_ranges
   gateway_copy_multipart
+  gateway_copy_v1
   gateway_unaligned
   gateway_multipart_shape
   gateway_checksums

@@ -60,6 +60,11 @@ pub const COPY_FORWARDED: &[&str] = &[
     "x-amz-acl",
 ];
 
+/// CopyObject request headers passed on to the backend PUT of a copy the gateway writes
+/// itself (a format version 1 source sealed again as version 2): those of
+/// [`COPY_FORWARDED`] a PUT takes. Its tags follow `x-amz-tagging-directive`.
+pub const CONVERT_FORWARDED: &[&str] = &["x-amz-storage-class", "x-amz-acl"];
+
 /// The copy-source conditions of UploadPartCopy and CopyObject, and the condition each is
 /// on a request for the source itself.
 pub const COPY_SOURCE_CONDITIONS: &[(&str, &str)] = &[

@@ -61,6 +61,64 @@ pub fn complete_multipart_upload<S: AsRef<str>>(
     xml
 }
 
+/// A CopyObjectResult document: the new object's ETag (as it is to be shown, its quotes
+/// included) and its LastModified (see [`iso_time`]).
+pub fn copy_object_result(etag: &str, last_modified: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>{}</LastModified><ETag>{}</ETag></CopyObjectResult>",
+        escape(last_modified),
+        escape(etag)
+    )
+}
+
+/// Month names of HTTP dates, January first.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// An HTTP date (`Sat, 28 Nov 2026 16:19:02 GMT`) in the form S3 writes times in XML
+/// (`2026-11-28T16:19:02.000Z`); `None` for anything else.
+pub fn iso_time_of_http_date(v: &str) -> Option<String> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    let [_, day, mon, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let m = MONTHS.iter().position(|x| x == mon)?;
+    let fields_ok = day.len() <= 2
+        && year.len() == 4
+        && time.len() == 8
+        && [day, year]
+            .iter()
+            .all(|f| f.bytes().all(|b| b.is_ascii_digit()))
+        && time.bytes().all(|b| b.is_ascii_digit() || b == b':');
+    fields_ok.then(|| format!("{year}-{:02}-{day:0>2}T{time}.000Z", m + 1))
+}
+
+/// `t` in the form S3 writes times in XML (`2026-11-28T16:19:02.000Z`), to the second.
+pub fn iso_time(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date
+    // Algorithms", days_from_civil's inverse), for dates from 1970 on.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// The raw content of the first `<tag>` element of `xml` (references unresolved: see
 /// [`unescape`]), if there is one and it is closed.
 pub fn value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
@@ -135,5 +193,54 @@ fn escaped(c: char) -> Option<&'static str> {
         '\t' | '\n' => None,
         '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => Some("\u{fffd}"),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn http_dates_become_s3_xml_times() {
+        assert_eq!(
+            iso_time_of_http_date("Sat, 28 Nov 2026 16:19:02 GMT").as_deref(),
+            Some("2026-11-28T16:19:02.000Z")
+        );
+        assert_eq!(
+            iso_time_of_http_date("Mon, 1 Feb 2027 00:00:09 GMT").as_deref(),
+            Some("2027-02-01T00:00:09.000Z")
+        );
+        assert_eq!(iso_time_of_http_date("yesterday"), None);
+        assert_eq!(iso_time_of_http_date("Sat, 28 Foo 2026 16:19:02 GMT"), None);
+        assert_eq!(iso_time_of_http_date("Sat, 28 Nov 2026 16:19:02 CET"), None);
+        assert_eq!(
+            iso_time_of_http_date("Sat, 28 Nov 2026 <b>:19:02 GMT"),
+            None
+        );
+    }
+
+    #[test]
+    fn times_are_written_as_s3_writes_them() {
+        assert_eq!(iso_time(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2026-11-28T16:19:02Z, and the last second of a leap year.
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_882_742);
+        assert_eq!(iso_time(t), "2026-11-28T16:19:02.000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_735_689_599);
+        assert_eq!(iso_time(t), "2024-12-31T23:59:59.000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(iso_time(t), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_copy_result_escapes_its_etag() {
+        let doc = copy_object_result("\"abc\"", "2026-11-28T16:19:02.000Z");
+        assert!(doc.contains("<ETag>&quot;abc&quot;</ETag>"), "{doc}");
+        assert!(doc.contains("<LastModified>2026-11-28T16:19:02.000Z</LastModified>"));
+        assert_eq!(
+            value(&doc, "ETag").map(unescape).as_deref(),
+            Some("\"abc\"")
+        );
     }
 }

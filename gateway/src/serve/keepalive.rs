@@ -1,10 +1,12 @@
 //! An answer kept alive while long work runs: CompleteMultipartUpload while the backend
-//! copies the object for its layout record (docs/gateway.md, *The rewrite at Complete*).
-//! If the work has not finished after `limits.complete_keepalive_after_secs`, the answer is
-//! committed to `200 OK` (chunked), its body opened with the XML declaration, and a space
-//! follows every [`COMPLETE_KEEPALIVE_EVERY`] until the result, which then ends the body:
-//! the result document, or an S3 error document. That is how S3 answers a long Complete
-//! (or copy), and SDKs look for an error in such a 200 body for that reason.
+//! copies the object for its layout record (docs/gateway.md, *The rewrite at Complete*),
+//! and CopyObject while a format version 1 source is sealed again as version 2
+//! (docs/gateway.md, *Copies of version 1 objects*). If the work has not finished after
+//! `limits.complete_keepalive_after_secs`, the answer is committed to `200 OK` (chunked),
+//! its body opened with the XML declaration, and a space follows every
+//! [`COMPLETE_KEEPALIVE_EVERY`] until the result, which then ends the body: the result
+//! document, or an S3 error document. That is how S3 answers a long Complete or copy, and
+//! SDKs look for an error in the 200 body of both for that reason.
 
 use super::io::Conn;
 use super::respond::SSE_DSSE;

@@ -387,7 +387,7 @@ async fn rewrite_headers(
     if !tagged {
         return Ok(headers);
     }
-    match object_tagging(ctx, path).await {
+    match object_tagging(ctx, path, None).await {
         Ok(tags) => headers.push(("x-amz-tagging".into(), tags.into_bytes())),
         Err(reason) if keep_parts => {
             return Err(Failure::keep(S3Error::bad_gateway().with_detail(format!(
@@ -477,12 +477,21 @@ async fn complete_rewrite(
     }
 }
 
-/// The object's tags (GetObjectTagging), as an `x-amz-tagging` header value.
-async fn object_tagging(ctx: &Request<'_>, path: &str) -> Result<String, String> {
+/// The tags of the object at `path` (of its version `version`, `versionId=...`, when
+/// given): GetObjectTagging, as an `x-amz-tagging` header value.
+pub(crate) async fn object_tagging(
+    ctx: &Request<'_>,
+    path: &str,
+    version: Option<&str>,
+) -> Result<String, String> {
+    let query = match version {
+        Some(v) => format!("tagging=&{v}"),
+        None => "tagging=".to_owned(),
+    };
     let (resp, body) = ctx
         .core
         .backend
-        .simple("GET", path, Some("tagging="), Vec::new(), Vec::new())
+        .simple("GET", path, Some(&query), Vec::new(), Vec::new())
         .await
         .map_err(|e| e.to_string())?;
     if resp.status != 200 {

@@ -1,24 +1,27 @@
-//! CopyObject.
+//! CopyObject. The backend copies the stored bytes and the gateway writes the copy's
+//! metadata (its header re-wrapped for the new name); a format version 1 source copied with
+//! REPLACE is sealed again as version 2 instead ([`super::convert`]).
 
+use super::copy_request::{CopyRequest, copy_answer, described_headers};
 use super::described::{opened_entries, request_entries, sealed_entry};
 use super::get::passthrough_read;
-use super::put::{CHECKSUM_METADATA, object_address, requested_key};
+use super::put::{CHECKSUM_METADATA, object_address};
 use super::read::object_header;
 use crate::config::UnencryptedObjects;
 use crate::envelope::ObjectName;
-use crate::envelope::header::FORMAT_VERSION;
-use crate::envelope::meta_record;
+use crate::envelope::header::{FORMAT_VERSION, Header};
 use crate::envelope::objmeta;
 use crate::http::{RequestHead, ResponseHead};
-use crate::s3::headers::{COPY_ANSWERED, COPY_FORWARDED, DESCRIBING};
+use crate::s3::headers::COPY_FORWARDED;
 use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
-use crate::serve::respond::{forward_error, is_twofold_metadata, push_sse};
+use crate::serve::respond::forward_error;
 use crate::serve::unaligned::LAYOUT_HTTP_HEADER;
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
 
 /// CopyObject: the backend copies the stored bytes; the gateway re-wraps the two data keys
-/// for the new name and writes them, with the metadata, as the copy's metadata.
+/// for the new name and writes them, with the metadata, as the copy's metadata. A format
+/// version 1 source with REPLACE is converted ([`converts`]).
 pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, Failure> {
     let (bucket, key) = object_address(ctx, "CopyObject needs a bucket and a key")?;
     let req = CopyRequest::parse(ctx)?;
@@ -43,7 +46,12 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     ) {
         return Err(Failure::keep(S3Error::precondition_failed()));
     }
-    let rewrapped = rewrapped(ctx, &req, ObjectName { bucket, key }, &src).await?;
+    let to = ObjectName { bucket, key };
+    let header = object_header(&src)?;
+    if let Some(h) = header.as_ref().filter(|h| converts(h, req.replace)) {
+        return super::convert::convert(ctx, conn, &req, to, &src, h.clone()).await;
+    }
+    let rewrapped = rewrapped(ctx, &req, to, &src, header).await?;
     let sealed_copy = rewrapped.is_some();
     let headers = copy_request_headers(ctx.head, &src, &req, rewrapped);
     let path = backend_path(Some(bucket), Some(key));
@@ -63,75 +71,12 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     Ok(Outcome::KeepAlive)
 }
 
-/// What a CopyObject request asks for, checked.
-struct CopyRequest {
-    /// The source object's bucket.
-    src_bucket: String,
-    /// The source object's key.
-    src_key: String,
-    /// The source's backend path.
-    src_path: String,
-    /// The source version's backend query, when a version was named.
-    src_query: Option<String>,
-    /// Whether the copy's metadata comes from the request (REPLACE) or the source (COPY).
-    replace: bool,
-    /// The key the copy is sealed under, by its own id (the default unless the request
-    /// names one, as in S3, whatever the source's key).
-    key_id: String,
-}
-
-impl CopyRequest {
-    /// Reads and checks the copy's source, its metadata directive and its headers; refuses
-    /// a source the credentials may not read.
-    fn parse(ctx: &Request<'_>) -> Result<CopyRequest, Failure> {
-        let key_id = requested_key(ctx)?;
-        let crate::s3::CopySource {
-            bucket: src_bucket,
-            key: src_key,
-            version_id: version,
-        } = crate::serve::copy_source(ctx)?;
-        if !crate::serve::may_read(ctx, &src_bucket) {
-            return Err(Failure::keep(
-                S3Error::access_denied().with_resource(format!("/{src_bucket}/{src_key}")),
-            ));
-        }
-        let replace = metadata_directive(ctx.head.header_str("x-amz-metadata-directive"))
-            .map_err(Failure::keep)?;
-        if replace && ctx.head.headers.iter().any(|(n, _)| is_twofold_metadata(n)) {
-            return Err(Failure::keep(S3Error::invalid_argument(
-                "x-amz-meta-twofold* metadata is reserved for the gateway",
-            )));
-        }
-        Ok(CopyRequest {
-            src_path: backend_path(Some(&src_bucket), Some(&src_key)),
-            src_query: version.map(|v| format!("versionId={}", crate::serve::encode(&v, false))),
-            src_bucket,
-            src_key,
-            replace,
-            key_id,
-        })
-    }
-
-    /// The `x-amz-copy-source` value sent to the backend: the source's path, and its
-    /// version's query when one was named.
-    fn copy_source(&self) -> String {
-        match &self.src_query {
-            Some(q) => format!("{}?{q}", self.src_path),
-            None => self.src_path.clone(),
-        }
-    }
-}
-
-/// Whether an `x-amz-metadata-directive` value asks for REPLACE (rather than COPY, the
-/// default).
-fn metadata_directive(value: Option<&str>) -> Result<bool, S3Error> {
-    match value {
-        None | Some("COPY") => Ok(false),
-        Some("REPLACE") => Ok(true),
-        Some(other) => Err(S3Error::invalid_argument(format!(
-            "Unknown metadata directive {other:?}"
-        ))),
-    }
+/// Whether a copy of the object whose header is `header` is sealed again as format
+/// version 2 rather than copied by the backend: a version 1 source whose copy takes the
+/// request's metadata (REPLACE). Its segments bind the version byte, so only new segments
+/// make it version 2; under COPY it stays version 1, as its metadata does.
+fn converts(header: &Header, replace: bool) -> bool {
+    replace && header.version() < FORMAT_VERSION
 }
 
 /// The copy's Twofold metadata: its envelope header (the source's, with its data keys
@@ -144,8 +89,9 @@ async fn rewrapped(
     req: &CopyRequest,
     to: ObjectName<'_>,
     src: &ResponseHead,
+    header: Option<Header>,
 ) -> Result<Option<Rewrapped>, Failure> {
-    let Some(header) = object_header(src)? else {
+    let Some(header) = header else {
         return match ctx.core.settings.unencrypted_objects {
             UnencryptedObjects::PassThrough => {
                 passthrough_read(ctx, "CopyObject");
@@ -158,20 +104,19 @@ async fn rewrapped(
             ))),
         };
     };
-    let from = ObjectName {
-        bucket: &req.src_bucket,
-        key: &req.src_key,
-    };
+    // A version 1 copy under COPY keeps its segments, which bind the default key's
+    // version 1 bucket keys: it cannot move to a named key without being sealed again.
     let default = &ctx.core.keyring.named_keys().default.id;
     if header.version() < FORMAT_VERSION && req.key_id != *default {
         return Err(Failure::keep(S3Error::invalid_request(
-            "A format version 1 object keeps the default key when copied; copy it without a key id",
+            "A format version 1 object copied with COPY keeps the default key; copy it with \
+             REPLACE to seal it again under another key",
         )));
     }
     let (copy, keys) = ctx
         .core
         .keyring
-        .rewrap_for(&header, from, to, &req.key_id)
+        .rewrap_for(&header, req.source(), to, &req.key_id)
         .await?;
     let described = match copy.version() < FORMAT_VERSION {
         true => None,
@@ -241,65 +186,9 @@ fn copy_request_headers(
     headers
 }
 
-/// The headers that describe the new object in the clear: under REPLACE the request's,
-/// under COPY the source's (without the gateway's own metadata, which the copy writes
-/// anew); with `sealed`, none of those its metadata record holds instead.
-fn described_headers(
-    head: &RequestHead,
-    src: &ResponseHead,
-    replace: bool,
-    sealed: bool,
-) -> Vec<(String, Vec<u8>)> {
-    let clear = |n: &str| !(sealed && meta_record::is_sealed(n));
-    if replace {
-        return head
-            .headers
-            .iter()
-            .filter(|(n, _)| DESCRIBING.contains(&n.as_str()) || n.starts_with("x-amz-meta-"))
-            .filter(|(n, _)| clear(n))
-            .cloned()
-            .collect();
-    }
-    let kept = DESCRIBING
-        .iter()
-        .filter(|name| clear(name))
-        .filter_map(|name| Some(((*name).to_owned(), src.header(name)?.to_vec())));
-    let meta = src
-        .headers
-        .iter()
-        .filter(|(n, _)| n.starts_with("x-amz-meta-") && !is_twofold_metadata(n) && clear(n))
-        .cloned();
-    kept.chain(meta).collect()
-}
-
-/// CopyObject's answer from the backend's: its version headers, the encryption of a sealed
-/// copy (a pass-through source is copied as it is, so its copy is not encrypted either),
-/// and its result document with the ETag the client knows.
-fn copy_answer(
-    resp: &ResponseHead,
-    body: &[u8],
-    sealed_under: Option<&str>,
-    rid: &str,
-) -> (ResponseHead, Vec<u8>) {
-    let mut out = ResponseHead::new(200);
-    for name in COPY_ANSWERED {
-        if let Some(v) = resp.header(name) {
-            out.push_header(name, v.to_vec());
-        }
-    }
-    if let Some(key_id) = sealed_under {
-        push_sse(&mut out, Some(key_id));
-    }
-    let body = crate::s3::etag::rewrite_xml(body).into_owned();
-    out.push_header("x-amz-request-id", rid.as_bytes().to_vec());
-    out.push_header("content-length", body.len().to_string().into_bytes());
-    (out, body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::respond::SSE_DSSE;
 
     fn request(replace: bool, version: Option<&str>) -> CopyRequest {
         CopyRequest {
@@ -320,29 +209,14 @@ mod tests {
     }
 
     #[test]
-    fn the_directive_is_copy_by_default_and_nothing_else_is_accepted() {
-        assert!(!metadata_directive(None).unwrap());
-        assert!(!metadata_directive(Some("COPY")).unwrap());
-        assert!(metadata_directive(Some("REPLACE")).unwrap());
-        assert!(metadata_directive(Some("replace")).is_err());
-    }
-
-    #[test]
-    fn copy_keeps_the_sources_description_and_replace_takes_the_requests() {
-        let head = RequestHead::new("PUT", "/b/k")
-            .with_header("content-type", "text/new")
-            .with_header("x-amz-meta-a", "new");
-        let src = ResponseHead::new(200)
-            .with_header("content-type", "text/old")
-            .with_header("x-amz-meta-a", "old")
-            .with_header("x-amz-meta-twofold-header", "sealed");
-        let copied = described_headers(&head, &src, false, false);
-        assert_eq!(value(&copied, "content-type"), Some(&b"text/old"[..]));
-        assert_eq!(value(&copied, "x-amz-meta-a"), Some(&b"old"[..]));
-        assert!(value(&copied, "x-amz-meta-twofold-header").is_none());
-        let replaced = described_headers(&head, &src, true, false);
-        assert_eq!(value(&replaced, "content-type"), Some(&b"text/new"[..]));
-        assert_eq!(value(&replaced, "x-amz-meta-a"), Some(&b"new"[..]));
+    fn only_a_version_1_source_copied_with_replace_is_converted() {
+        use crate::envelope::header::{test_header, test_header_v1};
+        for upload in [0, 9] {
+            assert!(converts(&test_header_v1(upload), true));
+            assert!(!converts(&test_header_v1(upload), false));
+            assert!(!converts(&test_header(upload), true));
+            assert!(!converts(&test_header(upload), false));
+        }
     }
 
     #[test]
@@ -389,22 +263,5 @@ mod tests {
         assert_eq!(pins[0].1, b"\"x\"");
         assert_eq!(value(&headers, "x-amz-copy-source"), Some(&b"/src/k"[..]));
         assert!(value(&headers, objmeta::HTTP_HEADER).is_none());
-    }
-
-    #[test]
-    fn only_a_sealed_copy_is_answered_as_encrypted() {
-        let resp = ResponseHead::new(200).with_header("x-amz-version-id", "v2");
-        let (out, body) = copy_answer(&resp, b"<CopyObjectResult/>", Some("k"), "rid");
-        assert_eq!(out.header("x-amz-version-id"), Some(&b"v2"[..]));
-        assert_eq!(
-            out.header("x-amz-server-side-encryption"),
-            Some(SSE_DSSE.as_bytes())
-        );
-        assert_eq!(
-            out.header("content-length"),
-            Some(body.len().to_string().as_bytes())
-        );
-        let (out, _) = copy_answer(&resp, b"", None, "rid");
-        assert!(out.header("x-amz-server-side-encryption").is_none());
     }
 }

@@ -5,17 +5,21 @@
 //! One module per operation family, importing only downward: `put` (PutObject, and the
 //! sealing the multipart operations share), `read` (opening a stored object's header, keys,
 //! checksum record and part sizes), `stream` (the one streaming read of a read plan), `get`
-//! (GetObject, HeadObject), then `copy` and
-//! `attributes`.
+//! (GetObject, HeadObject), `recut` (plaintext cut into a new body's segments, pure),
+//! `copy_request` (what a CopyObject asks for, and its answer), `convert` (a format version
+//! 1 object copied with REPLACE, sealed again as version 2), then `copy` and `attributes`.
 
 use crate::envelope::layout::SEGMENT_OVERHEAD_BYTES;
 
 mod attributes;
+mod convert;
 mod copy;
+mod copy_request;
 mod described;
 mod get;
 mod put;
 mod read;
+mod recut;
 mod stream;
 
 pub(crate) use attributes::attributes;

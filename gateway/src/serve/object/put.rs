@@ -197,25 +197,26 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     Ok(Outcome::KeepAlive)
 }
 
-/// The keys one PutObject seals with, and the envelope header that records them.
-struct PutSealing {
+/// The keys one PutObject (or a copy sealed again) seals with, and the envelope header
+/// that records them.
+pub(super) struct PutSealing {
     /// The envelope header, encoded as the object's metadata value.
-    metadata: Vec<u8>,
+    pub(super) metadata: Vec<u8>,
     /// The segment size of the sealed body.
-    segment_size: SegmentSize,
+    pub(super) segment_size: SegmentSize,
     /// Seals the body's segments.
-    cipher: SegmentCipher,
+    pub(super) cipher: SegmentCipher,
     /// Seals the checksum record stored in the metadata.
-    record_cipher: SegmentCipher,
+    pub(super) record_cipher: SegmentCipher,
     /// The sealed metadata record, as a metadata entry.
-    described: (String, Vec<u8>),
+    pub(super) described: (String, Vec<u8>),
 }
 
 impl PutSealing {
     /// Draws fresh data keys for `name` under the key `key_id`, the ciphers made from
     /// them and the sealed `described` metadata; the keys themselves are dropped once the
     /// ciphers hold them.
-    async fn new(
+    pub(super) async fn new(
         ctx: &Request<'_>,
         name: ObjectName<'_>,
         key_id: &str,
