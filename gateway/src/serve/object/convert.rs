@@ -42,7 +42,8 @@ const ANSWER_BODY_BYTES_MAX: usize = 1 << 20;
 const COPY_SOURCE: &str = "The copy source";
 
 /// CopyObject of the version 1 object `header` describes (`src`: the backend's HEAD of it)
-/// to `to`, sealed again as version 2 (see the module's comment).
+/// to `to`, sealed again as version 2 (see the module's comment). Every conversion past
+/// the copy-source conditions is counted and logged, stored or not ([`report`]).
 pub(super) async fn convert(
     ctx: &Request<'_>,
     conn: &mut Conn,
@@ -54,16 +55,20 @@ pub(super) async fn convert(
     if !source_dates_hold(ctx.head, src.header_str("last-modified")) {
         return Err(Failure::keep(S3Error::precondition_failed()));
     }
-    let source = Source::open(ctx, req, src, header).await?;
-    let tags = match tag_source(ctx.head, src).map_err(Failure::keep)? {
-        TagSource::Request => ctx.head.header("x-amz-tagging").map(<[u8]>::to_vec),
-        TagSource::Source => Some(source_tags(ctx, req).await?),
-        TagSource::None => None,
-    };
-    let target = Target::seal(ctx, (to, &req.key_id), &source, tags).await?;
-    let body = match fetch_source(ctx, conn, req, src, &source.plan).await? {
-        Ok(body) => body,
-        Err(outcome) => return Ok(outcome),
+    let failed = |size| report(ctx, req.source(), to, size, false);
+    let source = Source::open(ctx, req, src, header)
+        .await
+        .inspect_err(|_| failed(None))?;
+    let (target, body) = match prepare(ctx, conn, req, to, src, &source).await {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(outcome)) => {
+            failed(Some(source.size));
+            return Ok(outcome);
+        }
+        Err(f) => {
+            failed(Some(source.size));
+            return Err(f);
+        }
     };
     let answer = keep_alive(ctx, conn, store(ctx, &source, &target, body)).await;
     let (committed, result) = match answer {
@@ -71,20 +76,10 @@ pub(super) async fn convert(
         Answer::Committed(r) => (true, r),
     };
     let stored = matches!(&result, Ok((resp, _)) if resp.status == 200);
-    report(ctx, req.source(), to, source.size, stored);
-    match (committed, result) {
-        (false, Ok((resp, body))) if resp.status != 200 => {
-            forward_error(conn, &resp, &body, ctx.rid).await
-        }
-        (false, result) => {
-            let (head, doc) = converted_result(&result?.0, src);
-            let (out, body) = copy_answer(&head, doc.as_bytes(), Some(&req.key_id), ctx.rid);
-            write_response(conn, &out, &body)
-                .await
-                .map_err(|_| Failure::close(S3Error::internal_error()))?;
-            Ok(Outcome::KeepAlive)
-        }
-        (true, result) => {
+    report(ctx, req.source(), to, Some(source.size), stored);
+    match committed {
+        false => answer_now(ctx, conn, (src, &req.key_id), result).await,
+        true => {
             let result = result.and_then(|(resp, body)| match resp.status {
                 200 => {
                     let (head, doc) = converted_result(&resp, src);
@@ -95,6 +90,48 @@ pub(super) async fn convert(
             Ok(conclude(ctx, conn, "CopyObject", result).await)
         }
     }
+}
+
+/// What the copy needs besides its opened source: the new object sealed (its keys, its
+/// metadata, its tags) and the source's body from the backend; `Ok(Err(outcome))` when the
+/// backend's own answer to that GET went to the client.
+async fn prepare(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    req: &CopyRequest,
+    to: ObjectName<'_>,
+    src: &ResponseHead,
+    source: &Source,
+) -> Result<Result<(Target, (Conn, Option<u64>)), Outcome>, Failure> {
+    let tags = match tag_source(ctx.head, src).map_err(Failure::keep)? {
+        TagSource::Request => ctx.head.header("x-amz-tagging").map(<[u8]>::to_vec),
+        TagSource::Source => Some(source_tags(ctx, req).await?),
+        TagSource::None => None,
+    };
+    let target = Target::seal(ctx, (to, &req.key_id), source, tags).await?;
+    Ok(fetch_source(ctx, conn, req, src, &source.plan)
+        .await?
+        .map(|body| (target, body)))
+}
+
+/// The answer to a copy that finished before its answer was kept alive: the backend's
+/// own error, or CopyObject's result.
+async fn answer_now(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    (src, key_id): (&ResponseHead, &str),
+    result: Result<(ResponseHead, Vec<u8>), Failure>,
+) -> Result<Outcome, Failure> {
+    let (resp, body) = result?;
+    if resp.status != 200 {
+        return forward_error(conn, &resp, &body, ctx.rid).await;
+    }
+    let (head, doc) = converted_result(&resp, src);
+    let (out, body) = copy_answer(&head, doc.as_bytes(), Some(key_id), ctx.rid);
+    write_response(conn, &out, &body)
+        .await
+        .map_err(|_| Failure::close(S3Error::internal_error()))?;
+    Ok(Outcome::KeepAlive)
 }
 
 /// The source, opened: its header and keys, the plan that reads all of it, its plaintext
@@ -472,9 +509,16 @@ fn refused(resp: &ResponseHead, body: &[u8]) -> Failure {
     )))
 }
 
-/// Counts a conversion and logs it, one line each (names and size, never key material).
-fn report(ctx: &Request<'_>, from: ObjectName<'_>, to: ObjectName<'_>, size: u64, ok: bool) {
-    let result = if ok { "ok" } else { "failed" };
+/// Counts a conversion and logs it, one line each: the names, the plaintext size where
+/// the source opened, whether the copy was stored; never key material.
+fn report(
+    ctx: &Request<'_>,
+    from: ObjectName<'_>,
+    to: ObjectName<'_>,
+    size: Option<u64>,
+    stored: bool,
+) {
+    let result = if stored { "ok" } else { "failed" };
     metrics::counter!(crate::telemetry::FORMAT_CONVERSIONS_TOTAL, "result" => result).increment(1);
     tracing::info!(
         target: "twofold::convert",
@@ -483,7 +527,7 @@ fn report(ctx: &Request<'_>, from: ObjectName<'_>, to: ObjectName<'_>, size: u64
         to = %format_args!("/{}/{}", to.bucket, to.key),
         plain_bytes = size,
         result,
-        "a format version 1 object copied with REPLACE, sealed again as version 2"
+        "a format version 1 object copied with REPLACE, to be sealed again as version 2"
     );
 }
 
