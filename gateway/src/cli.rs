@@ -97,6 +97,38 @@ fn parse_admin_listen(s: &str) -> Result<AdminListen, String> {
 pub enum KeysAction {
     /// Create the key-encryption keys in the configured custodians (idempotent).
     Init(ConfigArgs),
+    /// Count, per key and KEK, the objects the backend holds (every object is HEADed).
+    Report(ScanArgs),
+    /// Destroy a named key's KEKs in both custodians (crypto-shredding): every object under
+    /// it becomes unreadable for good.
+    Destroy(DestroyArgs),
+}
+
+/// The buckets a scan of the backend walks.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Configuration (its [backend] is scanned).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Only this bucket (repeatable); every bucket the backend lists by default.
+    #[arg(long)]
+    pub bucket: Vec<String>,
+}
+
+/// `twofold keys destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The named key's id, as in its [[named_key]].
+    pub key_id: String,
+    /// Configuration and buckets counted.
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    /// Only count the objects that would become unreadable; destroy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Where the configuration comes from.
@@ -205,6 +237,18 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Keys {
+            action: KeysAction::Report(args),
+        } => {
+            let inventory = scan(config, &args.bucket)?;
+            for line in inventory.lines(&config.named_keys) {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Keys {
+            action: KeysAction::Destroy(args),
+        } => destroy(args, config),
         Command::Encrypt(args) => {
             if args.config.dev {
                 finish_dev_setup(config, false)?;
@@ -220,6 +264,64 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
         Command::Serve(args) => serve(args, config),
         Command::CheckConfig { .. } => check_config(config),
     }
+}
+
+/// The objects of `buckets` (all by default), counted per KEK pair.
+fn scan(config: &Config, buckets: &[String]) -> Result<crate::inventory::Inventory, CliError> {
+    let serve = config
+        .serve
+        .as_ref()
+        .ok_or_else(|| fail("the configuration has no [backend] to scan"))?;
+    crate::inventory::scan(serve, buckets).map_err(fail)
+}
+
+/// `twofold keys destroy`: counts what the key protects, asks for confirmation (the key
+/// id typed again) unless `--yes`, then destroys its KEK on both tokens and says how to
+/// mark it destroyed in the configuration.
+fn destroy(args: &DestroyArgs, config: &Config) -> Result<(), CliError> {
+    let keys = &config.named_keys;
+    let key = keys
+        .keys
+        .iter()
+        .find(|k| k.id == args.key_id)
+        .ok_or_else(|| {
+            fail(format!(
+                "{:?} is no named key of this configuration (the default key is not destroyed this way)",
+                args.key_id
+            ))
+        })?;
+    let under = scan(config, &args.scan.bucket)?.under(keys, &key.id);
+    println!(
+        "{} object(s) in {} bucket(s) are under {:?}; destroying it makes them unreadable for good",
+        under.objects,
+        under.buckets.len(),
+        key.id
+    );
+    if args.dry_run {
+        return Ok(());
+    }
+    if !args.yes {
+        eprint!("type the key id again to destroy it: ");
+        let mut typed = String::new();
+        io::stdin()
+            .read_line(&mut typed)
+            .map_err(|e| fail(format!("reading the confirmation: {e}")))?;
+        if typed.trim() != key.id {
+            return Err(fail("not confirmed: nothing destroyed"));
+        }
+    }
+    for (layer, spec, label) in [
+        (Layer::Outer, &config.outer, &key.outer_kek),
+        (Layer::Inner, &config.inner, &key.inner_kek),
+    ] {
+        println!("{}", Custodian::destroy(layer, spec, label)?);
+    }
+    println!(
+        "now set `destroyed = true` in the [[named_key]] of {:?} on every appliance, check it \
+         with `twofold check-config`, and restart them one at a time",
+        key.id
+    );
+    Ok(())
 }
 
 /// `twofold check-config`: the file has parsed and validated; now check that the secrets
@@ -286,6 +388,12 @@ pub fn config_args(cli: &Cli) -> &ConfigArgs {
         Command::Keys {
             action: KeysAction::Init(a),
         } => a,
+        Command::Keys {
+            action: KeysAction::Report(a),
+        } => &a.config,
+        Command::Keys {
+            action: KeysAction::Destroy(a),
+        } => &a.scan.config,
         Command::Encrypt(a) | Command::Decrypt(a) => &a.config,
         Command::Serve(a) => &a.config,
         Command::CheckConfig { .. } => &CHECK_CONFIG_ARGS,

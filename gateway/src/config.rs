@@ -75,6 +75,9 @@ pub struct NamedKeyFile {
     pub inner_key_label: String,
     /// Label of its KEK on the outer custodian's token.
     pub outer_key_label: String,
+    /// Destroyed with `twofold keys destroy`: its KEKs are no longer on the tokens, and its
+    /// objects are answered as shredded.
+    pub destroyed: bool,
 }
 
 /// `[[bucket]]`: settings of one bucket.
@@ -636,6 +639,7 @@ fn named_keys(
             aliases: f.aliases,
             inner_kek: f.inner_key_label,
             outer_kek: f.outer_key_label,
+            destroyed: f.destroyed,
         });
     }
     keys.check().map_err(|m| ("named_key".to_owned(), m))?;
@@ -652,7 +656,8 @@ fn named_keys(
                 "named keys need kind = \"pkcs11\" custodians (a key file holds one KEK)".into(),
             ));
         };
-        for k in &keys.keys {
+        // A destroyed key's KEKs are no longer on the tokens, and are never asked for.
+        for k in keys.keys.iter().filter(|k| !k.destroyed) {
             let l = if label == 0 {
                 &k.inner_kek
             } else {

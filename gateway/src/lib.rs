@@ -13,6 +13,7 @@ pub mod devbackend;
 pub mod envelope;
 pub mod hardening;
 pub mod http;
+pub mod inventory;
 pub mod keys;
 pub mod limits;
 pub mod notify;

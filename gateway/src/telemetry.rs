@@ -45,6 +45,8 @@ pub const HSM_OPERATION_DURATION_SECONDS: &str = "twofold_hsm_operation_duration
 pub const HSM_ERRORS_TOTAL: &str = "twofold_hsm_errors_total";
 /// Unwraps refused without a custodian call: the header named a KEK that is not configured.
 pub const KEK_REFUSED_TOTAL: &str = "twofold_kek_refused_total";
+/// Reads of objects under a destroyed (crypto-shredded) key, refused.
+pub const SHREDDED_READS_TOTAL: &str = "twofold_shredded_reads_total";
 /// Bucket-key cache hits.
 pub const KEY_CACHE_HITS_TOTAL: &str = "twofold_key_cache_hits_total";
 /// Bucket-key cache misses.
@@ -214,6 +216,10 @@ fn describe() {
     describe_counter!(
         KEK_REFUSED_TOTAL,
         "Bucket-key unwraps refused without a custodian call: the object's or upload's header named a key-encryption key that is not configured."
+    );
+    describe_counter!(
+        SHREDDED_READS_TOTAL,
+        "Reads refused because the object's key was destroyed (crypto-shredded)."
     );
     describe_counter!(KEY_CACHE_HITS_TOTAL, "Bucket-key cache hits.");
     describe_counter!(KEY_CACHE_MISSES_TOTAL, "Bucket-key cache misses.");

@@ -317,6 +317,21 @@ impl Session {
         Err(self.rejected(key_label, reason))
     }
 
+    /// Destroys every AES token key labelled `key_label` (crypto-shredding: whatever was
+    /// wrapped under it can no longer be unwrapped by anyone). Returns how many keys were
+    /// destroyed (0 when there was none).
+    pub fn destroy_kek(&self, key_label: &str) -> Result<usize, Error> {
+        check_key_label(key_label)?;
+        self.ensure_logged_in()?;
+        let handles = self.find_handles(key_label)?;
+        for handle in &handles {
+            self.session
+                .destroy_object(*handle)
+                .map_err(|e| self.ctx().map(e))?;
+        }
+        Ok(handles.len())
+    }
+
     /// Finds the KEK with this label; [`Error::KeyNotFound`] if there is none.
     pub fn kek(&self, key_label: &str) -> Result<Kek, Error> {
         self.find_kek(key_label)?

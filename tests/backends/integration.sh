@@ -44,6 +44,7 @@ FILES=(
   gateway_faults
   gateway_versions
   gateway_named_keys
+  keys_shredding
 )
 # TWOFOLD_IT_FILES="a b c" runs those files instead (tests/run.sh runs a subset on moto).
 if [ -n "${TWOFOLD_IT_FILES:-}" ]; then

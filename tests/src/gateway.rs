@@ -243,6 +243,7 @@ fn with_named_keys(custody: &mut Custody, ids: &[String]) -> Option<NamedKeys> {
             aliases: Vec::new(),
             inner_kek: named_key_label(id, Layer::Inner),
             outer_kek: named_key_label(id, Layer::Outer),
+            destroyed: false,
         })
         .collect();
     Some(keys)
@@ -332,8 +333,26 @@ impl TestGateway {
     ) -> std::io::Result<Gateway> {
         let mut settings = self.settings.clone();
         change(&mut settings);
-        let inner = open_custodian(Layer::Inner, self.custody.spec(Layer::Inner));
-        let outer = open_custodian(Layer::Outer, self.custody.spec(Layer::Outer));
+        // A named key marked destroyed has no KEKs left for the custodians to find.
+        let destroyed: Vec<String> = settings
+            .named_keys
+            .iter()
+            .flat_map(|k| &k.keys)
+            .filter(|k| k.destroyed)
+            .flat_map(|k| [k.inner_kek.clone(), k.outer_kek.clone()])
+            .collect();
+        let spec = |layer| {
+            let mut spec = self.custody.spec(layer).clone();
+            if let CustodianSpec::Pkcs11 {
+                named_key_labels, ..
+            } = &mut spec
+            {
+                named_key_labels.retain(|l| !destroyed.contains(l));
+            }
+            spec
+        };
+        let inner = open_custodian(Layer::Inner, &spec(Layer::Inner));
+        let outer = open_custodian(Layer::Outer, &spec(Layer::Outer));
         let handle = twofold::serve::start(settings, inner, outer, self.keyring)?;
         Ok(Gateway {
             handle,
@@ -446,6 +465,11 @@ impl TestGateway {
             .http_client(backend::own_http_client())
             .build();
         Client::from_conf(conf)
+    }
+
+    /// The backend's own credential (what the gateway signs its backend requests with).
+    pub fn backend_credential(&self) -> &Credential {
+        &self.backend_cred
     }
 
     /// Where the backend listens (also after [`TestGateway::stop_backend`]).

@@ -231,6 +231,48 @@ impl Custodian {
         }
     }
 
+    /// Destroys the KEK labelled `label` on the token (crypto-shredding). Only a named
+    /// key's KEK may be destroyed: never the custodian's current or retired ones. Returns a
+    /// sentence saying what was destroyed or found missing.
+    pub fn destroy(layer: Layer, spec: &CustodianSpec, label: &str) -> Result<String, KeyError> {
+        let CustodianSpec::Pkcs11 {
+            module,
+            token_label,
+            pin,
+            key_label,
+            retired_key_labels,
+            ..
+        } = spec
+        else {
+            return Err(KeyError::Internal("a key file holds no named keys"));
+        };
+        if label == key_label || retired_key_labels.iter().any(|r| r == label) {
+            return Err(KeyError::Internal(
+                "the custodian's own KEKs are not destroyed this way",
+            ));
+        }
+        let custody = |source| KeyError::Custody { layer, source };
+        let token =
+            Token::open(&token_config(module, token_label, pin, layer)?).map_err(custody)?;
+        let destroyed = token
+            .session()
+            .map_err(custody)?
+            .destroy_kek(label)
+            .map_err(custody)?;
+        tracing::warn!(
+            target: "twofold::audit",
+            action = "kek_destroyed",
+            layer = %layer,
+            kek = label,
+            count = destroyed,
+            "key-encryption key destroyed (crypto-shredding)"
+        );
+        Ok(match destroyed {
+            0 => format!("{layer} layer: PKCS#11 token {token_label:?}: no key {label:?}"),
+            _ => format!("{layer} layer: PKCS#11 token {token_label:?}: destroyed key {label:?}"),
+        })
+    }
+
     /// Wraps a bucket key under the current KEK. A PKCS#11 custodian runs the call on its
     /// HSM threads and this future waits for the answer without blocking the caller's
     /// thread, so it is safe on an I/O loop. Counted in the metrics and written to the

@@ -75,6 +75,13 @@ pub enum KeyError {
     /// The envelope refused (wrong name, commitment mismatch, malformed header...).
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
+    /// The object is under a named key that was destroyed (crypto-shredded): it can never
+    /// be read again.
+    #[error("the key {key_id:?} that protected this object was destroyed")]
+    Shredded {
+        /// The destroyed key's id.
+        key_id: String,
+    },
     /// A primitive failed where it cannot by construction.
     #[error("internal key-handling failure: {0}")]
     Internal(&'static str),
@@ -563,6 +570,15 @@ impl Keyring {
 
     /// The data keys of an object stored under `name` with `header`.
     pub async fn open(&self, header: &Header, name: ObjectName<'_>) -> Result<DataKeys, KeyError> {
+        // A destroyed key's KEKs are gone: refused here, without a custodian call.
+        if let Some(key_id) = self
+            .named
+            .destroyed_id_of(&header.inner.kek_id, &header.outer.kek_id)
+        {
+            return Err(KeyError::Shredded {
+                key_id: key_id.to_owned(),
+            });
+        }
         let outer = self.opening_key(&header.outer, name.bucket).await?;
         let inner = self.opening_key(&header.inner, name.bucket).await?;
         let result = envelope::open_header(header, &inner, &outer, name);

@@ -29,11 +29,14 @@ pub struct NamedKey {
     pub inner_kek: String,
     /// KEK label in the outer custodian.
     pub outer_kek: String,
+    /// Destroyed (crypto-shredded): its KEKs are gone from the tokens, nothing is sealed
+    /// under it, and its objects are refused as shredded.
+    pub destroyed: bool,
 }
 
 impl NamedKey {
     fn answers_to(&self, requested: &str) -> bool {
-        self.id == requested || self.aliases.iter().any(|a| a == requested)
+        !self.destroyed && (self.id == requested || self.aliases.iter().any(|a| a == requested))
     }
 }
 
@@ -73,6 +76,7 @@ impl NamedKeys {
                 aliases: Vec::new(),
                 inner_kek: inner_kek.to_owned(),
                 outer_kek: outer_kek.to_owned(),
+                destroyed: false,
             },
             retired: (Vec::new(), Vec::new()),
             keys: Vec::new(),
@@ -111,7 +115,7 @@ impl NamedKeys {
         if let Some(k) = self
             .keys
             .iter()
-            .find(|k| k.inner_kek == inner && k.outer_kek == outer)
+            .find(|k| !k.destroyed && k.inner_kek == inner && k.outer_kek == outer)
         {
             return Some(&k.id);
         }
@@ -122,6 +126,15 @@ impl NamedKeys {
         (is_default(inner, &d.inner_kek, &self.retired.0)
             && is_default(outer, &d.outer_kek, &self.retired.1))
         .then_some(d.id.as_str())
+    }
+
+    /// The id of the destroyed key whose KEKs are `inner` or `outer` (either is enough: a
+    /// layer whose KEK is gone cannot be opened), if there is one.
+    pub fn destroyed_id_of(&self, inner: &str, outer: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|k| k.destroyed && (k.inner_kek == inner || k.outer_kek == outer))
+            .map(|k| k.id.as_str())
     }
 
     /// The checks a configuration must pass: every id and alias valid and answering to one
@@ -233,6 +246,7 @@ mod tests {
             aliases: vec!["arn:aws:kms:eu-west-1:111122223333:alias/finance".into()],
             inner_kek: "finance-inner".into(),
             outer_kek: "finance-outer".into(),
+            destroyed: false,
         });
         k
     }
@@ -331,6 +345,27 @@ mod tests {
             .bucket_defaults
             .push(("ledger".into(), DEFAULT_KEY_ID.into()));
         assert!(twice.check().is_err());
+    }
+
+    #[test]
+    fn a_destroyed_key_seals_nothing_and_its_objects_are_shredded() {
+        let mut k = keys();
+        k.keys[0].destroyed = true;
+        assert_eq!(k.resolve("alias/finance"), None);
+        assert_eq!(
+            requested(&k, "b", Some("aws:kms"), Some("alias/finance")),
+            Err(KeyRequestError::Unknown("alias/finance".into()))
+        );
+        assert_eq!(k.id_of("finance-inner", "finance-outer"), None);
+        assert_eq!(
+            k.destroyed_id_of("finance-inner", "finance-outer"),
+            Some("alias/finance")
+        );
+        assert_eq!(
+            k.destroyed_id_of("finance-inner", "x"),
+            Some("alias/finance")
+        );
+        assert_eq!(k.destroyed_id_of("inner-kek", "outer-kek"), None);
     }
 
     #[test]

@@ -93,6 +93,7 @@ mod tests {
             aliases: vec!["arn:aws:kms:us-east-1:1:alias/finance".into()],
             inner_kek: "fi".into(),
             outer_kek: "fo".into(),
+            destroyed: false,
         });
         k.bucket_defaults
             .push(("ledger".into(), "alias/finance".into()));

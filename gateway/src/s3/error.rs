@@ -122,6 +122,8 @@ codes! {
     MissingContentLength,
     /// A KMS key id that names no configured key.
     KmsNotFound = "KMS.NotFoundException",
+    /// An object under a key that was destroyed (crypto-shredded).
+    KmsInvalidState = "KMS.KMSInvalidStateException",
     /// A required security header is missing.
     MissingSecurityHeader,
     /// No such bucket.
