@@ -275,7 +275,8 @@ const MULTIPART: &[MultipartCase] = &[
     MultipartCase {
         description: "aligned: three parts of 2, 2 and 1.25 segments of 4 KiB, each after its part \
                       salt (fixed 0x50, 0x51, 0x52 here, random in use); a layout record (fixed \
-                      salt 0x4c here, random in use) that says the parts are salted",
+                      salt 0x4c here, random in use) that says the parts are salted; marker \
+                      padding (fixed bytes 0xee here, random in use)",
         key: "multi/aligned.bin",
         parts: &[8192, 8192, 5120],
         numbers: &[1, 2, 3],
@@ -359,7 +360,8 @@ fn multipart_object(case: &MultipartCase) -> Value {
         "twofold-layout".into(),
         json!(base64::Engine::encode(&b64, sealed)),
     );
-    if record::needs_record(&sizes, seg) {
+    // Every salted multipart object ends with marker padding (fixed bytes 0xee here).
+    if record::padded(&layout) {
         let pad = record::padding_len(stored.len() as u64, seg) as usize;
         stored.extend(std::iter::repeat_n(0xee, pad));
     }

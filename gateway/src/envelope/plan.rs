@@ -118,7 +118,7 @@ impl ObjectShape {
         if record::required(header, stored) {
             let layout = meta.layout_record.ok_or(PlanError::LayoutRecordMissing)?;
             let parts_stored = layout.stored_len();
-            let pad = match record::needs_record(layout.parts(), seg) {
+            let pad = match record::padded(layout) {
                 true => record::padding_len(parts_stored, seg),
                 false => 0,
             };
@@ -146,9 +146,7 @@ impl ObjectShape {
     /// Bytes of marker padding after the parts (unaligned objects only; 0 otherwise).
     pub fn padding_len(&self) -> u64 {
         match self {
-            Self::Recorded(layout)
-                if record::needs_record(layout.parts(), layout.segment_size()) =>
-            {
+            Self::Recorded(layout) if record::padded(layout) => {
                 record::padding_len(layout.stored_len(), layout.segment_size())
             }
             _ => 0,
@@ -854,7 +852,7 @@ mod tests {
             header.segment_size = seg();
             let layout = Layout::multipart(parts.to_vec(), seg()).with_salts(salted);
             let st = layout.stored_len();
-            let (record, stored) = match record::needs_record(parts, seg()) {
+            let (record, stored) = match record::padded(&layout) {
                 true => (Some(layout), st + record::padding_len(st, seg())),
                 false if header.version() >= 2 => (Some(layout), st),
                 false => (None, st),

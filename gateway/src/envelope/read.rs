@@ -336,7 +336,7 @@ mod tests {
         let recorded = !single && (unaligned || header.version() >= 2);
         let record = recorded.then(|| {
             let layout = Layout::multipart(parts.to_vec(), seg()).with_salts(salted);
-            if unaligned {
+            if record::padded(&layout) {
                 let pad = record::padding_len(layout.stored_len(), seg());
                 stored.extend(std::iter::repeat_n(0xAA, pad as usize));
             }

@@ -95,6 +95,14 @@ pub fn padding_len(parts_stored: u64, seg: SegmentSize) -> u64 {
     if pad == 0 { m } else { pad }
 }
 
+/// Whether a multipart object of this layout is followed by marker padding: its parts are
+/// unaligned ([`needs_record`]), or salted (every part of a version 2 upload), so that
+/// its length alone tells a listing to look it up, also after a copy has made it a
+/// single-part object in the backend's eyes.
+pub fn padded(layout: &Layout) -> bool {
+    layout.salted() || needs_record(layout.parts(), layout.segment_size())
+}
+
 /// Whether parts of these plaintext sizes need a record: some part but the last is not a
 /// whole number of segments.
 pub fn needs_record(parts: &[u64], seg: SegmentSize) -> bool {
@@ -410,12 +418,9 @@ fn check_stored(header: &Header, layout: &Layout, stored: u64) -> Result<(), Rec
     let parts = layout.parts();
     let mismatch = RecordError::Mismatch { stored };
     let unaligned = needs_record(parts, seg);
+    let padded = padded(layout);
     let version_1 = header.version() < FORMAT_VERSION;
-    // The marker tells version 1 objects apart by length alone; a version 2 multipart
-    // object always has its record, and with salts an aligned one may end on the marker's
-    // residue by chance.
-    let marked = is_marked(stored, seg);
-    if !header.multipart || (version_1 && !unaligned) || (unaligned && !marked) {
+    if !header.multipart || (version_1 && !unaligned) || padded != is_marked(stored, seg) {
         return Err(mismatch);
     }
     if parts[..parts.len() - 1].contains(&0) {
@@ -428,11 +433,7 @@ fn check_stored(header: &Header, layout: &Layout, stored: u64) -> Result<(), Rec
             .ok_or(mismatch.clone())?;
     }
     let pad = stored.checked_sub(total).ok_or(mismatch.clone())?;
-    let expected = if unaligned {
-        padding_len(total, seg)
-    } else {
-        0
-    };
+    let expected = if padded { padding_len(total, seg) } else { 0 };
     if pad != expected {
         return Err(mismatch);
     }
@@ -708,7 +709,7 @@ mod tests {
                         .map(|p| stored_len(*p, seg))
                         .sum::<u64>()
             );
-            let stored = match needs_record(layout.parts(), seg) {
+            let stored = match padded(&layout) {
                 true => st + padding_len(st, seg),
                 false => st,
             };

@@ -18,6 +18,10 @@ use base64::Engine;
 pub const LAYOUT_HTTP_HEADER: &str = "x-amz-meta-twofold-layout";
 /// Largest byte range one backend UploadPartCopy may copy (S3: 5 GiB).
 const COPY_PART_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// S3's smallest part but the last: an object stored in fewer bytes cannot be copied as a
+/// part followed by its padding part, so its rewrite uploads its stored bytes and the
+/// padding as one part instead (at most this much ciphertext passes through the gateway).
+const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 /// Most server-side part copies of one rewrite in flight at once (each holds a backend
 /// connection; S3 copies parts of one upload in parallel).
 const REWRITE_COPIES_IN_FLIGHT: usize = 8;
@@ -280,7 +284,6 @@ pub(crate) async fn rewrite(
     ctx: &Request<'_>,
     name: ObjectName<'_>,
     path: &str,
-    header: &Header,
     sealed_record: &[u8],
     layout: &Layout,
     mut metadata: Vec<(String, Vec<u8>)>,
@@ -289,7 +292,7 @@ pub(crate) async fn rewrite(
         LAYOUT_HTTP_HEADER.into(),
         B64.encode(sealed_record).into_bytes(),
     ));
-    let keep_parts = !record::needs_record(layout.parts(), header.segment_size);
+    let keep_parts = !record::padded(layout);
     let result = rewrite_steps(ctx, path, layout, metadata, keep_parts).await;
     if result.is_err() {
         tracing::error!(
@@ -530,11 +533,11 @@ async fn copy_parts(
     pad: Option<u64>,
 ) -> Result<Vec<String>, Failure> {
     let backend = &ctx.core.backend;
-    let refused = |what: &str, status: u16| {
-        Failure::keep(S3Error::bad_gateway().with_detail(format!(
-            "Storage backend refused the layout rewrite's {what} ({status})"
-        )))
-    };
+    if let (Some(pad_len), [(0, last)]) = (pad, ranges.as_slice())
+        && last + 1 < PART_BYTES_MIN
+    {
+        return small_rewrite(ctx, (path, upload_q), etag, last + 1, pad_len).await;
+    }
     let copies: Vec<_> = ranges
         .into_iter()
         .enumerate()
@@ -567,14 +570,8 @@ async fn copy_parts(
     let Some(pad_len) = pad else {
         return Ok(etags);
     };
-    // The padding: random bytes, so that it repeats nothing a client wrote.
-    let pad_len = pad_len as usize;
-    let mut pad = vec![0u8; pad_len];
-    for chunk in pad.chunks_mut(32) {
-        let r: [u8; 32] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
-            .map_err(|_| Failure::keep(S3Error::internal_error()))?;
-        chunk.copy_from_slice(&r[..chunk.len()]);
-    }
+    let mut pad = Vec::new();
+    push_padding(&mut pad, pad_len)?;
     let q = format!("partNumber={}&{upload_q}", etags.len() + 1);
     let (resp, _) = backend
         .simple("PUT", path, Some(&q), Vec::new(), pad)
@@ -584,6 +581,60 @@ async fn copy_parts(
         _ => return Err(refused("padding part", resp.status)),
     }
     Ok(etags)
+}
+
+/// The backend's refusal of a step of the rewrite.
+fn refused(what: &str, status: u16) -> Failure {
+    Failure::keep(S3Error::bad_gateway().with_detail(format!(
+        "Storage backend refused the layout rewrite's {what} ({status})"
+    )))
+}
+
+/// Appends `len` bytes of padding: random bytes, so that it repeats nothing a client wrote.
+fn push_padding(out: &mut Vec<u8>, len: u64) -> Result<(), Failure> {
+    let start = out.len();
+    out.resize(start + len as usize, 0);
+    for chunk in out[start..].chunks_mut(32) {
+        let r: [u8; 32] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
+            .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    Ok(())
+}
+
+/// The rewrite of an object stored in fewer than [`PART_BYTES_MIN`] bytes: its stored
+/// bytes (`stored` of them, still the object of `etag`) and `pad_len` bytes of padding,
+/// uploaded as the one part of the upload `upload_q`; its ETag.
+async fn small_rewrite(
+    ctx: &Request<'_>,
+    (path, upload_q): (&str, &str),
+    etag: &[u8],
+    stored: u64,
+    pad_len: u64,
+) -> Result<Vec<String>, Failure> {
+    let backend = &ctx.core.backend;
+    let mut headers = vec![(
+        "range".to_owned(),
+        format!("bytes=0-{}", stored - 1).into_bytes(),
+    )];
+    if !etag.is_empty() {
+        headers.push(("if-match".into(), etag.to_vec()));
+    }
+    let (resp, mut body) = backend
+        .simple("GET", path, None, headers, Vec::new())
+        .await?;
+    if !matches!(resp.status, 200 | 206) || body.len() as u64 != stored {
+        return Err(refused("read of the completed object", resp.status));
+    }
+    push_padding(&mut body, pad_len)?;
+    let q = format!("partNumber=1&{upload_q}");
+    let (resp, _) = backend
+        .simple("PUT", path, Some(&q), Vec::new(), body)
+        .await?;
+    match (resp.status, resp.header_str("etag")) {
+        (200, Some(e)) => Ok(vec![e.to_owned()]),
+        _ => Err(refused("part", resp.status)),
+    }
 }
 
 #[cfg(test)]

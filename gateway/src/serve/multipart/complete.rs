@@ -580,14 +580,13 @@ async fn record_in_object(
     mut sealed: Sealed,
     answer: (ResponseHead, Vec<u8>),
 ) -> Result<((ResponseHead, Vec<u8>), bool), Failure> {
-    let (path, header, parts) = (object.path, object.header, object.layout);
+    let (path, parts) = (object.path, object.layout);
     match Rewrite::of(&mut sealed) {
         Rewrite::Layout(record) => {
             let done = crate::serve::unaligned::rewrite(
                 ctx,
                 object.name,
                 path,
-                header,
                 &record,
                 parts,
                 sealed.metadata,
