@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["keys"],
     &["config", "tls"],
     &["serve"],
-    &["cli", "dev", "devbackend", "devbackend_absent"],
+    &["cli", "dev", "devbackend", "devbackend_absent", "inventory"],
 ];
 
 fn layer_of(module: &str) -> usize {
@@ -98,7 +98,7 @@ const SERVE_LEVELS: &[&[&str]] = &[
     &["respond", "stored", "keepalive"],
     &["part_checksum"],
     &["unaligned"],
-    &["passthrough"],
+    &["passthrough", "bucket_encryption"],
     &["object"],
     &["multipart"],
     &["admin"],

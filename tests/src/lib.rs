@@ -117,6 +117,23 @@ fn set_softhsm2_conf(conf: &Path) {
     unsafe { std::env::set_var("SOFTHSM2_CONF", conf) };
 }
 
+/// The `twofold` binary of this build (`cargo build -p gateway` makes it; `cargo test
+/// --workspace` does).
+pub fn twofold_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("the test binary: {e}"));
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("twofold"))
+        .unwrap_or_else(|| panic!("no folder above {}", exe.display()));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p gateway` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
 /// The PKCS#11 module path.
 pub fn module() -> PathBuf {
     PathBuf::from(SOFTHSM2_MODULE)

@@ -20,43 +20,14 @@ use twofold_tests::admin::Scrape;
 use twofold_tests::checksum_of;
 use twofold_tests::checksums::sdk_alg;
 use twofold_tests::gateway::{TestGateway, create_bucket, put};
-use twofold_tests::random_bytes;
+use twofold_tests::{random_bytes, twofold_binary};
 
 const BUCKET: &str = "cli-decrypt";
 const MIB: usize = 1024 * 1024;
 
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("twofold");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p gateway` (cargo test --workspace does)",
-        bin.display()
-    );
-    bin
-}
-
 /// A configuration naming the gateway's two custodians, as a recovery host would have.
 fn write_config(gw: &TestGateway, dir: &Path) -> PathBuf {
-    let block = |layer: Layer| {
-        let twofold::keys::CustodianSpec::Pkcs11 {
-            module,
-            token_label,
-            pin: twofold::keys::PinSource::File(pin),
-            key_label,
-            ..
-        } = gw.custody().spec(layer)
-        else {
-            panic!("test custodians are PKCS#11 tokens with PIN files")
-        };
-        format!(
-            "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{token_label}\"\n\
-             key_label = \"{key_label}\"\npin_file = \"{}\"\nsofthsm2_conf = \"{}\"\n\n",
-            module.display(),
-            pin.display(),
-            twofold_tests::softhsm_env().join("softhsm2.conf").display()
-        )
-    };
+    let block = |layer| gw.custodian_config(layer);
     let path = dir.join("recovery.toml");
     std::fs::write(
         &path,
@@ -178,7 +149,7 @@ fn decrypt(
     let _ = std::fs::remove_file(&output);
     std::fs::write(&input, stored).unwrap();
     std::fs::write(&meta_path, meta.to_string()).unwrap();
-    let out = Command::new(binary())
+    let out = Command::new(twofold_binary())
         .env_remove("SOFTHSM2_CONF")
         .arg("decrypt")
         .arg("--config")
@@ -220,7 +191,7 @@ fn decrypt_stdin(
     let output = dir.join("plain.bin");
     let _ = std::fs::remove_file(&output);
     std::fs::write(&meta_path, meta.to_string()).unwrap();
-    let mut child = Command::new(binary())
+    let mut child = Command::new(twofold_binary())
         .env_remove("SOFTHSM2_CONF")
         .arg("decrypt")
         .arg("--config")

@@ -19,44 +19,15 @@ use std::process::{Command, Output, Stdio};
 use twofold::envelope::aead::Layer;
 use twofold_tests::admin::Scrape;
 use twofold_tests::gateway::{Options, TestGateway, create_bucket, named_key_label, status_code};
-use twofold_tests::random_bytes;
+use twofold_tests::{random_bytes, twofold_binary};
 
 const DOOMED: &str = "alias/doomed";
 const KEPT: &str = "alias/kept";
 
-fn twofold_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("twofold");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo build -p gateway`",
-        bin.display()
-    );
-    bin
-}
-
 /// The gateway's configuration as an operator's host has it: both tokens with the named
 /// keys, and the backend the gateway stores in.
 fn write_config(gw: &TestGateway, dir: &Path) -> PathBuf {
-    let block = |layer: Layer| {
-        let twofold::keys::CustodianSpec::Pkcs11 {
-            module,
-            token_label,
-            pin: twofold::keys::PinSource::File(pin),
-            key_label,
-            ..
-        } = gw.custody().spec(layer)
-        else {
-            panic!("test custodians are PKCS#11 tokens with PIN files")
-        };
-        format!(
-            "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{token_label}\"\n\
-             key_label = \"{key_label}\"\npin_file = \"{}\"\nsofthsm2_conf = \"{}\"\n\n",
-            module.display(),
-            pin.display(),
-            twofold_tests::softhsm_env().join("softhsm2.conf").display()
-        )
-    };
+    let block = |layer| gw.custodian_config(layer);
     let named: String = [DOOMED, KEPT]
         .iter()
         .map(|id| {

@@ -13,6 +13,7 @@
 //! version. The caches are bounded and their keys are zeroised when evicted or dropped. A
 //! `Keyring` is per core: it is not shared.
 
+pub mod bucket_encryption;
 pub mod custodian;
 pub mod named;
 
@@ -528,9 +529,7 @@ impl Keyring {
         key_id: &str,
     ) -> Result<(Header, DataKeys), KeyError> {
         let named = self.named.clone();
-        let key = named
-            .resolve(key_id)
-            .ok_or(KeyError::Internal("a key id no configured key answers to"))?;
+        let key = configured(&named, key_id)?;
         self.seal_with(name, upload_id, FORMAT_VERSION, key).await
     }
 
@@ -621,9 +620,7 @@ impl Keyring {
         key_id: &str,
     ) -> Result<(Header, DataKeys), KeyError> {
         let named = self.named.clone();
-        let key = named
-            .resolve(key_id)
-            .ok_or(KeyError::Internal("a key id no configured key answers to"))?;
+        let key = configured(&named, key_id)?;
         self.rewrap_under(header, from, to, key).await
     }
 
@@ -670,6 +667,17 @@ impl Drop for Keyring {
         let epoch = c.epoch.iter().map(OpenCache::len).sum::<usize>();
         crate::telemetry::key_cache_entries("epoch", epoch, 0);
     }
+}
+
+/// The key whose own id is `key_id`; the serving layer resolved it from the request, so
+/// another is an internal error.
+fn configured<'k>(
+    named: &'k named::NamedKeys,
+    key_id: &str,
+) -> Result<named::KeyChoice<'k>, KeyError> {
+    named
+        .resolve(key_id)
+        .ok_or(KeyError::Internal("a key id no configured key answers to"))
 }
 
 /// The open-cache key of a bucket key: a v1 wrapped key as it is; a v2 reference with the

@@ -2,7 +2,6 @@
 //! the error documents S3 clients expect back. Sans-IO like `crate::http`.
 
 mod addressing;
-pub mod bucket_encryption;
 pub mod checksum;
 mod delete_objects;
 mod error;

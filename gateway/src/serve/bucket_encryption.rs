@@ -1,5 +1,5 @@
 //! GetBucketEncryption, PutBucketEncryption and DeleteBucketEncryption, answered by the
-//! gateway from its configuration ([`crate::s3::bucket_encryption`]), never passed on: the
+//! gateway from its configuration ([`crate::keys::bucket_encryption`]), never passed on: the
 //! backend's own encryption settings would describe nothing Twofold does.
 
 use super::io::Conn;
@@ -7,8 +7,8 @@ use super::passthrough::read_body;
 use super::respond::forward_error;
 use super::{Failure, Outcome, Request, backend_path, write_response};
 use crate::http::ResponseHead;
+use crate::keys::bucket_encryption::{check_put, configuration_xml, parse};
 use crate::s3::S3Error;
-use crate::s3::bucket_encryption::{check_put, configuration_xml, parse};
 
 /// Answers the bucket-encryption operation `name` for the request's bucket, once the
 /// backend has said that the bucket exists.

@@ -13,7 +13,9 @@
 //! 4. `part_checksum` (checksums of multipart parts);
 //! 5. `unaligned` (multipart objects' layout records: the rewrite at Complete, reads,
 //!    listings);
-//! 6. `passthrough` (operations forwarded as they are, listings' sizes rewritten);
+//! 6. `passthrough` (operations forwarded as they are, listings' sizes rewritten),
+//!    `bucket_encryption` (the bucket encryption operations, answered from the
+//!    configuration);
 //! 7. `object` (PutObject, GetObject, HeadObject, CopyObject, GetObjectAttributes);
 //! 8. `multipart` (the multipart upload operations);
 //! 9. `admin` (the admin listener).

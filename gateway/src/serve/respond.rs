@@ -89,7 +89,9 @@ pub(crate) fn object_headers(
     checksum: Option<&StoredChecksum>,
     out: &mut ResponseHead,
 ) {
-    let header = crate::serve::object::object_header(resp).ok().flatten();
+    let header = resp
+        .header_str(crate::envelope::objmeta::HTTP_HEADER)
+        .and_then(|v| crate::envelope::objmeta::decode(v).ok());
     push_sse(out, header.as_ref().and_then(|h| key_id_of(ctx, h)));
     plain_object_headers(ctx, resp, out);
     if let Some(c) = checksum {

@@ -30,7 +30,6 @@ pub(crate) use put::{
     CHECKSUM_METADATA, PUT_OBJECT_BYTES_MAX, SealSink, check_upload_headers, forget_version, put,
     seal_upload,
 };
-pub(crate) use read::object_header;
 pub(crate) use stream::{Fetched, PlainSink, StreamError, fetch_plan, stream_plan};
 
 /// The bytes a sealed segment adds to its plaintext.

@@ -15,7 +15,7 @@ use crate::serve::stored::StoredObject;
 use crate::serve::{Failure, Request};
 
 /// The header of a backend object, from its response's metadata.
-pub(crate) fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
+pub(super) fn object_header(resp: &ResponseHead) -> Result<Option<Header>, S3Error> {
     match resp.header_str(objmeta::HTTP_HEADER) {
         None => Ok(None),
         Some(v) => objmeta::decode(v).map(Some).map_err(|e| {

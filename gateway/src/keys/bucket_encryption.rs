@@ -4,8 +4,8 @@
 //! `[envelope] default_key_id`) unless its request names another. The setting lives in
 //! the configuration, the same on every appliance, and nothing is kept in the backend.
 
-use super::{S3Code, S3Error, xml};
-use crate::keys::named::NamedKeys;
+use super::named::NamedKeys;
+use crate::s3::{S3Code, S3Error, xml};
 
 /// The `ServerSideEncryptionConfiguration` GetBucketEncryption answers for a bucket whose
 /// default key is `key_id`.
