@@ -72,6 +72,10 @@ pub enum AuthError {
     /// The `Authorization` header lacks one of `Credential`, `SignedHeaders`, `Signature`.
     #[error("the request signature does not conform to AWS standards: {0}")]
     IncompleteSignature(&'static str),
+    /// A browser form's authentication fields are malformed (algorithm, credential scope,
+    /// date), as S3 answers them.
+    #[error("{0}")]
+    InvalidArgument(Cow<'static, str>),
 }
 
 impl AuthError {
@@ -88,6 +92,7 @@ impl AuthError {
             Self::InvalidRequest(_) => S3Code::InvalidRequest,
             Self::XAmzContentSHA256Mismatch { .. } => S3Code::XAmzContentSHA256Mismatch,
             Self::IncompleteSignature(_) => S3Code::IncompleteSignature,
+            Self::InvalidArgument(_) => S3Code::InvalidArgument,
         }
     }
 
@@ -103,7 +108,8 @@ impl AuthError {
             | Self::MissingSecurityHeader(_)
             | Self::InvalidRequest(_)
             | Self::XAmzContentSHA256Mismatch { .. }
-            | Self::IncompleteSignature(_) => 400,
+            | Self::IncompleteSignature(_)
+            | Self::InvalidArgument(_) => 400,
         }
     }
 

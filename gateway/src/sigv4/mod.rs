@@ -62,8 +62,9 @@
 //!
 //! # Not supported
 //!
-//! SigV2, SigV4a (`AWS4-ECDSA-P256-SHA256`) and browser POST-policy uploads are refused
-//! (`InvalidRequest` / `AccessDenied`); anonymous requests are `AccessDenied`.
+//! SigV2 and SigV4a (`AWS4-ECDSA-P256-SHA256`) are refused (`InvalidRequest` /
+//! `AccessDenied`); anonymous requests are `AccessDenied`. Browser-form uploads carry their
+//! signature in the form, not the head: [`post`].
 //! `x-amz-security-token` is signed like any header but not validated: the gateway's
 //! credentials are long-term keys.
 
@@ -72,6 +73,7 @@ pub mod canonical;
 mod chunk;
 mod error;
 mod key;
+pub mod post;
 mod sign;
 mod time;
 mod verify;
@@ -79,8 +81,14 @@ mod verify;
 pub use chunk::ChunkSigner;
 pub use error::{AuthError, Mismatch};
 pub use key::{Secret, SigningKey};
+pub use post::{PostAuth, sign_post_policy, verify_post};
 pub use sign::{Query, SigningInput, SigningOutput, presign, sign};
 pub use verify::verify;
+
+/// Seconds since the Unix epoch of a `YYYYMMDDTHHMMSSZ` timestamp.
+pub fn parse_amz_date_secs(s: &str) -> Option<u64> {
+    time::parse_amz_date(s.as_bytes())
+}
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -218,6 +226,8 @@ pub enum AuthMethod {
         /// `X-Amz-Date + X-Amz-Expires`.
         expires_at: SystemTime,
     },
+    /// A browser form's POST policy ([`post`]), valid until its `expiration`.
+    PostPolicy,
 }
 
 /// A request whose signature checked out.
