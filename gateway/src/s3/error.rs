@@ -96,6 +96,8 @@ codes! {
     InvalidPartNumber,
     /// The parts of a CompleteMultipartUpload document are not in ascending order.
     InvalidPartOrder,
+    /// A browser form's POST policy is not a valid policy document.
+    InvalidPolicyDocument,
     /// A range that cannot be satisfied.
     InvalidRange,
     /// A request that is not acceptable as a whole.
@@ -113,6 +115,9 @@ codes! {
     MaxMessageLengthExceeded,
     /// A trailer that is missing or cannot be parsed.
     MalformedTrailerError,
+    /// A browser-form upload whose body is not well-formed multipart/form-data.
+    #[allow(clippy::upper_case_acronyms)]
+    MalformedPOSTRequest,
     /// An XML body that cannot be parsed.
     #[allow(clippy::upper_case_acronyms)]
     MalformedXML,
