@@ -801,6 +801,7 @@ fn core_operations() {
             false,
             S3Op::CompleteMultipartUpload,
         ),
+        ("POST", "/bk1", false, S3Op::PostObject),
         (
             "DELETE",
             "/bk1/k?uploadId=U",
@@ -983,7 +984,6 @@ fn unknown_and_ambiguous_requests() {
         ("PUT", "/"),
         ("DELETE", "/"),
         ("GET", "/?acl"),
-        ("POST", "/bk1"),
         ("POST", "/bk1/k"),
         ("PATCH", "/bk1/k"),
         ("get", "/bk1/k"),

@@ -553,6 +553,39 @@ def run(args):
 
     results.run("http: presigned PUT and GET with urllib", presigned)
 
+    def presigned_post():
+        # A browser-form upload as boto3 makes one: its own POST policy and signature.
+        import urllib3
+        data = rnd(50_000)
+        post = s3.generate_presigned_post(
+            bucket, "form/${filename}",
+            Fields={"success_action_status": "201"},
+            Conditions=[{"success_action_status": "201"}, ["content-length-range", 1, 1_000_000]],
+            ExpiresIn=300)
+        fields = list(post["fields"].items()) + [("file", ("photo.bin", data, "application/octet-stream"))]
+        body, content_type = urllib3.encode_multipart_formdata(fields)
+        req = urllib.request.Request(post["url"], data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            answer = r.read().decode()
+            expect(r.status == 201, f"presigned POST {r.status}: {answer}")
+            expect("<Key>form/photo.bin</Key>" in answer, f"PostResponse: {answer}")
+            expect(r.headers.get("x-amz-server-side-encryption") == "aws:kms:dsse", "SSE header")
+        got = s3.get_object(Bucket=bucket, Key="form/photo.bin")["Body"].read()
+        expect(got == data, f"presigned POST content ({len(got)} bytes)")
+        big = list(post["fields"].items()) + [("file", ("big.bin", rnd(1_000_001), "application/octet-stream"))]
+        body, content_type = urllib3.encode_multipart_formdata(big)
+        req = urllib.request.Request(post["url"], data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+        try:
+            urllib.request.urlopen(req, timeout=60)
+            raise AssertionError("a file over the policy's content-length-range was accepted")
+        except urllib.error.HTTPError as e:
+            expect(e.code == 400 and b"EntityTooLarge" in e.read(), f"too large: {e.code}")
+        expect_error(lambda: s3.head_object(Bucket=bucket, Key="form/big.bin"), 404)
+
+    results.run("http: browser-form upload with boto3's generate_presigned_post", presigned_post)
+
     def sigv2_presigned_refused():
         v2 = boto3.client(
             "s3", endpoint_url=endpoint, region_name="us-east-1",

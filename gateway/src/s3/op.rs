@@ -7,12 +7,13 @@
 //!
 //! [`S3Op::Unknown`] is for requests that are no S3 operation or are ambiguous: an unknown
 //! method, a subresource the method does not take, two subresources at once, a PUT with
-//! `partNumber` but no `uploadId` (or the reverse), a browser-form POST upload. Such a request
+//! `partNumber` but no `uploadId` (or the reverse). Such a request
 //! must not be passed to the backend as it is: a body the gateway did not recognise as an
 //! object upload could be stored there unencrypted. [`S3Op::Other`] operations (ACLs, tagging,
 //! bucket configuration, ...) carry no object data and can be passed through, except
 //! `SelectObjectContent` and `GetObjectTorrent`, which read object data the backend only holds
-//! encrypted, so cannot work through the gateway.
+//! encrypted, so cannot work through the gateway. [`S3Op::PostObject`] (a browser-form
+//! upload) is sealed like a PutObject and never passed through as it is.
 
 use super::{Address, Query};
 use crate::http::RequestHead;
@@ -218,6 +219,9 @@ pub enum S3Op {
     ListMultipartUploads,
     /// `GET /bucket/key?attributes`.
     GetObjectAttributes,
+    /// `POST /bucket` with a `multipart/form-data` body: a browser-form upload,
+    /// authenticated by its form's POST policy rather than its head.
+    PostObject,
     /// Any other S3 operation on a bucket or object (configuration, ACLs, tagging, CORS
     /// preflight, ...), named as in the S3 API reference.
     Other {
@@ -286,6 +290,7 @@ impl S3Op {
             S3Op::ListParts => "ListParts",
             S3Op::ListMultipartUploads => "ListMultipartUploads",
             S3Op::GetObjectAttributes => "GetObjectAttributes",
+            S3Op::PostObject => "PostObject",
             S3Op::Other { name } => name,
             S3Op::Unknown => "Unknown",
         }
@@ -308,8 +313,8 @@ fn bucket_op(method: &str, sub: Option<&str>, query: &Query) -> S3Op {
         ("DELETE", None) => S3Op::DeleteBucket,
         ("HEAD", None) => S3Op::HeadBucket,
         ("OPTIONS", None) => PREFLIGHT,
-        // A browser-form upload (PostObject) would store its body as it is.
-        ("POST", None) => S3Op::Unknown,
+        // A browser-form upload: sealed as a PutObject (`serve::object::post`).
+        ("POST", None) => S3Op::PostObject,
         ("GET", Some("versions")) => S3Op::ListObjectVersions,
         ("GET", Some("uploads")) => S3Op::ListMultipartUploads,
         ("POST", Some("delete")) => S3Op::DeleteObjects,

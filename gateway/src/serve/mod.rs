@@ -880,6 +880,20 @@ fn authenticate(core: &Core, head: &RequestHead) -> Result<Verified, S3Error> {
     .map_err(|e| auth_error(&e))
 }
 
+/// The bucket and key a request names, and its query (listing parameters checked).
+fn address_and_query(core: &Core, head: &RequestHead) -> Result<(Address, Query), Failure> {
+    let address = crate::s3::resolve(
+        head.header_str("host"),
+        &head.target,
+        &core.settings.base_domains,
+    )
+    .map_err(|e| Failure::keep(e.into()))?;
+    let query =
+        Query::parse(head.query(), QUERY_PARAMS_MAX).map_err(|e| Failure::keep(e.into()))?;
+    crate::s3::check_listing_query(&query).map_err(|e| Failure::keep(e.into()))?;
+    Ok((address, query))
+}
+
 /// One request: address, authentication, authorisation, then the operation.
 async fn handle(
     core: &Core,
@@ -890,17 +904,14 @@ async fn handle(
 ) -> Result<Outcome, Failure> {
     // An error before the body is read needs no close here: the connection closes
     // whenever a request's body was not read to its end (`serve_connection`).
-    let address = crate::s3::resolve(
-        head.header_str("host"),
-        &head.target,
-        &core.settings.base_domains,
-    )
-    .map_err(|e| Failure::keep(e.into()))?;
-    let query =
-        Query::parse(head.query(), QUERY_PARAMS_MAX).map_err(|e| Failure::keep(e.into()))?;
-    crate::s3::check_listing_query(&query).map_err(|e| Failure::keep(e.into()))?;
+    let (address, query) = address_and_query(core, head)?;
     let op = S3Op::from_request(head, &address, &query);
     operation.set(op.name());
+    // A browser form carries its credentials in its body, not its head.
+    if op == S3Op::PostObject {
+        let req = object::PostRequest::new(core, head, &address, &query, rid);
+        return object::post(&req, conn).await;
+    }
     let verified =
         authenticate(core, head).map_err(|e| Failure::keep(e.with_resource(address.resource())))?;
     core.settings

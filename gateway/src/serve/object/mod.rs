@@ -7,7 +7,8 @@
 //! checksum record and part sizes), `stream` (the one streaming read of a read plan), `get`
 //! (GetObject, HeadObject), `recut` (plaintext cut into a new body's segments, pure),
 //! `copy_request` (what a CopyObject asks for, and its answer), `convert` (a format version
-//! 1 object copied with REPLACE, sealed again as version 2), then `copy` and `attributes`.
+//! 1 object copied with REPLACE, sealed again as version 2), then `copy`, `attributes` and `post`
+//! (PostObject, a browser-form upload sealed as a PutObject).
 
 use crate::envelope::layout::SEGMENT_OVERHEAD_BYTES;
 
@@ -17,6 +18,7 @@ mod copy;
 mod copy_request;
 mod described;
 mod get;
+mod post;
 mod put;
 mod read;
 mod recut;
@@ -26,6 +28,7 @@ pub(crate) use attributes::attributes;
 pub(crate) use copy::copy;
 pub(crate) use described::sealed_entry;
 pub(crate) use get::{SeenObject, get};
+pub(crate) use post::{PostRequest, post};
 pub(crate) use put::{
     CHECKSUM_METADATA, PUT_OBJECT_BYTES_MAX, SealSink, check_upload_headers, forget_version, put,
     seal_upload,

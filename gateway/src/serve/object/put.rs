@@ -197,7 +197,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
     Ok(Outcome::KeepAlive)
 }
 
-/// The keys one PutObject (or a copy sealed again) seals with, and the envelope header
+/// The keys one PutObject (or a copy sealed again, or a browser-form upload) seals with, and the envelope header
 /// that records them.
 pub(super) struct PutSealing {
     /// The envelope header, encoded as the object's metadata value.
