@@ -202,6 +202,30 @@ def envelope(fmt, fmt_v1):
     return seeds
 
 
+# --- post_form ------------------------------------------------------------------------
+
+def post_forms():
+    """Browser forms with boundary `b` (what the target parses with), and bare policies."""
+    def form(fields, filename, data):
+        out = b""
+        for n, v in fields:
+            out += b"--b\r\nContent-Disposition: form-data; name=\"" + n + b"\"\r\n\r\n" + v + b"\r\n"
+        out += (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + filename
+                + b"\"\r\nContent-Type: image/png\r\n\r\n" + data + b"\r\n--b--\r\n")
+        return out
+    policy = json.dumps({"expiration": "2030-01-01T00:00:00Z", "conditions": [
+        {"bucket": "b"}, ["starts-with", "$key", "up/"], ["eq", "$acl", "private"],
+        ["content-length-range", 1, 10]]}).encode()
+    return {
+        "form": form([(b"key", b"up/${filename}"), (b"acl", b"private"),
+                      (b"policy", base64.b64encode(policy))], b"a.png", b"\x89PNG\r\n--bx"),
+        "form_preamble": b"preamble\r\n" + form([(b"Key", b"k")], b"", b""),
+        "form_after_file": form([(b"key", b"k")], b"f", b"x")[:-4] + (
+            b"\r\nContent-Disposition: form-data; name=\"acl\"\r\n\r\nv\r\n--b--\r\n"),
+        "policy": policy,
+    }
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -214,6 +238,7 @@ def main():
         "http_chunked": http_chunked(),
         "aws_chunked": aws_chunked(s3),
         "envelope_reader": envelope(fmt, fmt_v1),
+        "post_form": post_forms(),
     }
     for target, seeds in groups.items():
         for name, data in seeds.items():

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 SECONDS_PER_TARGET="${1:-20}"
-TARGETS=(http_request_head http_chunked aws_chunked envelope_reader)
+TARGETS=(http_request_head http_chunked aws_chunked envelope_reader post_form)
 CARGO_FUZZ_VERSION=0.13.2 # the version whose flags were checked for stable (see above)
 FLAGS=(--sanitizer none --fuzz-dir .)
 JOBS="${JOBS:-$(nproc)}"
