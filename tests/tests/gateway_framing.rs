@@ -213,7 +213,7 @@ async fn a_request_body_is_never_parsed_as_a_request() {
             &limited,
         ),
         Case::new(
-            "a browser-form POST, no S3 operation",
+            "a POST to a bucket that is no form (PostObject refused)",
             "POST",
             &format!("/{BUCKET}"),
             &admin,
