@@ -454,6 +454,11 @@ async fn a_kept_alive_complete_answers_200_and_then_its_result() {
     );
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
+    // The head that goes out before the result names the object's key.
+    assert_eq!(
+        resp.header("x-amz-server-side-encryption-aws-kms-key-id"),
+        Some(twofold::keys::named::DEFAULT_KEY_ID)
+    );
     let body = String::from_utf8_lossy(&resp.body);
     let declaration = body
         .find("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")

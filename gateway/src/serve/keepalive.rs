@@ -9,7 +9,6 @@
 //! SDKs look for an error in the 200 body of both for that reason.
 
 use super::io::Conn;
-use super::respond::SSE_DSSE;
 use super::{Failure, Outcome, Request};
 use crate::http::ResponseHead;
 use crate::limits::COMPLETE_KEEPALIVE_EVERY;
@@ -35,11 +34,11 @@ fn chunk(data: &[u8]) -> Vec<u8> {
 }
 
 /// Runs `work`, keeping the client's connection alive once it takes longer than the
-/// configured time. If the client goes away meanwhile the work still runs to its end, so
+/// configured time (a 200 naming DSSE and `key_id`, the object's key, goes out first). If the client goes away meanwhile the work still runs to its end, so
 /// that it is never cut short by a lost connection.
 pub(crate) async fn keep_alive<F: std::future::Future>(
     ctx: &Request<'_>,
-    conn: &mut Conn,
+    (conn, key_id): (&mut Conn, Option<&str>),
     work: F,
 ) -> Answer<F::Output> {
     let mut work = std::pin::pin!(work);
@@ -51,7 +50,7 @@ pub(crate) async fn keep_alive<F: std::future::Future>(
     }
     let mut head = ResponseHead::new(200);
     head.push_header("content-type", b"application/xml".to_vec());
-    head.push_header("x-amz-server-side-encryption", SSE_DSSE.as_bytes().to_vec());
+    super::respond::push_sse(&mut head, key_id);
     head.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
     head.push_header("transfer-encoding", b"chunked".to_vec());
     let mut open = Vec::with_capacity(512);

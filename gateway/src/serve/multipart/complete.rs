@@ -144,7 +144,7 @@ async fn record_and_answer(
         let recorded = record_in_object(ctx, object, sealed, (resp, body)).await?;
         finished(ctx, object, completed_version, recorded).await
     };
-    match keep_alive(ctx, conn, work).await {
+    match keep_alive(ctx, (conn, key_id_of(ctx, object.header)), work).await {
         Answer::Now(result) => {
             let (resp, body) = result?;
             let key = key_header(ctx, object.header);

@@ -70,7 +70,8 @@ pub(super) async fn convert(
             return Err(f);
         }
     };
-    let answer = keep_alive(ctx, conn, store(ctx, &source, &target, body)).await;
+    let key = Some(req.key_id.as_str());
+    let answer = keep_alive(ctx, (conn, key), store(ctx, &source, &target, body)).await;
     let (committed, result) = match answer {
         Answer::Now(r) => (false, r),
         Answer::Committed(r) => (true, r),
