@@ -264,7 +264,8 @@ async fn parts_and_multipart_objects_have_etags_that_are_not_md5_shaped() {
         .await
         .unwrap();
     let etag = done.e_tag().unwrap().to_owned();
-    assert!(etag.trim_matches('"').ends_with("-2"), "{etag}");
+    // A multipart ETag (the rewrite's part count; the client's is in the layout record).
+    assert!(etag.trim_matches('"').contains('-'), "{etag}");
     let head = s3
         .head_object()
         .bucket(BUCKET)
