@@ -470,23 +470,7 @@ impl TestGateway {
     /// The `[custodian.LAYER]` table of a configuration file naming this gateway's token
     /// for `layer`, as an operator's host (or a recovery host) has it.
     pub fn custodian_config(&self, layer: Layer) -> String {
-        let CustodianSpec::Pkcs11 {
-            module,
-            token_label,
-            pin: twofold::keys::PinSource::File(pin),
-            key_label,
-            ..
-        } = self.custody.spec(layer)
-        else {
-            panic!("test custodians are PKCS#11 tokens with PIN files")
-        };
-        format!(
-            "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{token_label}\"\n\
-             key_label = \"{key_label}\"\npin_file = \"{}\"\nsofthsm2_conf = \"{}\"\n\n",
-            module.display(),
-            pin.display(),
-            crate::softhsm_env().join("softhsm2.conf").display()
-        )
+        self.custody.config_table(layer)
     }
 
     /// The backend's own credential (what the gateway signs its backend requests with).

@@ -256,6 +256,28 @@ impl Custody {
         )
     }
 
+    /// The `[custodian.LAYER]` table of a configuration file naming this token of `layer`,
+    /// as an operator's host (or a recovery host) has it.
+    pub fn config_table(&self, layer: Layer) -> String {
+        let CustodianSpec::Pkcs11 {
+            module,
+            token_label,
+            pin: PinSource::File(pin),
+            key_label,
+            ..
+        } = self.spec(layer)
+        else {
+            panic!("test custodians are PKCS#11 tokens with PIN files")
+        };
+        format!(
+            "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{token_label}\"\n\
+             key_label = \"{key_label}\"\npin_file = \"{}\"\nsofthsm2_conf = \"{}\"\n\n",
+            module.display(),
+            pin.display(),
+            softhsm_env().join("softhsm2.conf").display()
+        )
+    }
+
     /// The setting of `layer`.
     pub fn spec(&self, layer: Layer) -> &CustodianSpec {
         match layer {

@@ -820,25 +820,7 @@ fn custodian_blocks() -> String {
     let custody = twofold_tests::Custody::new("dl");
     [Layer::Outer, Layer::Inner]
         .into_iter()
-        .map(|layer| {
-            let twofold::keys::CustodianSpec::Pkcs11 {
-                module,
-                token_label,
-                pin: twofold::keys::PinSource::File(pin),
-                key_label,
-                ..
-            } = custody.spec(layer)
-            else {
-                panic!("test custodians are PKCS#11 tokens with PIN files")
-            };
-            format!(
-                "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{token_label}\"\n\
-                 key_label = \"{key_label}\"\npin_file = \"{}\"\nsofthsm2_conf = \"{}\"\n\n",
-                module.display(),
-                pin.display(),
-                twofold_tests::softhsm_env().join("softhsm2.conf").display()
-            )
-        })
+        .map(|layer| custody.config_table(layer))
         .collect()
 }
 

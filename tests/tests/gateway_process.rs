@@ -59,26 +59,7 @@ impl Deployment {
         let client = Credential::random("CLIENT");
         write_private(&d.join("backend.secret"), &backend_cred.secret);
         write_private(&d.join("client.secret"), &client.secret);
-        let block = |layer: Layer| {
-            let spec = custody.spec(layer);
-            let twofold::keys::CustodianSpec::Pkcs11 {
-                module,
-                token_label,
-                pin: twofold::keys::PinSource::File(pin),
-                key_label,
-                ..
-            } = spec
-            else {
-                panic!("test custodians are PKCS#11 tokens with PIN files")
-            };
-            format!(
-                "[custodian.{layer}]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{token_label}\"\n\
-                 key_label = \"{key_label}\"\npin_file = \"{}\"\nsofthsm2_conf = \"{}\"\n\n",
-                module.display(),
-                pin.display(),
-                twofold_tests::softhsm_env().join("softhsm2.conf").display()
-            )
-        };
+        let block = |layer| custody.config_table(layer);
         let text = format!(
             "{}{}[server]\nlisten = \"127.0.0.1:0\"\ncores = 2\nshutdown_grace_secs = 20\ndrain_notice_secs = 2\nplain_http = true\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\

@@ -13,7 +13,6 @@ use crate::http::ResponseHead;
 use crate::s3::checksum::{Checksum, ChecksumAlgorithm, Hasher};
 use crate::s3::headers::COPY_SOURCE_CONDITIONS;
 use crate::s3::{ByteRange, RangeRequest, S3Code, S3Error};
-use crate::serve::backend::{BackendError, read_small_body};
 use crate::serve::io::Conn;
 use crate::serve::object::{Fetched, PlainSink, SealSink, StreamError, fetch_plan, stream_plan};
 use crate::serve::part_checksum::PartTagger;
@@ -384,17 +383,7 @@ async fn answer(
     sink: SealSink,
     done: CopiedPart<'_>,
 ) -> Result<Outcome, Failure> {
-    let SealSink(mut ex) = sink;
-    let resp = ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| Failure::from(BackendError::from(e)))?;
-    let (text, reusable) =
-        read_small_body(&mut ex.conn, &resp, false, ERROR_BODY_BYTES_MAX).await?;
-    if reusable && resp.keep_alive() {
-        ctx.core.backend.release(ex.conn);
-    }
+    let (resp, text) = sink.answer(ctx, ERROR_BODY_BYTES_MAX).await?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &text, ctx.rid).await;
     }

@@ -406,18 +406,7 @@ async fn store(
     if length == Some(fetched) {
         ctx.core.backend.release(body);
     }
-    let SealSink(mut ex) = sink;
-    let resp = ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| Failure::from(BackendError::from(e)))?;
-    let (text, reusable) =
-        read_small_body(&mut ex.conn, &resp, false, ANSWER_BODY_BYTES_MAX).await?;
-    if reusable && resp.keep_alive() {
-        ctx.core.backend.release(ex.conn);
-    }
-    Ok((resp, text))
+    sink.answer(ctx, ANSWER_BODY_BYTES_MAX).await
 }
 
 /// The source's plaintext sealed again as the new object's segments ([`Recut`]), each sent

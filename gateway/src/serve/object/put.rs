@@ -531,6 +531,26 @@ impl SealSink {
         res.map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
         Ok(b)
     }
+
+    /// The backend's answer to the request whose body was written, with a body of at most
+    /// `limit` bytes; the connection goes back to the pool when it can be reused.
+    pub(crate) async fn answer(
+        self,
+        ctx: &Request<'_>,
+        limit: usize,
+    ) -> Result<(ResponseHead, Vec<u8>), Failure> {
+        let mut ex = self.0;
+        let resp = ex
+            .conn
+            .read_response_head()
+            .await
+            .map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
+        let (body, reusable) = read_small_body(&mut ex.conn, &resp, false, limit).await?;
+        if reusable && resp.keep_alive() {
+            ctx.core.backend.release(ex.conn);
+        }
+        Ok((resp, body))
+    }
 }
 
 /// Why [`seal_segments`] stopped before the end of the body.
@@ -594,7 +614,7 @@ pub(crate) async fn seal_upload(
 ) -> Result<StoredAnswer, Failure> {
     let mut sink = SealSink(ex);
     let sent = seal_segments(ctx, conn, body, cipher, &mut sink).await;
-    let SealSink(mut ex) = sink;
+    let SealSink(ex) = sink;
     let checksum = match sent {
         Ok(checksum) => checksum,
         Err(SealStop::Failed(f)) => return Err(f),
@@ -603,15 +623,7 @@ pub(crate) async fn seal_upload(
             return Ok((resp, resp_body, None));
         }
     };
-    let resp = ex
-        .conn
-        .read_response_head()
-        .await
-        .map_err(|e| Failure::from(crate::serve::backend::BackendError::from(e)))?;
-    let (resp_body, reusable) = read_small_body(&mut ex.conn, &resp, false, 1 << 20).await?;
-    if reusable && resp.keep_alive() {
-        ctx.core.backend.release(ex.conn);
-    }
+    let (resp, resp_body) = SealSink(ex).answer(ctx, 1 << 20).await?;
     Ok((resp, resp_body, checksum))
 }
 
