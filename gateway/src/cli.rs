@@ -37,6 +37,9 @@ pub enum Command {
     Encrypt(ObjectArgs),
     /// Decrypt an object copied off the backend (break-glass: no gateway needed).
     Decrypt(ObjectArgs),
+    /// Move a bucket's objects to the newest versions of their keys' KEKs (after `keys
+    /// rotate`) by metadata-only backend copies: no object body passes through.
+    Rewrap(RewrapArgs),
     /// Run the gateway. With --dev: an in-process S3 backend on ./.twofold-dev/data and
     /// the dev SoftHSM2 tokens, listening on 127.0.0.1.
     Serve(ServeArgs),
@@ -100,8 +103,65 @@ pub enum KeysAction {
     /// Count, per key and KEK, the objects the backend holds (every object is HEADed).
     Report(ScanArgs),
     /// Destroy a named key's KEKs in both custodians (crypto-shredding): every object under
-    /// it becomes unreadable for good.
+    /// it becomes unreadable for good. With --version: retire one old version of a key's
+    /// KEKs (any key's) once no object names it.
     Destroy(DestroyArgs),
+    /// Make a new version of a key's KEK in each custodian (or one); new objects are sealed
+    /// under it as soon as each gateway sees it ([envelope] kek_version_check_secs), older
+    /// versions keep opening their objects until `twofold rewrap` has moved them.
+    Rotate(RotateArgs),
+}
+
+/// A layer, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayerArg {
+    /// The inner layer's custodian.
+    Inner,
+    /// The outer layer's custodian.
+    Outer,
+}
+
+/// `twofold keys rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The key's id (a named key's, or the default's, `[envelope] default_key_id`).
+    pub key_id: String,
+    /// Only this layer's custodian (both by default).
+    #[arg(long, value_enum)]
+    pub layer: Option<LayerArg>,
+    /// Configuration.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `twofold rewrap`.
+#[derive(Debug, Args)]
+pub struct RewrapArgs {
+    /// Configuration (its [backend] and both custodians are used).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The bucket whose objects are moved to the newest KEK versions.
+    #[arg(long)]
+    pub bucket: String,
+    /// Only keys that begin with this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only objects under this key (its own id, or an alias).
+    #[arg(long)]
+    pub key_id: Option<String>,
+    /// Count what would be rewrapped; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Objects rewrapped at once (1 to 64).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Where progress is kept so that an interrupted run resumes (default:
+    /// ./twofold-rewrap.BUCKET.state; removed when the run completes).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Objects listed per page, each page ending with a checkpoint (1 to 1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub page_size: u16,
 }
 
 /// The buckets a scan of the backend walks.
@@ -126,6 +186,14 @@ pub struct DestroyArgs {
     /// Only count the objects that would become unreadable; destroy nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Destroy only this version of the key's KEKs (2 and later; 1 is the base label),
+    /// never the newest: refused while objects still name it, unless --force.
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// With --version: destroy it even though objects still name it (they become
+    /// unreadable).
+    #[arg(long, requires = "version")]
+    pub force: bool,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
@@ -188,7 +256,7 @@ impl<E: std::error::Error> From<E> for CliError {
     }
 }
 
-fn fail(msg: impl Into<String>) -> CliError {
+pub(crate) fn fail(msg: impl Into<String>) -> CliError {
     CliError(msg.into())
 }
 
@@ -248,7 +316,14 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
         }
         Command::Keys {
             action: KeysAction::Destroy(args),
-        } => destroy(args, config),
+        } => match args.version {
+            Some(version) => crate::rotation::destroy_version(args, version, config),
+            None => destroy(args, config),
+        },
+        Command::Keys {
+            action: KeysAction::Rotate(args),
+        } => crate::rotation::rotate(args, config),
+        Command::Rewrap(args) => crate::rotation::rewrap(args, config),
         Command::Encrypt(args) => {
             if args.config.dev {
                 finish_dev_setup(config, false)?;
@@ -267,7 +342,10 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
 }
 
 /// The objects of `buckets` (all by default), counted per KEK pair.
-fn scan(config: &Config, buckets: &[String]) -> Result<crate::inventory::Inventory, CliError> {
+pub(crate) fn scan(
+    config: &Config,
+    buckets: &[String],
+) -> Result<crate::inventory::Inventory, CliError> {
     let serve = config
         .serve
         .as_ref()
@@ -301,14 +379,7 @@ fn destroy(args: &DestroyArgs, config: &Config) -> Result<(), CliError> {
         return Ok(());
     }
     if !args.yes {
-        eprint!("type the key id again to destroy it: ");
-        let mut typed = String::new();
-        io::stdin()
-            .read_line(&mut typed)
-            .map_err(|e| fail(format!("reading the confirmation: {e}")))?;
-        if typed.trim() != key.id {
-            return Err(fail("not confirmed: nothing destroyed"));
-        }
+        confirm(&key.id)?;
     }
     for (layer, spec, label) in [
         (Layer::Outer, &config.outer, &key.outer_kek),
@@ -322,6 +393,19 @@ fn destroy(args: &DestroyArgs, config: &Config) -> Result<(), CliError> {
         key.id
     );
     Ok(())
+}
+
+/// Asks for `key_id` to be typed again; anything else is a refusal.
+pub(crate) fn confirm(key_id: &str) -> Result<(), CliError> {
+    eprint!("type the key id again to destroy it: ");
+    let mut typed = String::new();
+    io::stdin()
+        .read_line(&mut typed)
+        .map_err(|e| fail(format!("reading the confirmation: {e}")))?;
+    match typed.trim() == key_id {
+        true => Ok(()),
+        false => Err(fail("not confirmed: nothing destroyed")),
+    }
 }
 
 /// `twofold check-config`: the file has parsed and validated; now check that the secrets
@@ -394,6 +478,10 @@ pub fn config_args(cli: &Cli) -> &ConfigArgs {
         Command::Keys {
             action: KeysAction::Destroy(a),
         } => &a.scan.config,
+        Command::Keys {
+            action: KeysAction::Rotate(a),
+        } => &a.config,
+        Command::Rewrap(a) => &a.config,
         Command::Encrypt(a) | Command::Decrypt(a) => &a.config,
         Command::Serve(a) => &a.config,
         Command::CheckConfig { .. } => &CHECK_CONFIG_ARGS,
@@ -414,7 +502,7 @@ pub fn config_file(cli: &Cli) -> Result<PathBuf, CliError> {
     }
 }
 
-fn keyring(config: &Config) -> Result<Keyring, CliError> {
+pub(crate) fn keyring(config: &Config) -> Result<Keyring, CliError> {
     let outer = Custodian::open(Layer::Outer, &config.outer)?;
     let inner = Custodian::open(Layer::Inner, &config.inner)?;
     Ok(Keyring::new(inner, outer, config.keyring).with_named_keys(config.named_keys.clone()))

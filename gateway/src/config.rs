@@ -19,6 +19,11 @@ pub const BUCKET_KEY_WINDOW_SECS_DEFAULT: u64 = 3600;
 /// Default epoch (30 days): how long one epoch key per bucket and layer serves new
 /// objects (`docs/key-hierarchy.md` sizes it against the key cache).
 pub const EPOCH_SECS_DEFAULT: u64 = 30 * 24 * 3600;
+/// Default seconds between each core's checks for a newer KEK version (`twofold keys
+/// rotate`): a rotation reaches every gateway within this time.
+pub const KEK_VERSION_CHECK_SECS_DEFAULT: u64 = 60;
+/// Longest `kek_version_check_secs`: a rotation must reach the gateways within a day.
+pub const KEK_VERSION_CHECK_SECS_MAX: u64 = 86_400;
 /// Default number of bucket keys cached for reading, per layer and core.
 pub const KEY_CACHE_ENTRIES_DEFAULT: usize = 4096;
 /// Default PKCS#11 module: SoftHSM2 as Debian installs it.
@@ -49,6 +54,8 @@ pub struct EnvelopeFile {
     /// The key id responses show for objects under the custodians' own KEKs (`key_label`
     /// of each), and that requests may name them by.
     pub default_key_id: String,
+    /// Seconds between each core's checks for a newer version of the KEKs it seals under.
+    pub kek_version_check_secs: u64,
 }
 
 impl Default for EnvelopeFile {
@@ -59,6 +66,7 @@ impl Default for EnvelopeFile {
             epoch_secs: EPOCH_SECS_DEFAULT,
             key_cache_entries: KEY_CACHE_ENTRIES_DEFAULT,
             default_key_id: crate::keys::named::DEFAULT_KEY_ID.to_owned(),
+            kek_version_check_secs: KEK_VERSION_CHECK_SECS_DEFAULT,
         }
     }
 }
@@ -621,11 +629,8 @@ fn named_keys(
             ("inner_key_label", &f.inner_key_label, &*inner),
             ("outer_key_label", &f.outer_key_label, &*outer),
         ] {
-            if !kek_id_is_valid(label) {
-                return Err((
-                    field(name),
-                    "must be 1 to 64 printable ASCII characters without spaces".into(),
-                ));
+            if !crate::keys::versions::base_label_is_valid(label) {
+                return Err((field(name), crate::keys::versions::BASE_LABEL_RULE.into()));
             }
             if label == spec.kek_id() || retired(spec).contains(label) {
                 return Err((
@@ -755,6 +760,12 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             ),
         ));
     }
+    if !(1..=KEK_VERSION_CHECK_SECS_MAX).contains(&file.envelope.kek_version_check_secs) {
+        return Err(invalid(
+            "envelope.kek_version_check_secs",
+            format!("must be 1 to {KEK_VERSION_CHECK_SECS_MAX}"),
+        ));
+    }
     if file.envelope.key_cache_entries == 0 {
         return Err(invalid(
             "envelope.key_cache_entries",
@@ -779,10 +790,10 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
                 let key_label = c.key_label.ok_or_else(|| {
                     invalid(&field("key_label"), "required for kind = \"pkcs11\"".into())
                 })?;
-                if !kek_id_is_valid(&key_label) {
+                if !crate::keys::versions::base_label_is_valid(&key_label) {
                     return Err(invalid(
                         &field("key_label"),
-                        "must be 1 to 64 printable ASCII characters without spaces".into(),
+                        crate::keys::versions::BASE_LABEL_RULE.into(),
                     ));
                 }
                 let retired_key_labels = c.retired_key_labels.unwrap_or_default();
@@ -962,6 +973,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
             window_secs: file.envelope.bucket_key_window_secs,
             epoch_secs: file.envelope.epoch_secs,
             cache_entries: file.envelope.key_cache_entries,
+            kek_version_check_secs: file.envelope.kek_version_check_secs,
         },
         inner,
         outer,

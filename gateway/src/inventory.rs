@@ -69,6 +69,19 @@ impl Inventory {
         out
     }
 
+    /// The objects whose header names the KEK `inner` in the inner layer or `outer` in
+    /// the outer one (a version about to be destroyed).
+    pub fn naming(&self, inner: &str, outer: &str) -> Tally {
+        let mut out = Tally::default();
+        for ((i, o), t) in &self.by_keks {
+            if i == inner || o == outer {
+                out.objects += t.objects;
+                out.buckets.extend(t.buckets.iter().cloned());
+            }
+        }
+        out
+    }
+
     /// The report's lines: one per KEK pair (the key id that names it, or `-`), then the
     /// objects without Twofold headers and those that could not be read.
     pub fn lines(&self, keys: &NamedKeys) -> Vec<String> {

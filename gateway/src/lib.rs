@@ -18,6 +18,8 @@ pub mod keys;
 pub mod limits;
 pub mod notify;
 pub mod private_file;
+pub mod rewrap;
+pub mod rotation;
 pub mod s3;
 pub mod serve;
 pub mod sigv4;

@@ -14,7 +14,15 @@ const LAYERS: &[&[&str]] = &[
     &["keys"],
     &["config", "tls"],
     &["serve"],
-    &["cli", "dev", "devbackend", "devbackend_absent", "inventory"],
+    &[
+        "cli",
+        "dev",
+        "devbackend",
+        "devbackend_absent",
+        "inventory",
+        "rewrap",
+        "rotation",
+    ],
 ];
 
 fn layer_of(module: &str) -> usize {

@@ -66,7 +66,9 @@ mod workers;
 pub use error::Error;
 pub use module::{init_token, token_exists};
 pub use pin::Pin;
-pub use session::{KEY_BYTES, KEY_LABEL_BYTES_MAX, Kek, Session, WRAPPED_KEY_BYTES};
+pub use session::{
+    KEK_LABELS_MAX, KEY_BYTES, KEY_LABEL_BYTES_MAX, Kek, Session, WRAPPED_KEY_BYTES,
+};
 pub use token::{Token, TokenConfig};
 pub use workers::{HsmWorkers, Ticket};
 

@@ -23,6 +23,9 @@ pub const WRAPPED_KEY_BYTES: usize = KEY_BYTES.div_ceil(8) * 8 + 8;
 const _: () = assert!(WRAPPED_KEY_BYTES == 40);
 /// The longest KEK label accepted.
 pub const KEY_LABEL_BYTES_MAX: usize = 128;
+/// Most AES token keys [`Session::kek_labels`] lists; a token holding more is refused
+/// rather than read without bound.
+pub const KEK_LABELS_MAX: usize = 4096;
 
 const KWP: &str = "CKM_AES_KEY_WRAP_PAD";
 const KEY_GEN: &str = "CKM_AES_KEY_GEN";
@@ -315,6 +318,45 @@ impl Session {
             return Ok(());
         };
         Err(self.rejected(key_label, reason))
+    }
+
+    /// The labels of the AES token keys on the token (sorted, each once), so that the
+    /// versions of a KEK can be found (`label`, `label.v2`, ...). Keys whose label is not
+    /// UTF-8 are left out; more than [`KEK_LABELS_MAX`] keys are a [`Error::BadResponse`].
+    pub fn kek_labels(&self) -> Result<Vec<String>, Error> {
+        self.ensure_logged_in()?;
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+        ];
+        let handles = self
+            .session
+            .find_objects(&template)
+            .map_err(|e| self.ctx().map(e))?;
+        if handles.len() > KEK_LABELS_MAX {
+            return Err(self.bad_response(format!(
+                "the token holds {} AES keys, more than the {KEK_LABELS_MAX} listed",
+                handles.len()
+            )));
+        }
+        let mut labels = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let attributes = self
+                .session
+                .get_attributes(handle, &[AttributeType::Label])
+                .map_err(|e| self.ctx().map(e))?;
+            for attribute in attributes {
+                if let Attribute::Label(bytes) = attribute
+                    && let Ok(label) = String::from_utf8(bytes)
+                {
+                    labels.push(label);
+                }
+            }
+        }
+        labels.sort();
+        labels.dedup();
+        Ok(labels)
     }
 
     /// Destroys every AES token key labelled `key_label` (crypto-shredding: whatever was

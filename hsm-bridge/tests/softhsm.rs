@@ -754,3 +754,21 @@ fn latency_per_operation() {
          wrap {wrap:?}, unwrap {unwrap:?}, unwrap via HsmWorkers submit+wait {via_worker:?}"
     );
 }
+
+#[test]
+fn kek_labels_lists_every_aes_token_key_once_and_sorted() {
+    let cfg = new_token("kek-labels");
+    let session = Token::open(&cfg).unwrap().session().unwrap();
+    assert!(session.kek_labels().unwrap().is_empty());
+    for label in ["b-kek.v2", "a-kek", "b-kek"] {
+        session.create_kek(label).unwrap();
+    }
+    assert_eq!(
+        session.kek_labels().unwrap(),
+        ["a-kek", "b-kek", "b-kek.v2"]
+    );
+    assert_eq!(session.destroy_kek("b-kek").unwrap(), 1);
+    // Another session sees the same keys.
+    let other = Token::open(&cfg).unwrap().session().unwrap();
+    assert_eq!(other.kek_labels().unwrap(), ["a-kek", "b-kek.v2"]);
+}

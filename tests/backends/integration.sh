@@ -45,6 +45,7 @@ FILES=(
   gateway_versions
   gateway_named_keys
   keys_shredding
+  keys_rewrap
   gateway_post_upload
 )
 # TWOFOLD_IT_FILES="a b c" runs those files instead (tests/run.sh runs a subset on moto).

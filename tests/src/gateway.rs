@@ -113,6 +113,8 @@ pub struct Options {
     pub named_keys: Vec<String>,
     /// Buckets' default keys: (bucket, a named key's id).
     pub bucket_defaults: Vec<(String, String)>,
+    /// Seconds between each core's checks for newer KEK versions.
+    pub kek_version_check_secs: u64,
 }
 
 /// The KEK label of named key `id` on the token of `layer`: its characters that are no
@@ -137,6 +139,7 @@ impl Default for Options {
             extra_credentials: Vec::new(),
             named_keys: Vec::new(),
             bucket_defaults: Vec::new(),
+            kek_version_check_secs: 60,
         }
     }
 }
@@ -300,7 +303,8 @@ impl TestGateway {
             .collect(),
             named_keys,
         };
-        let keyring = crate::settings(opts.segment_size);
+        let mut keyring = crate::settings(opts.segment_size);
+        keyring.kek_version_check_secs = opts.kek_version_check_secs;
         let mut gw = TestGateway {
             gateway: None,
             store,
@@ -471,6 +475,44 @@ impl TestGateway {
     /// for `layer`, as an operator's host (or a recovery host) has it.
     pub fn custodian_config(&self, layer: Layer) -> String {
         self.custody.config_table(layer)
+    }
+
+    /// A configuration file in `dir` as an operator's host has it for the key commands
+    /// (`twofold keys ...`, `twofold rewrap`): both tokens, the named keys `named` (labels
+    /// as [`named_key_label`] gives them), the backend this gateway stores in, then
+    /// `extra` (more tables).
+    pub fn operator_config(&self, dir: &Path, named: &[&str], extra: &str) -> PathBuf {
+        let named: String = named
+            .iter()
+            .map(|id| {
+                format!(
+                    "[[named_key]]\nid = \"{id}\"\ninner_key_label = \"{}\"\nouter_key_label = \"{}\"\n\n",
+                    named_key_label(id, Layer::Inner),
+                    named_key_label(id, Layer::Outer)
+                )
+            })
+            .collect();
+        let cred = self.backend_credential();
+        let backend = format!(
+            "[server]\nplain_http = true\n\n[backend]\nendpoint = \"http://{}\"\nplain_http = true\nregion = \"us-east-1\"\n\
+             access_key_id = \"{}\"\nsecret_access_key = {{ dev_plaintext = \"{}\" }}\n\n\
+             [[credential]]\naccess_key_id = \"operator\"\nsecret_access_key = {{ dev_plaintext = \"x\" }}\n\
+             buckets = [\"*\"]\n",
+            self.backend_addr(),
+            cred.access_key_id,
+            cred.secret
+        );
+        let path = dir.join("twofold.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{extra}\n{}{}{named}{backend}",
+                self.custodian_config(Layer::Outer),
+                self.custodian_config(Layer::Inner)
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
     }
 
     /// The backend's own credential (what the gateway signs its backend requests with).

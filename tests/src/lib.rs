@@ -117,6 +117,40 @@ fn set_softhsm2_conf(conf: &Path) {
     unsafe { std::env::set_var("SOFTHSM2_CONF", conf) };
 }
 
+/// What `twofold ARGS --config CONFIG` said, run in `cwd` with `stdin` typed in, as an
+/// operator runs it (no `SOFTHSM2_CONF` but the configuration's).
+pub fn twofold_cli(config: &Path, args: &[&str], stdin: &str, cwd: &Path) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(twofold_binary())
+        .args(args)
+        .args(["--config".as_ref(), config.as_os_str()])
+        .current_dir(cwd)
+        .env_remove("SOFTHSM2_CONF")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting twofold: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.as_bytes())
+            .unwrap_or_else(|e| panic!("typing into twofold: {e}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("running twofold: {e}"))
+}
+
+/// Everything a command printed, stdout then stderr.
+pub fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The `twofold` binary of this build (`cargo build -p gateway` makes it; `cargo test
 /// --workspace` does).
 pub fn twofold_binary() -> PathBuf {
@@ -219,6 +253,7 @@ pub fn settings(segment_size: SegmentSize) -> KeyringSettings {
         window_secs: WINDOW_SECS_FOREVER,
         epoch_secs: WINDOW_SECS_FOREVER,
         cache_entries: 1024,
+        kek_version_check_secs: 60,
     }
 }
 

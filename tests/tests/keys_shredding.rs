@@ -13,80 +13,23 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::ServerSideEncryption;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use twofold::envelope::aead::Layer;
+use std::path::Path;
+use std::process::Output;
 use twofold_tests::admin::Scrape;
-use twofold_tests::gateway::{Options, TestGateway, create_bucket, named_key_label, status_code};
-use twofold_tests::{random_bytes, twofold_binary};
+use twofold_tests::gateway::{Options, TestGateway, create_bucket, status_code};
+use twofold_tests::{random_bytes, said, twofold_cli};
 
 const DOOMED: &str = "alias/doomed";
 const KEPT: &str = "alias/kept";
 
-/// The gateway's configuration as an operator's host has it: both tokens with the named
-/// keys, and the backend the gateway stores in.
-fn write_config(gw: &TestGateway, dir: &Path) -> PathBuf {
-    let block = |layer| gw.custodian_config(layer);
-    let named: String = [DOOMED, KEPT]
-        .iter()
-        .map(|id| {
-            format!(
-                "[[named_key]]\nid = \"{id}\"\ninner_key_label = \"{}\"\nouter_key_label = \"{}\"\n\n",
-                named_key_label(id, Layer::Inner),
-                named_key_label(id, Layer::Outer)
-            )
-        })
-        .collect();
-    let cred = gw.backend_credential();
-    let backend = format!(
-        "[server]\nplain_http = true\n\n[backend]\nendpoint = \"http://{}\"\nplain_http = true\nregion = \"us-east-1\"\n\
-         access_key_id = \"{}\"\nsecret_access_key = {{ dev_plaintext = \"{}\" }}\n\n\
-         [[credential]]\naccess_key_id = \"operator\"\nsecret_access_key = {{ dev_plaintext = \"x\" }}\n\
-         buckets = [\"*\"]\n",
-        gw.backend_addr(),
-        cred.access_key_id,
-        cred.secret
-    );
-    let path = dir.join("twofold.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{}{}{named}{backend}",
-            block(Layer::Outer),
-            block(Layer::Inner)
-        ),
-    )
-    .unwrap();
-    path
-}
-
 fn run(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(twofold_binary())
-        .args(["keys"])
-        .args(args)
-        .args(["--config".as_ref(), config.as_os_str()])
-        .env_remove("SOFTHSM2_CONF")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    twofold_cli(config, &all, stdin, Path::new("."))
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    said(out)
 }
 
 async fn put_under(s3: &Client, bucket: &str, key: &str, body: &[u8], key_id: Option<&str>) {
@@ -121,7 +64,7 @@ async fn a_destroyed_key_leaves_its_objects_unreadable_and_every_other_key_intac
     put_under(&s3, "shred-b", "plain", &body, None).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(&gw, dir.path());
+    let config = gw.operator_config(dir.path(), &[DOOMED, KEPT], "");
     let report = run(&config, &["report"], "");
     assert!(report.status.success(), "{}", text(&report));
     let said = text(&report);

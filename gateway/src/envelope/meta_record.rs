@@ -48,6 +48,8 @@ pub const SEALED_HEADERS: &[&str] = &[
 pub const USER_METADATA_PREFIX: &str = "x-amz-meta-";
 /// Prefix of the gateway's own metadata, never sealed (it is not the client's).
 pub const RESERVED_PREFIX: &str = "x-amz-meta-twofold";
+/// The metadata entry that holds an object's sealed metadata record.
+pub const HTTP_HEADER: &str = "x-amz-meta-twofold-meta";
 /// Most entries in one record.
 pub const ENTRIES_MAX: usize = 256;
 /// Longest plaintext: far above S3's 2 KiB of user metadata plus the sealed headers.

@@ -4,7 +4,7 @@
 //! CKM_AES_KEY_WRAP_PAD through `hsm-bridge`, on dedicated HSM threads), or a local key file
 //! for single-custodian setups (RFC 5649 key wrap with padding from RustCrypto `aes-kw`).
 
-use super::KeyError;
+use super::{KeyError, versions};
 use crate::envelope::aead::Layer;
 use aes_gcm::KeyInit;
 use hsm_bridge::{HsmWorkers, Pin, Token, TokenConfig};
@@ -159,14 +159,21 @@ impl Custodian {
                 let custody = |source| KeyError::Custody { layer, source };
                 let token = Token::open(&token_config(module, token_label, pin, layer)?)
                     .map_err(custody)?;
-                // The current KEK, every retired one and every named key's must be on the
-                // token.
+                // Version 1 of the custodian's own KEK (it keys the upload ids), a version
+                // of every named key's (the older ones may have been retired) and every
+                // retired label must be on the token.
                 let session = token.session().map_err(custody)?;
-                let labels = std::iter::once(key_label)
-                    .chain(retired_key_labels)
-                    .chain(named_key_labels);
-                for label in labels {
+                session.kek(key_label).map_err(custody)?;
+                for label in retired_key_labels {
                     session.kek(label).map_err(custody)?;
+                }
+                let on_token = session.kek_labels().map_err(custody)?;
+                for base in named_key_labels {
+                    let found = versions::versions_of(base, on_token.iter().map(String::as_str));
+                    let newest = found
+                        .last()
+                        .map_or(base.clone(), |v| versions::label(base, *v));
+                    session.kek(&newest).map_err(custody)?;
                 }
                 drop(session);
                 let workers = HsmWorkers::start(&token, (*hsm_threads).max(1)).map_err(custody)?;
@@ -204,10 +211,18 @@ impl Custodian {
                 let token = Token::open(&token_config(module, token_label, pin, layer)?)
                     .map_err(custody)?;
                 let session = token.session().map_err(custody)?;
+                let on_token = session.kek_labels().map_err(custody)?;
                 let mut said = Vec::new();
-                // The current KEK and every named key's (retired ones are never made).
+                // The current KEK and every named key's (retired ones are never made); a
+                // named key with a later version exists (its first may have been retired).
                 for label in std::iter::once(key_label).chain(named_key_labels) {
-                    if session.find_kek(label).map_err(custody)?.is_some() {
+                    let newest = versions::versions_of(label, on_token.iter().map(String::as_str))
+                        .last()
+                        .copied()
+                        .filter(|_| label != key_label);
+                    if let Some(v) = newest {
+                        said.push(format!("key {:?} exists", versions::label(label, v)));
+                    } else if session.find_kek(label).map_err(custody)?.is_some() {
                         said.push(format!("key {label:?} exists"));
                     } else {
                         session.create_kek(label).map_err(custody)?;
@@ -231,46 +246,114 @@ impl Custodian {
         }
     }
 
-    /// Destroys the KEK labelled `label` on the token (crypto-shredding). Only a named
-    /// key's KEK may be destroyed: never the custodian's current or retired ones. Returns a
-    /// sentence saying what was destroyed or found missing.
+    /// Destroys every version of the KEK whose base label is `label` on the token
+    /// (crypto-shredding). Only a named key's KEK may be destroyed: never the custodian's
+    /// current or retired ones. Returns a sentence saying what was destroyed or found
+    /// missing.
     pub fn destroy(layer: Layer, spec: &CustodianSpec, label: &str) -> Result<String, KeyError> {
-        let CustodianSpec::Pkcs11 {
-            module,
-            token_label,
-            pin,
-            key_label,
-            retired_key_labels,
-            ..
-        } = spec
-        else {
-            return Err(KeyError::Internal("a key file holds no named keys"));
-        };
-        if label == key_label || retired_key_labels.iter().any(|r| r == label) {
-            return Err(KeyError::Internal(
+        let (key_label, retired) = own_labels(spec)?;
+        if label == key_label || retired.iter().any(|r| r == label) {
+            return Err(KeyError::Refused(
                 "the custodian's own KEKs are not destroyed this way",
             ));
         }
+        let (session, token_label) = admin_session(layer, spec)?;
         let custody = |source| KeyError::Custody { layer, source };
-        let token =
-            Token::open(&token_config(module, token_label, pin, layer)?).map_err(custody)?;
-        let destroyed = token
-            .session()
-            .map_err(custody)?
-            .destroy_kek(label)
-            .map_err(custody)?;
+        let labels = session.kek_labels().map_err(custody)?;
+        let doomed: Vec<&String> = labels
+            .iter()
+            .filter(|l| versions::is_version_of(l, label))
+            .collect();
+        let mut destroyed = Vec::new();
+        for l in doomed {
+            session.destroy_kek(l).map_err(custody)?;
+            audit_destroyed(layer, l);
+            destroyed.push(format!("{l:?}"));
+        }
+        Ok(match destroyed.is_empty() {
+            true => format!("{layer} layer: PKCS#11 token {token_label:?}: no key {label:?}"),
+            false => format!(
+                "{layer} layer: PKCS#11 token {token_label:?}: destroyed key {}",
+                destroyed.join(", ")
+            ),
+        })
+    }
+
+    /// Makes the next version of the KEK whose base label is `base` on the token (`twofold
+    /// keys rotate`): `base.v2` after `base`, then `.v3`... New objects are sealed under
+    /// it once the gateways see it (`[envelope] kek_version_check_secs`); the older
+    /// versions stay and keep opening their objects. Returns the new label and a sentence.
+    pub fn rotate(
+        layer: Layer,
+        spec: &CustodianSpec,
+        base: &str,
+    ) -> Result<(String, String), KeyError> {
+        let (session, token_label) = admin_session(layer, spec)?;
+        let custody = |source| KeyError::Custody { layer, source };
+        let labels = session.kek_labels().map_err(custody)?;
+        let current = versions::versions_of(base, labels.iter().map(String::as_str))
+            .last()
+            .copied()
+            .ok_or(KeyError::UnknownKek {
+                layer,
+                kek_id: base.to_owned(),
+            })?;
+        if current >= versions::KEK_VERSION_MAX {
+            return Err(KeyError::Refused("the KEK has its last version"));
+        }
+        let label = versions::label(base, current + 1);
+        session.create_kek(&label).map_err(custody)?;
         tracing::warn!(
             target: "twofold::audit",
-            action = "kek_destroyed",
+            action = "kek_rotated",
             layer = %layer,
-            kek = label,
-            count = destroyed,
-            "key-encryption key destroyed (crypto-shredding)"
+            kek = %label,
+            version = current + 1,
+            "new key-encryption key version created"
         );
-        Ok(match destroyed {
-            0 => format!("{layer} layer: PKCS#11 token {token_label:?}: no key {label:?}"),
-            _ => format!("{layer} layer: PKCS#11 token {token_label:?}: destroyed key {label:?}"),
-        })
+        let said = format!(
+            "{layer} layer: PKCS#11 token {token_label:?}: created key {label:?} (version {})",
+            current + 1
+        );
+        Ok((label, said))
+    }
+
+    /// Destroys version `version` of the KEK whose base label is `base` (retiring it once
+    /// no object names it). The newest version is never destroyed this way (new objects
+    /// are sealed under it), nor version 1 of the custodian's own KEK (the gateways'
+    /// upload-id key derives from it). Returns a sentence.
+    pub fn destroy_version(
+        layer: Layer,
+        spec: &CustodianSpec,
+        base: &str,
+        version: u32,
+    ) -> Result<String, KeyError> {
+        let (key_label, _) = own_labels(spec)?;
+        if base == key_label && version == 1 {
+            return Err(KeyError::Refused(
+                "version 1 of the custodian's own KEK keys the upload ids and is kept",
+            ));
+        }
+        let (session, token_label) = admin_session(layer, spec)?;
+        let custody = |source| KeyError::Custody { layer, source };
+        let labels = session.kek_labels().map_err(custody)?;
+        let present = versions::versions_of(base, labels.iter().map(String::as_str));
+        let label = versions::label(base, version);
+        if !present.contains(&version) {
+            return Ok(format!(
+                "{layer} layer: PKCS#11 token {token_label:?}: no key {label:?}"
+            ));
+        }
+        if present.last() == Some(&version) {
+            return Err(KeyError::Refused(
+                "the newest version of a KEK is the one new objects are sealed under; rotate first",
+            ));
+        }
+        session.destroy_kek(&label).map_err(custody)?;
+        audit_destroyed(layer, &label);
+        Ok(format!(
+            "{layer} layer: PKCS#11 token {token_label:?}: destroyed key {label:?}"
+        ))
     }
 
     /// Wraps a bucket key under the current KEK. A PKCS#11 custodian runs the call on its
@@ -360,6 +443,27 @@ impl Custodian {
         }
     }
 
+    /// The versions of the KEK whose base label is `base` that the custodian holds, in
+    /// increasing order (see [`versions`]); a key file's single KEK is version 1. One
+    /// listing of the token's keys, on its HSM threads.
+    pub async fn versions(&self, base: &str) -> Result<Vec<u32>, KeyError> {
+        match self {
+            Custodian::Pkcs11 { workers, layer, .. } => {
+                let labels = workers.submit(|s| s.kek_labels()).await.map_err(|source| {
+                    KeyError::Custody {
+                        layer: *layer,
+                        source,
+                    }
+                })?;
+                Ok(versions::versions_of(
+                    base,
+                    labels.iter().map(String::as_str),
+                ))
+            }
+            Custodian::KeyFile { .. } => Ok(vec![1]),
+        }
+    }
+
     /// The layer this custodian serves.
     pub fn layer(&self) -> Layer {
         match self {
@@ -394,7 +498,7 @@ impl Custodian {
                         s.wrap_key(&kek, &key)
                     })
                     .await
-                    .map_err(|source| KeyError::Custody { layer, source })?
+                    .map_err(|source| custody_error(layer, kek_id, source))?
             }
             Custodian::KeyFile { kek, key_id, .. } => {
                 if kek_id != key_id {
@@ -488,8 +592,9 @@ impl Custodian {
         result
     }
 
-    /// Whether `kek_id` is one this custodian is configured with: the current KEK, and a
-    /// token's retired and named keys' KEKs.
+    /// Whether `kek_id` is one this custodian is configured with: any version of its own KEK
+    /// and of the named keys' KEKs, and a token's retired KEKs. (Whether that version is
+    /// still on the token is the token's answer: [`KeyError::KekGone`] when not.)
     pub fn unwraps_under(&self, kek_id: &str) -> bool {
         match self {
             Custodian::Pkcs11 {
@@ -498,9 +603,10 @@ impl Custodian {
                 named_key_labels,
                 ..
             } => {
-                kek_id == key_label
+                let base = versions::parse(kek_id).0;
+                base == key_label
                     || retired_key_labels.iter().any(|r| r == kek_id)
-                    || named_key_labels.iter().any(|r| r == kek_id)
+                    || named_key_labels.iter().any(|r| r == base)
             }
             Custodian::KeyFile { key_id, .. } => kek_id == key_id,
         }
@@ -530,7 +636,7 @@ impl Custodian {
                         hsm_bridge::Error::UnwrapRejected { .. } => {
                             KeyError::BucketKeyRejected { layer }
                         }
-                        source => KeyError::Custody { layer, source },
+                        source => custody_error(layer, kek_id, source),
                     })
             }
             Custodian::KeyFile { key_id, kek, .. } => {
@@ -556,6 +662,64 @@ impl Custodian {
             }
         }
     }
+}
+
+/// The custodian's own KEK label and its retired ones; a key file has no versions and
+/// no named keys.
+fn own_labels(spec: &CustodianSpec) -> Result<(&str, &[String]), KeyError> {
+    match spec {
+        CustodianSpec::Pkcs11 {
+            key_label,
+            retired_key_labels,
+            ..
+        } => Ok((key_label, retired_key_labels)),
+        CustodianSpec::KeyFile { .. } => Err(KeyError::Refused(
+            "a key file holds one KEK: no named keys and no versions",
+        )),
+    }
+}
+
+/// A logged-in session on a PKCS#11 custodian's token for the key commands, and the
+/// token's label.
+fn admin_session(
+    layer: Layer,
+    spec: &CustodianSpec,
+) -> Result<(hsm_bridge::Session, String), KeyError> {
+    let CustodianSpec::Pkcs11 {
+        module,
+        token_label,
+        pin,
+        ..
+    } = spec
+    else {
+        own_labels(spec)?;
+        return Err(KeyError::Refused("not a PKCS#11 custodian"));
+    };
+    let custody = |source| KeyError::Custody { layer, source };
+    let token = Token::open(&token_config(module, token_label, pin, layer)?).map_err(custody)?;
+    Ok((token.session().map_err(custody)?, token_label.clone()))
+}
+
+/// A token's failure with the KEK `kek_id`: one it does not hold (a version destroyed, or
+/// one a forged header names) is [`KeyError::KekGone`], not an unavailable custodian.
+fn custody_error(layer: Layer, kek_id: &str, source: hsm_bridge::Error) -> KeyError {
+    match source {
+        hsm_bridge::Error::KeyNotFound { .. } => KeyError::KekGone {
+            layer,
+            kek_id: kek_id.to_owned(),
+        },
+        source => KeyError::Custody { layer, source },
+    }
+}
+
+fn audit_destroyed(layer: Layer, label: &str) {
+    tracing::warn!(
+        target: "twofold::audit",
+        action = "kek_destroyed",
+        layer = %layer,
+        kek = label,
+        "key-encryption key destroyed (crypto-shredding)"
+    );
 }
 
 fn key_file_error(path: &Path, layer: Layer, reason: String) -> KeyError {

@@ -16,6 +16,7 @@
 pub mod bucket_encryption;
 pub mod custodian;
 pub mod named;
+pub mod versions;
 
 use crate::envelope::aead::Layer;
 use crate::envelope::header::{
@@ -63,6 +64,17 @@ pub enum KeyError {
         /// KEK id from the header.
         kek_id: String,
     },
+    /// The header names a version of a configured KEK that the custodian's token no
+    /// longer holds (retired with `twofold keys destroy --version`, or never made).
+    #[error(
+        "{layer} layer: the key-encryption key {kek_id:?} that protected this object is no longer held by the custodian"
+    )]
+    KekGone {
+        /// Which layer.
+        layer: Layer,
+        /// KEK id from the header.
+        kek_id: String,
+    },
     /// A local KEK file is missing, unreadable, badly formed or too widely readable.
     #[error("{layer} layer key file {}: {reason}", path.display())]
     KeyFile {
@@ -83,6 +95,10 @@ pub enum KeyError {
         /// The destroyed key's id.
         key_id: String,
     },
+    /// A key command asked for something the custodian's keys must not undergo (the newest
+    /// KEK version destroyed, a key file rotated...); nothing was done.
+    #[error("refused: {0}")]
+    Refused(&'static str),
     /// A primitive failed where it cannot by construction.
     #[error("internal key-handling failure: {0}")]
     Internal(&'static str),
@@ -108,6 +124,9 @@ pub struct KeyringSettings {
     pub epoch_secs: u64,
     /// Most bucket keys, and most epoch keys, kept in the clear for reading (per layer).
     pub cache_entries: usize,
+    /// How often, in seconds, each core asks a custodian for the newest version of a KEK
+    /// it seals under (`twofold keys rotate`; [`versions`]).
+    pub kek_version_check_secs: u64,
 }
 
 /// Counters the gateway exports as metrics.
@@ -181,6 +200,9 @@ struct Caches {
     epoch: [OpenCache; 2],
     stats: CacheStats,
     upload_id_key: Option<UploadIdKey>,
+    /// The newest version's label of each (layer, base label) sealed under, and when it
+    /// was asked for (seconds).
+    current: HashMap<(Layer, String), (String, u64)>,
 }
 
 /// The key that authenticates the upload ids the gateways hand out: HKDF-SHA256 of both
@@ -270,6 +292,7 @@ impl Keyring {
                 ],
                 stats: CacheStats::default(),
                 upload_id_key: None,
+                current: HashMap::new(),
             }),
             settings,
         }
@@ -334,6 +357,66 @@ impl Keyring {
             Layer::Inner => &self.inner,
             Layer::Outer => &self.outer,
         }
+    }
+
+    /// The label of the newest version of the KEK whose base label is `base` (see
+    /// [`versions`]): asked of the custodian at most once per
+    /// [`KeyringSettings::kek_version_check_secs`] per core. When the custodian cannot
+    /// answer, the version known so far is kept (and asked for again at the next check).
+    async fn current_kek(&self, layer: Layer, base: &str) -> Result<String, KeyError> {
+        let now = now_secs();
+        let slot = (layer, base.to_owned());
+        let known = self.caches.borrow().current.get(&slot).cloned();
+        if let Some((label, asked)) = &known
+            && now.saturating_sub(*asked) < self.settings.kek_version_check_secs.max(1)
+        {
+            return Ok(label.clone());
+        }
+        let label = match (self.custodian(layer).versions(base).await, known) {
+            (Ok(found), _) => versions::label(base, found.last().copied().unwrap_or(1)),
+            (Err(e), Some((label, _))) => {
+                tracing::warn!(layer = %layer, kek = base, error = %e, "the custodian did not list its KEK versions; sealing under the version known so far");
+                label
+            }
+            (Err(e), None) => return Err(e),
+        };
+        self.caches
+            .borrow_mut()
+            .current
+            .insert(slot, (label.clone(), now));
+        Ok(label)
+    }
+
+    /// The KEK labels (inner, outer) that new objects, and copies, under `key` are sealed
+    /// with in format `version`: the newest versions in format 2; in format 1, whose
+    /// bucket keys are wrapped under the custodian's own KEK, the base labels.
+    async fn sealing_keks(
+        &self,
+        version: u8,
+        key: named::KeyChoice<'_>,
+    ) -> Result<(String, String), KeyError> {
+        if version < FORMAT_VERSION {
+            return Ok((key.inner_kek.to_owned(), key.outer_kek.to_owned()));
+        }
+        Ok((
+            self.current_kek(Layer::Inner, key.inner_kek).await?,
+            self.current_kek(Layer::Outer, key.outer_kek).await?,
+        ))
+    }
+
+    /// Whether the object whose header is `header` is sealed under the newest KEK versions
+    /// of its key (`None`: no configured key has its KEK pair). `twofold rewrap` moves
+    /// those that are not.
+    pub async fn is_current(&self, header: &Header) -> Result<Option<bool>, KeyError> {
+        let named = self.named.clone();
+        let Some(id) = named.id_of(&header.inner.kek_id, &header.outer.kek_id) else {
+            return Ok(None);
+        };
+        let key = configured(&named, id)?;
+        let (inner, outer) = self.sealing_keks(header.version(), key).await?;
+        Ok(Some(
+            header.inner.kek_id == inner && header.outer.kek_id == outer,
+        ))
     }
 
     /// The current bucket key of `bucket` for `layer` in format `version`: made on first
@@ -540,11 +623,12 @@ impl Keyring {
         version: u8,
         key: named::KeyChoice<'_>,
     ) -> Result<(Header, DataKeys), KeyError> {
+        let (inner_kek, outer_kek) = self.sealing_keks(version, key).await?;
         let inner = self
-            .sealing_key(Layer::Inner, name.bucket, version, key.inner_kek)
+            .sealing_key(Layer::Inner, name.bucket, version, &inner_kek)
             .await?;
         let outer = self
-            .sealing_key(Layer::Outer, name.bucket, version, key.outer_kek)
+            .sealing_key(Layer::Outer, name.bucket, version, &outer_kek)
             .await?;
         let keys = DataKeys::generate()?;
         let params = SealParams {
@@ -633,11 +717,12 @@ impl Keyring {
     ) -> Result<(Header, DataKeys), KeyError> {
         let keys = self.open(header, from).await?;
         let version = header.version();
+        let (inner_kek, outer_kek) = self.sealing_keks(version, key).await?;
         let inner = self
-            .sealing_key(Layer::Inner, to.bucket, version, key.inner_kek)
+            .sealing_key(Layer::Inner, to.bucket, version, &inner_kek)
             .await?;
         let outer = self
-            .sealing_key(Layer::Outer, to.bucket, version, key.outer_kek)
+            .sealing_key(Layer::Outer, to.bucket, version, &outer_kek)
             .await?;
         let mut out = header.clone();
         envelope::rewrap_header(&mut out, &keys, &inner, &outer, to)?;

@@ -4,6 +4,8 @@
 //! management*). Pure lookups, no I/O: which KEK pair a requested id names, and which id a
 //! header's KEK pair shows in responses.
 
+use super::versions;
+
 /// Most named keys a configuration may hold.
 pub const NAMED_KEYS_MAX: usize = 256;
 /// Longest key id or alias, in characters (AWS KMS ARNs of aliases stay well below).
@@ -109,31 +111,36 @@ impl NamedKeys {
     }
 
     /// The id of the key whose KEKs are `inner` and `outer` (a header's), for responses:
-    /// a named key's, or the default's (retired KEKs of the default included); `None` for
-    /// a pair no key has.
+    /// a named key's, or the default's (retired KEKs of the default included), whichever
+    /// versions of them (see [`versions`]); `None` for a pair no key has.
     pub fn id_of(&self, inner: &str, outer: &str) -> Option<&str> {
+        let (inner_base, outer_base) = (versions::parse(inner).0, versions::parse(outer).0);
         if let Some(k) = self
             .keys
             .iter()
-            .find(|k| !k.destroyed && k.inner_kek == inner && k.outer_kek == outer)
+            .find(|k| !k.destroyed && k.inner_kek == inner_base && k.outer_kek == outer_base)
         {
             return Some(&k.id);
         }
         let d = &self.default;
         let is_default = |kek: &str, current: &str, retired: &[String]| {
-            kek == current || retired.iter().any(|r| r == kek)
+            versions::parse(kek).0 == current || retired.iter().any(|r| r == kek)
         };
         (is_default(inner, &d.inner_kek, &self.retired.0)
             && is_default(outer, &d.outer_kek, &self.retired.1))
         .then_some(d.id.as_str())
     }
 
-    /// The id of the destroyed key whose KEKs are `inner` or `outer` (either is enough: a
-    /// layer whose KEK is gone cannot be opened), if there is one.
+    /// The id of the destroyed key whose KEKs (any version) are `inner` or `outer` (either
+    /// is enough: a layer whose KEK is gone cannot be opened), if there is one.
     pub fn destroyed_id_of(&self, inner: &str, outer: &str) -> Option<&str> {
         self.keys
             .iter()
-            .find(|k| k.destroyed && (k.inner_kek == inner || k.outer_kek == outer))
+            .find(|k| {
+                k.destroyed
+                    && (versions::is_version_of(inner, &k.inner_kek)
+                        || versions::is_version_of(outer, &k.outer_kek))
+            })
             .map(|k| k.id.as_str())
     }
 
@@ -173,6 +180,17 @@ impl NamedKeys {
                 > 1
             {
                 return Err(format!("bucket {bucket:?} has more than one default key"));
+            }
+        }
+        for k in &all {
+            for label in [&k.inner_kek, &k.outer_kek] {
+                if !versions::is_base_label(label) {
+                    return Err(format!(
+                        "key {:?}: KEK label {label:?} ends like a version of another label \
+                         (\".v<N>\", which `twofold keys rotate` makes)",
+                        k.id
+                    ));
+                }
             }
         }
         for (i, a) in all.iter().enumerate() {
@@ -283,6 +301,35 @@ mod tests {
         // Half of one key and half of another is no key.
         assert_eq!(k.id_of("finance-inner", "outer-kek"), None);
         assert_eq!(k.id_of("x", "y"), None);
+        // Every version of a key's KEKs is still the key, each layer rotated on its own.
+        assert_eq!(
+            k.id_of("finance-inner.v3", "finance-outer"),
+            Some("alias/finance")
+        );
+        assert_eq!(
+            k.id_of("inner-kek.v2", "outer-kek.v5"),
+            Some(DEFAULT_KEY_ID)
+        );
+        assert_eq!(k.id_of("finance-inner.v3", "outer-kek.v2"), None);
+        assert_eq!(k.id_of("finance-innerx", "finance-outer"), None);
+    }
+
+    #[test]
+    fn a_destroyed_key_takes_every_version_and_labels_may_not_look_like_versions() {
+        let mut k = keys();
+        k.keys[0].destroyed = true;
+        for (inner, outer) in [
+            ("finance-inner", "x"),
+            ("finance-inner.v4", "x"),
+            ("x", "finance-outer.v2"),
+        ] {
+            assert_eq!(k.destroyed_id_of(inner, outer), Some("alias/finance"));
+        }
+        assert_eq!(k.destroyed_id_of("finance-inner2", "x"), None);
+        assert!(keys().check().is_ok());
+        let mut bad = keys();
+        bad.keys[0].outer_kek = "finance-outer.v2".into();
+        assert!(bad.check().unwrap_err().contains("version"));
     }
 
     #[test]

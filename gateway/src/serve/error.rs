@@ -117,6 +117,17 @@ impl From<KeyError> for Failure {
     /// A custodian that is unavailable: 503, nothing was changed, worth a retry. Any other
     /// key error (a key that does not unwrap, a key file that cannot be read): 500.
     fn from(e: KeyError) -> Self {
+        if let KeyError::KekGone { kek_id, .. } = &e {
+            metrics::counter!(crate::telemetry::SHREDDED_READS_TOTAL).increment(1);
+            return Failure::keep(S3Error::new(
+                400,
+                crate::s3::S3Code::KmsInvalidState,
+                format!(
+                    "The key-encryption key version '{kek_id}' that protected this object was \
+                     destroyed: the object can never be read again"
+                ),
+            ));
+        }
         if let KeyError::Shredded { key_id } = &e {
             metrics::counter!(crate::telemetry::SHREDDED_READS_TOTAL).increment(1);
             return Failure::keep(S3Error::new(

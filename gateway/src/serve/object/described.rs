@@ -15,7 +15,7 @@ use crate::serve::error::report_integrity_failure;
 use crate::serve::{Failure, Request};
 
 /// User metadata that holds the sealed metadata record, base64url without padding.
-pub(crate) const META_RECORD_METADATA: &str = "x-amz-meta-twofold-meta";
+pub(crate) const META_RECORD_METADATA: &str = meta_record::HTTP_HEADER;
 /// S3's limit on an object's user metadata: the bytes of every name (without the
 /// `x-amz-meta-` prefix) and value together.
 pub const USER_METADATA_BYTES_MAX: usize = 2048;
