@@ -234,6 +234,11 @@ pub struct ObjectArgs {
     /// Write to this file instead of stdout; it appears only if the whole run succeeds.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// The object's customer-provided key (SSE-C), which an object written with one needs:
+    /// a file of its 32 bytes, or of their base64 (as `aws s3 cp --sse-c-key fileb://...`
+    /// takes it), readable by its owner only.
+    #[arg(long, value_name = "FILE")]
+    pub sse_c_key_file: Option<PathBuf>,
 }
 
 /// A failure, as one line for the user.
@@ -508,6 +513,38 @@ pub(crate) fn keyring(config: &Config) -> Result<Keyring, CliError> {
     Ok(Keyring::new(inner, outer, config.keyring).with_named_keys(config.named_keys.clone()))
 }
 
+/// The customer-provided key of `--sse-c-key-file`: 32 bytes, or their base64.
+fn customer_key(
+    args: &ObjectArgs,
+) -> Result<Option<crate::envelope::customer::CustomerKey>, CliError> {
+    use base64::Engine;
+    let Some(path) = &args.sse_c_key_file else {
+        return Ok(None);
+    };
+    crate::private_file::check_owner_only(path)
+        .map_err(|e| fail(format!("--sse-c-key-file: {}", e.reason())))?;
+    let raw = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())))?,
+    );
+    let decoded = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim_ascii())
+            .unwrap_or_default(),
+    );
+    let bytes: &[u8] = match raw.len() {
+        32 => &raw,
+        _ => &decoded,
+    };
+    let key: [u8; 32] = bytes.try_into().map_err(|_| {
+        fail(format!(
+            "{}: not a customer key (32 bytes, or their base64)",
+            path.display()
+        ))
+    })?;
+    let key = zeroize::Zeroizing::new(key);
+    Ok(Some(crate::envelope::customer::CustomerKey::new(&key)))
+}
+
 fn input(args: &ObjectArgs) -> Result<Box<dyn Read>, CliError> {
     Ok(match &args.input {
         Some(p) => Box::new(io::BufReader::new(
@@ -567,7 +604,9 @@ fn encrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
         bucket: &args.bucket,
         key: &args.key,
     };
-    let (header, keys) = block_on(ring.seal_new(name, None))?;
+    let customer = customer_key(args)?;
+    let default = &config.named_keys.default.id;
+    let (header, keys) = block_on(ring.seal_new_for(name, None, default, customer.as_ref()))?;
     let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)?;
     let mut out = Output::open(args.output.as_deref())?;
     let mut writer = EncryptWriter::new(cipher, &mut out.writer);
@@ -608,7 +647,8 @@ fn decrypt(args: &ObjectArgs, config: &Config) -> Result<(), CliError> {
         bucket: &args.bucket,
         key: &args.key,
     };
-    let keys = block_on(ring.open(header, name))?;
+    let customer = customer_key(args)?;
+    let keys = block_on(ring.open_with(header, name, customer.as_ref()))?;
     let described = described_entries(&meta, &keys)?;
     let mut out = Output::open(args.output.as_deref())?;
     let result = match stored {

@@ -72,6 +72,8 @@ pub struct Summary {
     /// Left out: overwritten or deleted while the run was at it (its new version is
     /// current).
     pub changed: u64,
+    /// Left out: bound to a customer-provided key (SSE-C), which only its client has.
+    pub customer_key: u64,
     /// Failed (a few kept with their reasons).
     pub failed: u64,
     /// (key, reason) of the first failures.
@@ -88,6 +90,7 @@ impl Summary {
             Outcome::NotTwofold => self.not_twofold += 1,
             Outcome::TooLarge => self.too_large += 1,
             Outcome::Changed => self.changed += 1,
+            Outcome::CustomerKey => self.customer_key += 1,
             Outcome::Failed(why) => {
                 self.failed += 1;
                 if self.failures.len() < FAILURES_KEPT {
@@ -105,7 +108,7 @@ impl Summary {
             self.rewrapped,
             if dry_run { "to rewrap" } else { "rewrapped" },
             self.current,
-            self.other_key + self.not_twofold + self.too_large + self.changed,
+            self.other_key + self.not_twofold + self.too_large + self.changed + self.customer_key,
             self.failed
         )
     }
@@ -134,6 +137,11 @@ impl Summary {
                 self.too_large
             ),
             format!("overwritten or deleted during the run: {}", self.changed),
+            format!(
+                "bound to a customer-provided key (SSE-C), which only its client can move \
+                 (a CopyObject onto itself with the key): {}",
+                self.customer_key
+            ),
             format!("failed: {}", self.failed),
         ];
         out.extend(
@@ -160,6 +168,8 @@ pub enum Outcome {
     TooLarge,
     /// Overwritten or deleted meanwhile.
     Changed,
+    /// Bound to a customer-provided key (SSE-C) the tool does not have.
+    CustomerKey,
     /// Failed, and why.
     Failed(String),
 }
@@ -416,6 +426,9 @@ async fn one(backend: &Backend, keyring: &Keyring, plan: &Plan, key: &str) -> Ou
     if let Some(o) = decide(current, key_id, plan.key_id.as_deref(), stored_len) {
         return o;
     }
+    if header.customer_key() {
+        return Outcome::CustomerKey;
+    }
     if plan.dry_run {
         return Outcome::Rewrapped;
     }
@@ -443,7 +456,7 @@ async fn copy_onto_itself(
         key,
     };
     let (new, keys) = keyring
-        .rewrap_for(header, name, name, key_id)
+        .rewrap_for(header, (name, None), (name, None), key_id)
         .await
         .map_err(|e: KeyError| e.to_string())?;
     let record = resealed_record(src, header, &new, &keys)?;

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use std::io::Read;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::checksum_record::StoredChecksum;
+use twofold::envelope::customer::{self, CustomerKey};
 use twofold::envelope::header::{BucketKeyRef, Header};
 use twofold::envelope::hierarchy;
 use twofold::envelope::layout::{SegmentSize, stored_len};
@@ -157,6 +158,36 @@ fn derived_bucket_key(layer: Layer, seed: u8, bucket: &str) -> (BucketKey, Value
 const PART_SALT: [u8; 16] = [0x5a; 16];
 
 fn build(case: &Case, version: u8) -> Value {
+    build_with(case, version, None)
+}
+
+/// The version 2 vector of an object bound to a customer-provided key (SSE-C).
+fn customer_key_vector() -> Value {
+    let case = Case {
+        description: "customer-provided key (SSE-C) bound into both data-key wraps",
+        segment_size_log2: 12,
+        upload_id: None,
+        part_number: 0,
+        bucket: "vectors",
+        key: "sse-c/object.bin",
+        plaintext_len: 5000,
+    };
+    build_with(&case, 2, Some(CustomerKey::new(&fill(0x90))))
+}
+
+/// The bucket key `bk` as the key that wraps data keys for `customer`.
+fn customer_bound(bk: &BucketKey, customer: &CustomerKey) -> BucketKey {
+    BucketKey {
+        layer: bk.layer,
+        kek_id: bk.kek_id.clone(),
+        key: twofold::hardening::LockedKey::new(
+            &customer::wrap_key(bk.layer, &bk.key, customer).unwrap(),
+        ),
+        reference: bk.reference.clone(),
+    }
+}
+
+fn build_with(case: &Case, version: u8, customer: Option<CustomerKey>) -> Value {
     let keys = DataKeys::from_bytes(fill(0x10), fill(0x20));
     let (inner_bk, outer_bk, hierarchy) = if version == 1 {
         let inner = wrapped_bucket_key(Layer::Inner, 0x30);
@@ -176,9 +207,16 @@ fn build(case: &Case, version: u8) -> Value {
     let params = SealParams {
         segment_size: seg,
         upload_id: case.upload_id,
+        customer_key: customer.is_some(),
     };
-    let header =
-        seal_header_with_nonces(params, &keys, &inner_bk, &outer_bk, name, nonces).unwrap();
+    let bound = customer
+        .as_ref()
+        .map(|c| (customer_bound(&inner_bk, c), customer_bound(&outer_bk, c)));
+    let (inner_wk, outer_wk) = match &bound {
+        Some((i, o)) => (i, o),
+        None => (&inner_bk, &outer_bk),
+    };
+    let header = seal_header_with_nonces(params, &keys, inner_wk, outer_wk, name, nonces).unwrap();
     assert_eq!(header.version(), version);
     // A part of a version 2 upload is stored after its salt (fixed here, fresh in use).
     let part_salt = (version == 2 && case.part_number != 0).then_some(PART_SALT);
@@ -221,6 +259,11 @@ fn build(case: &Case, version: u8) -> Value {
     if let Some(salt) = part_salt {
         v["part_salt"] = json!(hex::encode(salt));
     }
+    if let Some(c) = &customer {
+        v["customer_key"] = json!(hex::encode(c.bytes()));
+        v["inner_customer_wrap_key"] = json!(hex::encode(inner_wk.key.as_ref()));
+        v["outer_customer_wrap_key"] = json!(hex::encode(outer_wk.key.as_ref()));
+    }
     if version == 1 {
         v["inner_wrapped_bucket_key"] = json!(reference(&inner_bk)[2..]);
         v["outer_wrapped_bucket_key"] = json!(reference(&outer_bk)[2..]);
@@ -256,6 +299,7 @@ fn document(version: u8) -> Value {
         doc["metadata_record"] = metadata_record(&doc["vectors"][0]);
         doc["multipart_objects"] =
             json!(MULTIPART.iter().map(multipart_object).collect::<Vec<_>>());
+        doc["customer_key_vector"] = customer_key_vector();
     }
     doc
 }
@@ -315,6 +359,7 @@ fn multipart_header(key: &str) -> (Header, DataKeys) {
     let params = SealParams {
         segment_size: SegmentSize::from_log2(12).unwrap(),
         upload_id: Some([0xC3; 16]),
+        customer_key: false,
     };
     let name = ObjectName {
         bucket: "vectors",
@@ -455,6 +500,10 @@ fn vectors_match_the_committed_file(version: u8) {
             .unwrap();
     assert_eq!(committed["metadata_record"], fresh["metadata_record"]);
     assert_eq!(committed["multipart_objects"], fresh["multipart_objects"]);
+    assert_eq!(
+        committed["customer_key_vector"],
+        fresh["customer_key_vector"]
+    );
     let (a, b) = (&committed["vectors"], &fresh["vectors"]);
     assert_eq!(a.as_array().unwrap().len(), cases().len());
     for (i, (c, f)) in a
@@ -510,6 +559,9 @@ fn committed_vectors_open_with_the_reader() {
         let committed: Value = serde_json::from_str(&text).unwrap();
         for v in committed["vectors"].as_array().unwrap() {
             open_vector(v, version);
+        }
+        if version == 2 {
+            open_vector(&committed["customer_key_vector"], version);
         }
     }
 }
@@ -634,13 +686,18 @@ fn open_vector(v: &Value, version: u8) {
             bucket: v["bucket"].as_str().unwrap(),
             key: v["key"].as_str().unwrap(),
         };
-        let keys = open_header(
-            &header,
-            &k32(&v["inner_bucket_key"]),
-            &k32(&v["outer_bucket_key"]),
-            name,
-        )
-        .unwrap();
+        let (mut inner, mut outer) = (k32(&v["inner_bucket_key"]), k32(&v["outer_bucket_key"]));
+        assert_eq!(header.customer_key(), v.get("customer_key").is_some());
+        if let Some(c) = v.get("customer_key") {
+            // Bound to a customer key: the bucket keys alone do not open it.
+            assert!(open_header(&header, &inner, &outer, name).is_err());
+            let c = CustomerKey::new(&k32(c));
+            inner = *customer::wrap_key(Layer::Inner, &inner, &c).unwrap();
+            outer = *customer::wrap_key(Layer::Outer, &outer, &c).unwrap();
+            assert_eq!(inner, k32(&v["inner_customer_wrap_key"]));
+            assert_eq!(outer, k32(&v["outer_customer_wrap_key"]));
+        }
+        let keys = open_header(&header, &inner, &outer, name).unwrap();
         assert_eq!(keys.key(Layer::Inner), &k32(&v["inner_data_key"]));
         assert_eq!(keys.key(Layer::Outer), &k32(&v["outer_data_key"]));
         let part = u32::try_from(v["part_number"].as_u64().unwrap()).unwrap();

@@ -93,6 +93,7 @@ fn seal_params() -> SealParams {
     SealParams {
         segment_size: SegmentSize::DEFAULT,
         upload_id: None,
+        customer_key: false,
     }
 }
 

@@ -44,6 +44,7 @@ FILES=(
   gateway_faults
   gateway_versions
   gateway_named_keys
+  gateway_sse_c
   keys_shredding
   keys_rewrap
   gateway_post_upload

@@ -301,6 +301,29 @@ aws_checks() {
     done
     "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "s3://$1/named-big.bin" "$3.named" && cmp "$3" "$3.named"
   ' "$AWS" "$CLI_BUCKET" "$SMALL" "$BIG"
+  # SSE-C: the client's own key, as `aws s3 cp --sse-c` sends it (raw bytes from a file).
+  head -c 32 /dev/urandom >"$dir/sse-c.key"
+  head -c 32 /dev/urandom >"$dir/sse-c-wrong.key"
+  check "aws s3 cp --sse-c: 3 MiB and 20 MiB (multipart) up and down, listed sizes" bash -c '
+    c=(--sse-c AES256 --sse-c-key "fileb://$4")
+    for f in "$2:ssec-small.bin" "$3:ssec-big.bin"; do
+      "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp --only-show-errors "${f%%:*}" "s3://$1/${f#*:}" "${c[@]}" || exit 1
+      "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp --only-show-errors "s3://$1/${f#*:}" "${f%%:*}.ssec" "${c[@]}" || exit 1
+      cmp "${f%%:*}" "${f%%:*}.ssec" || exit 1
+    done
+    out=$("$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 ls "s3://$1/ssec-") || exit 1
+    echo "$out"
+    echo "$out" | grep -Eq "[[:space:]]$(stat -c %s "$3")[[:space:]]+ssec-big\.bin$"
+  ' "$AWS" "$CLI_BUCKET" "$SMALL" "$BIG" "$dir/sse-c.key"
+  check "aws s3api head-object of an SSE-C object: 400 without the key, 403 with another, the MD5 with it" bash -c '
+    h=("$0" --endpoint-url "$AWS_ENDPOINT_URL" s3api head-object --bucket "$1" --key ssec-big.bin)
+    out=$("${h[@]}" 2>&1) && exit 1; echo "$out" | grep -q "(400)" || exit 1
+    out=$("${h[@]}" --sse-customer-algorithm AES256 --sse-customer-key "fileb://$3" 2>&1) && exit 1
+    echo "$out" | grep -q "(403)" || exit 1
+    out=$("${h[@]}" --sse-customer-algorithm AES256 --sse-customer-key "fileb://$2") || exit 1
+    echo "$out"
+    echo "$out" | grep -q "\"SSECustomerKeyMD5\": \"$(openssl md5 -binary "$2" | base64)\""
+  ' "$AWS" "$CLI_BUCKET" "$dir/sse-c.key" "$dir/sse-c-wrong.key"
   check "aws s3 cp naming an unknown key id is KMS.NotFoundException" bash -c '
     if out=$("$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "$2" "s3://$1/no-key.bin" \
       --sse aws:kms --sse-kms-key-id alias/no-such-key 2>&1); then exit 1; fi
@@ -311,7 +334,7 @@ aws_checks() {
   check "head-object after rm is 404" bash -c '
     ! "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3api head-object --bucket "$1" --key dir/small.bin 2>&1 | tee /dev/stderr | grep -q ContentLength
   ' "$AWS" "$CLI_BUCKET"
-  rm -f "$BIG" "$BIG.down" "$BIG.named"
+  rm -f "$BIG" "$BIG.down" "$BIG.named" "$BIG.ssec" "$SMALL.ssec"
 }
 
 # --- rclone ----------------------------------------------------------------------------------

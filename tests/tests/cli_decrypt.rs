@@ -545,3 +545,83 @@ async fn read_plans_agree_with_the_gateway() {
     let integrity_after = Scrape::take(gw.admin_addr()).sum(INTEGRITY_FAILURES, &[]);
     assert_eq!(integrity_after, integrity_before);
 }
+
+/// `twofold decrypt` of `stored`/`meta` with `--sse-c-key-file` holding `key` (or none).
+fn decrypt_sse_c(
+    dir: &Path,
+    config: &Path,
+    stored: &[u8],
+    meta: &serde_json::Value,
+    key: Option<&[u8]>,
+) -> (bool, String, Option<Vec<u8>>) {
+    use std::os::unix::fs::PermissionsExt;
+    let (input, meta_path, output, key_path) = (
+        dir.join("c-stored.bin"),
+        dir.join("c-meta.json"),
+        dir.join("c-plain.bin"),
+        dir.join("c.key"),
+    );
+    let _ = std::fs::remove_file(&output);
+    std::fs::write(&input, stored).unwrap();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let mut cmd = Command::new(twofold_binary());
+    cmd.env_remove("SOFTHSM2_CONF")
+        .arg("decrypt")
+        .arg("--config")
+        .arg(config)
+        .args(["--bucket", BUCKET, "--key", "sse-c", "--meta"])
+        .arg(&meta_path)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output);
+    if let Some(k) = key {
+        std::fs::write(&key_path, k).unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cmd.arg("--sse-c-key-file").arg(&key_path);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read(&output).ok(),
+    )
+}
+
+#[tokio::test]
+async fn an_object_under_a_customer_key_decrypts_only_with_that_key() {
+    use base64::Engine;
+    use md5::Digest;
+    let gw = TestGateway::start();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&gw, dir.path());
+    let key = [0x42u8; 32];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let plain = random_bytes(200_000);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("sse-c")
+        .body(plain.clone().into())
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(b64.encode(key))
+        .sse_customer_key_md5(b64.encode(md5::Md5::digest(key)))
+        .send()
+        .await
+        .unwrap();
+    let (stored, meta) = fetch_stored(&gw.backend_client(), "sse-c").await;
+    let (ok, err, out) = decrypt_sse_c(dir.path(), &config, &stored, &meta, None);
+    assert!(!ok && out.is_none(), "{err}");
+    assert!(err.contains("customer-provided key"), "{err}");
+    let (ok, err, out) = decrypt_sse_c(dir.path(), &config, &stored, &meta, Some(&[0x43; 32]));
+    assert!(!ok && out.is_none(), "{err}");
+    let (ok, err, out) = decrypt_sse_c(dir.path(), &config, &stored, &meta, Some(&key));
+    assert!(ok, "{err}");
+    assert!(out.unwrap() == plain);
+    // The base64 form (`aws s3 cp --sse-c-key` text) works too.
+    let text = b64.encode(key);
+    let (ok, err, out) = decrypt_sse_c(dir.path(), &config, &stored, &meta, Some(text.as_bytes()));
+    assert!(ok, "{err}");
+    assert!(out.unwrap() == plain);
+}

@@ -248,7 +248,7 @@ async fn sse_requests() {
     assert_eq!(status_code(&e).0, 400, "KMS key id: {e:?}");
     assert!(!exists(&s3, BUCKET, "kms-key").await);
 
-    // SSE-C neither.
+    // SSE-C (gateway_sse_c) cannot be combined with another encryption request, as in S3.
     let customer_key = [7u8; 32];
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -257,6 +257,7 @@ async fn sse_requests() {
         .put_object()
         .bucket(BUCKET)
         .key("sse-c")
+        .server_side_encryption(ServerSideEncryption::AwsKmsDsse)
         .sse_customer_algorithm("AES256")
         .sse_customer_key(b64.encode(customer_key))
         .sse_customer_key_md5(&key_md5)
@@ -280,7 +281,7 @@ async fn sse_requests() {
     assert_eq!(status_code(&e).0, 400, "unknown SSE: {e:?}");
     assert!(!exists(&s3, BUCKET, "sse-odd").await);
 
-    // A GET with SSE-C headers is refused too: there is no customer key to use.
+    // A GET with SSE-C headers of an object without a customer key is refused, as in S3.
     put(&s3, BUCKET, "plain", random_bytes(10)).await;
     let e = s3
         .get_object()

@@ -60,6 +60,9 @@ const _: () = assert!(4 + BUCKET_KEY_SALT_LEN_BYTES <= 1 + WRAPPED_BUCKET_KEY_LE
 const LAYER_TAIL_LEN_BYTES: usize =
     NONCE_LEN_BYTES + KEY_LEN_BYTES + TAG_LEN_BYTES + COMMITMENT_LEN_BYTES;
 const FLAG_MULTIPART: u8 = 0x01;
+/// Bit of a version 2 layer block's layer id: its data key is wrapped under a key derived
+/// from the bucket key and a customer-provided key (SSE-C, [`super::customer`]).
+const LAYER_CUSTOMER_KEY: u8 = 0x40;
 
 /// Why a header could not be parsed. Parsing checks structure only; the keys inside are
 /// checked when they are unwrapped.
@@ -148,6 +151,9 @@ pub struct LayerBlock {
     pub wrapped_dek_tag: [u8; TAG_LEN_BYTES],
     /// Commitment to the data key, checked before any segment is opened.
     pub commitment: [u8; COMMITMENT_LEN_BYTES],
+    /// Whether the data key is wrapped under a key derived from the bucket key and the
+    /// object's customer-provided key (SSE-C): the same in both blocks of a header.
+    pub customer_key: bool,
 }
 
 impl std::fmt::Debug for LayerBlock {
@@ -176,6 +182,11 @@ pub struct Header {
 }
 
 impl Header {
+    /// Whether the object's data keys are bound to a customer-provided key (SSE-C).
+    pub fn customer_key(&self) -> bool {
+        self.inner.customer_key
+    }
+
     /// The block of `layer`.
     pub fn layer(&self, layer: Layer) -> &LayerBlock {
         match layer {
@@ -250,6 +261,11 @@ impl Header {
                 reason: "trailing bytes after the outer layer block",
             });
         }
+        if inner.customer_key != outer.customer_key {
+            return Err(HeaderError::Malformed {
+                reason: "the layer blocks disagree about a customer key",
+            });
+        }
         Ok(Header {
             segment_size,
             multipart,
@@ -264,7 +280,10 @@ impl LayerBlock {
     /// Appends layer id, KEK id and the bucket key's reference: the part of the block that
     /// the data-key wrap authenticates.
     pub fn write_identity(&self, out: &mut Vec<u8>) {
-        out.push(self.layer.id());
+        out.push(match self.customer_key {
+            true => self.layer.id() | LAYER_CUSTOMER_KEY,
+            false => self.layer.id(),
+        });
         // Lengths are bounded by the constructors and by `parse`; saturate defensively.
         out.push(u8::try_from(self.kek_id.len()).unwrap_or(u8::MAX));
         out.extend_from_slice(self.kek_id.as_bytes());
@@ -272,9 +291,16 @@ impl LayerBlock {
     }
 
     fn parse(r: &mut Reader<'_>, expected: Layer, version: u8) -> Result<Self, HeaderError> {
-        if r.u8()? != expected.id() {
+        let id = r.u8()?;
+        if id & !LAYER_CUSTOMER_KEY != expected.id() {
             return Err(HeaderError::Malformed {
                 reason: "layer blocks missing or out of order",
+            });
+        }
+        let customer_key = id & LAYER_CUSTOMER_KEY != 0;
+        if customer_key && version != FORMAT_VERSION {
+            return Err(HeaderError::Malformed {
+                reason: "a customer key in a version 1 header",
             });
         }
         let k = usize::from(r.u8()?);
@@ -312,6 +338,7 @@ impl LayerBlock {
             wrapped_dek: r.array()?,
             wrapped_dek_tag: r.array()?,
             commitment: r.array()?,
+            customer_key,
         })
     }
 }
@@ -368,6 +395,7 @@ pub(crate) fn test_header(upload: u8) -> Header {
         wrapped_dek: [2; 32],
         wrapped_dek_tag: [3; 16],
         commitment: [4; 32],
+        customer_key: false,
     };
     Header {
         segment_size: SegmentSize::DEFAULT,
@@ -413,6 +441,41 @@ mod tests {
         }
         assert_eq!(sample().version(), 2);
         assert_eq!(sample_v1().version(), 1);
+    }
+
+    #[test]
+    fn a_customer_key_is_a_bit_of_both_layer_ids_in_version_2_only() {
+        let mut h = sample();
+        h.inner.customer_key = true;
+        h.outer.customer_key = true;
+        let bytes = h.to_bytes();
+        let parsed = Header::parse(&bytes).unwrap();
+        assert!(parsed.customer_key());
+        assert_eq!(parsed, h);
+        assert_eq!(
+            bytes[FIXED_LEN_BYTES],
+            Layer::Inner.id() | LAYER_CUSTOMER_KEY
+        );
+        // The bit changes the identity the data-key wrap authenticates.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        h.inner.write_identity(&mut a);
+        sample().inner.write_identity(&mut b);
+        assert_ne!(a, b);
+        // One block with it and one without: malformed.
+        let mut half = sample();
+        half.outer.customer_key = true;
+        assert!(matches!(
+            Header::parse(&half.to_bytes()),
+            Err(HeaderError::Malformed { .. })
+        ));
+        // Version 1 has no customer keys.
+        let mut v1 = sample_v1();
+        v1.inner.customer_key = true;
+        v1.outer.customer_key = true;
+        assert!(matches!(
+            Header::parse(&v1.to_bytes()),
+            Err(HeaderError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod aead;
 pub mod checksum_record;
+pub mod customer;
 pub mod header;
 pub mod hierarchy;
 pub mod kdf;
@@ -267,6 +268,9 @@ pub struct SealParams {
     pub segment_size: SegmentSize,
     /// `Some(upload id)` for a multipart upload, `None` for a single-part object.
     pub upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
+    /// Whether the bucket keys passed are customer wrap keys ([`customer::wrap_key`]):
+    /// the header says so, and readers need the customer's key.
+    pub customer_key: bool,
 }
 
 /// Builds the header of a new object: wraps `keys` under the bucket keys, bound to `name`.
@@ -288,6 +292,7 @@ pub fn seal_header(
         wrapped_dek: [0; KEY_LEN_BYTES],
         wrapped_dek_tag: [0; 16],
         commitment: [0; COMMITMENT_LEN_BYTES],
+        customer_key: params.customer_key,
     };
     let mut header = Header {
         segment_size: params.segment_size,

@@ -19,6 +19,7 @@ pub mod named;
 pub mod versions;
 
 use crate::envelope::aead::Layer;
+use crate::envelope::customer::{self, CustomerKey};
 use crate::envelope::header::{
     BucketKeyRef, FORMAT_VERSION, Header, LayerBlock, UPLOAD_ID_LEN_BYTES,
 };
@@ -99,6 +100,16 @@ pub enum KeyError {
     /// KEK version destroyed, a key file rotated...); nothing was done.
     #[error("refused: {0}")]
     Refused(&'static str),
+    /// The object is bound to a customer-provided key (SSE-C) and the request gave none.
+    #[error("the object is encrypted with a customer-provided key, and none was given")]
+    CustomerKeyRequired,
+    /// The request gave a customer-provided key for an object that has none.
+    #[error("a customer-provided key was given for an object that is not encrypted with one")]
+    CustomerKeyNotApplicable,
+    /// The customer-provided key given does not open the object (a wrong key, or its
+    /// header was altered: the two cannot be told apart).
+    #[error("the customer-provided key does not open the object")]
+    CustomerKeyWrong,
     /// A primitive failed where it cannot by construction.
     #[error("internal key-handling failure: {0}")]
     Internal(&'static str),
@@ -599,21 +610,25 @@ impl Keyring {
         version: u8,
     ) -> Result<(Header, DataKeys), KeyError> {
         let named = self.named.clone();
-        self.seal_with(name, upload_id, version, named.default_choice())
+        self.seal_with(name, upload_id, version, named.default_choice(), None)
             .await
     }
 
     /// [`Keyring::seal_new`] under the key whose own id is `key_id` (the default's, or a
     /// named key's: as [`named::requested`] gave it).
+    /// `customer`: the request's customer-provided key (SSE-C), bound into both data-key
+    /// wraps.
     pub async fn seal_new_for(
         &self,
         name: ObjectName<'_>,
         upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
         key_id: &str,
+        customer: Option<&CustomerKey>,
     ) -> Result<(Header, DataKeys), KeyError> {
         let named = self.named.clone();
         let key = configured(&named, key_id)?;
-        self.seal_with(name, upload_id, FORMAT_VERSION, key).await
+        self.seal_with(name, upload_id, FORMAT_VERSION, key, customer)
+            .await
     }
 
     async fn seal_with(
@@ -622,6 +637,7 @@ impl Keyring {
         upload_id: Option<[u8; UPLOAD_ID_LEN_BYTES]>,
         version: u8,
         key: named::KeyChoice<'_>,
+        customer: Option<&CustomerKey>,
     ) -> Result<(Header, DataKeys), KeyError> {
         let (inner_kek, outer_kek) = self.sealing_keks(version, key).await?;
         let inner = self
@@ -630,10 +646,12 @@ impl Keyring {
         let outer = self
             .sealing_key(Layer::Outer, name.bucket, version, &outer_kek)
             .await?;
+        let (inner, outer) = (bound(inner, customer)?, bound(outer, customer)?);
         let keys = DataKeys::generate()?;
         let params = SealParams {
             segment_size: self.settings.segment_size,
             upload_id,
+            customer_key: customer.is_some(),
         };
         let header = envelope::seal_header(params, &keys, &inner, &outer, name)?;
         tracing::info!(
@@ -651,8 +669,21 @@ impl Keyring {
         Ok((header, keys))
     }
 
-    /// The data keys of an object stored under `name` with `header`.
+    /// The data keys of an object stored under `name` with `header`, which must not be
+    /// bound to a customer-provided key.
     pub async fn open(&self, header: &Header, name: ObjectName<'_>) -> Result<DataKeys, KeyError> {
+        self.open_with(header, name, None).await
+    }
+
+    /// The data keys of an object stored under `name` with `header`, with the request's
+    /// customer-provided key (SSE-C), which an object bound to one needs and any other
+    /// refuses.
+    pub async fn open_with(
+        &self,
+        header: &Header,
+        name: ObjectName<'_>,
+        customer: Option<&CustomerKey>,
+    ) -> Result<DataKeys, KeyError> {
         // A destroyed key's KEKs are gone: refused here, without a custodian call.
         if let Some(key_id) = self
             .named
@@ -662,9 +693,22 @@ impl Keyring {
                 key_id: key_id.to_owned(),
             });
         }
+        match (header.customer_key(), customer) {
+            (true, None) => return Err(KeyError::CustomerKeyRequired),
+            (false, Some(_)) => return Err(KeyError::CustomerKeyNotApplicable),
+            _ => {}
+        }
         let outer = self.opening_key(&header.outer, name.bucket).await?;
         let inner = self.opening_key(&header.inner, name.bucket).await?;
-        let result = envelope::open_header(header, &inner, &outer, name);
+        let result = match customer {
+            None => envelope::open_header(header, &inner, &outer, name),
+            Some(c) => envelope::open_header(
+                header,
+                &*customer::wrap_key(Layer::Inner, &inner, c)?,
+                &*customer::wrap_key(Layer::Outer, &outer, c)?,
+                name,
+            ),
+        };
         tracing::info!(
             target: "twofold::audit",
             action = "data_keys_open",
@@ -675,9 +719,15 @@ impl Keyring {
             outer_kek = %header.outer.kek_id,
             outer_bucket_key = %crate::telemetry::bucket_key_fingerprint(&header.outer.bucket_key),
             ok = result.is_ok(),
+            customer_key = customer.is_some(),
             "data keys of an object opened"
         );
-        Ok(result?)
+        match result {
+            Err(envelope::Error::DataKeyRejected { .. }) if customer.is_some() => {
+                Err(KeyError::CustomerKeyWrong)
+            }
+            r => Ok(r?),
+        }
     }
 
     /// The header of a copy of an object: its data keys re-wrapped for `to` under the
@@ -690,17 +740,18 @@ impl Keyring {
         to: ObjectName<'_>,
     ) -> Result<(Header, DataKeys), KeyError> {
         let named = self.named.clone();
-        self.rewrap_under(header, from, to, named.default_choice())
+        self.rewrap_under(header, (from, None), (to, None), named.default_choice())
             .await
     }
 
     /// [`Keyring::rewrap`] under the key whose own id is `key_id` (a version 1 object: the
-    /// default only).
+    /// default only), each name with its customer-provided key (SSE-C): the source's
+    /// opens it, the copy is bound to the destination's.
     pub async fn rewrap_for(
         &self,
         header: &Header,
-        from: ObjectName<'_>,
-        to: ObjectName<'_>,
+        from: (ObjectName<'_>, Option<&CustomerKey>),
+        to: (ObjectName<'_>, Option<&CustomerKey>),
         key_id: &str,
     ) -> Result<(Header, DataKeys), KeyError> {
         let named = self.named.clone();
@@ -711,11 +762,11 @@ impl Keyring {
     async fn rewrap_under(
         &self,
         header: &Header,
-        from: ObjectName<'_>,
-        to: ObjectName<'_>,
+        (from, from_customer): (ObjectName<'_>, Option<&CustomerKey>),
+        (to, to_customer): (ObjectName<'_>, Option<&CustomerKey>),
         key: named::KeyChoice<'_>,
     ) -> Result<(Header, DataKeys), KeyError> {
-        let keys = self.open(header, from).await?;
+        let keys = self.open_with(header, from, from_customer).await?;
         let version = header.version();
         let (inner_kek, outer_kek) = self.sealing_keks(version, key).await?;
         let inner = self
@@ -724,7 +775,10 @@ impl Keyring {
         let outer = self
             .sealing_key(Layer::Outer, to.bucket, version, &outer_kek)
             .await?;
+        let (inner, outer) = (bound(inner, to_customer)?, bound(outer, to_customer)?);
         let mut out = header.clone();
+        out.inner.customer_key = to_customer.is_some();
+        out.outer.customer_key = to_customer.is_some();
         envelope::rewrap_header(&mut out, &keys, &inner, &outer, to)?;
         tracing::info!(
             target: "twofold::audit",
@@ -752,6 +806,23 @@ impl Drop for Keyring {
         let epoch = c.epoch.iter().map(OpenCache::len).sum::<usize>();
         crate::telemetry::key_cache_entries("epoch", epoch, 0);
     }
+}
+
+/// The key that wraps data keys under `bk` for an object bound to `customer` (SSE-C): a
+/// customer wrap key with the bucket key's KEK and reference; `bk` itself without one.
+fn bound(bk: Arc<BucketKey>, customer: Option<&CustomerKey>) -> Result<Arc<BucketKey>, KeyError> {
+    let Some(c) = customer else {
+        return Ok(bk);
+    };
+    if bk.reference.version() < FORMAT_VERSION {
+        return Err(KeyError::Internal("a customer key for a version 1 object"));
+    }
+    Ok(Arc::new(BucketKey {
+        layer: bk.layer,
+        kek_id: bk.kek_id.clone(),
+        key: LockedKey::new(&*customer::wrap_key(bk.layer, &bk.key, c)?),
+        reference: bk.reference.clone(),
+    }))
 }
 
 /// The key whose own id is `key_id`; the serving layer resolved it from the request, so

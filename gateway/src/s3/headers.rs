@@ -100,8 +100,15 @@ pub const GET_RETURNED: &[&str] = &[
 ];
 
 /// Request headers never forwarded: hop-by-hop, the client's signature and payload
-/// framing (the gateway re-signs and re-frames), and the gateway's own metadata.
+/// framing (the gateway re-signs and re-frames), the gateway's own metadata, and a
+/// customer-provided key (SSE-C: it is the gateway's to use, never the backend's).
 pub const FORWARD_DROPPED: &[&str] = &[
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-server-side-encryption-customer-key-md5",
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key-md5",
     "host",
     "authorization",
     "x-amz-date",

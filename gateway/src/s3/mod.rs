@@ -15,6 +15,7 @@ pub mod post_policy;
 mod query;
 mod range;
 mod segments;
+pub mod sse_c;
 pub mod xml;
 
 pub use addressing::{

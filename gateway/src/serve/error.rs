@@ -117,6 +117,9 @@ impl From<KeyError> for Failure {
     /// A custodian that is unavailable: 503, nothing was changed, worth a retry. Any other
     /// key error (a key that does not unwrap, a key file that cannot be read): 500.
     fn from(e: KeyError) -> Self {
+        if let Some(refused) = customer_key_refusal(&e) {
+            return Failure::keep(refused);
+        }
         if let KeyError::KekGone { kek_id, .. } = &e {
             metrics::counter!(crate::telemetry::SHREDDED_READS_TOTAL).increment(1);
             return Failure::keep(S3Error::new(
@@ -152,6 +155,26 @@ impl From<KeyError> for Failure {
             cause: Cause::Custodian,
             close: false,
         }
+    }
+}
+
+/// S3's answers about customer-provided keys (SSE-C): 400 without the key an object needs
+/// (or with one it has none of), 403 with a key that does not open it.
+fn customer_key_refusal(e: &KeyError) -> Option<S3Error> {
+    match e {
+        KeyError::CustomerKeyRequired => Some(S3Error::invalid_request(
+            "The object was stored using a form of Server Side Encryption. The correct \
+             parameters must be provided to retrieve the object.",
+        )),
+        KeyError::CustomerKeyNotApplicable => Some(S3Error::invalid_request(
+            "The encryption parameters are not applicable to this object.",
+        )),
+        KeyError::CustomerKeyWrong => Some(S3Error::new(
+            403,
+            crate::s3::S3Code::AccessDenied,
+            "Access Denied: the customer-provided key does not open this object",
+        )),
+        _ => None,
     }
 }
 

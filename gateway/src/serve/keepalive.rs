@@ -50,7 +50,7 @@ pub(crate) async fn keep_alive<F: std::future::Future>(
     }
     let mut head = ResponseHead::new(200);
     head.push_header("content-type", b"application/xml".to_vec());
-    super::respond::push_sse(&mut head, key_id);
+    super::respond::push_sse_for(ctx, &mut head, key_id);
     head.push_header("x-amz-request-id", ctx.rid.as_bytes().to_vec());
     head.push_header("transfer-encoding", b"chunked".to_vec());
     let mut open = Vec::with_capacity(512);

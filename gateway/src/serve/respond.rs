@@ -23,6 +23,54 @@ pub(crate) fn push_sse(out: &mut ResponseHead, key_id: Option<&str>) {
     }
 }
 
+/// A request's customer-provided key (SSE-C), checked.
+pub(crate) struct RequestKey {
+    /// The key.
+    pub(crate) key: crate::envelope::customer::CustomerKey,
+}
+
+/// The request's customer-provided key (SSE-C) of `role`, checked (400 when its headers
+/// are incomplete or wrong).
+pub(crate) fn request_sse_c(
+    ctx: &Request<'_>,
+    role: crate::s3::sse_c::Role,
+) -> Result<Option<RequestKey>, Failure> {
+    let parsed = crate::s3::sse_c::parse(&ctx.head.headers, role).map_err(Failure::keep)?;
+    Ok(parsed.map(|s| RequestKey {
+        key: crate::envelope::customer::CustomerKey::new(&s.key),
+    }))
+}
+
+/// [`push_sse`], and the SSE-C answer headers (algorithm, key MD5) when the request sent a
+/// customer-provided key for its object, as S3 echoes them.
+pub(crate) fn push_sse_for(ctx: &Request<'_>, out: &mut ResponseHead, key_id: Option<&str>) {
+    push_sse(out, key_id);
+    echo_sse_c(ctx, out);
+}
+
+/// The SSE-C answer headers of a request that sent a customer-provided key.
+pub(crate) fn echo_sse_c(ctx: &Request<'_>, out: &mut ResponseHead) {
+    for (name, value) in sse_c_echo(ctx) {
+        out.push_header(name, value);
+    }
+}
+
+/// The SSE-C answer headers (algorithm, key MD5) of a request that sent a customer-provided
+/// key for its object; none otherwise.
+pub(crate) fn sse_c_echo(ctx: &Request<'_>) -> Vec<(&'static str, Vec<u8>)> {
+    use crate::s3::sse_c;
+    match sse_c::parse(&ctx.head.headers, sse_c::Role::Object) {
+        Ok(Some(k)) => vec![
+            (
+                sse_c::ALGORITHM_HEADER,
+                sse_c::SSE_C_ALGORITHM.as_bytes().to_vec(),
+            ),
+            (sse_c::KEY_MD5_HEADER, k.key_md5.into_bytes()),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// The id of the key a header's KEKs belong to (see
 /// [`crate::keys::named::NamedKeys::id_of`]).
 pub(crate) fn key_id_of<'c>(ctx: &Request<'c>, header: &Header) -> Option<&'c str> {
@@ -92,7 +140,7 @@ pub(crate) fn object_headers(
     let header = resp
         .header_str(crate::envelope::objmeta::HTTP_HEADER)
         .and_then(|v| crate::envelope::objmeta::decode(v).ok());
-    push_sse(out, header.as_ref().and_then(|h| key_id_of(ctx, h)));
+    push_sse_for(ctx, out, header.as_ref().and_then(|h| key_id_of(ctx, h)));
     plain_object_headers(ctx, resp, out);
     if let Some(c) = checksum {
         out.push_header(c.algorithm.header_name(), c.value().into_bytes());

@@ -16,6 +16,10 @@ use base64::Engine;
 
 /// User metadata that holds the sealed layout record, base64url without padding.
 pub const LAYOUT_HTTP_HEADER: &str = "x-amz-meta-twofold-layout";
+/// Metadata of a multipart object bound to a customer-provided key (SSE-C): its plaintext
+/// size in the clear, for listings, which cannot open its layout record without the
+/// client's key. Not authenticated: reads go by the sealed layout record.
+pub const SIZE_HINT_HTTP_HEADER: &str = "x-amz-meta-twofold-size";
 /// Largest byte range one backend UploadPartCopy may copy (S3: 5 GiB).
 const COPY_PART_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's smallest part but the last: an object stored in fewer bytes cannot be copied as a
@@ -213,6 +217,13 @@ async fn head_size(
     else {
         return Ok(None);
     };
+    if header.customer_key() {
+        // Bound to the client's key: the layout record stays closed to listings.
+        return Ok(resp
+            .header_str(SIZE_HINT_HTTP_HEADER)
+            .and_then(|v| v.trim().parse().ok())
+            .or_else(|| plain_len(stored, header.segment_size).ok()));
+    }
     if !record::required(&header, stored) {
         // A multipart object of format version 1 without a record: its stored length
         // gives its size (remembered, so that the next listing needs no HEAD).
@@ -270,6 +281,15 @@ pub(crate) fn copy_ranges(stored: u64) -> Vec<(u64, u64)> {
         first = last + 1;
     }
     out
+}
+
+/// The size-hint metadata entry ([`SIZE_HINT_HTTP_HEADER`]) of an object laid out as
+/// `layout`.
+pub(crate) fn size_hint(layout: &Layout) -> (String, Vec<u8>) {
+    (
+        SIZE_HINT_HTTP_HEADER.into(),
+        layout.plain_len().to_string().into_bytes(),
+    )
 }
 
 /// CompleteMultipartUpload of an upload whose object needs a layout record (every upload

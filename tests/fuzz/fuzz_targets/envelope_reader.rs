@@ -76,6 +76,7 @@ fn header() -> &'static Header {
         let params = SealParams {
             segment_size: seg,
             upload_id: None,
+            customer_key: false,
         };
         let name = ObjectName {
             bucket: "vectors",

@@ -159,6 +159,7 @@ fn key_header(ctx: &Request<'_>, header: &Header) -> Vec<(&'static str, Vec<u8>)
     key_id_of(ctx, header)
         .map(|id| (KMS_KEY_ID_HEADER, id.as_bytes().to_vec()))
         .into_iter()
+        .chain(crate::serve::respond::sse_c_echo(ctx))
         .collect()
 }
 
@@ -583,15 +584,14 @@ async fn record_in_object(
     let (path, parts) = (object.path, object.layout);
     match Rewrite::of(&mut sealed) {
         Rewrite::Layout(record) => {
-            let done = crate::serve::unaligned::rewrite(
-                ctx,
-                object.name,
-                path,
-                &record,
-                parts,
-                sealed.metadata,
-            )
-            .await?;
+            let mut metadata = sealed.metadata;
+            if object.header.customer_key() {
+                // Listings cannot open the record without the client's key.
+                metadata.push(crate::serve::unaligned::size_hint(parts));
+            }
+            let done =
+                crate::serve::unaligned::rewrite(ctx, object.name, path, &record, parts, metadata)
+                    .await?;
             Ok((done, true))
         }
         Rewrite::KeepingParts => {
@@ -723,9 +723,10 @@ pub(super) async fn upload_keys(
     header: &Header,
     name: ObjectName<'_>,
 ) -> Result<crate::envelope::DataKeys, Failure> {
+    let customer = crate::serve::respond::request_sse_c(ctx, crate::s3::sse_c::Role::Object)?;
     ctx.core
         .keyring
-        .open(header, name)
+        .open_with(header, name, customer.as_ref().map(|c| &c.key))
         .await
         .map_err(Failure::from)
 }

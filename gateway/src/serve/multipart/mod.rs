@@ -81,10 +81,16 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
     let _ = read_body(ctx, conn).await?;
     let upload_id: [u8; 16] = crate::envelope::random_bytes(crate::envelope::aead::Layer::Outer)
         .map_err(|_| Failure::keep(S3Error::internal_error()))?;
+    let customer = crate::serve::respond::request_sse_c(ctx, crate::s3::sse_c::Role::Object)?;
     let (header, keys) = ctx
         .core
         .keyring
-        .seal_new_for(name, Some(upload_id), &upload.key_id)
+        .seal_new_for(
+            name,
+            Some(upload_id),
+            &upload.key_id,
+            customer.as_ref().map(|c| &c.key),
+        )
         .await?;
     let mut headers = upload.forwarded;
     headers.push((
@@ -120,6 +126,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
         ]
     });
     extra.push((KMS_KEY_ID_HEADER, upload.key_id.into_bytes()));
+    extra.extend(crate::serve::respond::sse_c_echo(ctx));
     reply_with(conn, &resp, &body, ctx.rid, true, extra).await
 }
 

@@ -81,10 +81,11 @@ impl PartTarget {
         // The id must be one the gateways issued before its header is used at all.
         let key = ctx.core.keyring.upload_id_key().await?;
         self.proof.verify(&key)?;
+        let customer = crate::serve::respond::request_sse_c(ctx, crate::s3::sse_c::Role::Object)?;
         let keys = ctx
             .core
             .keyring
-            .open(&self.header, name)
+            .open_with(&self.header, name, customer.as_ref().map(|c| &c.key))
             .await
             .map_err(Failure::upload_keys)?;
         let internal = |_| Failure::keep(S3Error::internal_error());

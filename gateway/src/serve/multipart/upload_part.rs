@@ -11,7 +11,7 @@ use crate::serve::body::{ClientBody, ClientChecksum};
 use crate::serve::io::Conn;
 use crate::serve::object::seal_upload;
 use crate::serve::part_checksum::{Declared, PartTagger};
-use crate::serve::respond::{forward_error, key_id_of, push_sse};
+use crate::serve::respond::{forward_error, key_id_of};
 use crate::serve::{Failure, Outcome, Request, backend_path, encode, write_response};
 use std::ops::ControlFlow;
 
@@ -167,7 +167,7 @@ async fn answer(
     if let Some(v) = etag {
         out.push_header("etag", crate::s3::etag::header_to_client(&v));
     }
-    push_sse(&mut out, key_id);
+    crate::serve::respond::push_sse_for(ctx, &mut out, key_id);
     if let Some(c) = checksum {
         out.push_header(c.algorithm.header_name(), c.value.into_bytes());
     }

@@ -192,7 +192,12 @@ async fn open_source(
     };
     let stored = head.content_length().ok().flatten().unwrap_or(0);
     // A source with a layout record: its parts are found from the record.
-    let keys = ctx.core.keyring.open(&header, source.name()).await?;
+    let customer = crate::serve::respond::request_sse_c(ctx, crate::s3::sse_c::Role::CopySource)?;
+    let keys = ctx
+        .core
+        .keyring
+        .open_with(&header, source.name(), customer.as_ref().map(|c| &c.key))
+        .await?;
     let layout = if record::required(&header, stored) {
         let layout_of = crate::serve::unaligned::layout_of;
         Some(layout_of(ctx, &keys, &header, &head, stored)?)
@@ -427,7 +432,10 @@ async fn copy_part_result(
         body.as_bytes(),
         ctx.rid,
         true,
-        extra.into_iter().collect(),
+        extra
+            .into_iter()
+            .chain(crate::serve::respond::sse_c_echo(ctx))
+            .collect(),
     )
     .await
 }

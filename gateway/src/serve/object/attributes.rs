@@ -115,7 +115,12 @@ async fn open_object(
     let marked = record::required(&h, stored);
     // The keys only where a record must be opened: the checksum's, the layout's.
     let keys = match wants_checksum || marked {
-        true => Some(ctx.core.keyring.open(&h, name).await?),
+        true => {
+            let customer =
+                crate::serve::respond::request_sse_c(ctx, crate::s3::sse_c::Role::Object)?;
+            let customer = customer.as_ref().map(|c| &c.key);
+            Some(ctx.core.keyring.open_with(&h, name, customer).await?)
+        }
         false => None,
     };
     let checksum = match (&keys, wants_checksum) {

@@ -155,7 +155,13 @@ impl Source {
         src: &ResponseHead,
         header: Header,
     ) -> Result<Self, Failure> {
-        let keys = ctx.core.keyring.open(&header, req.source()).await?;
+        let customer =
+            crate::serve::respond::request_sse_c(ctx, crate::s3::sse_c::Role::CopySource)?;
+        let keys = ctx
+            .core
+            .keyring
+            .open_with(&header, req.source(), customer.as_ref().map(|c| &c.key))
+            .await?;
         let stored = src.content_length().ok().flatten().ok_or_else(|| {
             Failure::from(BackendError::Protocol(
                 "HEAD response without Content-Length".into(),

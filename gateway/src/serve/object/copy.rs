@@ -13,10 +13,11 @@ use crate::envelope::header::{FORMAT_VERSION, Header};
 use crate::envelope::objmeta;
 use crate::http::{RequestHead, ResponseHead};
 use crate::s3::headers::COPY_FORWARDED;
+use crate::s3::sse_c::Role;
 use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
-use crate::serve::respond::forward_error;
-use crate::serve::unaligned::LAYOUT_HTTP_HEADER;
+use crate::serve::respond::{echo_sse_c, forward_error, request_sse_c};
+use crate::serve::unaligned::{LAYOUT_HTTP_HEADER, SIZE_HINT_HTTP_HEADER};
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
 
 /// CopyObject: the backend copies the stored bytes; the gateway re-wraps the two data keys
@@ -64,7 +65,10 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
         return forward_error(conn, &resp, &body, ctx.rid).await;
     }
     let key_id = sealed_copy.then_some(req.key_id.as_str());
-    let (out, body) = copy_answer(&resp, &body, key_id, ctx.rid);
+    let (mut out, body) = copy_answer(&resp, &body, key_id, ctx.rid);
+    if sealed_copy {
+        echo_sse_c(ctx, &mut out);
+    }
     write_response(conn, &out, &body)
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
@@ -113,10 +117,17 @@ async fn rewrapped(
              REPLACE to seal it again under another key",
         )));
     }
+    let from = request_sse_c(ctx, Role::CopySource)?;
+    let dest = request_sse_c(ctx, Role::Object)?;
     let (copy, keys) = ctx
         .core
         .keyring
-        .rewrap_for(&header, req.source(), to, &req.key_id)
+        .rewrap_for(
+            &header,
+            (req.source(), from.as_ref().map(|c| &c.key)),
+            (to, dest.as_ref().map(|c| &c.key)),
+            &req.key_id,
+        )
         .await?;
     let described = match copy.version() < FORMAT_VERSION {
         true => None,
@@ -165,6 +176,9 @@ fn copy_request_headers(
     // The layout record is sealed under the data keys, which the re-wrap keeps.
     if let Some(v) = src.header(LAYOUT_HTTP_HEADER) {
         headers.push((LAYOUT_HTTP_HEADER.into(), v.to_vec()));
+    }
+    if let Some(v) = src.header(SIZE_HINT_HTTP_HEADER) {
+        headers.push((SIZE_HINT_HTTP_HEADER.into(), v.to_vec()));
     }
     if let Some(h) = header {
         headers.push((objmeta::HTTP_HEADER.into(), h.into_bytes()));

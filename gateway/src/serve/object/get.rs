@@ -49,16 +49,8 @@ impl<'r> ObjectRead<'r> {
         let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
             return Err(S3Error::invalid_request("a bucket and a key are needed").into());
         };
-        if ctx
-            .head
-            .header("x-amz-server-side-encryption-customer-algorithm")
-            .is_some()
-        {
-            return Err(S3Error::invalid_argument(
-                "Twofold objects are not encrypted with customer keys (SSE-C)",
-            )
-            .into());
-        }
+        // A customer-provided key (SSE-C) is checked when the object's keys are opened.
+        crate::s3::sse_c::parse(&ctx.head.headers, crate::s3::sse_c::Role::Object)?;
         let part_number = match ctx.query.get("partNumber") {
             None => None,
             Some(v) => Some(

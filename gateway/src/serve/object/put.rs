@@ -15,11 +15,12 @@ use crate::http::RequestHead;
 use crate::http::ResponseHead;
 use crate::keys::named::{self, KeyRequestError};
 use crate::s3::headers::{ATTACH_DROPPED, PUT_FORWARDED};
+use crate::s3::sse_c::Role;
 use crate::s3::{S3Code, S3Error, xml};
 use crate::serve::backend::read_small_body;
 use crate::serve::body::{BodyError, ClientBody, ClientChecksum, send_continue};
 use crate::serve::io::Conn;
-use crate::serve::respond::{forward_error, is_twofold_metadata, push_sse};
+use crate::serve::respond::{forward_error, is_twofold_metadata};
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
 
 /// Largest single PUT, as in S3.
@@ -69,19 +70,22 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<UploadHeaders, S
 }
 
 /// The key a request that creates an object asks for, by its own id (see
-/// [`named::requested`]): the bucket's default, or a named key the credential may use. A customer
-/// key (SSE-C) and an encryption context are refused (neither is bound into objects), and
-/// so is a key id that names no key (`KMS.NotFoundException`, as S3 answers) or one the
-/// credential may not use (`AccessDenied`).
+/// [`named::requested`]): the bucket's default, or a named key the credential may use. An
+/// encryption context is refused (it is not bound into objects), and so is a key id that
+/// names no key (`KMS.NotFoundException`, as S3 answers) or one the credential may not use
+/// (`AccessDenied`). A customer-provided key (SSE-C, checked here) is bound into the
+/// object on top of the bucket's default key; as in S3 it cannot be combined with another
+/// encryption request.
 pub(crate) fn requested_key(ctx: &Request<'_>) -> Result<String, S3Error> {
     let h = ctx.head;
-    if h.header("x-amz-server-side-encryption-customer-algorithm")
-        .is_some()
-        || h.header("x-amz-server-side-encryption-customer-key")
-            .is_some()
+    let customer = crate::s3::sse_c::parse(&h.headers, crate::s3::sse_c::Role::Object)?;
+    if customer.is_some()
+        && (h.header("x-amz-server-side-encryption").is_some()
+            || h.header("x-amz-server-side-encryption-aws-kms-key-id")
+                .is_some())
     {
         return Err(S3Error::invalid_argument(
-            "Twofold encrypts with its own dual-layer keys; SSE-C (customer-provided keys) is not supported",
+            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
         ));
     }
     if h.header("x-amz-server-side-encryption-context").is_some() {
@@ -190,7 +194,8 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         }
         _ => (etag, version),
     };
-    let out = put_response_head(ctx.rid, &key_id, etag, version, checksum);
+    let mut out = put_response_head(ctx.rid, &key_id, etag, version, checksum);
+    crate::serve::respond::echo_sse_c(ctx, &mut out);
     write_response(conn, &out, &[])
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
@@ -222,7 +227,13 @@ impl PutSealing {
         key_id: &str,
         described: &[(String, Vec<u8>)],
     ) -> Result<PutSealing, Failure> {
-        let (header, keys) = ctx.core.keyring.seal_new_for(name, None, key_id).await?;
+        let customer = crate::serve::respond::request_sse_c(ctx, Role::Object)?;
+        let customer = customer.as_ref().map(|c| &c.key);
+        let (header, keys) = ctx
+            .core
+            .keyring
+            .seal_new_for(name, None, key_id, customer)
+            .await?;
         let described = sealed_entry(&header, &keys, described)?;
         let cipher = SegmentCipher::new(&header, &keys, SINGLE_PART_NUMBER)
             .map_err(|_| S3Error::internal_error())?;
@@ -375,7 +386,7 @@ fn put_response_head(
     if let Some(v) = version {
         out.push_header("x-amz-version-id", v);
     }
-    push_sse(&mut out, Some(key_id));
+    crate::serve::respond::push_sse(&mut out, Some(key_id));
     if let Some(c) = checksum {
         out.push_header(c.algorithm.header_name(), c.value.into_bytes());
     }

@@ -33,9 +33,14 @@ pub(super) async fn request_keys(
     let (Some(bucket), Some(key)) = (&ctx.address.bucket, &ctx.address.key) else {
         return Err(Failure::keep(S3Error::internal_error()));
     };
+    let customer = crate::serve::respond::request_sse_c(ctx, crate::s3::sse_c::Role::Object)?;
     ctx.core
         .keyring
-        .open(header, ObjectName { bucket, key })
+        .open_with(
+            header,
+            ObjectName { bucket, key },
+            customer.as_ref().map(|c| &c.key),
+        )
         .await
         .map_err(Failure::from)
 }
