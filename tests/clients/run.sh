@@ -301,6 +301,13 @@ aws_checks() {
     done
     "$0" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "s3://$1/named-big.bin" "$3.named" && cmp "$3" "$3.named"
   ' "$AWS" "$CLI_BUCKET" "$SMALL" "$BIG"
+  check "aws s3api put-object --ssekms-encryption-context: answered back, sealed with the object" bash -c '
+    ctx=$(printf "{\"project\":\"apollo\"}" | base64 -w0)
+    out=$("$0" --endpoint-url "$AWS_ENDPOINT_URL" s3api put-object --bucket "$1" --key ctx.bin --body "$2" \
+      --server-side-encryption aws:kms --ssekms-encryption-context "$ctx") || exit 1
+    echo "$out"
+    echo "$out" | grep -q "\"SSEKMSEncryptionContext\": \"$ctx\""
+  ' "$AWS" "$CLI_BUCKET" "$SMALL"
   # SSE-C: the client's own key, as `aws s3 cp --sse-c` sends it (raw bytes from a file).
   head -c 32 /dev/urandom >"$dir/sse-c.key"
   head -c 32 /dev/urandom >"$dir/sse-c-wrong.key"

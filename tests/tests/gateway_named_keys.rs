@@ -181,19 +181,30 @@ async fn unknown_or_forbidden_keys_are_refused_and_store_nothing() {
         .await
         .unwrap_err();
     assert_eq!(status_code(&e), (400, "InvalidArgument".to_owned()));
-    // An encryption context is not bound into objects: refused, not dropped.
-    let e = s3
-        .put_object()
-        .bucket(BUCKET)
-        .key("context")
-        .body(b"never stored".to_vec().into())
-        .server_side_encryption(ServerSideEncryption::AwsKmsDsse)
-        .ssekms_key_id(FINANCE)
-        .ssekms_encryption_context("eyJhIjoiYiJ9")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(status_code(&e), (400, "InvalidArgument".to_owned()));
+    // An encryption context that is no base64 of a JSON object of strings, or one without
+    // a KMS request, is refused, not dropped.
+    for (sse, context) in [
+        (Some(ServerSideEncryption::AwsKmsDsse), "bm90IGpzb24="),
+        (Some(ServerSideEncryption::AwsKmsDsse), "eyJhIjoxfQ=="),
+        (None, "eyJhIjoiYiJ9"),
+        (Some(ServerSideEncryption::Aes256), "eyJhIjoiYiJ9"),
+    ] {
+        let e = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("context")
+            .body(b"never stored".to_vec().into())
+            .set_server_side_encryption(sse)
+            .ssekms_encryption_context(context)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status_code(&e),
+            (400, "InvalidArgument".to_owned()),
+            "{context}"
+        );
+    }
     // A credential whose grant holds no named key: the default only.
     let limited = client_for(&gw.endpoint(), &restricted);
     let e = attempt(
@@ -402,4 +413,122 @@ async fn a_bucket_default_key_seals_what_names_none_and_is_reported() {
         .await
         .unwrap_err();
     assert_eq!(status_code(&e), (404, "NoSuchBucket".to_owned()));
+}
+
+/// The encryption context of the object as the gateway answers it on HEAD.
+fn head_context(gw: &TestGateway, key: &str) -> Option<String> {
+    let path = format!("/{BUCKET}/{key}");
+    let resp = gw.send_signed(
+        gw.admin(),
+        &twofold_tests::gateway::RawRequest {
+            method: "HEAD",
+            path: &path,
+            query: None,
+            host: None,
+            headers: &[],
+            body: b"",
+        },
+    );
+    assert_eq!(resp.status, 200, "HEAD {key}");
+    resp.header("x-amz-server-side-encryption-context")
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn an_encryption_context_is_sealed_with_the_object_and_answered_back() {
+    use base64::Engine;
+    let (gw, _) = gateway();
+    let s3 = gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let apollo = b64.encode(r#"{"project":"apollo-context-9f3"}"#);
+    let gemini = b64.encode(r#"{"project":"gemini"}"#);
+    let body = random_bytes(100_000);
+    let out = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("ctx")
+        .body(body.clone().into())
+        .server_side_encryption(ServerSideEncryption::AwsKmsDsse)
+        .ssekms_key_id(FINANCE)
+        .ssekms_encryption_context(&apollo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.ssekms_encryption_context(), Some(apollo.as_str()));
+    assert_eq!(head_context(&gw, "ctx").as_deref(), Some(apollo.as_str()));
+    assert_read_under(&s3, "ctx", &body, FINANCE).await;
+    // Sealed: the backend holds neither the context nor its base64 in the clear.
+    let stored = gw.backend_head(BUCKET, "ctx").await;
+    let clear = format!("{:?}", stored.metadata());
+    assert!(
+        !clear.contains("apollo") && !clear.contains(&apollo),
+        "{clear}"
+    );
+
+    // A copy keeps the source's context, or takes the one its request gives.
+    let copy = |to: &'static str, context: Option<&str>| {
+        s3.copy_object()
+            .bucket(BUCKET)
+            .key(to)
+            .copy_source(format!("{BUCKET}/ctx"))
+            .server_side_encryption(ServerSideEncryption::AwsKmsDsse)
+            .set_ssekms_encryption_context(context.map(str::to_owned))
+            .send()
+    };
+    copy("kept", None).await.unwrap();
+    assert_eq!(head_context(&gw, "kept").as_deref(), Some(apollo.as_str()));
+    let out = copy("changed", Some(&gemini)).await.unwrap();
+    assert_eq!(out.ssekms_encryption_context(), Some(gemini.as_str()));
+    assert_eq!(
+        head_context(&gw, "changed").as_deref(),
+        Some(gemini.as_str())
+    );
+
+    // A multipart upload takes it at its start.
+    let up = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("ctx-mp")
+        .server_side_encryption(ServerSideEncryption::AwsKmsDsse)
+        .ssekms_encryption_context(&gemini)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.ssekms_encryption_context(), Some(gemini.as_str()));
+    let id = up.upload_id().unwrap();
+    let p1 = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("ctx-mp")
+        .upload_id(id)
+        .part_number(1)
+        .body(body.clone().into())
+        .send()
+        .await
+        .unwrap();
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("ctx-mp")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(p1.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head_context(&gw, "ctx-mp").as_deref(),
+        Some(gemini.as_str())
+    );
+    // Objects stored without one answer none.
+    put_under(&s3, "no-ctx", b"x".to_vec(), None).await;
+    assert_eq!(head_context(&gw, "no-ctx"), None);
 }

@@ -36,13 +36,15 @@ use zeroize::Zeroizing;
 
 /// Version of the record's plaintext encoding.
 pub const META_RECORD_VERSION: u8 = 1;
-/// Headers sealed in the record besides the user metadata.
+/// Headers sealed in the record besides the user metadata (the last: the KMS encryption
+/// context the client attached to the object).
 pub const SEALED_HEADERS: &[&str] = &[
     "content-type",
     "content-disposition",
     "content-encoding",
     "content-language",
     "cache-control",
+    "x-amz-server-side-encryption-context",
 ];
 /// Prefix of user metadata names.
 pub const USER_METADATA_PREFIX: &str = "x-amz-meta-";

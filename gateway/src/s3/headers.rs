@@ -97,6 +97,9 @@ pub const GET_RETURNED: &[&str] = &[
     "x-amz-object-lock-legal-hold",
     "x-amz-delete-marker",
     "x-amz-mp-parts-count",
+    // From the object's metadata record (a version 2 object's answer has the backend's
+    // own removed first).
+    "x-amz-server-side-encryption-context",
 ];
 
 /// Request headers never forwarded: hop-by-hop, the client's signature and payload

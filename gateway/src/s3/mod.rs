@@ -4,6 +4,7 @@
 mod addressing;
 pub mod checksum;
 mod delete_objects;
+pub mod encryption_context;
 mod error;
 pub mod etag;
 mod grant;

@@ -41,25 +41,26 @@ pub(crate) fn request_sse_c(
     }))
 }
 
-/// [`push_sse`], and the SSE-C answer headers (algorithm, key MD5) when the request sent a
-/// customer-provided key for its object, as S3 echoes them.
+/// [`push_sse`], and the encryption headers the request sent that S3 answers back
+/// ([`encryption_echo`]).
 pub(crate) fn push_sse_for(ctx: &Request<'_>, out: &mut ResponseHead, key_id: Option<&str>) {
     push_sse(out, key_id);
-    echo_sse_c(ctx, out);
+    echo_encryption(ctx, out);
 }
 
-/// The SSE-C answer headers of a request that sent a customer-provided key.
-pub(crate) fn echo_sse_c(ctx: &Request<'_>, out: &mut ResponseHead) {
-    for (name, value) in sse_c_echo(ctx) {
+/// The answer headers of [`encryption_echo`].
+pub(crate) fn echo_encryption(ctx: &Request<'_>, out: &mut ResponseHead) {
+    for (name, value) in encryption_echo(ctx) {
         out.push_header(name, value);
     }
 }
 
-/// The SSE-C answer headers (algorithm, key MD5) of a request that sent a customer-provided
-/// key for its object; none otherwise.
-pub(crate) fn sse_c_echo(ctx: &Request<'_>) -> Vec<(&'static str, Vec<u8>)> {
-    use crate::s3::sse_c;
-    match sse_c::parse(&ctx.head.headers, sse_c::Role::Object) {
+/// The encryption headers S3 answers back to a request that sent them: the SSE-C
+/// algorithm and key MD5 of a customer-provided key for its object, and its encryption
+/// context; none otherwise.
+pub(crate) fn encryption_echo(ctx: &Request<'_>) -> Vec<(&'static str, Vec<u8>)> {
+    use crate::s3::{encryption_context, sse_c};
+    let mut out = match sse_c::parse(&ctx.head.headers, sse_c::Role::Object) {
         Ok(Some(k)) => vec![
             (
                 sse_c::ALGORITHM_HEADER,
@@ -68,7 +69,11 @@ pub(crate) fn sse_c_echo(ctx: &Request<'_>) -> Vec<(&'static str, Vec<u8>)> {
             (sse_c::KEY_MD5_HEADER, k.key_md5.into_bytes()),
         ],
         _ => Vec::new(),
+    };
+    if let Some(v) = ctx.head.header(encryption_context::HEADER) {
+        out.push((encryption_context::HEADER, v.to_vec()));
     }
+    out
 }
 
 /// The id of the key a header's KEKs belong to (see

@@ -159,7 +159,7 @@ fn key_header(ctx: &Request<'_>, header: &Header) -> Vec<(&'static str, Vec<u8>)
     key_id_of(ctx, header)
         .map(|id| (KMS_KEY_ID_HEADER, id.as_bytes().to_vec()))
         .into_iter()
-        .chain(crate::serve::respond::sse_c_echo(ctx))
+        .chain(crate::serve::respond::encryption_echo(ctx))
         .collect()
 }
 

@@ -126,7 +126,7 @@ pub(crate) async fn create(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome
         ]
     });
     extra.push((KMS_KEY_ID_HEADER, upload.key_id.into_bytes()));
-    extra.extend(crate::serve::respond::sse_c_echo(ctx));
+    extra.extend(crate::serve::respond::encryption_echo(ctx));
     reply_with(conn, &resp, &body, ctx.rid, true, extra).await
 }
 

@@ -434,7 +434,7 @@ async fn copy_part_result(
         true,
         extra
             .into_iter()
-            .chain(crate::serve::respond::sse_c_echo(ctx))
+            .chain(crate::serve::respond::encryption_echo(ctx))
             .collect(),
     )
     .await

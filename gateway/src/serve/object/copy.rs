@@ -16,7 +16,7 @@ use crate::s3::headers::COPY_FORWARDED;
 use crate::s3::sse_c::Role;
 use crate::s3::{S3Code, S3Error};
 use crate::serve::io::Conn;
-use crate::serve::respond::{echo_sse_c, forward_error, request_sse_c};
+use crate::serve::respond::{echo_encryption, forward_error, request_sse_c};
 use crate::serve::unaligned::{LAYOUT_HTTP_HEADER, SIZE_HINT_HTTP_HEADER};
 use crate::serve::{Failure, Outcome, Request, backend_path, write_response};
 
@@ -67,7 +67,7 @@ pub(crate) async fn copy(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, 
     let key_id = sealed_copy.then_some(req.key_id.as_str());
     let (mut out, body) = copy_answer(&resp, &body, key_id, ctx.rid);
     if sealed_copy {
-        echo_sse_c(ctx, &mut out);
+        echo_encryption(ctx, &mut out);
     }
     write_response(conn, &out, &body)
         .await
@@ -134,7 +134,10 @@ async fn rewrapped(
         false => {
             let entries = match req.replace {
                 true => request_entries(&ctx.head.headers).map_err(Failure::keep)?,
-                false => opened_entries(ctx, &header, &keys, src)?,
+                false => with_requested_context(
+                    opened_entries(ctx, &header, &keys, src)?,
+                    ctx.head.header(crate::s3::encryption_context::HEADER),
+                ),
             };
             Some(sealed_entry(&copy, &keys, &entries)?)
         }
@@ -143,6 +146,21 @@ async fn rewrapped(
         header: objmeta::encode(&copy),
         described,
     }))
+}
+
+/// The source's metadata entries for a copy under COPY, with the encryption context the
+/// copy request gives in place of the source's, as S3 takes the copy's context from its
+/// request.
+fn with_requested_context(
+    mut entries: crate::envelope::meta_record::Entries,
+    requested: Option<&[u8]>,
+) -> crate::envelope::meta_record::Entries {
+    if let Some(v) = requested {
+        let name = crate::s3::encryption_context::HEADER;
+        entries.retain(|(n, _)| n != name);
+        entries.push((name.to_owned(), v.to_vec()));
+    }
+    entries
 }
 
 /// The Twofold metadata of a copy (see [`rewrapped`]).

@@ -71,7 +71,7 @@ pub(crate) fn check_upload_headers(ctx: &Request<'_>) -> Result<UploadHeaders, S
 
 /// The key a request that creates an object asks for, by its own id (see
 /// [`named::requested`]): the bucket's default, or a named key the credential may use. An
-/// encryption context is refused (it is not bound into objects), and so is a key id that
+/// encryption context is checked (it is sealed with the object's metadata); a key id that
 /// names no key (`KMS.NotFoundException`, as S3 answers) or one the credential may not use
 /// (`AccessDenied`). A customer-provided key (SSE-C, checked here) is bound into the
 /// object on top of the bucket's default key; as in S3 it cannot be combined with another
@@ -88,10 +88,17 @@ pub(crate) fn requested_key(ctx: &Request<'_>) -> Result<String, S3Error> {
             "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
         ));
     }
-    if h.header("x-amz-server-side-encryption-context").is_some() {
-        return Err(S3Error::invalid_argument(
-            "Twofold does not bind an encryption context (x-amz-server-side-encryption-context) into objects",
-        ));
+    if let Some(context) = h.header(crate::s3::encryption_context::HEADER) {
+        // Sealed in the object's metadata record (request_entries), which binds it.
+        crate::s3::encryption_context::check(context)?;
+        if !matches!(
+            h.header_str("x-amz-server-side-encryption"),
+            Some("aws:kms" | "aws:kms:dsse")
+        ) {
+            return Err(S3Error::invalid_argument(
+                "An encryption context needs x-amz-server-side-encryption: aws:kms or aws:kms:dsse",
+            ));
+        }
     }
     let keys = ctx.core.keyring.named_keys();
     let choice = named::requested(
@@ -195,7 +202,7 @@ pub(crate) async fn put(ctx: &Request<'_>, conn: &mut Conn) -> Result<Outcome, F
         _ => (etag, version),
     };
     let mut out = put_response_head(ctx.rid, &key_id, etag, version, checksum);
-    crate::serve::respond::echo_sse_c(ctx, &mut out);
+    crate::serve::respond::echo_encryption(ctx, &mut out);
     write_response(conn, &out, &[])
         .await
         .map_err(|_| Failure::close(S3Error::internal_error()))?;
