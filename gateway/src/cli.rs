@@ -162,6 +162,12 @@ pub struct RewrapArgs {
     /// Objects listed per page, each page ending with a checkpoint (1 to 1000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub page_size: u16,
+    /// Objects larger than this many bytes are moved with a multipart copy in parts of at
+    /// most this size, the rest with one CopyObject (5 GiB, S3's CopyObject limit, by
+    /// default; at least 5 MiB, for backends with a lower limit).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::rewrap::COPY_OBJECT_BYTES_MAX,
+          value_parser = clap::value_parser!(u64).range(5_242_880..=5_368_709_120))]
+    pub copy_object_max: u64,
 }
 
 /// The buckets a scan of the backend walks.

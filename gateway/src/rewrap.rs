@@ -28,9 +28,12 @@ pub const REWRAP_IN_FLIGHT_MAX: usize = 64;
 /// Most objects listed per page (`--page-size`, the default; each page ends with a
 /// checkpoint in the state file).
 pub const REWRAP_PAGE_MAX: usize = 1000;
-/// Largest object one backend CopyObject copies (S3's limit); larger objects are left as
-/// they are and counted.
+/// Largest object one backend CopyObject copies (S3's limit, the default of
+/// [`Plan::copy_object_max`]); a larger one is copied onto itself with a multipart copy,
+/// in parts of at most that size.
 pub const COPY_OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Smallest [`Plan::copy_object_max`]: S3's smallest part.
+pub const COPY_OBJECT_BYTES_MIN: u64 = 5 * 1024 * 1024;
 /// Failures kept, with their reasons, for the summary (all are counted).
 const FAILURES_KEPT: usize = 50;
 use meta_record::HTTP_HEADER as META_RECORD_METADATA;
@@ -52,6 +55,9 @@ pub struct Plan {
     pub page: usize,
     /// Where the checkpoint is kept (`None`: nowhere, the run starts from the beginning).
     pub state: Option<PathBuf>,
+    /// Largest object moved with one CopyObject; larger ones are moved with a multipart
+    /// copy in parts of at most this size ([`COPY_OBJECT_BYTES_MAX`] by default).
+    pub copy_object_max: u64,
 }
 
 /// What a run did (or, with `--dry-run`, would do).
@@ -67,8 +73,6 @@ pub struct Summary {
     pub other_key: u64,
     /// Left out: not written through Twofold.
     pub not_twofold: u64,
-    /// Left out: larger than one CopyObject copies ([`COPY_OBJECT_BYTES_MAX`]).
-    pub too_large: u64,
     /// Left out: overwritten or deleted while the run was at it (its new version is
     /// current).
     pub changed: u64,
@@ -88,7 +92,6 @@ impl Summary {
             Outcome::Current => self.current += 1,
             Outcome::OtherKey => self.other_key += 1,
             Outcome::NotTwofold => self.not_twofold += 1,
-            Outcome::TooLarge => self.too_large += 1,
             Outcome::Changed => self.changed += 1,
             Outcome::CustomerKey => self.customer_key += 1,
             Outcome::Failed(why) => {
@@ -108,7 +111,7 @@ impl Summary {
             self.rewrapped,
             if dry_run { "to rewrap" } else { "rewrapped" },
             self.current,
-            self.other_key + self.not_twofold + self.too_large + self.changed + self.customer_key,
+            self.other_key + self.not_twofold + self.changed + self.customer_key,
             self.failed
         )
     }
@@ -132,10 +135,6 @@ impl Summary {
                 self.other_key
             ),
             format!("not written through Twofold: {}", self.not_twofold),
-            format!(
-                "over 5 GiB (one CopyObject's limit), left as they are: {}",
-                self.too_large
-            ),
             format!("overwritten or deleted during the run: {}", self.changed),
             format!(
                 "bound to a customer-provided key (SSE-C), which only its client can move \
@@ -164,8 +163,6 @@ pub enum Outcome {
     OtherKey,
     /// No Twofold header.
     NotTwofold,
-    /// Over [`COPY_OBJECT_BYTES_MAX`].
-    TooLarge,
     /// Overwritten or deleted meanwhile.
     Changed,
     /// Bound to a customer-provided key (SSE-C) the tool does not have.
@@ -176,23 +173,15 @@ pub enum Outcome {
 
 /// What to do with an object, from its header's state: `None` when it is to be
 /// rewrapped. `current` is [`Keyring::is_current`]'s answer, `key_id` the id of the key
-/// its KEKs belong to.
-pub fn decide(
-    current: Option<bool>,
-    key_id: Option<&str>,
-    only: Option<&str>,
-    stored_len: u64,
-) -> Option<Outcome> {
+/// its KEKs belong to, `only` the key `--key-id` names.
+pub fn decide(current: Option<bool>, key_id: Option<&str>, only: Option<&str>) -> Option<Outcome> {
     let Some(current) = current else {
         return Some(Outcome::OtherKey);
     };
     if only.is_some_and(|o| key_id != Some(o)) {
         return Some(Outcome::OtherKey);
     }
-    if current {
-        return Some(Outcome::Current);
-    }
-    (stored_len > COPY_OBJECT_BYTES_MAX).then_some(Outcome::TooLarge)
+    current.then_some(Outcome::Current)
 }
 
 /// The headers of the backend CopyObject of `src` (the backend's HEAD of the object at
@@ -419,11 +408,7 @@ async fn one(backend: &Backend, keyring: &Keyring, plan: &Plan, key: &str) -> Ou
     };
     let named = keyring.named_keys();
     let key_id = named.id_of(&header.inner.kek_id, &header.outer.kek_id);
-    let stored_len = src
-        .header_str("content-length")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    if let Some(o) = decide(current, key_id, plan.key_id.as_deref(), stored_len) {
+    if let Some(o) = decide(current, key_id, plan.key_id.as_deref()) {
         return o;
     }
     if header.customer_key() {
@@ -467,19 +452,129 @@ async fn copy_onto_itself(
     );
     let headers = copy_headers(src, &copy_source, &new, record);
     let path = crate::serve::backend_path(Some(&plan.bucket), Some(key));
+    let stored = src
+        .header_str("content-length")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if stored > plan.copy_object_max.max(COPY_OBJECT_BYTES_MIN) {
+        return multipart_copy(backend, &path, headers, stored, plan.copy_object_max).await;
+    }
     let (resp, body) = backend
         .simple("PUT", &path, None, headers, Vec::new())
         .await
         .map_err(|e| format!("the backend: {e}"))?;
-    let text = String::from_utf8_lossy(&body);
-    match resp.status {
+    copied(resp.status, &body, "the copy")
+}
+
+/// What a backend answer to one copy (CopyObject, UploadPartCopy) says: done, the source
+/// changed meanwhile (412, 404), or a failure. A copy may fail with 200 and an error
+/// document, as S3 documents.
+fn copied(status: u16, body: &[u8], what: &str) -> Result<Outcome, String> {
+    let text = String::from_utf8_lossy(body);
+    match status {
         200 if !text.contains("<Error>") => Ok(Outcome::Rewrapped),
         412 | 404 => Ok(Outcome::Changed),
         status => Err(format!(
-            "the backend answered {status} to the copy: {}",
+            "the backend answered {status} to {what}: {}",
             text.chars().take(200).collect::<String>()
         )),
     }
+}
+
+/// The copy of an object of `stored` bytes at `path` onto itself as a backend multipart
+/// copy: the new metadata at its start, parts of at most `max` bytes copied from the
+/// version that was read (each pinned to its ETag), then Complete; aborted on any failure.
+async fn multipart_copy(
+    backend: &Backend,
+    path: &str,
+    copy_headers: Vec<(String, Vec<u8>)>,
+    stored: u64,
+    max: u64,
+) -> Result<Outcome, String> {
+    let (start, pinned): (Vec<_>, Vec<_>) = copy_headers
+        .into_iter()
+        .partition(|(n, _)| !n.starts_with("x-amz-copy-source") && n != "x-amz-metadata-directive");
+    let (resp, body) = backend
+        .simple("POST", path, Some("uploads="), start, Vec::new())
+        .await
+        .map_err(|e| format!("the backend: {e}"))?;
+    let text = String::from_utf8_lossy(&body);
+    let upload = match (resp.status, crate::s3::xml::value(&text, "UploadId")) {
+        (200, Some(id)) => crate::s3::xml::unescape(id),
+        (status, _) => {
+            return Err(format!(
+                "the backend answered {status} to the multipart copy's start"
+            ));
+        }
+    };
+    let id = crate::serve::encode(&upload, false);
+    let result = copy_parts(backend, path, &id, &pinned, stored, max).await;
+    let done = match result {
+        Ok(Some(etags)) => complete(backend, path, &id, &etags).await,
+        Ok(None) => Ok(Outcome::Changed),
+        Err(e) => Err(e),
+    };
+    if !matches!(done, Ok(Outcome::Rewrapped)) {
+        let query = format!("uploadId={id}");
+        let _ = backend
+            .simple("DELETE", path, Some(&query), Vec::new(), Vec::new())
+            .await;
+    }
+    done
+}
+
+/// The parts of a multipart copy, one after another; their ETags, or `None` when the
+/// source changed meanwhile.
+async fn copy_parts(
+    backend: &Backend,
+    path: &str,
+    id: &str,
+    pinned: &[(String, Vec<u8>)],
+    stored: u64,
+    max: u64,
+) -> Result<Option<Vec<String>>, String> {
+    let mut etags = Vec::new();
+    for (i, (first, last)) in crate::s3::part_copy::copy_ranges(stored, max)
+        .into_iter()
+        .enumerate()
+    {
+        let mut headers = pinned.to_vec();
+        headers.retain(|(n, _)| n != "x-amz-metadata-directive");
+        headers.push((
+            "x-amz-copy-source-range".into(),
+            format!("bytes={first}-{last}").into_bytes(),
+        ));
+        let query = format!("partNumber={}&uploadId={id}", i + 1);
+        let (resp, body) = backend
+            .simple("PUT", path, Some(&query), headers, Vec::new())
+            .await
+            .map_err(|e| format!("the backend: {e}"))?;
+        if copied(resp.status, &body, "a part copy")? == Outcome::Changed {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&body);
+        let etag = crate::s3::xml::value(&text, "ETag")
+            .map(crate::s3::xml::unescape)
+            .ok_or("the backend's part copy answer has no ETag")?;
+        etags.push(etag);
+    }
+    Ok(Some(etags))
+}
+
+/// Completes a multipart copy with the parts' `etags`.
+async fn complete(
+    backend: &Backend,
+    path: &str,
+    id: &str,
+    etags: &[String],
+) -> Result<Outcome, String> {
+    let doc = crate::s3::xml::complete_multipart_upload((1..).zip(etags));
+    let query = format!("uploadId={id}");
+    let (resp, body) = backend
+        .complete_multipart(path, &query, doc)
+        .await
+        .map_err(|e| format!("the backend: {e}"))?;
+    copied(resp.status, &body, "the multipart copy's completion")
 }
 
 #[cfg(test)]
@@ -489,24 +584,13 @@ mod tests {
 
     #[test]
     fn only_objects_under_an_older_version_of_the_chosen_key_are_copied() {
-        assert_eq!(decide(None, None, None, 10), Some(Outcome::OtherKey));
+        assert_eq!(decide(None, None, None), Some(Outcome::OtherKey));
+        assert_eq!(decide(Some(true), Some("k"), None), Some(Outcome::Current));
+        assert_eq!(decide(Some(false), Some("k"), None), None);
+        assert_eq!(decide(Some(false), Some("k"), Some("k")), None);
         assert_eq!(
-            decide(Some(true), Some("k"), None, 10),
-            Some(Outcome::Current)
-        );
-        assert_eq!(decide(Some(false), Some("k"), None, 10), None);
-        assert_eq!(decide(Some(false), Some("k"), Some("k"), 10), None);
-        assert_eq!(
-            decide(Some(false), Some("k"), Some("other"), 10),
+            decide(Some(false), Some("k"), Some("other")),
             Some(Outcome::OtherKey)
-        );
-        assert_eq!(
-            decide(Some(false), Some("k"), None, COPY_OBJECT_BYTES_MAX + 1),
-            Some(Outcome::TooLarge)
-        );
-        assert_eq!(
-            decide(Some(false), Some("k"), None, COPY_OBJECT_BYTES_MAX),
-            None
         );
     }
 

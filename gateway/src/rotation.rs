@@ -120,6 +120,7 @@ pub fn rewrap(args: &RewrapArgs, config: &Config) -> Result<(), CliError> {
         in_flight: usize::from(args.parallel),
         page: usize::from(args.page_size),
         state: (!args.dry_run).then_some(state.clone()),
+        copy_object_max: args.copy_object_max,
     };
     if !args.dry_run {
         eprintln!(

@@ -17,10 +17,10 @@ use twofold_tests::rawhttp::{self, Response, xml_value};
 
 const BUCKET: &str = "post-uploads";
 const BOUNDARY: &str = "----twofoldFormBoundaryQ3b7";
-/// The gateway's limit on a form's file (`serve::object::post::POST_FILE_BYTES_MAX`).
-const POST_FILE_BYTES_MAX: usize = 5 * 1024 * 1024;
-/// The gateway's limit on a form's whole body (`serve::object::post::POST_FORM_BYTES_MAX`).
-const POST_FORM_BYTES_MAX: usize = POST_FILE_BYTES_MAX + 64 * 1024;
+/// The gateway's limit on a form's whole body (`serve::object::post::POST_FORM_BYTES_MAX`:
+/// 5 GiB of file and 64 KiB of fields).
+const POST_FORM_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024 + 64 * 1024;
+const MIB: usize = 1024 * 1024;
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of `t`.
 fn iso(t: SystemTime) -> String {
@@ -313,9 +313,9 @@ async fn each_broken_form_is_refused_and_nothing_is_stored() {
             "InvalidArgument",
         ),
         (
-            "over the gateway's form limit",
+            "streamed, over the policy's content-length-range",
             FormSpec::new(&gw, "uploads/huge"),
-            random_bytes(POST_FILE_BYTES_MAX + 1),
+            random_bytes(10 * MIB + 1),
             400,
             "EntityTooLarge",
         ),
@@ -403,4 +403,50 @@ async fn a_forged_form_is_refused_before_its_file_is_read() {
     bytes.extend_from_slice(&body[..100 * 1024]);
     rawhttp::exchange(gw.addr(), &bytes, false).assert_s3_error(403, "SignatureDoesNotMatch");
     assert!(gw.stored(BUCKET, "uploads/forged").is_none());
+}
+
+/// A form over 5 MiB is streamed: its file is sealed as it arrives, in bounded memory; one
+/// whose file is not its last part, or that ends otherwise than with the closing
+/// delimiter, stores nothing.
+#[tokio::test]
+async fn a_large_form_is_streamed_and_one_that_does_not_end_with_its_file_stores_nothing() {
+    let gw = gateway().await;
+    let data = random_bytes(8 * MIB + 3);
+    let form = FormSpec::new(&gw, "uploads/streamed").field(
+        "success_action_status",
+        "201",
+        Some(r#"{"success_action_status": "201"}"#),
+    );
+    let resp = post(&gw, &form.body("big.bin", &data));
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let got = twofold_tests::gateway::get(&gw.client(), BUCKET, "uploads/streamed").await;
+    assert!(got == data, "the streamed file reads back");
+    gw.assert_no_plaintext_in_backend(&[&data]);
+
+    // A field after the file: its part would be taken into the file; refused instead.
+    let form = FormSpec::new(&gw, "uploads/trailing");
+    let mut body = form.body("big.bin", &data);
+    let closing = format!("\r\n--{BOUNDARY}--\r\n");
+    body.truncate(body.len() - closing.len());
+    body.extend_from_slice(
+        format!(
+            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"after\"\r\n\r\nv{closing}"
+        )
+        .as_bytes(),
+    );
+    let resp = post(&gw, &body);
+    assert_eq!(
+        (resp.status, resp.s3_code().as_deref()),
+        (400, Some("MalformedPOSTRequest")),
+        "{}",
+        resp.text()
+    );
+    assert!(gw.stored(BUCKET, "uploads/trailing").is_none());
+    // No CRLF after the closing delimiter: the last bytes are not what the stream expects.
+    let form = FormSpec::new(&gw, "uploads/no-crlf");
+    let mut body = form.body("big.bin", &data);
+    body.truncate(body.len() - 2);
+    let resp = post(&gw, &body);
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(gw.stored(BUCKET, "uploads/no-crlf").is_none());
 }

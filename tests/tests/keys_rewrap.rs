@@ -3,7 +3,7 @@
 //! within `kek_version_check_secs`; `twofold rewrap` moves a bucket of mixed objects
 //! (single-part with metadata, with a checksum, multipart aligned and unaligned) to it by
 //! metadata-only backend copies (a dry run first, a run resumed from a state file, a run
-//! limited to another key), `twofold keys destroy --version 1` is refused while an object
+//! limited to another key, a multipart copy of an object over the one-copy limit), `twofold keys destroy --version 1` is refused while an object
 //! still names the old version and then destroys it, and a restarted gateway (no cached
 //! keys) reads every moved object, byte for byte with its metadata, while the one object
 //! left under the destroyed version is a clear `KMS.KMSInvalidStateException`.
@@ -259,12 +259,28 @@ async fn a_rotated_key_moves_every_object_by_rewrap_and_its_old_version_is_retir
     assert_eq!(stored_keks(&gw, BUCKET, "single").await, version(2));
     assert_eq!(stored_keks(&gw, BUCKET, "unaligned").await, version(2));
     assert_eq!(stored_keks(&gw, BUCKET, "multi").await, version(1));
+    // What is left, "multi" (11 MiB stored) as a multipart copy in parts of at most 6 MiB,
+    // as objects over 5 GiB are moved.
     let rest = ok(
         &config,
         d,
-        &["rewrap", "--bucket", BUCKET, "--parallel", "3"],
+        &[
+            "rewrap",
+            "--bucket",
+            BUCKET,
+            "--parallel",
+            "3",
+            "--copy-object-max",
+            "6291456",
+        ],
     );
     assert!(rest.contains("rewrapped: 2"), "{rest}");
+    let copied = gw.backend_head(BUCKET, "multi").await;
+    assert!(
+        copied.e_tag().unwrap().ends_with("-2\""),
+        "a multipart copy of two parts: {:?}",
+        copied.e_tag()
+    );
     for key in ["single", "checksummed", "multi", "unaligned"] {
         assert_eq!(stored_keks(&gw, BUCKET, key).await, version(2), "{key}");
     }

@@ -10,6 +10,7 @@ pub mod etag;
 mod grant;
 pub mod headers;
 mod op;
+pub mod part_copy;
 pub mod post_answer;
 pub mod post_form;
 pub mod post_policy;

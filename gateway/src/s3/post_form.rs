@@ -138,6 +138,57 @@ pub fn parse_head(prefix: &[u8], boundary: &str) -> Result<FormHead, FormError> 
     walk(prefix, boundary).map(|(head, _)| head)
 }
 
+/// [`parse_head`], and the offset in `prefix` where the file's data begins.
+pub fn parse_head_at(prefix: &[u8], boundary: &str) -> Result<(FormHead, usize), FormError> {
+    walk(prefix, boundary)
+}
+
+/// Finds a form's delimiter (CRLF, `--`, the boundary) in a file that arrives in pieces: a
+/// file may not hold it (RFC 2046), so a streamed file that does is a form with more parts
+/// after it, which the stream cannot take.
+#[derive(Debug)]
+pub struct DelimiterScan {
+    finder: memchr::memmem::Finder<'static>,
+    /// The last bytes seen, one fewer than the delimiter, for a delimiter cut in two.
+    carry: Vec<u8>,
+}
+
+impl DelimiterScan {
+    /// A scan for the delimiter of `boundary`.
+    pub fn new(boundary: &str) -> Self {
+        let delimiter = format!("\r\n--{boundary}").into_bytes();
+        Self {
+            finder: memchr::memmem::Finder::new(&delimiter).into_owned(),
+            carry: Vec::with_capacity(delimiter.len()),
+        }
+    }
+
+    /// Whether the delimiter ends in `piece`, counting the pieces before it.
+    pub fn found_in(&mut self, piece: &[u8]) -> bool {
+        let keep = self.finder.needle().len() - 1;
+        let mut joint = std::mem::take(&mut self.carry);
+        joint.extend_from_slice(&piece[..piece.len().min(keep)]);
+        if self.finder.find(&joint).is_some() || self.finder.find(piece).is_some() {
+            return true;
+        }
+        if piece.len() >= keep {
+            joint.clear();
+            joint.extend_from_slice(&piece[piece.len() - keep..]);
+        } else {
+            let cut = joint.len().saturating_sub(keep);
+            joint.drain(..cut);
+        }
+        self.carry = joint;
+        false
+    }
+}
+
+/// The bytes that end a form whose file is its last part, as browsers, curl and the SDKs'
+/// form encoders send them: CRLF, the closing delimiter, CRLF.
+pub fn closing(boundary: &str) -> Vec<u8> {
+    format!("\r\n--{boundary}--\r\n").into_bytes()
+}
+
 /// Parses a whole form body: the fields up to and including `file`.
 pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Form<'a>, FormError> {
     let (head, file_at) = walk(body, boundary)?;
@@ -307,6 +358,22 @@ pub fn encode(boundary: &str, fields: &[(&str, &str)], filename: &str, data: &[u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delimiter_is_found_wherever_the_pieces_cut_it() {
+        let file = b"abc\r\n--BOUNDARYxyz";
+        for cut in 0..file.len() {
+            let mut scan = DelimiterScan::new("BOUNDARY");
+            let (a, b) = file.split_at(cut);
+            assert!(scan.found_in(a) || scan.found_in(b), "cut at {cut}");
+        }
+        let mut byte_by_byte = DelimiterScan::new("BOUNDARY");
+        assert!(file.iter().any(|b| byte_by_byte.found_in(&[*b])));
+        let mut clean = DelimiterScan::new("BOUNDARY");
+        for piece in [&b"abc\r\n--BOUND"[..], b"ARX", b"\r\n--", b"BOUNDAR", b""] {
+            assert!(!clean.found_in(piece));
+        }
+    }
     use proptest::prelude::*;
 
     const B: &str = "----WebKitFormBoundary7MA4YWxkTrZu0gW";

@@ -20,8 +20,7 @@ pub const LAYOUT_HTTP_HEADER: &str = "x-amz-meta-twofold-layout";
 /// size in the clear, for listings, which cannot open its layout record without the
 /// client's key. Not authenticated: reads go by the sealed layout record.
 pub const SIZE_HINT_HTTP_HEADER: &str = "x-amz-meta-twofold-size";
-/// Largest byte range one backend UploadPartCopy may copy (S3: 5 GiB).
-const COPY_PART_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+use crate::s3::part_copy::COPY_PART_BYTES_MAX;
 /// S3's smallest part but the last: an object stored in fewer bytes cannot be copied as a
 /// part followed by its padding part, so its rewrite uploads its stored bytes and the
 /// padding as one part instead (at most this much ciphertext passes through the gateway).
@@ -268,19 +267,9 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Byte ranges (inclusive) of the backend UploadPartCopy calls that copy an object of
-/// `stored` bytes: as few as possible, each at most 5 GiB, of near-equal sizes (so each is
-/// at least 2.5 GiB when there are several, far above S3's 5 MiB minimum).
+/// `stored` bytes: as few as possible, each at most 5 GiB.
 pub(crate) fn copy_ranges(stored: u64) -> Vec<(u64, u64)> {
-    let n = stored.div_ceil(COPY_PART_BYTES_MAX).max(1);
-    let each = stored.div_ceil(n);
-    let mut out = Vec::new();
-    let mut first = 0;
-    while first < stored {
-        let last = (first + each).min(stored) - 1;
-        out.push((first, last));
-        first = last + 1;
-    }
-    out
+    crate::s3::part_copy::copy_ranges(stored, COPY_PART_BYTES_MAX)
 }
 
 /// The size-hint metadata entry ([`SIZE_HINT_HTTP_HEADER`]) of an object laid out as
@@ -705,19 +694,5 @@ mod tests {
             "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag></Part>\
              <Part><PartNumber>2</PartNumber><ETag>b&amp;c</ETag></Part></CompleteMultipartUpload>"
         );
-    }
-
-    #[test]
-    fn copy_ranges_cover_the_object() {
-        assert_eq!(copy_ranges(10), vec![(0, 9)]);
-        let big = 11 * 1024 * 1024 * 1024 + 7;
-        let r = copy_ranges(big);
-        assert_eq!(r.len(), 3);
-        assert_eq!(r[0].0, 0);
-        assert_eq!(r[2].1, big - 1);
-        for w in r.windows(2) {
-            assert_eq!(w[0].1 + 1, w[1].0);
-        }
-        assert!(r.iter().all(|(a, b)| b - a < COPY_PART_BYTES_MAX));
     }
 }

@@ -3,16 +3,19 @@
 //! parsed (`s3::post_form`); its signature is checked (`sigv4::post`), the credential
 //! authorised as for a PutObject, and the policy checked (`s3::post_policy`), all before
 //! the file is read, so an unauthenticated form costs no more than that much memory. Then
-//! the rest of the body is read (the whole form at most [`POST_FORM_BYTES_MAX`]), the
-//! file's length checked against the policy, and the file sealed, in memory, and stored
-//! with one backend PUT of known length. A form that fails any check stores nothing.
+//! the file is sealed and stored with one backend PUT of known length. A form that fails
+//! any check stores nothing.
 //!
-//! Why in memory: the file's length is known only once its closing boundary is found, and
-//! the backend PUT needs the sealed length before its first byte. Forms are small (browser
-//! forms carry images and documents); larger uploads use PutObject or multipart uploads.
-//! The limit is documented in docs/operations.md (*Clients*).
+//! A form of at most [`POST_FORM_IN_MEMORY_BYTES_MAX`] is read whole and parsed, so it may
+//! have any shape S3 takes (fields after the file included); its file is sealed in memory.
+//! A larger one is streamed: the backend PUT needs the sealed length before its first
+//! byte, so the file's length is taken as the form's length less what precedes the file
+//! and the closing delimiter that must end it ([`post_form::closing`], as every form
+//! encoder sends it); the file is sealed segment by segment as it arrives, and its last
+//! segment goes to the backend only after those closing bytes arrived as expected, so a
+//! form that ends otherwise stores nothing (`400 MalformedPOSTRequest`).
 
-use super::put::{PutSealing, UploadHeaders, check_upload_headers};
+use super::put::{PutSealing, SealSink, UploadHeaders, check_upload_headers};
 use crate::envelope::ObjectName;
 use crate::envelope::SegmentCipher;
 use crate::envelope::layout::stored_len;
@@ -20,7 +23,7 @@ use crate::envelope::objmeta;
 use crate::envelope::write_plan::write_segments;
 use crate::http::{RequestHead, ResponseHead};
 use crate::s3::post_answer::{self, Stored};
-use crate::s3::post_form::{self, Form, FormHead};
+use crate::s3::post_form::{self, FormHead};
 use crate::s3::post_policy::{self, Submitted};
 use crate::s3::{Address, KEY_BYTES_MAX, Query, S3Code, S3Error, S3Op, Style};
 use crate::serve::body::send_continue;
@@ -29,14 +32,16 @@ use crate::serve::respond::{forward_error, push_sse};
 use crate::serve::{Core, Failure, Outcome, Request, backend_path, write_response};
 use crate::sigv4::{self, AuthMethod, PayloadMode, PostAuth, Secret, Verified};
 
-/// Largest file a form may upload: the file is sealed in memory (see the module
-/// documentation).
-pub const POST_FILE_BYTES_MAX: u64 = 5 * 1024 * 1024;
+/// Largest file a form may upload (S3's limit for a POST: 5 GiB).
+pub const POST_FILE_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
 /// Most bytes of a form besides its file (its fields, part heads and boundaries).
 pub const POST_FORM_OVERHEAD_BYTES_MAX: u64 = 64 * 1024;
 /// Largest request body of a form upload.
 pub const POST_FORM_BYTES_MAX: u64 = POST_FILE_BYTES_MAX + POST_FORM_OVERHEAD_BYTES_MAX;
-const _: () = assert!(POST_FORM_BYTES_MAX <= usize::MAX as u64);
+/// Largest form read whole and sealed in memory; larger ones are streamed (see the module
+/// documentation).
+pub const POST_FORM_IN_MEMORY_BYTES_MAX: u64 = 5 * 1024 * 1024 + POST_FORM_OVERHEAD_BYTES_MAX;
+const _: () = assert!(POST_FORM_IN_MEMORY_BYTES_MAX <= usize::MAX as u64);
 
 /// A request whose head names a form upload, before authentication.
 pub(crate) struct PostRequest<'a> {
@@ -68,8 +73,8 @@ impl<'a> PostRequest<'a> {
 
 fn too_large() -> S3Error {
     S3Error::entity_too_large().with_message(format!(
-        "Form uploads through Twofold are limited to {POST_FILE_BYTES_MAX} bytes of file \
-         ({POST_FORM_BYTES_MAX} bytes of form); use PutObject or a multipart upload"
+        "Form uploads are limited to {POST_FILE_BYTES_MAX} bytes of file; use a multipart \
+         upload"
     ))
 }
 
@@ -103,9 +108,6 @@ pub(crate) async fn post(req: &PostRequest<'_>, conn: &mut Conn) -> Result<Outco
     };
     let head = upload_head(req.head, &form_head.fields, &address);
     authorise(req.core, &verified, bucket, &head)?;
-    let body = read_body(conn, prefix, len).await?;
-    let form = post_form::parse(&body, &boundary).map_err(|e| Failure::keep(malformed(&e)))?;
-    checked.check_file(form.file.data.len() as u64)?;
     let ctx = Request {
         core: req.core,
         head: &head,
@@ -114,7 +116,48 @@ pub(crate) async fn post(req: &PostRequest<'_>, conn: &mut Conn) -> Result<Outco
         verified: &verified,
         rid: req.rid,
     };
-    store(&ctx, conn, &form).await
+    if len > POST_FORM_IN_MEMORY_BYTES_MAX {
+        let file = streamed_file(&prefix, &boundary, len)?;
+        checked.check_file(file.len)?;
+        let (resp, body, key_id) = store_streamed(&ctx, conn, &prefix, &file).await?;
+        return answer(&ctx, conn, &form_head.fields, (resp, body, key_id)).await;
+    }
+    let body = read_body(conn, prefix, len).await?;
+    let form = post_form::parse(&body, &boundary).map_err(|e| Failure::keep(malformed(&e)))?;
+    checked.check_file(form.file.data.len() as u64)?;
+    let stored = store(&ctx, form.file.data).await?;
+    answer(&ctx, conn, &form.fields, stored).await
+}
+
+/// Where a streamed form's file is: its data's offset in the prefix read, its length, and
+/// the bytes that must follow it.
+struct StreamedFile {
+    at: usize,
+    len: u64,
+    boundary: String,
+    closing: Vec<u8>,
+}
+
+/// The file of a form of `len` bytes whose first bytes are `prefix`, taken to end with
+/// [`post_form::closing`].
+fn streamed_file(prefix: &[u8], boundary: &str, len: u64) -> Result<StreamedFile, Failure> {
+    let (_, at) =
+        post_form::parse_head_at(prefix, boundary).map_err(|e| Failure::keep(malformed(&e)))?;
+    let closing = post_form::closing(boundary);
+    let file_len = len
+        .checked_sub((at + closing.len()) as u64)
+        .filter(|l| *l >= (prefix.len() - at) as u64)
+        .ok_or_else(|| {
+            Failure::keep(malformed(&post_form::FormError::Malformed(
+                "the form is shorter than its fields and closing boundary",
+            )))
+        })?;
+    Ok(StreamedFile {
+        at,
+        len: file_len,
+        boundary: boundary.to_owned(),
+        closing,
+    })
 }
 
 /// S3's answer to a form that is not multipart/form-data as it must be.
@@ -321,8 +364,13 @@ fn authorise(
         .map_err(|e| Failure::keep(S3Error::from(e).with_resource(format!("/{bucket}"))))
 }
 
-/// Seals the form's file with fresh keys, stores it with one backend PUT, and answers.
-async fn store(ctx: &Request<'_>, conn: &mut Conn, form: &Form<'_>) -> Result<Outcome, Failure> {
+/// The backend's answer to the PUT of a form's file, and the key it was sealed under.
+type StoredForm = (ResponseHead, Vec<u8>, String);
+
+/// Fresh keys for the form's object, and the headers of its backend PUT.
+async fn sealing_for(
+    ctx: &Request<'_>,
+) -> Result<(PutSealing, Vec<(String, Vec<u8>)>, String, String), Failure> {
     let UploadHeaders {
         key_id,
         forwarded: mut headers,
@@ -333,13 +381,103 @@ async fn store(ctx: &Request<'_>, conn: &mut Conn, form: &Form<'_>) -> Result<Ou
     let sealing = PutSealing::new(ctx, name, &key_id, &described).await?;
     headers.push((objmeta::HTTP_HEADER.into(), sealing.metadata.clone()));
     headers.push(sealing.described.clone());
-    let sealed = seal_in_memory(&sealing.cipher, form.file.data)?;
-    let path = backend_path(Some(bucket), Some(key));
+    Ok((
+        sealing,
+        headers,
+        backend_path(Some(bucket), Some(key)),
+        key_id,
+    ))
+}
+
+/// Seals a form's file (read whole) with fresh keys and stores it with one backend PUT.
+async fn store(ctx: &Request<'_>, file: &[u8]) -> Result<StoredForm, Failure> {
+    let (sealing, headers, path, key_id) = sealing_for(ctx).await?;
+    let sealed = seal_in_memory(&sealing.cipher, file)?;
     let (resp, resp_body) = ctx
         .core
         .backend
         .simple("PUT", &path, None, headers, sealed)
         .await?;
+    Ok((resp, resp_body, key_id))
+}
+
+/// Seals a large form's file as it arrives (its first bytes in `prefix`) and streams it to
+/// one backend PUT; the last segment goes out only once the form's closing bytes arrived
+/// as expected. On any failure the backend PUT is cut mid-body: nothing is stored.
+async fn store_streamed(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    prefix: &[u8],
+    file: &StreamedFile,
+) -> Result<StoredForm, Failure> {
+    let (sealing, headers, path, key_id) = sealing_for(ctx).await?;
+    let seg = sealing.cipher.segment_size();
+    let stored = stored_len(file.len, seg);
+    let ex = ctx
+        .core
+        .backend
+        .send_head("PUT", &path, None, headers, Some(stored))
+        .await?;
+    let mut sink = SealSink(ex);
+    let mut scan = post_form::DelimiterScan::new(&file.boundary);
+    let mut early = prefix.get(file.at..).unwrap_or_default();
+    let mut buf = ctx.core.buffers.take(seg.bytes_usize() + super::OVERHEAD);
+    for s in write_segments(file.len, seg) {
+        let len = s.plain_len as usize;
+        let from_early = len.min(early.len());
+        buf[..from_early].copy_from_slice(&early[..from_early]);
+        early = &early[from_early..];
+        if from_early < len {
+            let (res, b) = conn.read_exact_into(buf, from_early..len).await;
+            buf = b;
+            res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
+        }
+        if scan.found_in(&buf[..len]) {
+            return Err(Failure::close(not_last()));
+        }
+        if s.last {
+            expect_closing(conn, &file.closing).await?;
+        }
+        let sealed = sealing
+            .cipher
+            .seal(s.index, s.last, &mut buf, len)
+            .map_err(|_| Failure::close(S3Error::internal_error()))?;
+        buf = sink.write(buf, sealed).await?;
+    }
+    ctx.core.buffers.give(buf);
+    let (resp, resp_body) = sink.answer(ctx, 1 << 20).await?;
+    Ok((resp, resp_body, key_id))
+}
+
+/// Reads the bytes that must end a streamed form; anything else is a malformed form.
+async fn expect_closing(conn: &mut Conn, closing: &[u8]) -> Result<(), Failure> {
+    let (res, got) = conn
+        .read_exact_into(vec![0u8; closing.len()], 0..closing.len())
+        .await;
+    res.map_err(|_| Failure::close(S3Error::incomplete_body()))?;
+    if got != closing {
+        return Err(Failure::close(not_last()));
+    }
+    Ok(())
+}
+
+/// The answer to a streamed form whose file is not its last part, or that does not end
+/// with the closing delimiter.
+fn not_last() -> S3Error {
+    malformed(&post_form::FormError::Malformed(
+        "a form over 5 MiB must end with its file, then CRLF, the closing boundary and CRLF",
+    ))
+}
+
+/// Answers a stored form as its `success_action_*` fields say (or relays the backend's
+/// refusal).
+async fn answer(
+    ctx: &Request<'_>,
+    conn: &mut Conn,
+    fields: &[(String, String)],
+    (resp, resp_body, key_id): StoredForm,
+) -> Result<Outcome, Failure> {
+    let (bucket, key) = super::put::object_address(ctx, "PostObject needs a bucket and a key")?;
     if resp.status != 200 {
         return forward_error(conn, &resp, &resp_body, ctx.rid).await;
     }
@@ -355,7 +493,7 @@ async fn store(ctx: &Request<'_>, conn: &mut Conn, form: &Form<'_>) -> Result<Ou
         key,
         etag: &etag,
     };
-    let answer = post_answer::answer(&form.fields, &stored);
+    let answer = post_answer::answer(fields, &stored);
     let mut out = ResponseHead::new(answer.status);
     if let Some(l) = answer.location {
         out.push_header("location", l.into_bytes());
@@ -388,8 +526,8 @@ fn object_location(ctx: &Request<'_>, bucket: &str, key: &str) -> String {
     format!("{scheme}://{host}{}", backend_path(Some(bucket), Some(key)))
 }
 
-/// Seals a whole file (at most [`POST_FILE_BYTES_MAX`]) segment by segment into one buffer
-/// of its stored length.
+/// Seals a whole file (at most [`POST_FORM_IN_MEMORY_BYTES_MAX`]) segment by segment into
+/// one buffer of its stored length.
 fn seal_in_memory(cipher: &SegmentCipher, data: &[u8]) -> Result<Vec<u8>, Failure> {
     let plain = data.len() as u64;
     let seg = cipher.segment_size();
