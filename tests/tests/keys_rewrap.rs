@@ -456,6 +456,8 @@ fn every_key_command_says_how_it_is_used() {
         &["keys", "rotate", "--help"][..],
         &["keys", "destroy", "--help"],
         &["keys", "report", "--help"],
+        &["keys", "init", "--help"],
+        &["decrypt", "--help"],
         &["rewrap", "--help"],
     ] {
         let out = std::process::Command::new(twofold_tests::twofold_binary())
@@ -480,7 +482,13 @@ fn every_key_command_says_how_it_is_used() {
         "--dry-run",
         "--parallel",
         "--state",
+        "--copy-object-max",
     ] {
         assert!(said(&out).contains(flag), "{flag}");
     }
+    let out = std::process::Command::new(twofold_tests::twofold_binary())
+        .args(["decrypt", "--help"])
+        .output()
+        .unwrap();
+    assert!(said(&out).contains("--sse-c-key-file"));
 }

@@ -17,6 +17,18 @@ pub struct RequestHead {
     pub headers: Fields,
 }
 
+impl Drop for RequestHead {
+    /// A customer-provided key (SSE-C) is key material: its header values are zeroised
+    /// with the head.
+    fn drop(&mut self) {
+        for (name, value) in &mut self.headers {
+            if name.ends_with("-customer-key") {
+                zeroize::Zeroize::zeroize(value);
+            }
+        }
+    }
+}
+
 /// Parses a request head from the start of `buf`.
 ///
 /// `Ok(None)`: the head has not ended yet; read more and call again with the longer buffer.
