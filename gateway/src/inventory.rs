@@ -143,17 +143,7 @@ pub fn listed_keys(document: &str) -> (Vec<String>, Option<String>) {
 /// KEK pairs. Runs its own single-threaded runtime; reaches the backend as the gateway
 /// does, with its own backend credential.
 pub fn scan(settings: &ServeSettings, buckets: &[String]) -> Result<Inventory, String> {
-    let tls = match &settings.backend_transport {
-        BackendTransport::Tls { ca_bundle, .. } => {
-            let shared =
-                crate::tls::client_config(ca_bundle.as_deref()).map_err(|e| e.to_string())?;
-            Some(crate::tls::core_client_config(&shared))
-        }
-        BackendTransport::PlainHttp => None,
-    };
-    let rt = compio::runtime::RuntimeBuilder::new()
-        .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
+    let (rt, tls) = backend_runtime(settings)?;
     rt.block_on(async {
         let backend = Backend::new(settings, tls);
         let buckets = match buckets.is_empty() {
@@ -166,6 +156,31 @@ pub fn scan(settings: &ServeSettings, buckets: &[String]) -> Result<Inventory, S
         }
         Ok(inventory)
     })
+}
+
+/// A runtime of its own for a command that reaches the backend as the gateway does, and
+/// the TLS connector for an `https://` backend.
+pub(crate) fn backend_runtime(
+    settings: &ServeSettings,
+) -> Result<
+    (
+        compio::runtime::Runtime,
+        Option<std::sync::Arc<rustls::ClientConfig>>,
+    ),
+    String,
+> {
+    let tls = match &settings.backend_transport {
+        BackendTransport::Tls { ca_bundle, .. } => {
+            let shared =
+                crate::tls::client_config(ca_bundle.as_deref()).map_err(|e| e.to_string())?;
+            Some(crate::tls::core_client_config(&shared))
+        }
+        BackendTransport::PlainHttp => None,
+    };
+    let rt = compio::runtime::RuntimeBuilder::new()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    Ok((rt, tls))
 }
 
 /// Lists `bucket` page by page and counts every object's header.

@@ -13,7 +13,7 @@
 //! one HEAD each, so repeating a run is always safe. The per-object decision and the copy
 //! request are pure ([`decide`], [`copy_headers`]).
 
-use crate::config::{BackendTransport, ServeSettings};
+use crate::config::ServeSettings;
 use crate::envelope::header::{FORMAT_VERSION, Header};
 use crate::envelope::{DataKeys, ObjectName, meta_record, objmeta};
 use crate::http::ResponseHead;
@@ -302,17 +302,7 @@ pub fn run(
     plan: &Plan,
     progress: &dyn Fn(&Summary),
 ) -> Result<Summary, String> {
-    let tls = match &settings.backend_transport {
-        BackendTransport::Tls { ca_bundle, .. } => {
-            let shared =
-                crate::tls::client_config(ca_bundle.as_deref()).map_err(|e| e.to_string())?;
-            Some(crate::tls::core_client_config(&shared))
-        }
-        BackendTransport::PlainHttp => None,
-    };
-    let rt = compio::runtime::RuntimeBuilder::new()
-        .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
+    let (rt, tls) = crate::inventory::backend_runtime(settings)?;
     let mut after = read_checkpoint(plan)?;
     rt.block_on(async {
         let backend = Backend::new(settings, tls);

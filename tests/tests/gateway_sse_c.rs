@@ -19,6 +19,34 @@ use twofold_tests::gateway::{TestGateway, create_bucket, status_code};
 use twofold_tests::random_bytes;
 
 const BUCKET: &str = "sse-c";
+
+/// Builders of requests that take a customer key, given one as `(key, MD5)` in base64.
+trait Keyed {
+    fn keyed(self, c: &(String, String)) -> Self;
+}
+
+macro_rules! keyed {
+    ($($op:ident :: $builder:ident),*) => {$(
+        impl Keyed for aws_sdk_s3::operation::$op::builders::$builder {
+            fn keyed(self, c: &(String, String)) -> Self {
+                self.sse_customer_algorithm("AES256")
+                    .sse_customer_key(&c.0)
+                    .sse_customer_key_md5(&c.1)
+            }
+        }
+    )*};
+}
+
+keyed!(
+    put_object::PutObjectFluentBuilder,
+    get_object::GetObjectFluentBuilder,
+    head_object::HeadObjectFluentBuilder,
+    copy_object::CopyObjectFluentBuilder,
+    create_multipart_upload::CreateMultipartUploadFluentBuilder,
+    upload_part::UploadPartFluentBuilder,
+    upload_part_copy::UploadPartCopyFluentBuilder,
+    complete_multipart_upload::CompleteMultipartUploadFluentBuilder
+);
 const MIB: usize = 1 << 20;
 
 /// A customer key: (key, MD5), both base64, as the SDK sends them.
@@ -34,9 +62,7 @@ async fn put_c(s3: &Client, key: &str, body: &[u8], c: &(String, String)) {
         .bucket(BUCKET)
         .key(key)
         .body(body.to_vec().into())
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&c.0)
-        .sse_customer_key_md5(&c.1)
+        .keyed(c)
         .send()
         .await
         .unwrap();
@@ -52,10 +78,7 @@ async fn get_c(
 ) -> Result<Vec<u8>, (u16, String)> {
     let mut req = s3.get_object().bucket(BUCKET).key(key);
     if let Some(c) = c {
-        req = req
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(&c.0)
-            .sse_customer_key_md5(&c.1);
+        req = req.keyed(c);
     }
     match req.send().await {
         Ok(out) => {
@@ -71,10 +94,7 @@ async fn get_c(
 async fn head_status(s3: &Client, key: &str, c: Option<&(String, String)>) -> u16 {
     let mut req = s3.head_object().bucket(BUCKET).key(key);
     if let Some(c) = c {
-        req = req
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(&c.0)
-            .sse_customer_key_md5(&c.1);
+        req = req.keyed(c);
     }
     match req.send().await {
         Ok(out) => {
@@ -108,9 +128,7 @@ async fn an_object_under_a_customer_key_opens_only_with_it() {
         .bucket(BUCKET)
         .key("obj")
         .range("bytes=100000-100099")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&a.0)
-        .sse_customer_key_md5(&a.1)
+        .keyed(&a)
         .send()
         .await
         .unwrap();
@@ -156,10 +174,7 @@ async fn an_object_under_a_customer_key_opens_only_with_it() {
                     .copy_source_sse_customer_key_md5(&c.1);
             }
             if let Some(c) = dest {
-                req = req
-                    .sse_customer_algorithm("AES256")
-                    .sse_customer_key(&c.0)
-                    .sse_customer_key_md5(&c.1);
+                req = req.keyed(c);
             }
             req.send()
         };
@@ -196,9 +211,7 @@ async fn a_multipart_upload_under_a_customer_key_needs_it_for_every_part_and_com
         .create_multipart_upload()
         .bucket(BUCKET)
         .key("mp")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&a.0)
-        .sse_customer_key_md5(&a.1)
+        .keyed(&a)
         .send()
         .await
         .unwrap();
@@ -214,10 +227,7 @@ async fn a_multipart_upload_under_a_customer_key_needs_it_for_every_part_and_com
             .part_number(1)
             .body(first.clone().into());
         if let Some(c) = c {
-            req = req
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(&c.0)
-                .sse_customer_key_md5(&c.1);
+            req = req.keyed(c);
         }
         req.send()
     };
@@ -235,9 +245,7 @@ async fn a_multipart_upload_under_a_customer_key_needs_it_for_every_part_and_com
         .copy_source_sse_customer_algorithm("AES256")
         .copy_source_sse_customer_key(&b.0)
         .copy_source_sse_customer_key_md5(&b.1)
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&a.0)
-        .sse_customer_key_md5(&a.1)
+        .keyed(&a)
         .send()
         .await
         .unwrap();
@@ -260,9 +268,7 @@ async fn a_multipart_upload_under_a_customer_key_needs_it_for_every_part_and_com
         .key("mp")
         .upload_id(id)
         .multipart_upload(parts)
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&a.0)
-        .sse_customer_key_md5(&a.1)
+        .keyed(&a)
         .send()
         .await
         .unwrap();
@@ -275,9 +281,7 @@ async fn a_multipart_upload_under_a_customer_key_needs_it_for_every_part_and_com
         .bucket(BUCKET)
         .key("mp")
         .part_number(2)
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&a.0)
-        .sse_customer_key_md5(&a.1)
+        .keyed(&a)
         .send()
         .await
         .unwrap();
