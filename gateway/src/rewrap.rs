@@ -481,9 +481,10 @@ async fn multipart_copy(
     stored: u64,
     max: u64,
 ) -> Result<Outcome, String> {
-    let (start, pinned): (Vec<_>, Vec<_>) = copy_headers
+    let (pinned, start): (Vec<_>, Vec<_>) = copy_headers
         .into_iter()
-        .partition(|(n, _)| !n.starts_with("x-amz-copy-source") && n != "x-amz-metadata-directive");
+        .filter(|(n, _)| n != "x-amz-metadata-directive")
+        .partition(|(n, _)| n.starts_with("x-amz-copy-source"));
     let (resp, body) = backend
         .simple("POST", path, Some("uploads="), start, Vec::new())
         .await
@@ -529,7 +530,6 @@ async fn copy_parts(
         .enumerate()
     {
         let mut headers = pinned.to_vec();
-        headers.retain(|(n, _)| n != "x-amz-metadata-directive");
         headers.push((
             "x-amz-copy-source-range".into(),
             format!("bytes={first}-{last}").into_bytes(),

@@ -1122,6 +1122,20 @@ pub async fn create_upload(s3: &Client, bucket: &str, key: &str) -> String {
     out.upload_id().unwrap_or_default().to_owned()
 }
 
+/// The CompleteMultipartUpload document of parts numbered from 1 with these ETags.
+pub fn completed<S: AsRef<str>>(etags: &[S]) -> aws_sdk_s3::types::CompletedMultipartUpload {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let parts = (1..).zip(etags).map(|(n, e)| {
+        CompletedPart::builder()
+            .part_number(n)
+            .e_tag(e.as_ref())
+            .build()
+    });
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(parts.collect()))
+        .build()
+}
+
 /// UploadPart `number` of upload `id` of `bucket/key`, with `data` as its body.
 pub async fn upload_part(
     s3: &Client,

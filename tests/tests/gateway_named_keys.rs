@@ -18,7 +18,8 @@ use twofold::envelope::objmeta;
 use twofold::keys::named::DEFAULT_KEY_ID;
 use twofold::s3::Grants;
 use twofold_tests::gateway::{
-    Credential, Options, TestGateway, client_for, create_bucket, get, named_key_label, status_code,
+    Credential, Options, TestGateway, client_for, completed, create_bucket, get, named_key_label,
+    status_code,
 };
 use twofold_tests::random_bytes;
 
@@ -511,16 +512,7 @@ async fn an_encryption_context_is_sealed_with_the_object_and_answered_back() {
         .bucket(BUCKET)
         .key("ctx-mp")
         .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(p1.e_tag().unwrap())
-                        .build(),
-                )
-                .build(),
-        )
+        .multipart_upload(completed(&[p1.e_tag().unwrap()]))
         .send()
         .await
         .unwrap();

@@ -12,10 +12,9 @@
 )]
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use md5::Digest;
-use twofold_tests::gateway::{TestGateway, create_bucket, status_code};
+use twofold_tests::gateway::{TestGateway, completed, create_bucket, status_code};
 use twofold_tests::random_bytes;
 
 const BUCKET: &str = "sse-c";
@@ -249,20 +248,10 @@ async fn a_multipart_upload_under_a_customer_key_needs_it_for_every_part_and_com
         .send()
         .await
         .unwrap();
-    let parts = CompletedMultipartUpload::builder()
-        .parts(
-            CompletedPart::builder()
-                .part_number(1)
-                .e_tag(p1.e_tag().unwrap())
-                .build(),
-        )
-        .parts(
-            CompletedPart::builder()
-                .part_number(2)
-                .e_tag(p2.copy_part_result().unwrap().e_tag().unwrap())
-                .build(),
-        )
-        .build();
+    let parts = completed(&[
+        p1.e_tag().unwrap(),
+        p2.copy_part_result().unwrap().e_tag().unwrap(),
+    ]);
     s3.complete_multipart_upload()
         .bucket(BUCKET)
         .key("mp")

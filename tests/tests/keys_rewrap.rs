@@ -15,15 +15,12 @@
 )]
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ServerSideEncryption};
 use std::path::Path;
 use twofold::envelope::aead::Layer;
 use twofold::envelope::objmeta;
 use twofold_tests::gateway::{
-    Options, TestGateway, create_bucket, get, named_key_label, status_code,
+    Options, TestGateway, completed, create_bucket, get, named_key_label, status_code, upload_part,
 };
 use twofold_tests::{random_bytes, said, twofold_cli};
 
@@ -68,31 +65,18 @@ async fn multipart_rot(s3: &Client, key: &str, parts: &[Vec<u8>]) {
         .await
         .unwrap();
     let id = up.upload_id().unwrap();
-    let mut done = CompletedMultipartUpload::builder();
-    for (i, body) in parts.iter().enumerate() {
-        let n = i32::try_from(i + 1).unwrap();
-        let p = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(body.clone()))
-            .send()
+    let mut etags = Vec::new();
+    for (n, body) in (1..).zip(parts) {
+        let p = upload_part(s3, (BUCKET, key, id), n, body.clone())
             .await
             .unwrap();
-        done = done.parts(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(p.e_tag().unwrap())
-                .build(),
-        );
+        etags.push(p.e_tag().unwrap().to_owned());
     }
     s3.complete_multipart_upload()
         .bucket(BUCKET)
         .key(key)
         .upload_id(id)
-        .multipart_upload(done.build())
+        .multipart_upload(completed(&etags))
         .send()
         .await
         .unwrap();
@@ -340,16 +324,7 @@ async fn a_rotated_key_moves_every_object_by_rewrap_and_its_old_version_is_retir
         .bucket(BUCKET)
         .key("across")
         .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(p1.e_tag().unwrap())
-                        .build(),
-                )
-                .build(),
-        )
+        .multipart_upload(completed(&[p1.e_tag().unwrap()]))
         .send()
         .await
         .unwrap();

@@ -167,13 +167,15 @@ impl Custodian {
                 for label in retired_key_labels {
                     session.kek(label).map_err(custody)?;
                 }
+                // One listing of the token for every named key.
                 let on_token = session.kek_labels().map_err(custody)?;
                 for base in named_key_labels {
-                    let found = versions::versions_of(base, on_token.iter().map(String::as_str));
-                    let newest = found
+                    let newest = versions::versions_of(base, on_token.iter().map(String::as_str))
                         .last()
-                        .map_or(base.clone(), |v| versions::label(base, *v));
-                    session.kek(&newest).map_err(custody)?;
+                        .copied();
+                    session
+                        .kek(&versions::label(base, newest.unwrap_or(1)))
+                        .map_err(custody)?;
                 }
                 drop(session);
                 let workers = HsmWorkers::start(&token, (*hsm_threads).max(1)).map_err(custody)?;
@@ -259,15 +261,11 @@ impl Custodian {
         }
         let (session, token_label) = admin_session(layer, spec)?;
         let custody = |source| KeyError::Custody { layer, source };
-        let labels = session.kek_labels().map_err(custody)?;
-        let doomed: Vec<&String> = labels
-            .iter()
-            .filter(|l| versions::is_version_of(l, label))
-            .collect();
         let mut destroyed = Vec::new();
-        for l in doomed {
-            session.destroy_kek(l).map_err(custody)?;
-            audit_destroyed(layer, l);
+        for v in versions_on(&session, layer, label)? {
+            let l = versions::label(label, v);
+            session.destroy_kek(&l).map_err(custody)?;
+            audit_destroyed(layer, &l);
             destroyed.push(format!("{l:?}"));
         }
         Ok(match destroyed.is_empty() {
@@ -290,14 +288,14 @@ impl Custodian {
     ) -> Result<(String, String), KeyError> {
         let (session, token_label) = admin_session(layer, spec)?;
         let custody = |source| KeyError::Custody { layer, source };
-        let labels = session.kek_labels().map_err(custody)?;
-        let current = versions::versions_of(base, labels.iter().map(String::as_str))
-            .last()
-            .copied()
-            .ok_or(KeyError::UnknownKek {
-                layer,
-                kek_id: base.to_owned(),
-            })?;
+        let current =
+            versions_on(&session, layer, base)?
+                .last()
+                .copied()
+                .ok_or(KeyError::UnknownKek {
+                    layer,
+                    kek_id: base.to_owned(),
+                })?;
         if current >= versions::KEK_VERSION_MAX {
             return Err(KeyError::Refused("the KEK has its last version"));
         }
@@ -336,8 +334,7 @@ impl Custodian {
         }
         let (session, token_label) = admin_session(layer, spec)?;
         let custody = |source| KeyError::Custody { layer, source };
-        let labels = session.kek_labels().map_err(custody)?;
-        let present = versions::versions_of(base, labels.iter().map(String::as_str));
+        let present = versions_on(&session, layer, base)?;
         let label = versions::label(base, version);
         if !present.contains(&version) {
             return Ok(format!(
@@ -710,6 +707,22 @@ fn custody_error(layer: Layer, kek_id: &str, source: hsm_bridge::Error) -> KeyEr
         },
         source => KeyError::Custody { layer, source },
     }
+}
+
+/// The versions of the KEK whose base label is `base` on the token of `session`, in
+/// increasing order.
+fn versions_on(
+    session: &hsm_bridge::Session,
+    layer: Layer,
+    base: &str,
+) -> Result<Vec<u32>, KeyError> {
+    let labels = session
+        .kek_labels()
+        .map_err(|source| KeyError::Custody { layer, source })?;
+    Ok(versions::versions_of(
+        base,
+        labels.iter().map(String::as_str),
+    ))
 }
 
 fn audit_destroyed(layer: Layer, label: &str) {

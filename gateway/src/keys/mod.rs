@@ -211,9 +211,9 @@ struct Caches {
     epoch: [OpenCache; 2],
     stats: CacheStats,
     upload_id_key: Option<UploadIdKey>,
-    /// The newest version's label of each (layer, base label) sealed under, and when it
+    /// Per layer, the newest version's label of each base label sealed under, and when it
     /// was asked for (seconds).
-    current: HashMap<(Layer, String), (String, u64)>,
+    current: [HashMap<String, (String, u64)>; 2],
 }
 
 /// The key that authenticates the upload ids the gateways hand out: HKDF-SHA256 of both
@@ -303,7 +303,7 @@ impl Keyring {
                 ],
                 stats: CacheStats::default(),
                 upload_id_key: None,
-                current: HashMap::new(),
+                current: [HashMap::new(), HashMap::new()],
             }),
             settings,
         }
@@ -376,25 +376,27 @@ impl Keyring {
     /// answer, the version known so far is kept (and asked for again at the next check).
     async fn current_kek(&self, layer: Layer, base: &str) -> Result<String, KeyError> {
         let now = now_secs();
-        let slot = (layer, base.to_owned());
-        let known = self.caches.borrow().current.get(&slot).cloned();
-        if let Some((label, asked)) = &known
-            && now.saturating_sub(*asked) < self.settings.kek_version_check_secs.max(1)
-        {
-            return Ok(label.clone());
-        }
+        let known = {
+            let c = self.caches.borrow();
+            match c.current[layer_index(layer)].get(base) {
+                Some((label, asked))
+                    if now.saturating_sub(*asked) < self.settings.kek_version_check_secs.max(1) =>
+                {
+                    return Ok(label.clone());
+                }
+                other => other.map(|(label, _)| label.clone()),
+            }
+        };
         let label = match (self.custodian(layer).versions(base).await, known) {
             (Ok(found), _) => versions::label(base, found.last().copied().unwrap_or(1)),
-            (Err(e), Some((label, _))) => {
+            (Err(e), Some(label)) => {
                 tracing::warn!(layer = %layer, kek = base, error = %e, "the custodian did not list its KEK versions; sealing under the version known so far");
                 label
             }
             (Err(e), None) => return Err(e),
         };
-        self.caches
-            .borrow_mut()
-            .current
-            .insert(slot, (label.clone(), now));
+        self.caches.borrow_mut().current[layer_index(layer)]
+            .insert(base.to_owned(), (label.clone(), now));
         Ok(label)
     }
 

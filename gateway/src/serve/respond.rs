@@ -57,23 +57,18 @@ pub(crate) fn echo_encryption(ctx: &Request<'_>, out: &mut ResponseHead) {
 
 /// The encryption headers S3 answers back to a request that sent them: the SSE-C
 /// algorithm and key MD5 of a customer-provided key for its object, and its encryption
-/// context; none otherwise.
+/// context; none otherwise. Only answers to requests whose headers were checked
+/// ([`request_sse_c`], `requested_key`) carry them, so they are echoed as sent.
 pub(crate) fn encryption_echo(ctx: &Request<'_>) -> Vec<(&'static str, Vec<u8>)> {
     use crate::s3::{encryption_context, sse_c};
-    let mut out = match sse_c::parse(&ctx.head.headers, sse_c::Role::Object) {
-        Ok(Some(k)) => vec![
-            (
-                sse_c::ALGORITHM_HEADER,
-                sse_c::SSE_C_ALGORITHM.as_bytes().to_vec(),
-            ),
-            (sse_c::KEY_MD5_HEADER, k.key_md5.into_bytes()),
-        ],
-        _ => Vec::new(),
-    };
-    if let Some(v) = ctx.head.header(encryption_context::HEADER) {
-        out.push((encryption_context::HEADER, v.to_vec()));
-    }
-    out
+    [
+        sse_c::ALGORITHM_HEADER,
+        sse_c::KEY_MD5_HEADER,
+        encryption_context::HEADER,
+    ]
+    .into_iter()
+    .filter_map(|name| Some((name, ctx.head.header_str(name)?.trim().as_bytes().to_vec())))
+    .collect()
 }
 
 /// The id of the key a header's KEKs belong to (see
