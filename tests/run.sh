@@ -5,7 +5,8 @@
 # the workspace, drives the gateway with boto3, the aws CLI, rclone and s3cmd in front of
 # s3s-fs, Ceph RGW and moto, runs the integration tests in front of Ceph and moto, two
 # appliances behind HAProxy, checks the workspace builds with its declared minimum Rust
-# version, and fuzzes the parsers briefly.
+# version, fuzzes the parsers briefly, and checks the forced software fallback of the inner
+# layer against the format vectors.
 #
 # Usage: bash tests/run.sh         everything (what CI runs)
 #        bash tests/run.sh quick   formatting, clippy and every test of the workspace: unit
@@ -86,4 +87,16 @@ echo "== fuzz targets (HTTP head, chunked, aws-chunked, envelope reader), 15 s e
 bash tests/fuzz/run.sh 15
 echo "== simd-bench smoke run"
 cargo run --release --locked -q -p simd-bench -- --seconds 0.05 >/dev/null
+# The shipped build picks AES-NI/VAES and CLMUL at run time (docs/adr/0008-crypto-speed.md);
+# a CPU without them gets RustCrypto's software AES and GHASH. Forced here, so that path is
+# checked against the format's vectors on every run; simd-bench must report it taken.
+echo "== the inner layer's software fallback, forced: format vectors and simd-bench's path"
+soft_flags='--cfg aes_backend="soft" --cfg polyval_backend="soft"'
+CARGO_TARGET_DIR=target/soft-crypto RUSTFLAGS=$soft_flags \
+  cargo test --locked -q -p gateway --test format_vectors
+CARGO_TARGET_DIR=target/soft-crypto RUSTFLAGS=$soft_flags \
+  cargo run --locked -q -p simd-bench -- --seconds 0.02 >target/soft-crypto.txt
+grep -q 'software (fixsliced' target/soft-crypto.txt && grep -q 'software (portable Rust)' target/soft-crypto.txt \
+  || { cat target/soft-crypto.txt; echo "simd-bench did not report the software paths" >&2; exit 1; }
+rm -rf target/soft-crypto target/soft-crypto.txt
 echo "== all checks passed"

@@ -17,14 +17,14 @@ use twofold::envelope::{
 const OVERHEAD: usize = SEGMENT_OVERHEAD_BYTES as usize;
 
 use crate::BenchError;
-use crate::measure::{Row, measure_row};
+use crate::measure::{Op, Row, Workload};
 
 /// Buffer sizes measured, in bytes: 4 KiB, 64 KiB and 1 MiB.
 pub const SIZES_BYTES: [usize; 3] = [4 << 10, 64 << 10, 1 << 20];
 
 /// Group of the rows that measure one layer's AES-256-GCM on its own.
 pub const GROUP_SINGLE_LAYER: &str = "single layer";
-/// Group of the rows that measure the whole envelope, both layers (see [`dual_layer_rows`]).
+/// Group of the rows that measure the whole envelope, both layers (see [`workloads`]).
 pub const GROUP_DUAL_LAYER: &str = "dual layer";
 
 const INNER_NAME: &str = "inner (RustCrypto aes-gcm)";
@@ -37,38 +37,81 @@ const BENCH_AAD: &[u8] = b"simd-bench aad..";
 
 /// All rows, in table order: single layer first, then dual layer.
 pub fn all_rows(budget_s: f64) -> Result<Vec<Row>, BenchError> {
-    let mut rows = single_layer_rows(budget_s)?;
-    rows.extend(dual_layer_rows(budget_s)?);
-    Ok(rows)
+    workloads().iter().map(|w| w.measure(budget_s)).collect()
 }
 
-/// Seal and open of each layer alone, at every size in [`SIZES_BYTES`].
-fn single_layer_rows(budget_s: f64) -> Result<Vec<Row>, BenchError> {
-    let inner = InnerAead::new(&BENCH_KEY);
-    let outer = OuterAead::new(&BENCH_KEY).map_err(|_| BenchError::Crypto("outer key setup"))?;
-    let mut rows = Vec::new();
+/// Every workload, in table order: seal and open of each layer alone at every size in
+/// [`SIZES_BYTES`], then seal and open through the full dual-layer envelope at every size.
+///
+/// Dual layer: seal and open of a whole object through the envelope, doing per object what
+/// the gateway does apart from I/O. Seal: fresh data keys, the header (data keys wrapped
+/// under cached bucket keys), the part's segment keys, and every segment sealed in place
+/// (64 KiB segments). Open: the header opened (unwrap and commitment check), the segment
+/// keys, and every segment copied into a work buffer and opened in place (the copy stands
+/// for the read from the backend).
+pub fn workloads() -> Vec<Workload> {
+    let mut all = Vec::new();
     for size in SIZES_BYTES {
-        rows.push(inner_seal(&inner, size, budget_s)?);
-        rows.push(inner_open(&inner, size, budget_s)?);
-        rows.push(outer_seal(&outer, size, budget_s)?);
-        rows.push(outer_open(&outer, size, budget_s)?);
+        all.extend([
+            inner_seal_workload(size),
+            single(INNER_NAME, "open", size, inner_open),
+            outer_seal_workload(size),
+            single(OUTER_NAME, "open", size, outer_open),
+        ]);
     }
-    Ok(rows)
+    for size in SIZES_BYTES {
+        all.extend([dual_seal_workload(size), dual_open_workload(size)]);
+    }
+    all
 }
 
-/// Seal and open of a whole object through the full dual-layer envelope, doing per object
-/// what the gateway does apart from I/O. Seal: fresh data keys, the header (data keys
-/// wrapped under cached bucket keys), the part's segment keys, and every segment sealed in
-/// place (64 KiB segments). Open: the header opened (unwrap and commitment check), the
-/// segment keys, and every segment copied into a work buffer and opened in place (the
-/// copy stands for the read from the backend).
-pub fn dual_layer_rows(budget_s: f64) -> Result<Vec<Row>, BenchError> {
-    let mut rows = Vec::new();
-    for size in SIZES_BYTES {
-        rows.push(dual_seal(size, budget_s)?);
-        rows.push(dual_open(size, budget_s)?);
+fn single(
+    implementation: &'static str,
+    operation: &'static str,
+    size_bytes: usize,
+    prepare: fn(usize) -> Result<Op, BenchError>,
+) -> Workload {
+    Workload {
+        group: GROUP_SINGLE_LAYER,
+        implementation,
+        operation,
+        size_bytes,
+        prepare,
     }
-    Ok(rows)
+}
+
+fn dual(
+    operation: &'static str,
+    size_bytes: usize,
+    prepare: fn(usize) -> Result<Op, BenchError>,
+) -> Workload {
+    Workload {
+        group: GROUP_DUAL_LAYER,
+        implementation: DUAL_NAME,
+        operation,
+        size_bytes,
+        prepare,
+    }
+}
+
+/// The inner layer alone sealing `size`-byte buffers.
+pub fn inner_seal_workload(size: usize) -> Workload {
+    single(INNER_NAME, "seal", size, inner_seal)
+}
+
+/// The outer layer alone sealing `size`-byte buffers.
+pub fn outer_seal_workload(size: usize) -> Workload {
+    single(OUTER_NAME, "seal", size, outer_seal)
+}
+
+/// A whole `size`-byte object sealed through the dual-layer envelope.
+pub fn dual_seal_workload(size: usize) -> Workload {
+    dual("seal", size, dual_seal)
+}
+
+/// A whole `size`-byte object opened through the dual-layer envelope.
+pub fn dual_open_workload(size: usize) -> Workload {
+    dual("open", size, dual_open)
 }
 
 const DUAL_NAME: &str = "envelope (inner + outer)";
@@ -124,44 +167,44 @@ fn seal_object(
     Ok(header)
 }
 
-fn dual_seal(size: usize, budget_s: f64) -> Result<Row, BenchError> {
-    let (inner_bk, outer_bk) = (
-        bench_bucket_key(Layer::Inner),
-        bench_bucket_key(Layer::Outer),
-    );
+/// The stored form of a `size`-byte object with its plaintext laid out where each
+/// segment's plaintext goes, ready to be sealed in place.
+fn laid_out_plaintext(size: usize) -> Vec<u8> {
     let mut stored = vec![0u8; stored_len(size as u64, SegmentSize::DEFAULT) as usize];
     let plain = sample(size);
-    // Lay the plaintext out where each segment's plaintext goes; later iterations seal the
-    // previous ciphertext, which costs the same.
     let seg = SegmentSize::DEFAULT.bytes_usize();
     for (i, chunk) in plain.chunks(seg).enumerate() {
         let at = i * (seg + OVERHEAD);
         stored[at..at + chunk.len()].copy_from_slice(chunk);
     }
-    measure_row(GROUP_DUAL_LAYER, DUAL_NAME, "seal", size, budget_s, || {
+    stored
+}
+
+fn dual_seal(size: usize) -> Result<Op, BenchError> {
+    let (inner_bk, outer_bk) = (
+        bench_bucket_key(Layer::Inner),
+        bench_bucket_key(Layer::Outer),
+    );
+    // Later iterations seal the previous ciphertext, which costs the same.
+    let mut stored = laid_out_plaintext(size);
+    Ok(Box::new(move || {
         let header = seal_object(&inner_bk, &outer_bk, size, black_box(&mut stored))?;
         black_box(header);
         Ok(())
-    })
+    }))
 }
 
-fn dual_open(size: usize, budget_s: f64) -> Result<Row, BenchError> {
+fn dual_open(size: usize) -> Result<Op, BenchError> {
     let (inner_bk, outer_bk) = (
         bench_bucket_key(Layer::Inner),
         bench_bucket_key(Layer::Outer),
     );
-    let stored_size = stored_len(size as u64, SegmentSize::DEFAULT) as usize;
-    let mut stored = vec![0u8; stored_size];
-    let plain = sample(size);
-    let seg = SegmentSize::DEFAULT.bytes_usize();
-    for (i, chunk) in plain.chunks(seg).enumerate() {
-        let at = i * (seg + OVERHEAD);
-        stored[at..at + chunk.len()].copy_from_slice(chunk);
-    }
+    let mut stored = laid_out_plaintext(size);
     let header = seal_object(&inner_bk, &outer_bk, size, &mut stored)?;
+    let seg = SegmentSize::DEFAULT.bytes_usize();
     let mut work = vec![0u8; seg + OVERHEAD];
     let n = segment_count(size as u64, SegmentSize::DEFAULT);
-    measure_row(GROUP_DUAL_LAYER, DUAL_NAME, "open", size, budget_s, || {
+    Ok(Box::new(move || {
         let crypto = |_| BenchError::Crypto("envelope open");
         let keys = open_header(
             black_box(&header),
@@ -182,7 +225,7 @@ fn dual_open(size: usize, budget_s: f64) -> Result<Row, BenchError> {
             offset += len;
         }
         Ok(())
-    })
+    }))
 }
 
 /// A sample plaintext of `size` bytes (a byte pattern, not zeros).
@@ -197,52 +240,51 @@ fn counter_nonce(n: u64) -> [u8; NONCE_LEN_BYTES] {
     nonce
 }
 
-fn inner_seal(aead: &InnerAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
-    let mut buf = sample(size);
-    let mut n: u64 = 0;
-    measure_row(
-        GROUP_SINGLE_LAYER,
-        INNER_NAME,
-        "seal",
-        size,
-        budget_s,
-        || {
-            n += 1;
-            let tag = aead
-                .seal_in_place(
-                    &black_box(counter_nonce(n)),
-                    black_box(BENCH_AAD),
-                    black_box(&mut buf),
-                )
-                .map_err(|_| BenchError::Crypto("inner seal"))?;
-            black_box(tag);
-            Ok(())
-        },
-    )
+/// The inner layer's AEAD with a key of its own (the same bytes each time: the benchmark
+/// measures speed, not secrecy).
+fn inner_aead() -> InnerAead {
+    InnerAead::new(&BENCH_KEY)
 }
 
-fn outer_seal(aead: &OuterAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
+/// The outer layer's AEAD with a key of its own.
+fn outer_aead() -> Result<OuterAead, BenchError> {
+    OuterAead::new(&BENCH_KEY).map_err(|_| BenchError::Crypto("outer key setup"))
+}
+
+fn inner_seal(size: usize) -> Result<Op, BenchError> {
+    let aead = inner_aead();
     let mut buf = sample(size);
     let mut n: u64 = 0;
-    measure_row(
-        GROUP_SINGLE_LAYER,
-        OUTER_NAME,
-        "seal",
-        size,
-        budget_s,
-        || {
-            n += 1;
-            let tag = aead
-                .seal_in_place(
-                    &black_box(counter_nonce(n)),
-                    black_box(BENCH_AAD),
-                    black_box(&mut buf),
-                )
-                .map_err(|_| BenchError::Crypto("outer seal"))?;
-            black_box(tag);
-            Ok(())
-        },
-    )
+    Ok(Box::new(move || {
+        n += 1;
+        let tag = aead
+            .seal_in_place(
+                &black_box(counter_nonce(n)),
+                black_box(BENCH_AAD),
+                black_box(&mut buf),
+            )
+            .map_err(|_| BenchError::Crypto("inner seal"))?;
+        black_box(tag);
+        Ok(())
+    }))
+}
+
+fn outer_seal(size: usize) -> Result<Op, BenchError> {
+    let aead = outer_aead()?;
+    let mut buf = sample(size);
+    let mut n: u64 = 0;
+    Ok(Box::new(move || {
+        n += 1;
+        let tag = aead
+            .seal_in_place(
+                &black_box(counter_nonce(n)),
+                black_box(BENCH_AAD),
+                black_box(&mut buf),
+            )
+            .map_err(|_| BenchError::Crypto("outer seal"))?;
+        black_box(tag);
+        Ok(())
+    }))
 }
 
 /// Two ciphertexts that open into each other under one nonce, so the open loop needs no
@@ -281,7 +323,8 @@ fn open_pair(
     })
 }
 
-fn inner_open(aead: &InnerAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
+fn inner_open(size: usize) -> Result<Op, BenchError> {
+    let aead = inner_aead();
     let OpenPair {
         nonce,
         mut buf,
@@ -292,28 +335,22 @@ fn inner_open(aead: &InnerAead, size: usize, budget_s: f64) -> Result<Row, Bench
             .map_err(|_| BenchError::Crypto("inner seal"))
     })?;
     let mut holds_c = true;
-    measure_row(
-        GROUP_SINGLE_LAYER,
-        INNER_NAME,
-        "open",
-        size,
-        budget_s,
-        || {
-            let tag = if holds_c { &tag_c } else { &tag_p };
-            aead.open_in_place(
-                black_box(&nonce),
-                black_box(BENCH_AAD),
-                black_box(&mut buf),
-                tag,
-            )
-            .map_err(|_| BenchError::Crypto("inner open refused its own ciphertext"))?;
-            holds_c = !holds_c;
-            Ok(())
-        },
-    )
+    Ok(Box::new(move || {
+        let tag = if holds_c { &tag_c } else { &tag_p };
+        aead.open_in_place(
+            black_box(&nonce),
+            black_box(BENCH_AAD),
+            black_box(&mut buf),
+            tag,
+        )
+        .map_err(|_| BenchError::Crypto("inner open refused its own ciphertext"))?;
+        holds_c = !holds_c;
+        Ok(())
+    }))
 }
 
-fn outer_open(aead: &OuterAead, size: usize, budget_s: f64) -> Result<Row, BenchError> {
+fn outer_open(size: usize) -> Result<Op, BenchError> {
+    let aead = outer_aead()?;
     let OpenPair {
         nonce,
         buf: c,
@@ -328,20 +365,13 @@ fn outer_open(aead: &OuterAead, size: usize, budget_s: f64) -> Result<Row, Bench
     let mut buf = c;
     buf.extend_from_slice(&tag_c);
     let mut holds_c = true;
-    measure_row(
-        GROUP_SINGLE_LAYER,
-        OUTER_NAME,
-        "open",
-        size,
-        budget_s,
-        || {
-            let len = aead
-                .open_in_place(black_box(&nonce), black_box(BENCH_AAD), black_box(&mut buf))
-                .map_err(|_| BenchError::Crypto("outer open refused its own ciphertext"))?;
-            holds_c = !holds_c;
-            let next_tag = if holds_c { &tag_c } else { &tag_p };
-            buf[len..].copy_from_slice(next_tag);
-            Ok(())
-        },
-    )
+    Ok(Box::new(move || {
+        let len = aead
+            .open_in_place(black_box(&nonce), black_box(BENCH_AAD), black_box(&mut buf))
+            .map_err(|_| BenchError::Crypto("outer open refused its own ciphertext"))?;
+        holds_c = !holds_c;
+        let next_tag = if holds_c { &tag_c } else { &tag_p };
+        buf[len..].copy_from_slice(next_tag);
+        Ok(())
+    }))
 }

@@ -1,20 +1,27 @@
 //! `simd-bench`: single-core AES-256-GCM throughput of each Twofold layer (inner:
 //! RustCrypto `aes-gcm`, outer: AWS-LC), seal and open, at 4 KiB, 64 KiB and 1 MiB, with
-//! the CPU features that decide which code paths they take. Prints a table, and writes the
-//! same as JSON with `--json`.
+//! the CPU features that decide which code paths they take, and single-core MD5 (RustCrypto
+//! `md-5` and the gateway's `twofold-md5`). With `--all-cores`, also the same workloads on
+//! every core at once and their scaling. Prints a table, and writes the same as JSON with
+//! `--json`.
 #![forbid(unsafe_code)]
 
+mod all_cores;
 mod cpu;
 mod layers;
+mod md5_rows;
 mod measure;
+mod paths;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
 
+use crate::all_cores::{AllCoreRow, AllCores, THREADS_MAX};
 use crate::cpu::CpuFeatures;
 use crate::measure::Row;
+use crate::paths::Paths;
 
 /// Timed seconds per measurement by default.
 const SECONDS_DEFAULT: f64 = 0.5;
@@ -24,13 +31,20 @@ const SECONDS_QUICK: f64 = 0.1;
 const SECONDS_MAX: f64 = 600.0;
 
 const USAGE: &str = "\
-usage: simd-bench [--quick | --seconds N] [--json FILE|-]
+usage: simd-bench [--quick | --seconds N] [--all-cores] [--threads N] [--json FILE|-]
 
 Single-core AES-256-GCM throughput (GB/s = 10^9 bytes/s) of each Twofold layer,
-seal and open, at 4 KiB, 64 KiB and 1 MiB buffers.
+seal and open, at 4 KiB, 64 KiB and 1 MiB buffers, and single-core MD5 (md-5 and
+twofold-md5) fed 64 KiB and 1 MiB chunks; with the code path each one takes here.
 
   --seconds N   timed seconds per measurement (default 0.5); a fifth more warms up
   --quick       same as --seconds 0.1
+  --all-cores   also run the envelope's seal and open, each layer's seal and
+                twofold-md5 at 64 KiB on one thread, then on all threads at once
+                (one per available core), and report the aggregate and its scaling
+                (aggregate / (one core x threads))
+  --threads N   threads for --all-cores, 1 to 1024 (default: one per available
+                core); implies --all-cores
   --json FILE   also write the results as JSON to FILE; '-' writes JSON to stdout
                 and moves the table to stderr
   -h, --help    print this help";
@@ -44,6 +58,8 @@ pub enum BenchError {
     Crypto(&'static str),
     /// Writing the report failed.
     Output(String),
+    /// The all-core thread pool could not be started.
+    Threads(String),
 }
 
 impl std::fmt::Display for BenchError {
@@ -52,6 +68,7 @@ impl std::fmt::Display for BenchError {
             BenchError::Usage(msg) => write!(f, "{msg}"),
             BenchError::Crypto(what) => write!(f, "AEAD call failed: {what}"),
             BenchError::Output(msg) => write!(f, "writing the report: {msg}"),
+            BenchError::Threads(msg) => write!(f, "starting the all-core threads: {msg}"),
         }
     }
 }
@@ -69,6 +86,27 @@ struct Args {
     seconds: f64,
     json: Option<JsonTarget>,
     help: bool,
+    /// All-core mode and its thread count; `None` without `--all-cores` or `--threads`.
+    all_cores: Option<ThreadCount>,
+}
+
+/// How many threads all-core mode runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ThreadCount {
+    /// One per available core (`--all-cores` alone).
+    PerCore,
+    /// `--threads N`.
+    Exactly(usize),
+}
+
+impl ThreadCount {
+    /// The number of threads to start.
+    fn resolve(self) -> usize {
+        match self {
+            ThreadCount::PerCore => all_cores::default_threads(),
+            ThreadCount::Exactly(n) => n,
+        }
+    }
 }
 
 /// Parses the arguments after the program name. `--seconds` wins over `--quick` whatever
@@ -78,6 +116,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
     let mut quick = false;
     let mut json = None;
     let mut help = false;
+    let mut all_cores = false;
+    let mut threads: Option<usize> = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -92,9 +132,25 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
                 None => Err(BenchError::Usage(format!("{name} needs a value"))),
             }
         };
+        if inline.is_some() && matches!(flag.as_str(), "--help" | "--quick" | "--all-cores") {
+            return Err(BenchError::Usage(format!("{flag} takes no value")));
+        }
         match flag.as_str() {
             "-h" | "--help" => help = true,
             "--quick" => quick = true,
+            "--all-cores" => all_cores = true,
+            "--threads" => {
+                let text = value("--threads")?;
+                let n: usize = text.parse().map_err(|_| {
+                    BenchError::Usage(format!("--threads: not a whole number: {text:?}"))
+                })?;
+                if !(1..=THREADS_MAX).contains(&n) {
+                    return Err(BenchError::Usage(format!(
+                        "--threads must be 1 to {THREADS_MAX}, got {text}"
+                    )));
+                }
+                threads = Some(n);
+            }
             "--seconds" => {
                 let text = value("--seconds")?;
                 let s: f64 = text
@@ -127,10 +183,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
     } else {
         SECONDS_DEFAULT
     });
+    let all_cores = match threads {
+        Some(n) => Some(ThreadCount::Exactly(n)),
+        None => all_cores.then_some(ThreadCount::PerCore),
+    };
     Ok(Args {
         seconds,
         json,
         help,
+        all_cores,
     })
 }
 
@@ -143,7 +204,11 @@ struct Report {
     seconds_per_measurement: f64,
     threads: u32,
     cpu: CpuFeatures,
+    /// The code path each layer (and MD5) takes on this CPU with this build.
+    paths: Paths,
     rows: Vec<Row>,
+    /// The all-core section; `null` without `--all-cores`.
+    all_cores: Option<AllCores>,
 }
 
 /// Formats a byte count as "4 KiB", "64 KiB", "1 MiB" or plain bytes.
@@ -190,9 +255,11 @@ fn render_table(report: &Report) -> String {
         list(&report.cpu.detected)
     ));
     out.push_str(&format!(
-        "compiled to assume: {}\n\n",
+        "compiled to assume: {}\n",
         list(&report.cpu.compiled_in)
     ));
+    out.push_str(&render_paths(&report.paths));
+    out.push('\n');
 
     let group_w = lines
         .iter()
@@ -235,6 +302,76 @@ fn render_table(report: &Report) -> String {
         }
         out.push('\n');
     }
+    if let Some(all) = &report.all_cores {
+        out.push_str(&render_all_cores(all));
+    }
+    out
+}
+
+/// The code-path lines of the table's preamble.
+fn render_paths(paths: &Paths) -> String {
+    let outer_sees = if paths.outer.sees.is_empty() {
+        "(none)".to_owned()
+    } else {
+        paths.outer.sees.join(" ")
+    };
+    let mut out = format!(
+        "inner path (RustCrypto): AES {}; GHASH {}\n\
+         outer path (AWS-LC, by CPUID at run time): {}; sees {}\n",
+        paths.inner.aes, paths.inner.ghash, paths.outer.aes_gcm, outer_sees
+    );
+    if let Some(cap) = &paths.outer.ia32cap_override {
+        out.push_str(&format!(
+            "  (OPENSSL_ia32cap={cap:?} overrides AWS-LC's CPUID reading; its path may differ)\n"
+        ));
+    }
+    out.push_str(&format!(
+        "md5 path: md-5 {}; twofold-md5 {}\n",
+        paths.md5.rustcrypto, paths.md5.twofold
+    ));
+    out
+}
+
+/// The all-core section of the table: one line per workload, with the one-core figure,
+/// the aggregate, the scaling and the slowest thread's own figure.
+fn render_all_cores(all: &AllCores) -> String {
+    let width = |f: fn(&AllCoreRow) -> &str, title: &str| {
+        all.rows
+            .iter()
+            .map(|r| f(r).len())
+            .chain([title.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let group_w = width(|r| r.group, "group");
+    let impl_w = width(|r| r.implementation, "implementation");
+    let op_w = "operation".len();
+    let col_w = 9;
+    let mut out = format!(
+        "\nall cores: {} threads at once ({} available), one task each, GB/s; \
+         scaling = all cores / (one core x {}); \
+         slowest = the slowest thread's own\n",
+        all.threads, all.available_cores, all.threads
+    );
+    out.push_str(&format!(
+        "{:group_w$}  {:impl_w$}  {:op_w$}  {:>col_w$}  {:>col_w$}  {:>col_w$}  {:>col_w$}  {:>col_w$}\n",
+        "group", "implementation", "operation", "size", "one core", "all cores", "scaling", "slowest"
+    ));
+    for r in &all.rows {
+        let scaling = r
+            .scaling
+            .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"));
+        out.push_str(&format!(
+            "{:group_w$}  {:impl_w$}  {:op_w$}  {:>col_w$}  {:>col_w$.2}  {:>col_w$.2}  {scaling:>col_w$}  {:>col_w$.2}\n",
+            r.group,
+            r.implementation,
+            r.operation,
+            size_label(r.size_bytes),
+            r.one_core_gb_per_s,
+            r.aggregate_gb_per_s,
+            r.slowest_thread_gb_per_s,
+        ));
+    }
     out
 }
 
@@ -275,6 +412,12 @@ impl JsonSink {
 
 fn run(args: &Args) -> Result<(), BenchError> {
     let sink = args.json.as_ref().map(JsonSink::open).transpose()?;
+    let mut rows = layers::all_rows(args.seconds)?;
+    rows.extend(md5_rows::all_rows(args.seconds)?);
+    let all_cores = args
+        .all_cores
+        .map(|threads| all_cores::run(threads.resolve(), args.seconds))
+        .transpose()?;
     let report = Report {
         tool: "simd-bench",
         version: env!("CARGO_PKG_VERSION"),
@@ -282,7 +425,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         seconds_per_measurement: args.seconds,
         threads: 1,
         cpu: cpu::detect(),
-        rows: layers::all_rows(args.seconds)?,
+        paths: paths::detect(),
+        rows,
+        all_cores,
     };
     let table = render_table(&report);
     if matches!(sink, Some(JsonSink::Stdout)) {
@@ -331,6 +476,44 @@ mod tests {
         assert_eq!(a.seconds, SECONDS_DEFAULT);
         assert_eq!(a.json, None);
         assert!(!a.help);
+        assert_eq!(a.all_cores, None);
+    }
+
+    #[test]
+    fn all_cores_and_threads() {
+        assert_eq!(
+            parse(&["--all-cores"]).unwrap().all_cores,
+            Some(ThreadCount::PerCore)
+        );
+        assert_eq!(
+            parse(&["--all-cores", "--threads", "3"]).unwrap().all_cores,
+            Some(ThreadCount::Exactly(3))
+        );
+        assert_eq!(
+            parse(&["--threads=16", "--all-cores"]).unwrap().all_cores,
+            Some(ThreadCount::Exactly(16))
+        );
+        // --threads alone implies --all-cores.
+        assert_eq!(
+            parse(&["--threads", "1"]).unwrap().all_cores,
+            Some(ThreadCount::Exactly(1))
+        );
+        let max = THREADS_MAX.to_string();
+        assert_eq!(
+            parse(&["--threads", &max]).unwrap().all_cores,
+            Some(ThreadCount::Exactly(THREADS_MAX))
+        );
+        // The other options still parse alongside.
+        let a = parse(&["--quick", "--all-cores", "--json", "-"]).unwrap();
+        assert_eq!(a.seconds, SECONDS_QUICK);
+        assert_eq!(a.json, Some(JsonTarget::Stdout));
+        assert!(
+            USAGE.contains(&format!("1 to {THREADS_MAX}")),
+            "usage names the bound"
+        );
+        let n = ThreadCount::PerCore.resolve();
+        assert!((1..=THREADS_MAX).contains(&n));
+        assert_eq!(ThreadCount::Exactly(5).resolve(), 5);
     }
 
     #[test]
@@ -370,6 +553,15 @@ mod tests {
             &["--json"],
             &["--json", ""],
             &["--frobnicate"],
+            &["--threads"],
+            &["--threads", "0"],
+            &["--threads", "-2"],
+            &["--threads", "2.5"],
+            &["--threads", "many"],
+            &["--threads", ""],
+            &["--threads=99999999999999999999999"],
+            &["--all-cores=yes"],
+            &["--quick=1"],
         ] {
             assert!(
                 matches!(parse(bad), Err(BenchError::Usage(_))),
@@ -404,11 +596,13 @@ mod tests {
             seconds_per_measurement: 0.1,
             threads: 1,
             cpu: cpu::detect(),
+            paths: paths::detect(),
             rows: vec![
                 row("a", "seal", 4096, 1.0),
                 row("a", "seal", 65536, 2.0),
                 row("a", "open", 4096, 3.0),
             ],
+            all_cores: None,
         };
         let table = render_table(&report);
         let header = table.lines().find(|l| l.starts_with("group")).unwrap();
@@ -435,5 +629,85 @@ mod tests {
             .count();
         assert_eq!(dual, layers::SIZES_BYTES.len() * 2);
         assert!(rows.iter().all(|r| r.gb_per_s > 0.0 && r.iterations > 0));
+    }
+
+    #[test]
+    fn all_cores_section_and_json() {
+        let all = AllCores {
+            threads: 4,
+            available_cores: 4,
+            rows: vec![AllCoreRow {
+                group: layers::GROUP_DUAL_LAYER,
+                implementation: "envelope (inner + outer)",
+                operation: "seal",
+                size_bytes: 65536,
+                one_core_gb_per_s: 1.5,
+                aggregate_gb_per_s: 5.4,
+                scaling: all_cores::scaling(5.4, 1.5, 4),
+                slowest_thread_gb_per_s: 1.3,
+                fastest_thread_gb_per_s: 1.4,
+            }],
+        };
+        let table = render_all_cores(&all);
+        assert!(table.contains("4 threads"), "{table}");
+        let line = table.lines().find(|l| l.starts_with("dual layer")).unwrap();
+        assert!(
+            line.contains("64 KiB")
+                && line.contains("1.50")
+                && line.contains("5.40")
+                && line.contains("0.90"),
+            "{table}"
+        );
+
+        let report = Report {
+            tool: "simd-bench",
+            version: "0",
+            unit: "GB/s",
+            seconds_per_measurement: 0.1,
+            threads: 1,
+            cpu: cpu::detect(),
+            paths: paths::detect(),
+            rows: Vec::new(),
+            all_cores: Some(all),
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        let row = &json["all_cores"]["rows"][0];
+        assert_eq!(json["all_cores"]["threads"], 4);
+        for key in [
+            "group",
+            "implementation",
+            "operation",
+            "size_bytes",
+            "one_core_gb_per_s",
+            "aggregate_gb_per_s",
+            "scaling",
+        ] {
+            assert!(!row[key].is_null(), "{key} missing: {row}");
+        }
+        assert!((row["scaling"].as_f64().unwrap() - 0.9).abs() < 1e-9);
+        assert!(json["paths"]["inner"]["aes_hardware"].is_boolean());
+        assert!(json["paths"]["outer"]["aes_gcm"].is_string());
+        assert!(
+            render_table(&report).contains("all cores: 4 threads"),
+            "the table carries the section"
+        );
+    }
+
+    #[test]
+    fn default_mode_has_no_all_core_section() {
+        let report = Report {
+            tool: "simd-bench",
+            version: "0",
+            unit: "GB/s",
+            seconds_per_measurement: 0.1,
+            threads: 1,
+            cpu: cpu::detect(),
+            paths: paths::detect(),
+            rows: Vec::new(),
+            all_cores: None,
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["all_cores"].is_null());
+        assert!(!render_table(&report).contains("all cores"));
     }
 }

@@ -15,6 +15,51 @@ const BATCH_TARGET: Duration = Duration::from_millis(1);
 /// clock now and then.
 const BATCH_OPS_MAX: u64 = 1 << 20;
 
+/// One operation ready to time: it owns its keys and buffers, and processes one buffer of
+/// payload each call. Built fresh per measurement and per thread, so nothing on the data
+/// path is shared between threads.
+pub type Op = Box<dyn FnMut() -> Result<(), BenchError>>;
+
+/// One thing to measure: the labels of its row, and how to set up its operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    /// See [`Row::group`].
+    pub group: &'static str,
+    /// See [`Row::implementation`].
+    pub implementation: &'static str,
+    /// See [`Row::operation`].
+    pub operation: &'static str,
+    /// Payload bytes per call of the operation.
+    pub size_bytes: usize,
+    /// Sets up keys and buffers of its own for `size_bytes` and returns the operation.
+    pub prepare: fn(usize) -> Result<Op, BenchError>,
+}
+
+impl Workload {
+    /// Sets the operation up (untimed) and measures it for about `budget_s` seconds.
+    pub fn measure(&self, budget_s: f64) -> Result<Row, BenchError> {
+        let op = self.prepare()?;
+        self.measure_prepared(budget_s, op)
+    }
+
+    /// Sets up this workload's operation, with keys and buffers of its own.
+    pub fn prepare(&self) -> Result<Op, BenchError> {
+        (self.prepare)(self.size_bytes)
+    }
+
+    /// Measures an operation this workload's [`Workload::prepare`] returned.
+    pub fn measure_prepared(&self, budget_s: f64, op: Op) -> Result<Row, BenchError> {
+        measure_row(
+            self.group,
+            self.implementation,
+            self.operation,
+            self.size_bytes,
+            budget_s,
+            op,
+        )
+    }
+}
+
 /// One measured row of the report: an operation of one implementation at one buffer size.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {

@@ -6,7 +6,6 @@
 
 use super::S3Error;
 use base64::Engine;
-use md5::Digest;
 use zeroize::Zeroizing;
 
 /// Length of an SSE-C key (AES256).
@@ -100,7 +99,7 @@ pub fn parse(headers: &[(String, Vec<u8>)], role: Role) -> Result<Option<SseC>, 
     }
     key.copy_from_slice(&bytes);
     let sent = b64.decode(md5.as_bytes()).unwrap_or_default();
-    let computed = md5::Md5::digest(key.as_slice());
+    let computed = twofold_md5::digest(key.as_slice());
     if sent.as_slice() != computed.as_slice() {
         return Err(S3Error::invalid_argument(
             "The calculated MD5 hash of the key did not match the hash that was provided.",
@@ -138,7 +137,7 @@ mod tests {
     }
 
     fn md5_of(k: &[u8]) -> String {
-        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(k))
+        base64::engine::general_purpose::STANDARD.encode(twofold_md5::digest(k))
     }
 
     #[test]

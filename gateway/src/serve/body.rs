@@ -85,7 +85,7 @@ pub struct ClientBody {
     staged: Vec<u8>,
     payload: PayloadMode,
     sha256: Option<aws_lc_rs::digest::Context>,
-    md5: Option<(md5::Md5, [u8; 16])>,
+    md5: Option<(twofold_md5::Md5, [u8; 16])>,
     checksum_header: Option<(Hasher, String)>,
     checksum_trailer: Option<Hasher>,
     expected_len: u64,
@@ -131,7 +131,7 @@ impl ClientBody {
             None
         };
         let md5 = match head.header("content-md5") {
-            Some(v) => Some((<md5::Md5 as md5::Digest>::new(), content_md5(v)?)),
+            Some(v) => Some((twofold_md5::Md5::new(), content_md5(v)?)),
             None => None,
         };
         let checksum_header =
@@ -221,7 +221,7 @@ impl ClientBody {
             c.update(data);
         }
         if let Some((m, _)) = &mut self.md5 {
-            md5::Digest::update(m, data);
+            m.update(data);
         }
         if let Some((h, _)) = &mut self.checksum_header {
             h.update(data);
@@ -442,7 +442,7 @@ impl ClientBody {
                 .map_err(BodyError::Auth)?;
         }
         if let Some((m, expected)) = self.md5.take() {
-            let got: [u8; 16] = md5::Digest::finalize(m).into();
+            let got = m.finalize();
             if !crate::envelope::constant_time_eq(&got, &expected) {
                 return Err(BodyError::BadDigest);
             }
