@@ -19,10 +19,40 @@ use std::time::{Duration, Instant};
 use twofold_bench::{procstat, prom};
 
 const USAGE: &str = "usage: twofold-bench [--quick] [--json FILE] [--skip-fs] \
-                     [--backend mem|ceph] [--ceph-env FILE]";
+                     [--backend mem|ceph] [--ceph-env FILE] [--native-simd-bench PATH]";
 const MIB: u64 = 1 << 20;
 /// How long a server may take to accept connections after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Runs of each simd-bench build (shipped, native) when comparing them, alternated; the
+/// best of each counts.
+const NATIVE_ROUNDS: usize = 2;
+/// Gateways sharing one backend bucket and the SoftHSM tokens in the custodian measurement.
+const KEYS_GATEWAYS: u64 = 3;
+/// Their bucket-key window: short, so that the writes span several windows.
+const KEYS_WINDOW_SECS: u64 = 2;
+/// Their epoch: the shortest the configuration accepts (a whole number of hours,
+/// `EPOCH_UNIT_SECS` in gateway/src/envelope/hierarchy.rs).
+const KEYS_EPOCH_SECS: u64 = 3600;
+/// Seconds over which the writes of the custodian measurement are spread (four windows).
+const KEYS_WRITE_SECS: u64 = 8;
+/// Writes per second to each gateway in the custodian measurement.
+const KEYS_WRITES_PER_SEC: u64 = 100;
+/// Uniformly random reads through each gateway after the writes.
+const KEYS_READS_PER_GATEWAY: u64 = 1500;
+/// Size of each object of the custodian measurement.
+const KEYS_OBJECT_BYTES: u64 = 4096;
+/// Connections of each load generator in the custodian measurement.
+const KEYS_CONCURRENCY: u64 = 4;
+/// Longest a load generator of the custodian measurement may run (it stops at its count).
+const KEYS_LOAD_LIMIT_SECS: u64 = 120;
+/// The issue's workload model for keysim: appliances of the cluster.
+const KEYSIM_APPLIANCES: u64 = 10;
+/// The issue's workload model for keysim: cores of each appliance.
+const KEYSIM_CORES: u64 = 64;
+/// The issue's workload model for keysim: days of writes before the reads.
+const KEYSIM_DAYS: u64 = 365;
+/// The bucket-key window the gateway runs with unless a measurement changes it.
+const WINDOW_SECS_DEFAULT: u64 = 3600;
 
 /// Sizes and durations of one run.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +114,24 @@ const CEPH_QUICK: Plan = Plan {
 };
 
 type Res<T> = Result<T, String>;
+
+/// Gateway settings that a measurement changes.
+#[derive(Debug, Clone, Copy)]
+struct GatewayOpts {
+    /// `[server] cores`: 0 for one per CPU.
+    cores: usize,
+    /// `[envelope] bucket_key_window_secs`.
+    window_secs: u64,
+    /// `[envelope] epoch_secs`; `None` leaves the gateway's default.
+    epoch_secs: Option<u64>,
+}
+
+/// How the gateway runs in the main workloads.
+const GATEWAY_DEFAULT: GatewayOpts = GatewayOpts {
+    cores: 0,
+    window_secs: WINDOW_SECS_DEFAULT,
+    epoch_secs: None,
+};
 
 /// A Ceph RGW started by tests/backends/ceph.sh, as its env file describes it.
 struct Ceph {
@@ -359,6 +407,7 @@ impl Ctx {
         &self,
         tag: &str,
         backend: SocketAddr,
+        opts: GatewayOpts,
     ) -> Res<(Server, SocketAddr, Option<SocketAddr>)> {
         let hsm = self.work.join("hsm");
         let conf_path = hsm.join("softhsm2.conf");
@@ -400,15 +449,22 @@ impl Ctx {
                  pin_file = \"{layer}.pin\"\nsofthsm2_conf = \"softhsm2.conf\"\n\n"
             )
         };
+        let epoch = opts
+            .epoch_secs
+            .map(|e| format!("epoch_secs = {e}\n"))
+            .unwrap_or_default();
         let config = format!(
-            "[envelope]\nsegment_size_bytes = 65536\nbucket_key_window_secs = 3600\nkey_cache_entries = 4096\n\n\
-             {}{}[server]\nlisten = \"127.0.0.1:{port}\"\ncores = 0\nregion = \"us-east-1\"\nplain_http = true\n\n\
+            "[envelope]\nsegment_size_bytes = 65536\nbucket_key_window_secs = {}\n{epoch}key_cache_entries = 4096\n\n\
+             {}{}[server]\nlisten = \"127.0.0.1:{port}\"\ncores = {}\nregion = \"us-east-1\"\nplain_http = true\n\
+             drain_notice_secs = 0\n\n\
              [backend]\nendpoint = \"http://{backend}\"\nplain_http = true\naccess_key_id = \"{}\"\n\
              secret_access_key = {{ file = \"backend.secret\" }}\n\n\
              [[credential]]\naccess_key_id = \"{}\"\nsecret_access_key = {{ file = \"client.secret\" }}\n\
              buckets = [\"*\"]\n",
+            opts.window_secs,
             custodian("outer"),
             custodian("inner"),
+            opts.cores,
             self.backend_key,
             self.client_key,
         );
@@ -535,10 +591,19 @@ fn workloads(p: &Plan) -> Vec<Workload> {
         .map(|n| ("count", n.to_string()))
         .into_iter()
         .collect();
+    // What rclone and s3cmd send: a plain body with its Content-MD5, no CRC trailer.
+    let mut md5_extra = put_count.clone();
+    md5_extra.push(("checksum", "when-required".into()));
+    let mut put_md5 = large("put", &md5_extra);
+    put_md5.push("--content-md5".into());
     vec![
         Workload {
             name: "put_large",
             args: large("put", &put_count),
+        },
+        Workload {
+            name: "put_large_md5",
+            args: put_md5,
         },
         Workload {
             name: "get_large",
@@ -581,6 +646,14 @@ fn workloads(p: &Plan) -> Vec<Workload> {
             ]),
         },
     ]
+}
+
+/// The workloads of `list` named in `names`, in the order of `list`.
+fn pick(list: &[Workload], names: &[&str]) -> Vec<Workload> {
+    list.iter()
+        .filter(|w| names.contains(&w.name))
+        .cloned()
+        .collect()
 }
 
 fn metrics(admin: Option<SocketAddr>) -> Option<String> {
@@ -669,22 +742,75 @@ fn run_workloads(
 }
 
 fn simd_bench(ctx: &Ctx) -> Res<Value> {
-    let path = ctx.work.join("simd.json");
-    let mut cmd = Command::new(ctx.bin.join("simd-bench"));
+    simd_bench_run(ctx, &ctx.bin.join("simd-bench"), &[], "simd")
+}
+
+/// Runs the simd-bench at `exe` (with `--quick` in a quick run, and `extra` arguments) and
+/// returns its JSON; `tag` names the report file in the work folder.
+fn simd_bench_run(ctx: &Ctx, exe: &Path, extra: &[&str], tag: &str) -> Res<Value> {
+    let path = ctx.work.join(format!("{tag}.json"));
+    let mut cmd = Command::new(exe);
     if ctx.plan.quick {
         cmd.arg("--quick");
     }
     let st = cmd
+        .args(extra)
         .arg("--json")
         .arg(&path)
         .stdout(Stdio::null())
         .status()
-        .map_err(|e| format!("simd-bench: {e}"))?;
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
     if !st.success() {
-        return Err(format!("simd-bench failed: {st}"));
+        return Err(format!("{} failed: {st}", exe.display()));
     }
     let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| format!("simd-bench JSON: {e}"))
+    serde_json::from_str(&text).map_err(|e| format!("{} JSON: {e}", exe.display()))
+}
+
+/// Whether the simd-bench at `exe` offers `flag` (its `--help` names it).
+fn simd_bench_has(exe: &Path, flag: &str) -> bool {
+    Command::new(exe)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).contains(flag)
+                || String::from_utf8_lossy(&o.stderr).contains(flag)
+        })
+}
+
+/// The shipped simd-bench (its first run is `first`) and the one built with
+/// `-C target-cpu=native` at `native`, run alternately [`NATIVE_ROUNDS`] times each:
+/// (best inner seal GB/s at 64 KiB of the shipped, of the native, the inner seal figures
+/// of every run of each). A failed run is reported and leaves its figure out.
+fn simd_native(ctx: &Ctx, first: &Value, native: &Path) -> (Option<f64>, Option<f64>, Value) {
+    let inner = |v: &Value| simd_gbps(v, "single layer", "inner", "seal");
+    let best = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let mut shipped = vec![inner(first)];
+    let mut native_runs = Vec::new();
+    for round in 0..NATIVE_ROUNDS {
+        if round > 0 {
+            match simd_bench_run(ctx, &ctx.bin.join("simd-bench"), &[], "simd-shipped") {
+                Ok(v) => shipped.push(inner(&v)),
+                Err(e) => eprintln!("  shipped simd-bench: {e}"),
+            }
+        }
+        match simd_bench_run(ctx, native, &[], "simd-native") {
+            Ok(v) => native_runs.push(inner(&v)),
+            Err(e) => eprintln!("  native simd-bench: {e}"),
+        }
+    }
+    let shipped_best = shipped.iter().copied().fold(None, best);
+    let native_best = native_runs.iter().copied().fold(None, best);
+    eprintln!("  inner seal 64 KiB, GB/s: shipped {shipped:?}, native {native_runs:?}");
+    let runs = json!({
+        "inner_seal_shipped_runs_gb_per_s": shipped,
+        "inner_seal_native_runs_gb_per_s": native_runs,
+    });
+    (shipped_best, native_best, runs)
 }
 
 /// simd-bench's GB/s for `group`/`operation` at the gateway's segment size, by
@@ -713,6 +839,280 @@ fn loadavg() -> Option<String> {
     )
 }
 
+/// Runs `twofold-keysim --json` with `args` and returns its report.
+fn keysim(ctx: &Ctx, args: &[String]) -> Res<Value> {
+    let out = Command::new(ctx.bin.join("twofold-keysim"))
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("twofold-keysim: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "twofold-keysim {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("twofold-keysim output: {e}"))
+}
+
+/// The cores a gateway with `cores = 0` runs on: one per CPU.
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The large PUT and GET through Twofold again, on a second gateway with `cores = 1` and
+/// on the main one (all cores), interleaved. Returns the results and
+/// (GET scaling, PUT scaling): all-core throughput / one-core throughput / cores.
+fn scaling(
+    ctx: &Ctx,
+    backend: SocketAddr,
+    all: (&Target, &Server),
+    backend_pids: &[u32],
+    list: &[Workload],
+    ceph: Option<&Ceph>,
+) -> Res<(Value, Option<f64>, Option<f64>)> {
+    let opts = GatewayOpts {
+        cores: 1,
+        ..GATEWAY_DEFAULT
+    };
+    let (one, one_addr, _) = ctx.start_twofold("one-core", backend, opts)?;
+    let one_t = Target {
+        name: "twofold_1core",
+        endpoint: format!("http://{one_addr}"),
+        bucket: all.0.bucket.clone(),
+        access_key: all.0.access_key.clone(),
+        secret: all.0.secret.clone(),
+    };
+    let r = run_workloads(
+        ctx,
+        &[(&one_t, vec![&one]), (all.0, vec![all.1])],
+        backend_pids,
+        &pick(list, &["put_large", "get_large"]),
+        ceph,
+    )?;
+    drop(one);
+    let cores = cpu_count();
+    let factor = |w: &str| {
+        let tp = |t: &str| {
+            r.get(w)
+                .and_then(|m| m.get(t))
+                .and_then(|v| num(v, &["gb_per_s"]))
+        };
+        ratio(tp(all.0.name), tp(one_t.name)).map(|x| x / cores as f64)
+    };
+    let (get, put) = (factor("get_large"), factor("put_large"));
+    let report = json!({
+        "cores": cores,
+        "get_scaling": get,
+        "put_scaling": put,
+        "results": r,
+    });
+    Ok((report, get, put))
+}
+
+/// Custodian operations per request on the real gateway: [`KEYS_GATEWAYS`] gateways in
+/// front of one backend bucket with the same SoftHSM tokens and short windows; paced writes
+/// of small objects spread over the gateways during several windows, then uniformly random
+/// reads of them spread over the gateways. Counts the custodian operations from each
+/// gateway's metrics, and runs keysim on the same small workload. Returns the report and
+/// (measured, keysim's) operations per request.
+fn custodian_measurement(ctx: &Ctx, backend: SocketAddr) -> Res<(Value, Option<f64>, Option<f64>)> {
+    let opts = GatewayOpts {
+        cores: 0,
+        window_secs: KEYS_WINDOW_SECS,
+        epoch_secs: Some(KEYS_EPOCH_SECS),
+    };
+    let mut gateways = Vec::new();
+    for g in 0..KEYS_GATEWAYS {
+        gateways.push(ctx.start_twofold(&format!("keys-{g}"), backend, opts)?);
+    }
+    let targets: Vec<Target> = gateways
+        .iter()
+        .map(|(_, addr, _)| Target {
+            name: "keys",
+            endpoint: format!("http://{addr}"),
+            bucket: "bench-keys".into(),
+            access_key: ctx.client_key.clone(),
+            secret: ctx.client_secret.clone(),
+        })
+        .collect();
+    ctx.load(&targets[0], &args(&[("op", "create-bucket".into())]))?;
+    let snapshot = || -> Vec<Option<String>> {
+        gateways
+            .iter()
+            .map(|(_, _, admin)| metrics(*admin))
+            .collect()
+    };
+    let before = snapshot();
+    let per_gateway = KEYS_WRITES_PER_SEC * KEYS_WRITE_SECS;
+    let objects = per_gateway * KEYS_GATEWAYS;
+    let common = |op: &str, count: u64| {
+        args(&[
+            ("op", op.into()),
+            ("size", KEYS_OBJECT_BYTES.to_string()),
+            ("prefix", "keys".into()),
+            ("concurrency", KEYS_CONCURRENCY.to_string()),
+            ("count", count.to_string()),
+            ("seconds", KEYS_LOAD_LIMIT_SECS.to_string()),
+        ])
+    };
+    // All gateways at once, one load generator each.
+    let parallel = |each: &dyn Fn(u64) -> Vec<String>| -> Res<(Vec<Value>, f64)> {
+        let t0 = Instant::now();
+        let out: Vec<Res<Value>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = targets
+                .iter()
+                .zip(0u64..)
+                .map(|(t, g)| {
+                    let a = each(g);
+                    sc.spawn(move || ctx.load(t, &a))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("load thread panicked".into()))
+                })
+                .collect()
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        Ok((out.into_iter().collect::<Res<Vec<_>>>()?, secs))
+    };
+    eprintln!(
+        "  writes: {objects} objects of {KEYS_OBJECT_BYTES} B over {KEYS_WRITE_SECS} s, \
+         {KEYS_GATEWAYS} gateways (window {KEYS_WINDOW_SECS} s, epoch {KEYS_EPOCH_SECS} s)"
+    );
+    let (writes, write_secs) = parallel(&|g| {
+        let mut a = common("put", per_gateway);
+        a.extend(args(&[
+            ("keys", per_gateway.to_string()),
+            ("key-offset", (g * per_gateway).to_string()),
+            ("rate", KEYS_WRITES_PER_SEC.to_string()),
+        ]));
+        a
+    })?;
+    eprintln!(
+        "  reads: {} uniformly random GETs through each gateway",
+        KEYS_READS_PER_GATEWAY
+    );
+    let (reads, read_secs) = parallel(&|_| {
+        let mut a = common("get", KEYS_READS_PER_GATEWAY);
+        a.extend(args(&[
+            ("keys", objects.to_string()),
+            ("pick", "random".into()),
+        ]));
+        a
+    })?;
+    let after = snapshot();
+    let sum_field = |v: &[Value], f: &str| v.iter().filter_map(|x| num(x, &[f])).sum::<f64>();
+    let (w_ops, r_ops) = (sum_field(&writes, "ops"), sum_field(&reads, "ops"));
+    let errors = sum_field(&writes, "errors") + sum_field(&reads, "errors");
+    // Custodian operations and requests over all gateways, by kind of operation.
+    let mut by_kind: BTreeMap<String, f64> = BTreeMap::new();
+    let mut hsm = Some(0.0);
+    let mut requests = Some(0.0);
+    for (b, a) in before.iter().zip(&after) {
+        let (Some(b), Some(a)) = (b, a) else {
+            hsm = None;
+            requests = None;
+            continue;
+        };
+        // A counter not yet exposed has not counted anything.
+        let delta = |name: &str| {
+            prom::sum(a, name, &[]).unwrap_or(0.0) - prom::sum(b, name, &[]).unwrap_or(0.0)
+        };
+        hsm = hsm.map(|x| x + delta("twofold_hsm_operations_total"));
+        requests = requests.map(|x| x + delta("twofold_requests_total"));
+        let kb = prom::by_label(b, "twofold_hsm_operations_total", "kind");
+        for (k, v) in prom::by_label(a, "twofold_hsm_operations_total", "kind") {
+            let d = v - kb.get(&k).copied().unwrap_or(0.0);
+            if d != 0.0 {
+                *by_kind.entry(k).or_default() += d;
+            }
+        }
+    }
+    let measured = match (hsm, requests) {
+        (Some(h), Some(r)) if r > 0.0 => Some(h / r),
+        _ => None,
+    };
+    drop(gateways);
+    // The same small workload in the model: the gateways as appliances, their cores, the
+    // writes' span as the history, reads as many as measured, cold caches (no warm-up).
+    let cores = cpu_count();
+    let writes_per_sec = (KEYS_WRITES_PER_SEC * KEYS_GATEWAYS) as f64;
+    let reads_per_sec = if w_ops > 0.0 {
+        writes_per_sec * r_ops / w_ops
+    } else {
+        writes_per_sec
+    };
+    let model_args: Vec<String> = [
+        "--scheme".to_string(),
+        "v2".into(),
+        "--appliances".into(),
+        KEYS_GATEWAYS.to_string(),
+        "--cores".into(),
+        cores.to_string(),
+        "--window-secs".into(),
+        KEYS_WINDOW_SECS.to_string(),
+        "--epoch-secs".into(),
+        KEYS_EPOCH_SECS.to_string(),
+        "--duration-secs".into(),
+        KEYS_WRITE_SECS.to_string(),
+        "--writes-per-sec".into(),
+        writes_per_sec.to_string(),
+        "--reads-per-sec".into(),
+        reads_per_sec.to_string(),
+        "--reads".into(),
+        (r_ops.max(1.0) as u64).to_string(),
+        "--warmup-reads".into(),
+        "0".into(),
+        "--sample-cores".into(),
+        (KEYS_GATEWAYS as usize * cores).to_string(),
+    ]
+    .into();
+    let model = match keysim(ctx, &model_args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("  {e}");
+            Value::Null
+        }
+    };
+    let model_per_request = num(&model, &["ops_per_request"]);
+    eprintln!(
+        "  custodian ops {} over {} requests ({} errors): {} per request; keysim on the same: {}",
+        hsm.map_or("-".into(), |h| format!("{h:.0}")),
+        requests.map_or("-".into(), |r| format!("{r:.0}")),
+        errors,
+        measured.map_or("-".into(), |m| format!("{m:.5}")),
+        model_per_request.map_or("-".into(), |m| format!("{m:.5}")),
+    );
+    let report = json!({
+        "gateways": KEYS_GATEWAYS,
+        "cores_per_gateway": cores,
+        "window_secs": KEYS_WINDOW_SECS,
+        "epoch_secs": KEYS_EPOCH_SECS,
+        "object_bytes": KEYS_OBJECT_BYTES,
+        "objects_written": w_ops,
+        "write_seconds": write_secs,
+        "reads": r_ops,
+        "read_seconds": read_secs,
+        "errors": errors,
+        "custodian_ops": hsm,
+        "custodian_ops_by_kind": by_kind,
+        "requests": requests,
+        "ops_per_request_measured": measured,
+        "ops_per_request_model": model_per_request,
+        "keysim_args": model_args,
+        "keysim": model,
+        "writes": writes,
+        "reads_load": reads,
+    });
+    Ok((report, measured, model_per_request))
+}
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b != 0.0 => Some(a / b),
@@ -726,6 +1126,7 @@ fn run() -> Res<()> {
     let mut skip_fs = false;
     let mut backend_kind = String::from("mem");
     let mut ceph_env = None;
+    let mut native_simd: Option<PathBuf> = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -734,6 +1135,7 @@ fn run() -> Res<()> {
             "--skip-fs" => skip_fs = true,
             "--backend" => backend_kind = it.next().ok_or(USAGE)?,
             "--ceph-env" => ceph_env = Some(PathBuf::from(it.next().ok_or(USAGE)?)),
+            "--native-simd-bench" => native_simd = Some(PathBuf::from(it.next().ok_or(USAGE)?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -794,6 +1196,54 @@ fn run() -> Res<()> {
 
     eprintln!("== simd-bench (crypto ceiling, one core)");
     let simd = simd_bench(&ctx)?;
+    let (inner_shipped, inner_native, native_runs) = match &native_simd {
+        Some(native) => {
+            eprintln!(
+                "== simd-bench shipped against target-cpu=native ({}), alternated",
+                native.display()
+            );
+            simd_native(&ctx, &simd, native)
+        }
+        None => (None, None, Value::Null),
+    };
+    let shipped_exe = ctx.bin.join("simd-bench");
+    let simd_all_cores = if simd_bench_has(&shipped_exe, "--all-cores") {
+        eprintln!("== simd-bench --all-cores");
+        match simd_bench_run(&ctx, &shipped_exe, &["--all-cores"], "simd-all-cores") {
+            Ok(v) => v["all_cores"].clone(),
+            Err(e) => {
+                eprintln!("  {e}");
+                Value::Null
+            }
+        }
+    } else {
+        eprintln!("== simd-bench has no --all-cores: all-core figures left out");
+        Value::Null
+    };
+    let simd_scaling = simd_all_cores["rows"].as_array().and_then(|rows| {
+        rows.iter().find_map(|r| {
+            (r["group"] == "dual layer" && r["operation"] == "seal" && r["size_bytes"] == 65536)
+                .then(|| r["scaling"].as_f64())
+                .flatten()
+        })
+    });
+    eprintln!(
+        "== twofold-keysim: scheme v2, {KEYSIM_APPLIANCES} appliances x {KEYSIM_CORES} cores, {KEYSIM_DAYS} days"
+    );
+    let keysim_year = keysim(
+        &ctx,
+        &args(&[
+            ("scheme", "v2".into()),
+            ("appliances", KEYSIM_APPLIANCES.to_string()),
+            ("cores", KEYSIM_CORES.to_string()),
+            ("days", KEYSIM_DAYS.to_string()),
+            ("skew", "uniform".into()),
+        ]),
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("  {e}");
+        Value::Null
+    });
 
     let (backend, backend_addr, backend_pids) = match &ceph {
         Some(c) => {
@@ -810,7 +1260,7 @@ fn run() -> Res<()> {
     };
     let tag = if ceph.is_some() { "ceph" } else { "mem" };
     let (nginx, nginx_addr) = ctx.start_nginx(tag, backend_addr)?;
-    let (gateway, gateway_addr, admin) = ctx.start_twofold(tag, backend_addr)?;
+    let (gateway, gateway_addr, admin) = ctx.start_twofold(tag, backend_addr, GATEWAY_DEFAULT)?;
     let direct_t = ctx.target("direct", backend_addr, false);
     let nginx_t = ctx.target("nginx", nginx_addr, false);
     let twofold_t = ctx.target("twofold", gateway_addr, true);
@@ -912,6 +1362,20 @@ fn run() -> Res<()> {
         num(&many, &["ops_per_s"]).unwrap_or(0.0),
         many["errors"]
     );
+    eprintln!(
+        "== scaling: large PUT and GET through Twofold with cores = 1 and with all {} cores",
+        cpu_count()
+    );
+    let (scaling_report, scaling_get, scaling_put) = scaling(
+        &ctx,
+        backend_addr,
+        (&twofold_t, &gateway),
+        &backend_pids,
+        &list,
+        ceph.as_ref(),
+    )?;
+    eprintln!("== custodian operations: {KEYS_GATEWAYS} gateways, one bucket, short windows");
+    let (keys_report, keys_measured, keys_model) = custodian_measurement(&ctx, backend_addr)?;
     let backend_rss: BTreeMap<&str, f64> = match &ceph {
         Some(c) => c
             .daemons
@@ -941,7 +1405,7 @@ fn run() -> Res<()> {
             .map_err(|e| e.to_string())?;
         let (backend, backend_addr) = ctx.start_backend(Some(root.path()))?;
         let (nginx, nginx_addr) = ctx.start_nginx("fs", backend_addr)?;
-        let (gateway, gateway_addr, _) = ctx.start_twofold("fs", backend_addr)?;
+        let (gateway, gateway_addr, _) = ctx.start_twofold("fs", backend_addr, GATEWAY_DEFAULT)?;
         let direct_t = ctx.target("direct", backend_addr, false);
         let nginx_t = ctx.target("nginx", nginx_addr, false);
         let twofold_t = ctx.target("twofold", gateway_addr, true);
@@ -956,7 +1420,7 @@ fn run() -> Res<()> {
                 (&twofold_t, vec![&gateway]),
             ],
             &[backend.pid()],
-            &list[..2],
+            &pick(&list, &["put_large", "get_large"]),
             None,
         )?;
         fs_results = json!(r);
@@ -1001,6 +1465,25 @@ fn run() -> Res<()> {
         (Some(a), Some(b)) => Some(a - b),
         _ => None,
     };
+    // The PUT budget: nginx's CPU per GB on the same PUT plus the dual-layer seal (and, with
+    // Content-MD5, the MD5) that simd-bench measures on one core.
+    let md5_gbps = simd_gbps(&simd, "md5", "twofold-md5", "hash");
+    let sha256_gbps = simd_gbps(&simd, "sha256", "aws-lc", "hash");
+    let put_cpu = |w: &str, t: &str| get(w, t, &["proxy_cpu_s_per_gb"]);
+    let put_budget = seal.and_then(|s| Some(put_cpu("put_large", "nginx")? + 1.0 / s));
+    let put_md5_budget = seal
+        .zip(md5_gbps)
+        .and_then(|(s, m)| Some(put_cpu("put_large_md5", "nginx")? + 1.0 / s + 1.0 / m));
+    // In the in-memory mode the large PUT is the SDK's default over plain HTTP: a signed
+    // aws-chunked body, whose SHA-256 the gateway verifies (and nginx passes on unread).
+    let put_signed_budget = match ceph {
+        None => put_budget.zip(sha256_gbps).map(|(b, h)| b + 1.0 / h),
+        Some(_) => None,
+    };
+    let ceph_ratio = |w: &str| {
+        ceph.as_ref()
+            .and_then(|_| ratio(tp(w, "twofold"), tp(w, "nginx")))
+    };
     let hsm_per_request = match (hsm_before, hsm_after) {
         (Some((h0, r0)), Some((h1, r1))) if r1 > r0 => Some((h1 - h0) / (r1 - r0)),
         _ => None,
@@ -1014,9 +1497,25 @@ fn run() -> Res<()> {
         "hsm_ops_per_request": hsm_per_request,
         "rss_growth_mib": rss_stream_peak - rss_base,
         "cpu_per_gb_vs_budget": ratio(twofold_cpu, budget),
+        "put_cpu_vs_budget": ratio(put_cpu("put_large", "twofold"), put_budget),
+        "put_md5_cpu_vs_budget": ratio(put_cpu("put_large_md5", "twofold"), put_md5_budget),
+        "put_signed_cpu_vs_budget": ratio(put_cpu("put_large", "twofold"), put_signed_budget),
+        "put_md5_vs_nginx": ratio(tp("put_large_md5", "twofold"), tp("put_large_md5", "nginx")),
+        "range_vs_nginx": ratio(ops("range_1mib", "twofold"), ops("range_1mib", "nginx")),
+        "inner_vs_native": ratio(inner_shipped, inner_native),
+        "ceph_put_vs_nginx": ceph_ratio("put_large"),
+        "ceph_get_vs_nginx": ceph_ratio("get_large"),
+        "all_core_scaling": scaling_get,
+        "all_core_scaling_put": scaling_put,
+        "all_core_scaling_cores": cpu_count(),
+        "simd_all_core_scaling": simd_scaling,
+        "custodian_ops_per_request_simulated": num(&keysim_year, &["ops_per_request"]),
+        "custodian_ops_per_request_measured": keys_measured,
+        "custodian_ops_per_request_model_small": keys_model,
     });
     let vs_direct = json!({
         "put_large": ratio(tp("put_large", "twofold"), tp("put_large", "direct")),
+        "put_large_md5": ratio(tp("put_large_md5", "twofold"), tp("put_large_md5", "direct")),
         "get_large": ratio(tp("get_large", "twofold"), tp("get_large", "direct")),
         "range_1mib": ratio(ops("range_1mib", "twofold"), ops("range_1mib", "direct")),
         "put_small": ratio(ops("put_small", "twofold"), ops("put_small", "direct")),
@@ -1059,6 +1558,20 @@ fn run() -> Res<()> {
             "dual_layer_crypto_s_per_gb": crypto_s_per_gb,
             "budget_s_per_gb": budget,
             "gateway_crypto_vs_simd_estimate": crypto_efficiency,
+            "put_twofold_s_per_gb": put_cpu("put_large", "twofold"),
+            "put_nginx_s_per_gb": put_cpu("put_large", "nginx"),
+            "put_budget_s_per_gb": put_budget,
+            "put_md5_twofold_s_per_gb": put_cpu("put_large_md5", "twofold"),
+            "put_md5_nginx_s_per_gb": put_cpu("put_large_md5", "nginx"),
+            "md5_s_per_gb": md5_gbps.map(|m| 1.0 / m),
+            "put_md5_budget_s_per_gb": put_md5_budget,
+            "sha256_s_per_gb": sha256_gbps.map(|h| 1.0 / h),
+            "put_signed_budget_s_per_gb": put_signed_budget,
+        },
+        "scaling": scaling_report,
+        "custodian": {
+            "simulated": keysim_year,
+            "measured": keys_report,
         },
         "memory": {
             "gateway_rss_start_mib": gateway_rss_start,
@@ -1087,6 +1600,12 @@ fn run() -> Res<()> {
             "inner_open_gb_per_s": simd_gbps(&simd, "single layer", "inner", "open"),
             "outer_seal_gb_per_s": simd_gbps(&simd, "single layer", "outer", "seal"),
             "outer_open_gb_per_s": simd_gbps(&simd, "single layer", "outer", "open"),
+            "md5_gb_per_s": md5_gbps,
+            "inner_seal_shipped_best_gb_per_s": inner_shipped,
+            "inner_seal_native_gb_per_s": inner_native,
+            "native_binary": native_simd.as_ref().map(|p| p.display().to_string()),
+            "native_runs": native_runs,
+            "all_cores": simd_all_cores,
             "report": simd,
         },
         "wall_seconds": started.elapsed().as_secs_f64(),

@@ -41,6 +41,38 @@ pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     found.then_some(total)
 }
 
+/// The sums of the samples of metric `name` by the value of its label `label` (samples
+/// without that label are left out).
+pub fn by_label(text: &str, name: &str, label: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut values = std::collections::BTreeSet::new();
+    let prefix = format!("{label}=\"");
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix(name) else {
+            continue;
+        };
+        let Some(inner) = rest.strip_prefix('{') else {
+            continue;
+        };
+        let Some(end) = inner.find('}') else { continue };
+        for kv in inner[..end].split(',') {
+            if let Some(v) = kv
+                .trim()
+                .strip_prefix(&prefix)
+                .and_then(|v| v.strip_suffix('"'))
+            {
+                values.insert(v.to_owned());
+            }
+        }
+    }
+    values
+        .into_iter()
+        .filter_map(|v| {
+            let total = sum(text, name, &[(label, &v)])?;
+            Some((v, total))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +101,14 @@ mod tests {
             sum(TEXT, "twofold_requests_total", &[("code", "503")]),
             None
         );
+    }
+
+    #[test]
+    fn sums_by_label() {
+        let kinds = by_label(TEXT, "twofold_hsm_operations_total", "kind");
+        assert_eq!(kinds.len(), 2);
+        assert_eq!(kinds.get("wrap"), Some(&6.0));
+        assert_eq!(kinds.get("unwrap"), Some(&1.0));
+        assert!(by_label(TEXT, "up", "kind").is_empty());
     }
 }

@@ -6,6 +6,12 @@ use std::fmt::Write;
 /// Workloads in table order: (key, label, field, unit).
 const ROWS: &[(&str, &str, &str, &str)] = &[
     ("put_large", "PUT 64 MiB", "gb_per_s", "GB/s"),
+    (
+        "put_large_md5",
+        "PUT 64 MiB, Content-MD5",
+        "gb_per_s",
+        "GB/s",
+    ),
     ("get_large", "GET 64 MiB", "gb_per_s", "GB/s"),
     (
         "range_1mib",
@@ -48,6 +54,54 @@ const TARGETS: &[(&str, &str, f64, bool)] = &[
         true,
     ),
     ("cpu_per_gb_vs_budget", "CPU s/GB over budget", 1.0, true),
+    (
+        "put_cpu_vs_budget",
+        "large PUT CPU over (nginx + dual seal)",
+        1.1,
+        true,
+    ),
+    (
+        "put_md5_cpu_vs_budget",
+        "Content-MD5 PUT CPU over (nginx+seal+MD5)",
+        1.1,
+        true,
+    ),
+    (
+        "put_signed_cpu_vs_budget",
+        "signed PUT CPU over (nginx+seal+SHA-256)",
+        1.1,
+        true,
+    ),
+];
+
+/// Ratios shown without a target: (key, label).
+const OTHER_RATIOS: &[(&str, &str)] = &[
+    ("put_md5_vs_nginx", "Content-MD5 PUT, Twofold/nginx"),
+    ("range_vs_nginx", "1 MiB ranges, Twofold/nginx"),
+    ("ceph_put_vs_nginx", "Ceph: large PUT, Twofold/nginx"),
+    ("ceph_get_vs_nginx", "Ceph: large GET, Twofold/nginx"),
+    ("inner_vs_native", "inner seal, shipped/target-cpu=native"),
+    ("all_core_scaling", "gateway all-core scaling, large GET"),
+    (
+        "all_core_scaling_put",
+        "gateway all-core scaling, large PUT",
+    ),
+    (
+        "simd_all_core_scaling",
+        "simd-bench all-core scaling, dual seal",
+    ),
+    (
+        "custodian_ops_per_request_simulated",
+        "custodian ops/request, keysim (v2, a year)",
+    ),
+    (
+        "custodian_ops_per_request_measured",
+        "custodian ops/request, measured (small)",
+    ),
+    (
+        "custodian_ops_per_request_model_small",
+        "custodian ops/request, keysim (same small)",
+    ),
 ];
 
 fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
@@ -168,6 +222,44 @@ pub fn table(r: &Value) -> String {
         fmt_num(sb["dual_seal_gb_per_s"].as_f64()),
         fmt_num(sb["dual_open_gb_per_s"].as_f64()),
     );
+    let _ = writeln!(
+        s,
+        "simd-bench inner seal 64 KiB, best of the alternated runs (GB/s): shipped {}, target-cpu=native {}; MD5 (twofold-md5) {}",
+        fmt_num(sb["inner_seal_shipped_best_gb_per_s"].as_f64()),
+        fmt_num(sb["inner_seal_native_gb_per_s"].as_f64()),
+        fmt_num(sb["md5_gb_per_s"].as_f64()),
+    );
+    match sb["all_cores"]["rows"].as_array() {
+        Some(rows) => {
+            let list: Vec<String> = rows
+                .iter()
+                .filter(|row| row["size_bytes"] == 65536)
+                .map(|row| {
+                    // "inner (RustCrypto aes-gcm)" -> "inner".
+                    let implementation = row["implementation"]
+                        .as_str()
+                        .and_then(|i| i.split_whitespace().next())
+                        .unwrap_or("?");
+                    format!(
+                        "{} {implementation} {} {} x{}",
+                        row["group"].as_str().unwrap_or("?"),
+                        row["operation"].as_str().unwrap_or("?"),
+                        fmt_num(row["aggregate_gb_per_s"].as_f64()),
+                        fmt_num(row["scaling"].as_f64()),
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "simd-bench on all {} cores, 64 KiB (aggregate GB/s, scaling per core): {}",
+                sb["all_cores"]["threads"],
+                list.join(", ")
+            );
+        }
+        None => {
+            let _ = writeln!(s, "simd-bench on all cores: not measured");
+        }
+    }
     let c = &r["cpu"];
     let _ = writeln!(
         s,
@@ -177,6 +269,46 @@ pub fn table(r: &Value) -> String {
         fmt_num(c["dual_layer_crypto_s_per_gb"].as_f64()),
         fmt_num(c["budget_s_per_gb"].as_f64()),
     );
+    let _ = writeln!(
+        s,
+        "CPU s/GB, large PUT: twofold {}, budget nginx + dual seal = {}; Content-MD5 PUT: twofold {}, budget nginx + seal + MD5 ({}) = {}",
+        fmt_num(c["put_twofold_s_per_gb"].as_f64()),
+        fmt_num(c["put_budget_s_per_gb"].as_f64()),
+        fmt_num(c["put_md5_twofold_s_per_gb"].as_f64()),
+        fmt_num(c["md5_s_per_gb"].as_f64()),
+        fmt_num(c["put_md5_budget_s_per_gb"].as_f64()),
+    );
+    let sc = &r["scaling"];
+    if sc.is_object() {
+        let tp = |w: &str, t: &str| at(sc, &["results", w, t, "gb_per_s"]).as_f64();
+        let _ = writeln!(
+            s,
+            "gateway scaling, {} cores (GB/s, one core -> all): PUT 64 MiB {} -> {} ({} per core), GET 64 MiB {} -> {} ({} per core)",
+            sc["cores"],
+            fmt_num(tp("put_large", "twofold_1core")),
+            fmt_num(tp("put_large", "twofold")),
+            fmt_num(sc["put_scaling"].as_f64()),
+            fmt_num(tp("get_large", "twofold_1core")),
+            fmt_num(tp("get_large", "twofold")),
+            fmt_num(sc["get_scaling"].as_f64()),
+        );
+    }
+    let k = &r["custodian"]["measured"];
+    if k.is_object() {
+        let _ = writeln!(
+            s,
+            "custodian ops: {} gateways (window {} s, epoch {} s), {} writes + {} random reads, {} errors: {} ops over {} requests; keysim on the same: {}",
+            k["gateways"],
+            k["window_secs"],
+            k["epoch_secs"],
+            fmt_num(k["objects_written"].as_f64()),
+            fmt_num(k["reads"].as_f64()),
+            fmt_num(k["errors"].as_f64()),
+            fmt_num(k["custodian_ops"].as_f64()),
+            fmt_num(k["requests"].as_f64()),
+            fmt_num(k["ops_per_request_model"].as_f64()),
+        );
+    }
     let mem = &r["memory"];
     let _ = writeln!(
         s,
@@ -217,6 +349,17 @@ pub fn table(r: &Value) -> String {
         );
     }
     let peak = mem["connections_rss_peak_mib"].as_f64();
+    // After the RSS target below.
+    let mut others = String::new();
+    for (key, label) in OTHER_RATIOS {
+        let v = &r["ratios"][key];
+        let shown = match v.as_f64() {
+            Some(x) if x != 0.0 && x.abs() < 0.001 => format!("{x:.2e}"),
+            Some(x) => fmt_num(Some(x)),
+            None => "-".into(),
+        };
+        let _ = writeln!(others, "{label:<44} {shown:>9}");
+    }
     let _ = writeln!(
         s,
         "{:<44} {:>9} <{:>7}  {}",
@@ -229,5 +372,40 @@ pub fn table(r: &Value) -> String {
             None => "not measured",
         }
     );
+    let _ = write!(s, "\n{:<44} {:>9}\n{others}", "other ratios", "value");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn new_rows_and_ratios_are_shown() {
+        let r = json!({
+            "mode": "quick",
+            "machine": {"cpus": 2},
+            "backend": {"name": "in-memory"},
+            "results": {"put_large_md5": {
+                "direct": {"gb_per_s": 1.0},
+                "nginx": {"gb_per_s": 0.8},
+                "twofold": {"gb_per_s": 0.6},
+            }},
+            "ratios": {"put_cpu_vs_budget": 1.05, "custodian_ops_per_request_measured": 0.0004},
+            "simd_bench": {},
+            "cpu": {},
+            "memory": {},
+        });
+        let t = table(&r);
+        assert!(t.contains("PUT 64 MiB, Content-MD5"), "{t}");
+        assert!(t.contains("0.750"), "{t}");
+        assert!(t.contains("4.00e-4"), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("large PUT CPU") && l.ends_with("met")),
+            "{t}"
+        );
+        assert!(t.contains("simd-bench on all cores: not measured"), "{t}");
+    }
 }

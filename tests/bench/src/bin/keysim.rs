@@ -22,16 +22,17 @@ use std::time::Instant;
 
 const USAGE: &str = "\
 usage: twofold-keysim [--scheme v1|v2] [--buckets N] [--appliances N] [--cores N]
-         [--window-secs S] [--epoch-days D] [--days D] [--writes-per-sec X]
-         [--reads-per-sec X] [--skew uniform|zipf:S] [--cache-entries N]
-         [--eviction lru|fifo] [--reads N] [--warmup-reads N] [--sample-cores N]
-         [--seed N]
+         [--window-secs S] [--epoch-days D | --epoch-secs S] [--days D | --duration-secs S]
+         [--writes-per-sec X] [--reads-per-sec X] [--skew uniform|zipf:S]
+         [--cache-entries N] [--eviction lru|fifo] [--reads N] [--warmup-reads N]
+         [--sample-cores N] [--seed N] [--json]
   v1: one random bucket key per (bucket, layer, window, core), wrapped by the custodian
   v2: one key per (bucket, layer, epoch) derived by the custodian (a PRF of the KEK);
       window keys are derived from it locally with HKDF
   --skew: uniform over all objects ever written, or zipf:S over objects ranked newest first
   --reads: reads measured (over the sampled cores), after --warmup-reads
-    (default: c·(ln c + 5) per sampled core, c the cache entries)";
+    (default: c·(ln c + 5) per sampled core, c the cache entries)
+  --json: print one JSON object instead of the text report";
 
 /// Key layers: inner and outer, each with its own custodian.
 const LAYERS: u64 = 2;
@@ -81,6 +82,8 @@ struct Params {
     warmup_reads: Option<u64>,
     sample_cores: u64,
     seed: u64,
+    /// Print one JSON object instead of the text report.
+    json: bool,
 }
 
 impl Default for Params {
@@ -102,6 +105,7 @@ impl Default for Params {
             warmup_reads: None,
             sample_cores: 64,
             seed: 1,
+            json: false,
         }
     }
 }
@@ -124,6 +128,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Params, String> 
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
         }
+        if flag == "--json" {
+            p.json = true;
+            continue;
+        }
         let v = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--scheme" => {
@@ -138,7 +146,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Params, String> 
             "--cores" => p.cores = parse_num(&flag, &v)?,
             "--window-secs" => p.window_secs = parse_num(&flag, &v)?,
             "--epoch-days" => p.epoch_secs = parse_num::<u64>(&flag, &v)? * 86_400,
+            "--epoch-secs" => p.epoch_secs = parse_num(&flag, &v)?,
             "--days" => p.duration_secs = parse_num::<u64>(&flag, &v)? * 86_400,
+            "--duration-secs" => p.duration_secs = parse_num(&flag, &v)?,
             "--writes-per-sec" => p.writes_per_sec = parse_num(&flag, &v)?,
             "--reads-per-sec" => p.reads_per_sec = parse_num(&flag, &v)?,
             "--skew" => {
@@ -571,6 +581,15 @@ fn num(x: f64) -> String {
     }
 }
 
+/// A length of time for the report: whole days as days, anything else in seconds.
+fn span(secs: u64) -> String {
+    if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        format!("{} days", secs / 86_400)
+    } else {
+        format!("{secs} s")
+    }
+}
+
 fn main() -> ExitCode {
     let p = match parse_args(std::env::args().skip(1)) {
         Ok(p) => p,
@@ -601,14 +620,58 @@ fn main() -> ExitCode {
         Skew::Uniform => "uniform".to_string(),
         Skew::Zipf(s) => format!("zipf:{s}"),
     };
+    let per_read = o.read_ops as f64 / o.reads.max(1) as f64;
+    if p.json {
+        let model = (p.skew == Skew::Uniform).then(|| {
+            serde_json::json!({
+                "ops_per_request": model_total / requests_per_sec,
+                "ops_per_sec": model_total,
+                "read_ops_per_sec": model_read,
+                "write_ops_per_sec": model_write,
+            })
+        });
+        let report = serde_json::json!({
+            "tool": "twofold-keysim",
+            "params": {
+                "scheme": scheme,
+                "buckets": p.buckets,
+                "appliances": p.appliances,
+                "cores": p.cores,
+                "window_secs": p.window_secs,
+                "epoch_secs": p.epoch_secs,
+                "duration_secs": p.duration_secs,
+                "writes_per_sec": p.writes_per_sec,
+                "reads_per_sec": p.reads_per_sec,
+                "skew": skew,
+                "cache_entries": p.cache_entries,
+                "eviction": format!("{:?}", p.eviction).to_lowercase(),
+                "sample_cores": p.sample_cores,
+                "seed": p.seed,
+            },
+            "distinct_keys_expected": expected_keys,
+            "distinct_keys_sampled": sampled_keys,
+            "reads": o.reads,
+            "writes": o.writes,
+            "simulated_seconds": o.seconds,
+            "mean_cached_keys": o.mean_cached,
+            "ops": {"wraps": o.ops.wraps, "unwraps": o.ops.unwraps, "derives": o.ops.derives},
+            "ops_per_request": o.per_request(),
+            "ops_per_read": per_read,
+            "cluster_ops_per_sec": o.cluster_ops_per_sec,
+            "model": model,
+            "run_seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{report}");
+        return ExitCode::SUCCESS;
+    }
     println!(
-        "scheme {scheme}: {} buckets, {} appliances x {} cores, window {} s, epoch {} days, {} days of writes",
+        "scheme {scheme}: {} buckets, {} appliances x {} cores, window {} s, epoch {}, {} of writes",
         p.buckets,
         p.appliances,
         p.cores,
         p.window_secs,
-        p.epoch_secs / 86_400,
-        p.duration_secs / 86_400
+        span(p.epoch_secs),
+        span(p.duration_secs)
     );
     println!(
         "workload: {} writes/s, {} reads/s, read skew {skew}, cache {} entries per core per layer ({:?})",
@@ -636,7 +699,7 @@ fn main() -> ExitCode {
     println!(
         "custodian ops per request: {}; per read {}; cluster ops/s {}",
         num(o.per_request()),
-        num(o.read_ops as f64 / o.reads.max(1) as f64),
+        num(per_read),
         num(o.cluster_ops_per_sec)
     );
     if p.skew == Skew::Uniform {
@@ -878,6 +941,17 @@ mod tests {
             .count();
         // Uniform: 1/365 of reads are of the last day.
         assert!(recent < n / 100, "{recent}");
+    }
+
+    #[test]
+    fn second_flags_and_json() {
+        let p = params(&["--epoch-secs", "3600", "--duration-secs", "20", "--json"]);
+        assert_eq!(p.epoch_secs, 3600);
+        assert_eq!(p.duration_secs, 20);
+        assert!(p.json);
+        assert_eq!(span(20), "20 s");
+        assert_eq!(span(2 * 86_400), "2 days");
+        assert!(parse_args(["--duration-secs", "0"].iter().map(|s| s.to_string())).is_err());
     }
 
     #[test]

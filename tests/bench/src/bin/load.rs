@@ -6,6 +6,11 @@
 //! environment variable `TWOFOLD_BENCH_SECRET`. `--checksum when-required` turns the
 //! SDK's default checksum off, so that PUT bodies go out plain (`UNSIGNED-PAYLOAD` or a
 //! signed SHA-256) instead of aws-chunked with a trailer: Ceph RGW 16 refuses the latter.
+//! `--content-md5` adds the Content-MD5 header that many clients (rclone, s3cmd) send with
+//! each PUT; it is computed once per distinct body before the run, not per request, so
+//! that the client's own cost stays low. Used with `--checksum when-required`, so that no
+//! CRC trailer is added beside it. `--rate`, `--key-offset` and `--pick random` shape the
+//! key-hierarchy workload: paced writes of distinct objects, then uniformly random reads.
 #![forbid(unsafe_code)]
 
 use aws_sdk_s3::Client;
@@ -27,16 +32,22 @@ const USAGE: &str = "\
 usage: twofold-bench-load --endpoint URL --access-key ID --bucket B
          --op create-bucket|put|get|range [--size BYTES] [--keys N] [--prefix P]
          [--concurrency N] [--seconds S] [--count N] [--range-bytes BYTES]
-         [--checksum when-supported|when-required]
+         [--checksum when-supported|when-required] [--content-md5]
+         [--rate OPS_PER_S] [--key-offset N] [--pick round-robin|random]
   (secret access key in TWOFOLD_BENCH_SECRET)
-  put:   PUT objects P-0..P-(N-1) of --size bytes, round robin
+  put:   PUT objects P-O..P-(O+N-1) of --size bytes, round robin (O: --key-offset, 0)
   get:   GET them, checking each length
-  range: GET --range-bytes at random offsets of them";
+  range: GET --range-bytes at random offsets of them
+  --content-md5: each PUT carries the Content-MD5 of its body (computed once)
+  --rate: start at most this many requests per second, all connections together
+  --pick random: each request picks its object uniformly at random instead";
 
 /// Seconds past the run's end after which unfinished requests count as hung.
 const HANG_TIMEOUT_SECS: u64 = 120;
 /// Bytes of the random block every object body repeats.
 const BLOCK_BYTES: usize = 1 << 20;
+/// Highest `--rate` accepted: beyond it pacing is no longer meaningful on loopback.
+const RATE_MAX: f64 = 1e6;
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -54,6 +65,14 @@ struct Args {
     /// Whether the SDK adds a CRC32 to every PUT (its default, sent as an aws-chunked
     /// trailer) or only where an operation requires one (a plain body).
     checksum_when_required: bool,
+    /// Whether every PUT carries the Content-MD5 of its body.
+    content_md5: bool,
+    /// Requests started per second at most, all connections together; `None`: no pacing.
+    rate: Option<f64>,
+    /// Index of the first object name: objects are P-(O)..P-(O+keys-1).
+    key_offset: u64,
+    /// Whether each request picks its object uniformly at random (else round robin).
+    pick_random: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -70,9 +89,18 @@ fn parse_args() -> Result<Args, String> {
         count: u64::MAX,
         range_bytes: 1 << 20,
         checksum_when_required: false,
+        content_md5: false,
+        rate: None,
+        key_offset: 0,
+        pick_random: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        // The one flag without a value.
+        if flag == "--content-md5" {
+            a.content_md5 = true;
+            continue;
+        }
         let v = args
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
@@ -101,6 +129,23 @@ fn parse_args() -> Result<Args, String> {
                     "when-supported" => false,
                     "when-required" => true,
                     _ => return Err(format!("--checksum: {v:?}\n{USAGE}")),
+                }
+            }
+            "--rate" => {
+                let r: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--rate: not a number: {v:?}"))?;
+                if !(r > 0.0 && r <= RATE_MAX) {
+                    return Err(format!("--rate must be above 0 and at most {RATE_MAX}"));
+                }
+                a.rate = Some(r);
+            }
+            "--key-offset" => a.key_offset = num(&v)?,
+            "--pick" => {
+                a.pick_random = match v.as_str() {
+                    "round-robin" => false,
+                    "random" => true,
+                    _ => return Err(format!("--pick: {v:?}\n{USAGE}")),
                 }
             }
             _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
@@ -155,6 +200,45 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
+}
+
+/// The body every PUT of `size` bytes sends: `block` cut to `size`, or repeated up to it.
+fn body_chunks(block: &Bytes, size: u64) -> impl Iterator<Item = Bytes> + '_ {
+    let step = block.len() as u64;
+    (0..size.div_ceil(step.max(1))).map(move |i| {
+        let n = (size - i * step).min(step) as usize;
+        block.slice(..n)
+    })
+}
+
+/// The Content-MD5 header value (base64 of the MD5) of the body of `size` bytes.
+fn content_md5(block: &Bytes, size: u64) -> String {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    for chunk in body_chunks(block, size) {
+        h.update(&chunk);
+    }
+    base64(&h.finalize())
+}
+
+/// Standard base64 with padding (RFC 4648), for the 16 bytes of a Content-MD5.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn random_block() -> Bytes {
@@ -249,18 +333,22 @@ async fn run(args: Args) -> Result<String, String> {
         return Err(format!("unknown --op {:?}\n{USAGE}", args.op));
     }
     let block = random_block();
+    // One body for every PUT of the run, so one digest.
+    let md5: Option<Arc<str>> = (args.content_md5 && args.op == "put")
+        .then(|| Arc::from(content_md5(&block, args.size).as_str()));
     let next = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(Mutex::new(Samples::default()));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.seconds);
     let mut tasks = Vec::new();
     for w in 0..args.concurrency {
-        let (client, args, next, samples, block) = (
+        let (client, args, next, samples, block, md5) = (
             client.clone(),
             args.clone(),
             next.clone(),
             samples.clone(),
             block.clone(),
+            md5.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x1234_5678_9ABC_DEF1 ^ ((w as u64 + 1) << 32));
@@ -273,10 +361,23 @@ async fn run(args: Args) -> Result<String, String> {
                 if i >= args.count {
                     break;
                 }
-                let key = format!("{}-{}", args.prefix, i % args.keys);
+                if let Some(rate) = args.rate {
+                    // Request i starts no earlier than i/rate seconds into the run.
+                    let at = start + Duration::from_secs_f64(i as f64 / rate);
+                    if at >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                let index = if args.pick_random {
+                    rng.next() % args.keys
+                } else {
+                    i % args.keys
+                };
+                let key = format!("{}-{}", args.prefix, args.key_offset + index);
                 let t0 = Instant::now();
                 let result = match args.op.as_str() {
-                    "put" => put(&client, &args, &key, &block).await,
+                    "put" => put(&client, &args, &key, &block, md5.as_deref()).await,
                     "get" => get(&client, &args, &key, None, t0).await,
                     _ => {
                         let span = args.size.saturating_sub(args.range_bytes) + 1;
@@ -332,6 +433,7 @@ async fn run(args: Args) -> Result<String, String> {
         "size_bytes": args.size,
         "range_bytes": if args.op == "range" { Some(args.range_bytes) } else { None },
         "concurrency": args.concurrency,
+        "content_md5": args.content_md5 && args.op == "put",
         "ops": s.ops,
         "errors": s.errors,
         "first_error": s.first_error,
@@ -356,6 +458,7 @@ async fn put(
     args: &Args,
     key: &str,
     block: &Bytes,
+    md5: Option<&str>,
 ) -> Result<(u64, Option<Duration>), String> {
     let body = if args.size <= BLOCK_BYTES as u64 {
         ByteStream::from(block.slice(..args.size as usize))
@@ -366,13 +469,16 @@ async fn put(
         })
     };
     let len = i64::try_from(args.size).map_err(|_| "size out of range")?;
-    client
+    let mut req = client
         .put_object()
         .bucket(&args.bucket)
         .key(key)
         .content_length(len)
-        .body(body)
-        .send()
+        .body(body);
+    if let Some(m) = md5 {
+        req = req.content_md5(m);
+    }
+    req.send()
         .await
         .map_err(|e| format!("PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
     Ok((args.size, None))
@@ -411,4 +517,32 @@ async fn get(
         return Err(format!("GetObject {key}: {n} bytes, expected {expected}"));
     }
     Ok((n, ttfb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_of_known_digests() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn content_md5_of_repeated_block() {
+        // MD5("") and MD5("abcabcab"), as S3 wants them in Content-MD5.
+        let block = Bytes::from_static(b"abc");
+        assert_eq!(content_md5(&block, 0), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        let whole: Vec<u8> = body_chunks(&block, 8).flat_map(|b| b.to_vec()).collect();
+        assert_eq!(whole, b"abcabcab");
+        use md5::Digest;
+        assert_eq!(
+            content_md5(&block, 8),
+            base64(&md5::Md5::digest(b"abcabcab"))
+        );
+    }
 }
