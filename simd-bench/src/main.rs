@@ -466,6 +466,21 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// A report of this machine with the given rows and all-core section.
+    fn test_report(rows: Vec<Row>, all_cores: Option<AllCores>) -> Report {
+        Report {
+            tool: "simd-bench",
+            version: "0",
+            unit: "GB/s",
+            seconds_per_measurement: 0.1,
+            threads: 1,
+            cpu: cpu::detect(),
+            paths: paths::detect(),
+            rows,
+            all_cores,
+        }
+    }
+
     fn parse(args: &[&str]) -> Result<Args, BenchError> {
         parse_args(args.iter().map(|s| s.to_string()))
     }
@@ -589,21 +604,14 @@ mod tests {
             iterations: 1,
             seconds: 1.0,
         };
-        let report = Report {
-            tool: "simd-bench",
-            version: "0",
-            unit: "GB/s",
-            seconds_per_measurement: 0.1,
-            threads: 1,
-            cpu: cpu::detect(),
-            paths: paths::detect(),
-            rows: vec![
+        let report = test_report(
+            vec![
                 row("a", "seal", 4096, 1.0),
                 row("a", "seal", 65536, 2.0),
                 row("a", "open", 4096, 3.0),
             ],
-            all_cores: None,
-        };
+            None,
+        );
         let table = render_table(&report);
         let header = table.lines().find(|l| l.starts_with("group")).unwrap();
         assert!(
@@ -659,17 +667,7 @@ mod tests {
             "{table}"
         );
 
-        let report = Report {
-            tool: "simd-bench",
-            version: "0",
-            unit: "GB/s",
-            seconds_per_measurement: 0.1,
-            threads: 1,
-            cpu: cpu::detect(),
-            paths: paths::detect(),
-            rows: Vec::new(),
-            all_cores: Some(all),
-        };
+        let report = test_report(Vec::new(), Some(all));
         let json = serde_json::to_value(&report).unwrap();
         let row = &json["all_cores"]["rows"][0];
         assert_eq!(json["all_cores"]["threads"], 4);
@@ -695,17 +693,7 @@ mod tests {
 
     #[test]
     fn default_mode_has_no_all_core_section() {
-        let report = Report {
-            tool: "simd-bench",
-            version: "0",
-            unit: "GB/s",
-            seconds_per_measurement: 0.1,
-            threads: 1,
-            cpu: cpu::detect(),
-            paths: paths::detect(),
-            rows: Vec::new(),
-            all_cores: None,
-        };
+        let report = test_report(Vec::new(), None);
         let json = serde_json::to_value(&report).unwrap();
         assert!(json["all_cores"].is_null());
         assert!(!render_table(&report).contains("all cores"));
