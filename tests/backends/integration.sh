@@ -18,6 +18,11 @@
 # Each test gateway gets its own backend namespace: on Ceph a user of a fresh RGW tenant,
 # on moto a moto_server of its own (see tests/src/backend.rs).
 #
+# The files are modules of the integration tests' one binary (tests/tests/it/X.rs, test
+# names X::...): it is built once, and runs the tests of the chosen modules, named exactly
+# (`--exact`, from `it --list`), so that a filter given after the backend narrows them down
+# as `cargo test FILTER` does, and `round_trip` is not `gateway_round_trip`.
+#
 # Settings: TWOFOLD_BACKENDS_KEEP=1 keeps the backend's folder and logs;
 # TWOFOLD_IT_FILES="gateway_etags gateway_ranges" runs only those files.
 set -euo pipefail
@@ -71,11 +76,31 @@ stop() {
 }
 trap stop EXIT
 
-tests=()
-for f in "${FILES[@]}"; do tests+=(--test "$f"); done
-
 echo "== building the test files"
-cargo test -q -p twofold-tests --locked --no-run "${tests[@]}"
+cargo test -q -p twofold-tests --locked --no-run --test it
+# The arguments given after the backend: libtest's filters, and its options (those below
+# take a value; --exact applies to the filters, and the run below has its own).
+filters=()
+options=()
+exact=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --skip | --test-threads | --logfile | --format | --color | --shuffle-seed | -Z)
+      options+=("$1" "${2:-}"); shift $(($# > 1 ? 2 : 1)) ;;
+    --exact) exact=(--exact); shift ;;
+    -*) options+=("$1"); shift ;;
+    *) filters+=("$1"); shift ;;
+  esac
+done
+list() { cargo test -q -p twofold-tests --locked --test it -- --list "$@" | sed -n 's/: test$//p'; }
+every=$(list)
+# The tests of the chosen files that the filters and options select, by full name.
+selected=$(list ${options[@]+"${options[@]}"} ${exact[@]+"${exact[@]}"} ${filters[@]+"${filters[@]}"})
+tests=()
+for f in "${FILES[@]}"; do
+  grep -q "^$f::" <<<"$every" || { echo "no test file tests/tests/it/$f.rs" >&2; exit 2; }
+  while IFS= read -r t; do tests+=("$t"); done < <(grep "^$f::" <<<"$selected" || true)
+done
 
 echo "== starting $backend"
 started=$(date +%s)
@@ -101,7 +126,12 @@ unset SOFTHSM2_CONF
 echo "== cargo test against $backend: ${FILES[*]}"
 started=$(date +%s)
 status=0
-cargo test -p twofold-tests --locked --no-fail-fast "${tests[@]}" -- "$@" || status=$?
+if [ "${#tests[@]}" = 0 ]; then
+  echo "   no test of those files is selected"
+else
+  cargo test -p twofold-tests --locked --no-fail-fast --test it -- \
+    ${options[@]+"${options[@]}"} --exact "${tests[@]}" || status=$?
+fi
 echo "== tests against $backend took $(($(date +%s) - started)) s"
 
 echo "== skipped on $backend: $(wc -l <"$TWOFOLD_TEST_SKIPS")"

@@ -49,7 +49,7 @@ pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// Calls `C_Finalize` on the SoftHSM2 module this process has loaded, as an HSM that goes
 /// away underneath the gateway: every custodian call fails from then on with
 /// `CKR_CRYPTOKI_NOT_INITIALIZED`, for the whole process (so a test that calls it runs in a
-/// test binary of its own).
+/// process of its own: `ran_in_own_process` in tests/tests/it/main.rs).
 pub fn finalize_softhsm2_module() {
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     let ctx = Pkcs11::new(SOFTHSM2_MODULE).unwrap_or_else(|e| panic!("load SoftHSM2: {e}"));

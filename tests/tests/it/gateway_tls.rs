@@ -527,7 +527,7 @@ fn a_missing_ca_bundle_stops_the_gateway_from_starting() {
 /// build it themselves).
 fn twofold_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/PROFILE/deps/gateway_tls-HASH
+    // target/PROFILE/deps/it-HASH
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = std::process::Command::new(cargo);

@@ -2,7 +2,8 @@
 //! before any custodian call: in an upload id by the id's MAC, in an object's stored
 //! metadata by the custodian's list of configured KEKs (counted in `/metrics`,
 //! `twofold_kek_refused_total`). No label probing of the token, no custodian load from
-//! forged headers. In a test binary of its own: the metrics recorder is per process.
+//! forged headers. In a process of its own (`crate::ran_in_own_process`): the metrics
+//! recorder is per process.
 
 // Test code throughout: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,6 +36,9 @@ fn scrape_when(admin: std::net::SocketAddr, before: &Scrape, name: &str, by: f64
 
 #[tokio::test]
 async fn headers_naming_an_unconfigured_kek_are_refused_without_a_custodian_call() {
+    if crate::ran_in_own_process() {
+        return;
+    }
     let gw = TestGateway::start_with(Options {
         admin_listener: true,
         cores: 1,

@@ -760,7 +760,7 @@ async fn a_conversion_copies_or_replaces_the_tags_as_the_tagging_directive_says(
 
 /// Not a check, a timing: a 64 MiB version 1 object converted through the gateway, beside
 /// the reads and writes it is made of. Run it on a release build:
-/// `cargo test --release -p twofold-tests --test gateway_copy_v1 -- --ignored --nocapture`.
+/// `cargo test --release -p twofold-tests --test it -- --ignored --nocapture gateway_copy_v1::`.
 #[tokio::test]
 #[ignore = "a timing, not a check"]
 async fn time_the_conversion_of_a_64_mib_object() {
