@@ -51,7 +51,8 @@ for path in /usr/bin/twofold /etc/twofold/twofold.toml /usr/lib/sysusers.d/twofo
   /usr/share/doc/twofold/operations.md /usr/share/doc/twofold/configuration.md \
   /usr/share/doc/twofold/examples/prometheus/twofold-rules.yml \
   /usr/share/doc/twofold/examples/grafana/twofold-dashboard.json \
-  /usr/share/doc/twofold/examples/haproxy/haproxy.cfg; do
+  /usr/share/doc/twofold/examples/haproxy/haproxy.cfg \
+  /usr/share/doc/twofold/console/uplot.LICENSE; do
   grep -qx "$path" "$work/contents" || { echo "package lacks $path"; exit 1; }
 done
 grep -Eqx '/(usr/)?lib/systemd/system/twofold\.service' "$work/contents" \
@@ -74,6 +75,12 @@ if grep -Eq 'deb-systemd-invoke (start|restart)' "$work/control/postinst"; then
   echo "postinst starts the service: it must wait for its configuration"; exit 1
 fi
 "$work/root/usr/bin/twofold" --version
+# The console's pages are built into the binary; its password hashes come from the binary.
+grep -q 'Twofold console' "$work/root/usr/bin/twofold" \
+  || { echo "the packaged binary lacks the console's pages"; exit 1; }
+printf 'a console password\n' | "$work/root/usr/bin/twofold" console-password --iterations 100000 \
+  | grep -Eq '^pbkdf2-sha256\$100000\$' \
+  || { echo "the packaged binary does not hash console passwords"; exit 1; }
 unit_in_pkg=$(find "$work/root" -name twofold.service -path '*/systemd/system/*')
 cmp "$unit_in_pkg" systemd/twofold.service
 echo "package: $(grep -E '^ (Package|Version|Architecture|Depends|Recommends):' "$work/info" | tr -s ' ' | tr '\n' ';')"

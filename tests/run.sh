@@ -4,16 +4,17 @@
 # and HAProxy), then checks formatting, runs clippy with warnings denied, runs every test of
 # the workspace, drives the gateway with boto3, the aws CLI, rclone and s3cmd in front of
 # s3s-fs, Ceph RGW and moto, runs the integration tests in front of Ceph and moto, two
-# appliances behind HAProxy, checks the workspace builds with its declared minimum Rust
-# version, fuzzes the parsers briefly, and checks the forced software fallback of the inner
-# layer against the format vectors.
+# appliances behind HAProxy, the operator console in headless Chromium, checks the
+# workspace builds with its declared minimum Rust version, fuzzes the parsers briefly, and
+# checks the forced software fallback of the inner layer against the format vectors.
 #
 # Usage: bash tests/run.sh         everything (what CI runs)
 #        bash tests/run.sh quick   formatting, clippy and every test of the workspace: unit
 #                                  and protocol tests, and the integration tests in front of
 #                                  the embedded s3s-fs backend, the test binaries side by side
 #                                  (tests/run_side_by_side.py); no Ceph, moto, real clients,
-#                                  appliances, package checks or fuzzing
+#                                  appliances, console browser tests, package checks or
+#                                  fuzzing
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -83,6 +84,8 @@ TWOFOLD_IT_FILES="gateway_round_trip gateway_etags gateway_copy_multipart gatewa
   bash tests/backends/integration.sh moto
 echo "== two appliances behind HAProxy over one Ceph cluster: SIGKILL under load, rolling restart"
 bash tests/appliances/run.sh
+echo "== the operator console in headless Chromium: pages, figures, jobs, refusals, secrets, speed"
+bash tests/console/run.sh
 echo "== fuzz targets (HTTP head, chunked, aws-chunked, envelope reader), 15 s each"
 bash tests/fuzz/run.sh 15
 echo "== simd-bench smoke run"

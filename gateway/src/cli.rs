@@ -50,6 +50,17 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Hash a console operator's password for `[[console.operator]] password_hash`: reads
+    /// the password from stdin (not echoed on a terminal), prints the hash. Needs no
+    /// configuration.
+    ConsolePassword {
+        /// PBKDF2 iterations.
+        #[arg(long, default_value_t = crate::config::console::PBKDF2_ITERATIONS_DEFAULT,
+              value_parser = clap::value_parser!(u32).range(
+                  i64::from(crate::config::console::PBKDF2_ITERATIONS_MIN)
+                      ..=i64::from(crate::config::console::PBKDF2_ITERATIONS_MAX)))]
+        iterations: u32,
+    },
 }
 
 /// Arguments of `twofold serve`.
@@ -349,6 +360,55 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
         }
         Command::Serve(args) => serve(args, config),
         Command::CheckConfig { .. } => check_config(config),
+        Command::ConsolePassword { iterations } => console_password(*iterations),
+    }
+}
+
+/// `twofold console-password`: one line of stdin (without echo on a terminal), hashed.
+pub fn console_password(iterations: u32) -> Result<(), CliError> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    let echo = EchoOff::new(&stdin);
+    if echo.is_some() {
+        eprint!("console password: ");
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| fail(format!("reading the password: {e}")))?;
+    drop(echo);
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.len() < 12 {
+        return Err(fail("a console password needs at least 12 characters"));
+    }
+    let hash = crate::config::PasswordHash::generate(password, iterations).map_err(fail)?;
+    println!("{hash}");
+    Ok(())
+}
+
+/// A terminal's echo, off while this lives (nothing when stdin is no terminal).
+struct EchoOff(nix::sys::termios::Termios);
+
+impl EchoOff {
+    fn new(stdin: &std::io::Stdin) -> Option<Self> {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let saved = tcgetattr(stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(stdin, SetArg::TCSANOW, &quiet).ok()?;
+        Some(Self(saved))
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.0,
+        );
+        eprintln!();
     }
 }
 
@@ -422,59 +482,45 @@ pub(crate) fn confirm(key_id: &str) -> Result<(), CliError> {
 /// `twofold check-config`: the file has parsed and validated; now check that the secrets
 /// it names can be read, and say what it configures.
 fn check_config(config: &Config) -> Result<(), CliError> {
-    for (layer, spec) in [(Layer::Outer, &config.outer), (Layer::Inner, &config.inner)] {
-        match spec {
-            crate::keys::CustodianSpec::Pkcs11 { pin, module, .. } => {
-                pin.load()
-                    .map_err(|e| fail(format!("custodian.{layer}: the PIN: {e}")))?;
-                if !module.exists() {
-                    return Err(fail(format!(
-                        "custodian.{layer}.module: {} does not exist",
-                        module.display()
-                    )));
-                }
-            }
-            crate::keys::CustodianSpec::KeyFile { path, .. } => {
-                crate::keys::custodian::read_key_file(path, layer)
-                    .map_err(|e| fail(format!("custodian.{layer}.key_file: {e}")))?;
-            }
-        }
-        println!("{layer} layer: {}", spec.describe());
+    let (ok, mut lines) = crate::config::check(config);
+    let why = (!ok).then(|| lines.pop().unwrap_or_default());
+    for line in &lines {
+        println!("{line}");
     }
-    match &config.serve {
-        Some(s) => {
-            // The certificate and key are loaded as at start (the key must match the leaf),
-            // and the backend's trust roots too, so that a bad file fails here and not at
-            // the restart.
-            let listener = match &s.listener_tls {
-                crate::config::ListenerTls::Tls { cert, key } => {
-                    crate::tls::ServerTls::load(cert, key)
-                        .map_err(|e| fail(format!("server.tls: {e}")))?;
-                    "https"
-                }
-                crate::config::ListenerTls::PlainHttp => "http",
-            };
-            let backend = match &s.backend_transport {
-                crate::config::BackendTransport::Tls { ca_bundle, .. } => {
-                    crate::tls::client_config(ca_bundle.as_deref())
-                        .map_err(|e| fail(format!("backend: {e}")))?;
-                    "https"
-                }
-                crate::config::BackendTransport::PlainHttp => "http",
-            };
-            println!(
-                "serve: listen {listener}://{}, backend {backend}://{}, {} credential(s), admin {}",
-                s.listen,
-                s.backend_host,
-                s.credentials.len(),
-                s.admin_listen
-                    .map_or_else(|| "off".to_owned(), |a| a.to_string())
-            );
-        }
-        None => println!("serve: not configured (no [server]/[backend])"),
+    match why {
+        None => Ok(()),
+        Some(why) => Err(fail(why)),
     }
-    println!("{}: ok", config.path.display());
-    Ok(())
+}
+
+/// What the web console needs, when the configuration has one: the configuration and a
+/// job runner with the gateway's own custodians and (effective) settings.
+fn console_parts(
+    config: &Config,
+    settings: &crate::config::ServeSettings,
+    inner: &Custodian,
+    outer: &Custodian,
+) -> Result<Option<crate::serve::console::ConsoleParts>, CliError> {
+    let Some(console) = &settings.console else {
+        return Ok(None);
+    };
+    let store = crate::jobs::JobStore::open(&console.state_dir).map_err(|e| {
+        fail(format!(
+            "console.state_dir: {}: {e}",
+            console.state_dir.display()
+        ))
+    })?;
+    let config = std::sync::Arc::new(config.clone());
+    let runner = crate::job_runner::Runner::new(
+        config.clone(),
+        settings.clone(),
+        (inner.clone(), outer.clone()),
+        store,
+    );
+    Ok(Some(crate::serve::console::ConsoleParts {
+        config,
+        launcher: std::sync::Arc::new(runner),
+    }))
 }
 
 /// The configuration selected by a command line.
@@ -495,7 +541,7 @@ pub fn config_args(cli: &Cli) -> &ConfigArgs {
         Command::Rewrap(a) => &a.config,
         Command::Encrypt(a) | Command::Decrypt(a) => &a.config,
         Command::Serve(a) => &a.config,
-        Command::CheckConfig { .. } => &CHECK_CONFIG_ARGS,
+        Command::CheckConfig { .. } | Command::ConsolePassword { .. } => &CHECK_CONFIG_ARGS,
     }
 }
 
@@ -861,13 +907,19 @@ fn watch_signals(
     let stop = handle.stop_flag();
     let draining = handle.drain_flag();
     let tls = handle.server_tls();
+    let admin_tls = handle.admin_tls();
     std::thread::Builder::new()
         .name("twofold-signals".into())
         .spawn(move || {
             use std::sync::atomic::Ordering;
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => reload_tls(tls.as_deref()),
+                    SIGHUP => {
+                        reload_tls(tls.as_deref(), "client");
+                        if let Some(admin) = admin_tls.as_deref() {
+                            reload_tls(Some(admin), "admin");
+                        }
+                    }
                     // A second stop signal during the notice stops at once.
                     _ if draining.load(Ordering::SeqCst) => {
                         tracing::info!(signal, "stopping now: no new connections");
@@ -898,20 +950,22 @@ fn watch_signals(
 }
 
 /// The SIGHUP reload of the client-facing certificate and key.
-fn reload_tls(tls: Option<&crate::tls::ServerTls>) {
+fn reload_tls(tls: Option<&crate::tls::ServerTls>, listener: &str) {
     let Some(tls) = tls else {
-        tracing::info!("SIGHUP: plain HTTP, no certificate to reload");
+        tracing::info!(listener, "SIGHUP: plain HTTP, no certificate to reload");
         return;
     };
     match tls.reload() {
         Ok(()) => {
             tracing::info!(
+                listener,
                 generation = tls.generation(),
                 "SIGHUP: TLS certificate reloaded"
             );
         }
         Err(e) => {
             tracing::error!(
+                listener,
                 failed_reloads = tls.reloads_failed(),
                 error = %e,
                 "SIGHUP: TLS reload failed, keeping the previous certificate"
@@ -980,7 +1034,13 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
         .credentials
         .first()
         .map(|c| c.secret.0.as_str().to_owned());
-    let handle = crate::serve::start(settings, inner, outer, config.keyring)
+    let console = console_parts(config, &settings, &inner, &outer)?;
+    let admin_scheme = match settings.admin_tls {
+        crate::config::ListenerTls::Tls { .. } => "https",
+        crate::config::ListenerTls::PlainHttp => "http",
+    };
+    let has_console = console.is_some();
+    let handle = crate::serve::start_with_console(settings, inner, outer, config.keyring, console)
         .map_err(|e| fail(format!("starting the gateway: {e}")))?;
     let addr = handle.addr();
     let scheme = if handle.server_tls().is_some() {
@@ -992,7 +1052,12 @@ fn serve(args: &ServeArgs, config: &Config) -> Result<(), CliError> {
     start_watchdog(&handle);
     crate::notify::notify_or_log("READY=1");
     if let Some(admin) = handle.admin_addr() {
-        println!("twofold: admin listener on http://{admin} (/metrics, /healthz, /readyz)");
+        println!(
+            "twofold: admin listener on {admin_scheme}://{admin} (/metrics, /healthz, /readyz)"
+        );
+        if has_console {
+            println!("twofold: console on {admin_scheme}://{admin}/console/");
+        }
     }
     if let (Some(backend), Some(secret)) = (&dev_backend, client_secret) {
         let dir = config.path.parent().unwrap_or(Path::new("."));

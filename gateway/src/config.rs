@@ -12,6 +12,11 @@ use crate::s3::{Denied, Grants, S3Op};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+mod check;
+pub mod console;
+pub use check::check;
+pub use console::{ConsoleSettings, Operator, PasswordHash};
+
 /// Default segment size of new objects.
 pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 64 * 1024;
 /// Default bucket-key window.
@@ -213,12 +218,16 @@ impl Default for ServerFile {
 pub struct AdminFile {
     /// Address and port, or `"off"`.
     pub listen: String,
+    /// `{ cert = "chain.pem", key = "key.pem" }`: serve the admin listener (metrics,
+    /// probes, console) over HTTPS.
+    pub tls: Option<ServerTlsFile>,
 }
 
 impl Default for AdminFile {
     fn default() -> Self {
         Self {
             listen: ADMIN_LISTEN_DEFAULT.into(),
+            tls: None,
         }
     }
 }
@@ -304,6 +313,8 @@ pub struct FileConfig {
     pub bucket: Vec<BucketFile>,
     /// `[admin]`
     pub admin: AdminFile,
+    /// `[console]`: the operators' web console on the admin listener.
+    pub console: Option<console::ConsoleFile>,
     /// `[log]`
     pub log: LogFile,
     /// `[limits]`
@@ -500,6 +511,10 @@ pub struct ServeSettings {
     pub drain_notice: std::time::Duration,
     /// The admin listener's address; `None`: no admin listener.
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// HTTPS or plain HTTP on the admin listener.
+    pub admin_tls: ListenerTls,
+    /// The web console on the admin listener; `None`: none.
+    pub console: Option<ConsoleSettings>,
     /// Deadlines and connection caps.
     pub limits: crate::limits::Limits,
 }
@@ -940,7 +955,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
                 server.unwrap_or_default(),
                 backend,
                 file.credential,
-                &file.admin,
+                (&file.admin, file.console),
                 path,
                 base,
             )
@@ -1028,7 +1043,7 @@ fn validate_serve(
     server: ServerFile,
     backend: BackendFile,
     credentials: Vec<CredentialFile>,
-    admin: &AdminFile,
+    (admin, console): (&AdminFile, Option<console::ConsoleFile>),
     path: &Path,
     base: &Path,
 ) -> Result<ServeSettings, ConfigError> {
@@ -1053,6 +1068,8 @@ fn validate_serve(
             )
         })?),
     };
+    let (admin_tls, console) = validate_admin(admin, console, admin_listen, base)
+        .map_err(|(field, message)| invalid(&field, message))?;
     if server.drain_notice_secs > 300 {
         return Err(invalid(
             "server.drain_notice_secs",
@@ -1245,8 +1262,49 @@ fn validate_serve(
         shutdown_grace: std::time::Duration::from_secs(server.shutdown_grace_secs),
         drain_notice: std::time::Duration::from_secs(server.drain_notice_secs),
         admin_listen,
+        admin_tls,
+        console,
         limits: crate::limits::Limits::default(),
     })
+}
+
+/// `[admin] tls` and `[console]`: a console needs an admin listener, and HTTPS unless it is
+/// on loopback or `plain_http` says otherwise.
+fn validate_admin(
+    admin: &AdminFile,
+    console: Option<console::ConsoleFile>,
+    listen: Option<std::net::SocketAddr>,
+    base: &Path,
+) -> Result<(ListenerTls, Option<ConsoleSettings>), (String, String)> {
+    let tls = match &admin.tls {
+        Some(t) if t.cert.as_os_str().is_empty() || t.key.as_os_str().is_empty() => {
+            return Err((
+                "admin.tls".into(),
+                "needs both cert and key: tls = { cert = \"chain.pem\", key = \"key.pem\" }".into(),
+            ));
+        }
+        Some(t) => ListenerTls::Tls {
+            cert: base.join(&t.cert),
+            key: base.join(&t.key),
+        },
+        None => ListenerTls::PlainHttp,
+    };
+    let console = match (console, listen) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err((
+                "console".into(),
+                "the console is served by the admin listener: [admin] listen must not be \"off\""
+                    .into(),
+            ));
+        }
+        (Some(c), Some(addr)) => {
+            let plain_beyond_loopback =
+                matches!(tls, ListenerTls::PlainHttp) && !addr.ip().is_loopback();
+            Some(console::validate(c, plain_beyond_loopback, base)?)
+        }
+    };
+    Ok((tls, console))
 }
 
 #[cfg(test)]

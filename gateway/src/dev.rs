@@ -20,6 +20,8 @@ pub const DEV_BACKEND_ACCESS_KEY: &str = "twofold-dev-backend";
 pub const DEV_CLIENT_ACCESS_KEY: &str = "twofold-dev";
 /// The backend's folder inside the dev folder.
 pub const DEV_DATA_DIR: &str = "data";
+/// File of the dev console operator's password (operator `dev`, who may act).
+pub const DEV_CONSOLE_PASSWORD_FILE: &str = "console.password";
 /// The named key of the development setup.
 pub const DEV_NAMED_KEY: &str = "alias/twofold-dev-example";
 
@@ -131,6 +133,7 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
         "so.pin",
         "backend.secret",
         "client.secret",
+        DEV_CONSOLE_PASSWORD_FILE,
     ] {
         let p = dir.join(name);
         if !p.exists() {
@@ -139,6 +142,16 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
     }
     let config = dir.join("config.toml");
     if !config.exists() {
+        let console_password = std::fs::read_to_string(dir.join(DEV_CONSOLE_PASSWORD_FILE))
+            .map_err(io(&dir.join(DEV_CONSOLE_PASSWORD_FILE)))?;
+        let console_hash = crate::config::PasswordHash::generate(
+            console_password.trim(),
+            crate::config::console::PBKDF2_ITERATIONS_MIN,
+        )
+        .map_err(|e| DevError::Io {
+            path: dir.join(DEV_CONSOLE_PASSWORD_FILE),
+            source: std::io::Error::other(e),
+        })?;
         let text = format!(
             "# Twofold development configuration, written by `twofold ... --dev`.\n\
              # Two custodians, one SoftHSM2 token each: both are needed to read an object.\n\
@@ -163,7 +176,11 @@ pub fn prepare_files(dir: &Path) -> Result<PathBuf, DevError> {
              # ACLs, versioning, ...) since nobody else shares its backend.\n\
              [[credential]]\naccess_key_id = \"{DEV_CLIENT_ACCESS_KEY}\"\n\
              secret_access_key = {{ file = \"client.secret\" }}\nbuckets = [\"*\"]\nadmin = true\n\
-             key_ids = [\"*\"]\n",
+             key_ids = [\"*\"]\n\n\
+             # The operators' web console on the admin listener (http://127.0.0.1:7481/console/):\n\
+             # log in as \"dev\" with the password in {DEV_CONSOLE_PASSWORD_FILE}.\n\
+             [console]\nstate_dir = \"console\"\n\n\
+             [[console.operator]]\nname = \"dev\"\npassword_hash = \"{console_hash}\"\nact = true\n",
             m = module.display()
         );
         write_new(&config, &text, 0o644)?;

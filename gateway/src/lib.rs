@@ -14,6 +14,8 @@ pub mod envelope;
 pub mod hardening;
 pub mod http;
 pub mod inventory;
+pub mod job_runner;
+pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod notify;

@@ -31,6 +31,15 @@ fn main() -> ExitCode {
     if let Err(e) = twofold::hardening::disable_core_dumps() {
         eprintln!("twofold: warning: could not turn off core dumps: {e}");
     }
+    if let cli::Command::ConsolePassword { iterations } = &cli.command {
+        return match cli::console_password(*iterations) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("twofold: error: {}", e.0);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = cli::config_file(&cli).and_then(|path| {
         let config = Config::load(&path)?;
         if let Some(conf) = &config.softhsm2_conf

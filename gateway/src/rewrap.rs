@@ -103,6 +103,20 @@ impl Summary {
         }
     }
 
+    /// The counters by name, as a job record keeps them.
+    pub fn counters(&self) -> [(&'static str, u64); 8] {
+        [
+            ("seen", self.seen),
+            ("rewrapped", self.rewrapped),
+            ("current", self.current),
+            ("other_key", self.other_key),
+            ("not_twofold", self.not_twofold),
+            ("changed", self.changed),
+            ("customer_key", self.customer_key),
+            ("failed", self.failed),
+        ]
+    }
+
     /// One line of progress.
     pub fn progress_line(&self, dry_run: bool) -> String {
         format!(
@@ -293,14 +307,32 @@ fn write_checkpoint(plan: &Plan, after: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// How often a paused run looks whether it may go on.
+const PAUSE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What a run reports to, and asks, whoever started it.
+pub struct Hooks<'a> {
+    /// Called after every object.
+    pub progress: &'a dyn Fn(&Summary),
+    /// Asked before every object: while it says yes, the run waits (objects already
+    /// started finish).
+    pub paused: &'a dyn Fn() -> bool,
+}
+
+impl std::fmt::Debug for Hooks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hooks")
+    }
+}
+
 /// Runs the rewrap of `plan` with `keyring` (its custodians opened), reaching the backend
-/// as the gateway does. `progress` is called after every object. Returns the summary; the
-/// state file is removed once the whole bucket has been walked.
+/// as the gateway does. Returns the summary; the state file is removed once the whole
+/// bucket has been walked.
 pub fn run(
     settings: &ServeSettings,
     keyring: &Keyring,
     plan: &Plan,
-    progress: &dyn Fn(&Summary),
+    hooks: &Hooks<'_>,
 ) -> Result<Summary, String> {
     let (rt, tls) = crate::inventory::backend_runtime(settings)?;
     let mut after = read_checkpoint(plan)?;
@@ -312,9 +344,12 @@ pub fn run(
             let each = keys.iter().map(|key| {
                 let (backend, summary) = (&backend, &summary);
                 async move {
+                    while (hooks.paused)() {
+                        compio::time::sleep(PAUSE_POLL).await;
+                    }
                     let outcome = one(backend, keyring, plan, key).await;
                     summary.borrow_mut().count(key, outcome);
-                    progress(&summary.borrow());
+                    (hooks.progress)(&summary.borrow());
                 }
             });
             in_flight(

@@ -129,6 +129,16 @@ pub fn rewrap(args: &RewrapArgs, config: &Config) -> Result<(), CliError> {
         );
     }
     let keyring = crate::cli::keyring(config)?;
+    let job = crate::job_runner::cli_job(
+        config,
+        crate::jobs::JobKind::Rewrap,
+        crate::jobs::JobParams {
+            bucket: Some(plan.bucket.clone()),
+            key_id: plan.key_id.clone(),
+            dry_run: plan.dry_run,
+            version: None,
+        },
+    );
     let tty = std::io::stderr().is_terminal();
     let progress = |s: &crate::rewrap::Summary| {
         if tty {
@@ -136,8 +146,23 @@ pub fn rewrap(args: &RewrapArgs, config: &Config) -> Result<(), CliError> {
         } else if s.seen.is_multiple_of(1000) {
             eprintln!("{}", s.progress_line(args.dry_run));
         }
+        if let Some(job) = &job {
+            job.progress(&s.counters(), s.progress_line(args.dry_run));
+        }
     };
-    let summary = crate::rewrap::run(serve, &keyring, &plan, &progress).map_err(fail)?;
+    let paused = || job.as_ref().is_some_and(|j| j.paused());
+    let hooks = crate::rewrap::Hooks {
+        progress: &progress,
+        paused: &paused,
+    };
+    let result = crate::rewrap::run(serve, &keyring, &plan, &hooks);
+    if let Some(job) = &job {
+        job.finish(match &result {
+            Ok(summary) => Ok(summary.lines(args.dry_run)),
+            Err(e) => Err(e.clone()),
+        });
+    }
+    let summary = result.map_err(fail)?;
     if tty {
         eprintln!();
     }

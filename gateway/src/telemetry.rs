@@ -43,6 +43,8 @@ pub const HSM_OPERATIONS_TOTAL: &str = "twofold_hsm_operations_total";
 pub const HSM_OPERATION_DURATION_SECONDS: &str = "twofold_hsm_operation_duration_seconds";
 /// Failed custodian operations.
 pub const HSM_ERRORS_TOTAL: &str = "twofold_hsm_errors_total";
+/// When each custodian last answered an operation successfully, by layer (Unix seconds).
+pub const HSM_LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "twofold_hsm_last_success_timestamp_seconds";
 /// Unwraps refused without a custodian call: the header named a KEK that is not configured.
 pub const KEK_REFUSED_TOTAL: &str = "twofold_kek_refused_total";
 /// Reads of objects under a destroyed (crypto-shredded) key, refused.
@@ -212,6 +214,11 @@ fn describe() {
     describe_counter!(
         HSM_ERRORS_TOTAL,
         "Key custodian operations that failed, by layer and kind."
+    );
+    describe_gauge!(
+        HSM_LAST_SUCCESS_TIMESTAMP_SECONDS,
+        Unit::Seconds,
+        "When each custodian last answered an operation successfully (Unix time)."
     );
     describe_counter!(
         KEK_REFUSED_TOTAL,
@@ -507,9 +514,60 @@ pub fn hsm_operation(layer: Layer, kind: &'static str, elapsed: Duration, ok: bo
     metrics::counter!(HSM_OPERATIONS_TOTAL, "layer" => layer, "kind" => kind).increment(1);
     metrics::histogram!(HSM_OPERATION_DURATION_SECONDS, "layer" => layer, "kind" => kind)
         .record(elapsed.as_secs_f64());
-    if !ok {
+    if ok {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics::gauge!(HSM_LAST_SUCCESS_TIMESTAMP_SECONDS, "layer" => layer).set(now);
+    } else {
         metrics::counter!(HSM_ERRORS_TOTAL, "layer" => layer, "kind" => kind).increment(1);
     }
+}
+
+/// Integrity failures kept for the console, the newest last ([`integrity_events`]).
+pub const INTEGRITY_EVENTS_KEPT: usize = 50;
+
+/// One stored object that failed verification, as the console lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IntegrityEvent {
+    /// When (Unix seconds).
+    pub at: u64,
+    /// The request id the client was answered with.
+    pub request_id: String,
+    /// The request's method.
+    pub method: String,
+    /// Bucket and key of the object.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    /// The metric's `reason` label.
+    pub reason: &'static str,
+    /// What failed.
+    pub detail: String,
+}
+
+/// The last [`INTEGRITY_EVENTS_KEPT`] integrity failures of the process. Written only when
+/// a stored object fails verification, never on the path of a good request.
+static INTEGRITY_EVENTS: std::sync::Mutex<std::collections::VecDeque<IntegrityEvent>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// Keeps `event` among the last integrity failures.
+pub fn record_integrity_event(event: IntegrityEvent) {
+    let mut kept = INTEGRITY_EVENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if kept.len() == INTEGRITY_EVENTS_KEPT {
+        kept.pop_front();
+    }
+    kept.push_back(event);
+}
+
+/// The last integrity failures, the newest first.
+pub fn integrity_events() -> Vec<IntegrityEvent> {
+    let kept = INTEGRITY_EVENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    kept.iter().rev().cloned().collect()
 }
 
 /// Counts a key-cache lookup (`cache`: `seal` or `open` for bucket keys, `epoch` for epoch

@@ -81,6 +81,25 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
+/// The subject and expiry (Unix seconds) of the first certificate of a PEM chain: what the
+/// console shows of the certificate clients see.
+pub fn leaf_validity(path: &Path) -> Result<(String, i64), TlsError> {
+    let invalid = |message: String| TlsError::Pem {
+        path: path.to_path_buf(),
+        message,
+    };
+    let chain = read_certificates(path)?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| invalid("no certificate".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| invalid(format!("the certificate does not parse: {e}")))?;
+    Ok((
+        cert.subject().to_string(),
+        cert.validity().not_after.timestamp(),
+    ))
+}
+
 /// Builds the client-facing configuration from a PEM certificate chain and a PEM private
 /// key (PKCS#8, PKCS#1 or SEC1). Fails if the key does not match the certificate.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["envelope"],
     &["telemetry"],
     &["keys"],
-    &["config", "tls"],
+    &["config", "tls", "jobs"],
     &["serve"],
     &[
         "cli",
@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
         "devbackend",
         "devbackend_absent",
         "inventory",
+        "job_runner",
         "rewrap",
         "rotation",
     ],
@@ -109,6 +110,7 @@ const SERVE_LEVELS: &[&[&str]] = &[
     &["passthrough", "bucket_encryption"],
     &["object"],
     &["multipart"],
+    &["console"],
     &["admin"],
 ];
 

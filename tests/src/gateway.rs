@@ -279,7 +279,7 @@ impl TestGateway {
             base_domains: opts.base_domains,
             unencrypted_objects: opts.unencrypted_objects,
             // The tests' gateway and backend talk plain HTTP on loopback, explicitly;
-            // tests/tests/gateway_tls.rs starts TLS ones with `start_another_with`.
+            // tests/tests/it/gateway_tls.rs starts TLS ones with `start_another_with`.
             listener_tls: ListenerTls::PlainHttp,
             backend_transport: BackendTransport::PlainHttp,
             backend_addr: backend_addr.to_string(),
@@ -291,9 +291,11 @@ impl TestGateway {
             shutdown_grace: Duration::from_secs(30),
             drain_notice: Duration::ZERO,
             admin_listen: opts.admin_listener.then(loopback0),
+            admin_tls: twofold::config::ListenerTls::PlainHttp,
+            console: None,
             limits: opts.limits,
             credentials: [
-                // Every test may administer its buckets; tests/tests/gateway_grants.rs
+                // Every test may administer its buckets; tests/tests/it/gateway_grants.rs
                 // checks the grants with credentials of its own.
                 admin.configured(None, Grants::ADMIN),
                 limited.configured(Some(&[LIMITED_BUCKET]), Grants::default()),

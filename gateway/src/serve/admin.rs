@@ -2,8 +2,10 @@
 //! alive and its cores go round their loops) and `/readyz` (the backend answers and every
 //! key custodian has a working session). It runs on a thread and a compio runtime of its
 //! own, with its own backend connection, so probing never touches the cores' data path.
-//! It is meant for 127.0.0.1 or a management network: it has no authentication and tells
-//! nothing secret.
+//! `/metrics` and the probes are meant for 127.0.0.1 or a management network: they have no
+//! authentication and tell nothing secret. Under `/console` it serves the operators' web
+//! console (`super::console`), which has its own logins. With `[admin] tls` the listener
+//! speaks HTTPS only.
 //!
 //! `/readyz` answers from a probe at most [`READINESS_REUSE`] old: probes within that time
 //! (and probes that arrive while one is running) share its result, so a flood of them costs
@@ -76,6 +78,10 @@ struct Admin {
     last_probe: RefCell<Option<Readiness>>,
     /// Whether a probe is running now.
     probing: Cell<bool>,
+    /// The web console, when configured.
+    console: Option<super::console::Console>,
+    /// HTTPS, when configured.
+    tls: Option<crate::tls::CoreAcceptor>,
 }
 
 /// What the admin listener shares with the gateway's cores.
@@ -92,6 +98,10 @@ pub(crate) struct Shared {
     pub(crate) done: Arc<AtomicBool>,
     /// The backend's TLS client configuration, if the backend is reached over TLS.
     pub(crate) backend_tls: Option<Arc<rustls::ClientConfig>>,
+    /// What the web console needs, when the configuration has one.
+    pub(crate) console: Option<super::console::ConsoleParts>,
+    /// The admin listener's certificate, when it speaks HTTPS ([`load_tls`]).
+    pub(crate) tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 /// Binds the admin listener and starts its thread. The thread ends when `shared.done` is
@@ -108,10 +118,14 @@ pub(crate) fn start(
         stopping,
         done,
         backend_tls,
+        console,
+        tls,
     } = shared;
+    let https = tls.is_some();
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let has_console = settings.console.is_some();
     let settings = settings.clone();
     let metrics = crate::telemetry::install_metrics();
     let thread = std::thread::Builder::new()
@@ -124,11 +138,22 @@ pub(crate) fn start(
                     return;
                 }
             };
+            let console = match (settings.console.clone(), console) {
+                (Some(c), Some(parts)) => Some(super::console::Console::new(
+                    c,
+                    parts,
+                    (inner.clone(), outer.clone()),
+                    tls.is_some(),
+                )),
+                _ => None,
+            };
             let admin = Rc::new(Admin {
                 backend: Backend::new(
                     &settings,
                     backend_tls.map(|c| crate::tls::core_client_config(&c)),
                 ),
+                console,
+                tls: tls.map(crate::tls::CoreAcceptor::new),
                 inner,
                 outer,
                 metrics,
@@ -141,8 +166,26 @@ pub(crate) fn start(
             });
             rt.block_on(accept_loop(admin, listener, done));
         })?;
-    tracing::info!(addr = %local, "admin listener on /metrics, /healthz, /readyz");
+    tracing::info!(
+        addr = %local,
+        console = has_console,
+        https,
+        "admin listener on /metrics, /healthz, /readyz"
+    );
     Ok((local, thread))
+}
+
+/// The admin listener's certificate, when `[admin] tls` is configured.
+pub(crate) fn load_tls(
+    settings: &ServeSettings,
+) -> std::io::Result<Option<Arc<crate::tls::ServerTls>>> {
+    match &settings.admin_tls {
+        crate::config::ListenerTls::Tls { cert, key } => Ok(Some(Arc::new(
+            crate::tls::ServerTls::load(cert, key)
+                .map_err(|e| std::io::Error::other(format!("admin.tls: {e}")))?,
+        ))),
+        crate::config::ListenerTls::PlainHttp => Ok(None),
+    }
 }
 
 async fn accept_loop(admin: Rc<Admin>, l: std::net::TcpListener, done: Arc<AtomicBool>) {
@@ -159,7 +202,7 @@ async fn accept_loop(admin: Rc<Admin>, l: std::net::TcpListener, done: Arc<Atomi
             continue;
         };
         match result {
-            Ok((stream, _)) => admit(&admin, stream),
+            Ok((stream, peer)) => admit(&admin, stream, peer),
             Err(e) => super::accept_failed(&admin.connections, &e).await,
         }
         accept = Box::pin(listener.accept());
@@ -167,7 +210,7 @@ async fn accept_loop(admin: Rc<Admin>, l: std::net::TcpListener, done: Arc<Atomi
 }
 
 /// Serves a new connection, or closes it at once above [`ADMIN_CONNECTIONS_MAX`].
-fn admit(admin: &Rc<Admin>, stream: compio::net::TcpStream) {
+fn admit(admin: &Rc<Admin>, stream: compio::net::TcpStream, peer: SocketAddr) {
     if admin.open.get() >= ADMIN_CONNECTIONS_MAX {
         admin.connections.refused("core_limit");
         return;
@@ -176,16 +219,24 @@ fn admit(admin: &Rc<Admin>, stream: compio::net::TcpStream) {
     admin.connections.accepted.increment(1);
     admin.connections.open.increment(1.0);
     let admin = admin.clone();
+    let acceptor = admin.tls.as_ref().map(|t| t.acceptor());
     compio::runtime::spawn(async move {
-        let conn = Conn::new(stream).with_deadlines(ADMIN_DEADLINES);
-        serve(&admin, conn).await;
+        let conn = match acceptor {
+            None => Some(Conn::new(stream)),
+            Some(acceptor) => super::handshake(acceptor, stream)
+                .await
+                .map(|tls| Conn::from_stream(super::io::Stream::Tls(Box::new(tls)))),
+        };
+        if let Some(conn) = conn {
+            serve(&admin, conn.with_deadlines(ADMIN_DEADLINES), peer).await;
+        }
         admin.open.set(admin.open.get() - 1);
         admin.connections.open.decrement(1.0);
     })
     .detach();
 }
 
-async fn serve(admin: &Admin, mut conn: Conn) {
+async fn serve(admin: &Admin, mut conn: Conn, peer: SocketAddr) {
     let limits = Limits::default();
     let mut first = true;
     loop {
@@ -196,33 +247,37 @@ async fn serve(admin: &Admin, mut conn: Conn) {
         };
         first = false;
         conn.start_body(&head);
-        let (status, content_type, body) = match (head.method.as_str(), head.path()) {
-            ("GET", "/metrics") => (
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                admin.metrics.render(),
-            ),
-            ("GET", "/healthz") => healthz(admin),
-            ("GET", "/readyz") => readyz(admin).await,
-            ("GET", _) => (
-                404,
-                "text/plain",
-                "not found: /metrics, /healthz, /readyz\n".into(),
-            ),
-            _ => (405, "text/plain", "only GET\n".into()),
+        let path = head.path();
+        let answer = match &admin.console {
+            Some(console) if path == "/console" || path.starts_with("/console/") => {
+                match read_body(&mut conn, &head).await {
+                    Ok(body) => {
+                        console
+                            .handle(&console_request(&head, &body, peer), admin)
+                            .await
+                    }
+                    Err((status, why)) => Answer::text(status, why),
+                }
+            }
+            _ => probes(admin, &head).await,
         };
-        let mut out = ResponseHead::new(status);
-        out.push_header("content-type", content_type.as_bytes().to_vec());
-        out.push_header("content-length", body.len().to_string().into_bytes());
-        out.push_header("cache-control", b"no-store".to_vec());
-        let mut bytes = Vec::with_capacity(256 + body.len());
+        let mut out = ResponseHead::new(answer.status);
+        out.push_header("content-type", answer.content_type.as_bytes().to_vec());
+        out.push_header("content-length", answer.body.len().to_string().into_bytes());
+        for (name, value) in &answer.headers {
+            out.push_header(name, value.as_bytes().to_vec());
+        }
+        if !answer.headers.iter().any(|(n, _)| *n == "cache-control") {
+            out.push_header("cache-control", b"no-store".to_vec());
+        }
+        let mut bytes = Vec::with_capacity(256 + answer.body.len());
         if out.write(&mut bytes).is_err() {
             break;
         }
         if !conn.is_head_request() {
-            bytes.extend_from_slice(body.as_bytes());
+            bytes.extend_from_slice(&answer.body);
         }
-        // No handler here reads a body: a request with one ends the connection.
+        // A body left unread (refused as too large) ends the connection.
         if conn.write_all(bytes).await.0.is_err() || !head.keep_alive() || !conn.request_body_read()
         {
             break;
@@ -232,6 +287,100 @@ async fn serve(admin: &Admin, mut conn: Conn) {
         admin.connections.closed(wait.label());
     }
     conn.shutdown().await;
+}
+
+use super::console::Answer;
+
+impl Answer {
+    fn text(status: u16, body: impl Into<String>) -> Self {
+        Answer {
+            status,
+            content_type: "text/plain",
+            headers: Vec::new(),
+            body: body.into().into_bytes(),
+        }
+    }
+}
+
+/// `/metrics`, `/healthz`, `/readyz`.
+async fn probes(admin: &Admin, head: &crate::http::RequestHead) -> Answer {
+    let (status, content_type, body) = match (head.method.as_str(), head.path()) {
+        ("GET", "/metrics") => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            admin.metrics.render(),
+        ),
+        ("GET", "/healthz") => healthz(admin),
+        ("GET", "/readyz") => readyz(admin).await,
+        ("GET", _) => (
+            404,
+            "text/plain",
+            "not found: /metrics, /healthz, /readyz\n".into(),
+        ),
+        _ => (405, "text/plain", "only GET\n".into()),
+    };
+    Answer {
+        status,
+        content_type,
+        headers: Vec::new(),
+        body: body.into_bytes(),
+    }
+}
+
+/// The body of a console request: at most [`super::console::CONSOLE_BODY_BYTES_MAX`], with a
+/// Content-Length.
+async fn read_body(
+    conn: &mut Conn,
+    head: &crate::http::RequestHead,
+) -> Result<Vec<u8>, (u16, &'static str)> {
+    let len = match head.body_kind() {
+        Ok(crate::http::BodyKind::None) => 0,
+        Ok(crate::http::BodyKind::ContentLength(n)) => n,
+        Ok(_) | Err(_) => return Err((411, "the console needs a Content-Length\n")),
+    };
+    if len > super::console::CONSOLE_BODY_BYTES_MAX {
+        return Err((413, "request body too large\n"));
+    }
+    let len = len as usize;
+    let (res, body) = conn.read_exact_into(vec![0; len], 0..len).await;
+    res.map_err(|_| (400, "the request body ended early\n"))?;
+    Ok(body)
+}
+
+fn console_request<'a>(
+    head: &'a crate::http::RequestHead,
+    body: &'a [u8],
+    remote: SocketAddr,
+) -> super::console::Request<'a> {
+    super::console::Request {
+        method: head.method.as_str(),
+        path: head.path(),
+        cookie: head.header_str("cookie"),
+        csrf: head.header_str(super::console::CSRF_HEADER),
+        body,
+        remote,
+    }
+}
+
+impl super::console::Live for Admin {
+    async fn readiness(&self) -> (bool, Vec<String>) {
+        let probe = recent_probe(self).await;
+        let ready = probe.ready && !self.stopping.load(Ordering::SeqCst);
+        (ready, probe.report.lines().map(str::to_owned).collect())
+    }
+
+    fn cores(&self) -> Vec<(u64, bool)> {
+        let limit = CORE_STALL_LIMIT.as_millis() as u64;
+        self.heartbeats
+            .ages_ms()
+            .into_iter()
+            .map(|ms| (ms, ms <= limit))
+            .collect()
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
 }
 
 fn healthz(admin: &Admin) -> (u16, &'static str, String) {

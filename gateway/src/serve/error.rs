@@ -230,6 +230,15 @@ pub(crate) fn report_integrity_failure(
     e: &dyn std::fmt::Display,
 ) {
     ctx.core.metrics.integrity_failure(reason);
+    crate::telemetry::record_integrity_event(crate::telemetry::IntegrityEvent {
+        at: crate::sigv4::unix_now(),
+        request_id: ctx.rid.to_owned(),
+        method: ctx.head.method.clone(),
+        bucket: ctx.address.bucket.clone().unwrap_or_default(),
+        key: ctx.address.key.clone().unwrap_or_default(),
+        reason,
+        detail: e.to_string(),
+    });
     tracing::error!(
         target: "twofold::integrity",
         resource = %ctx.address.resource(),

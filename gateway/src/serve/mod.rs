@@ -18,12 +18,14 @@
 //!    configuration);
 //! 7. `object` (PutObject, GetObject, HeadObject, CopyObject, GetObjectAttributes);
 //! 8. `multipart` (the multipart upload operations);
-//! 9. `admin` (the admin listener).
+//! 9. `console` (the operators' web console: sessions, pages, its JSON answers);
+//! 10. `admin` (the admin listener, which serves the console).
 
 pub mod admin;
 pub mod backend;
 pub mod body;
 mod bucket_encryption;
+pub mod console;
 mod error;
 pub mod io;
 mod keepalive;
@@ -168,6 +170,8 @@ pub struct ServeHandle {
     threads: Vec<std::thread::JoinHandle<()>>,
     heartbeats: Arc<Heartbeats>,
     admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
+    /// The admin listener's certificate, when it speaks HTTPS.
+    admin_tls: Option<Arc<crate::tls::ServerTls>>,
     admin_done: Arc<AtomicBool>,
     tls: Option<Arc<crate::tls::ServerTls>>,
 }
@@ -202,6 +206,15 @@ impl Heartbeats {
             .iter()
             .all(|b| now.saturating_sub(b.load(Ordering::Relaxed)) <= limit)
     }
+
+    /// Milliseconds since each core last went round its loop.
+    pub fn ages_ms(&self) -> Vec<u64> {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.beats
+            .iter()
+            .map(|b| now.saturating_sub(b.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 impl ServeHandle {
@@ -224,6 +237,12 @@ impl ServeHandle {
     /// (the SIGHUP thread) and for counters; `None` for plain HTTP.
     pub fn server_tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
         self.tls.clone()
+    }
+
+    /// The admin listener's certificate state (reloaded with the client one on SIGHUP);
+    /// `None` for plain HTTP.
+    pub fn admin_tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.admin_tls.clone()
     }
 
     /// Stops accepting, lets the requests in flight finish (up to the configured
@@ -306,6 +325,17 @@ pub fn start(
     outer: Custodian,
     keyring: KeyringSettings,
 ) -> std::io::Result<ServeHandle> {
+    start_with_console(settings, inner, outer, keyring, None)
+}
+
+/// [`start`], with the web console on the admin listener when `settings` configure one.
+pub fn start_with_console(
+    settings: ServeSettings,
+    inner: Custodian,
+    outer: Custodian,
+    keyring: KeyringSettings,
+    console: Option<console::ConsoleParts>,
+) -> std::io::Result<ServeHandle> {
     let cores = core_count(settings.cores);
     let (addr, listeners) = bind_listeners(settings.listen, cores)?;
     let (server_tls, backend_tls) = load_tls(&settings)?;
@@ -315,6 +345,7 @@ pub fn start(
     let heartbeats = Arc::new(Heartbeats::new(cores));
     crate::telemetry::install_metrics();
     let admin_done = Arc::new(AtomicBool::new(false));
+    let admin_tls = admin::load_tls(&settings)?;
     let admin = match settings.admin_listen {
         Some(a) => Some(admin::start(
             a,
@@ -326,6 +357,8 @@ pub fn start(
                 stopping: draining.clone(),
                 done: admin_done.clone(),
                 backend_tls: backend_tls.clone(),
+                console,
+                tls: admin_tls.clone(),
             },
         )?),
         None => None,
@@ -356,6 +389,7 @@ pub fn start(
         admin,
         admin_done,
         tls: server_tls,
+        admin_tls,
     })
 }
 

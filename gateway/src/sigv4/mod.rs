@@ -76,6 +76,7 @@ mod key;
 pub mod post;
 mod sign;
 mod time;
+pub use time::{format_rfc3339, unix_now};
 mod verify;
 
 pub use chunk::ChunkSigner;

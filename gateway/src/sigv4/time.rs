@@ -16,6 +16,11 @@ pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Seconds since the epoch, now.
+pub fn unix_now() -> u64 {
+    unix_secs(SystemTime::now())
+}
+
 /// The `SystemTime` of `secs` seconds after the epoch.
 pub(crate) fn system_time(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
@@ -45,6 +50,20 @@ pub(crate) fn format_amz_date(secs: u64) -> String {
         rem / 3600,
         (rem / 60) % 60,
         rem % 60
+    )
+}
+
+/// Formats seconds since the epoch as RFC 3339 in UTC: `2013-05-24T00:00:00Z`.
+pub fn format_rfc3339(secs: u64) -> String {
+    let amz = format_amz_date(secs);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &amz[0..4],
+        &amz[4..6],
+        &amz[6..8],
+        &amz[9..11],
+        &amz[11..13],
+        &amz[13..15]
     )
 }
 
@@ -142,6 +161,12 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_is_the_amz_date_with_separators() {
+        assert_eq!(format_rfc3339(1_369_353_600), "2013-05-24T00:00:00Z");
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn amz_date_round_trips() {
