@@ -330,8 +330,29 @@ pub fn run(cli: &Cli, config: &Config) -> Result<(), CliError> {
         Command::Keys {
             action: KeysAction::Report(args),
         } => {
-            let inventory = scan(config, &args.bucket)?;
-            for line in inventory.lines(&config.named_keys) {
+            // A report of every bucket is the one the console's keys page shows.
+            let job = args.bucket.is_empty().then(|| {
+                crate::job_runner::cli_job(
+                    config,
+                    crate::jobs::JobKind::Report,
+                    crate::jobs::JobParams::default(),
+                )
+            });
+            let job = job.flatten();
+            let inventory = scan(config, &args.bucket);
+            if let Some(job) = &job {
+                if let Ok(inventory) = &inventory {
+                    job.set_report(crate::job_runner::report_rows(
+                        inventory,
+                        &config.named_keys,
+                    ));
+                }
+                job.finish(match &inventory {
+                    Ok(inventory) => Ok(inventory.lines(&config.named_keys)),
+                    Err(e) => Err(e.0.clone()),
+                });
+            }
+            for line in inventory?.lines(&config.named_keys) {
                 println!("{line}");
             }
             Ok(())

@@ -260,7 +260,7 @@ impl Work {
 }
 
 /// A report's rows: objects per KEK pair, with the key that names the pair.
-fn report_rows(
+pub fn report_rows(
     inventory: &crate::inventory::Inventory,
     keys: &crate::keys::named::NamedKeys,
 ) -> Vec<ReportRow> {

@@ -87,13 +87,36 @@ pub fn destroy_version(args: &DestroyArgs, version: u32, config: &Config) -> Res
     if !args.yes {
         confirm(key.id)?;
     }
+    let job = crate::job_runner::cli_job(
+        config,
+        crate::jobs::JobKind::Shred,
+        crate::jobs::JobParams {
+            key_id: Some(key.id.to_owned()),
+            version: Some(version),
+            ..Default::default()
+        },
+    );
+    let mut said = Vec::new();
+    let mut result = Ok(());
     for (layer, spec, base) in layers(config, key, None) {
-        println!(
-            "{}",
-            Custodian::destroy_version(layer, spec, base, version)?
-        );
+        match Custodian::destroy_version(layer, spec, base, version) {
+            Ok(line) => {
+                println!("{line}");
+                said.push(line);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
     }
-    Ok(())
+    if let Some(job) = &job {
+        job.finish(match &result {
+            Ok(()) => Ok(said),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    Ok(result?)
 }
 
 /// `twofold rewrap`.
