@@ -221,40 +221,15 @@ impl Work {
             .named_keys
             .resolve(key_id)
             .ok_or_else(|| format!("{key_id:?} is no key of this configuration"))?;
-        let (inner, outer) = (
-            crate::keys::versions::label(key.inner_kek, version),
-            crate::keys::versions::label(key.outer_kek, version),
-        );
+        let (inner, outer) = crate::rotation::version_labels(key, version);
         let naming = crate::inventory::scan(serve, &[])?.naming(&inner, &outer);
-        let mut lines = vec![format!(
-            "{} object(s) in {} bucket(s) name version {version} of {:?} ({inner:?}, {outer:?})",
-            naming.objects,
-            naming.buckets.len(),
-            key.id
-        )];
+        let line = crate::rotation::naming_line(&naming, key, version);
         if naming.objects > 0 {
-            return Err(format!(
-                "{} Not destroyed: rewrap their buckets first.",
-                lines[0]
-            ));
+            return Err(format!("{line} Not destroyed: rewrap their buckets first."));
         }
-        for (layer, spec, base) in [
-            (
-                crate::envelope::aead::Layer::Outer,
-                &self.config.outer,
-                key.outer_kek,
-            ),
-            (
-                crate::envelope::aead::Layer::Inner,
-                &self.config.inner,
-                key.inner_kek,
-            ),
-        ] {
-            lines.push(
-                Custodian::destroy_version(layer, spec, base, version)
-                    .map_err(|e| format!("{layer} layer: {e}"))?,
-            );
-        }
+        let (mut lines, done) = crate::rotation::destroy_on_tokens(&self.config, key, version);
+        done.map_err(|e| e.to_string())?;
+        lines.insert(0, line);
         Ok(lines)
     }
 }

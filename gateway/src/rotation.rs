@@ -64,17 +64,9 @@ pub fn destroy_version(args: &DestroyArgs, version: u32, config: &Config) -> Res
             versions::KEK_VERSION_MAX
         )));
     }
-    let (inner, outer) = (
-        versions::label(key.inner_kek, version),
-        versions::label(key.outer_kek, version),
-    );
+    let (inner, outer) = version_labels(key, version);
     let naming = crate::cli::scan(config, &args.scan.bucket)?.naming(&inner, &outer);
-    println!(
-        "{} object(s) in {} bucket(s) name version {version} of {:?} ({inner:?}, {outer:?})",
-        naming.objects,
-        naming.buckets.len(),
-        key.id
-    );
+    println!("{}", naming_line(&naming, key, version));
     if args.dry_run {
         return Ok(());
     }
@@ -96,19 +88,9 @@ pub fn destroy_version(args: &DestroyArgs, version: u32, config: &Config) -> Res
             ..Default::default()
         },
     );
-    let mut said = Vec::new();
-    let mut result = Ok(());
-    for (layer, spec, base) in layers(config, key, None) {
-        match Custodian::destroy_version(layer, spec, base, version) {
-            Ok(line) => {
-                println!("{line}");
-                said.push(line);
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
+    let (said, result) = destroy_on_tokens(config, key, version);
+    for line in &said {
+        println!("{line}");
     }
     if let Some(job) = &job {
         job.finish(match &result {
@@ -117,6 +99,46 @@ pub fn destroy_version(args: &DestroyArgs, version: u32, config: &Config) -> Res
         });
     }
     Ok(result?)
+}
+
+/// The KEK labels of version `version` of `key`: (inner, outer).
+pub(crate) fn version_labels(key: KeyChoice<'_>, version: u32) -> (String, String) {
+    (
+        versions::label(key.inner_kek, version),
+        versions::label(key.outer_kek, version),
+    )
+}
+
+/// What a scan found of the objects naming version `version` of `key`, in one line.
+pub(crate) fn naming_line(
+    naming: &crate::inventory::Tally,
+    key: KeyChoice<'_>,
+    version: u32,
+) -> String {
+    let (inner, outer) = version_labels(key, version);
+    format!(
+        "{} object(s) in {} bucket(s) name version {version} of {:?} ({inner:?}, {outer:?})",
+        naming.objects,
+        naming.buckets.len(),
+        key.id
+    )
+}
+
+/// Destroys version `version` of `key` on each custodian, outer first, up to the first
+/// failure: the sentence of each token done, and the failure.
+pub(crate) fn destroy_on_tokens(
+    config: &Config,
+    key: KeyChoice<'_>,
+    version: u32,
+) -> (Vec<String>, Result<(), crate::keys::KeyError>) {
+    let mut said = Vec::new();
+    for (layer, spec, base) in layers(config, key, None) {
+        match Custodian::destroy_version(layer, spec, base, version) {
+            Ok(line) => said.push(line),
+            Err(e) => return (said, Err(e)),
+        }
+    }
+    (said, Ok(()))
 }
 
 /// `twofold rewrap`.

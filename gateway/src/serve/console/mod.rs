@@ -85,11 +85,10 @@ pub(crate) struct Answer {
 
 impl Answer {
     fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        let mut headers: Vec<(&'static str, String)> = SECURITY_HEADERS
+        let headers = SECURITY_HEADERS
             .iter()
             .map(|(k, v)| (*k, (*v).to_owned()))
             .collect();
-        headers.shrink_to_fit();
         Self {
             status,
             content_type,
@@ -140,11 +139,7 @@ impl Console {
         custodians: (Custodian, Custodian),
         secure_cookie: bool,
     ) -> Self {
-        let _ = std::os::unix::fs::DirBuilderExt::mode(
-            std::fs::DirBuilder::new().recursive(true),
-            0o700,
-        )
-        .create(&settings.state_dir);
+        // Opening the store makes the state folder (owner-only), where the audit log goes too.
         let store = JobStore::open(&settings.state_dir)
             .map_err(|e| format!("{}: {e}", settings.state_dir.display()));
         if let Err(e) = &store {
@@ -211,7 +206,9 @@ impl Console {
             }
         };
         if req.method == "POST" {
-            if !req.csrf.is_some_and(|c| auth::same(c, &session.csrf)) {
+            if !req.csrf.is_some_and(|c| {
+                crate::envelope::constant_time_eq(c.as_bytes(), session.csrf.as_bytes())
+            }) {
                 let why = "the request lacks the session's CSRF token";
                 self.audit
                     .record(&session.operator, req.remote, &action_of(req), false, why);
