@@ -27,7 +27,10 @@ pub const GROUP_SINGLE_LAYER: &str = "single layer";
 /// Group of the rows that measure the whole envelope, both layers (see [`workloads`]).
 pub const GROUP_DUAL_LAYER: &str = "dual layer";
 
-const INNER_NAME: &str = "inner (RustCrypto aes-gcm)";
+const INNER_NAME: &str = "inner (twofold-gcm)";
+/// The inner layer forced onto RustCrypto's `aes-gcm`, the path of CPUs without VAES and
+/// VPCLMULQDQ.
+const INNER_RUSTCRYPTO_NAME: &str = "RustCrypto aes-gcm (inner, no AVX-512 path)";
 const OUTER_NAME: &str = "outer (AWS-LC)";
 
 /// A fixed key: the benchmark measures speed, not secrecy.
@@ -55,6 +58,7 @@ pub fn workloads() -> Vec<Workload> {
         all.extend([
             inner_seal_workload(size),
             single(INNER_NAME, "open", size, inner_open),
+            single(INNER_RUSTCRYPTO_NAME, "seal", size, inner_rustcrypto_seal),
             outer_seal_workload(size),
             single(OUTER_NAME, "open", size, outer_open),
         ]);
@@ -252,7 +256,14 @@ fn outer_aead() -> Result<OuterAead, BenchError> {
 }
 
 fn inner_seal(size: usize) -> Result<Op, BenchError> {
-    let aead = inner_aead();
+    seal_with(inner_aead(), size)
+}
+
+fn inner_rustcrypto_seal(size: usize) -> Result<Op, BenchError> {
+    seal_with(InnerAead::rustcrypto(&BENCH_KEY), size)
+}
+
+fn seal_with(aead: InnerAead, size: usize) -> Result<Op, BenchError> {
     let mut buf = sample(size);
     let mut n: u64 = 0;
     Ok(Box::new(move || {

@@ -65,7 +65,7 @@ impl Workload {
 pub struct Row {
     /// Group of rows in the table, e.g. [`GROUP_SINGLE_LAYER`](crate::layers::GROUP_SINGLE_LAYER).
     pub group: &'static str,
-    /// What was measured, e.g. "inner (RustCrypto aes-gcm)".
+    /// What was measured, e.g. "inner (twofold-gcm)".
     pub implementation: &'static str,
     /// "seal" or "open".
     pub operation: &'static str,

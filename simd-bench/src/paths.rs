@@ -12,7 +12,8 @@ use serde::Serialize;
 /// The code paths of both layers and of MD5.
 #[derive(Debug, Clone, Serialize)]
 pub struct Paths {
-    /// The inner layer: RustCrypto `aes-gcm` (AES from `aes`, GHASH from `polyval`).
+    /// The inner layer: `twofold-gcm` (AES from `aes`, GHASH of its own on VPCLMULQDQ, or
+    /// RustCrypto's `aes-gcm` with GHASH from `polyval`).
     pub inner: InnerPath,
     /// The outer layer: AWS-LC's AES-GCM.
     pub outer: OuterPath,
@@ -27,9 +28,9 @@ pub struct InnerPath {
     pub aes_hardware: bool,
     /// The `aes` backend in use, e.g. "AES-NI (x86_aes backend)".
     pub aes: &'static str,
-    /// Whether `polyval` (GHASH) uses carry-less multiply instructions here.
+    /// Whether GHASH uses carry-less multiply instructions here.
     pub ghash_clmul: bool,
-    /// The `polyval` backend in use.
+    /// The GHASH in use: `twofold-gcm`'s VPCLMULQDQ code or a `polyval` backend.
     pub ghash: &'static str,
 }
 
@@ -160,11 +161,16 @@ impl Features {
 /// `--cfg aes_backend="avx256"` or `"avx512"`, and then need VAES (detected with the ZMM
 /// state enabled, hence the AVX-512 check) and, for the 512-bit one, AVX-512F. `polyval`
 /// 0.7 uses PCLMULQDQ when the CPU has AVX and PCLMULQDQ (PMULL on aarch64) unless built
-/// with `--cfg polyval_backend="soft"`.
+/// with `--cfg polyval_backend="soft"`. `twofold-gcm` replaces both with its own AES-GCM
+/// where the CPU has AES-NI, VAES, PCLMULQDQ, VPCLMULQDQ and AVX-512 F/BW, unless built
+/// with either of those cfgs set to "soft" (it says which path it took).
 fn inner_path(f: &Features) -> InnerPath {
     let aes_hardware = aes::hardware_accelerated();
     let vaes_ok = f.vaes && f.avx512f;
-    let aes = if !aes_hardware {
+    let wide = twofold_gcm::Path::detected() == twofold_gcm::Path::Avx512;
+    let aes = if wide {
+        twofold_gcm::Path::Avx512.aes()
+    } else if !aes_hardware {
         "software (fixsliced, constant-time)"
     } else if cfg!(target_arch = "aarch64") {
         "ARMv8 AES instructions (aarch64_aes backend)"
@@ -184,7 +190,9 @@ fn inner_path(f: &Features) -> InnerPath {
         } else {
             cfg!(any(target_arch = "x86", target_arch = "x86_64")) && f.avx && f.pclmulqdq
         };
-    let ghash = if !ghash_clmul {
+    let ghash = if wide {
+        twofold_gcm::Path::Avx512.ghash()
+    } else if !ghash_clmul {
         "software (portable Rust)"
     } else if cfg!(target_arch = "aarch64") {
         "PMULL intrinsics"

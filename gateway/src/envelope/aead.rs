@@ -1,10 +1,9 @@
 //! The two AES-256-GCM implementations, one per layer, behind one small interface.
 //!
-//! The inner layer is RustCrypto's `aes-gcm` (its `aes` crate picks AES-NI or VAES at run
-//! time); the outer layer is AWS-LC through `aws-lc-rs`. They share no code, no key and no
-//! nonce: a flaw in one implementation leaves the other layer standing.
-
-use aes_gcm::aead::{AeadInOut, KeyInit};
+//! The inner layer is `twofold-gcm`: its own AES-GCM on VAES and VPCLMULQDQ where the CPU
+//! has them, RustCrypto's `aes-gcm` everywhere else (picked at run time); the outer layer
+//! is AWS-LC through `aws-lc-rs`. They share no
+//! code, no key and no nonce: a flaw in one implementation leaves the other layer standing.
 
 /// Length in bytes of an AES-256 key.
 pub const KEY_LEN_BYTES: usize = 32;
@@ -20,7 +19,7 @@ pub struct AeadFailure;
 /// Which of the two layers a key or a segment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layer {
-    /// The layer applied first on write and removed last on read (RustCrypto `aes-gcm`).
+    /// The layer applied first on write and removed last on read (`twofold-gcm`).
     Inner,
     /// The layer applied last on write and removed first on read (AWS-LC).
     Outer,
@@ -53,23 +52,30 @@ impl std::fmt::Display for Layer {
     }
 }
 
-/// Inner layer: AES-256-GCM from RustCrypto.
+/// Inner layer: AES-256-GCM from `twofold-gcm`.
 pub struct InnerAead {
-    cipher: aes_gcm::Aes256Gcm,
+    cipher: twofold_gcm::Aes256Gcm,
 }
 
 impl std::fmt::Debug for InnerAead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("InnerAead(RustCrypto aes-gcm, key hidden)")
+        write!(f, "InnerAead({:?}, key hidden)", self.cipher.path())
     }
 }
 
 impl InnerAead {
-    /// Builds the cipher for `key`. The expanded key schedule is zeroised when dropped
-    /// (`aes` is built with its `zeroize` support through `aes-gcm`).
+    /// Builds the cipher for `key`, on the widest path the CPU has. The round keys and
+    /// GHASH key are zeroised when dropped.
     pub fn new(key: &[u8; KEY_LEN_BYTES]) -> Self {
         Self {
-            cipher: aes_gcm::Aes256Gcm::new(key.into()),
+            cipher: twofold_gcm::Aes256Gcm::new(key),
+        }
+    }
+
+    /// The cipher on RustCrypto's `aes-gcm` whatever the CPU, for comparing the paths.
+    pub fn rustcrypto(key: &[u8; KEY_LEN_BYTES]) -> Self {
+        Self {
+            cipher: twofold_gcm::Aes256Gcm::rustcrypto(key),
         }
     }
 
@@ -80,15 +86,13 @@ impl InnerAead {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN_BYTES], AeadFailure> {
-        let tag = self
-            .cipher
-            .encrypt_inout_detached(&(*nonce).into(), aad, buf.into())
-            .map_err(|_| AeadFailure)?;
-        Ok(tag.into())
+        self.cipher
+            .seal_in_place(nonce, aad, buf)
+            .map_err(|_| AeadFailure)
     }
 
     /// Verifies `tag` over `buf` and decrypts it in place. On failure `buf` holds no
-    /// plaintext: `aes-gcm` checks the tag before it decrypts.
+    /// plaintext: the tag is checked before anything is decrypted.
     pub fn open_in_place(
         &self,
         nonce: &[u8; NONCE_LEN_BYTES],
@@ -97,7 +101,7 @@ impl InnerAead {
         tag: &[u8; TAG_LEN_BYTES],
     ) -> Result<(), AeadFailure> {
         self.cipher
-            .decrypt_inout_detached(&(*nonce).into(), aad, buf.into(), &(*tag).into())
+            .open_in_place(nonce, aad, buf, tag)
             .map_err(|_| AeadFailure)
     }
 }

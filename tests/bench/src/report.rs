@@ -235,7 +235,7 @@ pub fn table(r: &Value) -> String {
                 .iter()
                 .filter(|row| row["size_bytes"] == 65536)
                 .map(|row| {
-                    // "inner (RustCrypto aes-gcm)" -> "inner".
+                    // "inner (twofold-gcm)" -> "inner".
                     let implementation = row["implementation"]
                         .as_str()
                         .and_then(|i| i.split_whitespace().next())
