@@ -206,9 +206,13 @@ mod x86 {
     fn key_schedule(key: &[u8; 32], out: &mut [u128; ROUND_KEYS]) {
         use zeroize::Zeroize;
         let mut rk = [_mm_setzero_si128(); ROUND_KEYS];
-        let (lo, hi) = key.split_at(16);
-        rk[0] = load(u128::from_le_bytes(lo.try_into().unwrap_or([0; 16])));
-        rk[1] = load(u128::from_le_bytes(hi.try_into().unwrap_or([0; 16])));
+        let (mut lo, mut hi) = ([0u8; 16], [0u8; 16]);
+        lo.copy_from_slice(&key[..16]);
+        hi.copy_from_slice(&key[16..]);
+        rk[0] = load(u128::from_le_bytes(lo));
+        rk[1] = load(u128::from_le_bytes(hi));
+        lo.zeroize();
+        hi.zeroize();
         rk[2] = even::<0x01>(rk[0], rk[1]);
         rk[3] = odd(rk[2], rk[1]);
         rk[4] = even::<0x02>(rk[2], rk[3]);
