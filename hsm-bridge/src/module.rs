@@ -29,10 +29,28 @@ pub(crate) struct Module {
 /// Every module this process has loaded, by canonical path.
 static MODULES: Mutex<Vec<Arc<Module>>> = Mutex::new(Vec::new());
 
-/// Serialises `init_token` within the process, so that two callers do not
-/// both take the same free slot (the second `C_InitToken` would wipe the
-/// first one's token).
-static INIT_TOKEN_LOCK: Mutex<()> = Mutex::new(());
+/// Serialises, within the process, every listing of a module's slots and
+/// every token creation. Two callers of `init_token` must not take the same
+/// free slot (the second `C_InitToken` would wipe the first one's token), and
+/// SoftHSM2 rebuilds its slot table on each `C_GetSlotList`: two threads doing
+/// so at once, or one doing so while another's `C_InitToken` adds a token, can
+/// insert one token twice and abort the whole process (an assertion in its
+/// `SlotManager::insertToken`). Slots are listed when a token is opened or
+/// reopened and when one is created, never per request.
+static SLOTS_LOCK: Mutex<()> = Mutex::new(());
+
+/// Proof that the caller holds [`SLOTS_LOCK`], which the slot listings need.
+#[derive(Debug)]
+pub(crate) struct SlotsHeld {
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Takes [`SLOTS_LOCK`] for the listings and token creation that follow.
+pub(crate) fn hold_slots() -> SlotsHeld {
+    SlotsHeld {
+        _guard: lock(&SLOTS_LOCK),
+    }
+}
 
 /// Locks a mutex, going on after a panic elsewhere: every value guarded in
 /// this crate stays consistent across a panic (a registry of `Arc`s, a
@@ -123,7 +141,7 @@ impl Module {
     /// stop the search for the others; but if the label is found nowhere
     /// else, that token may be the one sought, so the answer is
     /// [`Error::TokenUnavailable`] rather than "not found".
-    pub(crate) fn token_slots(&self, label: &str) -> Result<Vec<Slot>, Error> {
+    pub(crate) fn token_slots(&self, _held: &SlotsHeld, label: &str) -> Result<Vec<Slot>, Error> {
         let ctx = Ctx::token(label);
         let slots = self.ctx.get_slots_with_token().map_err(|e| ctx.map(e))?;
         let mut found = Vec::new();
@@ -155,8 +173,8 @@ impl Module {
     }
 
     /// The one slot holding the token with this label.
-    pub(crate) fn token_slot(&self, label: &str) -> Result<Slot, Error> {
-        let slots = self.token_slots(label)?;
+    pub(crate) fn token_slot(&self, held: &SlotsHeld, label: &str) -> Result<Slot, Error> {
+        let slots = self.token_slots(held, label)?;
         match slots.as_slice() {
             [] => Err(Error::TokenNotFound {
                 label: label.to_owned(),
@@ -170,7 +188,7 @@ impl Module {
     }
 
     /// A slot whose token is present but not initialised.
-    fn free_slot(&self, label: &str) -> Result<Option<Slot>, Error> {
+    fn free_slot(&self, _held: &SlotsHeld, label: &str) -> Result<Option<Slot>, Error> {
         let ctx = Ctx::token(label);
         let slots = self.ctx.get_slots_with_token().map_err(|e| ctx.map(e))?;
         for slot in slots {
@@ -203,15 +221,15 @@ pub fn init_token(
 ) -> Result<(), Error> {
     check_token_label(label)?;
     let module = load(module_path)?;
-    let _one_at_a_time = lock(&INIT_TOKEN_LOCK);
+    let held = hold_slots();
     let ctx = Ctx::token(label);
-    if !module.token_slots(label)?.is_empty() {
+    if !module.token_slots(&held, label)?.is_empty() {
         return Err(Error::TokenExists {
             label: label.to_owned(),
         });
     }
     let free = module
-        .free_slot(label)?
+        .free_slot(&held, label)?
         .ok_or_else(|| Error::TokenUnavailable {
             label: label.to_owned(),
             detail: "no slot with an uninitialised token is free".to_owned(),
@@ -221,7 +239,7 @@ pub fn init_token(
         .init_token(free, &so_pin.auth_pin(), label)
         .map_err(|e| ctx.map(e))?;
     // SoftHSM2 gives an initialised token a new slot id: find it again.
-    let slot = module.token_slot(label)?;
+    let slot = module.token_slot(&held, label)?;
     let session = module.ctx.open_rw_session(slot).map_err(|e| ctx.map(e))?;
     session
         .login(UserType::So, Some(&so_pin.auth_pin()))
@@ -244,7 +262,7 @@ pub fn init_token(
 pub fn token_exists(module_path: &Path, label: &str) -> Result<bool, Error> {
     check_token_label(label)?;
     let module = load(module_path)?;
-    Ok(!module.token_slots(label)?.is_empty())
+    Ok(!module.token_slots(&hold_slots(), label)?.is_empty())
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ impl Token {
         let module = module::load(&cfg.module_path)?;
         let label = cfg.token_label.as_str();
         let ctx = Ctx::token(label);
-        let slot = module.token_slot(label)?;
+        let slot = module.token_slot(&crate::module::hold_slots(), label)?;
 
         let mut tokens = lock(&TOKENS);
         tokens.retain(|t| t.strong_count() > 0);
@@ -170,7 +170,7 @@ impl Token {
             )) => {
                 // The module was initialised again or the token re-inserted, and slot ids
                 // can change with that: find the token by its label again.
-                let slot = module.token_slot(&self.inner.label)?;
+                let slot = module.token_slot(&crate::module::hold_slots(), &self.inner.label)?;
                 *lock(&self.inner.slot) = slot;
                 module.ctx.open_rw_session(slot).map_err(|e| ctx.map(e))?
             }
