@@ -821,7 +821,15 @@ async fn a_part_sent_again_replaces_it_under_keys_of_its_own() {
     // Two uploads of part 2 at once: both taken, the backend keeps one (told apart by
     // size, since s3s-fs lists no part ETags).
     let (two_a, two_b) = (random_bytes(5 * MIB), random_bytes(5 * MIB + 1));
-    let (ra, rb) = tokio::join!(upload(2, two_a.clone()), upload(2, two_b.clone()));
+    let (ra, rb) = if gw.backend_kind() == BackendKind::Moto {
+        // moto answers 500 now and then to two uploads of one part at once, also without
+        // the gateway ("ValueError: read of closed file": one request replaces the part
+        // the other is still reading); a client would retry. One after the other there.
+        let ra = upload(2, two_a.clone()).await;
+        (ra, upload(2, two_b.clone()).await)
+    } else {
+        tokio::join!(upload(2, two_a.clone()), upload(2, two_b.clone()))
+    };
     let (ea, eb) = (etag(ra.unwrap()), etag(rb.unwrap()));
     let listed = s3
         .list_parts()
